@@ -1,0 +1,71 @@
+"""The `analyzer` command line: a thin typer app.
+
+Each command lives in its own module with a ``register(app)`` function and calls one library
+function; the registry below is an explicit list, not discovery.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from analyzer import __version__
+from analyzer.cli import (
+    anomalies_cmd,
+    audit_cmd,
+    generate_cmd,
+    graph_cmd,
+    ingest_cmd,
+    policy_cmds,
+    recommend_cmd,
+    report_cmd,
+)
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="analyzer",
+    help=(
+        "Least-privilege Kubernetes NetworkPolicies from observed flow logs "
+        "(Cilium Hubble, Calico), and an audit of the policies you already have."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"analyzer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Least-privilege NetworkPolicies from Hubble and Calico flow logs."""
+
+
+for _module in (
+    ingest_cmd,
+    generate_cmd,
+    graph_cmd,
+    recommend_cmd,
+    policy_cmds,
+    audit_cmd,
+    anomalies_cmd,
+    report_cmd,
+):
+    _module.register(app)

@@ -1,0 +1,200 @@
+"""The canonical flow schema every reader produces (DESIGN.md, "The canonical flow schema").
+
+One row per flow record (a Hubble event, a Calico aggregate), replies and drops included.
+Columns are only ever added, never renamed. Column names are used through the constants
+below, never as scattered string literals.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+
+__all__ = [
+    "FLOW_SCHEMA",
+    "FLOW_POLARS_SCHEMA",
+    "FLOW_COLUMNS",
+    "VERDICTS",
+    "DIRECTIONS",
+    "ENTITIES",
+    "SOURCE_FORMATS",
+    "empty_flows",
+    "conform",
+]
+
+# --- column names (the contract of DESIGN.md) ------------------------------------------------
+TIME = "time"
+SOURCE_FORMAT = "source_format"
+NODE = "node"
+VERDICT = "verdict"
+DROP_REASON = "drop_reason"
+DIRECTION = "direction"
+IS_REPLY = "is_reply"
+PROTOCOL = "protocol"
+SRC_IP = "src_ip"
+DST_IP = "dst_ip"
+SRC_PORT = "src_port"
+DST_PORT = "dst_port"
+SRC_NAMESPACE = "src_namespace"
+DST_NAMESPACE = "dst_namespace"
+SRC_POD = "src_pod"
+DST_POD = "dst_pod"
+SRC_WORKLOAD = "src_workload"
+DST_WORKLOAD = "dst_workload"
+SRC_LABELS = "src_labels"
+DST_LABELS = "dst_labels"
+SRC_NAMESPACE_LABELS = "src_namespace_labels"
+DST_NAMESPACE_LABELS = "dst_namespace_labels"
+SRC_ENTITY = "src_entity"
+DST_ENTITY = "dst_entity"
+SRC_IDENTITY = "src_identity"
+DST_IDENTITY = "dst_identity"
+DST_NAMES = "dst_names"
+DNS_QUERY = "dns_query"
+FLOW_COUNT = "flow_count"
+
+# --- additional columns (additive to the contract) --------------------------------------------
+END_TIME = "end_time"  # Calico aggregation window end; null for per-event formats
+FLOW_TYPE = "flow_type"  # Hubble Type: L3_L4, L7, SOCK; Calico: aggregate
+EVENT_TYPE = "event_type"  # Hubble monitor event type (1 drop, 4 trace, 5 policy verdict, 129 L7)
+OBSERVATION_POINT = "observation_point"  # Hubble trace_observation_point, e.g. TO_ENDPOINT
+TRACE_REASON = "trace_reason"  # Hubble conntrack state: NEW, ESTABLISHED, REPLY, ...
+TCP_FLAGS = "tcp_flags"  # sorted, comma-joined set flags, e.g. "ACK,SYN"; null when not TCP/unknown
+ICMP_TYPE = "icmp_type"
+ICMP_CODE = "icmp_code"
+L7_TYPE = "l7_type"  # request, response, sample
+L7_PROTOCOL = "l7_protocol"  # dns, http, kafka
+HTTP_METHOD = "http_method"
+HTTP_URL = "http_url"
+DNS_RCODE = "dns_rcode"
+SRC_NAMES = "src_names"
+SRC_SERVICE = "src_service"  # "namespace/name" of a Service frontend, when known
+DST_SERVICE = "dst_service"
+REPORTER = "reporter"  # Calico: src or dst; null for Hubble
+POLICIES_ENFORCED = "policies_enforced"  # Calico enforced policy trace / Hubble *_allowed_by
+POLICIES_PENDING = "policies_pending"  # Calico staged-policy trace
+BYTES = "bytes"
+PACKETS = "packets"
+INGEST_ID = "ingest_id"  # content hash of the input this row came from (see the manifest)
+
+_S = pa.string()
+_LS = pa.list_(pa.string())
+
+FLOW_SCHEMA: pa.Schema = pa.schema(
+    [
+        pa.field(TIME, pa.timestamp("us", tz="UTC")),
+        pa.field(SOURCE_FORMAT, _S),
+        pa.field(NODE, _S),
+        pa.field(VERDICT, _S),
+        pa.field(DROP_REASON, _S),
+        pa.field(DIRECTION, _S),
+        pa.field(IS_REPLY, pa.bool_()),
+        pa.field(PROTOCOL, _S),
+        pa.field(SRC_IP, _S),
+        pa.field(DST_IP, _S),
+        pa.field(SRC_PORT, pa.int32()),
+        pa.field(DST_PORT, pa.int32()),
+        pa.field(SRC_NAMESPACE, _S),
+        pa.field(DST_NAMESPACE, _S),
+        pa.field(SRC_POD, _S),
+        pa.field(DST_POD, _S),
+        pa.field(SRC_WORKLOAD, _S),
+        pa.field(DST_WORKLOAD, _S),
+        pa.field(SRC_LABELS, _LS),
+        pa.field(DST_LABELS, _LS),
+        pa.field(SRC_NAMESPACE_LABELS, _LS),
+        pa.field(DST_NAMESPACE_LABELS, _LS),
+        pa.field(SRC_ENTITY, _S),
+        pa.field(DST_ENTITY, _S),
+        pa.field(SRC_IDENTITY, pa.int64()),
+        pa.field(DST_IDENTITY, pa.int64()),
+        pa.field(DST_NAMES, _LS),
+        pa.field(DNS_QUERY, _S),
+        pa.field(FLOW_COUNT, pa.int64()),
+        pa.field(END_TIME, pa.timestamp("us", tz="UTC")),
+        pa.field(FLOW_TYPE, _S),
+        pa.field(EVENT_TYPE, pa.int32()),
+        pa.field(OBSERVATION_POINT, _S),
+        pa.field(TRACE_REASON, _S),
+        pa.field(TCP_FLAGS, _S),
+        pa.field(ICMP_TYPE, pa.int32()),
+        pa.field(ICMP_CODE, pa.int32()),
+        pa.field(L7_TYPE, _S),
+        pa.field(L7_PROTOCOL, _S),
+        pa.field(HTTP_METHOD, _S),
+        pa.field(HTTP_URL, _S),
+        pa.field(DNS_RCODE, pa.int32()),
+        pa.field(SRC_NAMES, _LS),
+        pa.field(SRC_SERVICE, _S),
+        pa.field(DST_SERVICE, _S),
+        pa.field(REPORTER, _S),
+        pa.field(POLICIES_ENFORCED, _LS),
+        pa.field(POLICIES_PENDING, _LS),
+        pa.field(BYTES, pa.int64()),
+        pa.field(PACKETS, pa.int64()),
+        pa.field(INGEST_ID, _S),
+    ]
+)
+
+FLOW_COLUMNS: tuple[str, ...] = tuple(FLOW_SCHEMA.names)
+
+FLOW_POLARS_SCHEMA: pl.Schema = pl.Schema(
+    pl.from_arrow(FLOW_SCHEMA.empty_table()).schema  # type: ignore[union-attr]
+)
+
+VERDICTS = (
+    "forwarded",
+    "dropped",
+    "audit",
+    "redirected",
+    "error",
+    "traced",
+    "translated",
+    "unknown",
+)
+DIRECTIONS = ("ingress", "egress", "unknown")
+ENTITIES = (
+    "pod",
+    "world",
+    "host",
+    "remote-node",
+    "kube-apiserver",
+    "health",
+    "ingress",
+    "unmanaged",
+    "init",
+    "network-set",
+    "host-endpoint",
+    "private-network",
+    "public-network",
+    "unknown",
+)
+SOURCE_FORMATS = ("hubble", "calico", "goldmane", "whisker")
+
+
+def empty_flows() -> pl.DataFrame:
+    """An empty frame with the canonical schema."""
+    return pl.DataFrame(schema=FLOW_POLARS_SCHEMA)
+
+
+def conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add missing canonical columns as nulls, cast to canonical types, order columns.
+
+    Readers build only the columns they know; this makes every frame the same shape.
+    Extra columns are an error: the schema grows here, not in readers.
+    """
+    from analyzer.errors import SchemaError
+
+    extra = [c for c in frame.columns if c not in FLOW_POLARS_SCHEMA]
+    if extra:
+        raise SchemaError(f"columns not in the canonical flow schema: {', '.join(extra)}")
+    return frame.select(
+        [
+            (
+                pl.col(name).cast(dtype, strict=False)
+                if name in frame.columns
+                else pl.lit(None, dtype=dtype).alias(name)
+            )
+            for name, dtype in FLOW_POLARS_SCHEMA.items()
+        ]
+    )
