@@ -20,6 +20,7 @@ __all__ = [
     "SOURCE_FORMATS",
     "empty_flows",
     "conform",
+    "to_arrow",
 ]
 
 # --- column names (the contract of DESIGN.md) ------------------------------------------------
@@ -198,3 +199,8 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
             for name, dtype in FLOW_POLARS_SCHEMA.items()
         ]
     )
+
+
+def to_arrow(frame: pl.DataFrame) -> pa.Table:
+    """The frame as an Arrow table with exactly FLOW_SCHEMA (polars exports large_string)."""
+    return conform(frame).to_arrow().cast(FLOW_SCHEMA)
