@@ -1,0 +1,255 @@
+"""A deterministic layered layout of the identity graph, computed in Python for inline SVG.
+
+Namespaces become boxes, identities become rows inside their box, and requests become curves
+from the client's right edge to the server's left edge. Boxes are placed in columns by their
+rank in the namespace graph (clients left, servers right; cycles broken by a DFS in name order),
+so DNS and databases end up on the right and ingress gateways on the left. Within a column,
+boxes and nodes are ordered by the mean height of their clients (one barycenter sweep), which
+removes most crossings without any randomness. Tall columns wrap into several columns so the
+picture stays readable with hundreds of identities.
+
+The output is only numbers and the model's own values; the template draws it and escapes
+every string.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from analyzer.report.model import GraphEdge, GraphModel, GraphNode
+
+__all__ = ["OUTSIDE", "Box", "Layout", "PlacedNode", "RoutedEdge", "layout_graph"]
+
+OUTSIDE = ""  # namespace of peers that are not pods: world, host, external addresses
+OUTSIDE_TITLE = "outside the namespaces"
+
+NODE_W = 210
+NODE_H = 22
+NODE_GAP = 6
+BOX_PAD = 10
+BOX_HEADER = 26
+BOX_GAP = 22
+COL_GAP = 190
+MARGIN = 20
+MAX_COLUMN_H = 1300
+LABEL_CHARS = 30
+PORT_CHARS = 26
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    namespace: str
+    title: str
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedNode:
+    node: GraphNode
+    x: float
+    y: float
+    w: float
+    h: float
+    text: str  # the label, shortened to fit; the full text is in the tooltip
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedEdge:
+    edge: GraphEdge
+    src_ns: str
+    dst_ns: str
+    path: str  # SVG path data, numbers only
+    label_x: float
+    label_y: float
+    label: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    width: float
+    height: float
+    boxes: tuple[Box, ...]
+    nodes: tuple[PlacedNode, ...]
+    edges: tuple[RoutedEdge, ...]
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _namespace_ranks(
+    namespaces: list[str], edges: tuple[GraphEdge, ...], ns_of: dict[str, str]
+) -> dict[str, int]:
+    """Longest-path rank of each namespace after removing the back edges of a DFS."""
+    succ: dict[str, set[str]] = defaultdict(set)
+    for e in edges:
+        a, b = ns_of.get(e.src), ns_of.get(e.dst)
+        if a is not None and b is not None and a != b:
+            succ[a].add(b)
+    order = sorted(namespaces)
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    topo: list[str] = []
+    dag: dict[str, list[str]] = defaultdict(list)
+    for root in order:
+        if root in state:
+            continue
+        # Iterative DFS: deep service chains must not hit the recursion limit.
+        stack: list[tuple[str, list[str]]] = [(root, sorted(succ[root], reverse=True))]
+        state[root] = 1
+        while stack:
+            node, todo = stack[-1]
+            if todo:
+                nxt = todo.pop()
+                if state.get(nxt) == 1:
+                    continue  # back edge: part of a cycle, ignored for ranking
+                dag[node].append(nxt)
+                if nxt not in state:
+                    state[nxt] = 1
+                    stack.append((nxt, sorted(succ[nxt], reverse=True)))
+            else:
+                state[node] = 2
+                topo.append(node)
+                stack.pop()
+    rank = dict.fromkeys(namespaces, 0)
+    for node in reversed(topo):
+        for nxt in dag[node]:
+            rank[nxt] = max(rank[nxt], rank[node] + 1)
+    return rank
+
+
+def _bezier_point(p: tuple[float, ...], t: float) -> tuple[float, float]:
+    x0, y0, x1, y1, x2, y2, x3, y3 = p
+    u = 1 - t
+    x = u**3 * x0 + 3 * u * u * t * x1 + 3 * u * t * t * x2 + t**3 * x3
+    y = u**3 * y0 + 3 * u * u * t * y1 + 3 * u * t * t * y2 + t**3 * y3
+    return x, y
+
+
+def _route(src: PlacedNode, dst: PlacedNode, bend: int) -> tuple[str, float, float]:
+    sy = src.y + src.h / 2
+    dy = dst.y + dst.h / 2
+    if dst.x >= src.x + src.w:  # forward: right edge to left edge
+        x0, x3 = src.x + src.w, dst.x
+        mid = (x3 - x0) / 2
+        pts = (x0, sy, x0 + mid, sy, x3 - mid, dy, x3, dy)
+    elif dst.x + dst.w <= src.x:  # backward: left edge to right edge
+        x0, x3 = src.x, dst.x + dst.w
+        mid = (x0 - x3) / 2
+        pts = (x0, sy, x0 - mid, sy, x3 + mid, dy, x3, dy)
+    else:  # same column: a loop out to the right, wider for each extra edge
+        x0 = src.x + src.w
+        x3 = dst.x + dst.w
+        out = 30 + 12 * (bend % 6)
+        pts = (x0, sy, x0 + out, sy, x3 + out, dy, x3, dy)
+    lx, ly = _bezier_point(pts, 0.5)
+    d = "M{:.1f},{:.1f} C{:.1f},{:.1f} {:.1f},{:.1f} {:.1f},{:.1f}".format(*pts)
+    return d, lx, ly
+
+
+def _port_text(edge: GraphEdge) -> str:
+    return ", ".join(edge.ports) if edge.ports else "any"
+
+
+def layout_graph(graph: GraphModel) -> Layout:
+    """Place every node of ``graph`` and route every edge; the same input gives the same output.
+
+    Parameters
+    ----------
+    graph
+        Nodes with their namespace (``""`` for peers outside the pods) and edges between keys.
+        Edges whose ends are not nodes are dropped rather than drawn dangling.
+
+    Returns
+    -------
+    Layout
+        Boxes, nodes and edges in SVG user units, plus the overall width and height.
+    """
+    nodes = {n.key: n for n in graph.nodes}
+    ns_of = {k: n.namespace for k, n in nodes.items()}
+    edges = tuple(e for e in graph.edges if e.src in nodes and e.dst in nodes)
+    members: dict[str, list[str]] = defaultdict(list)
+    for key in sorted(nodes):
+        members[ns_of[key]].append(key)
+    namespaces = sorted(members)
+    rank = _namespace_ranks(namespaces, edges, ns_of)
+
+    clients: dict[str, list[str]] = defaultdict(list)
+    for e in edges:
+        clients[e.dst].append(e.src)
+
+    y_of: dict[str, float] = {}
+    x_of: dict[str, float] = {}
+    boxes: list[Box] = []
+    placed: dict[str, PlacedNode] = {}
+
+    def barycenter(key: str) -> float:
+        ys = [y_of[c] for c in clients[key] if c in y_of]
+        return sum(ys) / len(ys) if ys else float("inf")
+
+    x = float(MARGIN)
+    height = 0.0
+    for r in sorted(set(rank.values())):
+        column = [ns for ns in namespaces if rank[ns] == r]
+
+        # Order boxes by where their clients are, then by name; the same for nodes in a box.
+        def box_key(ns: str) -> tuple[float, int, str]:
+            bs = [barycenter(k) for k in members[ns]]
+            finite = [b for b in bs if b != float("inf")]
+            return (sum(finite) / len(finite) if finite else float("inf"), ns == OUTSIDE, ns)
+
+        column.sort(key=box_key)
+        y = float(MARGIN)
+        for ns in column:
+            keys = sorted(members[ns], key=lambda k: (barycenter(k), nodes[k].label, k))
+            h = BOX_HEADER + len(keys) * (NODE_H + NODE_GAP) - NODE_GAP + BOX_PAD
+            if y > MARGIN and y + h > MAX_COLUMN_H:  # wrap into a new column of the same rank
+                x += NODE_W + 2 * BOX_PAD + COL_GAP
+                y = float(MARGIN)
+            title = OUTSIDE_TITLE if ns == OUTSIDE else ns
+            boxes.append(Box(ns, title, x, y, NODE_W + 2 * BOX_PAD, h))
+            ny = y + BOX_HEADER
+            for key in keys:
+                node = nodes[key]
+                pn = PlacedNode(
+                    node, x + BOX_PAD, ny, NODE_W, NODE_H, _shorten(node.label, LABEL_CHARS)
+                )
+                placed[key] = pn
+                y_of[key] = ny + NODE_H / 2
+                x_of[key] = x
+                ny += NODE_H + NODE_GAP
+            y += h + BOX_GAP
+            height = max(height, y)
+        x += NODE_W + 2 * BOX_PAD + COL_GAP
+
+    routed: list[RoutedEdge] = []
+    loops: dict[str, int] = defaultdict(int)
+    for e in sorted(edges, key=lambda e: (e.src, e.dst, e.ports)):
+        src, dst = placed[e.src], placed[e.dst]
+        bend = loops[e.src]
+        if x_of[e.src] == x_of[e.dst]:
+            loops[e.src] += 1
+        d, lx, ly = _route(src, dst, bend)
+        ports = _port_text(e)
+        title = (
+            f"{src.node.label} → {dst.node.label}: {ports} "
+            f"({e.connections} connections, {e.outcome})"
+        )
+        routed.append(
+            RoutedEdge(
+                e, ns_of[e.src], ns_of[e.dst], d, lx, ly - 3, _shorten(ports, PORT_CHARS), title
+            )
+        )
+
+    width = x - COL_GAP + MARGIN + 80 if boxes else 2 * MARGIN
+    return Layout(
+        width=round(width),
+        height=round(max(height, 2 * MARGIN)),
+        boxes=tuple(boxes),
+        nodes=tuple(placed[k] for k in sorted(placed)),
+        edges=tuple(routed),
+    )

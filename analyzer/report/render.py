@@ -1,0 +1,172 @@
+"""Render a `ReportModel` into one self-contained HTML page.
+
+Security model (the values come from flow logs and policy files, so they are hostile):
+
+- Jinja2 with ``autoescape=True``: every value is escaped in text, attributes and inline SVG.
+  No template marks data as safe; the only `Markup` values are our own static CSS and JS and
+  the JSON data block, which `_script_json` escapes so it cannot close its ``<script>`` element.
+- A Content-Security-Policy ``<meta>`` with ``default-src 'none'``: the inline stylesheet and
+  the two inline scripts are allowed by their SHA-256 hashes, computed here from the exact bytes
+  emitted; nothing else may run or load (no network, no inline event handlers, no
+  ``javascript:`` URLs, no ``style`` attributes).
+- Data reaches JavaScript only as JSON (``<script type="application/json">``), which the script
+  reads with ``JSON.parse`` and compares as strings; it never writes HTML from data.
+
+The output is deterministic for a given model (hashes instead of a random nonce), so it can be
+compared against golden files.
+"""
+
+from __future__ import annotations
+
+import base64
+import difflib
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from analyzer.report.graph_layout import layout_graph
+from analyzer.report.model import SEVERITIES, ReportModel
+
+__all__ = ["render_report", "unified_diff", "csp_policy"]
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("analyzer.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+@cache
+def _asset(name: str) -> str:
+    text = resources.files("analyzer.report").joinpath("templates", name).read_text("utf-8")
+    # These are raw-text elements: a closing tag inside would end them early.
+    closing = "</style" if name.endswith(".css") else "</script"
+    if closing in text.lower():
+        raise ValueError(f"asset {name} must not contain {closing}")
+    return text
+
+
+def _sha256(text: str) -> str:
+    return (
+        "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
+    )
+
+
+def csp_policy(styles: Sequence[str], scripts: Sequence[str]) -> str:
+    """The Content-Security-Policy allowing exactly these inline styles and scripts."""
+    style_src = " ".join(_sha256(s) for s in styles)
+    script_src = " ".join(_sha256(s) for s in scripts)
+    return (
+        "default-src 'none'; "
+        f"style-src {style_src}; "
+        f"script-src {script_src}; "
+        "img-src data:; "
+        "base-uri 'none'; form-action 'none'"
+    )
+
+
+def _script_json(value: Any) -> Markup:
+    """JSON that is inert inside ``<script type="application/json">``.
+
+    ``ensure_ascii`` turns U+2028/2029 into escapes; replacing ``<``, ``>`` and ``&`` means no
+    ``</script>`` or ``<!--`` can appear, whatever the data holds.
+    """
+    text = json.dumps(value, ensure_ascii=True, sort_keys=True, separators=(",", ":"))
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)
+
+
+def unified_diff(before: str, after: str, *, before_name: str, after_name: str) -> str:
+    """A unified diff of two YAML texts; empty when they are equal."""
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        fromfile=before_name,
+        tofile=after_name,
+        n=3,
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+
+
+def _diff_lines(diff: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for line in diff.splitlines():
+        if line.startswith(("+++", "---")):
+            kind = "file"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        else:
+            kind = "ctx"
+        out.append((kind, line))
+    return out
+
+
+def _script_data(model: ReportModel, edges: Sequence[Mapping[str, str]]) -> dict[str, Any]:
+    return {
+        "namespaces": list(model.summary.namespaces),
+        "edges": list(edges),
+    }
+
+
+def render_report(model: ReportModel) -> str:
+    """Render ``model`` as one self-contained HTML document.
+
+    Parameters
+    ----------
+    model
+        The assembled report; see `analyzer.report.build.build_report`.
+
+    Returns
+    -------
+    str
+        HTML that loads nothing from the network and runs only its own hashed scripts.
+    """
+    css = _asset("report.css")
+    early_js = _asset("report-early.js")
+    main_js = _asset("report.js")
+    layout = layout_graph(model.graph)
+    edges = [
+        {"src": e.edge.src, "dst": e.edge.dst, "srcNs": e.src_ns, "dstNs": e.dst_ns}
+        for e in layout.edges
+    ]
+    severity_rank = {s: i for i, s in enumerate(SEVERITIES)}
+    findings = sorted(
+        model.findings,
+        key=lambda f: (
+            severity_rank.get(f.severity, len(SEVERITIES)),
+            f.namespace,
+            f.policy,
+            f.code,
+        ),
+    )
+    diffs = {s.namespace: _diff_lines(s.diff) for s in model.sections if s.diff}
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        model=model,
+        summary=model.summary,
+        layout=layout,
+        findings=findings,
+        diffs=diffs,
+        csp=csp_policy([css], [early_js, main_js]),
+        css=Markup(css),
+        early_js=Markup(early_js),
+        main_js=Markup(main_js),
+        data_json=_script_json(_script_data(model, edges)),
+        severities=SEVERITIES,
+    )
