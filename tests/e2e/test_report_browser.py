@@ -1,0 +1,168 @@
+"""The HTML report in a real headless browser (Debian's ``chromium``; skipped when absent).
+
+The page's own script sets ``data-ready`` on ``<html>`` once it has run, and writes every caught
+error and Content-Security-Policy violation into ``#js-errors`` and ``data-errors``; the tests
+read them back from the DOM that Chromium dumps after scripts ran.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "report"))
+from report_samples import HOSTILE, hostile_model  # noqa: E402
+
+from analyzer.report.render import render_report  # noqa: E402
+
+CHROMIUM = os.environ.get("ANALYZER_CHROMIUM") or next(
+    (p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None
+)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--virtual-time-budget=5000",
+]
+
+
+def _chromium(tmp_path: Path, url: str, *extra: str) -> str:
+    profile = tmp_path / "profile"
+    profile.mkdir(exist_ok=True)
+    assert CHROMIUM is not None
+    done = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *extra, url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def dump_dom(tmp_path: Path, html_file: Path, fragment: str = "") -> str:
+    return _chromium(tmp_path, html_file.as_uri() + fragment, "--dump-dom")
+
+
+def screenshot(tmp_path: Path, html_file: Path, png: Path, size: tuple[int, int]) -> None:
+    _chromium(
+        tmp_path, html_file.as_uri(), f"--screenshot={png}", f"--window-size={size[0]},{size[1]}"
+    )
+
+
+def _root_attrs(dom: str) -> dict[str, str]:
+    tag = re.search(r"<html\b([^>]*)>", dom)
+    assert tag is not None
+    return dict(re.findall(r'([\w-]+)="([^"]*)"', tag.group(1)))
+
+
+def _errors(dom: str) -> list[str]:
+    box = re.search(r'<ul id="js-errors"[^>]*>(.*?)</ul>', dom, re.S)
+    assert box is not None
+    return re.findall(r"<li>(.*?)</li>", box.group(1), re.S)
+
+
+def _png_size_and_colours(png: Path) -> tuple[int, int, int]:
+    """Width, height and number of distinct sampled pixels (stdlib PNG decoding, RGBA/RGB 8-bit)."""
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width, height, ctype = 8, b"", 0, 0, 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, _depth, ctype = struct.unpack(">IIBB", body[:10])
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    bpp = 4 if ctype == 6 else 3
+    stride = width * bpp + 1
+    # Filter bytes make exact decoding long; distinct raw scanline chunks are enough to tell a
+    # blank page from a drawn one.
+    chunks = {raw[i : i + 64] for i in range(0, len(raw), stride * 7 + 64)}
+    return width, height, len(chunks)
+
+
+@pytest.fixture()
+def hostile_page(tmp_path: Path) -> Path:
+    page = tmp_path / "report.html"
+    page.write_text(render_report(hostile_model(nodes_per_ns=8, namespaces=6)), "utf-8")
+    return page
+
+
+def test_page_renders_without_errors_and_payloads_stay_text(
+    tmp_path: Path, hostile_page: Path
+) -> None:
+    dom = dump_dom(tmp_path, hostile_page)
+    attrs = _root_attrs(dom)
+    assert attrs.get("data-ready") == "1", dom[-3000:]
+    assert attrs.get("data-errors") == "0" and _errors(dom) == []
+    # The graph is there with its nodes and edges.
+    assert dom.count('<g class="node') == 8 * 7 + 2
+    assert dom.count('<g class="edge') > 40
+    # No element was injected: only our three scripts, no img/iframe/object, one svg.
+    assert len(re.findall(r"<script\b", dom)) == 3
+    assert not re.search(r"<(img|iframe|object|embed)\b", dom)
+    assert len(re.findall(r"<svg\b", dom)) == 1
+    assert not re.search(r"\son\w+=", dom.split("<script", 1)[0])
+    # The payloads appear escaped, as text.
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom
+    assert '"&gt;&lt;img src=x onerror=alert(1)&gt;' in dom
+    assert HOSTILE[2] in dom  # javascript:alert(1) as text
+    assert 'href="javascript:' not in dom
+
+
+def test_namespace_filter_dims_other_namespaces(tmp_path: Path, hostile_page: Path) -> None:
+    dom = dump_dom(tmp_path, hostile_page, "#ns=ns1")
+    attrs = _root_attrs(dom)
+    assert attrs.get("data-ready") == "1" and attrs.get("data-errors") == "0", _errors(dom)
+    assert attrs.get("data-filter") == "ns1"
+    assert 'class="box dim" data-ns="ns2"' in dom
+    assert 'class="box" data-ns="ns1"' in dom
+    assert re.search(r'class="ns-section" data-ns="ns0" hidden', dom)
+    status = re.search(r'<span id="filter-status"[^>]*>([^<]*)<', dom)
+    assert status is not None and "touch this namespace" in status.group(1)
+
+
+def test_injected_inline_handler_is_blocked_and_reported(tmp_path: Path) -> None:
+    """The harness can fail: markup that escaped the template is blocked by the CSP and shows."""
+    html = render_report(hostile_model())
+    html = html.replace(
+        "<main>", '<main><img src="data:," onerror="alert(1)"><div style="color:red">x</div>', 1
+    )
+    page = tmp_path / "tampered.html"
+    page.write_text(html, "utf-8")
+    dom = dump_dom(tmp_path, page)
+    errors = _errors(dom)
+    assert _root_attrs(dom).get("data-errors") == str(len(errors))
+    assert any(e.startswith("csp: script-src") for e in errors), errors
+    assert any(e.startswith("csp: style-src") for e in errors), errors
+
+
+def test_screenshot_is_taken(tmp_path: Path, hostile_page: Path) -> None:
+    png = tmp_path / "report.png"
+    screenshot(tmp_path, hostile_page, png, (1400, 1100))
+    width, height, colours = _png_size_and_colours(png)
+    assert (width, height) == (1400, 1100)
+    assert colours > 20  # a drawn page, not a blank one
+    keep = os.environ.get("ANALYZER_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(png, Path(keep) / "report-hostile.png")
