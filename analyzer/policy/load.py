@@ -1,0 +1,362 @@
+"""Load policies from files or directories of YAML/JSON into the policy model.
+
+Accepts single or multi-document YAML, JSON, ``kind: List`` (``kubectl get ... -o yaml|json``)
+and top-level lists. ``networking.k8s.io/v1`` NetworkPolicy is loaded in full; the L3/L4 part
+of ``cilium.io/v2`` CiliumNetworkPolicy via :mod:`analyzer.policy.cilium`; Calico's
+StagedKubernetesNetworkPolicy is evaluated as a NetworkPolicy when ``include_staged`` is set.
+A malformed policy becomes a :class:`PolicyProblem` (file, name, field path) and the others
+still load; a file that cannot be parsed at all raises :class:`PolicyError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from analyzer.errors import PolicyError
+from analyzer.policy.model import (
+    EGRESS,
+    INGRESS,
+    NetworkPolicy,
+    PolicyPeer,
+    PolicyPort,
+    PolicyProblem,
+    Rule,
+    Unsupported,
+)
+from analyzer.policy.validate import (
+    Collector,
+    parse_ip_block,
+    parse_port_value,
+    parse_protocol,
+    parse_selector,
+)
+
+__all__ = ["LoadResult", "load_policies", "parse_documents", "parse_networkpolicy"]
+
+_SUFFIXES = {".yaml", ".yml", ".json"}
+K8S_API = "networking.k8s.io/v1"
+CALICO_API = "projectcalico.org/v3"
+
+
+@dataclass(slots=True)
+class LoadResult:
+    """Policies that loaded, problems that kept others out, and what is not evaluated."""
+
+    policies: list[NetworkPolicy] = field(default_factory=list)
+    problems: list[PolicyProblem] = field(default_factory=list)
+    unsupported: list[Unsupported] = field(default_factory=list)
+
+    def warnings(self) -> list[str]:
+        """One line per problem and per unsupported feature, for a person."""
+        return [f"policy problem: {p}" for p in self.problems] + [
+            f"policy warning: {u}" for u in self.unsupported
+        ]
+
+
+def load_policies(
+    paths: str | Path | Sequence[str | Path], *, include_staged: bool = False
+) -> LoadResult:
+    """Load every policy under ``paths`` (files, or directories searched recursively).
+
+    Parameters
+    ----------
+    paths
+        Files or directories; in directories only ``*.yaml``, ``*.yml``, ``*.json`` are read.
+    include_staged
+        Evaluate Calico StagedKubernetesNetworkPolicy as if it were enforced.
+
+    Raises
+    ------
+    PolicyError
+        A path that does not exist or a file that is not valid YAML/JSON.
+    """
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    result = LoadResult()
+    for file in _files(paths):
+        docs = _read_documents(file)
+        parse_documents(docs, str(file), result, include_staged=include_staged)
+    return result
+
+
+def _files(paths: Iterable[str | Path]) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _SUFFIXES
+            )
+        elif path.is_file():
+            yield path
+        else:
+            raise PolicyError("no such file or directory", file=str(path))
+
+
+def _read_documents(file: Path) -> list[Any]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"cannot read: {exc}", file=str(file)) from exc
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "["):
+        try:
+            return [json.loads(text)]
+        except json.JSONDecodeError:
+            pass  # YAML flow style also starts with { or [; let the YAML parser decide
+    try:
+        return list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise PolicyError(f"not valid YAML/JSON{where}: {problem}", file=str(file)) from exc
+
+
+def _flatten(docs: Iterable[Any]) -> Iterator[Any]:
+    for doc in docs:
+        if doc is None:
+            continue
+        if isinstance(doc, list):
+            yield from _flatten(doc)
+        elif isinstance(doc, dict) and str(doc.get("kind", "")).endswith("List"):
+            yield from _flatten(doc.get("items") or [])
+        else:
+            yield doc
+
+
+def parse_documents(
+    docs: Iterable[Any], file: str, result: LoadResult, *, include_staged: bool = False
+) -> None:
+    """Parse already-decoded documents of ``file`` into ``result``."""
+    from analyzer.policy.cilium import parse_cilium_policy
+
+    for index, doc in enumerate(_flatten(docs)):
+        if not isinstance(doc, dict):
+            result.problems.append(
+                PolicyProblem(file, "", f"document[{index}]", "not a Kubernetes object")
+            )
+            continue
+        kind, api = str(doc.get("kind", "")), str(doc.get("apiVersion", ""))
+        meta = _meta(doc)
+        name = str(meta.get("name") or "")
+        label = f"{meta.get('namespace')}/{name}" if meta.get("namespace") else name
+        col = Collector(file, label or f"{kind or 'document'}[{index}]")
+        policy: NetworkPolicy | None | list[NetworkPolicy] = None
+        if kind == "NetworkPolicy" and api == K8S_API:
+            policy = parse_networkpolicy(doc, col)
+        elif kind in ("CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"):
+            policy = parse_cilium_policy(doc, col)
+        elif kind == "StagedKubernetesNetworkPolicy":
+            if include_staged:
+                policy = parse_networkpolicy(doc, col, kind=kind)
+            else:
+                col.skip("", "staged policy", "Calico staged policy is not enforced; "
+                         "use --staged to evaluate it as a NetworkPolicy")
+        elif kind in ("StagedNetworkPolicy", "StagedGlobalNetworkPolicy"):
+            col.skip("", "staged policy", f"Calico {kind} (Calico policy model) is not evaluated")
+        elif api.startswith(("projectcalico.org/", "crd.projectcalico.org/")):
+            col.skip("", "calico policy", f"Calico {kind} is not evaluated")
+        elif "Policy" in kind:
+            col.skip("", "policy kind", f"{api} {kind} is not evaluated")
+        else:
+            col.skip("", "not a policy", f"{api or '?'} {kind or '?'} ignored")
+        result.problems.extend(col.problems)
+        result.unsupported.extend(col.unsupported)
+        if col.problems:
+            continue
+        if isinstance(policy, list):
+            result.policies.extend(policy)
+        elif policy is not None:
+            result.policies.append(policy)
+
+
+def _meta(doc: dict[str, Any]) -> dict[str, Any]:
+    meta = doc.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
+def parse_networkpolicy(
+    doc: dict[str, Any], col: Collector, *, kind: str = "NetworkPolicy"
+) -> NetworkPolicy | None:
+    """A ``networking.k8s.io/v1`` NetworkPolicy manifest (or Calico's staged twin)."""
+    meta = _meta(doc)
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        col.problem("metadata.name", "required field is missing")
+    namespace = meta.get("namespace") or "default"
+    spec = doc.get("spec")
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, dict):
+        col.problem("spec", "must be an object")
+        return None
+    if "podSelector" not in spec:
+        # The API server requires it; kubectl output always has it ({} at least).
+        col.problem("spec.podSelector", "required field is missing")
+    selector = parse_selector(spec.get("podSelector"), "spec.podSelector", col)
+    ingress = _rules(spec, "ingress", "from", col)
+    egress = _rules(spec, "egress", "to", col)
+    types = spec.get("policyTypes")
+    policy_types: tuple[str, ...]
+    if types is None:
+        policy_types = (INGRESS, EGRESS) if spec.get("egress") else (INGRESS,)
+    elif not isinstance(types, list):
+        col.problem("spec.policyTypes", "must be a list of Ingress and/or Egress")
+        policy_types = ()
+    else:
+        for i, value in enumerate(types):
+            if value not in (INGRESS, EGRESS):
+                col.problem(f"spec.policyTypes[{i}]", f"unknown policy type {value!r}")
+        policy_types = tuple(t for t in (INGRESS, EGRESS) if t in types)
+    if col.problems or selector is None or ingress is None or egress is None:
+        return None
+    return NetworkPolicy(
+        name=str(name),
+        namespace=str(namespace),
+        pod_selector=selector,
+        policy_types=policy_types,
+        ingress=ingress,
+        egress=egress,
+        kind=kind,
+        source=col.file,
+        uid=str(meta.get("uid") or ""),
+    )
+
+
+def _rules(
+    spec: dict[str, Any], section: str, peer_key: str, col: Collector
+) -> tuple[Rule, ...] | None:
+    raw = spec.get(section)
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        col.problem(f"spec.{section}", "must be a list of rules")
+        return None
+    rules: list[Rule] = []
+    ok = True
+    for i, item in enumerate(raw):
+        path = f"spec.{section}[{i}]"
+        if item is None:
+            item = {}
+        if not isinstance(item, dict):
+            col.problem(path, "must be an object")
+            ok = False
+            continue
+        for key in sorted(set(item) - {peer_key, "ports"}):
+            col.problem(f"{path}.{key}", f"unknown field (expected {peer_key} and ports)")
+            ok = False
+        peers = _peers(item.get(peer_key), f"{path}.{peer_key}", col)
+        ports = _ports(item.get("ports"), f"{path}.ports", col)
+        if isinstance(peers, bool) or isinstance(ports, bool):
+            ok = False
+            continue
+        rules.append(Rule(peers=peers, ports=ports))
+    return tuple(rules) if ok else None
+
+
+def _peers(raw: Any, path: str, col: Collector) -> tuple[PolicyPeer, ...] | None | bool:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        col.problem(path, "must be a list of peers")
+        return False
+    peers: list[PolicyPeer] = []
+    ok = True
+    for i, item in enumerate(raw):
+        ppath = f"{path}[{i}]"
+        if not isinstance(item, dict):
+            col.problem(ppath, "must be an object")
+            ok = False
+            continue
+        for key in sorted(set(item) - {"podSelector", "namespaceSelector", "ipBlock"}):
+            col.problem(f"{ppath}.{key}", "unknown field in a peer")
+            ok = False
+        has_sel = "podSelector" in item or "namespaceSelector" in item
+        if "ipBlock" in item:
+            if has_sel:
+                col.problem(ppath, "ipBlock cannot be combined with podSelector/namespaceSelector")
+                ok = False
+                continue
+            block = parse_ip_block(item["ipBlock"], f"{ppath}.ipBlock", col)
+            if block is None:
+                ok = False
+                continue
+            peers.append(PolicyPeer(ip_block=block))
+            continue
+        if not has_sel:
+            col.problem(ppath, "a peer needs podSelector, namespaceSelector or ipBlock")
+            ok = False
+            continue
+        pod = (
+            parse_selector(item["podSelector"], f"{ppath}.podSelector", col)
+            if "podSelector" in item
+            else None
+        )
+        ns = (
+            parse_selector(item["namespaceSelector"], f"{ppath}.namespaceSelector", col)
+            if "namespaceSelector" in item
+            else None
+        )
+        if ("podSelector" in item and pod is None) or ("namespaceSelector" in item and ns is None):
+            ok = False
+            continue
+        peers.append(PolicyPeer(pod_selector=pod, namespace_selector=ns))
+    return tuple(peers) if ok else False
+
+
+def _ports(raw: Any, path: str, col: Collector) -> tuple[PolicyPort, ...] | None | bool:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        col.problem(path, "must be a list of ports")
+        return False
+    ports: list[PolicyPort] = []
+    ok = True
+    for i, item in enumerate(raw):
+        ppath = f"{path}[{i}]"
+        if not isinstance(item, dict):
+            col.problem(ppath, "must be an object with port, protocol and endPort")
+            ok = False
+            continue
+        for key in sorted(set(item) - {"port", "protocol", "endPort"}):
+            col.problem(f"{ppath}.{key}", "unknown field in a port")
+            ok = False
+        protocol = parse_protocol(item.get("protocol"), f"{ppath}.protocol", col)
+        port = (
+            parse_port_value(item["port"], f"{ppath}.port", col)
+            if item.get("port") is not None
+            else None
+        )
+        end = _end_port(item, port, ppath, col)
+        if protocol is None or (item.get("port") is not None and port is None) or end is False:
+            ok = False
+            continue
+        ports.append(PolicyPort(protocol=protocol, port=port, end_port=end or None))
+    return tuple(ports) if ok else False
+
+
+def _end_port(
+    item: dict[str, Any], port: int | str | None, path: str, col: Collector
+) -> int | bool:
+    raw = item.get("endPort")
+    if raw is None:
+        return 0
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        col.problem(f"{path}.endPort", f"endPort must be a number, not {raw!r}")
+        return False
+    if not 1 <= raw <= 65535:
+        col.problem(f"{path}.endPort", f"endPort {raw} out of range 1-65535")
+        return False
+    if isinstance(port, str) or item.get("port") is None:
+        col.problem(f"{path}.endPort", "endPort needs a numeric port")
+        return False
+    if isinstance(port, int) and raw < port:
+        col.problem(f"{path}.endPort", f"endPort {raw} is below port {port}")
+        return False
+    return raw

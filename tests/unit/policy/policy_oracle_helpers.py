@@ -1,0 +1,44 @@
+"""Turn an oracle case (k8s-e2e-cases.json) into peers and policies for the evaluator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from analyzer.policy.compile import CompiledPolicies, compile_policies
+from analyzer.policy.evaluate import Peer
+from analyzer.policy.load import LoadResult, parse_documents
+
+
+def case_policies(case: dict[str, Any], mode: str = "kubernetes") -> CompiledPolicies:
+    result = LoadResult()
+    docs = [yaml.safe_load(text) for text in case["policies"]]
+    parse_documents(docs, case["id"], result)
+    assert not result.problems, [str(p) for p in result.problems]
+    assert len(result.policies) == len(case["policies"])
+    return compile_policies(result.policies, ipblock_mode=mode)
+
+
+def case_peers(case: dict[str, Any]) -> dict[str, Peer]:
+    ns_labels = {n["name"]: n["labels"] for n in case["cluster"]["namespaces"]}
+    peers = {}
+    for pod in case["cluster"]["pods"]:
+        named: dict[str, tuple[tuple[int, str], ...]] = {}
+        for p in pod.get("ports", []):
+            if p.get("name"):
+                named[p["name"]] = named.get(p["name"], ()) + ((p["port"], p["protocol"]),)
+        peers[f"{pod['namespace']}/{pod['name']}"] = Peer(
+            kind="pod",
+            namespace=pod["namespace"],
+            name=pod["name"],
+            labels=pod["labels"],
+            namespace_labels=ns_labels.get(pod["namespace"], {}),
+            ip=pod["ip"],
+            ports=named,
+        )
+    return peers
+
+
+def peer_for(peers: dict[str, Peer], ref: str) -> Peer:
+    return peers[ref] if "/" in ref else Peer(kind="ip", ip=ref, entity="world")
