@@ -1,0 +1,260 @@
+"""Rules and model together: which edges of a store to keep out of the allow-list.
+
+The combination is deliberately one-sided. A rule hit is a confident flag (the shapes in
+`rules` are attacks, not merely unusual traffic). The isolation forest ranks every edge, but an
+edge the rules did not catch is flagged only when the forest isolates it quickly (score above
+the calibrated threshold) *and* at least two independent pieces of suspicious evidence agree:
+mostly denied, a port no other client of the server uses, new and short-lived, the only source
+crossing those namespaces, or a source with a wide port fan-out. Being rare is not enough:
+an ingress controller or a Prometheus with many peers is rare too, but its traffic is answered,
+steady and shared, so it carries none of that evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from analyzer.anomaly import _columns as c
+from analyzer.anomaly.detector import DEFAULT_THRESHOLD, EdgeAnomalyDetector
+from analyzer.anomaly.explain import explain_edges
+from analyzer.anomaly.features import MODEL_FEATURES, compute_features
+from analyzer.anomaly.rules import INFRASTRUCTURE_ENTITIES, RULES, RuleThresholds, rule_column
+from analyzer.errors import SchemaError, UsageError
+
+__all__ = [
+    "AnomalyResult",
+    "AnomalySummary",
+    "detect_anomalies",
+    "exclude_anomalies",
+    "MIN_EDGES_FOR_MODEL",
+    "MIN_EVIDENCE",
+]
+
+# Fewer edges than this give the forest nothing to learn "normal" from; rules still apply.
+MIN_EDGES_FOR_MODEL = 8
+# Independent pieces of evidence a model-only flag needs (see the module docstring).
+MIN_EVIDENCE = 2
+# Rule hits rank above every model-only flag; the model score orders them among themselves.
+RULE_SCORE_FLOOR = 0.9
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalySummary:
+    """Counts that tell a reader how much was looked at and why things were flagged."""
+
+    connections: int
+    edges: int
+    flagged_edges: int
+    flagged_connections: int
+    by_rule: dict[str, int] = field(default_factory=dict)
+    model_flagged: int = 0
+    model_used: bool = False
+    threshold: float = DEFAULT_THRESHOLD
+    random_state: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict."""
+        return {
+            "connections": self.connections,
+            "edges": self.edges,
+            "flagged_edges": self.flagged_edges,
+            "flagged_connections": self.flagged_connections,
+            "by_rule": dict(self.by_rule),
+            "model_flagged": self.model_flagged,
+            "model_used": self.model_used,
+            "threshold": self.threshold,
+            "random_state": self.random_state,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyResult:
+    """What `detect_anomalies` found.
+
+    Attributes
+    ----------
+    flagged
+        The flagged connection rows (the input's columns) plus ``score`` (float, higher is more
+        anomalous), ``reasons`` (list[str]) and ``rule`` (str or null), most anomalous first.
+    edges
+        Every edge (source group, destination group, protocol, port) with its features, its
+        ``model_score``, ``score``, ``rule``, ``evidence`` count and ``flagged``.
+    edges_scored
+        Number of edges scored.
+    summary
+        Counts for people and for JSON output.
+    """
+
+    flagged: pl.DataFrame
+    edges: pl.DataFrame
+    edges_scored: int
+    summary: AnomalySummary
+
+
+def _evidence() -> pl.Expr:
+    """Count of independent suspicious signs on an edge (each 0 or 1)."""
+    signs = [
+        pl.col("denied_share") >= 0.5,
+        pl.col("unshared_port") > 0,
+        (pl.col("first_seen_at") >= 0.5) & (pl.col("inactive_share") >= 0.9),
+        (pl.col("cross_namespace") > 0) & (pl.col("ns_pair_sources") <= 1),
+        pl.col("src_fanout_ports") >= 8,
+    ]
+    return pl.sum_horizontal([s.fill_null(False).cast(pl.Int32) for s in signs]).alias("evidence")
+
+
+def _check_columns(frame: pl.DataFrame) -> None:
+    missing = [col for col in c.REQUIRED_COLUMNS if col not in frame.columns]
+    if missing:
+        raise SchemaError(f"connections frame lacks columns: {', '.join(missing)}")
+
+
+def _model_scores(edges: pl.DataFrame, random_state: int, threshold: float) -> np.ndarray:
+    if edges.height < MIN_EDGES_FOR_MODEL:
+        return np.zeros(edges.height)
+    x = edges.select(pl.col(list(MODEL_FEATURES)).cast(pl.Float64).fill_null(0.0).fill_nan(0.0))
+    detector = EdgeAnomalyDetector(threshold=threshold, random_state=random_state)
+    matrix = x.to_numpy()
+    return detector.fit(matrix).anomaly_score(matrix)
+
+
+def detect_anomalies(
+    connections: pl.DataFrame,
+    *,
+    random_state: int = 0,
+    threshold: float = DEFAULT_THRESHOLD,
+    thresholds: RuleThresholds | None = None,
+    namespaces: Sequence[str] | None = None,
+) -> AnomalyResult:
+    """Flag the edges of a store that should not be allowed without review.
+
+    Parameters
+    ----------
+    connections
+        ``Connections.frame`` of the whole store (the model learns "normal" from all of it).
+    random_state
+        Seed of the isolation forest; the same input and seed give the same result.
+    threshold
+        Model anomaly score above which an edge the rules did not catch may be flagged.
+    thresholds
+        Where the transparent rules fire (`RuleThresholds` defaults when None).
+    namespaces
+        Report only edges whose source or destination is in one of these namespaces.
+
+    Returns
+    -------
+    AnomalyResult
+    """
+    _check_columns(connections)
+    if not 0.0 < threshold < 1.0:
+        raise UsageError(f"anomaly threshold must be between 0 and 1, got {threshold}")
+    limits = thresholds or RuleThresholds()
+    if connections.height == 0:
+        edges = pl.DataFrame()
+        return AnomalyResult(
+            flagged=connections.with_columns(
+                pl.lit(None, dtype=pl.Float64).alias(c.SCORE),
+                pl.lit(None, dtype=pl.List(pl.String)).alias(c.REASONS),
+                pl.lit(None, dtype=pl.String).alias(c.RULE),
+            ),
+            edges=edges,
+            edges_scored=0,
+            summary=AnomalySummary(0, 0, 0, 0, random_state=random_state, threshold=threshold),
+        )
+
+    edges = compute_features(connections)
+    model = _model_scores(edges, random_state, threshold)
+    model_used = edges.height >= MIN_EDGES_FOR_MODEL
+    infrastructure = pl.col("src_entity").is_in(list(INFRASTRUCTURE_ENTITIES)).fill_null(False)
+    edges = (
+        edges.with_columns(pl.Series("model_score", model, dtype=pl.Float64), _evidence())
+        .with_columns(rule_column(limits))
+        .with_columns(
+            (
+                pl.col("rule").is_not_null()
+                | (
+                    (pl.col("model_score") >= threshold)
+                    & (pl.col("evidence") >= MIN_EVIDENCE)
+                    & ~infrastructure
+                )
+            ).alias("flagged")
+        )
+        .with_columns(
+            pl.when(pl.col("rule").is_not_null())
+            .then(RULE_SCORE_FLOOR + (1.0 - RULE_SCORE_FLOOR) * pl.col("model_score"))
+            .otherwise(pl.col("model_score"))
+            .alias(c.SCORE)
+        )
+    )
+    if namespaces:
+        wanted = list(namespaces)
+        edges = edges.filter(
+            pl.col("src_namespace").is_in(wanted).fill_null(False)
+            | pl.col("dst_namespace").is_in(wanted).fill_null(False)
+        )
+    hits = edges.filter(pl.col("flagged"))
+    hits = hits.with_columns(explain_edges(hits)).sort(
+        [c.SCORE, *c.EDGE_KEYS], descending=[True, False, False, False, False], nulls_last=True
+    )
+
+    keyed = connections.with_columns(
+        pl.col(c.SRC_GROUP).fill_null(pl.col(c.SRC_KEY)).alias("__src_group"),
+        pl.col(c.DST_GROUP).fill_null(pl.col(c.DST_KEY)).alias("__dst_group"),
+    )
+    flagged = (
+        keyed.join(
+            hits.select(
+                pl.col(c.SRC_GROUP).alias("__src_group"),
+                pl.col(c.DST_GROUP).alias("__dst_group"),
+                c.PROTOCOL,
+                c.DST_PORT,
+                c.SCORE,
+                c.REASONS,
+                c.RULE,
+                pl.int_range(pl.len()).alias("__rank"),
+            ),
+            on=["__src_group", "__dst_group", c.PROTOCOL, c.DST_PORT],
+            how="inner",
+            nulls_equal=True,
+        )
+        .sort(["__rank", c.SRC_KEY, c.DST_KEY, c.OUTCOME], nulls_last=True)
+        .drop("__src_group", "__dst_group", "__rank")
+    )
+    by_rule = {rule.name: int(hits.filter(pl.col("rule") == rule.name).height) for rule in RULES}
+    summary = AnomalySummary(
+        connections=int(connections.height),
+        edges=int(edges.height),
+        flagged_edges=int(hits.height),
+        flagged_connections=int(flagged.height),
+        by_rule={k: v for k, v in by_rule.items() if v},
+        model_flagged=int(hits.filter(pl.col("rule").is_null()).height),
+        model_used=model_used,
+        threshold=threshold,
+        random_state=random_state,
+    )
+    return AnomalyResult(
+        flagged=flagged, edges=edges, edges_scored=int(edges.height), summary=summary
+    )
+
+
+def exclude_anomalies(connections: pl.DataFrame, result: AnomalyResult) -> pl.DataFrame:
+    """The connection rows that were not flagged (what a recommender may allow).
+
+    Parameters
+    ----------
+    connections
+        The frame given to `detect_anomalies`.
+    result
+        Its result.
+    """
+    if result.flagged.height == 0:
+        return connections
+    keys = [c.SRC_KEY, c.DST_KEY, c.PROTOCOL, c.DST_PORT, c.OUTCOME]
+    return connections.join(
+        result.flagged.select(keys).unique(), on=keys, how="anti", nulls_equal=True
+    )

@@ -1,0 +1,142 @@
+"""Reasons in words for a flagged edge, from the same features the rules and the model read.
+
+Only flagged edges are explained, so this runs over a handful of rows, not the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+__all__ = ["DATABASE_NAMES", "explain_edge", "explain_edges", "MAX_REASONS"]
+
+MAX_REASONS = 4
+
+DATABASE_NAMES: dict[int, str] = {
+    1433: "SQL Server",
+    1521: "Oracle",
+    2379: "etcd",
+    3306: "MySQL",
+    5432: "PostgreSQL",
+    5984: "CouchDB",
+    6379: "Redis",
+    7000: "Cassandra",
+    7687: "Neo4j",
+    8086: "InfluxDB",
+    9042: "Cassandra",
+    9200: "Elasticsearch",
+    11211: "memcached",
+    26257: "CockroachDB",
+    27017: "MongoDB",
+    28015: "RethinkDB",
+}
+
+
+def _port(row: Mapping[str, Any]) -> str:
+    port = row.get("dst_port")
+    proto = row.get("protocol") or "?"
+    return proto if port is None else f"{proto}/{port}"
+
+
+def _pct(share: float) -> str:
+    return f"{round(100 * share)}%"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _rule_reason(row: Mapping[str, Any]) -> str | None:
+    rule = row.get("rule")
+    src, dst = row["src_name"], row["dst_name"]
+    if rule == "port_scan":
+        ports = int(row["pair_ports"])
+        text = f"{src} reached {_plural(ports, 'port')} on {dst}"
+        denied = int(row["pair_denied_ports"])
+        if denied:
+            text += f", {denied} denied"
+        unshared = round(float(row["pair_unshared_share"]) * ports)
+        if unshared == ports:
+            text += "; no other client uses them"
+        elif unshared:
+            text += f"; no other client uses {unshared} of them"
+        return text
+    if rule == "host_sweep":
+        targets = int(row["sweep_targets"])
+        text = f"{src} reached {targets} destinations on {_port(row)}"
+        if float(row["sweep_denied_share"]) > 0:
+            text += f", {_pct(float(row['sweep_denied_share']))} of attempts denied"
+        if float(row["sweep_unshared_share"]) >= 0.5:
+            text += "; their other clients do not use this port"
+        return text
+    if rule == "database_lateral":
+        port = row.get("dst_port")
+        name = DATABASE_NAMES.get(int(port)) if port is not None else None
+        what = f"database port {port}" + (f" ({name})" if name else "")
+        return (
+            f"cross-namespace access to {what} on {dst} from {src}, "
+            "which is not an established client"
+        )
+    return None
+
+
+def _indicator_reasons(row: Mapping[str, Any]) -> list[str]:
+    """Evidence in the order a reviewer should read it: failures, exclusivity, timing, rarity."""
+    reasons: list[str] = []
+    conns, denied = int(row["connections"]), int(row["denied"])
+    if denied:
+        reasons.append(f"{denied} of {_plural(conns, 'connection')} denied by policy")
+    if float(row["unshared_port"]) > 0:
+        reasons.append(f"no other client of {row['dst_name']} uses {_port(row)}")
+    first = float(row["first_seen_at"])
+    active = 1.0 - float(row["inactive_share"])
+    if first >= 0.5 and active <= 0.1:
+        reasons.append(
+            f"first seen {_pct(first)} into the window and active for {_pct(active)} of it"
+        )
+    elif active <= 0.1 and float(row["log_connections"]) > 0:
+        reasons.append(f"active for only {_pct(active)} of the window")
+    if float(row["cross_namespace"]) > 0 and int(row["ns_pair_sources"]) <= 1:
+        reasons.append(
+            f"the only source in {row['src_namespace']} that talks to {row['dst_namespace']}"
+        )
+    if int(row["src_fanout_ports"]) >= 8:
+        reasons.append(
+            f"{row['src_name']} reached {int(row['src_fanout_ports'])} distinct ports "
+            f"on {_plural(int(row['src_fanout_dsts']), 'destination')}"
+        )
+    if int(row["port_sources"]) <= 1:
+        reasons.append(f"no other source in the store uses {_port(row)}")
+    if float(row["events_per_connection"]) >= 4:
+        reasons.append(
+            f"{float(row['events_per_connection']):.1f} events per connection "
+            "(retries or unanswered attempts)"
+        )
+    return reasons
+
+
+def explain_edge(row: Mapping[str, Any]) -> list[str]:
+    """Up to `MAX_REASONS` reasons in words for one edge of the feature frame.
+
+    The rule that fired (if any) comes first, then the strongest pieces of evidence; when
+    nothing stands out the model's score is the only reason and it says so.
+    """
+    reasons = [r for r in (_rule_reason(row),) if r]
+    reasons.extend(_indicator_reasons(row))
+    if not reasons:
+        reasons.append(
+            "unusual combination of features for this store "
+            f"(model score {float(row['score']):.2f})"
+        )
+    return reasons[:MAX_REASONS]
+
+
+def explain_edges(edges: pl.DataFrame) -> pl.Series:
+    """Reasons for each row of a (small) frame of flagged edges, as a ``list[str]`` series."""
+    return pl.Series(
+        "reasons",
+        [explain_edge(row) for row in edges.iter_rows(named=True)],
+        dtype=pl.List(pl.String),
+    )
