@@ -1,0 +1,143 @@
+"""The existing policies as the report shows them: coverage per namespace and YAML to diff.
+
+Coverage uses the policy engine (`analyzer.policy`): a pod is isolated in a direction when
+some policy selects it for that direction; connections are judged by `evaluate_connections`.
+The diff needs the policies as YAML text, so the manifests are read again here and normalised
+(only apiVersion, kind, metadata.name/namespace and spec; keys sorted), which makes cosmetic
+differences such as key order or `status` and `managedFields` disappear from the diff.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from analyzer.errors import PolicyError
+from analyzer.policy.compile import CompiledPolicies
+from analyzer.policy.evaluate import Peer, evaluate_connections, selecting_policies
+from analyzer.policy.model import EGRESS, INGRESS
+from analyzer.report.model import CoverageRow
+
+__all__ = ["coverage_rows", "existing_manifests", "manifests_yaml", "normalize_manifest"]
+
+_SUFFIXES = (".yaml", ".yml", ".json")
+POLICY_KINDS = ("NetworkPolicy", "CiliumNetworkPolicy", "StagedKubernetesNetworkPolicy")
+
+
+def _files(paths: Sequence[str | Path]) -> Iterator[Path]:
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
+        elif path.is_file():
+            yield path
+        else:
+            raise PolicyError("no such file or directory", file=str(path))
+
+
+def _flatten(doc: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(doc, dict):
+        if doc.get("kind") == "List" or (doc.get("kind") or "").endswith("List"):
+            for item in doc.get("items") or ():
+                yield from _flatten(item)
+        else:
+            yield doc
+
+
+def normalize_manifest(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep what decides behaviour: apiVersion, kind, name, namespace and spec."""
+    meta = doc.get("metadata") or {}
+    return {
+        "apiVersion": doc.get("apiVersion"),
+        "kind": doc.get("kind"),
+        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace") or "default"},
+        "spec": doc.get("spec") or {},
+    }
+
+
+def existing_manifests(paths: str | Path | Sequence[str | Path]) -> dict[str, list[dict[str, Any]]]:
+    """Policy manifests under ``paths`` by namespace, normalised and sorted by name.
+
+    Raises
+    ------
+    PolicyError
+        A path that does not exist or a file that is not YAML.
+    """
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    by_ns: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for file in _files(paths):
+        try:
+            docs = list(yaml.safe_load_all(file.read_text("utf-8")))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise PolicyError(
+                f"cannot read policies: {exc}".splitlines()[0], file=str(file)
+            ) from exc
+        for doc in docs:
+            for item in _flatten(doc):
+                if item.get("kind") in POLICY_KINDS:
+                    norm = normalize_manifest(item)
+                    by_ns[norm["metadata"]["namespace"]].append(norm)
+    return {
+        ns: sorted(items, key=lambda m: (str(m["metadata"]["name"]), str(m["kind"])))
+        for ns, items in sorted(by_ns.items())
+    }
+
+
+def manifests_yaml(manifests: Sequence[Mapping[str, Any]]) -> str:
+    """Multi-document YAML with sorted keys, so two sets diff line by line."""
+    return yaml.safe_dump_all(
+        [normalize_manifest(m) for m in manifests], sort_keys=True, default_flow_style=False
+    )
+
+
+def _labels(items: Sequence[str] | None) -> dict[str, str]:
+    return dict(item.partition("=")[::2] for item in items or ())
+
+
+def coverage_rows(compiled: CompiledPolicies, connections: pl.DataFrame) -> tuple[CoverageRow, ...]:
+    """Per namespace: observed pods, how many are isolated per direction, and how the existing
+    policies would decide the observed connections into or out of the namespace."""
+    if connections.height == 0:
+        return ()
+    sides = [
+        connections.filter(pl.col(f"{s}_entity") == "pod").select(
+            pl.col(f"{s}_namespace").alias("ns"),
+            pl.col(f"{s}_pod").alias("pod"),
+            pl.col(f"{s}_labels").list.sort().alias("labels"),
+            pl.col(f"{s}_namespace_labels").list.sort().alias("ns_labels"),
+        )
+        for s in ("src", "dst")
+    ]
+    pods = pl.concat(sides).filter(pl.col("ns").is_not_null()).unique(["ns", "pod"])
+    # One policy-engine call per distinct identity, not per pod.
+    identities = pods.group_by("ns", "labels", "ns_labels").agg(pl.len().alias("n"))
+    isolated: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for row in identities.iter_rows(named=True):
+        peer = Peer(
+            kind="pod",
+            namespace=row["ns"],
+            labels=_labels(row["labels"]),
+            namespace_labels=_labels(row["ns_labels"]),
+        )
+        counts = isolated[row["ns"]]
+        counts[0] += row["n"]
+        counts[1] += row["n"] if selecting_policies(compiled, peer, INGRESS) else 0
+        counts[2] += row["n"] if selecting_policies(compiled, peer, EGRESS) else 0
+    judged = evaluate_connections(compiled, connections)
+    out: list[CoverageRow] = []
+    for ns in sorted(isolated):
+        touching = judged.filter(
+            (pl.col("src_namespace") == ns).fill_null(False)
+            | (pl.col("dst_namespace") == ns).fill_null(False)
+        )
+        allowed = int(touching.filter(pl.col("allowed"))["connections"].sum() or 0)
+        denied = int(touching.filter(~pl.col("allowed"))["connections"].sum() or 0)
+        pods_n, ing, egr = isolated[ns]
+        out.append(CoverageRow(ns, pods_n, ing, egr, allowed, denied))
+    return tuple(out)
