@@ -1,0 +1,594 @@
+"""Flow records to connection requests: replies removed, duplicates collapsed.
+
+One TCP connection produces many Hubble events (several observation points, both nodes,
+replies, SYN retransmits); one Calico connection is reported by both ends. Rules need
+*requests*, counted once. The steps, all polars expressions on a lazy frame:
+
+1. classify every row as request, reply, undecidable or ignored drop (`_classify`);
+2. decide rows whose direction is still unknown from ports (`_port_rule`);
+3. Hubble-style rows: sort by 5-tuple and time; a new connection starts at the first row of a
+   5-tuple or after an idle gap (60 s for TCP, which covers SYN retransmits; 30 s otherwise);
+4. Calico aggregates: the two reporters describe the same connections, so each side's
+   ``flow_count`` is summed and the larger side counts (see `_calico_edges`);
+5. one row per (src endpoint, dst endpoint, protocol, dst port, outcome), with endpoint
+   attributes joined back from a per-endpoint table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from analyzer import schema as S
+from analyzer.errors import SchemaError
+from analyzer.identity import drop_volatile_expr, group_key_expr
+
+__all__ = [
+    "Connections",
+    "ConnectionStats",
+    "derive_connections",
+    "empty_connections",
+    "CONNECTION_SCHEMA",
+    "POLICY_DROP_REASONS",
+    "SRC_KEY",
+    "DST_KEY",
+    "SRC_GROUP",
+    "DST_GROUP",
+    "OUTCOME",
+    "CONNECTIONS",
+    "EVENTS",
+    "FIRST_SEEN",
+    "LAST_SEEN",
+    "NODES",
+    "SRC_NODE",
+    "DST_NODE",
+    "AUDIT",
+    "ALLOWED",
+    "DENIED",
+]
+
+# --- connection frame columns (beside the flow-schema names it reuses) ------------------------
+SRC_KEY = "src_key"
+DST_KEY = "dst_key"
+SRC_GROUP = "src_group"
+DST_GROUP = "dst_group"
+OUTCOME = "outcome"
+CONNECTIONS = "connections"
+EVENTS = "events"
+FIRST_SEEN = "first_seen"
+LAST_SEEN = "last_seen"
+NODES = "nodes"
+SRC_NODE = "src_node"
+DST_NODE = "dst_node"
+AUDIT = "audit"  # True when some event was an AUDIT verdict (would be denied if enforced)
+
+ALLOWED = "allowed"
+DENIED = "denied"
+
+# Drop reasons that mean "a policy said no". Other drops (UNSUPPORTED_L3_PROTOCOL, CT_*,
+# STALE_OR_UNROUTABLE_IP, ...) say nothing about policy and are ignored. A drop without a
+# reason (Calico deny, field-masked Hubble) counts as a policy denial: never an allow.
+POLICY_DROP_REASONS = ("POLICY_DENIED", "POLICY_DENY", "AUTH_REQUIRED")
+CALICO_FORMATS = ("calico", "goldmane", "whisker")
+EPHEMERAL_MIN = 32768
+TCP_IDLE = timedelta(seconds=60)
+OTHER_IDLE = timedelta(seconds=30)
+
+_LS = pl.List(pl.String())
+_TS = pl.Datetime("us", "UTC")
+CONNECTION_SCHEMA: pl.Schema = pl.Schema(
+    {
+        SRC_KEY: pl.String(),
+        DST_KEY: pl.String(),
+        S.SRC_NAMESPACE: pl.String(),
+        S.DST_NAMESPACE: pl.String(),
+        S.SRC_POD: pl.String(),
+        S.DST_POD: pl.String(),
+        S.SRC_WORKLOAD: pl.String(),
+        S.DST_WORKLOAD: pl.String(),
+        S.SRC_IP: pl.String(),
+        S.DST_IP: pl.String(),
+        S.SRC_ENTITY: pl.String(),
+        S.DST_ENTITY: pl.String(),
+        S.SRC_LABELS: _LS,
+        S.DST_LABELS: _LS,
+        S.SRC_NAMESPACE_LABELS: _LS,
+        S.DST_NAMESPACE_LABELS: _LS,
+        SRC_GROUP: pl.String(),
+        DST_GROUP: pl.String(),
+        S.DST_NAMES: _LS,
+        S.PROTOCOL: pl.String(),
+        S.DST_PORT: pl.Int32(),
+        OUTCOME: pl.String(),
+        CONNECTIONS: pl.Int64(),
+        EVENTS: pl.Int64(),
+        FIRST_SEEN: _TS,
+        LAST_SEEN: _TS,
+        NODES: _LS,
+        SRC_NODE: pl.String(),
+        DST_NODE: pl.String(),
+        AUDIT: pl.Boolean(),
+    }
+)
+
+# row classes
+_REQUEST, _REPLY, _UNDECIDED, _IGNORED = 1, 2, 3, 4
+_CLASS = "_class"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStats:
+    """What happened to the flow rows on the way to connections."""
+
+    rows_in: int = 0
+    requests: int = 0
+    replies_removed: int = 0
+    undecidable: int = 0
+    non_policy_drops_ignored: int = 0
+    duplicates_collapsed: int = 0
+    decided_by_ports: int = 0
+    connections: int = 0
+    window: tuple[datetime | None, datetime | None] = (None, None)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Connections:
+    """Deduplicated connection requests, one row per distinct edge (see CONNECTION_SCHEMA)."""
+
+    frame: pl.DataFrame
+    stats: ConnectionStats
+
+
+def empty_connections() -> pl.DataFrame:
+    """An empty connection frame with the contract's columns."""
+    return pl.DataFrame(schema=CONNECTION_SCHEMA)
+
+
+def _flag(name: str) -> pl.Expr:
+    return pl.col(S.TCP_FLAGS).fill_null("").str.contains(rf"(^|,){name}(,|$)")
+
+
+def _classify() -> pl.Expr:
+    """Request / reply / undecided / ignored, from everything but ports."""
+    verdict = pl.col(S.VERDICT).fill_null("unknown")
+    reason = pl.col(S.DROP_REASON)
+    syn, ack = _flag("SYN"), _flag("ACK")
+    icmp = pl.col(S.ICMP_TYPE)
+    proto = pl.col(S.PROTOCOL).fill_null("")
+    l7 = pl.col(S.L7_TYPE).fill_null("").str.to_lowercase()
+    trace = pl.col(S.TRACE_REASON).fill_null("").str.to_uppercase()
+    return (
+        pl.when(
+            ((verdict == "dropped") & reason.is_not_null() & ~reason.is_in(POLICY_DROP_REASONS))
+            | (verdict == "error")
+        )
+        .then(pl.lit(_IGNORED))
+        # Calico aggregates describe the initiating direction; replies are never separate rows.
+        .when(pl.col(S.SOURCE_FORMAT).is_in(CALICO_FORMATS))
+        .then(pl.lit(_REQUEST))
+        .when(pl.col(S.IS_REPLY) == True)  # noqa: E712 (null-aware column comparison)
+        .then(pl.lit(_REPLY))
+        .when(pl.col(S.IS_REPLY) == False)  # noqa: E712
+        .then(pl.lit(_REQUEST))
+        .when(l7 == "response")
+        .then(pl.lit(_REPLY))
+        .when(l7 == "request")
+        .then(pl.lit(_REQUEST))
+        # policy-verdict events fire on the first packet of a connection
+        .when(pl.col(S.EVENT_TYPE) == 5)
+        .then(pl.lit(_REQUEST))
+        .when(trace == "REPLY")
+        .then(pl.lit(_REPLY))
+        .when(trace == "NEW")
+        .then(pl.lit(_REQUEST))
+        .when(syn & ~ack)
+        .then(pl.lit(_REQUEST))
+        .when(syn & ack)
+        .then(pl.lit(_REPLY))
+        .when(((proto == "ICMPv4") & (icmp == 8)) | ((proto == "ICMPv6") & (icmp == 128)))
+        .then(pl.lit(_REQUEST))
+        .when(((proto == "ICMPv4") & (icmp == 0)) | ((proto == "ICMPv6") & (icmp == 129)))
+        .then(pl.lit(_REPLY))
+        # conntrack lets replies through: a policy drop is always a connection attempt
+        .when(verdict == "dropped")
+        .then(pl.lit(_REQUEST))
+        .otherwise(pl.lit(_UNDECIDED))
+        .cast(pl.Int8)
+    )
+
+
+def _listening(ports: dict[str, list[int]], port: str) -> pl.Expr:
+    """A port that serves: privileged, or seen as the destination of a known request."""
+    p = pl.col(port)
+    expr = p < 1024
+    for proto, values in ports.items():
+        expr = expr | ((pl.col(S.PROTOCOL) == proto) & p.is_in(values))
+    return expr.fill_null(False)
+
+
+def _port_rule(ports: dict[str, list[int]]) -> pl.Expr:
+    src_srv, dst_srv = _listening(ports, S.SRC_PORT), _listening(ports, S.DST_PORT)
+    src_eph = (pl.col(S.SRC_PORT) >= EPHEMERAL_MIN).fill_null(False)
+    dst_eph = (pl.col(S.DST_PORT) >= EPHEMERAL_MIN).fill_null(False)
+    cls = pl.col(_CLASS)
+    return (
+        pl.when(cls != _UNDECIDED)
+        .then(cls)
+        .when(dst_srv & src_eph & ~src_srv)
+        .then(pl.lit(_REQUEST, pl.Int8))
+        .when(src_srv & dst_eph & ~dst_srv)
+        .then(pl.lit(_REPLY, pl.Int8))
+        .otherwise(cls)
+    )
+
+
+def _side_key(side: str) -> pl.Expr:
+    """Endpoint key of a row: ``ns/pod``, else the IP, else ``reserved:<entity>``."""
+    ip = pl.col(f"{side}_ip")
+    return pl.coalesce(
+        _pod_key(side),
+        pl.when(ip != "").then(ip),
+        pl.lit("reserved:") + pl.col(f"{side}_entity").fill_null("unknown"),
+    )
+
+
+def _pod_key(side: str) -> pl.Expr:
+    ns, pod = pl.col(f"{side}_namespace"), pl.col(f"{side}_pod")
+    return pl.when((ns != "") & (pod != "")).then(ns + pl.lit("/") + pod)
+
+
+def _check_columns(lf: pl.LazyFrame) -> None:
+    missing = [c for c in S.FLOW_COLUMNS if c not in lf.collect_schema()]
+    if missing:
+        raise SchemaError(
+            "flows lack canonical columns (use analyzer.schema.conform): " + ", ".join(missing)
+        )
+
+
+# working columns of the request rows
+_SPK, _DPK, _SK, _DK = "_src_pk", "_dst_pk", "_src_k", "_dst_k"
+_DEN, _L7, _AUD, _SN, _DN, _LAST = "_denied", "_l7", "_audit", "_src_n", "_dst_n", "_last"
+_EDGE = [SRC_KEY, DST_KEY, S.PROTOCOL, S.DST_PORT, OUTCOME]
+
+
+def _requests(decided: pl.LazyFrame) -> pl.LazyFrame:
+    node = pl.col(S.NODE)
+    direction = pl.col(S.DIRECTION).fill_null("")
+    point = pl.col(S.OBSERVATION_POINT).fill_null("")
+    return decided.filter(pl.col(_CLASS) == _REQUEST).with_columns(
+        _pod_key("src").alias(_SPK),
+        _pod_key("dst").alias(_DPK),
+        _side_key("src").alias(_SK),
+        _side_key("dst").alias(_DK),
+        # only policy drops are left at this point
+        (pl.col(S.VERDICT) == "dropped").fill_null(False).alias(_DEN),
+        ((pl.col(S.FLOW_TYPE) == "L7") | (pl.col(S.EVENT_TYPE) == 129)).fill_null(False).alias(_L7),
+        (pl.col(S.VERDICT) == "audit").fill_null(False).alias(_AUD),
+        # traffic_direction is relative to the endpoint local to the observing node; the host
+        # entity is always the observing node itself
+        pl.when(
+            (direction == "egress") | (point == "FROM_ENDPOINT") | (pl.col(S.SRC_ENTITY) == "host")
+        )
+        .then(node)
+        .alias(_SN),
+        pl.when(
+            (direction == "ingress") | (point == "TO_ENDPOINT") | (pl.col(S.DST_ENTITY) == "host")
+        )
+        .then(node)
+        .alias(_DN),
+        pl.coalesce(S.END_TIME, S.TIME).alias(_LAST),
+    )
+
+
+def _edge_aggs() -> list[pl.Expr]:
+    return [
+        pl.col(CONNECTIONS).sum(),
+        pl.col(EVENTS).sum(),
+        pl.col(FIRST_SEEN).min(),
+        pl.col(LAST_SEEN).max(),
+        pl.col(NODES).explode().drop_nulls().unique().sort(),
+        pl.col(SRC_NODE).drop_nulls().min(),
+        pl.col(DST_NODE).drop_nulls().min(),
+        pl.col(AUDIT).any(),
+    ]
+
+
+def _hubble_edges(req: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta) -> pl.LazyFrame:
+    """Per-event rows: sessions of one 5-tuple (several observation points, both nodes,
+    retransmits) become one connection; a new one starts after an idle gap."""
+    ts, td = "_ts", "_td"
+    rows = req.filter(~pl.col(S.SOURCE_FORMAT).is_in(CALICO_FORMATS).fill_null(False)).select(
+        pl.coalesce(S.SRC_IP, _SK).alias(ts),
+        S.SRC_PORT,
+        pl.coalesce(S.DST_IP, _DK).alias(td),
+        S.DST_PORT,
+        S.PROTOCOL,
+        S.TIME,
+        _LAST,
+        S.NODE,
+        _SPK,
+        _DPK,
+        _SK,
+        _DK,
+        _DEN,
+        _L7,
+        _AUD,
+        _SN,
+        _DN,
+    )
+    tuple_cols = [ts, S.SRC_PORT, td, S.DST_PORT, S.PROTOCOL]
+    same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(c).shift(1)) for c in tuple_cols])
+    idle = pl.when(pl.col(S.PROTOCOL) == "TCP").then(pl.lit(tcp_idle)).otherwise(pl.lit(other_idle))
+    gap = pl.col(S.TIME) - pl.col(S.TIME).shift(1)
+    new = (~same | (gap > idle)).fill_null(True)
+    sessions = (
+        rows.sort([*tuple_cols, S.TIME], nulls_last=True)
+        .with_columns(new.cum_sum().alias("_conn"))
+        .group_by("_conn")
+        .agg(
+            pl.coalesce(pl.col(_SPK).drop_nulls().first(), pl.col(_SK).first()).alias(SRC_KEY),
+            pl.coalesce(pl.col(_DPK).drop_nulls().first(), pl.col(_DK).first()).alias(DST_KEY),
+            pl.col(S.PROTOCOL).first(),
+            pl.col(S.DST_PORT).first(),
+            # denied when a L3/L4 policy drop hit it, or when nothing but denials was seen (an
+            # L7 denial of one request does not deny the TCP connection that carried it)
+            pl.when((pl.col(_DEN) & ~pl.col(_L7)).any() | pl.col(_DEN).all())
+            .then(pl.lit(DENIED))
+            .otherwise(pl.lit(ALLOWED))
+            .alias(OUTCOME),
+            pl.len().cast(pl.Int64).alias(EVENTS),
+            pl.col(S.TIME).min().alias(FIRST_SEEN),
+            pl.col(_LAST).max().alias(LAST_SEEN),
+            pl.col(S.NODE).drop_nulls().unique().alias(NODES),
+            pl.col(_SN).drop_nulls().min().alias(SRC_NODE),
+            pl.col(_DN).drop_nulls().min().alias(DST_NODE),
+            pl.col(_AUD).any().alias(AUDIT),
+        )
+        .with_columns(pl.lit(1, pl.Int64).alias(CONNECTIONS))
+    )
+    return sessions.group_by(_EDGE).agg(_edge_aggs())
+
+
+def _calico_edges(req: pl.LazyFrame) -> pl.LazyFrame:
+    """Calico aggregates: ``flow_count`` connections each, reported by the source side and the
+    destination side. A connection the source allowed can still be denied at the destination,
+    so allowed = destination's count when it reports, else the source's; denied = both sides'
+    denials (a connection denied at the source never reaches the destination)."""
+    rows = req.filter(pl.col(S.SOURCE_FORMAT).is_in(CALICO_FORMATS).fill_null(False))
+    fc = pl.col(S.FLOW_COUNT).fill_null(1).clip(lower_bound=1)
+    rep = pl.col(S.REPORTER).fill_null("").str.to_lowercase()
+    den = pl.col(_DEN)
+    is_src, is_dst = rep == "src", rep == "dst"
+    other = ~is_src & ~is_dst
+
+    def side(outcome: str, keep: pl.Expr) -> list[pl.Expr]:
+        return [
+            keep.sum().cast(pl.Int64).alias(f"{outcome}_events"),
+            pl.col(S.TIME).filter(keep).min().alias(f"{outcome}_first"),
+            pl.col(_LAST).filter(keep).max().alias(f"{outcome}_last"),
+            pl.col(S.NODE).filter(keep).drop_nulls().unique().alias(f"{outcome}_nodes"),
+        ]
+
+    agg = rows.group_by(
+        [pl.col(_SK).alias(SRC_KEY), pl.col(_DK).alias(DST_KEY), S.PROTOCOL, S.DST_PORT]
+    ).agg(
+        fc.filter(is_src & ~den).sum().alias("a_src"),
+        fc.filter(is_dst & ~den).sum().alias("a_dst"),
+        fc.filter(other & ~den).sum().alias("a_oth"),
+        fc.filter(is_src & den).sum().alias("d_src"),
+        fc.filter(is_dst & den).sum().alias("d_dst"),
+        fc.filter(other & den).sum().alias("d_oth"),
+        is_src.any().alias("has_src"),
+        is_dst.any().alias("has_dst"),
+        pl.col(S.NODE).filter(is_src).drop_nulls().min().alias(SRC_NODE),
+        pl.col(S.NODE).filter(is_dst).drop_nulls().min().alias(DST_NODE),
+        *side(ALLOWED, ~den),
+        *side(DENIED, den),
+    )
+    allowed = (
+        pl.when(pl.col("has_dst"))
+        .then(pl.col("a_dst"))
+        .when(pl.col("has_src"))
+        .then(pl.col("a_src"))
+        .otherwise(pl.col("a_oth"))
+    )
+    denied = (
+        pl.col("d_src")
+        + pl.col("d_dst")
+        + pl.when(pl.col("has_src") | pl.col("has_dst")).then(0).otherwise(pl.col("d_oth"))
+    )
+    keys = [SRC_KEY, DST_KEY, S.PROTOCOL, S.DST_PORT]
+    parts = [
+        agg.select(
+            *keys,
+            pl.lit(outcome).alias(OUTCOME),
+            count.cast(pl.Int64).alias(CONNECTIONS),
+            pl.col(f"{outcome}_events").alias(EVENTS),
+            pl.col(f"{outcome}_first").alias(FIRST_SEEN),
+            pl.col(f"{outcome}_last").alias(LAST_SEEN),
+            pl.col(f"{outcome}_nodes").alias(NODES),
+            SRC_NODE,
+            DST_NODE,
+            pl.lit(False).alias(AUDIT),
+        ).filter(pl.col(CONNECTIONS) > 0)
+        for outcome, count in ((ALLOWED, allowed), (DENIED, denied))
+    ]
+    return pl.concat(parts)
+
+
+def _endpoints(req: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per endpoint key with its attributes (labels: the latest non-empty set)."""
+
+    def side(name: str) -> pl.LazyFrame:
+        names = pl.col(S.DST_NAMES) if name == "dst" else pl.lit(None, _LS)
+        return req.select(
+            pl.col(f"_{name}_k").alias("key"),
+            pl.col(f"{name}_namespace").alias("namespace"),
+            pl.col(f"{name}_pod").alias("pod"),
+            pl.col(f"{name}_workload").alias("workload"),
+            pl.col(f"{name}_ip").alias("ip"),
+            pl.when(pl.col(f"_{name}_pk").is_not_null())
+            .then(pl.lit("pod"))
+            .otherwise(pl.col(f"{name}_entity"))
+            .alias("entity"),
+            pl.col(f"{name}_labels").alias("labels"),
+            pl.col(f"{name}_namespace_labels").alias("namespace_labels"),
+            names.alias("names"),
+            S.TIME,
+        )
+
+    def latest(column: str) -> pl.Expr:
+        nonempty = pl.col(column).list.len() > 0
+        return pl.col(column).filter(nonempty).sort_by(pl.col(S.TIME).filter(nonempty)).last()
+
+    return (
+        pl.concat([side("src"), side("dst")])
+        .group_by("key")
+        .agg(
+            *(pl.col(c).drop_nulls().min() for c in ("namespace", "pod", "workload", "ip")),
+            pl.when((pl.col("entity") == "pod").any())
+            .then(pl.lit("pod"))
+            .otherwise(pl.col("entity").drop_nulls().min())
+            .alias("entity"),
+            latest("labels"),
+            latest("namespace_labels"),
+            pl.col("names").explode().drop_nulls().unique().sort(),
+        )
+    )
+
+
+def _attach(edges: pl.DataFrame, endpoints: pl.DataFrame) -> pl.DataFrame:
+    def prefixed(side: str) -> pl.DataFrame:
+        cols = {c: f"{side}_{c}" for c in endpoints.columns if c not in ("key", "names")}
+        frame = endpoints.rename({"key": f"{side}_key", **cols})
+        if side == "dst":
+            return frame.rename({"names": S.DST_NAMES})
+        return frame.drop("names")
+
+    joined = edges.join(prefixed("src"), on=SRC_KEY, how="left").join(
+        prefixed("dst"), on=DST_KEY, how="left"
+    )
+    for side in ("src", "dst"):
+        joined = joined.with_columns(
+            drop_volatile_expr(f"{side}_labels").alias(f"{side}_labels"),
+            pl.col(f"{side}_namespace_labels").fill_null(pl.lit([], dtype=_LS)),
+        )
+    joined = joined.with_columns(
+        group_key_expr(S.SRC_NAMESPACE, S.SRC_LABELS, S.SRC_ENTITY, S.SRC_IP).alias(SRC_GROUP),
+        group_key_expr(S.DST_NAMESPACE, S.DST_LABELS, S.DST_ENTITY, S.DST_IP).alias(DST_GROUP),
+        pl.col(S.DST_NAMES).fill_null(pl.lit([], dtype=_LS)),
+        pl.col(NODES).fill_null(pl.lit([], dtype=_LS)),
+    )
+    return joined.select(
+        pl.col(name).cast(dtype) for name, dtype in CONNECTION_SCHEMA.items()
+    ).sort(_EDGE, nulls_last=True)
+
+
+def derive_connections(
+    flows: pl.LazyFrame | pl.DataFrame,
+    *,
+    tcp_idle: timedelta = TCP_IDLE,
+    other_idle: timedelta = OTHER_IDLE,
+) -> Connections:
+    """Derive deduplicated connection requests from canonical flow rows.
+
+    Parameters
+    ----------
+    flows
+        Rows in the canonical flow schema (`analyzer.schema.FLOW_SCHEMA`), e.g.
+        ``FlowStore.scan()``; replies and drops included.
+    tcp_idle, other_idle
+        Events of one 5-tuple closer together than this belong to one connection (TCP: covers
+        SYN retransmits; other protocols: UDP/ICMP "sessions").
+
+    Returns
+    -------
+    Connections
+        ``frame``: one row per (src endpoint, dst endpoint, protocol, dst port, outcome) with the
+        columns of `CONNECTION_SCHEMA`; ``stats``: what was removed and why.
+
+    Raises
+    ------
+    SchemaError
+        When the frame lacks canonical flow columns.
+    """
+    lf = flows.lazy() if isinstance(flows, pl.DataFrame) else flows
+    _check_columns(lf)
+    classified = lf.with_columns(_classify().alias(_CLASS))
+    listening = (
+        classified.filter(
+            (pl.col(_CLASS) == _REQUEST)
+            & pl.col(S.DST_PORT).is_not_null()
+            & pl.col(S.PROTOCOL).is_not_null()
+        )
+        .group_by(S.PROTOCOL)
+        .agg(pl.col(S.DST_PORT).unique().sort())
+        .collect()
+    )
+    ports = {row[0]: list(row[1]) for row in listening.iter_rows()}
+    decided = classified.with_columns(
+        pl.col(_CLASS).alias("_class0"), _port_rule(ports).alias(_CLASS)
+    )
+    cls = pl.col(_CLASS)
+    is_req = cls == _REQUEST
+    counts_q = decided.select(
+        pl.len().alias("rows_in"),
+        is_req.sum().alias("requests"),
+        (cls == _REPLY).sum().alias("replies"),
+        (cls == _UNDECIDED).sum().alias("undecidable"),
+        (cls == _IGNORED).sum().alias("ignored"),
+        ((pl.col("_class0") == _UNDECIDED) & (cls != _UNDECIDED)).sum().alias("by_ports"),
+        pl.col(S.TIME).filter(is_req).min().alias("first"),
+        pl.coalesce(S.END_TIME, S.TIME).filter(is_req).max().alias("last"),
+    )
+    req = _requests(decided)
+    counts, hub, cal, endpoints = pl.collect_all(
+        [counts_q, _hubble_edges(req, tcp_idle, other_idle), _calico_edges(req), _endpoints(req)]
+    )
+    edges = pl.concat([hub, cal], how="vertical_relaxed").group_by(_EDGE).agg(_edge_aggs())
+    frame = _attach(edges, endpoints)
+    return Connections(frame=frame, stats=_stats(counts.row(0, named=True), frame))
+
+
+def _stats(c: dict[str, object], frame: pl.DataFrame) -> ConnectionStats:
+    def n(key: str) -> int:
+        value = c.get(key)
+        return int(value) if isinstance(value, int) else 0
+
+    total = int(frame[CONNECTIONS].sum() or 0) if frame.height else 0
+    warnings: list[str] = []
+    if n("undecidable"):
+        warnings.append(
+            f"{n('undecidable')} flow rows left out: neither is_reply, TCP flags nor ports tell "
+            "request from reply"
+        )
+    unlabelled = set()
+    for side in ("src", "dst"):
+        bare = frame.filter(
+            (pl.col(f"{side}_entity") == "pod") & (pl.col(f"{side}_labels").list.len() == 0)
+        )
+        unlabelled.update(bare[f"{side}_key"].to_list())
+    if unlabelled:
+        warnings.append(
+            f"{len(unlabelled)} pods carry no labels (flows exported with a field mask without "
+            "labels?): they share one unlabelled group per namespace"
+        )
+    first, last = c.get("first"), c.get("last")
+    return ConnectionStats(
+        rows_in=n("rows_in"),
+        requests=n("requests"),
+        replies_removed=n("replies"),
+        undecidable=n("undecidable"),
+        non_policy_drops_ignored=n("ignored"),
+        duplicates_collapsed=max(0, n("requests") - total),
+        decided_by_ports=n("by_ports"),
+        connections=total,
+        window=(
+            first if isinstance(first, datetime) else None,
+            last if isinstance(last, datetime) else None,
+        ),
+        warnings=warnings,
+    )
