@@ -1,0 +1,120 @@
+"""Probe commands that check the rollout the way the seed does: by trying to break the rules.
+
+For observed paths, ``kubectl -n NS exec deploy/<src> -- nc -zv -w 3 <dst> <port>`` must
+succeed; for a path that was never observed (preferably into another namespace, like
+``production-db:5432`` from ``frontend``) the same command must time out.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+from analyzer.policy.render import name_error
+
+__all__ = ["Probe", "make_probes"]
+
+MAX_PER_NAMESPACE = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    namespace: str
+    command: str
+    expect: Literal["succeed", "time out"]
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "namespace": self.namespace,
+            "command": self.command,
+            "expect": self.expect,
+            "reason": self.reason,
+        }
+
+
+def _command(ns: str, workload: str, host: str, protocol: str, port: int) -> str:
+    nc = ["nc", "-zuv" if protocol == "UDP" else "-zv", "-w", "3", host, str(port)]
+    argv = ["kubectl", "-n", ns, "exec", f"deploy/{workload}", "--", *nc]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def _host(row: dict[str, object], own_ns: str) -> str | None:
+    workload, ns = row.get("dst_workload"), row.get("dst_namespace")
+    if row.get("dst_entity") == "pod" and isinstance(workload, str) and isinstance(ns, str):
+        if name_error(workload) or name_error(ns):
+            return None
+        # The Service usually carries the workload's name; ports are the pod's (post-DNAT).
+        return workload if ns == own_ns else f"{workload}.{ns}"
+    ip = row.get("dst_ip")
+    return ip if isinstance(ip, str) and ip else None
+
+
+def make_probes(
+    verified: pl.DataFrame, conns: pl.DataFrame, namespaces: Sequence[str]
+) -> list[Probe]:
+    """Positive probes from verified rows, negative ones from unobserved pod targets."""
+    probes: list[Probe] = []
+    pods = conns.filter((pl.col("dst_entity") == "pod") & pl.col("dst_port").is_not_null())
+    targets = (
+        pods.filter(pl.col("protocol") == "TCP")
+        .select("dst_namespace", "dst_workload", "dst_port", "dst_entity")
+        .drop_nulls()
+        .unique()
+        .sort(["dst_namespace", "dst_workload", "dst_port"])
+        .to_dicts()
+    )
+    for ns in sorted(set(namespaces)):
+        mine = verified.filter(
+            (pl.col("src_entity") == "pod")
+            & (pl.col("src_namespace") == ns)
+            & pl.col("src_workload").is_not_null()
+            & pl.col("protocol").is_in(["TCP", "UDP"])
+        )
+        seen: set[tuple[str, str, str, int]] = set()
+        positives: list[Probe] = []
+        for row in mine.sort(["src_workload", "dst_namespace", "dst_port"]).iter_rows(named=True):
+            workload = row["src_workload"]
+            host = _host(row, ns)
+            if host is None or name_error(workload) or row["dst_port"] is None:
+                continue
+            key = (workload, host, row["protocol"], int(row["dst_port"]))
+            if key in seen:
+                continue
+            seen.add(key)
+            positives.append(
+                Probe(ns, _command(ns, workload, host, row["protocol"], key[3]), "succeed",
+                      f"observed {row['protocol']}/{key[3]} from {workload} to {host}")
+            )
+        probes.extend(positives[:MAX_PER_NAMESPACE])
+        observed = {
+            (r["src_workload"], r["dst_namespace"], r["dst_workload"], r["dst_port"])
+            for r in mine.iter_rows(named=True)
+        }
+        sources = sorted({k[0] for k in seen})
+        for workload in sources[:MAX_PER_NAMESPACE]:
+            # Prefer a target in another namespace (the seed's production-db:5432 probe).
+            candidates = sorted(
+                targets, key=lambda t: (t["dst_namespace"] == ns, t["dst_workload"] == workload)
+            )
+            for target in candidates:
+                key4 = (workload, target["dst_namespace"], target["dst_workload"],
+                        target["dst_port"])
+                if key4 in observed or target["dst_workload"] == workload:
+                    continue
+                host = _host(target, ns)
+                if host is None:
+                    continue
+                where = "another namespace" if target["dst_namespace"] != ns else "this namespace"
+                probes.append(
+                    Probe(ns, _command(ns, workload, host, "TCP", int(target["dst_port"])),
+                          "time out",
+                          f"never observed from {workload}: {host}:{target['dst_port']} "
+                          f"({where})")
+                )
+                break
+    return probes

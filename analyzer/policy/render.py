@@ -1,0 +1,393 @@
+"""Policy specs -> manifests (Kubernetes, Cilium, Calico staged) and YAML.
+
+Every string that came from flows (label keys and values, namespaces, addresses, DNS names) is
+validated here once more before it enters a manifest, and YAML is written with
+``yaml.safe_dump_all``: hostile values can at worst be refused, never change the structure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import yaml
+
+from analyzer.errors import VerificationError
+from analyzer.policy.synthesize import (
+    DNS_NAMESPACE,
+    DNS_SELECTORS,
+    NAMESPACE_NAME_LABEL,
+    Peer,
+    PolicySpec,
+    Port,
+    Rule,
+    Selector,
+)
+
+__all__ = [
+    "FLAVORS",
+    "Flavor",
+    "dns_name_error",
+    "label_error",
+    "name_error",
+    "render",
+    "render_policy",
+    "to_yaml",
+]
+
+Flavor = Literal["kubernetes", "cilium", "calico"]
+FLAVORS: tuple[str, ...] = ("kubernetes", "cilium", "calico")
+
+ANNOTATION_PREFIX = "analyzer.io"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "analyzer"}
+CILIUM_NS_LABEL = "k8s:io.kubernetes.pod.namespace"
+MAX_EVIDENCE_CHARS = 4000
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_FQDN_PART = r"[A-Za-z0-9_]([-A-Za-z0-9_]*[A-Za-z0-9_])?"
+_FQDN = re.compile(rf"^{_FQDN_PART}(\.{_FQDN_PART})*$")
+_EXAMPLE = re.compile(r"^[A-Za-z0-9./:\-_ >\[\]]{1,300}$")
+
+
+# --- validators (Kubernetes apimachinery rules) -----------------------------------------------
+
+
+def name_error(name: str) -> str | None:
+    """Why ``name`` is not a DNS-1123 label (object and namespace names), or None."""
+    if not name or len(name) > 63 or not _DNS_LABEL.match(name):
+        return f"{name[:80]!r} is not a DNS-1123 label (lowercase alphanumerics and '-', <= 63)"
+    return None
+
+
+def label_error(key: str, value: str) -> str | None:
+    """Why ``key=value`` is not valid label syntax, or None."""
+    prefix, sep, name = key.rpartition("/")
+    if sep and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return f"label key {key[:80]!r} has an invalid prefix"
+    if not name or len(name) > 63 or not _LABEL_NAME.match(name):
+        return f"label key {key[:80]!r} is not a valid label name"
+    if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
+        return f"label value {value[:80]!r} of {key[:80]!r} is not valid label syntax"
+    return None
+
+
+def selector_error(labels: Mapping[str, str]) -> str | None:
+    """Why a chosen selector (``key -> value``) cannot be written, or None."""
+    for key, value in labels.items():
+        err = label_error(key, value)
+        if err:
+            return err
+    return None
+
+
+def dns_name_error(name: str) -> str | None:
+    if not name or len(name) > 253 or not _FQDN.match(name):
+        return f"{name[:80]!r} is not a DNS name"
+    return None
+
+
+def _check(error: str | None) -> None:
+    if error:
+        raise VerificationError(f"refusing to write an invalid manifest: {error}")
+
+
+def _checked_selector(sel: Selector) -> Selector:
+    for key, value in sel.match_labels:
+        _check(label_error(key, value))
+    for key, values in sel.match_in:
+        for value in values:
+            _check(label_error(key, value))
+    return sel
+
+
+def _checked_cidr(cidr: str) -> str:
+    try:
+        return str(ipaddress.ip_network(cidr, strict=False))
+    except ValueError as exc:
+        raise VerificationError(f"refusing to write an invalid CIDR {cidr[:60]!r}") from exc
+
+
+def _checked_port(port: Port) -> Port:
+    if port.protocol not in ("TCP", "UDP", "SCTP") or not 1 <= port.port <= 65535:
+        raise VerificationError(f"refusing to write an invalid port {port.protocol}/{port.port}")
+    return port
+
+
+# --- names ------------------------------------------------------------------------------------
+
+
+def policy_name(base: str, direction: str, taken: set[str]) -> str:
+    """``allow-<base>-<direction>``: a DNS-1123 label <= 63, unique within ``taken``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-") or "workload"
+    name = f"allow-{slug}-{direction}"
+    if len(name) > 63:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        name = f"allow-{slug[: 63 - len(direction) - 17].rstrip('-')}-{digest}-{direction}"
+    candidate, n = name, 2
+    while candidate in taken:
+        suffix = f"-{n}"
+        candidate = name[: 63 - len(suffix)].rstrip("-") + suffix
+        n += 1
+    taken.add(candidate)
+    return candidate
+
+
+def selector_base(sel: Selector) -> str:
+    """Readable name material: the merged values' common stem, else the label values."""
+    if sel.match_in:
+        values = sel.match_in[0][1]
+        stem = _common_stem(values)
+        return stem or "-".join(values)
+    return "-".join(v for _, v in sel.match_labels) or "all"
+
+
+def _common_stem(values: Sequence[str]) -> str:
+    parts = [v.split("-") for v in values]
+    stem: list[str] = []
+    for tokens in zip(*parts, strict=False):
+        if len(set(tokens)) != 1:
+            break
+        stem.append(tokens[0])
+    return "-".join(stem)
+
+
+# --- Kubernetes -------------------------------------------------------------------------------
+
+
+def _k8s_selector(sel: Selector) -> dict[str, Any]:
+    _checked_selector(sel)
+    out: dict[str, Any] = {}
+    if sel.match_labels:
+        out["matchLabels"] = dict(sel.match_labels)
+    if sel.match_in:
+        out["matchExpressions"] = [
+            {"key": k, "operator": "In", "values": list(vs)} for k, vs in sel.match_in
+        ]
+    return out
+
+
+def _ns_selector(namespaces: Sequence[str]) -> dict[str, Any]:
+    for ns in namespaces:
+        _check(name_error(ns))
+    if len(namespaces) == 1:
+        return {"matchLabels": {NAMESPACE_NAME_LABEL: namespaces[0]}}
+    return {
+        "matchExpressions": [
+            {"key": NAMESPACE_NAME_LABEL, "operator": "In", "values": list(namespaces)}
+        ]
+    }
+
+
+def _k8s_peers(peer: Peer, own_ns: str) -> list[dict[str, Any]]:
+    if peer.kind == "pod":
+        element: dict[str, Any] = {}
+        # Same namespace: a bare podSelector. Elsewhere: namespaceSelector AND podSelector in
+        # ONE element (two elements would mean OR: the whole namespace, or those pods anywhere).
+        if peer.namespaces != (own_ns,):
+            element["namespaceSelector"] = _ns_selector(peer.namespaces)
+        element["podSelector"] = _k8s_selector(peer.selector)
+        return [element]
+    cidrs = [peer.cidr] if peer.kind == "cidr" else list(peer.cidrs)
+    return [{"ipBlock": {"cidr": _checked_cidr(c)}} for c in cidrs]
+
+
+def _k8s_ports(ports: Sequence[Port]) -> list[dict[str, Any]]:
+    return [{"protocol": p.protocol, "port": p.port} for p in map(_checked_port, ports)]
+
+
+def _k8s_spec(policy: PolicySpec) -> dict[str, Any]:
+    types = [d.capitalize() for d in policy.directions]
+    spec: dict[str, Any] = {"podSelector": _k8s_selector(policy.selector), "policyTypes": types}
+    if policy.kind == "default-deny":
+        return spec  # selected, isolated in both directions, nothing allowed
+    if policy.kind == "dns":
+        spec["egress"] = [
+            {
+                "to": [
+                    {
+                        "namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: DNS_NAMESPACE}},
+                        "podSelector": {"matchLabels": {k: v}},
+                    }
+                    for k, v in DNS_SELECTORS
+                ],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+            }
+        ]
+        return spec
+    direction = policy.directions[0]
+    peer_key = "from" if direction == "ingress" else "to"
+    spec[direction] = [
+        {
+            peer_key: [e for p in rule.peers for e in _k8s_peers(p, policy.namespace)],
+            "ports": _k8s_ports(rule.ports),
+        }
+        for rule in policy.rules
+    ]
+    return spec
+
+
+# --- Cilium -----------------------------------------------------------------------------------
+
+
+def _cilium_endpoint(peer: Peer) -> dict[str, Any]:
+    sel = _k8s_selector(peer.selector)
+    for ns in peer.namespaces:
+        _check(name_error(ns))
+    if len(peer.namespaces) == 1:
+        sel["matchLabels"] = {CILIUM_NS_LABEL: peer.namespaces[0], **sel.get("matchLabels", {})}
+    else:
+        sel.setdefault("matchExpressions", []).insert(
+            0, {"key": CILIUM_NS_LABEL, "operator": "In", "values": list(peer.namespaces)}
+        )
+    return sel
+
+
+def _cilium_rules(rule: Rule, direction: str) -> list[dict[str, Any]]:
+    ports = [{"port": str(p.port), "protocol": p.protocol} for p in map(_checked_port, rule.ports)]
+    to_ports = [{"ports": ports}]
+    pre = "from" if direction == "ingress" else "to"
+    endpoints = [_cilium_endpoint(p) for p in rule.peers if p.kind == "pod"]
+    entities = sorted({p.entity for p in rule.peers if p.kind == "entity"})
+    fqdns = sorted(
+        {n for p in rule.peers if p.kind == "cidr" and direction == "egress" for n in p.fqdns}
+    )
+    cidrs = [
+        {"cidr": _checked_cidr(p.cidr)}
+        for p in rule.peers
+        if p.kind == "cidr" and not (direction == "egress" and p.fqdns)
+    ]
+    # Cilium refuses some L3 combinations in one rule; one element per peer kind is always valid.
+    out: list[dict[str, Any]] = []
+    if endpoints:
+        out.append({f"{pre}Endpoints": endpoints, "toPorts": to_ports})
+    if entities:
+        out.append({f"{pre}Entities": entities, "toPorts": to_ports})
+    if cidrs:
+        out.append({f"{pre}CIDRSet": cidrs, "toPorts": to_ports})
+    if fqdns:
+        for name in fqdns:
+            _check(dns_name_error(name))
+        out.append({"toFQDNs": [{"matchName": n} for n in fqdns], "toPorts": to_ports})
+    return out
+
+
+def _cilium_spec(policy: PolicySpec) -> dict[str, Any]:
+    spec: dict[str, Any] = {"endpointSelector": _k8s_selector(policy.selector)}
+    if policy.kind == "default-deny":
+        # An empty rule selects the endpoints into default-deny without allowing anything.
+        spec["ingress"], spec["egress"] = [{}], [{}]
+        return spec
+    if policy.kind == "dns":
+        spec["egress"] = [
+            {
+                "toEndpoints": [
+                    {"matchLabels": {CILIUM_NS_LABEL: DNS_NAMESPACE, f"k8s:{k}": v}}
+                    for k, v in DNS_SELECTORS
+                ],
+                "toPorts": [
+                    {
+                        "ports": [
+                            {"port": "53", "protocol": "UDP"},
+                            {"port": "53", "protocol": "TCP"},
+                        ],
+                        # Cilium's DNS proxy must see the lookups for toFQDNs rules to work.
+                        "rules": {"dns": [{"matchPattern": "*"}]},
+                    }
+                ],
+            }
+        ]
+        return spec
+    direction = policy.directions[0]
+    spec[direction] = [e for rule in policy.rules for e in _cilium_rules(rule, direction)]
+    return spec
+
+
+# --- documents --------------------------------------------------------------------------------
+
+
+def _annotations(policy: PolicySpec) -> dict[str, str]:
+    if policy.kind != "allow":
+        return {
+            f"{ANNOTATION_PREFIX}/purpose": "default deny for the namespace"
+            if policy.kind == "default-deny"
+            else "DNS guardrail: UDP and TCP 53 to kube-dns/CoreDNS"
+        }
+    ev = policy.evidence
+    direction = policy.directions[0]
+    rules = []
+    for i, rule in enumerate(policy.rules):
+        item = {
+            "rule": f"{direction}[{i}]",
+            "peers": [p.describe() for p in rule.peers],
+            "ports": [f"{p.protocol}/{p.port}" for p in rule.ports],
+        } | rule.evidence.to_json()
+        item["examples"] = [x for x in item["examples"] if _EXAMPLE.match(x)]
+        rules.append(item)
+    evidence = json.dumps(rules, separators=(",", ":"), sort_keys=False)
+    if len(evidence) > MAX_EVIDENCE_CHARS:
+        for item in rules:
+            item["examples"] = item["examples"][:1]
+            item["peers"] = item["peers"][:5]
+        evidence = json.dumps(rules, separators=(",", ":"))[:MAX_EVIDENCE_CHARS]
+    window = f"{_iso(ev.first_seen)}/{_iso(ev.last_seen)}"
+    return {
+        f"{ANNOTATION_PREFIX}/observed-window": window,
+        f"{ANNOTATION_PREFIX}/connections": str(ev.connections),
+        f"{ANNOTATION_PREFIX}/evidence": evidence,
+    }
+
+
+def _iso(value: Any) -> str:
+    return "unknown" if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def render_policy(policy: PolicySpec, flavor: Flavor = "kubernetes") -> dict[str, Any]:
+    """One manifest for ``policy`` in ``flavor``."""
+    _check(name_error(policy.name))
+    _check(name_error(policy.namespace))
+    metadata = {
+        "name": policy.name,
+        "namespace": policy.namespace,
+        "labels": dict(MANAGED_BY),
+        "annotations": _annotations(policy),
+    }
+    if flavor == "cilium":
+        return {
+            "apiVersion": "cilium.io/v2",
+            "kind": "CiliumNetworkPolicy",
+            "metadata": metadata,
+            "spec": _cilium_spec(policy),
+        }
+    if flavor == "calico":
+        return {
+            "apiVersion": "projectcalico.org/v3",
+            "kind": "StagedKubernetesNetworkPolicy",
+            "metadata": metadata,
+            "spec": {"stagedAction": "Set", **_k8s_spec(policy)},
+        }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata,
+        "spec": _k8s_spec(policy),
+    }
+
+
+def render(policies: Sequence[PolicySpec], flavor: Flavor = "kubernetes") -> list[dict[str, Any]]:
+    """Manifests for ``policies`` in apply order (as given)."""
+    if flavor not in FLAVORS:
+        raise VerificationError(f"unknown flavour {flavor!r}")
+    return [render_policy(p, flavor) for p in policies]
+
+
+def to_yaml(manifests: Sequence[Mapping[str, Any]]) -> str:
+    """Multi-document YAML for ``kubectl apply -f -``."""
+    return yaml.safe_dump_all(
+        list(manifests), sort_keys=False, default_flow_style=False, explicit_start=True
+    )

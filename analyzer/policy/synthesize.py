@@ -1,0 +1,562 @@
+"""Least-privilege rules from observed connection requests (the flavour-neutral model).
+
+The input is the connections frame of ``analyzer.connections`` (one row per distinct request
+edge, replies already removed) and the identity groups of ``analyzer.graph``. The output is a
+list of :class:`PolicySpec`: per namespace a default-deny, the DNS guardrail, an ingress policy
+per destination group and an egress policy per source group, each rule listing exactly the
+peers and ports that were observed, with the evidence that justifies it. ``merge.py`` folds
+groups with identical rules together; ``render.py`` turns specs into manifests.
+
+Bulk work (aggregating millions of connection rows into edges) is polars; the Python loops run
+over edges between identity groups, which number in the thousands.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import polars as pl
+
+from analyzer.policy.merge import merge_owners, merge_peers
+
+__all__ = [
+    "DNS_SELECTORS",
+    "Evidence",
+    "GroupLike",
+    "Note",
+    "Peer",
+    "PolicySpec",
+    "Port",
+    "Rule",
+    "Selector",
+    "SynthesisOptions",
+    "SynthesisResult",
+    "aggregate_edges",
+    "synthesize",
+]
+
+Direction = Literal["ingress", "egress"]
+PolicyKind = Literal["default-deny", "dns", "allow"]
+
+# Both label schemes of the cluster DNS pods (the seed's allow-dns-egress).
+DNS_SELECTORS: tuple[tuple[str, str], ...] = (
+    ("k8s-app", "kube-dns"),
+    ("app.kubernetes.io/name", "coredns"),
+)
+DNS_NAMESPACE = "kube-system"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+# Protocols a NetworkPolicy port can name; anything else (ICMP) has no port rule.
+PORT_PROTOCOLS = ("TCP", "UDP", "SCTP")
+EXAMPLES_PER_EDGE = 2
+
+
+class GroupLike(Protocol):
+    """What synthesis needs of an identity group (``analyzer.graph.IdentityGroup``)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def namespace(self) -> str | None: ...
+    @property
+    def labels(self) -> Any: ...
+    @property
+    def selector(self) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Selector:
+    """A label selector: ``matchLabels`` plus at most a few ``key In [values]`` expressions."""
+
+    match_labels: tuple[tuple[str, str], ...] = ()
+    match_in: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @classmethod
+    def of(cls, labels: Mapping[str, str]) -> Selector:
+        return cls(match_labels=tuple(sorted(labels.items())))
+
+    @property
+    def empty(self) -> bool:
+        return not self.match_labels and not self.match_in
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Whether a pod with ``labels`` is selected (used for the guardrail and probes)."""
+        return all(labels.get(k) == v for k, v in self.match_labels) and all(
+            labels.get(k) in vs for k, vs in self.match_in
+        )
+
+    def describe(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.match_labels]
+        parts += [f"{k} in ({','.join(vs)})" for k, vs in self.match_in]
+        return ",".join(parts) or "(all pods)"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Port:
+    protocol: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Peer:
+    """One peer element. ``pod``: namespaces AND selector in ONE element; ``cidr``: an ipBlock;
+    ``entity``: a reserved peer (Cilium entity; ipBlocks of ``cidrs`` elsewhere)."""
+
+    kind: Literal["pod", "cidr", "entity"]
+    namespaces: tuple[str, ...] = ()
+    selector: Selector = field(default_factory=Selector)
+    cidr: str = ""
+    entity: str = ""
+    cidrs: tuple[str, ...] = ()
+    fqdns: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.kind == "pod":
+            return f"{'|'.join(self.namespaces)}/{self.selector.describe()}"
+        if self.kind == "cidr":
+            return self.cidr
+        return f"entity:{self.entity}"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Why a rule exists: counts, first/last seen, a couple of example flows."""
+
+    connections: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    examples: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "connections": self.connections,
+            "first_seen": _iso(self.first_seen),
+            "last_seen": _iso(self.last_seen),
+            "examples": list(self.examples),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    peers: tuple[Peer, ...]
+    ports: tuple[Port, ...]
+    evidence: Evidence
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """A flavour-neutral policy: one direction, one selector, rules with evidence."""
+
+    name: str
+    namespace: str
+    kind: PolicyKind
+    directions: tuple[Direction, ...]
+    selector: Selector
+    rules: tuple[Rule, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    @property
+    def evidence(self) -> Evidence:
+        return combine_evidence([r.evidence for r in self.rules])
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    level: Literal["info", "warning"]
+    namespace: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SynthesisOptions:
+    ipblock_prefix: int | None = None  # widen IPv4 /32 to /N (IPv6 stays /128)
+    cilium: bool = False  # keep reserved peers as entities and DNS names for toFQDNs
+
+
+@dataclass(frozen=True, slots=True)
+class SynthesisResult:
+    policies: tuple[PolicySpec, ...]
+    notes: tuple[Note, ...]
+    # edges (connections-frame rows' keys) that rules deliberately do not cover
+    uncovered: pl.DataFrame
+
+
+# ---------------------------------------------------------------------------------------------
+# edges
+
+
+def aggregate_edges(conns: pl.DataFrame, namespaces: Sequence[str]) -> pl.DataFrame:
+    """Fold allowed connection rows touching ``namespaces`` into (owner, peer, port) edges.
+
+    Returns one row per (direction, owner group, peer group, protocol, dst_port) with the
+    counts, first/last seen, peer facts and example flows. ``direction`` is ``ingress`` when
+    the owner is the destination, ``egress`` when it is the source.
+    """
+    allowed = conns.filter(pl.col("outcome") == "allowed")
+    ns = list(namespaces)
+    example = pl.format(
+        "{} -> {} {}/{} at {}",
+        _endpoint("src"),
+        _endpoint("dst"),
+        pl.col("protocol"),
+        pl.col("dst_port").cast(pl.String).fill_null("-"),
+        pl.col("first_seen").dt.strftime("%Y-%m-%dT%H:%M:%SZ").fill_null("?"),
+    )
+    frames = []
+    for direction, own, peer in (("ingress", "dst", "src"), ("egress", "src", "dst")):
+        part = allowed.filter(
+            (pl.col(f"{own}_entity") == "pod") & pl.col(f"{own}_namespace").is_in(ns)
+        )
+        frames.append(
+            part.sort("first_seen")
+            .group_by([f"{own}_group", f"{peer}_group", "protocol", "dst_port"])
+            .agg(
+                pl.col("connections").sum(),
+                pl.col("first_seen").min(),
+                pl.col("last_seen").max(),
+                pl.col(f"{own}_namespace").first().alias("owner_namespace"),
+                pl.col(f"{own}_labels").first().alias("owner_labels"),
+                pl.col(f"{peer}_namespace").first().alias("peer_namespace"),
+                pl.col(f"{peer}_entity").first().alias("peer_entity"),
+                pl.col(f"{peer}_labels").first().alias("peer_labels"),
+                pl.col(f"{peer}_ip").drop_nulls().unique().sort().head(64).alias("peer_ips"),
+                (pl.col("src_node").is_not_null() & (pl.col("src_node") == pl.col("dst_node")))
+                .all()
+                .alias("same_node"),
+                (
+                    pl.col("dst_names")
+                    .list.explode(keep_nulls=False, empty_as_null=False)
+                    .drop_nulls()
+                    .unique()
+                    .sort()
+                    .head(16)
+                    if peer == "dst"
+                    else pl.lit([], dtype=pl.List(pl.String)).first()
+                ).alias("peer_names"),
+                example.head(EXAMPLES_PER_EDGE).alias("examples"),
+            )
+            .rename({f"{own}_group": "owner", f"{peer}_group": "peer"})
+            .with_columns(pl.lit(direction).alias("direction"))
+        )
+    return pl.concat(frames, how="diagonal_relaxed").sort(
+        ["direction", "owner", "peer", "protocol", "dst_port"], nulls_last=True
+    )
+
+
+def _endpoint(side: str) -> pl.Expr:
+    pod = pl.concat_str([pl.col(f"{side}_namespace"), pl.col(f"{side}_pod")], separator="/")
+    return pl.coalesce(pod, pl.col(f"{side}_ip"), pl.lit("reserved:") + pl.col(f"{side}_entity"))
+
+
+# ---------------------------------------------------------------------------------------------
+# synthesis
+
+
+def synthesize(
+    conns: pl.DataFrame,
+    groups: Mapping[str, GroupLike],
+    namespaces: Sequence[str],
+    options: SynthesisOptions | None = None,
+    *,
+    selector_check: Any = None,
+) -> SynthesisResult:
+    """Synthesize least-privilege policies for ``namespaces`` from allowed connection rows.
+
+    Parameters
+    ----------
+    conns
+        Connections frame (``analyzer.connections`` contract), already without anomalies.
+    groups
+        Identity groups by key; their ``selector`` is the label choice of ``identity.py``.
+    namespaces
+        Namespaces to write policies for.
+    options
+        ``SynthesisOptions``.
+    selector_check
+        Callable ``(labels: Mapping[str, str]) -> str | None`` returning why a selector is
+        refused (invalid label syntax), or None; refused groups get no rule and a warning.
+    """
+    from analyzer.policy.render import name_error, selector_error
+
+    opts = options or SynthesisOptions()
+    check = selector_check or selector_error
+    edges = aggregate_edges(conns, namespaces)
+    notes: list[Note] = []
+    uncovered: list[dict[str, Any]] = []
+    refused: dict[str, str] = {}
+
+    def selector_for(key: str, labels: Sequence[str] | None, ns: str | None) -> Selector | None:
+        if key in refused:
+            return None
+        group = groups.get(key)
+        chosen: Mapping[str, str] = dict(group.selector) if group is not None else {}
+        if not chosen:
+            chosen = _label_map(labels)
+        reason = "no stable labels to select it by" if not chosen else None
+        if reason is None:
+            reason = name_error(ns or "")
+        if reason is None:
+            reason = check(chosen)
+        if reason is not None:
+            refused[key] = reason
+            return None
+        return Selector.of(chosen)
+
+    # owner -> direction -> peer -> ports (+ evidence pieces)
+    table: dict[tuple[str, Direction], dict[Peer, dict[Port, _Ev]]] = defaultdict(dict)
+    owner_ns: dict[str, str] = {}
+    owner_sel: dict[str, Selector] = {}
+    active: set[str] = set()
+    host_only: dict[str, int] = defaultdict(int)
+
+    for row in edges.iter_rows(named=True):
+        direction: Direction = row["direction"]
+        owner, ns = row["owner"], row["owner_namespace"]
+        sel = owner_sel.get(owner) or selector_for(owner, row["owner_labels"], ns)
+        if sel is None:
+            uncovered.append(_uncovered(row, f"workload refused: {refused[owner]}"))
+            continue
+        owner_sel[owner], owner_ns[owner] = sel, ns
+        proto, port_num = row["protocol"], row["dst_port"]
+        if proto not in PORT_PROTOCOLS or port_num is None:
+            uncovered.append(_uncovered(row, f"{proto} has no port a policy can name"))
+            notes.append(
+                Note(
+                    "warning",
+                    ns,
+                    f"{direction} {proto} between {owner} and {row['peer']} cannot be expressed "
+                    "as a port rule; the default-deny will drop it",
+                )
+            )
+            continue
+        peers, reason = _peers_for(row, opts, selector_for)
+        if reason is not None:
+            uncovered.append(_uncovered(row, reason))
+            if reason.startswith("host"):
+                host_only[owner] += int(row["connections"])
+            else:
+                notes.append(Note("warning", ns, f"{direction} of {owner}: {reason}"))
+            continue
+        active.add(owner)
+        port = Port(proto, int(port_num))
+        ev = _Ev.of(row)
+        for peer in peers:
+            table[(owner, direction)].setdefault(peer, {})
+            slot = table[(owner, direction)][peer]
+            slot[port] = slot[port].add(ev) if port in slot else ev
+
+    for owner, count in sorted(host_only.items()):
+        notes.append(
+            Note(
+                "info",
+                owner_ns.get(owner, ""),
+                f"{count} connection(s) from the node to {owner} (kubelet probes) need no rule: "
+                "CNIs allow traffic from a pod's own node",
+            )
+        )
+    for key, reason in sorted(refused.items()):
+        ns = groups[key].namespace if key in groups else ""
+        notes.append(Note("warning", ns or "", f"refused to select {key}: {reason}; no rule"))
+
+    policies: list[PolicySpec] = []
+    for ns in sorted(set(namespaces)):
+        policies.extend(_namespace_policies(ns, table, owner_ns, owner_sel, opts))
+        idle = sorted(
+            k
+            for k, sel in owner_sel.items()
+            if owner_ns[k] == ns and k not in active
+        )
+        for key in idle:
+            notes.append(
+                Note(
+                    "warning",
+                    ns,
+                    f"{key} has no observed traffic a rule could allow; "
+                    "the default-deny isolates it completely",
+                )
+            )
+    return SynthesisResult(
+        policies=tuple(policies),
+        notes=tuple(notes),
+        uncovered=pl.DataFrame(uncovered, schema=_UNCOVERED_SCHEMA) if uncovered
+        else pl.DataFrame(schema=_UNCOVERED_SCHEMA),
+    )
+
+
+_UNCOVERED_SCHEMA = {
+    "direction": pl.String,
+    "owner": pl.String,
+    "peer": pl.String,
+    "protocol": pl.String,
+    "dst_port": pl.Int32,
+    "reason": pl.String,
+}
+
+
+def _uncovered(row: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    return {k: row[k] for k in _UNCOVERED_SCHEMA if k != "reason"} | {"reason": reason}
+
+
+@dataclass(frozen=True, slots=True)
+class _Ev:
+    connections: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    examples: tuple[str, ...]
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> _Ev:
+        return cls(
+            int(row["connections"] or 0),
+            row["first_seen"],
+            row["last_seen"],
+            tuple(row["examples"] or ()),
+        )
+
+    def add(self, other: _Ev) -> _Ev:
+        return _Ev(
+            self.connections + other.connections,
+            _min(self.first_seen, other.first_seen),
+            _max(self.last_seen, other.last_seen),
+            (self.examples + other.examples)[:EXAMPLES_PER_EDGE],
+        )
+
+
+def combine_evidence(items: Iterable[Evidence | _Ev]) -> Evidence:
+    conns = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    examples: tuple[str, ...] = ()
+    for ev in items:
+        conns += ev.connections
+        first, last = _min(first, ev.first_seen), _max(last, ev.last_seen)
+        examples = (examples + tuple(ev.examples))[:EXAMPLES_PER_EDGE]
+    return Evidence(conns, first, last, examples)
+
+
+def _min(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _label_map(labels: Sequence[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in labels or ():
+        key, sep, value = item.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+def _cidr(ip: str, prefix: int | None) -> str | None:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if addr.version == 4 and prefix is not None:
+        return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    return f"{addr}/{addr.max_prefixlen}"
+
+
+def _peers_for(
+    row: Mapping[str, Any], opts: SynthesisOptions, selector_for: Any
+) -> tuple[list[Peer], str | None]:
+    """The peer elements for one edge, or why none is emitted."""
+    entity, key = row["peer_entity"] or "unknown", row["peer"] or ""
+    if entity == "pod":
+        sel = selector_for(key, row["peer_labels"], row["peer_namespace"])
+        if sel is None:
+            return [], f"peer {key} refused"
+        return [Peer("pod", namespaces=(row["peer_namespace"],), selector=sel)], None
+    if row["direction"] == "ingress" and entity in ("host", "health"):
+        # Kubernetes: "traffic to and from the node where a Pod is running is always
+        # allowed" for kubelet probes; Cilium allows its own health checks.
+        return [], "host: traffic from the pod's own node (kubelet probes) needs no rule"
+    ips = [c for c in (_cidr(ip, opts.ipblock_prefix) for ip in row["peer_ips"] or ()) if c]
+    if opts.cilium and entity in ("kube-apiserver", "remote-node", "ingress", "host", "health"):
+        return [Peer("entity", entity=entity, cidrs=tuple(sorted(set(ips))))], None
+    if not ips:
+        if opts.cilium and entity == "world":
+            return [Peer("entity", entity="world")], None
+        return [], f"peer {key} ({entity}) has no observed address to put in an ipBlock"
+    names = tuple(sorted(set(row.get("peer_names") or ()))) if opts.cilium else ()
+    return [Peer("cidr", cidr=c, fqdns=names) for c in sorted(set(ips))], None
+
+
+def _namespace_policies(
+    ns: str,
+    table: Mapping[tuple[str, Direction], Mapping[Peer, Mapping[Port, _Ev]]],
+    owner_ns: Mapping[str, str],
+    owner_sel: Mapping[str, Selector],
+    opts: SynthesisOptions,
+) -> list[PolicySpec]:
+    from analyzer.policy.render import policy_name, selector_base
+
+    taken = {"allow-dns-egress", "default-deny"}
+    out: list[PolicySpec] = [
+        PolicySpec("allow-dns-egress", ns, "dns", ("egress",), Selector()),
+    ]
+    for direction in ("ingress", "egress"):
+        rules_by_owner: dict[str, tuple[Rule, ...]] = {}
+        for (owner, d), peers in table.items():
+            if d != direction or owner_ns[owner] != ns:
+                continue
+            rules = _rules(peers, owner_sel[owner], direction, ns)
+            if rules:
+                rules_by_owner[owner] = rules
+        for merged in merge_owners(
+            [(owner_sel[o], o, rules) for o, rules in sorted(rules_by_owner.items())]
+        ):
+            out.append(
+                PolicySpec(
+                    name=policy_name(selector_base(merged.selector), direction, taken),
+                    namespace=ns,
+                    kind="allow",
+                    directions=(direction,),
+                    selector=merged.selector,
+                    rules=merged.rules,
+                    groups=merged.owners,
+                )
+            )
+    out.append(PolicySpec("default-deny", ns, "default-deny", ("ingress", "egress"), Selector()))
+    return out
+
+
+def _covered_by_dns_guardrail(peer: Peer, port: Port, direction: str) -> bool:
+    if direction != "egress" or peer.kind != "pod" or port.port != 53:
+        return False
+    if peer.namespaces != (DNS_NAMESPACE,) or port.protocol not in ("UDP", "TCP"):
+        return False
+    return any(peer.selector.match_labels == ((k, v),) for k, v in DNS_SELECTORS) or any(
+        (k, v) in peer.selector.match_labels for k, v in DNS_SELECTORS
+    )
+
+
+def _rules(
+    peers: Mapping[Peer, Mapping[Port, _Ev]], owner: Selector, direction: str, ns: str
+) -> tuple[Rule, ...]:
+    """Group peers by identical port sets (no cross products), then merge peers per rule."""
+    by_ports: dict[tuple[Port, ...], list[tuple[Peer, list[_Ev]]]] = defaultdict(list)
+    for peer, ports in peers.items():
+        kept = {
+            p: ev for p, ev in ports.items() if not _covered_by_dns_guardrail(peer, p, direction)
+        }
+        if kept:
+            by_ports[tuple(sorted(kept))].append((peer, list(kept.values())))
+    rules = []
+    for ports_key, members in by_ports.items():
+        merged = merge_peers([m[0] for m in members])
+        ev = combine_evidence(e for _, evs in members for e in evs)
+        rules.append(Rule(peers=tuple(merged), ports=ports_key, evidence=ev))
+    return tuple(sorted(rules, key=lambda r: (r.ports, r.peers)))

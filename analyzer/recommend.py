@@ -1,0 +1,250 @@
+"""``recommend``: least-privilege policies for namespaces, from the flows in a store.
+
+flows -> connections (requests, deduplicated) -> identity groups -> anomalies left out ->
+synthesis (one policy per group and direction, merged) -> manifests in a flavour ->
+verification against the policy engine -> probe commands. One call, one result; the CLI and
+``bundle.write_bundle`` only present it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from analyzer.errors import UsageError
+from analyzer.policy.probes import Probe, make_probes
+from analyzer.policy.render import FLAVORS, name_error, render
+from analyzer.policy.synthesize import Note, PolicySpec, SynthesisOptions, synthesize
+from analyzer.policy.verify import Verification, rows_to_verify, verify
+
+__all__ = ["Recommendation", "RecommendOptions", "recommend"]
+
+SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+EDGE_KEYS = ["src_group", "dst_group", "protocol", "dst_port"]
+MAX_LISTED = 50
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendOptions:
+    """Knobs of :func:`recommend` (the CLI options of ``analyzer recommend``)."""
+
+    include_anomalies: bool = False
+    ipblock_prefix: int | None = None
+    policies: tuple[str, ...] = ()  # files/directories of the namespaces' existing policies
+    verify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """Everything ``recommend`` decided, with the reasons."""
+
+    flavor: str
+    namespaces: tuple[str, ...]
+    policies: tuple[PolicySpec, ...]
+    manifests: tuple[dict[str, Any], ...]
+    notes: tuple[Note, ...]
+    verification: Verification | None
+    probes: tuple[Probe, ...]
+    denied: tuple[dict[str, Any], ...]
+    anomalies: tuple[dict[str, Any], ...]
+    window: tuple[datetime | None, datetime | None] = (None, None)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def warnings(self) -> list[str]:
+        return [f"{n.namespace}: {n.message}" for n in self.notes if n.level == "warning"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "flavor": self.flavor,
+            "namespaces": list(self.namespaces),
+            "window": [None if w is None else w.isoformat() for w in self.window],
+            "manifests": list(self.manifests),
+            "notes": [
+                {"level": n.level, "namespace": n.namespace, "message": n.message}
+                for n in self.notes
+            ],
+            "verification": None if self.verification is None else self.verification.to_json(),
+            "probes": [p.to_json() for p in self.probes],
+            "denied": list(self.denied),
+            "anomalies": list(self.anomalies),
+            "stats": self.stats,
+        }
+
+
+def recommend(
+    flows: pl.LazyFrame | pl.DataFrame,
+    *,
+    namespaces: Sequence[str] | None = None,
+    flavor: str = "kubernetes",
+    options: RecommendOptions | None = None,
+) -> Recommendation:
+    """Recommend least-privilege policies for ``namespaces`` from observed ``flows``.
+
+    Parameters
+    ----------
+    flows
+        Flow rows in the canonical schema (``FlowStore.scan()``).
+    namespaces
+        Namespaces to write policies for; default: every namespace with observed pods except
+        the Kubernetes system namespaces.
+    flavor
+        ``kubernetes`` (networking.k8s.io/v1), ``cilium`` (CiliumNetworkPolicy) or ``calico``
+        (projectcalico.org/v3 StagedKubernetesNetworkPolicy).
+    options
+        :class:`RecommendOptions`.
+
+    Raises
+    ------
+    VerificationError
+        The recommendation would deny an observed legitimate connection.
+    UsageError
+        An unknown flavour, an invalid namespace name or ipBlock prefix.
+    """
+    from analyzer.connections import derive_connections
+    from analyzer.graph import build_graph
+
+    opts = options or RecommendOptions()
+    if flavor not in FLAVORS:
+        raise UsageError(f"unknown flavour {flavor!r}; choose one of {', '.join(FLAVORS)}")
+    if opts.ipblock_prefix is not None and not 0 < opts.ipblock_prefix <= 32:
+        raise UsageError(f"--ipblock-prefix must be 1..32 (IPv4), got {opts.ipblock_prefix}")
+    connections = derive_connections(flows)
+    conns = connections.frame
+    notes: list[Note] = [Note("warning", "", w) for w in connections.stats.warnings]
+    targets = _namespaces(conns, namespaces, notes)
+    graph = build_graph(connections)
+    kept, anomalies = _without_anomalies(conns, opts.include_anomalies, notes)
+    denied = _denied(kept, targets)
+    if denied:
+        notes.append(
+            Note("info", "", f"{len(denied)} denied edge(s) were observed and stay denied "
+                 "(listed, not turned into allows)")
+        )
+    synth_opts = SynthesisOptions(ipblock_prefix=opts.ipblock_prefix, cilium=flavor == "cilium")
+    synth = synthesize(kept, graph.groups, targets, synth_opts)
+    notes.extend(synth.notes)
+    manifests = render(synth.policies, flavor)  # type: ignore[arg-type]
+    fallback = None
+    if flavor == "cilium":
+        plain = synthesize(kept, graph.groups, targets, SynthesisOptions(opts.ipblock_prefix))
+        fallback = render(plain.policies, "kubernetes")
+    rows, excluded = rows_to_verify(kept, targets, synth.uncovered)
+    verification = None
+    if opts.verify:
+        given: list[Any] = []
+        if opts.policies:
+            from analyzer.policy.load import load_policies
+
+            loaded = load_policies(list(opts.policies))
+            given = list(loaded.policies)
+            notes.extend(Note("warning", "", w) for w in loaded.warnings())
+        verification = verify(
+            manifests,
+            rows,
+            given=given,
+            ipblock_mode="cilium" if flavor == "cilium" else "kubernetes",
+            fallback=fallback,
+            excluded=excluded,
+        )
+    probes = make_probes(rows, conns, targets)
+    stats = connections.stats
+    return Recommendation(
+        flavor=flavor,
+        namespaces=tuple(targets),
+        policies=synth.policies,
+        manifests=tuple(manifests),
+        notes=tuple(notes),
+        verification=verification,
+        probes=tuple(probes),
+        denied=tuple(denied),
+        anomalies=tuple(anomalies),
+        window=tuple(stats.window) if stats.window else (None, None),  # type: ignore[arg-type]
+        stats={
+            "rows_in": stats.rows_in,
+            "requests": stats.requests,
+            "replies_removed": stats.replies_removed,
+            "undecidable": stats.undecidable,
+            "connection_edges": conns.height,
+            "policies": len(synth.policies),
+        },
+    )
+
+
+def _namespaces(conns: pl.DataFrame, asked: Sequence[str] | None, notes: list[Note]) -> list[str]:
+    observed: set[str] = set()
+    for side in ("src", "dst"):
+        col = conns.filter(pl.col(f"{side}_entity") == "pod")[f"{side}_namespace"]
+        observed.update(v for v in col.drop_nulls().unique().to_list())
+    if asked:
+        for ns in asked:
+            err = name_error(ns)
+            if err:
+                raise UsageError(f"--namespace: {err}")
+            if ns not in observed:
+                notes.append(
+                    Note("warning", ns, f"no traffic observed in namespace {ns}: the default-deny "
+                         "will isolate every pod in it")
+                )
+        return sorted(set(asked))
+    chosen = sorted(ns for ns in observed if ns not in SYSTEM_NAMESPACES and not name_error(ns))
+    if not chosen:
+        raise UsageError("no namespace with observed pods; pass --namespace or ingest flows first")
+    return chosen
+
+
+def _without_anomalies(
+    conns: pl.DataFrame, include: bool, notes: list[Note]
+) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    try:
+        from analyzer.anomaly import detect_anomalies
+    except ImportError:
+        notes.append(Note("info", "", "anomaly detection is not available; nothing left out"))
+        return conns, []
+    flagged = detect_anomalies(conns).flagged
+    if flagged.height == 0:
+        return conns, []
+    keys = ["src_key", "dst_key", "protocol", "dst_port"]
+    listed = (
+        flagged.select([*keys, *[c for c in ("score", "reasons") if c in flagged.columns]])
+        .head(MAX_LISTED)
+        .to_dicts()
+    )
+    if include:
+        notes.append(Note("warning", "", f"{flagged.height} anomalous edge(s) included on request "
+                          "(--include-anomalies)"))
+        return conns, listed
+    notes.append(Note("warning", "", f"{flagged.height} anomalous edge(s) left out; review them "
+                      "and pass --include-anomalies if they are legitimate"))
+    kept = conns.join(flagged.select(keys).unique(), on=keys, how="anti", nulls_equal=True)
+    return kept, listed
+
+
+def _denied(conns: pl.DataFrame, namespaces: Sequence[str]) -> list[dict[str, Any]]:
+    ns = list(namespaces)
+    scope = (pl.col("src_namespace").is_in(ns)) | (pl.col("dst_namespace").is_in(ns))
+    allowed = conns.filter(pl.col("outcome") == "allowed").select(EDGE_KEYS).unique()
+    denied = (
+        conns.filter((pl.col("outcome") == "denied") & scope)
+        .join(allowed, on=EDGE_KEYS, how="anti", nulls_equal=True)
+        .group_by(EDGE_KEYS)
+        .agg(pl.col("connections").sum(), pl.col("last_seen").max())
+        .sort("connections", descending=True)
+        .head(MAX_LISTED)
+    )
+    return [
+        {**r, "last_seen": None if r["last_seen"] is None else r["last_seen"].isoformat()}
+        for r in denied.to_dicts()
+    ]
+
+
+def load_flows(store: Path) -> pl.LazyFrame:
+    """The flows of the store at ``store`` (``StoreError`` when there is none)."""
+    from analyzer.store import FlowStore
+
+    flows: pl.LazyFrame = FlowStore.open(store).scan()
+    return flows
