@@ -1,9 +1,181 @@
-"""Commands of this module are added by the issue that builds them."""
+"""``analyzer simulate`` and ``analyzer explain``: existing policies against traffic."""
 
 from __future__ import annotations
 
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from analyzer.cli._common import StoreOption, handle_errors, warn
+
+__all__ = ["register"]
+
+
+class SimulateFormat(StrEnum):
+    table = "table"
+    jsonl = "jsonl"
+
+
+class ExplainFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class IpblockMode(StrEnum):
+    kubernetes = "kubernetes"
+    cilium = "cilium"
+
+
+PoliciesOption = Annotated[
+    list[Path],
+    typer.Option(
+        "--policies",
+        "-p",
+        metavar="PATH",
+        help="Policy file or directory (YAML/JSON, multi-document, kind: List). Repeatable.",
+    ),
+]
+InventoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--inventory", help="`kubectl get pods,namespaces -A -o json` output (JSON or YAML)."
+    ),
+]
+ModeOption = Annotated[
+    IpblockMode,
+    typer.Option(
+        "--ipblock-mode",
+        help="kubernetes: ipBlock also matches pod IPs (upstream e2e); "
+        "cilium: ipBlock matches only addresses outside the cluster.",
+    ),
+]
+StagedOption = Annotated[
+    bool,
+    typer.Option("--staged", help="Evaluate Calico StagedKubernetesNetworkPolicy as enforced."),
+]
+
+
+def _load(policies: list[Path], mode: IpblockMode, staged: bool):  # type: ignore[no-untyped-def]
+    from analyzer.policy.compile import compile_policies
+    from analyzer.policy.load import load_policies
+
+    loaded = load_policies(policies, include_staged=staged)
+    for line in loaded.warnings():
+        warn(line)
+    return compile_policies(loaded.policies, ipblock_mode=mode.value)
+
+
+def _inventory(path: Path | None):  # type: ignore[no-untyped-def]
+    from analyzer.inventory import load_inventory
+
+    return load_inventory(path) if path is not None else None
+
+
+@handle_errors
+def simulate_cmd(
+    policies: PoliciesOption,
+    flow_files: Annotated[
+        list[str] | None,
+        typer.Argument(help="Flow files (any ingest format); without them, the store is read."),
+    ] = None,
+    inventory: InventoryOption = None,
+    store: StoreOption = Path(".analyzer-store"),
+    output: Annotated[
+        SimulateFormat,
+        typer.Option("--output", "-o", help="table, or jsonl (one object per connection)."),
+    ] = SimulateFormat.table,
+    ipblock_mode: ModeOption = IpblockMode.kubernetes,
+    staged: StagedOption = False,
+) -> None:
+    """Replay observed connections against policies: which would be allowed, which denied."""
+    from analyzer.policy.simulate import (
+        connection_records,
+        read_flows,
+        simulate,
+        summarise,
+    )
+
+    compiled = _load(policies, ipblock_mode, staged)
+    inv = _inventory(inventory)
+    flows, notes = read_flows(flow_files or [], store)
+    result = simulate(compiled, flows, inv)
+    for note in notes + result.notes:
+        warn(note)
+    if output == SimulateFormat.jsonl:
+        for record in connection_records(result.frame):
+            typer.echo(json.dumps(record, default=str))
+        return
+    frame = result.frame
+    denied = int((~frame["allowed"]).sum()) if frame.height else 0
+    typer.echo(
+        f"{frame.height} distinct connections: {frame.height - denied} allowed, {denied} denied "
+        f"by {len(compiled.policies)} policies"
+    )
+    summary = summarise(frame)
+    if summary.height:
+        rows = [("SOURCE", "DESTINATION", "ALLOWED", "DENIED", "DENIED PORTS")]
+        for r in summary.iter_rows(named=True):
+            rows.append(
+                (
+                    str(r["source"]),
+                    str(r["destination"]),
+                    str(r["allowed"]),
+                    str(r["denied"]),
+                    ", ".join(r["denied_ports"]) or "-",
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        for row in rows:
+            typer.echo(
+                "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
+            )
+
+
+@handle_errors
+def explain_cmd(
+    policies: PoliciesOption,
+    source: Annotated[
+        str,
+        typer.Option("--from", help="namespace/pod, namespace:key=value,..., IP or entity:NAME"),
+    ],
+    destination: Annotated[str, typer.Option("--to", help="Destination peer, same forms.")],
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Destination port.")],
+    protocol: Annotated[str, typer.Option("--protocol", help="TCP, UDP or SCTP.")] = "TCP",
+    inventory: InventoryOption = None,
+    store: StoreOption = Path(".analyzer-store"),
+    output: Annotated[
+        ExplainFormat, typer.Option("--output", "-o", help="table (sentences) or json.")
+    ] = ExplainFormat.table,
+    ipblock_mode: ModeOption = IpblockMode.kubernetes,
+    staged: StagedOption = False,
+) -> None:
+    """Why a connection is allowed or denied: the policies, the rule, or what is missing."""
+    from analyzer.errors import UsageError
+    from analyzer.policy.explain import explain
+    from analyzer.policy.simulate import resolve_peer
+
+    if protocol.upper() not in ("TCP", "UDP", "SCTP"):
+        raise UsageError(f"--protocol must be TCP, UDP or SCTP, not {protocol!r}")
+    compiled = _load(policies, ipblock_mode, staged)
+    inv = _inventory(inventory)
+    flows = None
+    if store.is_dir():
+        from analyzer.store import FlowStore
+
+        flows = FlowStore.open(store).scan()
+    src = resolve_peer(source, inv, flows)
+    dst = resolve_peer(destination, inv, flows)
+    result = explain(compiled, src, dst, port, protocol)
+    if output == ExplainFormat.json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        typer.echo(result.text())
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add ``simulate`` and ``explain`` to the app."""
+    app.command("simulate")(simulate_cmd)
+    app.command("explain")(explain_cmd)

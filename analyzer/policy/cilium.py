@@ -152,7 +152,7 @@ def _endpoint_selector(
         if req.key == NS_KEY:
             ns.append(LabelRequirement("kubernetes.io/metadata.name", req.operator, req.values))
         elif req.key.startswith(NS_LABEL_PREFIX):
-            ns.append(LabelRequirement(req.key[len(NS_LABEL_PREFIX):], req.operator, req.values))
+            ns.append(LabelRequirement(req.key[len(NS_LABEL_PREFIX) :], req.operator, req.values))
         else:
             pod.append(req)
     return LabelSelector((), tuple(pod)), (LabelSelector((), tuple(ns)) if ns else None)

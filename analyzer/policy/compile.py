@@ -256,8 +256,9 @@ class CompiledPolicy:
     egress: tuple[CompiledRule, ...] | None
     policy: NetworkPolicy
 
-    def selects(self, namespace: str | None, labels: Mapping[str, str],
-                namespace_labels: Mapping[str, str]) -> bool:
+    def selects(
+        self, namespace: str | None, labels: Mapping[str, str], namespace_labels: Mapping[str, str]
+    ) -> bool:
         if self.namespace is not None and namespace != self.namespace:
             return False
         if self.subject_namespaces is not None and not self.subject_namespaces.matches(

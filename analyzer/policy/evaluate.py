@@ -33,6 +33,8 @@ __all__ = [
     "Verdict",
     "evaluate",
     "evaluate_direction",
+    "selecting_policies",
+    "matching_rules",
     "evaluate_connections",
 ]
 
@@ -151,13 +153,22 @@ def evaluate_direction(
     protocol: str,
     direction: str,
     named: NamedPorts,
+    *,
+    selecting: tuple[CompiledPolicy, ...] | None = None,
 ) -> DirectionVerdict:
-    """One side: ``subject`` is the pod whose policies apply (dst for ingress, src for egress)."""
+    """One side: ``subject`` is the pod whose policies apply (dst for ingress, src for egress).
+
+    ``selecting`` may pass in the (cached) result of :func:`selecting_policies`.
+    """
     word = direction.lower()
     role = "destination" if direction == INGRESS else "source"
     if subject.kind != "pod":
         return DirectionVerdict(
-            False, False, (), (), True,
+            False,
+            False,
+            (),
+            (),
+            True,
             f"the {role} {subject.display} is not a pod: no {word} policy applies",
         )
     if (
@@ -167,14 +178,23 @@ def evaluate_direction(
         and (other.node is None or subject.node is None or other.node == subject.node)
     ):
         return DirectionVerdict(
-            True, False, (), (), True,
+            True,
+            False,
+            (),
+            (),
+            True,
             f"traffic from the node hosting {subject.display} is not restricted by NetworkPolicy",
         )
-    selecting = selecting_policies(compiled, subject, direction)
+    if selecting is None:
+        selecting = selecting_policies(compiled, subject, direction)
     keys = tuple(cp.key for cp in selecting)
     if not selecting:
         return DirectionVerdict(
-            True, False, (), (), True,
+            True,
+            False,
+            (),
+            (),
+            True,
             f"no policy selects the {role} {subject.display} for {word}: {word} is open",
         )
     allowed_by: list[RuleRef] = []
@@ -190,7 +210,11 @@ def evaluate_direction(
             True, True, keys, tuple(allowed_by), True, f"{word} allowed by {refs}"
         )
     return DirectionVerdict(
-        True, True, keys, (), False,
+        True,
+        True,
+        keys,
+        (),
+        False,
         f"the {role} {subject.display} is isolated for {word} by {', '.join(keys)} "
         f"and no {word} rule admits {other.display} on {protocol} {port}",
     )

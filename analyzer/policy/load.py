@@ -156,8 +156,12 @@ def parse_documents(
             if include_staged:
                 policy = parse_networkpolicy(doc, col, kind=kind)
             else:
-                col.skip("", "staged policy", "Calico staged policy is not enforced; "
-                         "use --staged to evaluate it as a NetworkPolicy")
+                col.skip(
+                    "",
+                    "staged policy",
+                    "Calico staged policy is not enforced; "
+                    "use --staged to evaluate it as a NetworkPolicy",
+                )
         elif kind in ("StagedNetworkPolicy", "StagedGlobalNetworkPolicy"):
             col.skip("", "staged policy", f"Calico {kind} (Calico policy model) is not evaluated")
         elif api.startswith(("projectcalico.org/", "crd.projectcalico.org/")):
