@@ -1,0 +1,238 @@
+"""Read one flow input into canonical batches, skipping (and counting) what is not a flow.
+
+Two parse paths produce the same raw frame for a format's ``normalize``:
+
+* fast: a chunk of NDJSON lines goes to polars' native reader with the format's raw schema;
+* slow: per line ``json.loads`` + the format's ``prepare`` (envelopes, camelCase, CRI log
+  wrapping, integer enums, arrays), used for any chunk the fast path refuses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from analyzer.errors import IngestError
+from analyzer.ingest import detect
+from analyzer.ingest._format import FormatSpec, Skip
+from analyzer.ingest._io import MAX_LINE_BYTES, Chunk, InputStream, LongLine, iter_chunks, open_input
+from analyzer.ingest._jsonstream import BAD, iter_json_values
+from analyzer.ingest.report import SkipReport
+from analyzer.schema import INGEST_ID
+
+__all__ = ["FlowReader", "DEFAULT_BATCH_ROWS", "empty_result_error"]
+
+DEFAULT_BATCH_ROWS = 65_536
+_CRI = re.compile(rb"^\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) ([FP]) ?(.*)$", re.DOTALL)
+_MALFORMED = "malformed JSON lines"
+_NOT_JSON = "lines that are not JSON"
+
+
+class FlowReader:
+    """One input, read lazily: ``batches()`` yields canonical frames; ``report`` says what was
+    skipped. Use as a context manager (closes the file).
+
+    Raises ``IngestError`` (not found, binary, empty) or ``UnknownFormatError`` on open.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fmt: str = "auto",
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        ingest_id: str | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.batch_rows = batch_rows
+        self.max_line_bytes = max_line_bytes
+        self.ingest_id = ingest_id
+        self.report = SkipReport()
+        self.rows = 0
+        self.stream: InputStream = open_input(path)
+        try:
+            head = self._peek()
+            self.layout, self.spec = detect.detect(head, fmt, name=self.stream.name)
+        except BaseException:
+            self.stream.close()
+            raise
+
+    def __enter__(self) -> FlowReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.stream.close()
+
+    @property
+    def format(self) -> str:
+        return self.spec.name
+
+    def _peek(self) -> bytes:
+        head = b""
+        while len(head) < detect.HEAD_BYTES:
+            data = self.stream.read(detect.HEAD_BYTES)
+            if not data:
+                break
+            head += data
+        self.stream.unread(head)
+        if self.stream.damage and not head:
+            raise IngestError(self.stream.damage, path=self.stream.name)
+        return head
+
+    # --- batches ----------------------------------------------------------------------------
+
+    def batches(self) -> Iterator[pl.DataFrame]:
+        """Canonical frames of at most about ``batch_rows`` rows each."""
+        if self.layout in ("array", "stream"):
+            yield from self._value_batches()
+        else:
+            yield from self._line_batches()
+        if self.stream.damage:
+            self.report.warn(f"{self.stream.damage}")
+        if self.report.lost_events:
+            self.report.warn(
+                f"{self.report.lost_events} events were lost by Hubble (lost_events records): "
+                "the flow graph is incomplete"
+            )
+
+    def _finish(self, raw: pl.DataFrame) -> pl.DataFrame:
+        frame = self.spec.normalize(raw)
+        if self.ingest_id is not None:
+            frame = frame.with_columns(pl.lit(self.ingest_id).alias(INGEST_ID))
+        self.rows += frame.height
+        return frame
+
+    def _line_batches(self) -> Iterator[pl.DataFrame]:
+        pending: list[dict[str, Any]] = []
+        fast = self.spec.fast_read if self.layout == "ndjson" else None
+        for item in iter_chunks(self.stream, max_line_bytes=self.max_line_bytes):
+            if isinstance(item, LongLine):
+                self.report.add(
+                    f"lines longer than {self.max_line_bytes >> 20 or self.max_line_bytes} "
+                    f"{'MiB' if self.max_line_bytes >> 20 else 'bytes'}",
+                    item.line,
+                )
+                continue
+            if fast is not None and not pending:
+                frame = self._try_fast(item)
+                if frame is not None:
+                    if frame.height:
+                        yield frame
+                    continue
+            for line_no, line in _split_lines(item):
+                self._slow_line(line_no, line, pending)
+                if len(pending) >= self.batch_rows:
+                    yield self._build(pending)
+                    pending = []
+        if pending:
+            yield self._build(pending)
+
+    def _try_fast(self, chunk: Chunk) -> pl.DataFrame | None:
+        data = chunk.data
+        if data.startswith((b"\n", b"\r")) or b"\n\n" in data or b"\n\r\n" in data:
+            return None
+        assert self.spec.fast_read is not None
+        try:
+            result = self.spec.fast_read(data)
+        except Exception:  # noqa: BLE001 - any refusal means: use the per-line path
+            return None
+        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        if result.raw.height != lines:
+            return None
+        reasons = result.skip_reason
+        if reasons.null_count() != len(reasons):
+            skipped = pl.DataFrame({"r": reasons}).with_row_index("i").drop_nulls("r")
+            for (reason,), group in skipped.group_by("r", maintain_order=True):
+                self.report.add_many(str(reason), [chunk.first_line + i for i in group["i"]])
+            self.report.lost_events += result.lost_events
+            raw = result.raw.filter(reasons.is_null())
+        else:
+            raw = result.raw
+        return self._finish(raw)
+
+    def _slow_line(self, line_no: int, line: bytes, out: list[dict[str, Any]]) -> None:
+        text = line.strip()
+        if not text:
+            return
+        if text[:1] not in (b"{", b"["):
+            m = _CRI.match(text)
+            if m is None:
+                self.report.add(_NOT_JSON, line_no)
+                return
+            text = m.group(2).strip()
+            if m.group(1) == b"P" or text[:1] not in (b"{", b"["):
+                # Partial CRI lines and agent log lines carry no whole JSON record.
+                self.report.add("container log lines without a JSON record", line_no)
+                return
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            self.report.add(_MALFORMED, line_no)
+            return
+        self._accept(line_no, value, out)
+
+    def _accept(self, line_no: int, value: Any, out: list[dict[str, Any]]) -> None:
+        for v in detect.expand(value):
+            for rec in self.spec.prepare(v):
+                if isinstance(rec, Skip):
+                    self.report.add(rec.reason, line_no)
+                    self.report.lost_events += rec.lost_events
+                else:
+                    out.append(rec)
+
+    def _value_batches(self) -> Iterator[pl.DataFrame]:
+        pending: list[dict[str, Any]] = []
+        for line_no, value in iter_json_values(
+            self.stream.read, max_value_chars=self.max_line_bytes
+        ):
+            if value is BAD:
+                self.report.add("malformed JSON values", line_no)
+                continue
+            self._accept(line_no, value, pending)
+            if len(pending) >= self.batch_rows:
+                yield self._build(pending)
+                pending = []
+        if pending:
+            yield self._build(pending)
+
+    def _build(self, records: list[dict[str, Any]]) -> pl.DataFrame:
+        schema = self.spec.raw_schema
+        try:
+            raw = pl.DataFrame(records, schema=schema, strict=False)
+        except Exception:  # noqa: BLE001 - isolate the records polars cannot take
+            good = []
+            for rec in records:
+                try:
+                    good.append(pl.DataFrame([rec], schema=schema, strict=False))
+                except Exception:  # noqa: BLE001
+                    self.report.add("records with unusable field types", None)
+            raw = pl.concat(good) if good else pl.DataFrame(schema=schema)
+        return self._finish(raw)
+
+
+def _split_lines(chunk: Chunk) -> Iterator[tuple[int, bytes]]:
+    for offset, line in enumerate(chunk.data.split(b"\n")):
+        if line:
+            yield chunk.first_line + offset, line
+
+
+def empty_result_error(reader: FlowReader) -> IngestError:
+    """The error for an input that produced no flow row at all."""
+    report = reader.report
+    if report.total == 0 and reader.stream.damage:
+        return IngestError(reader.stream.damage, path=reader.stream.name)
+    if report.total == 0:
+        return IngestError("empty: no flow records", path=reader.stream.name)
+    return IngestError(
+        f"no usable {reader.format} flow record: {report.describe()}", path=reader.stream.name
+    )
+
