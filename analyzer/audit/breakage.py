@@ -1,0 +1,179 @@
+"""would-break: observed requests the audited policies deny.
+
+A request that went through when observed but that the policies deny is what rolling them out
+would break (``high``). A request that was already dropped and that the policies still deny is
+broken today if it is legitimate (``low``; the anomaly detector or a person decides whether it
+is). One finding per isolated workload and direction, naming the policies that isolate it and
+every denied edge as evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from analyzer.audit.findings import Finding
+from analyzer.policy.compile import CompiledPolicies, CompiledPolicy
+from analyzer.policy.evaluate import Peer, selecting_policies
+from analyzer.policy.model import EGRESS, INGRESS
+
+__all__ = ["breakage_findings"]
+
+_EDGES_SHOWN = 4
+_EDGES_KEPT = 50
+
+
+def breakage_findings(
+    compiled: CompiledPolicies, evaluated: pl.DataFrame, namespaces: Sequence[str] | None
+) -> list[Finding]:
+    """``would-break`` findings from a frame ``evaluate_connections`` has judged.
+
+    Parameters
+    ----------
+    compiled
+        The compiled policies the frame was evaluated against.
+    evaluated
+        Connections with ``allowed``, ``ingress_rules``, ``egress_rules``,
+        ``ingress_isolated``, ``egress_isolated`` and ``reason``.
+    namespaces
+        Only subjects (the isolated pod) in these namespaces (None: all).
+    """
+    if evaluated.height == 0:
+        return []
+    denied = evaluated.filter(pl.col("allowed").not_())
+    if denied.height == 0:
+        return []
+    findings: list[Finding] = []
+    for direction, own, peer in (("egress", "src", "dst"), ("ingress", "dst", "src")):
+        side = denied.filter(
+            pl.col(f"{direction}_isolated")
+            & (pl.col(f"{direction}_rules").list.len() == 0)
+            & (pl.col(f"{own}_entity") == "pod")
+        )
+        if namespaces is not None:
+            side = side.filter(pl.col(f"{own}_namespace").is_in(list(namespaces)))
+        if side.height == 0:
+            continue
+        subject_name = pl.concat_str(
+            [pl.col(f"{own}_namespace"), pl.coalesce(f"{own}_workload", f"{own}_pod")],
+            separator="/",
+        )
+        peer_name = pl.coalesce(
+            pl.concat_str(
+                [pl.col(f"{peer}_namespace"), pl.coalesce(f"{peer}_workload", f"{peer}_pod")],
+                separator="/",
+            ),
+            pl.col(f"{peer}_ip"),
+            pl.lit("reserved:") + pl.col(f"{peer}_entity"),
+        )
+        edges = (
+            side.with_columns(
+                subject_name.alias("_subject"),
+                peer_name.alias("_peer"),
+                (pl.col("outcome") == "allowed").alias("_was_allowed"),
+            )
+            .group_by("_subject", "_was_allowed", "_peer", "protocol", "dst_port")
+            .agg(
+                pl.col("connections").sum(),
+                pl.col("first_seen").min(),
+                pl.col("last_seen").max(),
+                pl.col(f"{own}_namespace").first().alias("_ns"),
+                pl.col(f"{own}_labels").first().alias("_labels"),
+                pl.col(f"{own}_namespace_labels").first().alias("_nslabels"),
+                pl.col("reason").first(),
+            )
+            .sort(["_subject", "_was_allowed", "connections"], descending=[False, True, True])
+        )
+        for (subject, was_allowed), group in edges.group_by(
+            ["_subject", "_was_allowed"], maintain_order=True
+        ):
+            findings.append(
+                _finding(compiled, direction, str(subject), bool(was_allowed), group)
+            )
+    return findings
+
+
+def _finding(
+    compiled: CompiledPolicies, direction: str, subject: str, was_allowed: bool,
+    group: pl.DataFrame,
+) -> Finding:
+    first = group.row(0, named=True)
+    pod = Peer(
+        kind="pod",
+        namespace=first["_ns"],
+        labels=_labels(first["_labels"]),
+        namespace_labels=_labels(first["_nslabels"]),
+    )
+    selecting = selecting_policies(compiled, pod, EGRESS if direction == "egress" else INGRESS)
+    policy = _blame(selecting, direction)
+    edges = [
+        {
+            "peer": r["_peer"],
+            "protocol": r["protocol"],
+            "port": r["dst_port"],
+            "connections": r["connections"],
+            "first_seen": r["first_seen"],
+            "last_seen": r["last_seen"],
+        }
+        for r in group.head(_EDGES_KEPT).iter_rows(named=True)
+    ]
+    arrow = "->" if direction == "egress" else "<-"
+    shown = "; ".join(
+        f"{subject} {arrow} {e['peer']} {e['protocol']}"
+        + (f" {e['port']}" if e["port"] is not None else "")
+        + f" ({e['connections']} conn.)"
+        for e in edges[:_EDGES_SHOWN]
+    )
+    more = f" and {group.height - _EDGES_SHOWN} more" if group.height > _EDGES_SHOWN else ""
+    total = int(group["connections"].sum())
+    who = ", ".join(cp.key for cp in selecting) or "(none)"
+    if was_allowed:
+        text = (
+            f"{total} observed connection(s) that went through would be denied: {subject} is "
+            f"isolated for {direction} by {who} and no {direction} rule admits {shown}{more}"
+        )
+    else:
+        text = (
+            f"{total} connection(s) were already dropped and these policies deny them too "
+            f"({subject} isolated for {direction} by {who}): {shown}{more}; if this traffic is "
+            "legitimate it is broken today"
+        )
+    return Finding(
+        severity="high" if was_allowed else "low",
+        category="would-break",
+        policy=policy,
+        rule=None,
+        namespace=first["_ns"],
+        direction=direction,
+        explanation=text,
+        hits=total,
+        first_hit=group["first_seen"].min(),  # type: ignore[arg-type]
+        last_hit=group["last_seen"].max(),  # type: ignore[arg-type]
+        evidence={
+            "subject": subject,
+            "observed": "allowed" if was_allowed else "dropped",
+            "isolated_by": [cp.key for cp in selecting],
+            "edges": edges,
+            "reason": first["reason"],
+        },
+    )
+
+
+def _blame(selecting: Sequence[CompiledPolicy], direction: str) -> str | None:
+    """The policy to name: a pure deny (no rules in that direction) first, then the widest."""
+
+    def rank(cp: CompiledPolicy) -> tuple[int, int, str]:
+        rules = cp.egress if direction == "egress" else cp.ingress
+        return (1 if rules else 0, 0 if cp.subject.is_empty else 1, cp.key)
+
+    return min(selecting, key=rank).key if selecting else None
+
+
+def _labels(items: Any) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or ():
+        k, _, v = str(item).partition("=")
+        out[k] = v
+    return out

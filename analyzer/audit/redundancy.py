@@ -1,0 +1,197 @@
+"""redundant-rule: a rule whose every admitted connection another rule admits too.
+
+The claim is proved structurally, never guessed from traffic: rule A is covered by rule B (same
+direction, policies of the same namespace) when B's policy selects every pod A's policy selects,
+every peer element of A is contained in one of B's, and every port of A in one of B's. Selector
+containment is syntactic (B's requirements are implied by A's); namespace selectors are also
+checked against the namespace's known labels when one side is the policy's own namespace.
+Anything not provable this way is not reported.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from analyzer.policy.model import (
+    LabelRequirement,
+    LabelSelector,
+    NetworkPolicy,
+    PolicyPeer,
+    PolicyPort,
+    Rule,
+)
+
+__all__ = ["Cover", "find_covers", "peer_covered", "ports_covered", "selector_subset"]
+
+
+@dataclass(frozen=True, slots=True)
+class Cover:
+    """Rule ``(policy, direction, index)`` is covered by ``by``."""
+
+    policy: NetworkPolicy
+    direction: str
+    index: int
+    by_policy: NetworkPolicy
+    by_index: int
+
+
+def find_covers(
+    policies: list[NetworkPolicy], namespace_labels: Mapping[str, Mapping[str, str]]
+) -> list[Cover]:
+    """Every (rule, covering rule) pair among ``policies`` (namespaced policies only).
+
+    Parameters
+    ----------
+    policies
+        Policies to compare; only rules of policies in the same namespace are compared.
+    namespace_labels
+        Known labels per namespace (for own-namespace versus namespaceSelector peers).
+    """
+    covers: list[Cover] = []
+    by_ns: dict[str, list[NetworkPolicy]] = {}
+    for p in policies:
+        if p.namespace is not None:
+            by_ns.setdefault(p.namespace, []).append(p)
+    for ns, group in by_ns.items():
+        ns_labels = dict(namespace_labels.get(ns, {}))
+        ns_labels.setdefault("kubernetes.io/metadata.name", ns)
+        for pa in group:
+            for direction in ("ingress", "egress"):
+                rules_a = pa.ingress if direction == "ingress" else pa.egress
+                for ia, ra in enumerate(rules_a):
+                    if ra.match_nothing:
+                        continue
+                    for pb in group:
+                        if not selector_subset(pa.pod_selector, pb.pod_selector):
+                            continue
+                        rules_b = pb.ingress if direction == "ingress" else pb.egress
+                        for ib, rb in enumerate(rules_b):
+                            if (pb is pa and ib == ia) or rb.match_nothing:
+                                continue
+                            if rule_covered(ra, rb, ns_labels):
+                                covers.append(Cover(pa, direction, ia, pb, ib))
+    return covers
+
+
+def rule_covered(a: Rule, b: Rule, own_ns_labels: Mapping[str, str]) -> bool:
+    """Every peer and port of ``a`` is admitted by ``b`` (same subject assumed)."""
+    return _peers_covered(a, b, own_ns_labels) and ports_covered(a.ports, b.ports)
+
+
+def _peers_covered(a: Rule, b: Rule, own_ns_labels: Mapping[str, str]) -> bool:
+    if not b.peers:
+        return True
+    if not a.peers:
+        return False
+    return all(any(peer_covered(pa, pb, own_ns_labels) for pb in b.peers) for pa in a.peers)
+
+
+def peer_covered(a: PolicyPeer, b: PolicyPeer, own_ns_labels: Mapping[str, str]) -> bool:
+    """Everything peer element ``a`` admits, ``b`` admits (provably)."""
+    if a.entities or b.entities:
+        return bool(a.entities) and set(a.entities) <= set(b.entities)
+    if a.ip_block is not None or b.ip_block is not None:
+        if a.ip_block is None or b.ip_block is None:
+            return False
+        if b.ip_block.external_only and not a.ip_block.external_only:
+            return False
+        return _cidr_covered(a.ip_block.cidr, a.ip_block.excepts, b.ip_block.cidr,
+                             b.ip_block.excepts)
+    if not _namespaces_covered(a, b, own_ns_labels):
+        return False
+    pod_b = b.pod_selector or LabelSelector()
+    pod_a = a.pod_selector or LabelSelector()
+    return selector_subset(pod_a, pod_b)
+
+
+def _scope(peer: PolicyPeer) -> str:
+    if peer.any_namespace or (
+        peer.namespace_selector is not None and peer.namespace_selector.is_empty
+    ):
+        return "any"
+    return "selector" if peer.namespace_selector is not None else "own"
+
+
+def _namespaces_covered(a: PolicyPeer, b: PolicyPeer, own: Mapping[str, str]) -> bool:
+    sa, sb = _scope(a), _scope(b)
+    if sb == "any":
+        return True
+    if sa == "any":
+        return False
+    if sb == "own":
+        return sa == "own"
+    assert b.namespace_selector is not None
+    if sa == "own":
+        return b.namespace_selector.matches(own)
+    assert a.namespace_selector is not None
+    return selector_subset(a.namespace_selector, b.namespace_selector)
+
+
+def selector_subset(a: LabelSelector, b: LabelSelector) -> bool:
+    """Every label set ``a`` matches, ``b`` matches: each requirement of ``b`` is implied."""
+    reqs_a = a.requirements()
+    return all(any(_implies(ra, rb) for ra in reqs_a) for rb in b.requirements())
+
+
+def _implies(a: LabelRequirement, b: LabelRequirement) -> bool:
+    if a.key != b.key:
+        return False
+    if b.operator == "In":
+        return a.operator == "In" and set(a.values) <= set(b.values)
+    if b.operator == "Exists":
+        return a.operator in ("In", "Exists")
+    if b.operator == "NotIn":
+        if a.operator == "In":
+            return not set(a.values) & set(b.values)
+        if a.operator == "NotIn":
+            return set(b.values) <= set(a.values)
+        return a.operator == "DoesNotExist"
+    return a.operator == "DoesNotExist"  # b: DoesNotExist
+
+
+def _cidr_covered(
+    a_cidr: str, a_except: tuple[str, ...], b_cidr: str, b_except: tuple[str, ...]
+) -> bool:
+    try:
+        na = ipaddress.ip_network(a_cidr, strict=False)
+        nb = ipaddress.ip_network(b_cidr, strict=False)
+        ea = [ipaddress.ip_network(e, strict=False) for e in a_except]
+        eb = [ipaddress.ip_network(e, strict=False) for e in b_except]
+    except ValueError:
+        return False
+    if na.version != nb.version or not na.subnet_of(nb):  # type: ignore[arg-type]
+        return False
+    for hole in eb:
+        if hole.version != na.version or not hole.overlaps(na):
+            continue
+        # b refuses part of a's range: covered only if a refuses that part too.
+        if not any(hole.version == e.version and hole.subnet_of(e) for e in ea):  # type: ignore[arg-type]
+            return False
+    return True
+
+
+def ports_covered(
+    a: tuple[PolicyPort, ...] | None, b: tuple[PolicyPort, ...] | None
+) -> bool:
+    """Every port of ``a`` is in some port of ``b`` (absent/empty: every port)."""
+    if not b:
+        return True
+    if not a:
+        return False
+    return all(any(_port_in(pa, pb) for pb in b) for pa in a)
+
+
+def _port_in(a: PolicyPort, b: PolicyPort) -> bool:
+    if a.protocol != b.protocol:
+        return False
+    if b.port is None:
+        return True
+    if a.port is None:
+        return False
+    if isinstance(a.port, str) or isinstance(b.port, str):
+        return a.port == b.port and a.end_port is None and b.end_port is None
+    a_hi = a.end_port if a.end_port is not None else a.port
+    b_hi = b.end_port if b.end_port is not None else b.port
+    return b.port <= a.port and a_hi <= b_hi
