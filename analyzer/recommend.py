@@ -8,7 +8,7 @@ verification against the policy engine -> probe commands. One call, one result; 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +19,13 @@ import polars as pl
 from analyzer.errors import UsageError
 from analyzer.policy.probes import Probe, make_probes
 from analyzer.policy.render import FLAVORS, name_error, render
-from analyzer.policy.synthesize import Note, PolicySpec, SynthesisOptions, synthesize
+from analyzer.policy.synthesize import (
+    GroupLike,
+    Note,
+    PolicySpec,
+    SynthesisOptions,
+    synthesize,
+)
 from analyzer.policy.verify import Verification, rows_to_verify, verify
 
 __all__ = ["Recommendation", "RecommendOptions", "recommend"]
@@ -106,7 +112,6 @@ def recommend(
         An unknown flavour, an invalid namespace name or ipBlock prefix.
     """
     from analyzer.connections import derive_connections
-    from analyzer.graph import build_graph
 
     opts = options or RecommendOptions()
     if flavor not in FLAVORS:
@@ -117,7 +122,7 @@ def recommend(
     conns = connections.frame
     notes: list[Note] = [Note("warning", "", w) for w in connections.stats.warnings]
     targets = _namespaces(conns, namespaces, notes)
-    graph = build_graph(connections)
+    groups = identity_groups(connections)
     kept, anomalies = _without_anomalies(conns, opts.include_anomalies, notes)
     denied = _denied(kept, targets)
     if denied:
@@ -126,12 +131,12 @@ def recommend(
                  "(listed, not turned into allows)")
         )
     synth_opts = SynthesisOptions(ipblock_prefix=opts.ipblock_prefix, cilium=flavor == "cilium")
-    synth = synthesize(kept, graph.groups, targets, synth_opts)
+    synth = synthesize(kept, groups, targets, synth_opts)
     notes.extend(synth.notes)
     manifests = render(synth.policies, flavor)  # type: ignore[arg-type]
     fallback = None
     if flavor == "cilium":
-        plain = synthesize(kept, graph.groups, targets, SynthesisOptions(opts.ipblock_prefix))
+        plain = synthesize(kept, groups, targets, SynthesisOptions(opts.ipblock_prefix))
         fallback = render(plain.policies, "kubernetes")
     rows, excluded = rows_to_verify(kept, targets, synth.uncovered)
     verification = None
@@ -173,6 +178,44 @@ def recommend(
             "policies": len(synth.policies),
         },
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    key: str
+    namespace: str | None
+    labels: tuple[str, ...]
+    selector: dict[str, str]
+
+
+def identity_groups(connections: Any) -> Mapping[str, GroupLike]:
+    """Identity groups with their chosen selectors (``graph.build_graph`` when present)."""
+    try:
+        from analyzer.graph import build_graph
+    except ImportError:
+        build_graph = None
+    if build_graph is not None:
+        groups: Mapping[str, GroupLike] = build_graph(connections).groups
+        return groups
+    from analyzer.identity import choose_selectors, parse_labels
+
+    conns: pl.DataFrame = connections.frame
+    pods: dict[str, tuple[str, dict[str, str]]] = {}
+    labels_of: dict[str, tuple[str, ...]] = {}
+    for side in ("src", "dst"):
+        part = conns.filter(pl.col(f"{side}_entity") == "pod").select(
+            pl.col(f"{side}_group").alias("group"),
+            pl.col(f"{side}_namespace").alias("namespace"),
+            pl.col(f"{side}_labels").alias("labels"),
+        ).unique(subset="group")
+        for row in part.iter_rows(named=True):
+            pods[row["group"]] = (row["namespace"], parse_labels(row["labels"]))
+            labels_of[row["group"]] = tuple(row["labels"] or ())
+    choices = choose_selectors(pods)
+    return {
+        key: _Group(key, ns, labels_of[key], dict(choices[key].selector))
+        for key, (ns, _) in pods.items()
+    }
 
 
 def _namespaces(conns: pl.DataFrame, asked: Sequence[str] | None, notes: list[Note]) -> list[str]:

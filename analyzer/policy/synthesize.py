@@ -328,7 +328,8 @@ def synthesize(
                 Note(
                     "warning",
                     ns,
-                    f"{direction} {proto} between {owner} and {row['peer']} cannot be expressed "
+                    f"{direction} {proto} between {_readable(owner)} and {_readable(row['peer'])} "
+                    "cannot be expressed "
                     "as a port rule; the default-deny will drop it",
                 )
             )
@@ -339,7 +340,7 @@ def synthesize(
             if reason.startswith("host"):
                 host_only[owner] += int(row["connections"])
             else:
-                notes.append(Note("warning", ns, f"{direction} of {owner}: {reason}"))
+                notes.append(Note("warning", ns, f"{direction} of {_readable(owner)}: {reason}"))
             continue
         active.add(owner)
         port = Port(proto, int(port_num))
@@ -354,28 +355,23 @@ def synthesize(
             Note(
                 "info",
                 owner_ns.get(owner, ""),
-                f"{count} connection(s) from the node to {owner} (kubelet probes) need no rule: "
+                f"{count} connection(s) from the node to {_readable(owner)} (kubelet probes) need no rule: "
                 "CNIs allow traffic from a pod's own node",
             )
         )
     for key, reason in sorted(refused.items()):
         ns = groups[key].namespace if key in groups else ""
-        notes.append(Note("warning", ns or "", f"refused to select {key}: {reason}; no rule"))
+        notes.append(Note("warning", ns or "", f"refused to select {_readable(key)}: {reason}; no rule"))
 
     policies: list[PolicySpec] = []
     for ns in sorted(set(namespaces)):
         policies.extend(_namespace_policies(ns, table, owner_ns, owner_sel, opts))
-        idle = sorted(
-            k
-            for k, sel in owner_sel.items()
-            if owner_ns[k] == ns and k not in active
-        )
-        for key in idle:
+        for key in sorted(_pod_groups(conns, ns) - active):
             notes.append(
                 Note(
                     "warning",
                     ns,
-                    f"{key} has no observed traffic a rule could allow; "
+                    f"{_readable(key)} has no observed traffic a rule could allow; "
                     "the default-deny isolates it completely",
                 )
             )
@@ -387,6 +383,17 @@ def synthesize(
     )
 
 
+def _pod_groups(conns: pl.DataFrame, ns: str) -> set[str]:
+    """Every pod group of ``ns`` seen in any flow (allowed, denied or only probed)."""
+    out: set[str] = set()
+    for side in ("src", "dst"):
+        col = conns.filter(
+            (pl.col(f"{side}_entity") == "pod") & (pl.col(f"{side}_namespace") == ns)
+        )[f"{side}_group"]
+        out.update(col.drop_nulls().unique().to_list())
+    return out
+
+
 _UNCOVERED_SCHEMA = {
     "direction": pl.String,
     "owner": pl.String,
@@ -395,6 +402,12 @@ _UNCOVERED_SCHEMA = {
     "dst_port": pl.Int32,
     "reason": pl.String,
 }
+
+
+def _readable(key: str) -> str:
+    """A group key for a note: printable, bounded (it may carry hostile label values)."""
+    text = "".join(c if c.isprintable() else "?" for c in key)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def _uncovered(row: Mapping[str, Any], reason: str) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
+import ipaddress
+import re
 import zlib
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -128,3 +130,130 @@ def groups_of(ends: Sequence[End]) -> dict[str, Group]:
         out[end.group] = Group(end.group, end.namespace, tuple(end.label_list), end.entity,
                                sel if end.entity == "pod" else {})
     return out
+
+
+# --- schema-like validation of rendered manifests (the subset of the OpenAPI we emit) ---------
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _label_ok(key: str, value: str, *, cilium: bool = False) -> None:
+    if cilium and key.startswith(("k8s:", "any:")):
+        key = key.split(":", 1)[1]
+    prefix, _, name = key.rpartition("/")
+    assert not prefix or (_PREFIX.match(prefix) and len(prefix) <= 253), key
+    assert _LABEL_NAME.match(name) and len(name) <= 63, key
+    assert value == "" or (_LABEL_NAME.match(value) and len(value) <= 63), (key, value)
+
+
+def _selector_ok(sel: Any, *, cilium: bool = False) -> None:
+    assert isinstance(sel, dict) and set(sel) <= {"matchLabels", "matchExpressions"}, sel
+    for k, v in (sel.get("matchLabels") or {}).items():
+        assert isinstance(k, str) and isinstance(v, str)
+        _label_ok(k, v, cilium=cilium)
+    for expr in sel.get("matchExpressions") or []:
+        assert set(expr) == {"key", "operator", "values"}, expr
+        assert expr["operator"] in ("In", "NotIn", "Exists", "DoesNotExist")
+        assert expr["values"] and all(isinstance(v, str) for v in expr["values"])
+        for v in expr["values"]:
+            _label_ok(expr["key"], v, cilium=cilium)
+
+
+def _ports_ok(ports: Any) -> None:
+    assert isinstance(ports, list) and ports
+    for p in ports:
+        assert set(p) <= {"protocol", "port", "endPort"}, p
+        assert p["protocol"] in ("TCP", "UDP", "SCTP")
+        assert isinstance(p["port"], int) and 1 <= p["port"] <= 65535
+
+
+def _k8s_peer_ok(peer: Any) -> None:
+    assert isinstance(peer, dict) and peer
+    assert set(peer) <= {"podSelector", "namespaceSelector", "ipBlock"}, peer
+    if "ipBlock" in peer:
+        assert set(peer) == {"ipBlock"}
+        ipaddress.ip_network(peer["ipBlock"]["cidr"])
+    for key in ("podSelector", "namespaceSelector"):
+        if key in peer:
+            _selector_ok(peer[key])
+
+
+def _meta_ok(doc: Mapping[str, Any]) -> None:
+    meta = doc["metadata"]
+    assert _DNS_LABEL.match(meta["name"]) and len(meta["name"]) <= 63, meta["name"]
+    assert _DNS_LABEL.match(meta["namespace"]), meta["namespace"]
+    for k, v in (meta.get("annotations") or {}).items():
+        prefix, _, name = k.rpartition("/")
+        assert _PREFIX.match(prefix) and _LABEL_NAME.match(name), k
+        assert isinstance(v, str)
+    for k, v in (meta.get("labels") or {}).items():
+        _label_ok(k, v)
+
+
+def validate_manifest(doc: Mapping[str, Any]) -> None:
+    """Assert ``doc`` is a well-formed NetworkPolicy / CiliumNetworkPolicy / staged policy."""
+    _meta_ok(doc)
+    spec = doc["spec"]
+    if doc["kind"] in ("NetworkPolicy", "StagedKubernetesNetworkPolicy"):
+        expected_api = ("networking.k8s.io/v1" if doc["kind"] == "NetworkPolicy"
+                        else "projectcalico.org/v3")
+        assert doc["apiVersion"] == expected_api
+        allowed = {"podSelector", "policyTypes", "ingress", "egress"}
+        if doc["kind"] == "StagedKubernetesNetworkPolicy":
+            assert spec["stagedAction"] == "Set"
+            allowed.add("stagedAction")
+        assert set(spec) <= allowed, spec.keys()
+        _selector_ok(spec["podSelector"])
+        assert set(spec["policyTypes"]) <= {"Ingress", "Egress"}
+        for direction, peer_key in (("ingress", "from"), ("egress", "to")):
+            for rule in spec.get(direction) or []:
+                assert set(rule) <= {peer_key, "ports"}, rule
+                for peer in rule.get(peer_key, []):
+                    _k8s_peer_ok(peer)
+                if "ports" in rule:
+                    _ports_ok(rule["ports"])
+        return
+    assert doc["kind"] == "CiliumNetworkPolicy" and doc["apiVersion"] == "cilium.io/v2"
+    assert set(spec) <= {"endpointSelector", "ingress", "egress"}
+    _selector_ok(spec["endpointSelector"], cilium=True)
+    entities = {"world", "host", "remote-node", "kube-apiserver", "cluster", "health",
+                "ingress", "init", "unmanaged", "all"}
+    for direction in ("ingress", "egress"):
+        pre = "from" if direction == "ingress" else "to"
+        for rule in spec.get(direction) or []:
+            assert set(rule) <= {f"{pre}Endpoints", f"{pre}Entities", f"{pre}CIDRSet",
+                                 "toFQDNs", "toPorts"}, rule
+            l3 = [k for k in rule if k != "toPorts"]
+            assert len(l3) <= 1, rule  # one L3 kind per rule element
+            for sel in rule.get(f"{pre}Endpoints", []):
+                _selector_ok(sel, cilium=True)
+            assert set(rule.get(f"{pre}Entities", [])) <= entities
+            for c in rule.get(f"{pre}CIDRSet", []):
+                ipaddress.ip_network(c["cidr"])
+            for f in rule.get("toFQDNs", []):
+                assert set(f) <= {"matchName", "matchPattern"}
+            for tp in rule.get("toPorts", []):
+                for p in tp["ports"]:
+                    assert p["protocol"] in ("TCP", "UDP", "SCTP", "ANY")
+                    assert 1 <= int(p["port"]) <= 65535
+
+
+def seed_scenario() -> tuple[pl.DataFrame, dict[str, Group]]:
+    """The seed chapter's develop namespace, as connection rows (see DESIGN.md)."""
+    fe, fep = pod("develop", app="frontend"), pod("develop", app="frontend-primary")
+    be, bep = pod("develop", app="backend"), pod("develop", app="backend-primary")
+    debug = pod("develop", app="debug")
+    tr = pod("traefik", "traefik", **{"app.kubernetes.io/name": "traefik"})
+    prom = pod("monitoring", "prometheus", **{"app.kubernetes.io/name": "prometheus"})
+    dns = pod("kube-system", "coredns", **{"k8s-app": "kube-dns"})
+    db = pod("production", "production-db", app="production-db")
+    rows = [conn(s, d, 8080) for s in (fe, fep, tr) for d in (be, bep)]
+    rows += [conn(prom, d, 9090) for d in (be, bep)]
+    rows += [conn(entity("host", "172.18.0.3"), d, 8080, same_node=True) for d in (be, bep, debug)]
+    rows += [conn(s, dns, 53, "UDP") for s in (fe, fep, be, bep)]
+    rows += [conn(be, entity("kube-apiserver", "172.18.0.2"), 6443)]
+    rows += [conn(be, world("140.82.112.3", "api.github.com"), 443)]
+    rows += [conn(debug, db, 5432, outcome="denied")]
+    return frame(rows), groups_of([fe, fep, be, bep, debug, tr, prom, dns, db])
