@@ -24,7 +24,8 @@ __all__ = [
     "to_int",
 ]
 
-_S = pl.String
+_S = pl.String()
+_I64 = pl.Int64()
 PLACEHOLDER = ("-", "", "*")
 HIT = pl.Struct(
     {
@@ -41,22 +42,43 @@ HIT = pl.Struct(
 _ACTION = {"allow": "forwarded", "1": "forwarded", "deny": "dropped", "2": "dropped"}
 _REPORTER = {"dst": "ingress", "2": "ingress", "src": "egress", "1": "egress"}
 _PROTO = {
-    "tcp": "TCP", "udp": "UDP", "sctp": "SCTP", "icmp": "ICMPv4", "icmp6": "ICMPv6",
-    "icmpv6": "ICMPv6", "6": "TCP", "17": "UDP", "132": "SCTP", "1": "ICMPv4", "58": "ICMPv6",
+    "tcp": "TCP",
+    "udp": "UDP",
+    "sctp": "SCTP",
+    "icmp": "ICMPv4",
+    "icmp6": "ICMPv6",
+    "icmpv6": "ICMPv6",
+    "6": "TCP",
+    "17": "UDP",
+    "132": "SCTP",
+    "1": "ICMPv4",
+    "58": "ICMPv6",
 }
 _ENDPOINT_TYPE = {
-    "wep": "pod", "workloadendpoint": "pod", "1": "pod",
-    "hep": "host-endpoint", "hostendpoint": "host-endpoint", "2": "host-endpoint",
-    "ns": "network-set", "networkset": "network-set", "3": "network-set",
-    "net": "network", "network": "network", "4": "network",
+    "wep": "pod",
+    "workloadendpoint": "pod",
+    "1": "pod",
+    "hep": "host-endpoint",
+    "hostendpoint": "host-endpoint",
+    "2": "host-endpoint",
+    "ns": "network-set",
+    "networkset": "network-set",
+    "3": "network-set",
+    "net": "network",
+    "network": "network",
+    "4": "network",
 }
-_NETWORK_NAME = {"pvt": "private-network", "private network": "private-network",
-                 "pub": "public-network", "public network": "public-network"}
+_NETWORK_NAME = {
+    "pvt": "private-network",
+    "private network": "private-network",
+    "pub": "public-network",
+    "public network": "public-network",
+}
 # ReplicaSet pod-template-hash alphabet (no vowels) then the aggregation star.
 _RS_SUFFIX = r"-[bcdfghjklmnpqrstvwxz2456789]{6,10}-\*$"
 
 
-def to_int(expr: pl.Expr, dtype: pl.DataType = pl.Int64()) -> pl.Expr:
+def to_int(expr: pl.Expr, dtype: pl.DataType = _I64) -> pl.Expr:
     """int64 fields arrive as numbers (file, emitter) or strings (protojson)."""
     return expr.cast(_S).str.strip_chars().cast(dtype, strict=False)
 
@@ -90,9 +112,11 @@ def direction(reporter: pl.Expr) -> pl.Expr:
 
 def protocol(proto: pl.Expr) -> pl.Expr:
     text = _lower(proto)
-    return pl.when(text.is_in(list(_PROTO))).then(
-        text.replace_strict(_PROTO, default=None, return_dtype=_S)
-    ).otherwise(clean(proto.cast(_S).str.to_uppercase()))
+    return (
+        pl.when(text.is_in(list(_PROTO)))
+        .then(text.replace_strict(_PROTO, default=None, return_dtype=_S))
+        .otherwise(clean(proto.cast(_S).str.to_uppercase()))
+    )
 
 
 def entity(endpoint_type: pl.Expr | None, name: pl.Expr, namespace: pl.Expr) -> pl.Expr:
@@ -100,8 +124,10 @@ def entity(endpoint_type: pl.Expr | None, name: pl.Expr, namespace: pl.Expr) -> 
     net = _lower(name).replace_strict(_NETWORK_NAME, default="unknown", return_dtype=_S)
     if endpoint_type is None:  # Whisker has no type: infer from the name and namespace
         return (
-            pl.when(_lower(name).is_in(list(_NETWORK_NAME))).then(net)
-            .when(clean(namespace).is_not_null()).then(pl.lit("pod"))
+            pl.when(_lower(name).is_in(list(_NETWORK_NAME)))
+            .then(net)
+            .when(clean(namespace).is_not_null())
+            .then(pl.lit("pod"))
             .otherwise(pl.lit("unknown"))
         )
     kind = _lower(endpoint_type).replace_strict(_ENDPOINT_TYPE, default="unknown", return_dtype=_S)
@@ -120,8 +146,10 @@ def workload(entity_expr: pl.Expr, name_aggr: pl.Expr) -> pl.Expr:
     aggr = clean(name_aggr)
     base = aggr.str.replace(_RS_SUFFIX, "").str.replace(r"-\*$", "")
     return (
-        pl.when(entity_expr == "pod").then(pl.when(aggr.str.ends_with("*")).then(base))
-        .when(entity_expr.is_in(["host-endpoint", "network-set"])).then(aggr)
+        pl.when(entity_expr == "pod")
+        .then(pl.when(aggr.str.ends_with("*")).then(base))
+        .when(entity_expr.is_in(["host-endpoint", "network-set"]))
+        .then(aggr)
     )
 
 
@@ -162,10 +190,14 @@ def parse_policy_string(text: str) -> tuple[int, str | None, bool]:
     ns, rest = pid.split("/", 1) if "/" in pid else ("", pid)
     staged = "staged:" in rest
     rest = rest.removeprefix("staged:")
-    for prefix in ("knp.default.", "kanp.adminnetworkpolicy.", "kbanp.baselineadminnetworkpolicy.",
-                   f"{tier}."):
+    for prefix in (
+        "knp.default.",
+        "kanp.adminnetworkpolicy.",
+        "kbanp.baselineadminnetworkpolicy.",
+        f"{tier}.",
+    ):
         if rest.startswith(prefix):
-            rest = rest[len(prefix):]
+            rest = rest[len(prefix) :]
             break
     rest = rest.removeprefix("staged:")
     return (hit, f"{ns}/{rest}" if ns else rest, staged)
@@ -198,13 +230,17 @@ def policy_hits(values: pl.Expr) -> pl.Expr:
     e = pl.element()
 
     def named(ns: pl.Expr, name: pl.Expr) -> pl.Expr:
-        return pl.when(clean(ns).is_null()).then(name).otherwise(pl.concat_str(ns, pl.lit("/"), name))
+        return (
+            pl.when(clean(ns).is_null()).then(name).otherwise(pl.concat_str(ns, pl.lit("/"), name))
+        )
 
     kind = _lower(e.struct.field("kind"))
     trigger = e.struct.field("trigger")
     text = (
-        pl.when(kind.is_in(_HIT_KIND_PROFILE)).then(pl.concat_str(pl.lit("profile:"), e.struct.field("name")))
-        .when(kind.is_in(_HIT_KIND_EOT)).then(named(trigger.struct.field("namespace"), trigger.struct.field("name")))
+        pl.when(kind.is_in(_HIT_KIND_PROFILE))
+        .then(pl.concat_str(pl.lit("profile:"), e.struct.field("name")))
+        .when(kind.is_in(_HIT_KIND_EOT))
+        .then(named(trigger.struct.field("namespace"), trigger.struct.field("name")))
         .otherwise(named(e.struct.field("namespace"), e.struct.field("name")))
     )
     order = to_int(e.struct.field("policy_index")).fill_null(0)

@@ -61,8 +61,30 @@ class FormatSpec:
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 # Proto field names that are not snake_case in the .proto itself; protojson keeps them as is.
 _KEEP = frozenset(
-    {"IP", "Type", "ID", "ipVersion", "TCP", "UDP", "SCTP", "ICMPv4", "ICMPv6", "VRRP", "IGMP",
-     "Summary", "FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR", "NS", "Key"}
+    {
+        "IP",
+        "Type",
+        "ID",
+        "ipVersion",
+        "TCP",
+        "UDP",
+        "SCTP",
+        "ICMPv4",
+        "ICMPv6",
+        "VRRP",
+        "IGMP",
+        "Summary",
+        "FIN",
+        "SYN",
+        "RST",
+        "PSH",
+        "ACK",
+        "URG",
+        "ECE",
+        "CWR",
+        "NS",
+        "Key",
+    }
 )
 # gRPC-web (old Hubble UI) suffixes repeated fields with "List".
 _LIST_SUFFIX = re.compile(r"List$")

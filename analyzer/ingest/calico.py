@@ -19,7 +19,7 @@ from analyzer.ingest._format import FastResult, FormatSpec, Prepared, Skip, snak
 
 __all__ = ["SPEC", "RAW_SCHEMA", "normalize", "prepare", "sniff"]
 
-_S = pl.String
+_S = pl.String()
 _LABELS = pl.Struct({"labels": pl.List(_S)})
 RAW_SCHEMA = pl.Schema(
     {
@@ -30,8 +30,13 @@ RAW_SCHEMA = pl.Schema(
             f"{side}_{f}": t
             for side in ("source", "dest")
             for f, t in (
-                ("ip", _S), ("name", _S), ("name_aggr", _S), ("namespace", _S),
-                ("port", _S), ("type", _S), ("labels", _LABELS),
+                ("ip", _S),
+                ("name", _S),
+                ("name_aggr", _S),
+                ("namespace", _S),
+                ("port", _S),
+                ("type", _S),
+                ("labels", _LABELS),
             )
         },
         "dest_service_namespace": _S,
@@ -87,7 +92,8 @@ def fast_read(chunk: bytes) -> FastResult:
     raw = pl.read_ndjson(io.BytesIO(chunk), schema=RAW_SCHEMA)
     known = pl.col("reporter").is_not_null() | pl.col("source_name_aggr").is_not_null()
     skip = raw.select(
-        pl.when(known).then(pl.lit(None, _S))
+        pl.when(known)
+        .then(pl.lit(None, _S))
         .otherwise(pl.lit("records that are not Calico flow-log entries"))
     ).to_series()
     if skip.null_count() != len(skip):
@@ -96,7 +102,9 @@ def fast_read(chunk: bytes) -> FastResult:
 
 
 def _side(side: str, out: str) -> list[pl.Expr]:
-    c = lambda f: pl.col(f"{side}_{f}")  # noqa: E731
+    def c(field: str) -> pl.Expr:
+        return pl.col(f"{side}_{field}")
+
     ent = C.entity(c("type"), c("name_aggr"), c("namespace"))
     return [
         C.clean(c("ip")).alias(f"{out}_ip"),
@@ -116,12 +124,16 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
         for f in ("all_policies", "enforced_policies", "pending_policies")
     )
     has_new = pl.col("enforced_policies").is_not_null() | pl.col("pending_policies").is_not_null()
-    enforced = pl.when(has_new).then(
-        C.policy_strings(pl.col("enforced_policies"), None, pol, "enforced_policies")
-    ).otherwise(C.policy_strings(pl.col("all_policies"), False, pol, "all_policies"))
-    pending = pl.when(has_new).then(
-        C.policy_strings(pl.col("pending_policies"), None, pol, "pending_policies")
-    ).otherwise(C.policy_strings(pl.col("all_policies"), True, pol, "all_policies"))
+    enforced = (
+        pl.when(has_new)
+        .then(C.policy_strings(pl.col("enforced_policies"), None, pol, "enforced_policies"))
+        .otherwise(C.policy_strings(pl.col("all_policies"), False, pol, "all_policies"))
+    )
+    pending = (
+        pl.when(has_new)
+        .then(C.policy_strings(pl.col("pending_policies"), None, pol, "pending_policies"))
+        .otherwise(C.policy_strings(pl.col("all_policies"), True, pol, "all_policies"))
+    )
     policies = pol.select(enforced.alias(S.POLICIES_ENFORCED), pending.alias(S.POLICIES_PENDING))
     svc_ns, svc = C.clean(pl.col("dest_service_namespace")), C.clean(pl.col("dest_service_name"))
     frame = raw.select(
@@ -138,13 +150,17 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
         C.to_int(pl.col("num_flows")).fill_null(1).alias(S.FLOW_COUNT),
         C.epoch_seconds(pl.col("end_time")).alias(S.END_TIME),
         pl.lit("aggregate").alias(S.FLOW_TYPE),
-        pl.when(svc.is_not_null()).then(pl.concat_str(svc_ns.fill_null(""), pl.lit("/"), svc))
+        pl.when(svc.is_not_null())
+        .then(pl.concat_str(svc_ns.fill_null(""), pl.lit("/"), svc))
         .alias(S.DST_SERVICE),
         pl.col("reporter").str.to_lowercase().alias(S.REPORTER),
-        (C.to_int(pl.col("bytes_in")).fill_null(0) + C.to_int(pl.col("bytes_out")).fill_null(0))
-        .alias(S.BYTES),
-        (C.to_int(pl.col("packets_in")).fill_null(0) + C.to_int(pl.col("packets_out")).fill_null(0))
-        .alias(S.PACKETS),
+        (
+            C.to_int(pl.col("bytes_in")).fill_null(0) + C.to_int(pl.col("bytes_out")).fill_null(0)
+        ).alias(S.BYTES),
+        (
+            C.to_int(pl.col("packets_in")).fill_null(0)
+            + C.to_int(pl.col("packets_out")).fill_null(0)
+        ).alias(S.PACKETS),
     ).with_columns(policies)
     return S.conform(frame)
 

@@ -103,7 +103,7 @@ def _sample(head: bytes, layout: str) -> list[Any]:
         line = line.strip()
         m = _CRI.match(line)
         if m:
-            line = line[m.end():].strip()
+            line = line[m.end() :].strip()
         if line[:1] not in (b"{", b"["):
             continue
         try:

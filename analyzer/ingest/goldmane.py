@@ -18,14 +18,10 @@ from analyzer.ingest._format import FormatSpec, Prepared, Skip, snake_keys
 
 __all__ = ["SPEC", "RAW_SCHEMA", "normalize", "prepare", "sniff"]
 
-_S = pl.String
+_S = pl.String()
 _KEY = pl.Struct(
     {
-        **{
-            f"{side}_{f}": _S
-            for side in ("source", "dest")
-            for f in ("name", "namespace", "type")
-        },
+        **{f"{side}_{f}": _S for side in ("source", "dest") for f in ("name", "namespace", "type")},
         "dest_port": _S,
         "dest_service_name": _S,
         "dest_service_namespace": _S,
@@ -111,19 +107,24 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
         C.to_int(k.struct.field("dest_port"), pl.Int32()).replace(0, None).alias(S.DST_PORT),
         *_side("source", "src"),
         *_side("dest", "dst"),
-        pl.coalesce(live.replace(0, None), started.replace(0, None), pl.lit(1, pl.Int64))
-        .alias(S.FLOW_COUNT),
+        pl.coalesce(live.replace(0, None), started.replace(0, None), pl.lit(1, pl.Int64)).alias(
+            S.FLOW_COUNT
+        ),
         C.epoch_seconds(pl.col("end_time")).alias(S.END_TIME),
         pl.lit("aggregate").alias(S.FLOW_TYPE),
-        pl.when(svc.is_not_null()).then(pl.concat_str(svc_ns.fill_null(""), pl.lit("/"), svc))
+        pl.when(svc.is_not_null())
+        .then(pl.concat_str(svc_ns.fill_null(""), pl.lit("/"), svc))
         .alias(S.DST_SERVICE),
         reporter.replace({"1": "src", "2": "dst"}).alias(S.REPORTER),
         C.policy_hits(pol.struct.field("enforced_policies")).alias(S.POLICIES_ENFORCED),
         C.policy_hits(pol.struct.field("pending_policies")).alias(S.POLICIES_PENDING),
-        (C.to_int(pl.col("bytes_in")).fill_null(0) + C.to_int(pl.col("bytes_out")).fill_null(0))
-        .alias(S.BYTES),
-        (C.to_int(pl.col("packets_in")).fill_null(0) + C.to_int(pl.col("packets_out")).fill_null(0))
-        .alias(S.PACKETS),
+        (
+            C.to_int(pl.col("bytes_in")).fill_null(0) + C.to_int(pl.col("bytes_out")).fill_null(0)
+        ).alias(S.BYTES),
+        (
+            C.to_int(pl.col("packets_in")).fill_null(0)
+            + C.to_int(pl.col("packets_out")).fill_null(0)
+        ).alias(S.PACKETS),
     )
     return S.conform(frame)
 

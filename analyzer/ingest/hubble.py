@@ -19,10 +19,10 @@ from analyzer.ingest._format import FastResult, FormatSpec, Prepared, Skip, enum
 
 __all__ = ["SPEC", "FLOW_SCHEMA_RAW", "normalize", "prepare", "sniff"]
 
-_STR = pl.String
-_INT = pl.Int64
+_STR = pl.String()
+_INT = pl.Int64()
 _PORTS = pl.Struct({"source_port": _INT, "destination_port": _INT})
-_FLAGS = pl.Struct({f: pl.Boolean for f in E.TCP_FLAGS})
+_FLAGS = pl.Struct({f: pl.Boolean() for f in E.TCP_FLAGS})
 _ICMP = pl.Struct({"type": _INT, "code": _INT})
 _ENDPOINT = pl.Struct(
     {
@@ -68,8 +68,8 @@ FLOW_SCHEMA_RAW = pl.Schema(
                 "kafka": pl.Struct({"topic": _STR}),
             }
         ),
-        "reply": pl.Boolean,
-        "is_reply": pl.Boolean,
+        "reply": pl.Boolean(),
+        "is_reply": pl.Boolean(),
         "event_type": pl.Struct({"type": _INT, "sub_type": _INT}),
         "source_service": _SERVICE,
         "destination_service": _SERVICE,
@@ -101,8 +101,21 @@ _ENVELOPE_SCHEMA = pl.Schema(
 )
 # Keys only a Flow has; used to tell a bare flow from arbitrary JSON.
 _FLOW_KEYS = frozenset(
-    {"verdict", "IP", "l4", "source", "destination", "Type", "event_type", "node_name",
-     "traffic_direction", "trace_observation_point", "is_reply", "drop_reason_desc", "l7"}
+    {
+        "verdict",
+        "IP",
+        "l4",
+        "source",
+        "destination",
+        "Type",
+        "event_type",
+        "node_name",
+        "traffic_direction",
+        "trace_observation_point",
+        "is_reply",
+        "drop_reason_desc",
+        "l7",
+    }
 )
 
 
@@ -158,10 +171,13 @@ def fast_read(chunk: bytes) -> FastResult:
         raise ValueError("camelCase keys: the per-line path rewrites them")
     env = pl.read_ndjson(io.BytesIO(chunk), schema=_ENVELOPE_SCHEMA)
     flow = pl.col("flow")
-    reason = pl.when(flow.is_not_null()).then(pl.lit(None, _STR))
-    for kind in _NON_FLOW:
-        reason = reason.when(pl.col(kind).is_not_null()).then(pl.lit(f"{kind} records"))
-    reason_s = env.select(reason.otherwise(pl.lit("records that are not Hubble flows")))
+    reason = pl.when(flow.is_null()).then(
+        pl.coalesce(
+            *(pl.when(pl.col(k).is_not_null()).then(pl.lit(f"{k} records")) for k in _NON_FLOW),
+            pl.lit("records that are not Hubble flows"),
+        )
+    )
+    reason_s = env.select(reason)
     skip = reason_s.to_series()
     if (skip == "records that are not Hubble flows").any():
         # Perhaps bare flows or odd spellings: let the per-line path classify them exactly.
@@ -170,8 +186,9 @@ def fast_read(chunk: bytes) -> FastResult:
         pl.col("lost_events").struct.field("num_events_lost").cast(_INT, strict=False).sum()
     ).item()
     raw = env.select(
-        flow.struct.field(c).alias(c) if c != "node_name" else
-        pl.coalesce(flow.struct.field("node_name"), pl.col("node_name")).alias("node_name")
+        flow.struct.field(c).alias(c)
+        if c != "node_name"
+        else pl.coalesce(flow.struct.field("node_name"), pl.col("node_name")).alias("node_name")
         for c in FLOW_SCHEMA_RAW
     )
     return FastResult(raw=raw, skip_reason=skip, lost_events=int(lost or 0))
@@ -186,7 +203,9 @@ def fast_read_bare(chunk: bytes) -> FastResult:
         pl.col(c).is_not_null() for c in ("verdict", "IP", "l4", "source", "destination", "Type")
     )
     skip = raw.select(
-        pl.when(known).then(pl.lit(None, _STR)).otherwise(pl.lit("records that are not Hubble flows"))
+        pl.when(known)
+        .then(pl.lit(None, _STR))
+        .otherwise(pl.lit("records that are not Hubble flows"))
     ).to_series()
     if skip.null_count() != len(skip):
         raise ValueError("unrecognised records in chunk")
@@ -213,29 +232,28 @@ def _ns_labels(labels: pl.Expr) -> pl.Expr:
 def _entity(ep: str) -> pl.Expr:
     labels = pl.col(ep).struct.field("labels")
     identity = pl.col(ep).struct.field("identity")
-    expr = pl.when(pl.lit(False)).then(pl.lit(None, _STR))
-    for label, entity in E.RESERVED_ENTITY:
-        expr = expr.when(labels.list.contains(label)).then(pl.lit(entity))
-    expr = expr.when(
-        labels.list.eval(pl.element().str.contains(r"^(?:cidr|fqdn|cidrgroup):")).list.any()
-    ).then(pl.lit("world"))
-    expr = expr.when(labels.list.len() > 0).then(pl.lit("pod"))
-    expr = expr.when(identity.is_in(list(E.IDENTITY_ENTITY))).then(
-        identity.replace_strict(E.IDENTITY_ENTITY, default=None, return_dtype=_STR)
-    )
     pod_known = pl.col(ep).struct.field("pod_name").is_not_null()
     ns_known = pl.col(ep).struct.field("namespace").is_not_null()
-    expr = expr.when(pod_known | ns_known | (identity >= 256)).then(pl.lit("pod"))
-    return expr.otherwise(pl.lit("unknown"))
+    cidr = labels.list.eval(pl.element().str.contains(r"^(?:cidr|fqdn|cidrgroup):")).list.any()
+    # First decisive signal wins: reserved labels, CIDR/FQDN labels, pod labels, then the
+    # numeric identity and endpoint metadata (field-masked flows have no labels).
+    return pl.coalesce(
+        *(pl.when(labels.list.contains(lab)).then(pl.lit(ent)) for lab, ent in E.RESERVED_ENTITY),
+        pl.when(cidr).then(pl.lit("world")),
+        pl.when(labels.list.len() > 0).then(pl.lit("pod")),
+        identity.replace_strict(E.IDENTITY_ENTITY, default=None, return_dtype=_STR),
+        pl.when(pod_known | ns_known | (identity >= 256)).then(pl.lit("pod")),
+        pl.lit("unknown"),
+    )
 
 
 def _endpoint_columns(ep: str, side: str) -> list[pl.Expr]:
     e = pl.col(ep)
     labels = e.struct.field("labels")
     ns_from_label = labels.list.eval(
-        pl.element().filter(pl.element().str.starts_with(E.NS_LABEL_FULL)).str.strip_prefix(
-            E.NS_LABEL_FULL
-        )
+        pl.element()
+        .filter(pl.element().str.starts_with(E.NS_LABEL_FULL))
+        .str.strip_prefix(E.NS_LABEL_FULL)
     ).list.first()
     return [
         pl.coalesce(e.struct.field("namespace").replace("", None), ns_from_label).alias(
@@ -254,7 +272,11 @@ def _policies(col: str) -> pl.Expr:
     p = pl.element()
     ns = p.struct.field("namespace")
     name = p.struct.field("name")
-    text = pl.when(ns.is_null() | (ns == "")).then(name).otherwise(pl.concat_str(ns, pl.lit("/"), name))
+    text = (
+        pl.when(ns.is_null() | (ns == ""))
+        .then(name)
+        .otherwise(pl.concat_str(ns, pl.lit("/"), name))
+    )
     return pl.col(col).list.eval(text.drop_nulls())
 
 
@@ -264,9 +286,10 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
     tcp = l4.struct.field("TCP")
     ports = [tcp, l4.struct.field("UDP"), l4.struct.field("SCTP")]
     icmp = pl.coalesce(l4.struct.field("ICMPv4"), l4.struct.field("ICMPv6"))
-    protocol = pl.when(pl.lit(False)).then(pl.lit(None, _STR))
-    for name in ("TCP", "UDP", "SCTP", "ICMPv4", "ICMPv6", "VRRP", "IGMP"):
-        protocol = protocol.when(l4.struct.field(name).is_not_null()).then(pl.lit(name))
+    protocol = pl.coalesce(
+        pl.when(l4.struct.field(name).is_not_null()).then(pl.lit(name))
+        for name in ("TCP", "UDP", "SCTP", "ICMPv4", "ICMPv6", "VRRP", "IGMP")
+    )
     flags = tcp.struct.field("flags")
     flag_list = pl.concat_list(
         pl.when(flags.struct.field(f)).then(pl.lit(f)).otherwise(pl.lit(None, _STR))
@@ -275,8 +298,8 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
     l7 = pl.col("l7")
     verdict = enum_name(pl.col("verdict"), E.VERDICT).str.to_lowercase()
     drop_desc = enum_name(pl.col("drop_reason_desc"), E.DROP_REASON)
-    drop_code = pl.col("drop_reason").cast(_STR).replace(
-        {str(k): v for k, v in E.DROP_REASON.items()}
+    drop_code = (
+        pl.col("drop_reason").cast(_STR).replace({str(k): v for k, v in E.DROP_REASON.items()})
     )
     agg = pl.col("aggregate")
     agg_total = (
@@ -287,24 +310,32 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
     direction = enum_name(pl.col("traffic_direction"), E.DIRECTION).str.to_lowercase()
     frame = raw.select(
         pl.col("time")
-        .str.to_datetime(format="%Y-%m-%dT%H:%M:%S%.f%#z", time_unit="us", time_zone="UTC",
-                         strict=False)
+        .str.to_datetime(
+            format="%Y-%m-%dT%H:%M:%S%.f%#z", time_unit="us", time_zone="UTC", strict=False
+        )
         .alias(S.TIME),
         pl.lit("hubble").alias(S.SOURCE_FORMAT),
         pl.col("node_name").replace("", None).alias(S.NODE),
-        pl.when(verdict.is_in(S.VERDICTS)).then(verdict).otherwise(pl.lit("unknown"))
+        pl.when(verdict.is_in(S.VERDICTS))
+        .then(verdict)
+        .otherwise(pl.lit("unknown"))
         .alias(S.VERDICT),
-        pl.coalesce(drop_desc.replace("DROP_REASON_UNKNOWN", None), drop_code)
-        .alias(S.DROP_REASON),
-        pl.when(direction.is_in(["ingress", "egress"])).then(direction)
-        .otherwise(pl.lit("unknown")).alias(S.DIRECTION),
-        pl.coalesce(pl.col("is_reply"), pl.when(pl.col("reply")).then(pl.lit(True)))
-        .alias(S.IS_REPLY),
+        pl.coalesce(drop_desc.replace("DROP_REASON_UNKNOWN", None), drop_code).alias(S.DROP_REASON),
+        pl.when(direction.is_in(["ingress", "egress"]))
+        .then(direction)
+        .otherwise(pl.lit("unknown"))
+        .alias(S.DIRECTION),
+        pl.coalesce(pl.col("is_reply"), pl.when(pl.col("reply")).then(pl.lit(True))).alias(
+            S.IS_REPLY
+        ),
         protocol.alias(S.PROTOCOL),
         pl.col("IP").struct.field("source").alias(S.SRC_IP),
         pl.col("IP").struct.field("destination").alias(S.DST_IP),
-        pl.coalesce(p.struct.field("source_port") for p in ports).replace(0, None).alias(S.SRC_PORT),
-        pl.coalesce(p.struct.field("destination_port") for p in ports).replace(0, None)
+        pl.coalesce(p.struct.field("source_port") for p in ports)
+        .replace(0, None)
+        .alias(S.SRC_PORT),
+        pl.coalesce(p.struct.field("destination_port") for p in ports)
+        .replace(0, None)
         .alias(S.DST_PORT),
         *_endpoint_columns("source", "src"),
         *_endpoint_columns("destination", "dst"),
@@ -315,32 +346,54 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
         enum_name(pl.col("Type"), E.FLOW_TYPE).replace("UNKNOWN_TYPE", None).alias(S.FLOW_TYPE),
         pl.col("event_type").struct.field("type").alias(S.EVENT_TYPE),
         enum_name(pl.col("trace_observation_point"), E.OBSERVATION_POINT)
-        .replace("UNKNOWN_POINT", None).alias(S.OBSERVATION_POINT),
+        .replace("UNKNOWN_POINT", None)
+        .alias(S.OBSERVATION_POINT),
         enum_name(pl.col("trace_reason"), E.TRACE_REASON)
-        .replace("TRACE_REASON_UNKNOWN", None).alias(S.TRACE_REASON),
+        .replace("TRACE_REASON_UNKNOWN", None)
+        .alias(S.TRACE_REASON),
         pl.when(flags.is_not_null() & (flag_list.list.len() > 0))
-        .then(flag_list.list.join(",")).alias(S.TCP_FLAGS),
+        .then(flag_list.list.join(","))
+        .alias(S.TCP_FLAGS),
         pl.when(icmp.is_not_null()).then(icmp.struct.field("type").fill_null(0)).alias(S.ICMP_TYPE),
         pl.when(icmp.is_not_null()).then(icmp.struct.field("code").fill_null(0)).alias(S.ICMP_CODE),
-        enum_name(l7.struct.field("type"), E.L7_TYPE).str.to_lowercase()
-        .replace("unknown_l7_type", None).alias(S.L7_TYPE),
-        pl.when(l7.struct.field("dns").is_not_null()).then(pl.lit("dns"))
-        .when(l7.struct.field("http").is_not_null()).then(pl.lit("http"))
-        .when(l7.struct.field("kafka").is_not_null()).then(pl.lit("kafka"))
+        enum_name(l7.struct.field("type"), E.L7_TYPE)
+        .str.to_lowercase()
+        .replace("unknown_l7_type", None)
+        .alias(S.L7_TYPE),
+        pl.when(l7.struct.field("dns").is_not_null())
+        .then(pl.lit("dns"))
+        .when(l7.struct.field("http").is_not_null())
+        .then(pl.lit("http"))
+        .when(l7.struct.field("kafka").is_not_null())
+        .then(pl.lit("kafka"))
         .alias(S.L7_PROTOCOL),
         l7.struct.field("http").struct.field("method").alias(S.HTTP_METHOD),
         l7.struct.field("http").struct.field("url").alias(S.HTTP_URL),
         l7.struct.field("dns").struct.field("rcode").alias(S.DNS_RCODE),
         *(
             pl.when(pl.col(c).struct.field("name").is_not_null())
-            .then(pl.concat_str(pl.col(c).struct.field("namespace").fill_null(""), pl.lit("/"),
-                                pl.col(c).struct.field("name")))
+            .then(
+                pl.concat_str(
+                    pl.col(c).struct.field("namespace").fill_null(""),
+                    pl.lit("/"),
+                    pl.col(c).struct.field("name"),
+                )
+            )
             .alias(out)
-            for c, out in (("source_service", S.SRC_SERVICE), ("destination_service", S.DST_SERVICE))
+            for c, out in (
+                ("source_service", S.SRC_SERVICE),
+                ("destination_service", S.DST_SERVICE),
+            )
         ),
-        pl.when(pl.col("egress_allowed_by").is_not_null() | pl.col("ingress_allowed_by").is_not_null())
-        .then(pl.concat_list(_policies("egress_allowed_by").fill_null([]),
-                             _policies("ingress_allowed_by").fill_null([])))
+        pl.when(
+            pl.col("egress_allowed_by").is_not_null() | pl.col("ingress_allowed_by").is_not_null()
+        )
+        .then(
+            pl.concat_list(
+                _policies("egress_allowed_by").fill_null([]),
+                _policies("ingress_allowed_by").fill_null([]),
+            )
+        )
         .alias(S.POLICIES_ENFORCED),
     )
     return S.conform(frame)

@@ -19,8 +19,15 @@ import polars as pl
 
 from analyzer.errors import IngestError
 from analyzer.ingest import detect
-from analyzer.ingest._format import FormatSpec, Skip
-from analyzer.ingest._io import MAX_LINE_BYTES, Chunk, InputStream, LongLine, iter_chunks, open_input
+from analyzer.ingest._format import Skip
+from analyzer.ingest._io import (
+    MAX_LINE_BYTES,
+    Chunk,
+    InputStream,
+    LongLine,
+    iter_chunks,
+    open_input,
+)
 from analyzer.ingest._jsonstream import BAD, iter_json_values
 from analyzer.ingest.report import SkipReport
 from analyzer.schema import INGEST_ID
@@ -235,4 +242,3 @@ def empty_result_error(reader: FlowReader) -> IngestError:
     return IngestError(
         f"no usable {reader.format} flow record: {report.describe()}", path=reader.stream.name
     )
-

@@ -18,13 +18,17 @@ from analyzer.ingest._format import FormatSpec, Prepared, Skip, snake_keys
 
 __all__ = ["SPEC", "RAW_SCHEMA", "normalize", "prepare", "sniff"]
 
-_S = pl.String
+_S = pl.String()
 RAW_SCHEMA = pl.Schema(
     {
         "start_time": _S,
         "end_time": _S,
         "action": _S,
-        **{f"{side}_{f}": _S for side in ("source", "dest") for f in ("name", "namespace", "labels")},
+        **{
+            f"{side}_{f}": _S
+            for side in ("source", "dest")
+            for f in ("name", "namespace", "labels")
+        },
         "protocol": _S,
         "dest_port": _S,
         "reporter": _S,
@@ -37,8 +41,10 @@ RAW_SCHEMA = pl.Schema(
 def sniff(obj: Any) -> bool:
     if not isinstance(obj, dict):
         return False
-    return "protocol" in obj and "reporter" in obj and (
-        isinstance(obj.get("source_labels"), str) or isinstance(obj.get("start_time"), str)
+    return (
+        "protocol" in obj
+        and "reporter" in obj
+        and (isinstance(obj.get("source_labels"), str) or isinstance(obj.get("start_time"), str))
     )
 
 
@@ -87,10 +93,13 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
         pl.col("reporter").str.to_lowercase().alias(S.REPORTER),
         C.policy_hits(pol.struct.field("enforced")).alias(S.POLICIES_ENFORCED),
         C.policy_hits(pol.struct.field("pending")).alias(S.POLICIES_PENDING),
-        (C.to_int(pl.col("bytes_in")).fill_null(0) + C.to_int(pl.col("bytes_out")).fill_null(0))
-        .alias(S.BYTES),
-        (C.to_int(pl.col("packets_in")).fill_null(0) + C.to_int(pl.col("packets_out")).fill_null(0))
-        .alias(S.PACKETS),
+        (
+            C.to_int(pl.col("bytes_in")).fill_null(0) + C.to_int(pl.col("bytes_out")).fill_null(0)
+        ).alias(S.BYTES),
+        (
+            C.to_int(pl.col("packets_in")).fill_null(0)
+            + C.to_int(pl.col("packets_out")).fill_null(0)
+        ).alias(S.PACKETS),
     )
     return S.conform(frame)
 
