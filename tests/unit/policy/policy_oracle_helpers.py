@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -35,10 +36,43 @@ def case_peers(case: dict[str, Any]) -> dict[str, Peer]:
             labels=pod["labels"],
             namespace_labels=ns_labels.get(pod["namespace"], {}),
             ip=pod["ip"],
+            node=pod.get("node"),
             ports=named,
         )
     return peers
 
 
 def peer_for(peers: dict[str, Peer], ref: str) -> Peer:
+    """``ns/pod``, a bare IP (world), or ``entity:NAME@NODE``."""
+    if ref.startswith("entity:"):
+        entity, _, node = ref[len("entity:") :].partition("@")
+        return Peer(kind="ip", entity=entity, node=node or None, ip="172.18.0.2")
     return peers[ref] if "/" in ref else Peer(kind="ip", ip=ref, entity="world")
+
+
+def load_truth_tables(path: Path) -> list[dict[str, Any]]:
+    """The hand-written tables: each case gets the shared cluster."""
+    data = yaml.safe_load(path.read_text())
+    return [{**case, "cluster": data["cluster"]} for case in data["cases"]]
+
+
+def inventory_objects(case: dict[str, Any]) -> list[dict[str, Any]]:
+    """The case's cluster as `kubectl get pods,namespaces -o json` items."""
+    objs: list[dict[str, Any]] = [
+        {"kind": "Namespace", "metadata": {"name": n["name"], "labels": n["labels"]}}
+        for n in case["cluster"]["namespaces"]
+    ]
+    for p in case["cluster"]["pods"]:
+        ports = [
+            {"name": x["name"], "containerPort": x["port"], "protocol": x["protocol"]}
+            for x in p.get("ports", [])
+        ]
+        objs.append(
+            {
+                "kind": "Pod",
+                "metadata": {"name": p["name"], "namespace": p["namespace"], "labels": p["labels"]},
+                "spec": {"nodeName": p.get("node"), "containers": [{"name": "c", "ports": ports}]},
+                "status": {"podIP": p["ip"], "podIPs": [{"ip": p["ip"]}]},
+            }
+        )
+    return objs
