@@ -123,6 +123,11 @@ def recommend(
     notes: list[Note] = [Note("warning", "", w) for w in connections.stats.warnings]
     targets = _namespaces(conns, namespaces, notes)
     groups = identity_groups(connections)
+    for group in groups.values():
+        if not getattr(group, "selector_unique", True) and group.namespace in targets:
+            notes.append(Note("warning", group.namespace or "", _printable(
+                f"the selector of {group.key} also selects other observed pods: "
+                + "; ".join(getattr(group, "notes", ())))))
     kept, anomalies = _without_anomalies(conns, opts.include_anomalies, notes)
     denied = _denied(kept, targets)
     if denied:
@@ -192,11 +197,13 @@ def identity_groups(connections: Any) -> Mapping[str, GroupLike]:
     """Identity groups with their chosen selectors (``graph.build_graph`` when present)."""
     try:
         from analyzer.graph import build_graph
-    except ImportError:
-        build_graph = None
-    if build_graph is not None:
-        groups: Mapping[str, GroupLike] = build_graph(connections).groups
-        return groups
+    except ImportError:  # the graph module is newer than this code path
+        return _groups_from_identity(connections)
+    groups: Mapping[str, GroupLike] = build_graph(connections).groups
+    return groups
+
+
+def _groups_from_identity(connections: Any) -> Mapping[str, GroupLike]:
     from analyzer.identity import choose_selectors, parse_labels
 
     conns: pl.DataFrame = connections.frame
@@ -283,6 +290,10 @@ def _denied(conns: pl.DataFrame, namespaces: Sequence[str]) -> list[dict[str, An
         {**r, "last_seen": None if r["last_seen"] is None else r["last_seen"].isoformat()}
         for r in denied.to_dicts()
     ]
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)[:300]
 
 
 def load_flows(store: Path) -> pl.LazyFrame:

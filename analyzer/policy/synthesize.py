@@ -355,13 +355,14 @@ def synthesize(
             Note(
                 "info",
                 owner_ns.get(owner, ""),
-                f"{count} connection(s) from the node to {_readable(owner)} (kubelet probes) need no rule: "
-                "CNIs allow traffic from a pod's own node",
+                f"{count} connection(s) from the node to {_readable(owner)} (kubelet probes) "
+                "need no rule: CNIs allow traffic from a pod's own node",
             )
         )
     for key, reason in sorted(refused.items()):
         ns = groups[key].namespace if key in groups else ""
-        notes.append(Note("warning", ns or "", f"refused to select {_readable(key)}: {reason}; no rule"))
+        message = f"refused to select {_readable(key)}: {reason}; no rule"
+        notes.append(Note("warning", ns or "", message))
 
     policies: list[PolicySpec] = []
     for ns in sorted(set(namespaces)):

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
-import ipaddress
-import re
-import zlib
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -82,7 +82,7 @@ class End:
 def pod(ns: str, workload: str | None = None, **labels: str) -> End:
     labels = {k.replace("__", "."): v for k, v in labels.items()}
     return End(namespace=ns, labels=labels, workload=workload or labels.get("app"),
-               ip=f"10.0.{zlib.crc32(repr((ns, sorted(labels.items()))).encode()) % 200}.{len(labels) + 10}")
+               ip=f"10.0.{zlib.crc32(repr((ns, sorted(labels.items()))).encode()) % 200}.10")
 
 
 def world(ip: str, *names: str) -> End:
