@@ -75,8 +75,6 @@ def render_table(result: AuditResult, *, rules: bool = True) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in summary["by_severity"].items() if n)
     lines.append("")
     lines.append(f"{summary['findings']} finding(s)" + (f": {counts}" if counts else ""))
-    for w in result.warnings:
-        lines.append(f"note: {w}")
     return "\n".join(lines) + "\n"
 
 
