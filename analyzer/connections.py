@@ -129,6 +129,7 @@ class ConnectionStats:
     non_policy_drops_ignored: int = 0
     duplicates_collapsed: int = 0
     decided_by_ports: int = 0
+    proxy_legs_collapsed: int = 0
     connections: int = 0
     window: tuple[datetime | None, datetime | None] = (None, None)
     warnings: list[str] = field(default_factory=list)
@@ -487,6 +488,33 @@ def _attach(edges: pl.DataFrame, endpoints: pl.DataFrame) -> pl.DataFrame:
     ).sort(_EDGE, nulls_last=True)
 
 
+def _collapse_proxy_legs(frame: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Drop L7-proxy upstream legs that repeat a client connection that was also seen.
+
+    With L7 rules Envoy opens its own connection to the server from the node's IP, and Hubble
+    labels it with the *client's* identity but no pod name (hubble-flow-format.md, pitfall 8).
+    Where the client leg of the same edge was observed too, the proxy leg is a duplicate; where
+    it was not, the leg stays (it is the only evidence) but its node IP is not the pod's.
+    """
+    proxy = (
+        pl.col(S.SRC_POD).is_null()
+        & pl.col(S.SRC_NAMESPACE).is_not_null()
+        & (pl.col(S.SRC_ENTITY) == "pod")
+        & (pl.col(S.SRC_LABELS).list.len() > 0)
+    )
+    same = [SRC_GROUP, DST_KEY, S.PROTOCOL, S.DST_PORT, OUTCOME]
+    direct = frame.filter(~proxy).select(same).unique()
+    legs = frame.filter(proxy)
+    if legs.height == 0:
+        return frame, 0
+    duplicate = legs.join(direct, on=same, how="semi", nulls_equal=True)
+    kept = legs.join(direct, on=same, how="anti", nulls_equal=True).with_columns(
+        pl.lit(None, pl.String()).alias(S.SRC_IP)
+    )
+    out = pl.concat([frame.filter(~proxy), kept]).sort(_EDGE, nulls_last=True)
+    return out, int(duplicate[CONNECTIONS].sum() or 0)
+
+
 def derive_connections(
     flows: pl.LazyFrame | pl.DataFrame,
     *,
@@ -549,11 +577,11 @@ def derive_connections(
         [counts_q, _hubble_edges(req, tcp_idle, other_idle), _calico_edges(req), _endpoints(req)]
     )
     edges = pl.concat([hub, cal], how="vertical_relaxed").group_by(_EDGE).agg(_edge_aggs())
-    frame = _attach(edges, endpoints)
-    return Connections(frame=frame, stats=_stats(counts.row(0, named=True), frame))
+    frame, proxied = _collapse_proxy_legs(_attach(edges, endpoints))
+    return Connections(frame=frame, stats=_stats(counts.row(0, named=True), frame, proxied))
 
 
-def _stats(c: dict[str, object], frame: pl.DataFrame) -> ConnectionStats:
+def _stats(c: dict[str, object], frame: pl.DataFrame, proxied: int) -> ConnectionStats:
     def n(key: str) -> int:
         value = c.get(key)
         return int(value) if isinstance(value, int) else 0
@@ -585,6 +613,7 @@ def _stats(c: dict[str, object], frame: pl.DataFrame) -> ConnectionStats:
         non_policy_drops_ignored=n("ignored"),
         duplicates_collapsed=max(0, n("requests") - total),
         decided_by_ports=n("by_ports"),
+        proxy_legs_collapsed=proxied,
         connections=total,
         window=(
             first if isinstance(first, datetime) else None,

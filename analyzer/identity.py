@@ -101,16 +101,16 @@ def is_valid_label_key(key: str) -> bool:
         return False
     prefix, sep, name = key.rpartition("/")
     if sep:
-        if not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN_RE.match(prefix):
+        if not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN_RE.fullmatch(prefix):
             return False
-    return 0 < len(name) <= 63 and _NAME_RE.match(name) is not None
+    return 0 < len(name) <= 63 and _NAME_RE.fullmatch(name) is not None
 
 
 def is_valid_label_value(value: str) -> bool:
     """Kubernetes label value syntax: empty, or ≤ 63 alphanumerics with ``-_.`` inside."""
     if not isinstance(value, str):
         return False
-    return value == "" or (len(value) <= 63 and _NAME_RE.match(value) is not None)
+    return value == "" or (len(value) <= 63 and _NAME_RE.fullmatch(value) is not None)
 
 
 def is_version_like(key: str, value: str) -> bool:
@@ -122,7 +122,9 @@ def is_version_like(key: str, value: str) -> bool:
     if any(word in name for word in _VERSION_KEY_WORDS):
         return True
     return bool(
-        _VERSION_VALUE_RE.match(value) or _HEX_HASH_RE.match(value) or _K8S_HASH_RE.match(value)
+        _VERSION_VALUE_RE.fullmatch(value)
+        or _HEX_HASH_RE.fullmatch(value)
+        or _K8S_HASH_RE.fullmatch(value)
     )
 
 

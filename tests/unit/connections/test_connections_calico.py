@@ -53,8 +53,17 @@ def test_source_nodes_add_up(frame, calico):
 
 
 def test_only_one_side_reporting(frame, calico):
-    rows = [calico(0, reporter="dst", flow_count=4, src_namespace=None, src_pod="pub",
-                   src_entity="public-network", src_labels=[])]
+    rows = [
+        calico(
+            0,
+            reporter="dst",
+            flow_count=4,
+            src_namespace=None,
+            src_pod="pub",
+            src_entity="public-network",
+            src_labels=[],
+        )
+    ]
     row = derive_connections(frame(*rows)).frame.row(0, named=True)
     assert row["connections"] == 4
     assert row["src_group"] == "entity:public-network"

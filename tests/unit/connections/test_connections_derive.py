@@ -147,15 +147,32 @@ def test_audit_verdict_is_allowed_and_flagged(frame, flow):
 def test_l7_denial_does_not_deny_the_connection(frame, flow):
     rows = [
         flow(0.0),
-        flow(0.1, flow_type="L7", event_type=129, l7_type="request", tcp_flags=None,
-             verdict="dropped", drop_reason="POLICY_DENIED", is_reply=None),
+        flow(
+            0.1,
+            flow_type="L7",
+            event_type=129,
+            l7_type="request",
+            tcp_flags=None,
+            verdict="dropped",
+            drop_reason="POLICY_DENIED",
+            is_reply=None,
+        ),
     ]
     assert _only(derive_connections(frame(*rows)).frame)["outcome"] == "allowed"
 
 
 def test_l7_response_is_a_reply(frame, flow):
-    rows = [flow(0.0, flow_type="L7", l7_type="response", is_reply=None, tcp_flags=None,
-                 src_port=8080, dst_port=40000)]
+    rows = [
+        flow(
+            0.0,
+            flow_type="L7",
+            l7_type="response",
+            is_reply=None,
+            tcp_flags=None,
+            src_port=8080,
+            dst_port=40000,
+        )
+    ]
     result = derive_connections(frame(*rows))
     assert result.frame.height == 0
     assert result.stats.replies_removed == 1
@@ -163,10 +180,26 @@ def test_l7_response_is_a_reply(frame, flow):
 
 def test_icmp_echo_request_and_reply(frame, flow):
     rows = [
-        flow(0, protocol="ICMPv4", icmp_type=8, src_port=None, dst_port=None, tcp_flags=None,
-             is_reply=None),
-        flow(0.1, protocol="ICMPv4", icmp_type=0, src_port=None, dst_port=None, tcp_flags=None,
-             is_reply=None, src_ip="10.0.2.20", dst_ip="10.0.1.10"),
+        flow(
+            0,
+            protocol="ICMPv4",
+            icmp_type=8,
+            src_port=None,
+            dst_port=None,
+            tcp_flags=None,
+            is_reply=None,
+        ),
+        flow(
+            0.1,
+            protocol="ICMPv4",
+            icmp_type=0,
+            src_port=None,
+            dst_port=None,
+            tcp_flags=None,
+            is_reply=None,
+            src_ip="10.0.2.20",
+            dst_ip="10.0.1.10",
+        ),
     ]
     result = derive_connections(frame(*rows))
     row = _only(result.frame)
@@ -175,12 +208,26 @@ def test_icmp_echo_request_and_reply(frame, flow):
 
 
 def test_non_pod_peers_are_keyed_by_ip_and_grouped(frame, flow):
-    world = {"dst_ip": "93.184.216.34", "dst_namespace": None, "dst_pod": None,
-             "dst_workload": None, "dst_labels": [], "dst_entity": "world",
-             "dst_names": ["example.com"], "dst_port": 443}
-    host = {"src_ip": "10.0.2.1", "src_namespace": None, "src_pod": None,
-            "src_workload": None, "src_labels": [], "src_entity": "host",
-            "direction": "ingress", "node": "node-b"}
+    world = {
+        "dst_ip": "93.184.216.34",
+        "dst_namespace": None,
+        "dst_pod": None,
+        "dst_workload": None,
+        "dst_labels": [],
+        "dst_entity": "world",
+        "dst_names": ["example.com"],
+        "dst_port": 443,
+    }
+    host = {
+        "src_ip": "10.0.2.1",
+        "src_namespace": None,
+        "src_pod": None,
+        "src_workload": None,
+        "src_labels": [],
+        "src_entity": "host",
+        "direction": "ingress",
+        "node": "node-b",
+    }
     result = derive_connections(frame(flow(0, **world), flow(1, **host, src_port=50000)))
     by_dst = {r["dst_key"]: r for r in result.frame.iter_rows(named=True)}
     ext = by_dst["93.184.216.34"]
@@ -203,3 +250,24 @@ def test_pods_without_labels_are_warned_about(frame, flow):
     rows = [flow(0, src_labels=None, dst_labels=None)]
     result = derive_connections(frame(*rows))
     assert any("no labels" in w for w in result.stats.warnings)
+
+
+def test_l7_proxy_upstream_leg_repeats_the_client_connection(frame, flow):
+    # Envoy's leg to the server: node IP as source, client's identity, no pod name
+    leg = {"src_ip": "10.0.3.219", "src_pod": None, "src_workload": None, "src_port": 51528}
+    rows = [
+        flow(0.0, direction="ingress", node="node-b"),
+        flow(0.01, direction="ingress", node="node-b", **leg),
+    ]
+    result = derive_connections(frame(*rows))
+    row = _only(result.frame)
+    assert row["src_key"] == "shop/web-7d9c8b6f5-abcde"
+    assert row["connections"] == 1
+    assert result.stats.proxy_legs_collapsed == 1
+
+
+def test_l7_proxy_leg_alone_is_kept_without_the_node_ip(frame, flow):
+    leg = {"src_ip": "10.0.3.219", "src_pod": None, "src_workload": None}
+    row = _only(derive_connections(frame(flow(0, **leg))).frame)
+    assert row["src_group"] == "pod:shop:app=web"
+    assert row["src_ip"] is None

@@ -1,0 +1,217 @@
+"""Render an `IdentityGraph`: a table for people, JSON for scripts, Graphviz DOT for pictures.
+
+Every string in a graph comes from flow records (labels, pod names, DNS names), i.e. from
+untrusted input: the table replaces control characters, DOT escapes every quoted string, JSON
+is escaped by the encoder. Output is deterministic (sorted) so it can be diffed.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from analyzer import connections as C
+from analyzer import schema as S
+from analyzer.connections import ConnectionStats
+from analyzer.graph import EVIDENCE, NODE_LOCAL, IdentityGraph, IdentityGroup
+
+__all__ = [
+    "display_name",
+    "graph_to_dict",
+    "render_json",
+    "render_dot",
+    "render_table",
+    "stats_lines",
+    "stats_dict",
+    "dot_quote",
+    "printable",
+]
+
+_MAX_CELL = 64
+
+
+def printable(text: str) -> str:
+    """Control and other non-printable characters as ``\\xNN`` (safe for a terminal)."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def dot_quote(text: str) -> str:
+    """A DOT double-quoted string; backslashes, quotes and line breaks cannot escape it."""
+    body = printable(text).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{body}"'
+
+
+def display_name(group: IdentityGroup) -> str:
+    """A short human name: ``ns/app=web`` for pods, ``host``, ``1.2.3.4 (example.com)``."""
+    if group.key.startswith("pod:"):
+        shown = group.selector or group.label_map
+        labels = ",".join(f"{k}={v}" for k, v in sorted(shown.items())) or "(no labels)"
+        return f"{group.namespace}/{labels}"
+    if group.key.startswith("ip:"):
+        address = group.key[3:]
+        if group.dns_names:
+            extra = "" if len(group.dns_names) == 1 else f" +{len(group.dns_names) - 1}"
+            return f"{address} ({group.dns_names[0]}{extra})"
+        return address
+    return group.key.partition(":")[2] or group.key
+
+
+def _name(graph: IdentityGraph, key: str) -> str:
+    group = graph.groups.get(key)
+    return display_name(group) if group else key
+
+
+def _iso(value: object) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else None
+
+
+def _port(protocol: str | None, port: int | None) -> str:
+    return f"{protocol or '?'}/{port}" if port is not None else (protocol or "?")
+
+
+def stats_dict(stats: ConnectionStats) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        name: getattr(stats, name) for name in ConnectionStats.__dataclass_fields__
+    }
+    out["window"] = [_iso(t) for t in stats.window]
+    out["warnings"] = list(stats.warnings)
+    return out
+
+
+def graph_to_dict(graph: IdentityGraph) -> dict[str, Any]:
+    """The graph as plain JSON-able data: ``{"groups": [...], "edges": [...], "stats": {...}}``."""
+    groups = [
+        {
+            "key": g.key,
+            "name": display_name(g),
+            "namespace": g.namespace,
+            "entity": g.entity,
+            "labels": list(g.labels),
+            "namespace_labels": list(g.namespace_labels),
+            "selector": dict(sorted(g.selector.items())),
+            "selector_unique": g.selector_unique,
+            "notes": list(g.notes),
+            "pods": list(g.pods),
+            "workloads": list(g.workloads),
+            "ips": list(g.ips),
+            "dns_names": list(g.dns_names),
+        }
+        for g in sorted(graph.groups.values(), key=lambda g: g.key)
+    ]
+    edges = []
+    for row in graph.edges.iter_rows(named=True):
+        edges.append(
+            {
+                "src": row[C.SRC_GROUP],
+                "dst": row[C.DST_GROUP],
+                "protocol": row[S.PROTOCOL],
+                "port": row[S.DST_PORT],
+                "outcome": row[C.OUTCOME],
+                "connections": row[C.CONNECTIONS],
+                "events": row[C.EVENTS],
+                "first_seen": _iso(row[C.FIRST_SEEN]),
+                "last_seen": _iso(row[C.LAST_SEEN]),
+                "nodes": row[C.NODES] or [],
+                "audit": row[C.AUDIT],
+                "node_local": row[NODE_LOCAL],
+                "evidence": [
+                    {**e, "first_seen": _iso(e["first_seen"]), "last_seen": _iso(e["last_seen"])}
+                    for e in row[EVIDENCE] or []
+                ],
+            }
+        )
+    return {"groups": groups, "edges": edges, "stats": stats_dict(graph.stats)}
+
+
+def render_json(graph: IdentityGraph) -> str:
+    return json.dumps(graph_to_dict(graph), indent=2, sort_keys=False)
+
+
+def render_dot(graph: IdentityGraph) -> str:
+    """Graphviz DOT: namespaces as clusters, denied edges red and dashed."""
+    ids = {key: f"n{i}" for i, key in enumerate(sorted(graph.groups))}
+    lines = [
+        "digraph identities {",
+        "  rankdir=LR;",
+        '  node [shape=box, style="rounded", fontname="Helvetica"];',
+        '  edge [fontname="Helvetica", fontsize=10];',
+    ]
+    by_ns: dict[str, list[str]] = {}
+    outside: list[str] = []
+    for key in sorted(graph.groups):
+        ns = graph.groups[key].namespace
+        (by_ns.setdefault(ns, []) if ns else outside).append(key)
+    for index, ns in enumerate(sorted(by_ns)):
+        lines.append(f"  subgraph cluster_{index} {{")
+        lines.append(f"    label={dot_quote(ns)};")
+        for key in by_ns[ns]:
+            label = display_name(graph.groups[key]).partition("/")[2]
+            lines.append(f"    {ids[key]} [label={dot_quote(label)}, tooltip={dot_quote(key)}];")
+        lines.append("  }")
+    for key in outside:
+        group = graph.groups[key]
+        lines.append(
+            f"  {ids[key]} [label={dot_quote(display_name(group))}, shape=ellipse, "
+            f"tooltip={dot_quote(key)}];"
+        )
+    for row in graph.edges.iter_rows(named=True):
+        src, dst = ids.get(row[C.SRC_GROUP]), ids.get(row[C.DST_GROUP])
+        if src is None or dst is None:
+            continue
+        label = f"{_port(row[S.PROTOCOL], row[S.DST_PORT])} ({row[C.CONNECTIONS]})"
+        style = ', color="red", style="dashed"' if row[C.OUTCOME] == C.DENIED else ""
+        lines.append(f"  {src} -> {dst} [label={dot_quote(label)}{style}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    text = printable(text)
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
+
+
+def render_table(graph: IdentityGraph) -> str:
+    """One line per edge: source → destination, protocol/port, outcome, counts, time range."""
+    header = ("SOURCE", "", "DESTINATION", "PORT", "OUTCOME", "CONNS", "FIRST SEEN", "LAST SEEN")
+    rows = [header]
+    ordered = graph.edges.sort(
+        [S.SRC_NAMESPACE, C.SRC_GROUP, C.DST_GROUP, S.PROTOCOL, S.DST_PORT, C.OUTCOME],
+        nulls_last=True,
+    )
+    for row in ordered.iter_rows(named=True):
+        first, last = row[C.FIRST_SEEN], row[C.LAST_SEEN]
+        rows.append(
+            (
+                _cell(_name(graph, row[C.SRC_GROUP])),
+                "→",
+                _cell(_name(graph, row[C.DST_GROUP])),
+                _port(row[S.PROTOCOL], row[S.DST_PORT]),
+                row[C.OUTCOME] + (" (audit)" if row[C.AUDIT] else ""),
+                str(row[C.CONNECTIONS]),
+                first.strftime("%Y-%m-%d %H:%M:%S") if first else "-",
+                last.strftime("%Y-%m-%d %H:%M:%S") if last else "-",
+            )
+        )
+    if len(rows) == 1:
+        return "no connections observed\n"
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    right = {5}
+    out = []
+    for r in rows:
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        out.append("  ".join(cells).rstrip())
+    return "\n".join(out) + "\n"
+
+
+def stats_lines(stats: ConnectionStats) -> list[str]:
+    """A summary of how flows became connections, and the warnings (for stderr)."""
+    line = (
+        f"{stats.rows_in} flow rows: {stats.requests} requests -> {stats.connections} "
+        f"connections; {stats.replies_removed} replies removed, {stats.undecidable} undecidable, "
+        f"{stats.non_policy_drops_ignored} non-policy drops ignored"
+    )
+    return [line, *(f"warning: {w}" for w in stats.warnings)]
