@@ -23,6 +23,8 @@ from analyzer.policy.model import (
     Rule,
 )
 
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
 __all__ = ["Cover", "find_covers", "peer_covered", "ports_covered", "selector_subset"]
 
 
@@ -56,7 +58,7 @@ def find_covers(
             by_ns.setdefault(p.namespace, []).append(p)
     for ns, group in by_ns.items():
         ns_labels = dict(namespace_labels.get(ns, {}))
-        ns_labels.setdefault("kubernetes.io/metadata.name", ns)
+        ns_labels.setdefault(NAMESPACE_NAME_LABEL, ns)
         for pa in group:
             for direction in ("ingress", "egress"):
                 rules_a = pa.ingress if direction == "ingress" else pa.egress
@@ -121,7 +123,18 @@ def _namespaces_covered(a: PolicyPeer, b: PolicyPeer, own: Mapping[str, str]) ->
     if sa == "any":
         return False
     if sb == "own":
-        return sa == "own"
+        # kubernetes.io/metadata.name is immutable and equal to the name: pinning it to the
+        # policy's own namespace is the same as no namespaceSelector.
+        own_name = own.get(NAMESPACE_NAME_LABEL)
+        return sa == "own" or (
+            sa == "selector"
+            and a.namespace_selector is not None
+            and own_name is not None
+            and any(
+                r.key == NAMESPACE_NAME_LABEL and r.operator == "In" and r.values == (own_name,)
+                for r in a.namespace_selector.requirements()
+            )
+        )
     assert b.namespace_selector is not None
     if sa == "own":
         return b.namespace_selector.matches(own)
