@@ -10,25 +10,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from analyzer.policy.synthesize import Peer, Port, Rule, Selector
+    from analyzer.policy.synthesize import Peer, Selector
 
-__all__ = ["MergedOwner", "merge_owners", "merge_peers", "merge_selectors"]
+__all__ = ["merge_owners", "merge_peers", "merge_selectors"]
 
 T = TypeVar("T", bound=Hashable)
 
 # Naming labels are the most natural key to merge on (app In [backend, backend-primary]).
 _PREFERRED_KEYS = ("app.kubernetes.io/name", "app", "k8s-app", "name", "component")
-
-
-@dataclass(frozen=True, slots=True)
-class MergedOwner:
-    selector: Selector
-    owners: tuple[str, ...]
-    rules: tuple[Rule, ...]
 
 
 def _key_order(keys: Iterable[str]) -> list[str]:
@@ -70,28 +62,22 @@ def merge_selectors(items: Sequence[tuple[Selector, T]]) -> list[tuple[Selector,
     return sorted(out, key=lambda item: item[0])
 
 
-def merge_owners(items: Sequence[tuple[Selector, str, tuple[Rule, ...]]]) -> list[MergedOwner]:
-    """Merge owner groups whose rules are identical (peers and ports; evidence is summed)."""
-    from analyzer.policy.synthesize import Rule, combine_evidence
+def merge_owners(
+    items: Sequence[tuple[Selector, str, Hashable]],
+) -> list[tuple[Selector, tuple[str, ...]]]:
+    """Merge owner groups with the same rule ``shape`` whose selectors differ in one value.
 
-    Shape = tuple[tuple[tuple["Peer", ...], tuple["Port", ...]], ...]
-    by_shape: dict[Shape, list[tuple[Selector, str, tuple[Rule, ...]]]] = defaultdict(list)
-    for sel, owner, rules in items:
-        by_shape[tuple((r.peers, r.ports) for r in rules)].append((sel, owner, rules))
-    out: list[MergedOwner] = []
-    for shape, members in by_shape.items():
-        rules_of = {owner: rules for _, owner, rules in members}
-        for sel, owners in merge_selectors([(s, o) for s, o, _ in members]):
-            rules = tuple(
-                Rule(
-                    peers=peers,
-                    ports=ports,
-                    evidence=combine_evidence(rules_of[o][i].evidence for o in owners),
-                )
-                for i, (peers, ports) in enumerate(shape)
-            )
-            out.append(MergedOwner(selector=sel, owners=tuple(sorted(owners)), rules=rules))
-    return sorted(out, key=lambda m: (m.selector, m.owners))
+    ``items`` are ``(selector, owner key, shape)``; owners merge only within one shape.
+    Returns ``(selector, owners)`` in a deterministic order.
+    """
+    by_shape: dict[Hashable, list[tuple[Selector, str]]] = defaultdict(list)
+    for sel, owner, shape in items:
+        by_shape[shape].append((sel, owner))
+    out: list[tuple[Selector, tuple[str, ...]]] = []
+    for members in by_shape.values():
+        for sel, owners in merge_selectors(members):
+            out.append((sel, tuple(sorted(owners))))
+    return sorted(out)
 
 
 def merge_peers(peers: Sequence[Peer]) -> list[Peer]:

@@ -37,10 +37,23 @@ class Probe:
         }
 
 
-def _command(ns: str, workload: str, host: str, protocol: str, port: int) -> str:
+def _command(ns: str, target: str, host: str, protocol: str, port: int) -> str:
     nc = ["nc", "-zuv" if protocol == "UDP" else "-zv", "-w", "3", host, str(port)]
-    argv = ["kubectl", "-n", ns, "exec", f"deploy/{workload}", "--", *nc]
+    argv = ["kubectl", "-n", ns, "exec", target, "--", *nc]
     return " ".join(shlex.quote(a) for a in argv)
+
+
+def _bare(target: str) -> str:
+    return target.partition("/")[2]
+
+
+def _target_error(target: str) -> str | None:
+    kind, _, name = target.partition("/")
+    # pod names are DNS-1123 subdomains (dots allowed); deployments are labels
+    return name_error(name) if kind == "deploy" else (
+        None if name and len(name) <= 253 and all(name_error(p) is None for p in name.split("."))
+        else "invalid pod name"
+    )
 
 
 def _host(row: dict[str, object], own_ns: str) -> str | None:
@@ -72,15 +85,20 @@ def make_probes(
         mine = verified.filter(
             (pl.col("src_entity") == "pod")
             & (pl.col("src_namespace") == ns)
-            & pl.col("src_workload").is_not_null()
             & pl.col("protocol").is_in(["TCP", "UDP"])
-        )
+        ).with_columns(
+            # kubectl exec target: the Deployment when known, else the pod itself
+            pl.when(pl.col("src_workload").is_not_null())
+            .then(pl.lit("deploy/") + pl.col("src_workload"))
+            .otherwise(pl.lit("pod/") + pl.col("src_pod"))
+            .alias("src_workload")
+        ).filter(pl.col("src_workload").is_not_null())
         seen: set[tuple[str, str, str, int]] = set()
         positives: list[Probe] = []
         for row in mine.sort(["src_workload", "dst_namespace", "dst_port"]).iter_rows(named=True):
             workload = row["src_workload"]
             host = _host(row, ns)
-            if host is None or name_error(workload) or row["dst_port"] is None:
+            if host is None or _target_error(workload) or row["dst_port"] is None:
                 continue
             key = (workload, host, row["protocol"], int(row["dst_port"]))
             if key in seen:
@@ -88,7 +106,7 @@ def make_probes(
             seen.add(key)
             positives.append(
                 Probe(ns, _command(ns, workload, host, row["protocol"], key[3]), "succeed",
-                      f"observed {row['protocol']}/{key[3]} from {workload} to {host}")
+                      f"observed {row['protocol']}/{key[3]} from {_bare(workload)} to {host}")
             )
         probes.extend(positives[:MAX_PER_NAMESPACE])
         observed = {
@@ -99,12 +117,13 @@ def make_probes(
         for workload in sources[:MAX_PER_NAMESPACE]:
             # Prefer a target in another namespace (the seed's production-db:5432 probe).
             candidates = sorted(
-                targets, key=lambda t: (t["dst_namespace"] == ns, t["dst_workload"] == workload)
+                targets,
+                key=lambda t: (t["dst_namespace"] == ns, t["dst_workload"] == _bare(workload)),
             )
             for target in candidates:
                 key4 = (workload, target["dst_namespace"], target["dst_workload"],
                         target["dst_port"])
-                if key4 in observed or target["dst_workload"] == workload:
+                if key4 in observed or target["dst_workload"] == _bare(workload):
                     continue
                 host = _host(target, ns)
                 if host is None:
@@ -113,7 +132,7 @@ def make_probes(
                 probes.append(
                     Probe(ns, _command(ns, workload, host, "TCP", int(target["dst_port"])),
                           "time out",
-                          f"never observed from {workload}: {host}:{target['dst_port']} "
+                          f"never observed from {_bare(workload)}: {host}:{target['dst_port']} "
                           f"({where})")
                 )
                 break

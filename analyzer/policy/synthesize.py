@@ -366,7 +366,9 @@ def synthesize(
 
     policies: list[PolicySpec] = []
     for ns in sorted(set(namespaces)):
-        policies.extend(_namespace_policies(ns, table, owner_ns, owner_sel, opts))
+        policies.extend(
+            _namespace_policies(ns, table, owner_ns, owner_sel, frozenset(namespaces), notes)
+        )
         for key in sorted(_pod_groups(conns, ns) - active):
             notes.append(
                 Note(
@@ -513,37 +515,105 @@ def _namespace_policies(
     table: Mapping[tuple[str, Direction], Mapping[Peer, Mapping[Port, _Ev]]],
     owner_ns: Mapping[str, str],
     owner_sel: Mapping[str, Selector],
-    opts: SynthesisOptions,
+    targets: frozenset[str],
+    notes: list[Note],
 ) -> list[PolicySpec]:
     from analyzer.policy.render import policy_name, selector_base
+
+    def internal(peer: Peer) -> bool:
+        # A pod of a namespace we write policies for: default-deny plus exact egress rules
+        # already close every path its egress did not use.
+        return peer.kind == "pod" and all(n in targets for n in peer.namespaces)
 
     taken = {"allow-dns-egress", "default-deny"}
     out: list[PolicySpec] = [
         PolicySpec("allow-dns-egress", ns, "dns", ("egress",), Selector()),
     ]
     for direction in ("ingress", "egress"):
-        rules_by_owner: dict[str, tuple[Rule, ...]] = {}
+        tables: dict[str, dict[Peer, dict[Port, _Ev]]] = {}
         for (owner, d), peers in table.items():
             if d != direction or owner_ns[owner] != ns:
                 continue
-            rules = _rules(peers, owner_sel[owner], direction, ns)
-            if rules:
-                rules_by_owner[owner] = rules
-        for merged in merge_owners(
-            [(owner_sel[o], o, rules) for o, rules in sorted(rules_by_owner.items())]
-        ):
+            kept = _without_guardrail(peers, direction)
+            if kept:
+                tables[owner] = kept
+        items = []
+        for owner, peers in sorted(tables.items()):
+            # Egress merges only identical rule sets. Ingress may also merge groups whose rules
+            # differ only in sources of these namespaces (the seed's allow-backend-ingress):
+            # those sources' exact egress policies keep every unobserved path closed.
+            relaxed = direction == "ingress"
+            shape = frozenset(
+                (peer, port)
+                for peer, ports in peers.items()
+                for port in ports
+                if not (relaxed and internal(peer))
+            )
+            items.append((owner_sel[owner], owner, shape))
+        for selector, owners in merge_owners(items):
+            union: dict[Peer, dict[Port, _Ev]] = defaultdict(dict)
+            for owner in owners:
+                for peer, ports in tables[owner].items():
+                    for port, ev in ports.items():
+                        slot = union[peer]
+                        slot[port] = slot[port].add(ev) if port in slot else ev
+            name = policy_name(selector_base(selector), direction, taken)
+            if len(owners) > 1:
+                _note_widened(notes, ns, name, owners, tables, union)
             out.append(
                 PolicySpec(
-                    name=policy_name(selector_base(merged.selector), direction, taken),
+                    name=name,
                     namespace=ns,
                     kind="allow",
                     directions=(direction,),
-                    selector=merged.selector,
-                    rules=merged.rules,
-                    groups=merged.owners,
+                    selector=selector,
+                    rules=_rules(union),
+                    groups=owners,
                 )
             )
     out.append(PolicySpec("default-deny", ns, "default-deny", ("ingress", "egress"), Selector()))
+    return out
+
+
+def _note_widened(
+    notes: list[Note],
+    ns: str,
+    name: str,
+    owners: Sequence[str],
+    tables: Mapping[str, Mapping[Peer, Mapping[Port, _Ev]]],
+    union: Mapping[Peer, Mapping[Port, _Ev]],
+) -> None:
+    extra = sorted(
+        {
+            f"{peer.describe()} {port.protocol}/{port.port}"
+            for owner in owners
+            for peer, ports in union.items()
+            for port in ports
+            if port not in tables[owner].get(peer, {})
+        }
+    )
+    if extra:
+        notes.append(
+            Note(
+                "info",
+                ns,
+                f"{name} admits at ingress some sources not seen for every selected group "
+                f"({_readable('; '.join(extra))}); those sources' own egress policies keep the "
+                "unobserved paths closed",
+            )
+        )
+
+
+def _without_guardrail(
+    peers: Mapping[Peer, Mapping[Port, _Ev]], direction: str
+) -> dict[Peer, dict[Port, _Ev]]:
+    out: dict[Peer, dict[Port, _Ev]] = {}
+    for peer, ports in peers.items():
+        kept = {
+            p: ev for p, ev in ports.items() if not _covered_by_dns_guardrail(peer, p, direction)
+        }
+        if kept:
+            out[peer] = kept
     return out
 
 
@@ -557,17 +627,11 @@ def _covered_by_dns_guardrail(peer: Peer, port: Port, direction: str) -> bool:
     )
 
 
-def _rules(
-    peers: Mapping[Peer, Mapping[Port, _Ev]], owner: Selector, direction: str, ns: str
-) -> tuple[Rule, ...]:
+def _rules(peers: Mapping[Peer, Mapping[Port, _Ev]]) -> tuple[Rule, ...]:
     """Group peers by identical port sets (no cross products), then merge peers per rule."""
     by_ports: dict[tuple[Port, ...], list[tuple[Peer, list[_Ev]]]] = defaultdict(list)
     for peer, ports in peers.items():
-        kept = {
-            p: ev for p, ev in ports.items() if not _covered_by_dns_guardrail(peer, p, direction)
-        }
-        if kept:
-            by_ports[tuple(sorted(kept))].append((peer, list(kept.values())))
+        by_ports[tuple(sorted(ports))].append((peer, list(ports.values())))
     rules = []
     for ports_key, members in by_ports.items():
         merged = merge_peers([m[0] for m in members])
