@@ -42,8 +42,11 @@ def test_oracle_case(case_id: str, cases: dict[str, dict[str, Any]]) -> None:
     wrong = []
     for probe in case["probes"]:
         verdict = evaluate(
-            compiled, peer_for(peers, probe["src"]), peers[probe["dst"]],
-            probe["port"], probe["protocol"],
+            compiled,
+            peer_for(peers, probe["src"]),
+            peers[probe["dst"]],
+            probe["port"],
+            probe["protocol"],
         )
         assert verdict.reasons and all(verdict.reasons)
         if verdict.allowed != probe["expected"]:

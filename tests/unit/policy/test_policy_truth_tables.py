@@ -65,8 +65,13 @@ def test_truth_table_frame(case: dict[str, Any]) -> None:
         row.update(_side("dst", peer_for(peers, probe["dst"])))
         row.update(protocol=probe["protocol"], dst_port=probe["port"], expected=probe["expected"])
         rows.append(row)
-    frame = pl.DataFrame(rows, schema_overrides={"src_namespace_labels": pl.List(pl.String),
-                                                  "dst_namespace_labels": pl.List(pl.String)})
+    frame = pl.DataFrame(
+        rows,
+        schema_overrides={
+            "src_namespace_labels": pl.List(pl.String),
+            "dst_namespace_labels": pl.List(pl.String),
+        },
+    )
     inventory = inventory_from_objects(inventory_objects(case))
     out = evaluate_connections(compiled, frame, inventory)
     assert out.height == frame.height
