@@ -1,9 +1,184 @@
-"""Commands of this module are added by the issue that builds them."""
+"""``analyzer ingest`` and ``analyzer stats``."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from analyzer.cli._common import DEFAULT_STORE, StoreOption, handle_errors
+from analyzer.ingest.pipeline import IngestSummary, InputSummary
+from analyzer.ingest.stats import StoreStats, store_stats
+from analyzer.store import FlowStore, ingest
+
+__all__ = ["register"]
+
+
+class FormatChoice(StrEnum):
+    auto = "auto"
+    hubble = "hubble"
+    calico = "calico"
+    goldmane = "goldmane"
+    whisker = "whisker"
+
+
+class TableOrJson(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _input_json(i: InputSummary) -> dict[str, Any]:
+    return {
+        "path": i.path,
+        "status": i.status,
+        "format": i.format,
+        "rows": i.rows,
+        "skipped": [
+            {"reason": s.reason, "count": s.count, "first_lines": list(s.first_lines)}
+            for s in i.skipped
+        ],
+        "warnings": list(i.warnings),
+        "ingest_id": i.ingest_id,
+        "message": i.message,
+    }
+
+
+def _print_ingest(summary: IngestSummary) -> None:
+    for i in summary.inputs:
+        if i.status == "loaded":
+            skipped = f", {i.skipped_total:,} skipped" if i.skipped_total else ""
+            typer.echo(f"loaded     {i.path}: {i.rows:,} {i.format} rows{skipped}")
+            for s in i.skipped:
+                typer.echo(f"  skipped  {s.describe()}")
+            for w in i.warnings:
+                typer.echo(f"  warning  {w}", err=True)
+        elif i.status == "duplicate":
+            typer.echo(f"unchanged  {i.path}: {i.message}")
+        else:
+            typer.echo(f"ignored    {i.path}: {i.message}")
+    loaded = sum(1 for i in summary.inputs if i.status == "loaded")
+    typer.echo(
+        f"{summary.rows_loaded:,} rows from {loaded} input{'s' if loaded != 1 else ''} "
+        f"added to {summary.store}"
+    )
+
+
+def _total_bytes(paths: list[str]) -> int:
+    total = 0
+    for p in paths:
+        path = Path(p)
+        if path.is_file():
+            total += path.stat().st_size
+        elif path.is_dir():
+            for dirpath, _, files in os.walk(path):
+                total += sum((Path(dirpath) / f).stat().st_size for f in files)
+    return total
+
+
+@contextmanager
+def _progress(paths: list[str]) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on a terminal's stderr; nothing when stderr is not a terminal."""
+    if not sys.stderr.isatty() or paths == ["-"]:
+        yield None
+        return
+    with typer.progressbar(
+        length=max(1, _total_bytes(paths)), label="ingest", file=sys.stderr
+    ) as bar:
+        yield bar.update
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add ``ingest`` and ``stats`` to the app."""
+
+    @app.command("ingest")
+    @handle_errors
+    def ingest_command(
+        paths: Annotated[
+            list[str],
+            typer.Argument(
+                help="Flow files, directories (read recursively) or - for stdin; "
+                ".gz and .zst are decompressed transparently.",
+                show_default=False,
+            ),
+        ],
+        fmt: Annotated[
+            FormatChoice,
+            typer.Option("--format", "-f", help="Input format; auto detects it per file."),
+        ] = FormatChoice.auto,
+        store: StoreOption = DEFAULT_STORE,
+        output: Annotated[
+            TableOrJson, typer.Option("--output", "-o", help="table for people, json for scripts.")
+        ] = TableOrJson.table,
+    ) -> None:
+        """Load Hubble or Calico flow exports into the flow store (Parquet + manifest).
+
+        Records that are not flows (malformed lines, lost-events records, ...) are skipped and
+        counted with their first line numbers. An input with no usable flow record fails the
+        whole command (exit 1) and leaves the store untouched. Ingesting the same content
+        again changes nothing.
+        """
+        with _progress(paths) as progress:
+            summary = ingest(store, paths, fmt.value, progress)
+        if output is TableOrJson.json:
+            doc = {
+                "store": summary.store,
+                "created": summary.created,
+                "rows_loaded": summary.rows_loaded,
+                "inputs": [_input_json(i) for i in summary.inputs],
+            }
+            typer.echo(json.dumps(doc, indent=2))
+        else:
+            _print_ingest(summary)
+
+    @app.command("stats")
+    @handle_errors
+    def stats_command(
+        store: StoreOption = DEFAULT_STORE,
+        output: Annotated[
+            TableOrJson, typer.Option("--output", "-o", help="table for people, json for scripts.")
+        ] = TableOrJson.table,
+        top: Annotated[int, typer.Option(help="Namespaces to list in the table.")] = 20,
+    ) -> None:
+        """Summarise the flow store: flows by format, verdict and namespace, the time window,
+        skipped records and why, and warnings such as lost events."""
+        stats = store_stats(FlowStore.open(store))
+        if output is TableOrJson.json:
+            typer.echo(json.dumps(stats.to_json(), indent=2))
+        else:
+            _print_stats(stats, top)
+
+
+def _section(title: str, rows: tuple[tuple[str, int, int], ...], limit: int | None = None) -> None:
+    typer.echo(f"\n{title:<28} {'rows':>12} {'flows':>12}")
+    shown = rows if limit is None else rows[:limit]
+    for key, n_rows, n_flows in shown:
+        typer.echo(f"  {key:<26} {n_rows:>12,} {n_flows:>12,}")
+    if limit is not None and len(rows) > limit:
+        typer.echo(f"  ... {len(rows) - limit} more")
+
+
+def _print_stats(stats: StoreStats, top: int) -> None:
+    typer.echo(f"store      {stats.store}")
+    typer.echo(f"inputs     {stats.inputs}")
+    typer.echo(f"rows       {stats.rows:,} (standing for {stats.flows:,} flows)")
+    if stats.first is not None:
+        last = stats.last.isoformat() if stats.last else "?"
+        typer.echo(f"window     {stats.first.isoformat()} .. {last}")
+    _section("format", stats.by_format)
+    _section("verdict", stats.by_verdict)
+    _section("namespace (src or dst)", stats.by_namespace, top)
+    if stats.skipped:
+        typer.echo("\nskipped records")
+        for reason, count in stats.skipped:
+            typer.echo(f"  {count:>10,}  {reason}")
+    if stats.warnings:
+        typer.echo("\nwarnings")
+        for path, warning in stats.warnings:
+            typer.echo(f"  {path}: {warning}")

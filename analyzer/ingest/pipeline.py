@@ -1,0 +1,296 @@
+"""``analyzer ingest``: inputs -> staged Parquet parts -> one atomic commit into the store.
+
+An ingest is all-or-nothing: if a named input cannot be used (unreadable, binary, empty, no
+usable record, unknown format) nothing is committed. Files found by walking a directory that
+are not flow files are skipped with a note instead, so a directory with a README still loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from analyzer.errors import IngestError, StoreError
+from analyzer.ingest.detect import spec_for
+from analyzer.ingest.reader import DEFAULT_BATCH_ROWS, FlowReader, empty_result_error
+from analyzer.ingest.report import SkipReason
+from analyzer.schema import FLOW_SCHEMA
+from analyzer.store import FLOWS_DIR, LOCK, MANIFEST, FlowStore, ManifestEntry
+
+__all__ = ["InputSummary", "IngestSummary", "run_ingest", "expand_inputs", "PART_ROWS"]
+
+PART_ROWS = 4_000_000
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class InputSummary:
+    """What happened to one input: ``loaded``, ``duplicate`` (no-op) or ``skipped``."""
+
+    path: str
+    status: str
+    format: str | None = None
+    rows: int = 0
+    skipped: tuple[SkipReason, ...] = ()
+    warnings: tuple[str, ...] = ()
+    ingest_id: str | None = None
+    message: str | None = None
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(s.count for s in self.skipped)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSummary:
+    store: str
+    created: bool
+    inputs: tuple[InputSummary, ...]
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(i.rows for i in self.inputs if i.status == "loaded")
+
+
+def expand_inputs(inputs: Sequence[str]) -> list[tuple[str, bool]]:
+    """``(path, named)`` pairs: named inputs as given, directories walked (hidden entries and
+    the store's own files skipped), sorted for a stable order."""
+    out: list[tuple[str, bool]] = []
+    for item in inputs:
+        if item == "-":
+            out.append(("-", True))
+            continue
+        path = Path(item)
+        if path.is_dir():
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                if (Path(dirpath) / MANIFEST).is_file() and (Path(dirpath) / FLOWS_DIR).is_dir():
+                    dirnames[:] = []  # a flow store inside the tree: not input
+                    continue
+                out.extend(
+                    (str(Path(dirpath) / f), False)
+                    for f in sorted(filenames)
+                    if not f.startswith(".")
+                )
+        elif path.exists():
+            out.append((item, True))
+        else:
+            raise IngestError("no such file or directory", path=item)
+    return out
+
+
+def _file_hash(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _spool_stdin(staged: Path) -> Path:
+    target = staged / "stdin.spool"
+    with open(target, "wb") as out:
+        shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+    return target
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _load_one(
+    path: str,
+    named: bool,
+    *,
+    staged: Path,
+    fmt: str,
+    known: dict[str, ManifestEntry],
+    progress: Progress | None,
+    max_line_bytes: int,
+    batch_rows: int,
+) -> tuple[InputSummary, ManifestEntry | None]:
+    label = path
+    source = Path(path)
+    if path == "-":
+        label, source = "<stdin>", _spool_stdin(staged)
+    try:
+        digest = _file_hash(source)
+        size = source.stat().st_size
+    except OSError as exc:
+        raise IngestError(f"cannot read: {exc.strerror or exc}", path=label) from exc
+    if digest in known:
+        prior = known[digest]
+        if progress:
+            progress(size)
+        return InputSummary(
+            label,
+            "duplicate",
+            prior.format,
+            ingest_id=digest,
+            message=f"identical content already in the store (from {prior.path}); nothing to do",
+        ), None
+    try:
+        reader = FlowReader(
+            source, fmt, ingest_id=digest, max_line_bytes=max_line_bytes, batch_rows=batch_rows
+        )
+    except IngestError as exc:
+        if named:
+            raise IngestError(str(exc).removeprefix(f"{source}: "), path=label) from exc
+        if progress:
+            progress(size)
+        return InputSummary(label, "skipped", message=str(exc).removeprefix(f"{source}: ")), None
+    parts: list[str] = []
+    with reader:
+        writer: pq.ParquetWriter | None = None
+        rows_in_part = 0
+        done = 0
+        try:
+            for frame in reader.batches():
+                if progress:
+                    now = reader.stream.raw_bytes_read
+                    progress(now - done)
+                    done = now
+                if frame.height == 0:
+                    continue
+                if writer is None or rows_in_part >= PART_ROWS:
+                    if writer is not None:
+                        writer.close()
+                    parts.append(f"part-{digest[:16]}-{len(parts):04d}.parquet")
+                    writer = pq.ParquetWriter(staged / parts[-1], FLOW_SCHEMA, compression="zstd")
+                    rows_in_part = 0
+                writer.write_table(frame.to_arrow().cast(FLOW_SCHEMA))
+                rows_in_part += frame.height
+        finally:
+            if writer is not None:
+                writer.close()
+        if progress:
+            progress(max(0, size - done))
+        if reader.rows == 0:
+            for part in parts:
+                (staged / part).unlink(missing_ok=True)
+            err = empty_result_error(reader)
+            if named:
+                raise IngestError(str(err).removeprefix(f"{source}: "), path=label)
+            return InputSummary(
+                label, "skipped", reader.format, message=str(err).removeprefix(f"{source}: ")
+            ), None
+        for part in parts:
+            _fsync(staged / part)
+        skipped = reader.report.reasons()
+        warnings = tuple(reader.report.warnings)
+        entry = ManifestEntry(
+            ingest_id=digest,
+            path=label if path == "-" else str(Path(path).resolve()),
+            format=reader.format,
+            rows=reader.rows,
+            skipped=skipped,
+            warnings=warnings,
+            ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            parts=tuple(parts),
+            size_bytes=size,
+        )
+        summary = InputSummary(
+            label, "loaded", reader.format, reader.rows, skipped, warnings, digest
+        )
+        return summary, entry
+
+
+def run_ingest(
+    store_dir: Path,
+    inputs: Sequence[str],
+    fmt: str = "auto",
+    progress: Progress | None = None,
+    *,
+    lock_timeout: float = 600.0,
+    max_line_bytes: int | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+) -> IngestSummary:
+    """Ingest ``inputs`` into the store at ``store_dir`` (created if missing).
+
+    Raises
+    ------
+    IngestError
+        A named input is unusable; nothing was committed.
+    StoreError
+        The store is damaged, not a directory, or locked past ``lock_timeout``.
+    """
+    from analyzer.ingest._io import MAX_LINE_BYTES
+
+    if fmt != "auto":
+        spec_for(fmt)
+    root = Path(store_dir)
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"{root} is not a flow store (it is a file)")
+    targets = expand_inputs(inputs)
+    if not targets:
+        raise IngestError("no input files found", path=", ".join(inputs))
+    made_root = not root.exists()
+    made_flows = not (root / FLOWS_DIR).exists()
+    made_lock = not (root / LOCK).exists()
+    store = FlowStore(root)
+    try:
+        (root / FLOWS_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create a flow store at {root}: {exc.strerror}") from exc
+    fresh = True
+    try:
+        with store.lock(lock_timeout):
+            fresh = not store.manifest_path.is_file()
+            if not fresh:
+                store.remove_orphans()
+            known = {e.ingest_id: e for e in store.manifest()}
+            staged = root / f".tmp-{uuid.uuid4().hex}"
+            staged.mkdir()
+            try:
+                summaries: list[InputSummary] = []
+                entries: list[ManifestEntry] = []
+                for path, named in targets:
+                    summary, entry = _load_one(
+                        path,
+                        named,
+                        staged=staged,
+                        fmt=fmt,
+                        known=known,
+                        progress=progress,
+                        max_line_bytes=max_line_bytes or MAX_LINE_BYTES,
+                        batch_rows=batch_rows,
+                    )
+                    summaries.append(summary)
+                    if entry is not None:
+                        entries.append(entry)
+                        known[entry.ingest_id] = entry
+                if not entries and not any(s.status == "duplicate" for s in summaries):
+                    notes = "; ".join(f"{s.path}: {s.message}" for s in summaries[:3])
+                    raise IngestError(f"no flow file among {len(summaries)} input files ({notes})")
+                if entries:
+                    store.commit(staged, entries)
+            finally:
+                shutil.rmtree(staged, ignore_errors=True)
+    except BaseException:
+        if fresh:
+            _remove_created(root, made_root, made_flows, made_lock)
+        raise
+    return IngestSummary(str(root), fresh, tuple(summaries))
+
+
+def _remove_created(root: Path, made_root: bool, made_flows: bool, made_lock: bool) -> None:
+    """Undo the directories a failed first ingest created (only if still empty)."""
+    try:
+        if made_flows and not any((root / FLOWS_DIR).iterdir()):
+            (root / FLOWS_DIR).rmdir()
+        if made_lock:
+            (root / LOCK).unlink(missing_ok=True)
+        if made_root and not any(root.iterdir()):
+            root.rmdir()
+    except OSError:
+        pass
