@@ -1,9 +1,72 @@
-"""Commands of this module are added by the issue that builds them."""
+"""``analyzer report`` (the HTML security review) and ``analyzer demo`` (the whole pipeline)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from analyzer.cli._common import DEFAULT_STORE, StoreOption, handle_errors
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the app."""
+    app.command("report")(report_command)
+    app.command("demo")(demo_command)
+
+
+@handle_errors
+def report_command(
+    store: StoreOption = DEFAULT_STORE,
+    policies: Annotated[
+        Path | None,
+        typer.Option(
+            "--policies",
+            help="Existing policies (file or directory of YAML): adds "
+            "the audit, coverage and a diff against the recommendation.",
+        ),
+    ] = None,
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            "--inventory",
+            help="kubectl get pods,namespaces -A -o json (or YAML), "
+            "for named ports and namespace labels.",
+        ),
+    ] = None,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="Limit the report to this namespace (repeatable)."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path(
+        "reports/report.html"
+    ),
+) -> None:
+    """Write the self-contained HTML security-review report of the flows in the store."""
+    from analyzer.report import write_report
+
+    path = write_report(
+        store, out=out, policies=policies, inventory=inventory, namespaces=namespace or None
+    )
+    typer.echo(f"report: {path}")
+
+
+@handle_errors
+def demo_command(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Directory for everything the demo writes "
+            "(default ./reports/demo, relative to the current directory).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated cluster.")] = 7,
+) -> None:
+    """Generate a demo cluster, ingest, recommend, audit, and write the HTML report."""
+    from analyzer.demo import run_demo
+
+    result = run_demo(out, seed=seed)
+    for label, path in result.paths():
+        typer.echo(f"{label + ':':<10} {path}")

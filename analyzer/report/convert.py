@@ -7,10 +7,13 @@ resulting groups and edges.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 import polars as pl
 
+from analyzer.report.collapse import collapse_peers
 from analyzer.report.model import AnomalyRow, DeniedRow, GraphEdge, GraphModel, GraphNode
 
 __all__ = [
@@ -50,8 +53,8 @@ def _node_label(
     if kind == "pod":
         by_key = dict(lbl.partition("=")[::2] for lbl in labels)
         for key in NAMING_LABELS:
-            if key in by_key:
-                return f"{key}={by_key[key]}"
+            if key in by_key and by_key[key]:
+                return by_key[key]
         if labels:
             return labels[0]
         return workload or pod or "(no labels)"
@@ -119,7 +122,21 @@ def _nodes(frame: pl.DataFrame) -> list[GraphNode]:
         nodes.append(
             GraphNode(key, namespace, label, kind, len(pods) if kind == "pod" else 0, tuple(detail))
         )
-    return nodes
+    return _disambiguate(nodes)
+
+
+def _disambiguate(nodes: list[GraphNode]) -> list[GraphNode]:
+    """Two identities drawn with the same name in one namespace get their other labels added."""
+    seen: dict[tuple[str, str], int] = defaultdict(int)
+    for n in nodes:
+        seen[(n.namespace, n.label)] += 1
+    out = []
+    for n in nodes:
+        if seen[(n.namespace, n.label)] > 1 and n.kind == "pod":
+            labels = n.key.split(":", 2)[-1]
+            n = replace(n, label=f"{n.label} [{labels}]")
+        out.append(n)
+    return out
 
 
 def graph_from_connections(
@@ -177,7 +194,7 @@ def graph_from_connections(
                 bool(row["_anomalous"]),
             )
         )
-    return GraphModel(tuple(_nodes(frame)), tuple(out))
+    return collapse_peers(GraphModel(tuple(_nodes(frame)), tuple(out)))
 
 
 def denied_rows(frame: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[DeniedRow, ...]:

@@ -18,6 +18,7 @@ import polars as pl
 import yaml
 
 from analyzer.errors import PolicyError
+from analyzer.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicies
 from analyzer.policy.evaluate import Peer, evaluate_connections, selecting_policies
 from analyzer.policy.model import EGRESS, INGRESS
@@ -100,7 +101,9 @@ def _labels(items: Sequence[str] | None) -> dict[str, str]:
     return dict(item.partition("=")[::2] for item in items or ())
 
 
-def coverage_rows(compiled: CompiledPolicies, connections: pl.DataFrame) -> tuple[CoverageRow, ...]:
+def coverage_rows(
+    compiled: CompiledPolicies, connections: pl.DataFrame, inventory: Inventory | None = None
+) -> tuple[CoverageRow, ...]:
     """Per namespace: observed pods, how many are isolated per direction, and how the existing
     policies would decide the observed connections into or out of the namespace."""
     if connections.height == 0:
@@ -129,7 +132,7 @@ def coverage_rows(compiled: CompiledPolicies, connections: pl.DataFrame) -> tupl
         counts[0] += row["n"]
         counts[1] += row["n"] if selecting_policies(compiled, peer, INGRESS) else 0
         counts[2] += row["n"] if selecting_policies(compiled, peer, EGRESS) else 0
-    judged = evaluate_connections(compiled, connections)
+    judged = evaluate_connections(compiled, connections, inventory)
     out: list[CoverageRow] = []
     for ns in sorted(isolated):
         touching = judged.filter(

@@ -22,9 +22,13 @@ from analyzer.report.model import GraphEdge, GraphModel, GraphNode
 __all__ = ["OUTSIDE", "Box", "Layout", "PlacedNode", "RoutedEdge", "layout_graph"]
 
 OUTSIDE = ""  # namespace of peers that are not pods: world, host, external addresses
-OUTSIDE_TITLE = "outside the namespaces"
+# Outside peers are drawn in two boxes: those that only call in (left of everything) and
+# those that are called (ranked like a namespace). These names cannot be namespace names.
+_OUT_CLIENTS = "\x00outside-clients"
+_OUT_SERVERS = "\x00outside-servers"
+_TITLES = {_OUT_CLIENTS: "outside: clients", _OUT_SERVERS: "outside: servers"}
 
-NODE_W = 210
+NODE_W = 230
 NODE_H = 22
 NODE_GAP = 6
 BOX_PAD = 10
@@ -33,7 +37,7 @@ BOX_GAP = 22
 COL_GAP = 190
 MARGIN = 20
 MAX_COLUMN_H = 1300
-LABEL_CHARS = 30
+LABEL_CHARS = 33
 PORT_CHARS = 26
 
 
@@ -170,8 +174,14 @@ def layout_graph(graph: GraphModel) -> Layout:
         Boxes, nodes and edges in SVG user units, plus the overall width and height.
     """
     nodes = {n.key: n for n in graph.nodes}
-    ns_of = {k: n.namespace for k, n in nodes.items()}
     edges = tuple(e for e in graph.edges if e.src in nodes and e.dst in nodes)
+    called = {e.dst for e in edges}
+    ns_of = {
+        k: n.namespace
+        if n.namespace != OUTSIDE
+        else (_OUT_SERVERS if k in called else _OUT_CLIENTS)
+        for k, n in nodes.items()
+    }
     members: dict[str, list[str]] = defaultdict(list)
     for key in sorted(nodes):
         members[ns_of[key]].append(key)
@@ -200,7 +210,7 @@ def layout_graph(graph: GraphModel) -> Layout:
         def box_key(ns: str) -> tuple[float, int, str]:
             bs = [barycenter(k) for k in members[ns]]
             finite = [b for b in bs if b != float("inf")]
-            return (sum(finite) / len(finite) if finite else float("inf"), ns == OUTSIDE, ns)
+            return (sum(finite) / len(finite) if finite else float("inf"), ns in _TITLES, ns)
 
         column.sort(key=box_key)
         y = float(MARGIN)
@@ -210,8 +220,9 @@ def layout_graph(graph: GraphModel) -> Layout:
             if y > MARGIN and y + h > MAX_COLUMN_H:  # wrap into a new column of the same rank
                 x += NODE_W + 2 * BOX_PAD + COL_GAP
                 y = float(MARGIN)
-            title = OUTSIDE_TITLE if ns == OUTSIDE else ns
-            boxes.append(Box(ns, title, x, y, NODE_W + 2 * BOX_PAD, h))
+            title = _TITLES.get(ns, ns)
+            box_ns = OUTSIDE if ns in _TITLES else ns
+            boxes.append(Box(box_ns, title, x, y, NODE_W + 2 * BOX_PAD, h))
             ny = y + BOX_HEADER
             for key in keys:
                 node = nodes[key]
@@ -241,7 +252,14 @@ def layout_graph(graph: GraphModel) -> Layout:
         )
         routed.append(
             RoutedEdge(
-                e, ns_of[e.src], ns_of[e.dst], d, lx, ly - 3, _shorten(ports, PORT_CHARS), title
+                e,
+                nodes[e.src].namespace,
+                nodes[e.dst].namespace,
+                d,
+                lx,
+                ly - 3,
+                _shorten(ports, PORT_CHARS),
+                title,
             )
         )
 

@@ -177,6 +177,7 @@ class RolloutPlan:
     rollout: tuple[str, ...] = ()
     rollback: tuple[str, ...] = ()
     probes: tuple[Probe, ...] = ()
+    documents: tuple[tuple[str, str], ...] = ()  # (file name, text) from the written bundle
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,7 +91,7 @@ def test_nodes_are_identity_groups_with_pods_and_names() -> None:
     graph = graph_from_connections(_frame())
     nodes = {n.key: n for n in graph.nodes}
     fe = nodes["pod:web:app=frontend,tier=x"]
-    assert (fe.namespace, fe.label, fe.kind, fe.pods) == ("web", "app=frontend", "pod", 2)
+    assert (fe.namespace, fe.label, fe.kind, fe.pods) == ("web", "frontend", "pod", 2)
     assert "pod frontend-1" in fe.detail and "pod frontend-2" in fe.detail
     ext = nodes["ip:203.0.113.5"]
     assert (ext.namespace, ext.kind, ext.label) == ("", "ip", "evil.example (203.0.113.5)")

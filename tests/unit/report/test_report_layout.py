@@ -84,4 +84,4 @@ def test_cycles_do_not_break_ranking() -> None:
 def test_long_labels_are_shortened() -> None:
     node = GraphNode("pod:x:y", "x", "app=" + "z" * 100)
     layout = layout_graph(GraphModel((node,), ()))
-    assert layout.nodes[0].text.endswith("…") and len(layout.nodes[0].text) <= 30
+    assert layout.nodes[0].text.endswith("…") and len(layout.nodes[0].text) <= 33

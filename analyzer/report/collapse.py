@@ -1,0 +1,64 @@
+"""Fold external addresses that play the same role into one node, so the graph stays readable.
+
+A port sweep touches dozens of addresses, and an ingress gateway is reached from hundreds of
+clients on the internet; drawn one by one they bury the identities that matter. Addresses
+(`ip` nodes) with exactly the same clients and the same servers are merged into one node
+"N addresses", with their edges' ports, counts and outcomes combined. Pods and reserved
+entities are never merged.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from analyzer.report.model import GraphEdge, GraphModel, GraphNode
+
+__all__ = ["collapse_peers"]
+
+MAX_LISTED = 12
+
+
+def _merge_edges(edges: list[GraphEdge], src: str, dst: str) -> GraphEdge:
+    outcomes = {e.outcome for e in edges}
+    return GraphEdge(
+        src=src,
+        dst=dst,
+        ports=tuple(sorted({p for e in edges for p in e.ports})),
+        connections=sum(e.connections for e in edges),
+        outcome=outcomes.pop() if len(outcomes) == 1 else "mixed",
+        anomalous=any(e.anomalous for e in edges),
+    )
+
+
+def collapse_peers(graph: GraphModel, min_size: int = 3) -> GraphModel:
+    """Merge `ip` nodes with identical neighbours when at least ``min_size`` share them."""
+    clients: dict[str, set[str]] = defaultdict(set)
+    servers: dict[str, set[str]] = defaultdict(set)
+    for e in graph.edges:
+        servers[e.src].add(e.dst)
+        clients[e.dst].add(e.src)
+    roles: dict[tuple[frozenset[str], frozenset[str]], list[GraphNode]] = defaultdict(list)
+    for node in graph.nodes:
+        if node.kind == "ip":
+            roles[(frozenset(clients[node.key]), frozenset(servers[node.key]))].append(node)
+    alias: dict[str, str] = {}
+    merged: list[GraphNode] = []
+    for members in roles.values():
+        if len(members) < min_size:
+            continue
+        members.sort(key=lambda n: n.key)
+        key = f"ips:{members[0].key}+{len(members) - 1}"
+        for n in members:
+            alias[n.key] = key
+        listed = [n.label for n in members[:MAX_LISTED]]
+        if len(members) > MAX_LISTED:
+            listed.append(f"… and {len(members) - MAX_LISTED} more")
+        merged.append(GraphNode(key, "", f"{len(members)} addresses", "ip", 0, tuple(listed)))
+    if not alias:
+        return graph
+    nodes = [n for n in graph.nodes if n.key not in alias] + merged
+    grouped: dict[tuple[str, str], list[GraphEdge]] = defaultdict(list)
+    for e in graph.edges:
+        grouped[(alias.get(e.src, e.src), alias.get(e.dst, e.dst))].append(e)
+    edges = [_merge_edges(es, src, dst) for (src, dst), es in sorted(grouped.items())]
+    return GraphModel(tuple(sorted(nodes, key=lambda n: n.key)), tuple(edges))
