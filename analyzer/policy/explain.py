@@ -221,12 +221,12 @@ def _peer_gap(peer: PeerMatcher, other: Peer, role: str, mode: str) -> tuple[int
     if isinstance(peer, NoPeers):
         return 100, "it admits no peer"
     if isinstance(peer, IPPeers):
+        key = ip_key(other.ip)
         if not peer.applies_to(other, mode):
-            return 10, (
+            return (1 if peer.matches_ip(key) else 10), (
                 f"the {role} {other.display} is inside the cluster and ipBlock applies only to "
                 "external addresses (Cilium reading)"
             )
-        key = ip_key(other.ip)
         if key is None:
             return 10, f"the {role} {other.display} has no known IP address"
         if peer.matches_ip(key):
