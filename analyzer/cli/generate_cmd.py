@@ -1,9 +1,128 @@
-"""Commands of this module are added by the issue that builds them."""
+"""``analyzer generate``: a synthetic, realistic flow capture of a seeded cluster."""
 
 from __future__ import annotations
 
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from analyzer.cli._common import handle_errors
+from analyzer.errors import UsageError
+
+__all__ = ["register"]
+
+
+class GenerateFormat(StrEnum):
+    hubble = "hubble"
+    calico = "calico"
+    goldmane = "goldmane"
+    goldmane_emitter = "goldmane-emitter"
+    whisker = "whisker"
+
+
+class GenerateOutput(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _parse_window(text: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise UsageError(f"--window {text!r} is not a duration such as 3600, 90m or 1h") from None
+
+
+def generate_command(
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory to write into (created if missing).")
+    ],
+    fmt: Annotated[
+        GenerateFormat, typer.Option("--format", "-f", help="Flow file format.")
+    ] = GenerateFormat.hubble,
+    flows: Annotated[
+        int,
+        typer.Option(
+            "--flows", "-n", help="Flow records to write (Hubble events or Calico aggregates)."
+        ),
+    ] = 100_000,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Same seed and options give byte-identical files.")
+    ] = 1,
+    attack: Annotated[
+        bool,
+        typer.Option("--attack/--no-attack", help="Include the compromised develop/debug pod."),
+    ] = True,
+    attacks: Annotated[
+        str, typer.Option("--attacks", help="Which attacks, comma-separated: scan,sweep,lateral.")
+    ] = "scan,sweep,lateral",
+    compress: Annotated[bool, typer.Option("--gzip", help="Write flows.jsonl.gz.")] = False,
+    namespaces_extra: Annotated[
+        int,
+        typer.Option("--namespaces-extra", help="Extra generic namespaces (scales identities)."),
+    ] = 0,
+    workloads_per_namespace: Annotated[
+        int, typer.Option("--workloads-per-namespace", help="Workloads in each extra namespace.")
+    ] = 4,
+    nodes: Annotated[
+        int, typer.Option("--nodes", help="Worker nodes (more are added if needed).")
+    ] = 3,
+    window: Annotated[
+        str, typer.Option("--window", help="Capture window for Hubble flows, e.g. 3600, 90m, 1h.")
+    ] = "1h",
+    lost_events: Annotated[
+        int, typer.Option("--lost-events", help="Hubble lost_events lines to include.")
+    ] = 0,
+    dns_visibility: Annotated[
+        bool,
+        typer.Option(
+            "--dns-visibility/--no-dns-visibility", help="Hubble L7 DNS events and DNS names."
+        ),
+    ] = True,
+    output: Annotated[
+        GenerateOutput, typer.Option("--output", "-o", help="table for people, json for scripts.")
+    ] = GenerateOutput.table,
+) -> None:
+    """Write a synthetic flow capture: flows, inventory.json, truth.json and policies."""
+    from analyzer.generate import ScenarioConfig, build_scenario, generate
+
+    chosen = (
+        frozenset(a.strip() for a in attacks.split(",") if a.strip()) if attack else frozenset()
+    )
+    if lost_events < 0:
+        raise UsageError(f"--lost-events must be >= 0, not {lost_events}")
+    config = ScenarioConfig(
+        seed=seed, nodes=nodes, extra_namespaces=namespaces_extra,
+        workloads_per_namespace=workloads_per_namespace, attacks=chosen,
+        dns_visibility=dns_visibility, lost_events=lost_events,
+        window_seconds=_parse_window(window),
+    )  # fmt: skip
+    scenario = build_scenario(config)
+    result = generate(scenario, out, fmt=fmt.value, flows=flows, compress=compress)
+    if output is GenerateOutput.json:
+        typer.echo(json.dumps({
+            "files": [str(f) for f in result.files], "flows": result.flows, "format": result.format,
+            "workloads": result.workloads, "pods": result.pods,
+            "legit_paths": result.legit_paths, "attack_paths": result.attack_paths,
+        }, indent=2))  # fmt: skip
+        return
+    typer.echo(
+        f"generated {result.flows} {result.format} flow records: {result.workloads} workloads, "
+        f"{result.pods} pods, {result.legit_paths} legitimate and "
+        f"{result.attack_paths} attack paths"
+    )
+    for f in result.files:
+        typer.echo(f"  wrote {f}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add ``generate`` to the app."""
+    app.command("generate", help="Write a synthetic, realistic flow capture of a seeded cluster.")(
+        handle_errors(generate_command)
+    )

@@ -1,0 +1,121 @@
+"""Write a generated capture to disk: the flow file, inventory, ground truth and policies."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from analyzer.errors import UsageError
+from analyzer.generate.scenario import Scenario
+
+__all__ = ["FORMATS", "GenerateResult", "generate", "write_flows"]
+
+FORMATS: tuple[str, ...] = ("hubble", "calico", "goldmane", "goldmane-emitter", "whisker")
+
+
+def _chunks(scenario: Scenario, fmt: str, flows: int) -> Iterator[str]:
+    if fmt == "hubble":
+        from analyzer.generate.hubble import hubble_lines
+
+        yield from hubble_lines(scenario, flows)
+        return
+    if fmt in FORMATS:
+        from analyzer.generate.aggregate import aggregate_lines
+
+        yield from aggregate_lines(scenario, flows, fmt)
+        return
+    raise UsageError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+
+
+def _open(out: Path) -> IO[str]:
+    if out.suffix == ".gz":
+        # mtime=0 and no file name in the header: the same input gives the same bytes.
+        raw = gzip.GzipFile(filename="", mode="wb", fileobj=open(out, "wb"), mtime=0,
+                            compresslevel=6)  # fmt: skip
+        return io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
+    return open(out, "w", encoding="utf-8", newline="\n")
+
+
+def write_flows(scenario: Scenario, out: Path, fmt: str = "hubble", flows: int = 100_000) -> Path:
+    """Stream ``flows`` records of ``scenario`` in ``fmt`` to the file ``out``.
+
+    ``out`` ending in ``.gz`` is gzip-compressed (deterministically). The file is written in
+    chunks, so memory does not grow with ``flows``. Returns ``out``.
+
+    Raises
+    ------
+    UsageError
+        Unknown format, or ``flows`` too small to show every path of the scenario once.
+    """
+    chunks = _chunks(scenario, fmt, flows)
+    first = next(chunks, "")  # validate (and raise) before creating the file
+    try:
+        with _open(out) as fh:
+            fh.write(first)
+            for chunk in chunks:
+                fh.write(chunk)
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class GenerateResult:
+    """What :func:`generate` wrote."""
+
+    files: tuple[Path, ...]
+    flows: int
+    format: str
+    legit_paths: int
+    attack_paths: int
+    workloads: int
+    pods: int
+
+
+def _dump(path: Path, obj: object) -> Path:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return path
+
+
+def generate(
+    scenario: Scenario,
+    out_dir: Path,
+    *,
+    fmt: str = "hubble",
+    flows: int = 100_000,
+    compress: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> GenerateResult:
+    """Write flows, ``inventory.json``, ``truth.json``, ``existing-policies.yaml`` and
+    ``policies-truth.json`` for ``scenario`` into ``out_dir`` (created if missing)."""
+    from analyzer.generate.policies import existing_policies_yaml, policies_truth
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {out_dir}: {exc.strerror or exc}") from exc
+    if not out_dir.is_dir():
+        raise UsageError(f"{out_dir} is not a directory")
+    flow_file = out_dir / ("flows.jsonl.gz" if compress else "flows.jsonl")
+    if progress:
+        progress(f"writing {flows} {fmt} flow records to {flow_file}")
+    write_flows(scenario, flow_file, fmt, flows)
+    files = [
+        flow_file,
+        _dump(out_dir / "inventory.json", scenario.inventory()),
+        _dump(out_dir / "truth.json", {"format": fmt, "flows": flows, **scenario.truth()}),
+    ]
+    policies = out_dir / "existing-policies.yaml"
+    policies.write_text(existing_policies_yaml(scenario), encoding="utf-8")
+    files.append(policies)
+    files.append(_dump(out_dir / "policies-truth.json", policies_truth(scenario)))
+    return GenerateResult(
+        files=tuple(files), flows=flows, format=fmt,
+        legit_paths=len(scenario.legit_paths), attack_paths=len(scenario.attack_paths),
+        workloads=len(scenario.workloads), pods=len(scenario.pods),
+    )  # fmt: skip

@@ -1,0 +1,51 @@
+"""`analyzer generate` end to end."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from analyzer.cli import app
+
+runner = CliRunner()
+
+
+def test_generate_writes_every_file(tmp_path: Path) -> None:
+    out = tmp_path / "capture"
+    result = runner.invoke(app, ["generate", "--out", str(out), "--flows", "12000", "--seed", "4"])
+    assert result.exit_code == 0, result.output
+    for name in (
+        "flows.jsonl",
+        "inventory.json",
+        "truth.json",
+        "existing-policies.yaml",
+        "policies-truth.json",
+    ):
+        assert (out / name).is_file(), name
+        assert str(out / name) in result.output
+    assert len((out / "flows.jsonl").read_text().splitlines()) == 12000
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth["seed"] == 4 and truth["attack_paths"]
+
+
+def test_generate_gzip_json_output_and_no_attack(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["generate", "--out", str(tmp_path), "--flows", "5000", "--gzip",
+                                 "--no-attack", "-o", "json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["attack_paths"] == 0 and summary["flows"] == 5000
+    with gzip.open(tmp_path / "flows.jsonl.gz", "rt") as fh:
+        assert sum(1 for _ in fh) == 5000
+
+
+def test_generate_bad_input_is_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["generate", "--out", str(tmp_path), "--flows", "10"])
+    assert result.exit_code == 2
+    assert "too small" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["generate", "--out", str(tmp_path), "--attacks", "nope"])
+    assert result.exit_code == 2 and "unknown attack" in result.output
+    result = runner.invoke(app, ["generate", "--out", str(tmp_path), "--window", "soon"])
+    assert result.exit_code == 2 and "--window" in result.output
