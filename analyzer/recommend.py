@@ -173,7 +173,7 @@ def recommend(
         probes=tuple(probes),
         denied=tuple(denied),
         anomalies=tuple(anomalies),
-        window=tuple(stats.window) if stats.window else (None, None),  # type: ignore[arg-type]
+        window=_window(synth.policies),
         stats={
             "rows_in": stats.rows_in,
             "requests": stats.requests,
@@ -290,6 +290,12 @@ def _denied(conns: pl.DataFrame, namespaces: Sequence[str]) -> list[dict[str, An
         {**r, "last_seen": None if r["last_seen"] is None else r["last_seen"].isoformat()}
         for r in denied.to_dicts()
     ]
+
+
+def _window(policies: Sequence[PolicySpec]) -> tuple[datetime | None, datetime | None]:
+    firsts = [p.evidence.first_seen for p in policies if p.rules and p.evidence.first_seen]
+    lasts = [p.evidence.last_seen for p in policies if p.rules and p.evidence.last_seen]
+    return (min(firsts) if firsts else None, max(lasts) if lasts else None)
 
 
 def _printable(text: str) -> str:

@@ -19,6 +19,8 @@ from analyzer.policy.render import name_error
 __all__ = ["Probe", "make_probes"]
 
 MAX_PER_NAMESPACE = 12
+# What an attacker moving laterally looks for first (the seed probes production-db:5432).
+_DATABASE_PORTS = frozenset({5432, 3306, 6379, 27017, 9042, 1433, 5984, 9200})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,11 @@ def make_probes(
             # Prefer a target in another namespace (the seed's production-db:5432 probe).
             candidates = sorted(
                 targets,
-                key=lambda t: (t["dst_namespace"] == ns, t["dst_workload"] == _bare(workload)),
+                key=lambda t: (
+                    t["dst_namespace"] == ns,
+                    t["dst_port"] not in _DATABASE_PORTS,
+                    t["dst_workload"] == _bare(workload),
+                ),
             )
             for target in candidates:
                 key4 = (workload, target["dst_namespace"], target["dst_workload"],

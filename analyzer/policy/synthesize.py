@@ -362,14 +362,14 @@ def synthesize(
     for key, reason in sorted(refused.items()):
         ns = groups[key].namespace if key in groups else ""
         message = f"refused to select {_readable(key)}: {reason}; no rule"
-        notes.append(Note("warning", ns or "", message))
+        notes.append(Note("warning", _readable(ns or ""), message))
 
     policies: list[PolicySpec] = []
     for ns in sorted(set(namespaces)):
         policies.extend(
             _namespace_policies(ns, table, owner_ns, owner_sel, frozenset(namespaces), notes)
         )
-        for key in sorted(_pod_groups(conns, ns) - active):
+        for key in sorted(_pod_groups(conns, ns) - active - set(refused)):
             notes.append(
                 Note(
                     "warning",
@@ -493,7 +493,7 @@ def _peers_for(
     if entity == "pod":
         sel = selector_for(key, row["peer_labels"], row["peer_namespace"])
         if sel is None:
-            return [], f"peer {key} refused"
+            return [], f"peer {_readable(key)} refused"
         return [Peer("pod", namespaces=(row["peer_namespace"],), selector=sel)], None
     if row["direction"] == "ingress" and entity in ("host", "health"):
         # Kubernetes: "traffic to and from the node where a Pod is running is always

@@ -1,0 +1,133 @@
+"""Verification with the policy engine fails loudly; the bundle is complete and ordered."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from recommend_fixtures import seed_scenario
+
+from analyzer.errors import VerificationError
+from analyzer.policy.bundle import SNAPSHOT, write_bundle
+from analyzer.policy.load import load_policies
+from analyzer.policy.probes import make_probes
+from analyzer.policy.render import render
+from analyzer.policy.synthesize import synthesize
+from analyzer.policy.verify import Verification, rows_to_verify, verify
+from analyzer.recommend import Recommendation
+
+
+@pytest.fixture(scope="module")
+def seed() -> tuple:
+    conns, groups = seed_scenario()
+    result = synthesize(conns, groups, ["develop"])
+    rows, excluded = rows_to_verify(conns, ["develop"], result.uncovered)
+    return conns, result, rows, excluded
+
+
+def test_observed_connections_all_pass(seed: tuple) -> None:
+    _, result, rows, excluded = seed
+    v = verify(render(result.policies), rows, excluded=excluded)
+    assert v.checked == v.allowed == rows.height > 0
+    assert excluded == 3  # the three kubelet probe edges, left to the CNI
+
+
+def test_a_missing_rule_fails_loudly_naming_the_connection(seed: tuple) -> None:
+    _, result, rows, _ = seed
+    manifests = copy.deepcopy(render(result.policies))
+    backend = next(m for m in manifests if m["metadata"]["name"] == "allow-backend-ingress")
+    backend["spec"]["ingress"] = backend["spec"]["ingress"][:1]  # drop the Prometheus scrape
+    with pytest.raises(VerificationError, match=r"would deny 2 .*monitoring/prometheus.*9090"):
+        verify(manifests, rows)
+
+
+def test_given_policies_take_part_and_same_names_are_replaced(tmp_path: Path, seed: tuple) -> None:
+    _, result, rows, _ = seed
+    deny_egress = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "lockdown", "namespace": "monitoring"},
+        "spec": {"podSelector": {}, "policyTypes": ["Egress"]},
+    }
+    path = tmp_path / "given.yaml"
+    path.write_text(yaml.safe_dump(deny_egress))
+    given = load_policies(path).policies
+    with pytest.raises(VerificationError, match="prometheus"):
+        verify(render(result.policies), rows, given=given)
+    # a given policy with the name of a recommended one is what the rollout replaces
+    deny_egress["metadata"] = {"name": "default-deny", "namespace": "develop"}
+    deny_egress["spec"]["podSelector"] = {}
+    path.write_text(yaml.safe_dump(deny_egress))
+    verify(render(result.policies), rows, given=load_policies(path).policies)
+
+
+def test_cilium_manifests_fall_back_to_the_kubernetes_equivalent(seed: tuple) -> None:
+    from analyzer.policy.synthesize import SynthesisOptions
+
+    conns, _, rows, _ = seed
+    _, groups = seed_scenario()
+    cil = synthesize(conns, groups, ["develop"], SynthesisOptions(cilium=True))
+    plain = synthesize(conns, groups, ["develop"])
+    v = verify(render(cil.policies, "cilium"), rows, ipblock_mode="cilium",
+               fallback=render(plain.policies))
+    assert v.allowed == rows.height
+
+
+def test_probes_follow_the_seed(seed: tuple) -> None:
+    conns, _, rows, _ = seed
+    probes = make_probes(rows, conns, ["develop"])
+    ok = [p.command for p in probes if p.expect == "succeed"]
+    assert "kubectl -n develop exec deploy/frontend -- nc -zv -w 3 backend 8080" in ok
+    blocked = [p.command for p in probes if p.expect == "time out"]
+    assert "kubectl -n develop exec deploy/frontend -- nc -zv -w 3 production-db.production 5432" \
+        in blocked
+
+
+def _recommendation(flavor: str, seed: tuple) -> Recommendation:
+    conns, result, rows, excluded = seed
+    manifests = render(result.policies, flavor)  # type: ignore[arg-type]
+    return Recommendation(
+        flavor=flavor, namespaces=("develop",), policies=result.policies,
+        manifests=tuple(manifests), notes=result.notes,
+        verification=Verification(rows.height, rows.height, 42, "test", excluded),
+        probes=tuple(make_probes(rows, conns, ["develop"])),
+        denied=({"src_group": "a", "dst_group": "b", "protocol": "TCP", "dst_port": 5432,
+                 "connections": 3},),
+        anomalies=(),
+    )
+
+
+@pytest.mark.parametrize("flavor", ["kubernetes", "cilium", "calico"])
+def test_bundle_contents_and_order(tmp_path: Path, seed: tuple, flavor: str) -> None:
+    rec = _recommendation(flavor, seed)
+    write_bundle(rec, tmp_path / "out")
+    out = tmp_path / "out"
+    names = sorted(p.name for p in out.iterdir())
+    policy_files = [n for n in names if n[:2].isdigit()]
+    assert policy_files[0].endswith("-allow-dns-egress.yaml")
+    assert policy_files[-1].endswith("-default-deny.yaml")
+    assert len(policy_files) == len(rec.manifests)
+    for f in policy_files:
+        (doc,) = list(yaml.safe_load_all((out / f).read_text()))
+        assert f.endswith(f"-{doc['metadata']['name']}.yaml")
+    kustomization = yaml.safe_load((out / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == policy_files
+    rollout = (out / "ROLLOUT.md").read_text()
+    assert SNAPSHOT in rollout and "kubectl get networkpolicy" in rollout
+    assert rollout.index("allow-dns-egress.yaml") < rollout.index("default-deny.yaml")
+    assert "production-db.production 5432   # expect: time out" in rollout
+    if flavor == "cilium":
+        assert "policy-audit-mode" in rollout and "--verdict AUDIT" in rollout
+    if flavor == "calico":
+        assert "staged" in rollout.lower()
+    else:
+        assert "hubble observe --namespace develop --verdict DROPPED" in rollout
+    rollback = (out / "rollback.sh").read_text().splitlines()
+    deletes = [line for line in rollback if " delete " in line]
+    assert "default-deny" in deletes[0] and "allow-dns-egress" in deletes[-1]
+    assert any(SNAPSHOT in line and "apply" in line for line in rollback)
+    assert os.access(out / "rollback.sh", os.X_OK) and os.access(out / "probes.sh", os.X_OK)
+    assert (out / "recommendation.json").is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith(".bundle-")]
