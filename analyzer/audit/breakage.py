@@ -26,7 +26,10 @@ _EDGES_KEPT = 50
 
 
 def breakage_findings(
-    compiled: CompiledPolicies, evaluated: pl.DataFrame, namespaces: Sequence[str] | None
+    compiled: CompiledPolicies,
+    evaluated: pl.DataFrame,
+    namespaces: Sequence[str] | None,
+    flagged: pl.DataFrame | None = None,
 ) -> list[Finding]:
     """``would-break`` findings from a frame ``evaluate_connections`` has judged.
 
@@ -39,12 +42,24 @@ def breakage_findings(
         ``ingress_isolated``, ``egress_isolated`` and ``reason``.
     namespaces
         Only subjects (the isolated pod) in these namespaces (None: all).
+    flagged
+        Connections the anomaly detector flags (``src_key``, ``dst_key``, ``protocol``,
+        ``dst_port``): denying those is probably intended, so they are reported apart as
+        ``info``.
     """
     if evaluated.height == 0:
         return []
     denied = evaluated.filter(pl.col("allowed").not_())
     if denied.height == 0:
         return []
+    keys = ["src_key", "dst_key", "protocol", "dst_port"]
+    if flagged is not None and flagged.height:
+        marks = flagged.select(keys).unique().with_columns(pl.lit(True).alias("_suspicious"))
+        denied = denied.join(marks, on=keys, how="left", nulls_equal=True).with_columns(
+            pl.col("_suspicious").fill_null(False)
+        )
+    else:
+        denied = denied.with_columns(pl.lit(False).alias("_suspicious"))
     findings: list[Finding] = []
     for direction, own, peer in (("egress", "src", "dst"), ("ingress", "dst", "src")):
         side = denied.filter(
@@ -74,7 +89,7 @@ def breakage_findings(
                 peer_name.alias("_peer"),
                 (pl.col("outcome") == "allowed").alias("_was_allowed"),
             )
-            .group_by("_subject", "_was_allowed", "_peer", "protocol", "dst_port")
+            .group_by("_subject", "_was_allowed", "_suspicious", "_peer", "protocol", "dst_port")
             .agg(
                 pl.col("connections").sum(),
                 pl.col("first_seen").min(),
@@ -84,20 +99,25 @@ def breakage_findings(
                 pl.col(f"{own}_namespace_labels").first().alias("_nslabels"),
                 pl.col("reason").first(),
             )
-            .sort(["_subject", "_was_allowed", "connections"], descending=[False, True, True])
+            .sort(
+                ["_subject", "_suspicious", "_was_allowed", "connections"],
+                descending=[False, False, True, True],
+            )
         )
-        for (subject, was_allowed), group in edges.group_by(
-            ["_subject", "_was_allowed"], maintain_order=True
+        for (subject, suspicious, was_allowed), group in edges.group_by(
+            ["_subject", "_suspicious", "_was_allowed"], maintain_order=True
         ):
             findings.append(
-                _finding(compiled, direction, str(subject), bool(was_allowed), group)
+                _finding(
+                    compiled, direction, str(subject), bool(was_allowed), bool(suspicious), group
+                )
             )
     return findings
 
 
 def _finding(
     compiled: CompiledPolicies, direction: str, subject: str, was_allowed: bool,
-    group: pl.DataFrame,
+    suspicious: bool, group: pl.DataFrame,
 ) -> Finding:
     first = group.row(0, named=True)
     pod = Peer(
@@ -129,7 +149,13 @@ def _finding(
     more = f" and {group.height - _EDGES_SHOWN} more" if group.height > _EDGES_SHOWN else ""
     total = int(group["connections"].sum())
     who = ", ".join(cp.key for cp in selecting) or "(none)"
-    if was_allowed:
+    if suspicious:
+        text = (
+            f"{total} connection(s) the anomaly detector flags would be denied ({subject} "
+            f"isolated for {direction} by {who}): {shown}{more}; denying them is probably "
+            "intended, confirm they are not legitimate"
+        )
+    elif was_allowed:
         text = (
             f"{total} observed connection(s) that went through would be denied: {subject} is "
             f"isolated for {direction} by {who} and no {direction} rule admits {shown}{more}"
@@ -141,7 +167,7 @@ def _finding(
             "legitimate it is broken today"
         )
     return Finding(
-        severity="high" if was_allowed else "low",
+        severity="info" if suspicious else "high" if was_allowed else "low",
         category="would-break",
         policy=policy,
         rule=None,
@@ -154,6 +180,7 @@ def _finding(
         evidence={
             "subject": subject,
             "observed": "allowed" if was_allowed else "dropped",
+            "flagged_by_anomaly_detector": suspicious,
             "isolated_by": [cp.key for cp in selecting],
             "edges": edges,
             "reason": first["reason"],

@@ -21,7 +21,7 @@ from analyzer.audit.findings import AuditResult, Finding, Replacement, max_sever
 from analyzer.audit.redundancy import find_covers
 from analyzer.audit.replace import remove_policy, remove_rule, replacement_for
 from analyzer.audit.structural import BreadthReason, describe_ports, rule_breadth, rule_severity
-from analyzer.audit.suspicious import suspicious_findings
+from analyzer.audit.suspicious import detect_flagged, suspicious_findings
 from analyzer.audit.universe import Universe, build_universe
 from analyzer.audit.usage import RuleUsage, breadth, describe_breadth, rule_key, rule_usage
 from analyzer.connections import Connections
@@ -93,15 +93,22 @@ def audit(
                 cp, rule, usage, universe, compiled, evaluated, groups, unused_policies,
                 shadowing, findings,
             )
-    findings.extend(breakage_findings(compiled, evaluated, list(wanted) if wanted else None))
+    warnings: list[str] = []
+    flagged = (
+        detect_flagged(evaluated, wanted, random_state, warnings)
+        if anomalies and evaluated.height
+        else None
+    )
+    findings.extend(
+        breakage_findings(compiled, evaluated, list(wanted) if wanted else None, flagged)
+    )
     findings.extend(
         dns_findings(compiled, universe, dns_targets(universe, frame), list(wanted) if wanted
                      else None)
     )
     findings.extend(coverage_findings(compiled, universe, scope))
-    warnings: list[str] = []
-    if anomalies and evaluated.height:
-        findings.extend(suspicious_findings(evaluated, wanted, random_state, warnings))
+    if flagged is not None:
+        findings.extend(suspicious_findings(evaluated, flagged))
     if evaluated.height == 0:
         warnings.append(
             "no observed connections: every rule counts as unused; ingest flows first"
@@ -252,6 +259,10 @@ def _rule_findings(
     ports = describe_ports(rule.rule.ports)
     empirical = describe_breadth(b, ports, use)
     used_peers = len(use.peer_workloads) if use else 0
+    if len(b.workloads) <= max(used_peers, 1):
+        # A namespace-only peer is broad only if a pod selector would admit less: when the
+        # namespace holds nothing but the workload that uses the rule, it would not.
+        reasons = [r for r in reasons if r.code != "namespace-only"]
     if not reasons and hits and len(b.workloads) >= EMPIRICAL_MIN_WORKLOADS and (
         len(b.workloads) >= EMPIRICAL_RATIO * max(used_peers, 1)
     ):

@@ -121,3 +121,20 @@ def test_window_and_summary(result: AuditResult) -> None:
     assert summary["findings"] == len(result.findings)
     assert summary["by_severity"]["high"] >= 3
     assert result.reaches("high") and result.reaches("info")
+
+
+def test_namespace_only_peer_is_broad_only_when_a_pod_selector_would_narrow(
+    result: AuditResult, shop_truth: dict[str, Any]
+) -> None:
+    for entry in shop_truth["not_broad"]:
+        assert not [
+            f for f in result.findings
+            if f.category == "broad-rule" and f.policy == entry["policy"]
+            and f.rule == entry["rule"]
+        ]
+    dev = next(
+        f for f in result.findings
+        if f.category == "broad-rule" and f.policy == "shop/allow-dev-tools"
+    )
+    assert dev.severity == "low"
+    assert "namespace-only" in dev.explanation and "develop/tools" in dev.explanation
