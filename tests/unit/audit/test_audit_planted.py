@@ -109,7 +109,7 @@ def test_would_break_is_high_and_names_the_edge(result: AuditResult) -> None:
 def test_dropped_attack_is_flagged_for_review(result: AuditResult) -> None:
     sus = [f for f in result.findings if f.category == "suspicious-allowed"]
     assert any(
-        f.policy == "shop/allow-metrics-scrape" and "develop/debug-shell" in f.explanation
+        f.policy == "shop/allow-metrics-scrape" and "develop/debug -> shop/db" in f.explanation
         for f in sus
     )
 
