@@ -59,19 +59,21 @@ def _flow_counts(flows: pl.LazyFrame) -> tuple[int, int]:
     return int(row["rows"][0]), int(row["masked"][0] or 0)
 
 
-def _lost_events(store: FlowSource) -> int:
-    """Records the sources reported lost or that ingest had to skip, from the store manifest."""
-    total = 0
+def _ingest_warnings(store: FlowSource, warnings: list[str]) -> int:
+    """Lost events the sources reported (Hubble ``lost_events``), from the store manifest; other
+    skipped records and ingest warnings are added to ``warnings``."""
+    lost = 0
+    skipped: dict[str, int] = {}
     for entry in store.manifest():
-        skipped = getattr(entry, "skipped", None)
-        if isinstance(skipped, dict):
-            total += sum(int(v) for v in skipped.values() if isinstance(v, int))
-        elif isinstance(skipped, int):
-            total += skipped
-        lost = getattr(entry, "lost_events", None)
-        if isinstance(lost, int):
-            total += lost
-    return total
+        for reason in getattr(entry, "skipped", ()):
+            name, count = str(getattr(reason, "reason", "")), int(getattr(reason, "count", 0))
+            if "lost" in name.lower():
+                lost += count
+            else:
+                skipped[name] = skipped.get(name, 0) + count
+        warnings.extend(f"ingest: {w}" for w in getattr(entry, "warnings", ()))
+    warnings.extend(f"{n} record(s) skipped at ingest: {r}" for r, n in sorted(skipped.items()))
+    return lost
 
 
 def _recommend(
@@ -147,6 +149,7 @@ def build_report(
     connections: Connections = derive_connections(flows)
     conns = connections.frame
     warnings: list[str] = list(connections.stats.warnings)
+    lost = _ingest_warnings(store, warnings)
     rec = recommendation
     if rec is None and rows:
         rec = _recommend(flows, namespaces, policies, warnings)
@@ -178,7 +181,7 @@ def build_report(
         from analyzer.report.sections import findings_from_audit
 
         loaded = load_policies(policies)
-        warnings.extend(f"{p}" for p in loaded.problems)
+        warnings.extend(f"policy problem: {p}" for p in loaded.problems)
         result = audit(loaded.policies, connections, inventory=inv, namespaces=namespaces)
         findings = findings_from_audit(result)
         coverage = coverage_rows(compile_policies(loaded.policies), scoped, inv)
@@ -211,7 +214,7 @@ def build_report(
         identities=len(graph.nodes),
         coverage=coverage,
         findings_by_severity=tuple((s, n) for s, n in counts.items() if n),
-        lost_events=_lost_events(store),
+        lost_events=lost,
         masked_fields=masked,
         undecidable_replies=stats.undecidable,
         warnings=tuple(dict.fromkeys(warnings)),

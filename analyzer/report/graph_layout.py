@@ -34,7 +34,7 @@ NODE_GAP = 6
 BOX_PAD = 10
 BOX_HEADER = 26
 BOX_GAP = 22
-COL_GAP = 190
+COL_GAP = 160
 MARGIN = 20
 MAX_COLUMN_H = 1300
 LABEL_CHARS = 33
@@ -242,7 +242,8 @@ def layout_graph(graph: GraphModel) -> Layout:
     for e in sorted(edges, key=lambda e: (e.src, e.dst, e.ports)):
         src, dst = placed[e.src], placed[e.dst]
         bend = loops[e.src]
-        if x_of[e.src] == x_of[e.dst]:
+        loop = x_of[e.src] == x_of[e.dst]
+        if loop:
             loops[e.src] += 1
         d, lx, ly = _route(src, dst, bend)
         ports = _port_text(e)
@@ -258,7 +259,8 @@ def layout_graph(graph: GraphModel) -> Layout:
                 d,
                 lx,
                 ly - 3,
-                _shorten(ports, PORT_CHARS),
+                # Loops bunch up beside their box: their ports are in the tooltip only.
+                "" if loop else _shorten(ports, PORT_CHARS),
                 title,
             )
         )

@@ -166,3 +166,50 @@ def test_screenshot_is_taken(tmp_path: Path, hostile_page: Path) -> None:
     keep = os.environ.get("ANALYZER_SCREENSHOT_DIR")
     if keep:
         shutil.copy(png, Path(keep) / "report-hostile.png")
+
+
+@pytest.fixture(scope="module")
+def hostile_store_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report of a real store ingested from a capture whose labels, pod names and DNS names
+    are attack payloads, audited against existing policies that carry them too."""
+    from report_samples import hostile_capture
+
+    from analyzer.report import write_report
+    from analyzer.store import ingest
+
+    base = tmp_path_factory.mktemp("hostile-store")
+    capture = hostile_capture(base / "capture")
+    ingest(base / "store", [str(capture["flows"])], progress=False)
+    return write_report(
+        base / "store",
+        out=base / "out" / "report.html",
+        policies=capture["policies"],
+        inventory=capture["inventory"],
+    )
+
+
+def test_report_of_hostile_store_is_inert(tmp_path: Path, hostile_store_report: Path) -> None:
+    from report_samples import HOSTILE_SWAPS
+
+    source = hostile_store_report.read_text("utf-8")
+    for payload in HOSTILE_SWAPS.values():
+        if any(c in payload for c in "<>\"'&"):
+            assert payload not in source  # markup never reaches the HTML source raw
+    assert not re.search(r"(href|src|action)\s*=\s*[\"']?\s*javascript:", source, re.I)
+    dom = dump_dom(tmp_path, hostile_store_report)
+    attrs = _root_attrs(dom)
+    assert attrs.get("data-ready") == "1" and attrs.get("data-errors") == "0", _errors(dom)
+    assert len(re.findall(r"<script\b", dom)) == 3
+    assert not re.search(r"<(img|iframe|object|embed)\b", dom)
+    assert len(re.findall(r"<svg\b", dom)) == 1
+    # The hostile identity and DNS names are drawn, as escaped text.
+    assert ">&lt;script&gt;alert(1)&lt;/script&gt;<" in dom
+    assert "&lt;img src=x onerror=alert(1)&gt;.evil" in dom
+    assert ">javascript:alert(1) (" in dom
+    assert dom.count('<g class="node') >= 10
+    png = tmp_path / "hostile-store.png"
+    screenshot(tmp_path, hostile_store_report, png, (1400, 1800))
+    assert _png_size_and_colours(png)[2] > 20
+    keep = os.environ.get("ANALYZER_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(png, Path(keep) / "report-hostile-store.png")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from analyzer.report.model import (
     AnomalyRow,
     CoverageRow,
@@ -119,3 +122,33 @@ def hostile_model(nodes_per_ns: int = 4, namespaces: int = 3) -> ReportModel:
         policies_source=HOSTILE[6],
         bundle_path="reports/bundle",
     )
+
+
+# Values in a generated capture replaced by attack payloads (JSON-escaped in the flow file):
+# a label value and pod name, a namespace-free workload, and DNS names.
+HOSTILE_SWAPS = {
+    "frontend-primary": "<script>alert(1)</script>",
+    "api.stripe.com": '"><img src=x onerror=alert(1)>.evil',
+    "api.sendgrid.com": "javascript:alert(1)",
+}
+
+
+def hostile_capture(out_dir: Path, flows: int = 12_000, seed: int = 7) -> dict[str, Path]:
+    """A generated Hubble capture (flows, inventory, existing policies) with hostile values."""
+    from analyzer.generate import ScenarioConfig, build_scenario, generate
+
+    scenario = build_scenario(ScenarioConfig(seed=seed, lost_events=2))
+    generate(scenario, out_dir, fmt="hubble", flows=flows)
+    names = ("flows.jsonl", "inventory.json", "existing-policies.yaml")
+    for name in names:
+        path = out_dir / name
+        text = path.read_text("utf-8")
+        for old, new in HOSTILE_SWAPS.items():
+            escaped = json.dumps(new)[1:-1] if name.endswith(("jsonl", "json")) else new
+            text = text.replace(old, escaped)
+        path.write_text(text, "utf-8")
+    return {
+        "flows": out_dir / names[0],
+        "inventory": out_dir / names[1],
+        "policies": out_dir / names[2],
+    }
