@@ -1,0 +1,190 @@
+"""Single checks on small policy sets: DNS guardrail, empirical breadth, unused policies with an
+inventory, coverage, rendering."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from audit_shop import shop_connections
+
+from analyzer.audit import AuditResult, audit, parse_severity, render_json, render_table
+from analyzer.inventory import inventory_from_objects
+from analyzer.policy.load import LoadResult, parse_documents
+from analyzer.policy.model import NetworkPolicy
+
+INTERNAL = [
+    ("frontend", "backend", "TCP", 8080, 5, "forwarded"),
+    ("backend", "db", "TCP", 5432, 5, "forwarded"),
+    ("frontend", "coredns", "UDP", 53, 3, "forwarded"),
+]
+
+
+def _policies(text: str) -> list[NetworkPolicy]:
+    loaded = LoadResult()
+    parse_documents(list(yaml.safe_load_all(text)), "test.yaml", loaded)
+    assert not loaded.problems, loaded.problems
+    return loaded.policies
+
+
+def _run(text: str, traffic: list[Any] | None = None, **kw: Any) -> AuditResult:
+    return audit(_policies(text), shop_connections(traffic or INTERNAL), anomalies=False, **kw)
+
+
+def _cats(result: AuditResult, category: str) -> list[Any]:
+    return [f for f in result.findings if f.category == category]
+
+
+EGRESS_FRONTEND = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: frontend-egress, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: frontend}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{podSelector: {matchLabels: {app: backend}}}]
+    ports: [{protocol: TCP, port: 8080}]
+"""
+
+
+def test_missing_dns_when_egress_restricted_without_guardrail() -> None:
+    res = _run(EGRESS_FRONTEND)
+    dns = _cats(res, "missing-dns")
+    assert [(f.policy, f.severity) for f in dns] == [("shop/frontend-egress", "high")]
+    assert "shop/frontend" in dns[0].explanation
+    # and the lookups it saw are what a rollout would break
+    wb = _cats(res, "would-break")
+    assert wb and "kube-system/coredns UDP 53" in wb[0].explanation
+
+
+def test_udp_only_dns_is_low_and_full_guardrail_is_clean() -> None:
+    udp_only = EGRESS_FRONTEND + """
+  - to:
+    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: kube-system}}
+      podSelector: {matchLabels: {k8s-app: kube-dns}}
+    ports: [{protocol: UDP, port: 53}]
+"""
+    res = _run(udp_only)
+    assert [(f.policy, f.severity) for f in _cats(res, "missing-dns")] == [
+        ("shop/frontend-egress", "low")
+    ]
+    full = udp_only.replace(
+        "[{protocol: UDP, port: 53}]", "[{protocol: UDP, port: 53}, {protocol: TCP, port: 53}]"
+    )
+    assert not _cats(_run(full), "missing-dns")
+
+
+def test_dns_check_uses_a_synthetic_pod_when_none_is_observed() -> None:
+    text = EGRESS_FRONTEND.replace("app: frontend}}\n  policyTypes", "app: ghost}}\n  policyTypes")
+    res = _run(text)
+    assert [f.policy for f in _cats(res, "missing-dns")] == ["shop/frontend-egress"]
+    assert [f.policy for f in _cats(res, "unused-policy")] == ["shop/frontend-egress"]
+
+
+EMPIRICAL = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-ingress, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  policyTypes: [Ingress]
+  ingress:
+  - from:
+    - namespaceSelector: {matchExpressions: [{key: team, operator: Exists}]}
+      podSelector: {matchExpressions: [{key: app, operator: Exists}]}
+    ports: [{protocol: TCP, port: 5432}]
+"""
+
+UNIVERSE = INTERNAL + [
+    ("payments-api", "payments-worker", "TCP", 9000, 1, "forwarded"),
+    ("tools", "debug", "TCP", 22, 1, "forwarded"),
+]
+
+
+def test_empirical_breadth_of_a_rule_tight_in_shape() -> None:
+    res = _run(EMPIRICAL, UNIVERSE)
+    broad = _cats(res, "broad-rule")
+    assert [(f.policy, f.rule, f.severity) for f in broad] == [
+        ("shop/db-ingress", "spec.ingress[0]", "low")
+    ]
+    text = broad[0].explanation
+    assert "7 workload(s) in 3 namespace(s)" in text and "1 peer(s) used it (shop/backend)" in text
+    assert broad[0].evidence["reasons"] == ["empirical"]
+    # the replacement admits backend only
+    repl = broad[0].replacement
+    assert repl is not None and repl.action == "replace" and repl.manifest is not None
+    spec = repl.manifest["spec"]
+    assert spec["podSelector"] == {"matchLabels": {"app": "db"}}
+    assert spec["ingress"][0]["from"] == [{"podSelector": {"matchLabels": {"app": "backend"}}}]
+
+
+def test_tight_rule_with_few_workloads_is_not_empirically_broad() -> None:
+    res = _run(EMPIRICAL, INTERNAL)  # the universe holds only shop's workloads
+    assert not _cats(res, "broad-rule")
+
+
+CACHE = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: cache, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: memcached}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: backend}}}]
+    ports: [{protocol: TCP, port: 11211}]
+"""
+
+
+def test_unused_policy_is_low_when_the_inventory_has_silent_pods() -> None:
+    inv = inventory_from_objects([
+        {"kind": "Namespace", "metadata": {"name": "shop", "labels": {"team": "shop"}}},
+        {"kind": "Pod", "metadata": {"name": "memcached-0", "namespace": "shop",
+                                     "labels": {"app": "memcached"}},
+         "status": {"podIP": "10.0.1.99"}},
+    ])
+    with_inv = _cats(_run(CACHE, inventory=inv), "unused-policy")
+    without = _cats(_run(CACHE), "unused-policy")
+    assert [(f.severity, f.replacement) for f in with_inv] == [("low", None)]
+    assert without[0].severity == "medium"
+    assert without[0].replacement is not None
+    assert without[0].replacement.action == "remove-policy"
+
+
+def test_coverage_of_a_namespace_with_and_without_policies() -> None:
+    res = _run(EGRESS_FRONTEND, UNIVERSE, namespaces=["shop", "develop"])
+    ndd = {(f.namespace, f.direction, f.severity) for f in _cats(res, "no-default-deny")}
+    assert ("develop", "ingress", "medium") in ndd
+    assert ("develop", "egress", "low") in ndd
+    assert ("shop", "egress", "info") in ndd  # has egress policies, no default-deny
+    assert ("shop", "ingress", "medium") in ndd  # nothing isolates ingress in shop
+    open_pods = _cats(res, "unprotected-pods")
+    assert [(f.namespace, f.direction) for f in open_pods] == [("shop", "egress")]
+    assert open_pods[0].evidence["open_workloads"] == ["backend", "db"]
+    assert all(f.namespace in ("shop", "develop") for f in res.findings)
+
+
+def test_render_table_and_json_round_trip() -> None:
+    res = _run(EGRESS_FRONTEND)
+    table = render_table(res)
+    assert "HIGH (" in table and "[missing-dns] shop/frontend-egress" in table
+    assert "window 2026-11-20" in table
+    doc = json.loads(render_json(res))
+    assert [f["category"] for f in doc["findings"]] == [f.category for f in res.findings]
+    assert doc["summary"]["by_severity"]["high"] == sum(
+        1 for f in res.findings if f.severity == "high"
+    )
+    empty = audit([], shop_connections([]), anomalies=False)
+    assert empty.findings == () and "No findings." in render_table(empty)
+    assert json.loads(render_json(empty))["window"] == {"first": None, "last": None}
+
+
+def test_parse_severity() -> None:
+    assert parse_severity(" High ") == "high"
+    try:
+        parse_severity("urgent")
+    except Exception as exc:  # noqa: BLE001
+        assert "unknown severity" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("accepted an unknown severity")
