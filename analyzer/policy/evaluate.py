@@ -60,6 +60,7 @@ class Peer:
     ports: NamedPorts = field(default_factory=dict)
     entity: str | None = None
     name: str | None = None
+    label: str | None = None  # overrides `display` (bulk evaluation fills it in afterwards)
 
     def __post_init__(self) -> None:
         if self.kind == "pod" and self.namespace and NS_NAME_LABEL not in self.namespace_labels:
@@ -72,6 +73,8 @@ class Peer:
     @property
     def display(self) -> str:
         """``ns/pod``, ``ns:{k=v,...}``, the IP, or the entity."""
+        if self.label is not None:
+            return self.label
         if self.kind == "pod":
             if self.name:
                 return f"{self.namespace}/{self.name}"

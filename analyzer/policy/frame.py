@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import polars as pl
 
-from analyzer.policy.compile import CompiledPolicies, CompiledPolicy, ip_key
+from analyzer.policy.compile import CompiledPolicies, CompiledPolicy, IPPeers, PortRange, ip_key
 from analyzer.policy.evaluate import Peer, evaluate_direction, selecting_policies
 from analyzer.policy.model import EGRESS, INGRESS
 
@@ -33,6 +34,9 @@ RESULT_COLUMNS = (
     "reason",
 )
 _SIDES = ("src", "dst")
+_MASK64 = (1 << 64) - 1
+_OCTET = r"(0|[1-9]\d{0,2})"
+_V4 = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$"
 _LIST_COLS = ("labels", "namespace_labels")
 _STR_COLS = ("namespace", "pod", "ip", "entity", "node")
 
@@ -155,17 +159,56 @@ def _ports_from_key(key: str) -> dict[str, tuple[tuple[int, str], ...]]:
     return out
 
 
-def _ip_classes(compiled: CompiledPolicies, frame: pl.DataFrame) -> pl.DataFrame:
-    """Per distinct IP, which ipBlocks contain it (``"0,3"``); equal classes, equal verdicts."""
-    ips = pl.concat([frame["src_ip"], frame["dst_ip"]]).drop_nulls().unique()
-    blocks = compiled.ip_blocks
-    classes = []
-    for ip in ips.to_list():
-        key = ip_key(ip)
-        classes.append(",".join(str(i) for i, b in enumerate(blocks) if b.matches_ip(key)))
-    return pl.DataFrame(
-        {"_ip": ips.to_list(), "_class": classes}, schema={"_ip": pl.String, "_class": pl.String}
-    )
+def _ip_classes(ips: list[str], blocks: tuple[IPPeers, ...]) -> list[str]:
+    """Per IP, which of ``blocks`` contain it (``"0,3"``); equal classes give equal verdicts.
+
+    Vectorised over IPs: addresses become 128-bit (high, low) uint64 pairs, and each block
+    range is one comparison over all of them.
+    """
+    n = len(ips)
+    series = pl.Series(ips, dtype=pl.String)
+    octets = series.str.extract_groups(_V4).struct.unnest().cast(pl.UInt64, strict=False)
+    ints = octets.with_columns(
+        pl.when(pl.all_horizontal(pl.all() < 256))
+        .then(pl.col("1") * 16777216 + pl.col("2") * 65536 + pl.col("3") * 256 + pl.col("4"))
+        .alias("_int")
+    )["_int"]
+    version = np.where(ints.is_not_null().to_numpy(), 4, 0).astype(np.int8)
+    hi = np.zeros(n, dtype=np.uint64)
+    lo = ints.fill_null(0).to_numpy().astype(np.uint64)
+    for i in np.flatnonzero(version == 0).tolist():
+        key = ip_key(ips[i])  # IPv6 and anything unusual: the slow, exact path
+        if key is not None:
+            version[i] = key[0]
+            hi[i], lo[i] = key[1] >> 64, key[1] & _MASK64
+
+    def inside(v: int, first: int, last: int) -> np.ndarray[Any, np.dtype[np.bool_]]:
+        fh, fl, lh, ll = first >> 64, first & _MASK64, last >> 64, last & _MASK64
+        above = (hi > fh) | ((hi == fh) & (lo >= fl))
+        below = (hi < lh) | ((hi == lh) & (lo <= ll))
+        return (version == v) & above & below  # type: ignore[no-any-return]
+
+    member = np.zeros((n, len(blocks)), dtype=np.bool_)
+    for j, block in enumerate(blocks):
+        col = np.zeros(n, dtype=np.bool_)
+        for v, first, last in block.ranges:
+            col |= inside(v, first, last)
+        for v, first, last in block.except_ranges:
+            col &= ~inside(v, first, last)
+        member[:, j] = col
+    packed = np.packbits(member, axis=1)
+    return [row.tobytes().hex() for row in packed]
+
+
+def _side_blocks(compiled: CompiledPolicies, direction: str) -> tuple[IPPeers, ...]:
+    """ipBlocks of ``direction`` rules: they judge the other end (src for ingress)."""
+    found: dict[IPPeers, None] = {}
+    for cp in compiled.policies:
+        for rule in (cp.ingress if direction == INGRESS else cp.egress) or ():
+            for peer in rule.peers:
+                if isinstance(peer, IPPeers):
+                    found[peer] = None
+    return tuple(found)
 
 
 def evaluate_frame(
@@ -183,7 +226,6 @@ def evaluate_frame(
         work = _overlay_inventory(work, inventory)
     else:
         work = work.with_columns(pl.lit("").alias("_src_ports"), pl.lit("").alias("_dst_ports"))
-    classes = _ip_classes(compiled, work) if compiled.ip_blocks else None
     keys: list[pl.Expr] = []
     for s in _SIDES:
         is_pod = (pl.col(f"{s}_entity") == "pod") | (
@@ -192,11 +234,9 @@ def evaluate_frame(
         keys += [
             pl.when(is_pod).then(pl.lit("pod")).otherwise(pl.lit("ip")).alias(f"_k_{s}_kind"),
             pl.when(is_pod).then(pl.col(f"{s}_namespace")).alias(f"_k_{s}_ns"),
+            pl.when(is_pod).then(pl.col(f"{s}_labels").list.join("\x1f")).alias(f"_k_{s}_labels"),
             pl.when(is_pod)
-            .then(pl.col(f"{s}_labels").list.sort().list.join("\x1f"))
-            .alias(f"_k_{s}_labels"),
-            pl.when(is_pod)
-            .then(pl.col(f"{s}_namespace_labels").list.sort().list.join("\x1f"))
+            .then(pl.col(f"{s}_namespace_labels").list.join("\x1f"))
             .alias(f"_k_{s}_nslabels"),
             pl.col(f"{s}_entity").alias(f"_k_{s}_entity"),
         ]
@@ -207,22 +247,29 @@ def evaluate_frame(
         pl.when(host_src).then(pl.col("dst_node")).alias("_k_dst_node"),
         pl.col("_dst_ports").alias("_k_dst_ports"),
         pl.col("protocol").str.to_uppercase().alias("_k_protocol"),
-        pl.col("dst_port").cast(pl.Int64).alias("_k_port"),
     ]
     work = work.with_columns(keys)
-    for s in _SIDES:
-        if classes is not None:
-            work = work.join(classes, left_on=f"{s}_ip", right_on="_ip", how="left").rename(
-                {"_class": f"_k_{s}_ipclass"}
-            )
-        else:
+    work = _port_classes(compiled, work, inventory)
+    for s, direction in (("src", INGRESS), ("dst", EGRESS)):
+        blocks = _side_blocks(compiled, direction)
+        if not blocks:
             work = work.with_columns(pl.lit("").alias(f"_k_{s}_ipclass"))
+            continue
+        ips = work[f"{s}_ip"].drop_nulls().unique().to_list()
+        classes = pl.DataFrame(
+            {"_ip": ips, "_class": _ip_classes(ips, blocks)},
+            schema={"_ip": pl.String, "_class": pl.String},
+        )
+        work = work.join(classes, left_on=f"{s}_ip", right_on="_ip", how="left").rename(
+            {"_class": f"_k_{s}_ipclass"}
+        )
     key_cols = [c for c in work.columns if c.startswith("_k_")]
     edges = work.group_by(key_cols).agg(
         pl.col("src_ip").first().alias("_src_ip"),
         pl.col("dst_ip").first().alias("_dst_ip"),
         pl.col("src_pod").first().alias("_src_pod"),
         pl.col("dst_pod").first().alias("_dst_pod"),
+        pl.col("dst_port").first().cast(pl.Int64).alias("_port"),
     )
     results = _evaluate_edges(compiled, edges.to_dicts())
     edges = pl.concat(
@@ -230,7 +277,73 @@ def evaluate_frame(
         how="horizontal",
     )
     out = work.join(edges, on=key_cols, how="left", nulls_equal=True).sort("_row")
+    # Reasons were written once per edge with placeholders; each row gets its own names.
+    out = out.with_columns(
+        pl.col("reason")
+        .str.replace_all(_SRC, _display("src"), literal=True)
+        .str.replace_all(_DST, _display("dst"), literal=True)
+        .str.replace_all(_PORT, pl.col("dst_port").cast(pl.String).fill_null("-"), literal=True)
+    )
     return out.select([*original, *RESULT_COLUMNS])
+
+
+_SRC, _DST, _PORT = "\x00SRC", "\x00DST", "\x00PORT"
+
+
+def _display(side: str) -> pl.Expr:
+    pod = pl.col(f"{side}_namespace") + pl.lit("/") + pl.col(f"{side}_pod")
+    labels = pl.col(f"{side}_labels").list.join(",")
+    by_labels = pl.col(f"{side}_namespace") + pl.lit(":{") + labels + pl.lit("}")
+    return pl.coalesce(
+        pod,
+        by_labels,
+        pl.col(f"{side}_ip"),
+        pl.lit("reserved:") + pl.col(f"{side}_entity"),
+        pl.lit("?"),
+    )
+
+
+def _port_classes(
+    compiled: CompiledPolicies, work: pl.DataFrame, inventory: Inventory | None
+) -> pl.DataFrame:
+    """Replace the port in the edge key by its class: which port ranges contain it, plus the
+    port itself only where a named port could resolve to it. Ports no rule tells apart (e.g.
+    high ports) then share one evaluation."""
+    ranges = sorted(
+        {
+            (p.protocol, p.low, p.high)
+            for cp in compiled.policies
+            for rules in (cp.ingress or (), cp.egress or ())
+            for rule in rules
+            for p in rule.ports
+            if isinstance(p, PortRange)
+        }
+    )
+    named: set[tuple[int, str]] = set()
+    if inventory is not None:
+        for pod in inventory.pods.values():
+            for entries in pod.ports.values():
+                named.update(entries)
+    pairs = work.select("_k_protocol", pl.col("dst_port").cast(pl.Int64)).unique()
+    classes = []
+    for proto, port in pairs.iter_rows():
+        if port is None:
+            classes.append("-")
+            continue
+        bits = "".join("1" if (proto == rp and lo <= port <= hi) else "0" for rp, lo, hi in ranges)
+        classes.append(f"{bits}#{port}" if (port, proto) in named else bits)
+    table = pairs.with_columns(pl.Series("_k_port", classes, dtype=pl.String))
+    return (
+        work.with_columns(pl.col("dst_port").cast(pl.Int64).alias("_port_i64"))
+        .join(
+            table,
+            left_on=["_k_protocol", "_port_i64"],
+            right_on=["_k_protocol", "dst_port"],
+            how="left",
+            nulls_equal=True,
+        )
+        .drop("_port_i64")
+    )
 
 
 _RESULT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
@@ -259,7 +372,7 @@ def _peer(row: dict[str, Any], s: str) -> Peer:
             namespace_labels=ns_labels,
             ip=row[f"_{s}_ip"],
             node=row[f"_k_{s}_node"],
-            name=row[f"_{s}_pod"],
+            label=_SRC if s == "src" else _DST,
             ports=_ports_from_key(row["_k_dst_ports"]) if s == "dst" else {},
         )
     return Peer(
@@ -267,6 +380,7 @@ def _peer(row: dict[str, Any], s: str) -> Peer:
         ip=row[f"_{s}_ip"],
         entity=row[f"_k_{s}_entity"] or "world",
         node=row[f"_k_{s}_node"],
+        label=_SRC if s == "src" else _DST,
     )
 
 
@@ -290,7 +404,7 @@ def _evaluate_edges(
     out: list[tuple[Any, ...]] = []
     for row in rows:
         src, dst = _peer(row, "src"), _peer(row, "dst")
-        port, protocol = row["_k_port"], row["_k_protocol"] or "TCP"
+        port, protocol = row["_port"], row["_k_protocol"] or "TCP"
         eg = evaluate_direction(
             compiled,
             src,
@@ -319,7 +433,7 @@ def _evaluate_edges(
                 [str(r) for r in eg.allowed_by],
                 ing.isolated,
                 eg.isolated,
-                "; ".join(reasons),
+                "; ".join(reasons).replace(f" on {protocol} {port}", f" on {protocol} {_PORT}"),
             )
         )
     return out

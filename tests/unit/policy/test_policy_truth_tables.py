@@ -77,5 +77,12 @@ def test_truth_table_frame(case: dict[str, Any]) -> None:
     assert out.height == frame.height
     wrong = out.filter(pl.col("allowed") != pl.col("expected"))
     assert wrong.is_empty(), wrong.select("src_pod", "src_ip", "dst_pod", "dst_port", "reason")
+    for row in out.filter(~pl.col("allowed")).iter_rows(named=True):
+        # Reasons are written per edge and filled in per row: they name this row's peers.
+        src = f"{row['src_namespace']}/{row['src_pod']}" if row["src_pod"] else row["src_ip"]
+        dst = f"{row['dst_namespace']}/{row['dst_pod']}" if row["dst_pod"] else row["dst_ip"]
+        assert src in row["reason"] or dst in row["reason"], row["reason"]
+        assert f"{row['protocol']} {row['dst_port']}" in row["reason"], row["reason"]
+        assert "\x00" not in row["reason"]
     allowed = out.filter(pl.col("allowed") & pl.col("ingress_isolated"))
     assert all(len(r) > 0 for r in allowed["ingress_rules"].to_list())
