@@ -19,6 +19,7 @@ from analyzer.audit.coverage import coverage_findings
 from analyzer.audit.dns import dns_findings, dns_targets
 from analyzer.audit.findings import AuditResult, Finding, Replacement, max_severity
 from analyzer.audit.redundancy import find_covers
+from analyzer.audit.render import window_text
 from analyzer.audit.replace import remove_policy, remove_rule, replacement_for
 from analyzer.audit.structural import BreadthReason, describe_ports, rule_breadth, rule_severity
 from analyzer.audit.suspicious import detect_flagged, suspicious_findings
@@ -85,13 +86,14 @@ def audit(
     groups = _groups(connections, frame)
 
     findings: list[Finding] = []
-    unused_policies = _unused_policies(in_scope, universe, findings)
+    span = window_text(window)
+    unused_policies = _unused_policies(in_scope, universe, findings, span)
     shadowing = _redundant(in_scope, universe, findings)
     for cp in in_scope:
         for rule in (cp.ingress or ()) + (cp.egress or ()):
             _rule_findings(
                 cp, rule, usage, universe, compiled, evaluated, groups, unused_policies,
-                shadowing, findings,
+                shadowing, findings, span,
             )
     warnings: list[str] = []
     flagged = (
@@ -153,7 +155,7 @@ def _groups(connections: Connections | pl.DataFrame, frame: pl.DataFrame) -> Map
 
 
 def _unused_policies(
-    in_scope: Sequence[CompiledPolicy], universe: Universe, findings: list[Finding]
+    in_scope: Sequence[CompiledPolicy], universe: Universe, findings: list[Finding], span: str
 ) -> set[str]:
     unused: set[str] = set()
     for cp in in_scope:
@@ -179,7 +181,7 @@ def _unused_policies(
                 namespace=cp.namespace,
                 explanation=(
                     f"podSelector {cp.subject.describe()} selects no pod observed in the "
-                    f"window; {detail}"
+                    f"window ({span}); {detail}"
                 ),
                 replacement=remove_policy("it selects no observed pod") if not known else None,
                 evidence={"selector": cp.subject.describe(), "inventory_pods": len(known)},
@@ -248,6 +250,7 @@ def _rule_findings(
     unused_policies: set[str],
     shadowing: Mapping[str, list[str]],
     findings: list[Finding],
+    span: str,
 ) -> None:
     direction = rule.direction.lower()
     path = f"spec.{direction}[{rule.index}]"
@@ -318,7 +321,8 @@ def _rule_findings(
                 namespace=cp.namespace,
                 direction=direction,
                 explanation=(
-                    f"admitted no observed connection in the window ({empirical})"
+                    f"admitted no observed connection in the window ({span}); it "
+                    f"{empirical.removesuffix('; nothing used it in the window')}"
                     + ("; the whole policy selects no observed pod" if in_unused else "")
                 ),
                 hits=0,
