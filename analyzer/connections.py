@@ -227,10 +227,21 @@ def _port_rule(ports: dict[str, list[int]]) -> pl.Expr:
 
 
 def _side_key(side: str) -> pl.Expr:
-    """Endpoint key of a row: ``ns/pod``, else the IP, else ``reserved:<entity>``."""
+    """Endpoint key of a row: ``ns/pod``, else the IP, else ``reserved:<entity>``.
+
+    A pod identity without a pod name at a non-pod address (an L7 proxy's upstream leg from
+    the node IP) is keyed ``ip#identity``: one node IP proxies for many client identities.
+    """
     ip = pl.col(f"{side}_ip")
+    identity = pl.col(f"{side}_identity")
+    proxied = (
+        pl.col(f"{side}_namespace").is_not_null()
+        & (pl.col(f"{side}_labels").list.len() > 0)
+        & identity.is_not_null()
+    )
     return pl.coalesce(
         _pod_key(side),
+        pl.when((ip != "") & proxied).then(ip + pl.lit("#") + identity.cast(pl.String())),
         pl.when(ip != "").then(ip),
         pl.lit("reserved:") + pl.col(f"{side}_entity").fill_null("unknown"),
     )
@@ -253,6 +264,7 @@ def _check_columns(lf: pl.LazyFrame) -> None:
 _SPK, _DPK, _SK, _DK = "_src_pk", "_dst_pk", "_src_k", "_dst_k"
 _DEN, _L7, _AUD, _SN, _DN, _LAST = "_denied", "_l7", "_audit", "_src_n", "_dst_n", "_last"
 _EDGE = [SRC_KEY, DST_KEY, S.PROTOCOL, S.DST_PORT, OUTCOME]
+_SRC_H, _DST_H = "_src_h", "_dst_h"
 
 
 def _requests(decided: pl.LazyFrame) -> pl.LazyFrame:
@@ -310,10 +322,12 @@ def _hubble_edges(req: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta)
         S.TIME,
         _LAST,
         S.NODE,
-        _SPK,
-        _DPK,
-        _SK,
-        _DK,
+        # endpoint keys travel as 64-bit hashes (string min/max per connection is slow); they
+        # are mapped back through the endpoint table, whose keys are hashed the same way
+        *(
+            pl.when(pl.col(c).is_not_null()).then(pl.col(c).hash()).alias(c)
+            for c in (_SPK, _DPK, _SK, _DK)
+        ),
         _DEN,
         _L7,
         _AUD,
@@ -326,12 +340,16 @@ def _hubble_edges(req: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta)
     gap = pl.col(S.TIME) - pl.col(S.TIME).shift(1)
     new = (~same | (gap > idle)).fill_null(True)
     sessions = (
-        rows.sort([*tuple_cols, S.TIME], nulls_last=True)
+        # sorting by a hash of the 5-tuple keeps each tuple's rows together at a fraction of the
+        # cost of a multi-column string sort; `same` still compares the real columns
+        rows.with_columns(pl.struct(tuple_cols).hash().alias("_h"))
+        .sort(["_h", S.TIME], nulls_last=True)
         .with_columns(new.cum_sum().alias("_conn"))
         .group_by("_conn")
         .agg(
-            pl.coalesce(pl.col(_SPK).drop_nulls().first(), pl.col(_SK).first()).alias(SRC_KEY),
-            pl.coalesce(pl.col(_DPK).drop_nulls().first(), pl.col(_DK).first()).alias(DST_KEY),
+            # max() skips nulls: the pod key when any event of the connection named the pod
+            pl.coalesce(pl.col(_SPK).max(), pl.col(_SK).max()).alias(_SRC_H),
+            pl.coalesce(pl.col(_DPK).max(), pl.col(_DK).max()).alias(_DST_H),
             pl.col(S.PROTOCOL).first(),
             pl.col(S.DST_PORT).first(),
             # denied when a L3/L4 policy drop hit it, or when nothing but denials was seen (an
@@ -343,14 +361,20 @@ def _hubble_edges(req: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta)
             pl.len().cast(pl.Int64).alias(EVENTS),
             pl.col(S.TIME).min().alias(FIRST_SEEN),
             pl.col(_LAST).max().alias(LAST_SEEN),
-            pl.col(S.NODE).drop_nulls().unique().alias(NODES),
-            pl.col(_SN).drop_nulls().min().alias(SRC_NODE),
-            pl.col(_DN).drop_nulls().min().alias(DST_NODE),
+            # usually seen by two nodes at most (source's and destination's)
+            pl.col(S.NODE).first().alias("_n1"),
+            pl.col(S.NODE).last().alias("_n2"),
+            pl.col(_SN).drop_nulls().first().alias(SRC_NODE),
+            pl.col(_DN).drop_nulls().first().alias(DST_NODE),
             pl.col(_AUD).any().alias(AUDIT),
         )
-        .with_columns(pl.lit(1, pl.Int64).alias(CONNECTIONS))
+        .with_columns(
+            pl.lit(1, pl.Int64).alias(CONNECTIONS),
+            pl.concat_list("_n1", "_n2", SRC_NODE, DST_NODE).alias(NODES),
+        )
+        .drop("_n1", "_n2")
     )
-    return sessions.group_by(_EDGE).agg(_edge_aggs())
+    return sessions.group_by([_SRC_H, _DST_H, S.PROTOCOL, S.DST_PORT, OUTCOME]).agg(_edge_aggs())
 
 
 def _calico_edges(req: pl.LazyFrame) -> pl.LazyFrame:
@@ -441,27 +465,41 @@ def _endpoints(req: pl.LazyFrame) -> pl.LazyFrame:
             S.TIME,
         )
 
-    def latest(column: str) -> pl.Expr:
-        nonempty = pl.col(column).list.len() > 0
-        return pl.col(column).filter(nonempty).sort_by(pl.col(S.TIME).filter(nonempty)).last()
-
-    return (
-        pl.concat([side("src"), side("dst")])
-        .group_by("key")
-        .agg(
-            *(pl.col(c).drop_nulls().min() for c in ("namespace", "pod", "workload", "ip")),
-            pl.when((pl.col("entity") == "pod").any())
-            .then(pl.lit("pod"))
-            .otherwise(pl.col("entity").drop_nulls().min())
-            .alias("entity"),
-            latest("labels"),
-            latest("namespace_labels"),
-            pl.col("names").explode().drop_nulls().unique().sort(),
-        )
+    both = pl.concat([side("src"), side("dst")])
+    scalars = both.group_by("key").agg(
+        # first() keeps row order and is cheap; one key has one namespace/pod/workload
+        *(pl.col(c).drop_nulls().first() for c in ("namespace", "pod", "workload", "ip")),
+        pl.when((pl.col("entity") == "pod").any())
+        .then(pl.lit("pod"))
+        .otherwise(pl.col("entity").drop_nulls().first())
+        .alias("entity"),
     )
+    lists = [
+        both.filter(pl.col(c).list.len() > 0)
+        .group_by("key")
+        .agg(pl.col(c).sort_by(S.TIME).last())  # the latest set, should a pod be relabelled
+        for c in ("labels", "namespace_labels")
+    ]
+    names = (
+        both.filter(pl.col("names").list.len() > 0)
+        .select("key", pl.col("names").explode())
+        .unique()
+        .group_by("key")
+        .agg(pl.col("names").sort())
+    )
+    out = scalars
+    for extra in (*lists, names):
+        out = out.join(extra, on="key", how="left")
+    return out
 
 
 def _attach(edges: pl.DataFrame, endpoints: pl.DataFrame) -> pl.DataFrame:
+    # identity work happens once per endpoint, not once per edge
+    endpoints = endpoints.with_columns(
+        drop_volatile_expr("labels").alias("labels"),
+        pl.col("namespace_labels").fill_null(pl.lit([], dtype=_LS)),
+    ).with_columns(group_key_expr("namespace", "labels", "entity", "ip").alias("group"))
+
     def prefixed(side: str) -> pl.DataFrame:
         cols = {c: f"{side}_{c}" for c in endpoints.columns if c not in ("key", "names")}
         frame = endpoints.rename({"key": f"{side}_key", **cols})
@@ -472,14 +510,7 @@ def _attach(edges: pl.DataFrame, endpoints: pl.DataFrame) -> pl.DataFrame:
     joined = edges.join(prefixed("src"), on=SRC_KEY, how="left").join(
         prefixed("dst"), on=DST_KEY, how="left"
     )
-    for side in ("src", "dst"):
-        joined = joined.with_columns(
-            drop_volatile_expr(f"{side}_labels").alias(f"{side}_labels"),
-            pl.col(f"{side}_namespace_labels").fill_null(pl.lit([], dtype=_LS)),
-        )
     joined = joined.with_columns(
-        group_key_expr(S.SRC_NAMESPACE, S.SRC_LABELS, S.SRC_ENTITY, S.SRC_IP).alias(SRC_GROUP),
-        group_key_expr(S.DST_NAMESPACE, S.DST_LABELS, S.DST_ENTITY, S.DST_IP).alias(DST_GROUP),
         pl.col(S.DST_NAMES).fill_null(pl.lit([], dtype=_LS)),
         pl.col(NODES).fill_null(pl.lit([], dtype=_LS)),
     )
@@ -576,7 +607,13 @@ def derive_connections(
     counts, hub, cal, endpoints = pl.collect_all(
         [counts_q, _hubble_edges(req, tcp_idle, other_idle), _calico_edges(req), _endpoints(req)]
     )
-    edges = pl.concat([hub, cal], how="vertical_relaxed").group_by(_EDGE).agg(_edge_aggs())
+    hashes = endpoints.select(pl.col("key"), pl.col("key").hash().alias("_h"))
+    for side, column in (("src", SRC_KEY), ("dst", DST_KEY)):
+        hub = hub.join(
+            hashes.rename({"key": column, "_h": f"_{side}_h"}), on=f"_{side}_h", how="left"
+        ).drop(f"_{side}_h")
+    edges = pl.concat([hub.select(cal.columns), cal], how="vertical_relaxed")
+    edges = edges.group_by(_EDGE).agg(_edge_aggs())
     frame, proxied = _collapse_proxy_legs(_attach(edges, endpoints))
     return Connections(frame=frame, stats=_stats(counts.row(0, named=True), frame, proxied))
 

@@ -117,7 +117,8 @@ def _endpoint_rows(frame: pl.DataFrame) -> pl.DataFrame:
     for side in ("src", "dst"):
         names = pl.col(S.DST_NAMES) if side == "dst" else pl.lit([], pl.List(pl.String()))
         parts.append(
-            frame.select(
+            # each endpoint key has one set of attributes: reduce to endpoints first
+            frame.unique(subset=[f"{side}_key"], keep="any").select(
                 pl.col(f"{side}_group").alias("group"),
                 pl.col(f"{side}_namespace").alias("namespace"),
                 pl.col(f"{side}_labels").alias("labels"),
@@ -186,7 +187,9 @@ def _edges(frame: pl.DataFrame) -> pl.DataFrame:
     )
     both = pl.col(C.SRC_NODE).is_not_null() & pl.col(C.DST_NODE).is_not_null()
     same = pl.col(C.SRC_NODE) == pl.col(C.DST_NODE)
-    edges = frame.group_by(_EDGE_KEY).agg(
+    # the order of rows within a group is kept: sort once, then take the first few per edge
+    ordered = frame.sort([C.FIRST_SEEN, C.SRC_KEY, C.DST_KEY], nulls_last=True)
+    edges = ordered.group_by(_EDGE_KEY).agg(
         pl.col(S.SRC_NAMESPACE).drop_nulls().min(),
         pl.col(S.DST_NAMESPACE).drop_nulls().min(),
         pl.col(S.SRC_ENTITY).drop_nulls().min(),
@@ -198,9 +201,7 @@ def _edges(frame: pl.DataFrame) -> pl.DataFrame:
         pl.col(C.NODES).explode().drop_nulls().unique().sort(),
         pl.col(C.AUDIT).any(),
         pl.when(both.any()).then(same.filter(both).all()).alias(NODE_LOCAL),
-        evidence.sort_by([C.FIRST_SEEN, C.SRC_KEY, C.DST_KEY], nulls_last=True)
-        .head(EVIDENCE_PER_EDGE)
-        .alias(EVIDENCE),
+        evidence.head(EVIDENCE_PER_EDGE).alias(EVIDENCE),
     )
     return edges.select(pl.col(n).cast(t) for n, t in EDGE_SCHEMA.items()).sort(
         _EDGE_KEY, nulls_last=True

@@ -271,3 +271,14 @@ def test_l7_proxy_leg_alone_is_kept_without_the_node_ip(frame, flow):
     row = _only(derive_connections(frame(flow(0, **leg))).frame)
     assert row["src_group"] == "pod:shop:app=web"
     assert row["src_ip"] is None
+
+
+def test_one_node_ip_proxying_for_two_identities_keeps_them_apart(frame, flow):
+    leg = {"src_ip": "10.0.3.219", "src_pod": None, "src_workload": None}
+    rows = [
+        flow(0, src_port=50001, src_identity=1001, **leg),
+        flow(1, src_port=50002, src_identity=1002, **{**leg, "src_labels": ["app=admin"]}),
+    ]
+    result = derive_connections(frame(*rows))
+    assert sorted(result.frame["src_group"].to_list()) == ["pod:shop:app=admin", "pod:shop:app=web"]
+    assert set(result.frame["src_key"].to_list()) == {"10.0.3.219#1001", "10.0.3.219#1002"}
