@@ -106,13 +106,13 @@ def run_demo(out_dir: Path | None = None, *, seed: int = 7, flows: int = DEMO_FL
     except OSError as exc:
         raise ConfigError(f"--out {root}: cannot create it: {exc.strerror or exc}") from exc
 
+    _fresh_store(store_dir)  # before the slow steps: refuse a foreign directory at once
     scenario = build_scenario(ScenarioConfig(seed=seed, lost_events=DEMO_LOST_EVENTS))
     generated = generate(scenario, cluster, fmt="hubble", flows=flows)
     flow_file = generated.files[0]
     policies = cluster / "existing-policies.yaml"
     inventory = cluster / "inventory.json"
 
-    _fresh_store(store_dir)
     ingest(store_dir, [str(flow_file)], progress=False)
     store = FlowStore.open(store_dir)
 
