@@ -1,13 +1,14 @@
 """Rules and model together: which edges of a store to keep out of the allow-list.
 
 The combination is deliberately one-sided. A rule hit is a confident flag (the shapes in
-`rules` are attacks, not merely unusual traffic). The isolation forest ranks every edge, but an
-edge the rules did not catch is flagged only when the forest isolates it quickly (score above
-the calibrated threshold) *and* at least two independent pieces of suspicious evidence agree:
-mostly denied, a port no other client of the server uses, new and short-lived, the only source
-crossing those namespaces, or a source with a wide port fan-out. Being rare is not enough:
-an ingress controller or a Prometheus with many peers is rare too, but its traffic is answered,
-steady and shared, so it carries none of that evidence.
+`rules` are attacks, not merely unusual traffic), and so is every other edge of a source a rule
+caught: a compromised pod's DNS lookups are not evidence of what it needs. The isolation
+forest ranks every edge, but an edge the rules did not catch is flagged only when the forest
+isolates it quickly (score above the calibrated threshold) *and* at least two independent
+pieces of suspicious evidence agree: mostly denied, a port no other client of the server uses,
+a source that first appeared late in the window. Being rare is not enough: an ingress
+controller or a Prometheus with many peers is rare too, but its traffic is answered, steady and
+shared, so it carries none of that evidence.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from analyzer.anomaly import _columns as c
 from analyzer.anomaly.detector import DEFAULT_THRESHOLD, EdgeAnomalyDetector
 from analyzer.anomaly.explain import explain_edges
 from analyzer.anomaly.features import MODEL_FEATURES, compute_features
-from analyzer.anomaly.rules import INFRASTRUCTURE_ENTITIES, RULES, RuleThresholds, rule_column
+from analyzer.anomaly.rules import (
+    COMPROMISED_SOURCE,
+    INFRASTRUCTURE_ENTITIES,
+    RULES,
+    RuleThresholds,
+    rule_column,
+)
 from analyzer.errors import SchemaError, UsageError
 
 __all__ = [
@@ -41,6 +48,7 @@ MIN_EDGES_FOR_MODEL = 8
 MIN_EVIDENCE = 2
 # Rule hits rank above every model-only flag; the model score orders them among themselves.
 RULE_SCORE_FLOOR = 0.9
+SOURCE_SCORE_FLOOR = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,15 +105,38 @@ class AnomalyResult:
 
 
 def _evidence() -> pl.Expr:
-    """Count of independent suspicious signs on an edge (each 0 or 1)."""
+    """Count of independent suspicious signs on an edge (each 0 or 1).
+
+    Fan-out and rarity are deliberately not signs: Prometheus, an ingress controller and DNS
+    have them by design. Failure, exclusivity and novelty are what they lack.
+    """
     signs = [
         pl.col("denied_share") >= 0.5,
         pl.col("unshared_port") > 0,
-        (pl.col("first_seen_at") >= 0.5) & (pl.col("inactive_share") >= 0.9),
-        (pl.col("cross_namespace") > 0) & (pl.col("ns_pair_sources") <= 1),
-        pl.col("src_fanout_ports") >= 8,
+        pl.col("src_first_seen_at") >= 0.5,
     ]
     return pl.sum_horizontal([s.fill_null(False).cast(pl.Int32) for s in signs]).alias("evidence")
+
+
+def _escalate(edges: pl.DataFrame) -> pl.DataFrame:
+    """Name the other edges of a source that a rule caught (`rules.COMPROMISED_SOURCE`)."""
+    hit = pl.col("rule").is_not_null()
+    edges = edges.with_columns(
+        hit.sum().over(c.SRC_GROUP).alias("source_rule_hits"),
+        pl.col("rule")
+        .drop_nulls()
+        .unique()
+        .sort()
+        .implode()
+        .over(c.SRC_GROUP)
+        .alias("source_rules"),
+    )
+    return edges.with_columns(
+        pl.when(~hit & (pl.col("source_rule_hits") > 0))
+        .then(pl.lit(COMPROMISED_SOURCE))
+        .otherwise(pl.col("rule"))
+        .alias("rule")
+    )
 
 
 def _check_columns(frame: pl.DataFrame) -> None:
@@ -174,6 +205,7 @@ def detect_anomalies(
     edges = (
         edges.with_columns(pl.Series("model_score", model, dtype=pl.Float64), _evidence())
         .with_columns(rule_column(limits))
+        .pipe(_escalate)
         .with_columns(
             (
                 pl.col("rule").is_not_null()
@@ -185,7 +217,11 @@ def detect_anomalies(
             ).alias("flagged")
         )
         .with_columns(
-            pl.when(pl.col("rule").is_not_null())
+            pl.when(pl.col("rule") == COMPROMISED_SOURCE)
+            .then(
+                SOURCE_SCORE_FLOOR + (RULE_SCORE_FLOOR - SOURCE_SCORE_FLOOR) * pl.col("model_score")
+            )
+            .when(pl.col("rule").is_not_null())
             .then(RULE_SCORE_FLOOR + (1.0 - RULE_SCORE_FLOOR) * pl.col("model_score"))
             .otherwise(pl.col("model_score"))
             .alias(c.SCORE)
@@ -225,7 +261,8 @@ def detect_anomalies(
         .sort(["__rank", c.SRC_KEY, c.DST_KEY, c.OUTCOME], nulls_last=True)
         .drop("__src_group", "__dst_group", "__rank")
     )
-    by_rule = {rule.name: int(hits.filter(pl.col("rule") == rule.name).height) for rule in RULES}
+    names = [*(rule.name for rule in RULES), COMPROMISED_SOURCE]
+    by_rule = {name: int(hits.filter(pl.col("rule") == name).height) for name in names}
     summary = AnomalySummary(
         connections=int(connections.height),
         edges=int(edges.height),

@@ -79,6 +79,13 @@ def _rule_reason(row: Mapping[str, Any]) -> str | None:
             f"cross-namespace access to {what} on {dst} from {src}, "
             "which is not an established client"
         )
+    if rule == "compromised_source":
+        hits = int(row["source_rule_hits"])
+        rules = ", ".join(str(r).replace("_", " ") for r in row["source_rules"])
+        return (
+            f"{src} was caught on {_plural(hits, 'other edge')} ({rules}); "
+            "its remaining traffic is held back for review"
+        )
     return None
 
 
@@ -98,6 +105,11 @@ def _indicator_reasons(row: Mapping[str, Any]) -> list[str]:
         )
     elif active <= 0.1 and float(row["log_connections"]) > 0:
         reasons.append(f"active for only {_pct(active)} of the window")
+    if float(row["src_first_seen_at"]) >= 0.5:
+        reasons.append(
+            f"{row['src_name']} first appeared {_pct(float(row['src_first_seen_at']))} "
+            "into the window"
+        )
     if float(row["cross_namespace"]) > 0 and int(row["ns_pair_sources"]) <= 1:
         reasons.append(
             f"the only source in {row['src_namespace']} that talks to {row['dst_namespace']}"

@@ -72,6 +72,7 @@ MODEL_FEATURES: tuple[str, ...] = (
     "log_src_fanout_ports",
     "src_fanout_namespaces",
     "src_denied_share",
+    "src_first_seen_at",
     "log_pair_ports",
     "log_sweep_targets",
     "log_port_sources",
@@ -129,6 +130,9 @@ def edge_features(window_start: datetime, window_span_us: float) -> list[pl.Expr
         (pl.col("denied") / pl.col("connections")).fill_nan(0.0).alias("denied_share"),
         (pl.col("events") / pl.col("connections")).fill_nan(1.0).alias("events_per_connection"),
         (since_start / window_span_us).clip(0.0, 1.0).alias("first_seen_at"),
+        ((pl.col("last_seen") - pl.lit(window_start)).dt.total_microseconds() / window_span_us)
+        .clip(0.0, 1.0)
+        .alias("last_seen_at"),
         (1.0 - active / window_span_us).clip(0.0, 1.0).alias("inactive_share"),
         pl.col("connections").log1p().alias("log_connections"),
         (
@@ -159,6 +163,10 @@ def server_features() -> list[pl.Expr]:
         ((clients_on_port == 1) & (clients_of_server > 1)).cast(pl.Float64).alias("unshared_port"),
         (clients_on_port == 1).cast(pl.Float64).alias("sole_client"),
         clients_on_port.log1p().alias("log_clients_on_port"),
+        pl.col(c.SRC_GROUP)
+        .n_unique()
+        .over([c.DST_GROUP, c.PROTOCOL, c.DST_PORT, "src_namespace"])
+        .alias("namespace_clients_on_port"),
         (pl.col("connections") / pl.col("connections").sum().over(server)).alias("server_share"),
         # Rarity of the port and of the namespace pair across the whole store.
         pl.col(c.SRC_GROUP).n_unique().over([c.PROTOCOL, c.DST_PORT]).alias("port_sources"),
@@ -184,6 +192,9 @@ def shape_features() -> list[pl.Expr]:
             "pair_denied_share"
         ),
         pl.col("sole_client").mean().over(pair).alias("pair_unshared_share"),
+        (pl.col("last_seen_at").max() - pl.col("first_seen_at").min())
+        .over(pair)
+        .alias("pair_span"),
         (pl.col("denied") > 0).sum().over(pair).alias("pair_denied_ports"),
         # Sweep shape: how many destinations this source reached on this port.
         pl.col("dst_endpoints").sum().over(sweep).alias("sweep_targets"),
@@ -193,6 +204,14 @@ def shape_features() -> list[pl.Expr]:
         ),
         pl.col("sole_client").mean().over(sweep).alias("sweep_unshared_share"),
         pl.col("inactive_share").median().over(sweep).alias("sweep_inactive_share"),
+        # Share of the window between the first and the last contact on this port: a sweep is
+        # one burst, a scraper or an ingress controller keeps coming back.
+        (pl.col("last_seen_at").max() - pl.col("first_seen_at").min())
+        .over(sweep)
+        .alias("sweep_span"),
+        # When the source itself first appeared: a pod that shows up late and at once reaches
+        # many peers is new to the cluster, not part of its steady state.
+        pl.col("first_seen_at").min().over(c.SRC_GROUP).alias("src_first_seen_at"),
         (pl.col("connections").sum().over(sweep) / pl.col("dst_endpoints").sum().over(sweep)).alias(
             "sweep_connections_per_target"
         ),

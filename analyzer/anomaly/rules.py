@@ -4,14 +4,18 @@ Each rule is a boolean polars expression over the frame of `features.compute_fea
 hit is a confident flag; the model only ranks what the rules did not catch.
 
 * ``port_scan``: one source reached one destination on many ports, and those attempts were
-  mostly denied or went to ports no other client of that destination uses.
+  mostly denied, or went to ports no other client of that destination uses in one burst.
 * ``host_sweep``: one source reached many destinations on the same port, and the attempts were
-  mostly denied, or went to ports the targets' other clients do not use *and* were not steady
-  over the window. A Prometheus scraping every pod is sweep-shaped too; it is steady and
-  repeated, so this rule leaves it alone.
+  mostly denied, or went to ports the targets' other clients do not use *and* came in one
+  burst rather than over the window. A Prometheus scraping every pod or an ingress controller
+  routing to every backend is sweep-shaped too; it is answered and keeps coming back over the
+  window, so this rule leaves it alone.
 * ``database_lateral``: a connection to a database port of another namespace from a source
-  that is not an established client of it (not steady over the window, or mostly denied) and
-  is the only source crossing between those two namespaces, or was mostly denied.
+  that is not an established client of it (not steady over the window, or mostly denied), and
+  that is either the only workload of its namespace using that database port or was refused.
+* ``compromised_source``: once a source is caught by one of the rules above, its other edges
+  (its DNS lookups included) are held back for review too: a compromised pod's traffic is not
+  evidence of what it needs.
 
 Sources that are the node itself (kubelet probes), other nodes or the health checker are
 infrastructure that NetworkPolicy cannot select; no rule fires for them.
@@ -24,7 +28,14 @@ from dataclasses import dataclass
 
 import polars as pl
 
-__all__ = ["RuleThresholds", "Rule", "RULES", "INFRASTRUCTURE_ENTITIES", "rule_column"]
+__all__ = [
+    "COMPROMISED_SOURCE",
+    "INFRASTRUCTURE_ENTITIES",
+    "RULES",
+    "Rule",
+    "RuleThresholds",
+    "rule_column",
+]
 
 INFRASTRUCTURE_ENTITIES: tuple[str, ...] = ("host", "remote-node", "health", "kube-apiserver")
 
@@ -44,17 +55,15 @@ class RuleThresholds:
     unshared_share
         Share of ports (scan) or targets (sweep) with no other client that counts as "mostly".
     steady_active_share
-        Share of the window an edge must span to count as steady.
-    steady_min_connections
-        Connections per target an edge must repeat to count as steady (periodic scraping).
+        Share of the window between first and last contact that counts as steady: a scan or
+        a sweep is one burst, a scraper or an ingress controller keeps coming back.
     """
 
-    scan_min_ports: int = 8
-    sweep_min_targets: int = 8
+    scan_min_ports: int = 5
+    sweep_min_targets: int = 5
     failed_share: float = 0.5
     unshared_share: float = 0.5
     steady_active_share: float = 0.5
-    steady_min_connections: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,20 +80,19 @@ def _infrastructure() -> pl.Expr:
 
 
 def _port_scan(t: RuleThresholds) -> pl.Expr:
+    steady = pl.col("pair_span") >= t.steady_active_share
     return (
         (pl.col("pair_ports") >= t.scan_min_ports)
         & (
             (pl.col("pair_denied_share") >= t.failed_share)
-            | (pl.col("pair_unshared_share") >= t.unshared_share)
+            | ((pl.col("pair_unshared_share") >= t.unshared_share) & ~steady)
         )
         & ~_infrastructure()
     )
 
 
 def _host_sweep(t: RuleThresholds) -> pl.Expr:
-    steady = (pl.col("sweep_inactive_share") <= 1.0 - t.steady_active_share) & (
-        pl.col("sweep_connections_per_target") >= t.steady_min_connections
-    )
+    steady = pl.col("sweep_span") >= t.steady_active_share
     return (
         (pl.col("sweep_targets") >= t.sweep_min_targets)
         & (
@@ -96,6 +104,9 @@ def _host_sweep(t: RuleThresholds) -> pl.Expr:
 
 
 def _database_lateral(t: RuleThresholds) -> pl.Expr:
+    # An established client talks to the database steadily over the window and is answered;
+    # a newcomer from another namespace that no other workload of its namespace accompanies
+    # (or that is refused) is what a compromised pod moving towards production data looks like.
     established = (pl.col("inactive_share") <= 1.0 - t.steady_active_share) & (
         pl.col("denied_share") < t.failed_share
     )
@@ -103,12 +114,14 @@ def _database_lateral(t: RuleThresholds) -> pl.Expr:
         (pl.col("cross_namespace") > 0)
         & (pl.col("database_port") > 0)
         & ~established
-        & ((pl.col("ns_pair_sources") <= 1) | (pl.col("denied_share") >= t.failed_share))
+        & ((pl.col("namespace_clients_on_port") <= 1) | (pl.col("denied_share") >= t.failed_share))
         & ~_infrastructure()
     )
 
 
-# Explicit registry, in priority order: the first rule that fires names the edge.
+# Explicit registry, in priority order: the first rule that fires names the edge. A scan that
+# also touched a database port is named a scan; a database lateral move beats the sweep shape
+# that a many-port scan of several neighbours also has.
 RULES: tuple[Rule, ...] = (
     Rule(
         "port_scan",
@@ -116,15 +129,21 @@ RULES: tuple[Rule, ...] = (
         _port_scan,
     ),
     Rule(
-        "host_sweep",
-        "one source reached many destinations on one port, mostly denied or not steady",
-        _host_sweep,
-    ),
-    Rule(
         "database_lateral",
         "cross-namespace access to a database port from a source that is not an established client",
         _database_lateral,
     ),
+    Rule(
+        "host_sweep",
+        "one source reached many destinations on one port, mostly denied or not steady",
+        _host_sweep,
+    ),
+)
+
+# Not a rule over features but over rule hits: every other edge of a source that a rule caught.
+COMPROMISED_SOURCE = "compromised_source"
+COMPROMISED_SOURCE_DESCRIPTION = (
+    "another edge of a source that a rule caught scanning, sweeping or moving laterally"
 )
 
 

@@ -33,11 +33,17 @@ def _scan(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_scanner_ranks_first_and_only_scanner_is_flagged(shop: list[dict[str, Any]]) -> None:
     result = detect_anomalies(frame(_scan(shop)))
     flagged = result.flagged
-    assert flagged.height == 13
-    assert set(flagged["src_key"]) == {"develop/debug-0"}
-    assert set(flagged["rule"]) == {"port_scan"}
+    scan = flagged.filter(pl.col("rule") == "port_scan")
+    assert scan.height == 13
+    assert set(scan["dst_key"]) == {"data/postgres-0"}
+    # The scanner's other traffic (DNS, its dev API) is held back too, ranked below the scan.
+    rest = flagged.filter(pl.col("rule") != "port_scan")
+    assert set(rest["rule"]) == {"compromised_source"}
+    assert set(rest["dst_key"]) == {"kube-system/coredns-0", "develop/devapi-0"}
+    assert set(flagged["src_group"]) == {"pod:develop:app=debug"}
+    assert rest["score"].max() < scan["score"].min()  # type: ignore[operator]
     top = result.edges.sort("score", descending=True).row(0, named=True)
-    assert top["src_group"] == "pod:develop:app=debug"
+    assert top["src_group"] == "pod:develop:app=debug" and top["rule"] == "port_scan"
     assert flagged["score"].to_list() == sorted(flagged["score"].to_list(), reverse=True)
 
 
@@ -48,7 +54,7 @@ def test_result_shape_keeps_input_columns(shop: list[dict[str, Any]]) -> None:
     assert result.flagged.columns == [*conns.columns, "score", "reasons", "rule"]
     assert result.flagged.schema["reasons"] == pl.List(pl.String)
     assert result.edges_scored == result.edges.height == result.summary.edges
-    assert result.summary.by_rule == {"port_scan": 13}
+    assert result.summary.by_rule == {"port_scan": 13, "compromised_source": 2}
 
 
 def test_baseline_flags_nothing(shop: list[dict[str, Any]]) -> None:
