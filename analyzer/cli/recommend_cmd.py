@@ -85,6 +85,16 @@ def recommend_command(
     for note in rec.notes:
         where = f"{note.namespace}: " if note.namespace else ""
         warn(f"{note.level}: {where}{_printable(note.message)}")
+    for edge in rec.denied[:10]:
+        warn(_printable(
+            f"denied (stays denied): {edge.get('src_group')} -> {edge.get('dst_group')} "
+            f"{edge.get('protocol')}/{edge.get('dst_port')} x{edge.get('connections')}"
+        ))
+    for edge in rec.anomalies[:10]:
+        warn(_printable(
+            f"anomalous: {edge.get('src_key')} -> {edge.get('dst_key')} "
+            f"{edge.get('protocol')}/{edge.get('dst_port')}"
+        ))
     if rec.verification is not None:
         v = rec.verification
         warn(f"verified: {v.allowed}/{v.checked} observed connection edges allowed "

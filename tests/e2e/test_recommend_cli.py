@@ -213,3 +213,11 @@ def test_hostile_labels_from_flows_never_reach_yaml(shared_dir: Path, tmp_path: 
     assert "ClusterRoleBinding" not in result.stdout and "rm -rf" not in result.stdout
     for doc in yaml.safe_load_all(result.stdout):
         assert doc["kind"] == "NetworkPolicy"
+
+
+def test_help_lists_every_option() -> None:
+    result = runner.invoke(app, ["recommend", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for option in ("--store", "--namespace", "--flavor", "--out", "--policies",
+                   "--include-anomalies", "--ipblock-prefix", "--output"):
+        assert option in result.stdout
