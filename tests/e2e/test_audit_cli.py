@@ -189,3 +189,19 @@ def test_generated_clean_rules_have_no_findings(
                 and f["category"] in _RULE_CATEGORIES
             ]
             assert not bad, (entry, rule, bad)
+
+
+def test_kubectl_list_output_with_server_metadata(store: Path) -> None:
+    res = _audit("-p", str(FIXTURES / "kubectl-networkpolicies.yaml"), "--store", str(store),
+                 "-n", "shop", "-o", "json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert {r["policy"] for r in doc["rules"]} == {
+        "shop/allow-backend-ingress", "shop/allow-dns-egress"
+    }
+    seed = [f for f in doc["findings"]
+            if f["policy"] == "shop/allow-backend-ingress" and f["rule"] is not None]
+    assert [(f["category"], f["rule"]) for f in seed] == [("unused-rule", "spec.ingress[1]")]
+    # allow-dns-egress isolates egress of every shop pod: what it breaks is reported
+    assert any(f["category"] == "would-break" and f["policy"] == "shop/allow-dns-egress"
+               for f in doc["findings"])
