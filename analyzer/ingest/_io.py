@@ -41,6 +41,7 @@ class Chunk:
 
     data: bytes
     first_line: int
+    newlines: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +59,14 @@ class InputStream:
     corrupt compressed stream (the bytes before the damage are still delivered).
     """
 
-    def __init__(self, raw: BinaryIO, name: str, compression: str | None, head: bytes) -> None:
+    def __init__(
+        self, raw: BinaryIO, name: str, compression: str | None, head: bytes, hashing: bool
+    ) -> None:
         self.name = name
         self.compression = compression
         self.damage: str | None = None
         self.raw_bytes_read = 0
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if hashing else None
         self._raw = raw
         self._pending = head
         self._eof = False
@@ -75,8 +78,8 @@ class InputStream:
             self._decoder = _ZstdDecoder()
 
     @property
-    def content_hash(self) -> str:
-        return self._hash.hexdigest()
+    def content_hash(self) -> str | None:
+        return self._hash.hexdigest() if self._hash is not None else None
 
     def _read_raw(self, size: int) -> bytes:
         if self._pending:
@@ -101,7 +104,8 @@ class InputStream:
                 if not raw:
                     self._eof = True
                     break
-                self._hash.update(raw)
+                if self._hash is not None:
+                    self._hash.update(raw)
                 return raw
             try:
                 out = self._decoder.feed(raw) if raw else self._decoder.finish()
@@ -112,7 +116,8 @@ class InputStream:
             if not raw:
                 self._eof = True
             if out:
-                self._hash.update(out)
+                if self._hash is not None:
+                    self._hash.update(out)
                 return out
         return b""
 
@@ -183,7 +188,7 @@ class _ZstdDecoder(_Decoder):
         return b""
 
 
-def open_input(path: str | Path) -> InputStream:
+def open_input(path: str | Path, *, hashing: bool = True) -> InputStream:
     """Open ``path`` (``-`` for stdin), recognising gzip/zstd by magic bytes.
 
     Raises
@@ -215,7 +220,7 @@ def open_input(path: str | Path) -> InputStream:
         compression = "gzip"
     elif head.startswith(_ZSTD_MAGIC):
         compression = "zstd"
-    stream = InputStream(raw, name, compression, head)
+    stream = InputStream(raw, name, compression, head, hashing)
     stream.raw_bytes_read = len(head)
     return stream
 
@@ -261,8 +266,9 @@ def iter_chunks(
             chunk = chunk[first + 1 :]
             line += 1
         if chunk:
-            yield Chunk(chunk, line)
-            line += chunk.count(b"\n")
+            newlines = chunk.count(b"\n")
+            yield Chunk(chunk, line, newlines)
+            line += newlines
         if len(buf) > max_line_bytes:
             yield LongLine(line)
             buf = b""
@@ -271,4 +277,4 @@ def iter_chunks(
         if len(buf) > max_line_bytes:
             yield LongLine(line)
         else:
-            yield Chunk(buf, line)
+            yield Chunk(buf, line, buf.count(b"\n"))

@@ -8,14 +8,21 @@ Aggregates describe the initiating direction, so ``is_reply`` is false.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import polars as pl
 
 from analyzer import schema as S
 from analyzer.ingest import _calico_common as C
-from analyzer.ingest._format import FastResult, FormatSpec, Prepared, Skip, snake_keys
+from analyzer.ingest._format import (
+    FastResult,
+    FormatSpec,
+    Prepared,
+    Skip,
+    arrow_schema,
+    read_ndjson,
+    snake_keys,
+)
 
 __all__ = ["SPEC", "RAW_SCHEMA", "normalize", "prepare", "sniff"]
 
@@ -61,6 +68,7 @@ RAW_SCHEMA = pl.Schema(
         "num_flows": _S,
     }
 )
+_RAW_ARROW = arrow_schema(RAW_SCHEMA)
 _SIGNATURE = ("source_name_aggr", "dest_name_aggr", "num_flows", "source_type", "dest_type")
 
 
@@ -89,7 +97,7 @@ def prepare(obj: Any) -> Prepared:
 
 
 def fast_read(chunk: bytes) -> FastResult:
-    raw = pl.read_ndjson(io.BytesIO(chunk), schema=RAW_SCHEMA)
+    raw = read_ndjson(chunk, _RAW_ARROW)
     known = pl.col("reporter").is_not_null() | pl.col("source_name_aggr").is_not_null()
     skip = raw.select(
         pl.when(known)

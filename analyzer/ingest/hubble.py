@@ -8,14 +8,22 @@ See docs/hubble-flow-format.md in the shared design notes for the field semantic
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import polars as pl
 
 from analyzer import schema as S
 from analyzer.ingest import _hubble_enums as E
-from analyzer.ingest._format import FastResult, FormatSpec, Prepared, Skip, enum_name, snake_keys
+from analyzer.ingest._format import (
+    FastResult,
+    FormatSpec,
+    Prepared,
+    Skip,
+    arrow_schema,
+    enum_name,
+    read_ndjson,
+    snake_keys,
+)
 
 __all__ = ["SPEC", "FLOW_SCHEMA_RAW", "normalize", "prepare", "sniff"]
 
@@ -99,6 +107,8 @@ _ENVELOPE_SCHEMA = pl.Schema(
         "node_status": pl.Struct({"state_change": _STR}),
     }
 )
+_ENVELOPE_ARROW = arrow_schema(_ENVELOPE_SCHEMA)
+_FLOW_ARROW = arrow_schema(FLOW_SCHEMA_RAW)
 # Keys only a Flow has; used to tell a bare flow from arbitrary JSON.
 _FLOW_KEYS = frozenset(
     {
@@ -120,7 +130,15 @@ _FLOW_KEYS = frozenset(
 
 
 _UPPER_OK = frozenset({"IP", "Type", "Summary"})
-_CAMEL_MARKERS = (b'"eventType"', b'"nodeName"', b'"isReply"', b'"trafficDirection"', b'"podName"')
+# A flow row where none of these parsed was written in a spelling the native reader does not
+# know (camelCase keys): the per-line path rewrites it.
+_CORE = ("time", "verdict", "IP", "l4", "source", "destination", "Type", "event_type")
+
+
+def _check_spelling(raw: pl.DataFrame) -> None:
+    empty = raw.select(pl.all_horizontal(pl.col(c).is_null() for c in _CORE).any())
+    if empty.item():
+        raise ValueError("flow rows without any known field (camelCase?)")
 
 
 def _lost(value: Any) -> int:
@@ -167,9 +185,7 @@ def sniff(obj: Any) -> bool:
 
 def fast_read(chunk: bytes) -> FastResult:
     """Parse a chunk of snake_case envelope lines natively (raises on anything unusual)."""
-    if any(m in chunk for m in _CAMEL_MARKERS):
-        raise ValueError("camelCase keys: the per-line path rewrites them")
-    env = pl.read_ndjson(io.BytesIO(chunk), schema=_ENVELOPE_SCHEMA)
+    env = read_ndjson(chunk, _ENVELOPE_ARROW)
     flow = pl.col("flow")
     reason = pl.when(flow.is_null()).then(
         pl.coalesce(
@@ -191,14 +207,13 @@ def fast_read(chunk: bytes) -> FastResult:
         else pl.coalesce(flow.struct.field("node_name"), pl.col("node_name")).alias("node_name")
         for c in FLOW_SCHEMA_RAW
     )
+    _check_spelling(raw.filter(skip.is_null()))
     return FastResult(raw=raw, skip_reason=skip, lost_events=int(lost or 0))
 
 
 def fast_read_bare(chunk: bytes) -> FastResult:
     """Parse a chunk of legacy bare-flow lines natively."""
-    if any(m in chunk for m in _CAMEL_MARKERS):
-        raise ValueError("camelCase keys: the per-line path rewrites them")
-    raw = pl.read_ndjson(io.BytesIO(chunk), schema=FLOW_SCHEMA_RAW)
+    raw = read_ndjson(chunk, _FLOW_ARROW)
     known = pl.any_horizontal(
         pl.col(c).is_not_null() for c in ("verdict", "IP", "l4", "source", "destination", "Type")
     )
@@ -209,7 +224,15 @@ def fast_read_bare(chunk: bytes) -> FastResult:
     ).to_series()
     if skip.null_count() != len(skip):
         raise ValueError("unrecognised records in chunk")
+    _check_spelling(raw)
     return FastResult(raw=raw, skip_reason=skip, lost_events=0)
+
+
+# Every combination of TCP flags, as sorted comma-joined names, keyed by bitmask.
+_FLAG_TEXT = {
+    m: ",".join(sorted(f for i, f in enumerate(E.TCP_FLAGS) if m >> i & 1))
+    for m in range(1, 1 << len(E.TCP_FLAGS))
+}
 
 
 # --- normalization: raw Flow columns -> canonical columns (pure polars expressions) -------------
@@ -229,42 +252,59 @@ def _ns_labels(labels: pl.Expr) -> pl.Expr:
     ).list.sort()
 
 
-def _entity(ep: str) -> pl.Expr:
+def _label_table(raw: pl.DataFrame, ep: str, side: str) -> pl.DataFrame:
+    """Label-derived columns, computed once per distinct label list of endpoint ``ep``.
+
+    Label lists repeat massively (one per identity), so this is where normalization saves
+    most of its work; rows find their entry by the hash of their label list.
+    """
     labels = pl.col(ep).struct.field("labels")
-    identity = pl.col(ep).struct.field("identity")
-    pod_known = pl.col(ep).struct.field("pod_name").is_not_null()
-    ns_known = pl.col(ep).struct.field("namespace").is_not_null()
-    cidr = labels.list.eval(pl.element().str.contains(r"^(?:cidr|fqdn|cidrgroup):")).list.any()
-    # First decisive signal wins: reserved labels, CIDR/FQDN labels, pod labels, then the
-    # numeric identity and endpoint metadata (field-masked flows have no labels).
-    return pl.coalesce(
-        *(pl.when(labels.list.contains(lab)).then(pl.lit(ent)) for lab, ent in E.RESERVED_ENTITY),
+    distinct = raw.select(labels.alias("labels"), labels.hash().alias("_h")).unique(subset="_h")
+    lab = pl.col("labels")
+    cidr = lab.list.eval(pl.element().str.contains(r"^(?:cidr|fqdn|cidrgroup):")).list.any()
+    entity = pl.coalesce(
+        *(pl.when(lab.list.contains(k)).then(pl.lit(v)) for k, v in E.RESERVED_ENTITY),
         pl.when(cidr).then(pl.lit("world")),
-        pl.when(labels.list.len() > 0).then(pl.lit("pod")),
-        identity.replace_strict(E.IDENTITY_ENTITY, default=None, return_dtype=_STR),
-        pl.when(pod_known | ns_known | (identity >= 256)).then(pl.lit("pod")),
-        pl.lit("unknown"),
+        pl.when(lab.list.len() > 0).then(pl.lit("pod")),
     )
-
-
-def _endpoint_columns(ep: str, side: str) -> list[pl.Expr]:
-    e = pl.col(ep)
-    labels = e.struct.field("labels")
-    ns_from_label = labels.list.eval(
+    ns_from_label = lab.list.eval(
         pl.element()
         .filter(pl.element().str.starts_with(E.NS_LABEL_FULL))
         .str.strip_prefix(E.NS_LABEL_FULL)
     ).list.first()
+    return distinct.select(
+        pl.col("_h").alias(f"_h_{side}"),
+        _labels_clean(lab).alias(f"{side}_labels"),
+        _ns_labels(lab).alias(f"{side}_namespace_labels"),
+        ns_from_label.alias(f"_ns_{side}"),
+        entity.alias(f"_ent_{side}"),
+    )
+
+
+def _endpoint_columns(ep: str, side: str) -> list[pl.Expr]:
+    """Columns of one endpoint, after ``_label_table`` has been joined in."""
+    e = pl.col(ep)
+    identity = e.struct.field("identity")
+    pod_known = e.struct.field("pod_name").is_not_null()
+    ns_known = e.struct.field("namespace").is_not_null()
+    # First decisive signal wins: reserved labels, CIDR/FQDN labels, pod labels, then the
+    # numeric identity and endpoint metadata (field-masked flows have no labels).
+    entity = pl.coalesce(
+        pl.col(f"_ent_{side}"),
+        identity.replace_strict(E.IDENTITY_ENTITY, default=None, return_dtype=_STR),
+        pl.when(pod_known | ns_known | (identity >= 256)).then(pl.lit("pod")),
+        pl.lit("unknown"),
+    )
     return [
-        pl.coalesce(e.struct.field("namespace").replace("", None), ns_from_label).alias(
+        pl.coalesce(e.struct.field("namespace").replace("", None), pl.col(f"_ns_{side}")).alias(
             f"{side}_namespace"
         ),
         e.struct.field("pod_name").replace("", None).alias(f"{side}_pod"),
         e.struct.field("workloads").list.first().struct.field("name").alias(f"{side}_workload"),
-        _labels_clean(labels).alias(f"{side}_labels"),
-        _ns_labels(labels).alias(f"{side}_namespace_labels"),
-        _entity(ep).alias(f"{side}_entity"),
-        e.struct.field("identity").alias(f"{side}_identity"),
+        pl.col(f"{side}_labels"),
+        pl.col(f"{side}_namespace_labels"),
+        entity.alias(f"{side}_entity"),
+        identity.alias(f"{side}_identity"),
     ]
 
 
@@ -291,10 +331,10 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
         for name in ("TCP", "UDP", "SCTP", "ICMPv4", "ICMPv6", "VRRP", "IGMP")
     )
     flags = tcp.struct.field("flags")
-    flag_list = pl.concat_list(
-        pl.when(flags.struct.field(f)).then(pl.lit(f)).otherwise(pl.lit(None, _STR))
-        for f in sorted(E.TCP_FLAGS)
-    ).list.drop_nulls()
+    mask = pl.sum_horizontal(
+        pl.when(flags.struct.field(f)).then(pl.lit(1 << i)).otherwise(pl.lit(0))
+        for i, f in enumerate(E.TCP_FLAGS)
+    )
     l7 = pl.col("l7")
     verdict = enum_name(pl.col("verdict"), E.VERDICT).str.to_lowercase()
     drop_desc = enum_name(pl.col("drop_reason_desc"), E.DROP_REASON)
@@ -308,6 +348,11 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
         + agg.struct.field("unknown_direction_flow_count").fill_null(0)
     )
     direction = enum_name(pl.col("traffic_direction"), E.DIRECTION).str.to_lowercase()
+    for ep, side in (("source", "src"), ("destination", "dst")):
+        table = _label_table(raw, ep, side)
+        raw = raw.with_columns(pl.col(ep).struct.field("labels").hash().alias(f"_h_{side}")).join(
+            table, on=f"_h_{side}", how="left", maintain_order="left"
+        )
     frame = raw.select(
         pl.col("time")
         .str.to_datetime(
@@ -351,8 +396,8 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
         enum_name(pl.col("trace_reason"), E.TRACE_REASON)
         .replace("TRACE_REASON_UNKNOWN", None)
         .alias(S.TRACE_REASON),
-        pl.when(flags.is_not_null() & (flag_list.list.len() > 0))
-        .then(flag_list.list.join(","))
+        pl.when(flags.is_not_null() & (mask > 0))
+        .then(mask.replace_strict(_FLAG_TEXT, default=None, return_dtype=_STR))
         .alias(S.TCP_FLAGS),
         pl.when(icmp.is_not_null()).then(icmp.struct.field("type").fill_null(0)).alias(S.ICMP_TYPE),
         pl.when(icmp.is_not_null()).then(icmp.struct.field("code").fill_null(0)).alias(S.ICMP_CODE),

@@ -141,7 +141,12 @@ def _load_one(
         ), None
     try:
         reader = FlowReader(
-            source, fmt, ingest_id=digest, max_line_bytes=max_line_bytes, batch_rows=batch_rows
+            source,
+            fmt,
+            ingest_id=digest,
+            max_line_bytes=max_line_bytes,
+            batch_rows=batch_rows,
+            hash_content=False,
         )
     except IngestError as exc:
         if named:

@@ -55,6 +55,7 @@ class FlowReader:
         batch_rows: int = DEFAULT_BATCH_ROWS,
         max_line_bytes: int = MAX_LINE_BYTES,
         ingest_id: str | None = None,
+        hash_content: bool = True,
     ) -> None:
         self.path = str(path)
         self.batch_rows = batch_rows
@@ -62,7 +63,7 @@ class FlowReader:
         self.ingest_id = ingest_id
         self.report = SkipReport()
         self.rows = 0
-        self.stream: InputStream = open_input(path)
+        self.stream: InputStream = open_input(path, hashing=hash_content)
         try:
             head = self._peek()
             self.layout, self.spec = detect.detect(head, fmt, name=self.stream.name)
@@ -145,14 +146,14 @@ class FlowReader:
 
     def _try_fast(self, chunk: Chunk) -> pl.DataFrame | None:
         data = chunk.data
-        if data.startswith((b"\n", b"\r")) or b"\n\n" in data or b"\n\r\n" in data:
-            return None
         assert self.spec.fast_read is not None
         try:
             result = self.spec.fast_read(data)
         except Exception:  # noqa: BLE001 - any refusal means: use the per-line path
             return None
-        lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        # Blank lines are dropped by the native reader: then row numbers would not be line
+        # numbers, so such chunks take the per-line path.
+        lines = chunk.newlines + (0 if data.endswith(b"\n") else 1)
         if result.raw.height != lines:
             return None
         reasons = result.skip_reason

@@ -75,4 +75,4 @@ class ReadResult:
     records: int
     skipped: tuple[SkipReason, ...]
     warnings: tuple[str, ...]
-    content_hash: str
+    content_hash: str | None
