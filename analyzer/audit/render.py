@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,13 @@ from analyzer.audit.findings import SEVERITIES, AuditResult, Finding
 __all__ = ["render_json", "render_table", "window_text"]
 
 WIDTH = 100
+# Control characters (ANSI escapes, newlines) can arrive in labels and names of flow files; a
+# table for a terminal shows them escaped, never interpreted.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _clean(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def window_text(window: tuple[datetime | None, datetime | None]) -> str:
@@ -75,7 +83,7 @@ def render_table(result: AuditResult, *, rules: bool = True) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in summary["by_severity"].items() if n)
     lines.append("")
     lines.append(f"{summary['findings']} finding(s)" + (f": {counts}" if counts else ""))
-    return "\n".join(lines) + "\n"
+    return "\n".join(_clean(line) for line in lines) + "\n"
 
 
 def _finding_lines(f: Finding) -> list[str]:

@@ -188,3 +188,15 @@ def test_parse_severity() -> None:
         assert "unknown severity" in str(exc)
     else:  # pragma: no cover
         raise AssertionError("accepted an unknown severity")
+
+
+def test_table_escapes_control_characters_from_flows() -> None:
+    traffic = [("frontend", "backend", "TCP", 8080, 2, "forwarded")]
+    conns = shop_connections(traffic)
+    frame = conns.frame.with_columns(
+        conns.frame["src_workload"].str.replace("frontend", "front\x1b[31mend\nFAKE")
+    )
+    res = audit(_policies(CACHE.replace("memcached", "backend")), frame, anomalies=False)
+    table = render_table(res)
+    assert "\x1b" not in table and "\\x1b[31m" in table
+    assert "\nFAKE" not in table
