@@ -28,7 +28,7 @@ __all__ = [
     "printable",
 ]
 
-_MAX_CELL = 64
+_MAX_CELL = 80
 
 
 def printable(text: str) -> str:
@@ -45,9 +45,15 @@ def dot_quote(text: str) -> str:
 def display_name(group: IdentityGroup) -> str:
     """A short human name: ``ns/app=web`` for pods, ``host``, ``1.2.3.4 (example.com)``."""
     if group.key.startswith("pod:"):
-        shown = group.selector or group.label_map
-        labels = ",".join(f"{k}={v}" for k, v in sorted(shown.items())) or "(no labels)"
-        return f"{group.namespace}/{labels}"
+        if group.selector and group.selector_unique:
+            parts = [f"{k}={v}" for k, v in sorted(group.selector.items())]
+        else:
+            # the selector does not tell this group apart: show every label, selector first and
+            # then short ones (version=v2) before long ones, so truncation keeps what differs
+            first = [f"{k}={v}" for k, v in list(group.selector.items())[:1]]
+            rest = sorted((x for x in group.labels if x not in first), key=lambda x: (len(x), x))
+            parts = first + rest
+        return f"{group.namespace}/{','.join(parts) or '(no labels)'}"
     if group.key.startswith("ip:"):
         address = group.key[3:]
         if group.dns_names:
