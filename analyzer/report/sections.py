@@ -116,7 +116,7 @@ def findings_from_audit(result: AuditResult) -> tuple[Finding, ...]:
 def plan_from_recommendation(rec: Recommendation, bundle_dir: Path | None = None) -> RolloutPlan:
     """Rollout and rollback steps for the recommendation, its probes, and the bundle's own
     ROLLOUT.md / rollback.sh / probes.sh when the bundle was written."""
-    ns_args = " ".join(f"-n {shlex.quote(ns)}" for ns in rec.namespaces[:1])
+    ns_args = " ".join(f"--namespace {shlex.quote(ns)}" for ns in rec.namespaces)
     where = shlex.quote(str(bundle_dir)) if bundle_dir is not None else "BUNDLE_DIR"
     rollout = (
         "Snapshot the policies in place: kubectl get networkpolicy -A -o yaml "
