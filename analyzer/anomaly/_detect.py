@@ -23,7 +23,12 @@ import polars as pl
 from analyzer.anomaly import _columns as c
 from analyzer.anomaly.detector import DEFAULT_THRESHOLD, EdgeAnomalyDetector
 from analyzer.anomaly.explain import explain_edges
-from analyzer.anomaly.features import MODEL_FEATURES, compute_features
+from analyzer.anomaly.features import (
+    MODEL_FEATURES,
+    SOURCE_MODEL_FEATURES,
+    compute_features,
+    compute_source_features,
+)
 from analyzer.anomaly.rules import (
     COMPROMISED_SOURCE,
     INFRASTRUCTURE_ENTITIES,
@@ -39,10 +44,12 @@ __all__ = [
     "detect_anomalies",
     "exclude_anomalies",
     "MIN_EDGES_FOR_MODEL",
+    "MIN_SOURCES_FOR_MODEL",
     "MIN_EVIDENCE",
 ]
 
-# Fewer edges than this give the forest nothing to learn "normal" from; rules still apply.
+# Fewer sources (edges) than this give a forest nothing to learn "normal" from; rules still apply.
+MIN_SOURCES_FOR_MODEL = 8
 MIN_EDGES_FOR_MODEL = 8
 # Independent pieces of evidence a model-only flag needs (see the module docstring).
 MIN_EVIDENCE = 2
@@ -145,13 +152,38 @@ def _check_columns(frame: pl.DataFrame) -> None:
         raise SchemaError(f"connections frame lacks columns: {', '.join(missing)}")
 
 
-def _model_scores(edges: pl.DataFrame, random_state: int, threshold: float) -> np.ndarray:
-    if edges.height < MIN_EDGES_FOR_MODEL:
-        return np.zeros(edges.height)
-    x = edges.select(pl.col(list(MODEL_FEATURES)).cast(pl.Float64).fill_null(0.0).fill_nan(0.0))
-    detector = EdgeAnomalyDetector(threshold=threshold, random_state=random_state)
-    matrix = x.to_numpy()
-    return detector.fit(matrix).anomaly_score(matrix)
+def _forest_scores(frame: pl.DataFrame, columns: Sequence[str], random_state: int) -> np.ndarray:
+    matrix = frame.select(
+        pl.col(list(columns)).cast(pl.Float64).fill_null(0.0).fill_nan(0.0)
+    ).to_numpy()
+    detector = EdgeAnomalyDetector(random_state=random_state).fit(matrix)
+    return detector.anomaly_score(matrix)
+
+
+def _with_model_scores(edges: pl.DataFrame, random_state: int) -> tuple[pl.DataFrame, bool]:
+    """Add ``model_score`` (the source's isolation score) and ``edge_model_score``.
+
+    With too few sources or edges to learn from, the scores are 0 and only rules flag.
+    """
+    sources = compute_source_features(edges)
+    used = sources.height >= MIN_SOURCES_FOR_MODEL
+    source_scores = (
+        _forest_scores(sources, SOURCE_MODEL_FEATURES, random_state)
+        if used
+        else np.zeros(sources.height)
+    )
+    edge_scores = (
+        _forest_scores(edges, MODEL_FEATURES, random_state)
+        if edges.height >= MIN_EDGES_FOR_MODEL
+        else np.zeros(edges.height)
+    )
+    scored_sources = sources.select(
+        c.SRC_GROUP, pl.Series("model_score", source_scores, dtype=pl.Float64)
+    )
+    edges = edges.with_columns(pl.Series("edge_model_score", edge_scores, dtype=pl.Float64)).join(
+        scored_sources, on=c.SRC_GROUP, how="left", nulls_equal=True, maintain_order="left"
+    )
+    return edges, used
 
 
 def detect_anomalies(
@@ -199,11 +231,10 @@ def detect_anomalies(
         )
 
     edges = compute_features(connections)
-    model = _model_scores(edges, random_state, threshold)
-    model_used = edges.height >= MIN_EDGES_FOR_MODEL
+    edges, model_used = _with_model_scores(edges, random_state)
     infrastructure = pl.col("src_entity").is_in(list(INFRASTRUCTURE_ENTITIES)).fill_null(False)
     edges = (
-        edges.with_columns(pl.Series("model_score", model, dtype=pl.Float64), _evidence())
+        edges.with_columns(_evidence())
         .with_columns(rule_column(limits))
         .pipe(_escalate)
         .with_columns(
@@ -235,7 +266,9 @@ def detect_anomalies(
         )
     hits = edges.filter(pl.col("flagged"))
     hits = hits.with_columns(explain_edges(hits)).sort(
-        [c.SCORE, *c.EDGE_KEYS], descending=[True, False, False, False, False], nulls_last=True
+        [c.SCORE, "edge_model_score", *c.EDGE_KEYS],
+        descending=[True, True, False, False, False, False],
+        nulls_last=True,
     )
 
     keyed = connections.with_columns(

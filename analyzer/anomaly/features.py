@@ -28,6 +28,9 @@ from analyzer.anomaly import _columns as c
 __all__ = [
     "DATABASE_PORTS",
     "MODEL_FEATURES",
+    "SOURCE_MODEL_FEATURES",
+    "compute_source_features",
+    "source_aggregations",
     "edge_aggregations",
     "edge_features",
     "server_features",
@@ -80,6 +83,20 @@ MODEL_FEATURES: tuple[str, ...] = (
     "server_share",
     "cross_namespace",
     "database_port",
+)
+
+
+# Columns of the source frame the model scores (see `source_aggregations`).
+SOURCE_MODEL_FEATURES: tuple[str, ...] = (
+    "log_fanout_destinations",
+    "log_fanout_ports",
+    "fanout_namespaces",
+    "denied_share",
+    "first_seen_at",
+    "span",
+    "unshared_share",
+    "log_connections_per_edge",
+    "events_per_connection",
 )
 
 
@@ -216,6 +233,31 @@ def shape_features() -> list[pl.Expr]:
             "sweep_connections_per_target"
         ),
     ]
+
+
+def source_aggregations() -> list[pl.Expr]:
+    """One row per source group from the edge frame (use with ``group_by(src_group)``).
+
+    This is what the model scores: a workload's behaviour over the window. Scoring sources, not
+    edges, gives every workload one vote, so a scanner's hundreds of edges cannot pass for a
+    normal crowd.
+    """
+    return [
+        pl.col("src_fanout_dsts").first().log1p().alias("log_fanout_destinations"),
+        pl.col("src_fanout_ports").first().log1p().alias("log_fanout_ports"),
+        pl.col("src_fanout_namespaces").first().alias("fanout_namespaces"),
+        pl.col("src_denied_share").first().alias("denied_share"),
+        pl.col("first_seen_at").min().alias("first_seen_at"),
+        (pl.col("last_seen_at").max() - pl.col("first_seen_at").min()).alias("span"),
+        pl.col("sole_client").mean().alias("unshared_share"),
+        (pl.col("connections").sum() / pl.len()).log1p().alias("log_connections_per_edge"),
+        (pl.col("events").sum() / pl.col("connections").sum()).alias("events_per_connection"),
+    ]
+
+
+def compute_source_features(edges: pl.DataFrame) -> pl.DataFrame:
+    """One row per source group with the columns of `SOURCE_MODEL_FEATURES`, sorted by group."""
+    return edges.group_by(c.SRC_GROUP).agg(source_aggregations()).sort(c.SRC_GROUP)
 
 
 def _source_features(frame: pl.DataFrame) -> pl.DataFrame:
