@@ -17,7 +17,7 @@ import polars as pl
 from analyzer.audit.breakage import breakage_findings
 from analyzer.audit.coverage import coverage_findings
 from analyzer.audit.dns import dns_findings, dns_targets
-from analyzer.audit.findings import AuditResult, Finding, Replacement, max_severity
+from analyzer.audit.findings import AuditResult, Finding, Replacement, Severity, max_severity
 from analyzer.audit.redundancy import find_covers
 from analyzer.audit.render import window_text
 from analyzer.audit.replace import remove_policy, remove_rule, replacement_for
@@ -168,13 +168,13 @@ def _unused_policies(
                 f"it selects {len(known)} pod(s) in the inventory "
                 f"({', '.join(sorted(p.key for p in known)[:4])}) that sent and received nothing"
             )
-            severity = "low"
+            severity: Severity = "low"
         else:
             detail = "no known pod matches it; it may be left over from a removed workload"
             severity = "medium"
         findings.append(
             Finding(
-                severity=severity,  # type: ignore[arg-type]
+                severity=severity,
                 category="unused-policy",
                 policy=cp.key,
                 rule=None,
@@ -344,8 +344,10 @@ def _replacement(
     exclusive: int,
     groups: Mapping[str, Any],
 ) -> Replacement | None:
-    if hits == 0 or cp.namespace is None:
+    if hits == 0:
         return remove_rule(f"nothing used {cp.key} {path} in the window")
+    if cp.namespace is None:
+        return None  # cluster-wide policies: synthesis writes namespaced policies only
     if exclusive == 0:
         return remove_rule(
             f"each of the {hits} connection(s) {cp.key} {path} admitted is also admitted by "

@@ -19,7 +19,13 @@ import polars as pl
 
 from analyzer.audit.findings import RuleStat, rule_path
 from analyzer.audit.universe import Universe
-from analyzer.policy.compile import AllPeers, CompiledPolicies, CompiledRule, IPPeers
+from analyzer.policy.compile import (
+    AllPeers,
+    CompiledPolicies,
+    CompiledRule,
+    EntityPeers,
+    IPPeers,
+)
 
 __all__ = [
     "Breadth",
@@ -31,6 +37,7 @@ __all__ = [
 ]
 
 _PEER = {"ingress": "src", "egress": "dst"}
+_WORLD_ENTITIES = frozenset({"world", "all", "world-ipv4", "world-ipv6"})
 
 
 def rule_key(policy: str, direction: str, index: int) -> str:
@@ -163,9 +170,10 @@ def breadth(rule: CompiledRule, universe: Universe, mode: str) -> Breadth:
     pods = [p for p in universe.pods if rule.peer_matches(p, mode)]
     workloads = tuple(sorted({p.workload_key for p in pods}))
     namespaces = tuple(sorted({p.namespace for p in pods}))
-    any_address = any(isinstance(m, AllPeers) for m in rule.peers) or any(
-        isinstance(m, IPPeers) and m.ranges and any(lo == _zero(v) and hi == _top(v)
-                                                    for v, lo, hi in m.ranges)
+    any_address = any(
+        isinstance(m, AllPeers)
+        or (isinstance(m, EntityPeers) and bool(m.entities & _WORLD_ENTITIES))
+        or (isinstance(m, IPPeers) and any(lo == 0 and hi == _top(v) for v, lo, hi in m.ranges))
         for m in rule.peers
     )
     addresses = any_address or any(isinstance(m, IPPeers) for m in rule.peers)
@@ -201,10 +209,6 @@ def describe_breadth(b: Breadth, ports: str, usage: RuleUsage | None) -> str:
         f"{text}; {len(peers)} peer(s) used it ({shown}) on {', '.join(usage.ports[:6])}"
         + (" ..." if len(usage.ports) > 6 else "")
     )
-
-
-def _zero(version: int) -> int:
-    return 0
 
 
 def _top(version: int) -> int:
