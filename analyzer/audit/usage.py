@@ -190,16 +190,16 @@ def breadth(rule: CompiledRule, universe: Universe, mode: str) -> Breadth:
 
 def describe_breadth(b: Breadth, ports: str, usage: RuleUsage | None) -> str:
     """``admits every pod of 6 namespaces on all ports; 1 workload used TCP 9090``."""
+    parts = []
     if b.all_namespaces:
-        admitted = f"every pod of {b.known_namespaces} namespaces ({len(b.workloads)} workloads)"
+        parts.append(f"every pod of {b.known_namespaces} namespaces ({len(b.workloads)} workloads)")
     elif b.workloads:
-        admitted = f"{len(b.workloads)} workload(s) in {len(b.namespaces)} namespace(s)"
-    else:
-        admitted = "no known workload"
+        parts.append(f"{len(b.workloads)} workload(s) in {len(b.namespaces)} namespace(s)")
     if b.any_address:
-        admitted += " and any IP address"
+        parts.append("any IP address")
     elif b.addresses:
-        admitted += " and an address range"
+        parts.append("an address range")
+    admitted = " and ".join(parts) or "no known workload"
     text = f"admits {admitted} on {ports}"
     if usage is None or usage.stat.hits == 0:
         return text + "; nothing used it in the window"
