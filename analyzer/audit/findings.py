@@ -2,14 +2,17 @@
 
 Severity policy (docs/audit.md explains it to users):
 
-* ``high``: observed traffic a rollout would break (``would-break``), ingress from anywhere on
-  the internet (``0.0.0.0/0``/``::/0`` or a peer-less ``from``), egress restricted without DNS.
-* ``medium``: broad rules that admit far more than the traffic uses, policies that select no
-  observed pod, namespaces with no default-deny for ingress, allowed edges the anomaly
-  detector flags.
-* ``low``: unused rules, redundant rules, TCP-53-only DNS gaps, missing egress default-deny,
-  mildly broad rules (namespace-only peers, wide port ranges).
-* ``info``: context a reviewer may want (already-dropped traffic that stays denied).
+* ``high``: observed traffic a rollout would break (``would-break`` of connections that went
+  through), ingress from anywhere (``0.0.0.0/0``/``::/0``, no ``from``, world entities),
+  egress restricted without DNS on UDP 53.
+* ``medium``: every-namespace peers, large address ranges, egress to anywhere, broad rules
+  nothing used, policies that select no known pod, namespaces where nothing isolates ingress,
+  pods left open to ingress, allowed edges the anomaly detector flags.
+* ``low``: unused rules, redundant rules, TCP-53-only DNS gaps, namespaces where nothing
+  isolates egress, mildly broad rules (namespace-only peers, ``podSelector: {}``, all ports,
+  wide port ranges, empirically broad), already-dropped traffic the policies keep denying.
+* ``info``: context: denials of traffic the anomaly detector flags (probably intended),
+  system namespaces left open, partial isolation without a default-deny for egress.
 """
 
 from __future__ import annotations
