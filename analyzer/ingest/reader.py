@@ -30,7 +30,7 @@ from analyzer.ingest._io import (
 )
 from analyzer.ingest._jsonstream import BAD, iter_json_values
 from analyzer.ingest.report import SkipReport
-from analyzer.schema import INGEST_ID
+from analyzer.schema import DST_LABELS, INGEST_ID, SRC_LABELS
 
 __all__ = ["FlowReader", "DEFAULT_BATCH_ROWS", "empty_result_error"]
 
@@ -63,6 +63,7 @@ class FlowReader:
         self.ingest_id = ingest_id
         self.report = SkipReport()
         self.rows = 0
+        self.unlabelled = 0
         self.stream: InputStream = open_input(path, hashing=hash_content)
         try:
             head = self._peek()
@@ -106,6 +107,12 @@ class FlowReader:
             yield from self._line_batches()
         if self.stream.damage:
             self.report.warn(f"{self.stream.damage}")
+        if self.unlabelled:
+            self.report.warn(
+                f"{self.unlabelled} flows carry no endpoint labels (a field-masked export?): "
+                "policies are built from label identities, so include source.labels and "
+                "destination.labels in the export"
+            )
         if self.report.lost_events:
             self.report.warn(
                 f"{self.report.lost_events} events were lost by Hubble (lost_events records): "
@@ -114,6 +121,9 @@ class FlowReader:
 
     def _finish(self, raw: pl.DataFrame) -> pl.DataFrame:
         frame = self.spec.normalize(raw)
+        self.unlabelled += frame.select(
+            (pl.col(SRC_LABELS).is_null() & pl.col(DST_LABELS).is_null()).sum()
+        ).item()
         if self.ingest_id is not None:
             frame = frame.with_columns(pl.lit(self.ingest_id).alias(INGEST_ID))
         self.rows += frame.height
