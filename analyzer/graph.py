@@ -252,22 +252,30 @@ def load_graph(store: Path, namespaces: Iterable[str] | None = None) -> Identity
     flow_store = FlowStore.open(store)
     connections = derive_connections(flow_store.scan())
     warnings = list(connections.stats.warnings)
-    lost = _lost_events(flow_store)
-    if lost:
-        warnings.append(
-            f"{lost} events were lost by Hubble (ring buffer overflow): the graph is incomplete"
-        )
+    warnings.extend(_lost_events(flow_store))
     stats = replace(connections.stats, warnings=warnings)
     return build_graph(Connections(connections.frame, stats), namespaces=list(namespaces or ()))
 
 
-def _lost_events(store: object) -> int:
+def _lost_events(store: object) -> list[str]:
+    """Warnings about events Hubble lost, from the store's manifest (the graph is incomplete)."""
     try:
         entries = store.manifest()  # type: ignore[attr-defined]
     except Exception:  # the manifest is optional evidence here, never fatal
-        return 0
-    total = 0
+        return []
+    said: list[str] = []
+    records = 0
     for entry in entries:
-        value = getattr(entry, "lost_events", 0)
-        total += value if isinstance(value, int) else 0
-    return total
+        for text in getattr(entry, "warnings", ()):
+            if "lost" in str(text) and f"{getattr(entry, 'path', '')}: {text}" not in said:
+                said.append(f"{getattr(entry, 'path', '')}: {text}")
+        for skip in getattr(entry, "skipped", ()):
+            if "lost_events" in str(getattr(skip, "reason", "")):
+                count = getattr(skip, "count", 0)
+                records += count if isinstance(count, int) else 0
+    if records and not said:
+        said.append(
+            f"the inputs hold {records} lost-events records (Hubble's ring buffer overflowed): "
+            "the graph may be incomplete"
+        )
+    return said

@@ -151,3 +151,19 @@ def test_graph_rejects_jsonl(hostile_store: Path):
     result = runner.invoke(app, ["graph", "--store", str(hostile_store), "-o", "jsonl"])
     assert result.exit_code == 2
     assert "table, json or dot" in result.stderr
+
+
+def test_graph_warns_about_lost_events(tmp_path: Path):
+    api = {"ip": "10.0.0.2", "namespace": "shop", "pod_name": "api-1", "labels": ["k8s:app=api"]}
+    web = {"ip": "10.0.0.1", "namespace": "shop", "pod_name": "web-1", "labels": ["k8s:app=web"]}
+    lost = {
+        "lost_events": {"source": "HUBBLE_RING_BUFFER", "num_events_lost": "17", "cpu": 1},
+        "node_name": "node-1",
+        "time": "2024-01-01T00:00:00Z",
+    }
+    flows = tmp_path / "flows.json"
+    flows.write_text(_flow("2024-01-01T00:00:00Z", web, api, 40000, 80) + "\n" + json.dumps(lost))
+    ingest(tmp_path / "store", [str(flows)])
+    result = runner.invoke(app, ["graph", "--store", str(tmp_path / "store")])
+    assert result.exit_code == 0
+    assert "17" in result.stderr and "lost" in result.stderr
