@@ -7,7 +7,7 @@ look up.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 import polars as pl
@@ -71,6 +71,9 @@ class Universe:
 
     pods: tuple[Pod, ...]
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
+    # Pods grouped by what selectors can see (namespace, labels, namespace labels): matching
+    # is done once per identity, not once per pod.
+    identities: tuple[tuple[Pod, tuple[Pod, ...]], ...] = ()
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         ns = self.namespaces.get(namespace)
@@ -82,8 +85,15 @@ class Universe:
 
     def selected_by(self, policy: CompiledPolicy, *, observed_only: bool = False) -> list[Pod]:
         """Pods the policy selects (its subject), as the policy engine decides."""
-        pods = self.observed_pods if observed_only else self.pods
-        return [p for p in pods if policy.selects(p.namespace, p.labels, p.namespace_labels)]
+        out: list[Pod] = []
+        for rep, members in self.identities:
+            if policy.selects(rep.namespace, rep.labels, rep.namespace_labels):
+                out.extend(p for p in members if p.observed or not observed_only)
+        return out
+
+    def matching(self, predicate: Callable[[Pod], bool]) -> list[Pod]:
+        """Pods for which ``predicate`` (judged on one pod per identity) holds."""
+        return [p for rep, members in self.identities if predicate(rep) for p in members]
 
 
 def build_universe(conns: pl.DataFrame, inventory: Inventory | None = None) -> Universe:
@@ -140,7 +150,16 @@ def build_universe(conns: pl.DataFrame, inventory: Inventory | None = None) -> U
     final = tuple(
         replace(pod, namespace_labels=namespaces[pod.namespace].labels) for pod in pods.values()
     )
-    return Universe(pods=final, namespaces=namespaces)
+    grouped: dict[tuple[object, ...], list[Pod]] = {}
+    for pod in final:
+        key = (
+            pod.namespace,
+            tuple(sorted(pod.labels.items())),
+            tuple(sorted(pod.namespace_labels.items())),
+        )
+        grouped.setdefault(key, []).append(pod)
+    identities = tuple((members[0], tuple(members)) for members in grouped.values())
+    return Universe(pods=final, namespaces=namespaces, identities=identities)
 
 
 def _add_inventory(

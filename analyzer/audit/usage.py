@@ -167,7 +167,11 @@ class Breadth:
 
 def breadth(rule: CompiledRule, universe: Universe, mode: str) -> Breadth:
     """The known workloads (and whether any outside address) ``rule`` admits as a peer."""
-    pods = [p for p in universe.pods if rule.peer_matches(p, mode)]
+    if any(isinstance(m, IPPeers) for m in rule.peers):
+        # ipBlocks may match pods by address, which identities do not group by.
+        pods = [p for p in universe.pods if rule.peer_matches(p, mode)]
+    else:
+        pods = universe.matching(lambda p: rule.peer_matches(p, mode))
     workloads = tuple(sorted({p.workload_key for p in pods}))
     namespaces = tuple(sorted({p.namespace for p in pods}))
     any_address = any(
