@@ -226,8 +226,15 @@ def _types(spec: dict[str, Any]) -> list[str]:
     return list(spec.get("policyTypes") or (["Ingress"] + (["Egress"] if "egress" in spec else [])))
 
 
-def rule_hits(scenario: Scenario, path: TrafficPath) -> tuple[bool, list[str]]:
+_Specs = list[tuple[str, str, dict[str, Any]]]
+
+
+def rule_hits(
+    scenario: Scenario, path: TrafficPath, specs: _Specs | None = None
+) -> tuple[bool, list[str]]:
     """Whether the policy set allows ``path``, and the rules (``ns/name#ingress[i]``) used."""
+    if specs is None:
+        specs = _specs(scenario)
     hits: list[str] = []
     allowed = True
     for direction, subject, peer, peer_key, rules_key in (
@@ -238,7 +245,7 @@ def rule_hits(scenario: Scenario, path: TrafficPath) -> tuple[bool, list[str]]:
         if w is None:
             continue
         selecting = [
-            (ns, name, spec) for ns, name, spec in _specs(scenario)
+            (ns, name, spec) for ns, name, spec in specs
             if ns == w.namespace and direction in _types(spec)
             and _selects(spec.get("podSelector") or None, w.labels)
         ]  # fmt: skip
@@ -262,15 +269,20 @@ def rule_hits(scenario: Scenario, path: TrafficPath) -> tuple[bool, list[str]]:
 
 def blocked_paths(scenario: Scenario) -> list[TrafficPath]:
     """Legitimate paths the existing policies, all applied, would deny."""
-    return [p for p in scenario.legit_paths if not rule_hits(scenario, p)[0]]
+    specs = _specs(scenario)
+    return [p for p in scenario.legit_paths if not rule_hits(scenario, p, specs)[0]]
 
 
 def policies_truth(scenario: Scenario) -> dict[str, Any]:
     """Every planted problem with its category, plus the rules that must not be flagged."""
-    blocked = blocked_paths(scenario)
+    specs = _specs(scenario)
+    blocked = []
     used: set[str] = set()
     for p in scenario.legit_paths:
-        used.update(rule_hits(scenario, p)[1])
+        allowed, hits = rule_hits(scenario, p, specs)
+        used.update(hits)
+        if not allowed:
+            blocked.append(p)
     dns_blocked = [p.id for p in blocked if p.port == 53 and p.dst.workload is not None
                    and p.dst.workload.name == "coredns"]  # fmt: skip
     other_blocked = [p.id for p in blocked if p.id not in dns_blocked]
@@ -298,7 +310,7 @@ def policies_truth(scenario: Scenario) -> dict[str, Any]:
          "breaks": other_blocked,
          "detail": "traefik egress allows only the frontends: observed traefik -> backends break"},
     ]  # fmt: skip
-    problems += _no_default_deny(scenario)
+    problems += _no_default_deny(scenario, specs)
     clean = [
         {"policy": "develop/allow-backend-ingress", "rules": ["ingress[0]", "ingress[1]"],
          "detail": "the seed's contract: tight, every rule used"},
@@ -320,17 +332,16 @@ def policies_truth(scenario: Scenario) -> dict[str, Any]:
         "clean": clean,
         "used_rules": sorted(used),
         "attack_paths_denied": [
-            p.id for p in scenario.attack_paths if not rule_hits(scenario, p)[0]
+            p.id for p in scenario.attack_paths if not rule_hits(scenario, p, specs)[0]
         ],
     }
 
 
-def _no_default_deny(scenario: Scenario) -> list[dict[str, Any]]:
-    specs = _specs(scenario)
+def _no_default_deny(scenario: Scenario, specs: _Specs) -> list[dict[str, Any]]:
     out = []
+    populated = {w.namespace for w in scenario.workloads}
     for ns in scenario.namespaces:
-        pods = [w for w in scenario.workloads if w.namespace == ns.name]
-        if not pods:
+        if ns.name not in populated:
             continue
         for direction in ("Ingress", "Egress"):
             has = any(

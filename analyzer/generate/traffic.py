@@ -117,15 +117,16 @@ def legit_paths(
             add(_HOST, Endpoint("pod", w), "TCP", w.probe_port, 360 * len(w.pods), "kubelet probe")
 
     coredns = pod("kube-system/coredns")
-    app = list(paths)
+    by_src: dict[str, list[TrafficPath]] = {}
+    for p in paths:
+        if p.src.workload is not None:
+            by_src.setdefault(p.src.workload.key, []).append(p)
     for w in workloads:
         if w.key == "kube-system/coredns":
             continue
         names: list[str] = []
         out_rate = 0.0
-        for p in app:
-            if p.src.workload is not w:
-                continue
+        for p in by_src.get(w.key, []):
             out_rate += p.rate
             if p.dst.workload is not None:
                 names.append(_svc_name(p.dst.workload))
