@@ -39,6 +39,7 @@ _OCTET = r"(0|[1-9]\d{0,2})"
 _V4 = rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$"
 _LIST_COLS = ("labels", "namespace_labels")
 _STR_COLS = ("namespace", "pod", "ip", "entity", "node")
+_EP = ("namespace", "pod", "ip", "labels", "namespace_labels", "entity", "node")
 
 
 def parse_labels(items: list[str] | None) -> dict[str, str]:
@@ -67,8 +68,11 @@ def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(add) if add else frame
 
 
-def _overlay_inventory(frame: pl.DataFrame, inventory: Inventory) -> pl.DataFrame:
-    """Inventory labels, namespace labels, node and named ports win over the flow's."""
+def _overlay_inventory(ep: pl.DataFrame, inventory: Inventory, s: str) -> pl.DataFrame:
+    """Inventory labels, namespace labels, node and named ports win over the flow's.
+
+    ``ep`` is one side's endpoint table (columns ``{s}_namespace``, ``{s}_pod``, ...).
+    """
     pods = list(inventory.pods.values())
     by_ip = {ip: p for p in pods if not p.host_network for ip in p.ips}
     pod_rows = pl.DataFrame(
@@ -104,46 +108,41 @@ def _overlay_inventory(frame: pl.DataFrame, inventory: Inventory) -> pl.DataFram
         },
         schema={"_ip": pl.String, "_ipns": pl.String, "_ippod": pl.String},
     )
-    for side in _SIDES:
-        s = side
-        # A pod known only by its IP (e.g. Calico aggregates) gets its name from the inventory.
-        frame = (
-            frame.join(ip_rows, left_on=f"{s}_ip", right_on="_ip", how="left")
-            .with_columns(
-                pl.when(pl.col(f"{s}_pod").is_null() & pl.col("_ippod").is_not_null())
-                .then(pl.col("_ipns"))
-                .otherwise(pl.col(f"{s}_namespace"))
-                .alias(f"{s}_namespace"),
-                pl.coalesce(f"{s}_pod", "_ippod").alias(f"{s}_pod"),
-                pl.when(pl.col("_ippod").is_not_null() & pl.col(f"{s}_pod").is_null())
-                .then(pl.lit("pod"))
-                .otherwise(pl.col(f"{s}_entity"))
-                .alias(f"{s}_entity"),
-            )
-            .drop("_ipns", "_ippod")
+    # A pod known only by its IP (e.g. Calico aggregates) gets its name from the inventory.
+    by_ip_only = pl.col(f"{s}_pod").is_null() & pl.col("_ippod").is_not_null()
+    ep = (
+        ep.join(ip_rows, left_on=f"{s}_ip", right_on="_ip", how="left")
+        .with_columns(
+            pl.when(by_ip_only)
+            .then(pl.col("_ipns"))
+            .otherwise(pl.col(f"{s}_namespace"))
+            .alias(f"{s}_namespace"),
+            pl.when(by_ip_only)
+            .then(pl.lit("pod"))
+            .otherwise(pl.col(f"{s}_entity"))
+            .alias(f"{s}_entity"),
+            pl.coalesce(f"{s}_pod", "_ippod").alias(f"{s}_pod"),
         )
-        frame = (
-            frame.join(
-                pod_rows,
-                left_on=[f"{s}_namespace", f"{s}_pod"],
-                right_on=["_ns", "_pod"],
-                how="left",
-            )
-            .with_columns(
-                pl.coalesce("_labels", f"{s}_labels").alias(f"{s}_labels"),
-                pl.coalesce(f"{s}_node", "_node").alias(f"{s}_node"),
-                pl.coalesce("_ports", pl.lit("")).alias(f"_{s}_ports"),
-            )
-            .drop("_labels", "_node", "_ports")
+        .drop("_ipns", "_ippod")
+    )
+    ep = (
+        ep.join(
+            pod_rows, left_on=[f"{s}_namespace", f"{s}_pod"], right_on=["_ns", "_pod"], how="left"
         )
-        frame = (
-            frame.join(ns_rows, left_on=f"{s}_namespace", right_on="_ns", how="left")
-            .with_columns(
-                pl.coalesce("_nslabels", f"{s}_namespace_labels").alias(f"{s}_namespace_labels")
-            )
-            .drop("_nslabels")
+        .with_columns(
+            pl.coalesce("_labels", f"{s}_labels").alias(f"{s}_labels"),
+            pl.coalesce(f"{s}_node", "_node").alias(f"{s}_node"),
+            pl.coalesce("_ports", pl.lit("")).alias("_ports"),
         )
-    return frame
+        .drop("_labels", "_node")
+    )
+    return (
+        ep.join(ns_rows, left_on=f"{s}_namespace", right_on="_ns", how="left")
+        .with_columns(
+            pl.coalesce("_nslabels", f"{s}_namespace_labels").alias(f"{s}_namespace_labels")
+        )
+        .drop("_nslabels")
+    )
 
 
 def _ports_key(ports: Mapping[str, tuple[tuple[int, str], ...]]) -> str:
@@ -211,6 +210,53 @@ def _side_blocks(compiled: CompiledPolicies, direction: str) -> tuple[IPPeers, .
     return tuple(found)
 
 
+def _endpoints(
+    work: pl.DataFrame,
+    s: str,
+    compiled: CompiledPolicies,
+    inventory: Inventory | None,
+) -> pl.DataFrame:
+    """One side's distinct endpoints with their identity key (``_ident``) and display name."""
+    ep = work.select(*(f"{s}_{c}" for c in _EP), f"_{s}_eid").unique(subset=f"_{s}_eid")
+    if inventory is not None:
+        ep = _overlay_inventory(ep, inventory, s)
+    else:
+        ep = ep.with_columns(pl.lit("").alias("_ports"))
+    if s == "src":
+        ep = ep.with_columns(pl.lit("").alias("_ports"))  # named ports live on the destination
+    is_pod = (pl.col(f"{s}_entity") == "pod") | (
+        pl.col(f"{s}_entity").is_null() & pl.col(f"{s}_namespace").is_not_null()
+    )
+    ep = ep.with_columns(
+        pl.when(is_pod).then(pl.lit("pod")).otherwise(pl.lit("ip")).alias("_kind"),
+        _display(s).alias("_disp"),
+    )
+    # ipBlocks of ingress rules judge the source, those of egress rules the destination.
+    blocks = _side_blocks(compiled, INGRESS if s == "src" else EGRESS)
+    if blocks:
+        ips = ep[f"{s}_ip"].drop_nulls().unique().to_list()
+        classes = pl.DataFrame(
+            {"_ip": ips, "_ipclass": _ip_classes(ips, blocks)},
+            schema={"_ip": pl.String, "_ipclass": pl.String},
+        )
+        ep = ep.join(classes, left_on=f"{s}_ip", right_on="_ip", how="left")
+    else:
+        ep = ep.with_columns(pl.lit("").alias("_ipclass"))
+    pod = pl.col("_kind") == "pod"
+    parts = [
+        pl.col("_kind"),
+        pl.when(pod).then(pl.col(f"{s}_namespace")),
+        pl.when(pod).then(pl.col(f"{s}_labels").list.join("\x1f")),
+        pl.when(pod).then(pl.col(f"{s}_namespace_labels").list.join("\x1f")),
+        pl.col(f"{s}_entity"),
+        pl.col("_ipclass"),
+        pl.col("_ports"),
+    ]
+    return ep.with_columns(
+        pl.concat_str([p.fill_null("\x00") for p in parts], separator="\x1e").alias("_ident")
+    )
+
+
 def evaluate_frame(
     compiled: CompiledPolicies, frame: pl.DataFrame, inventory: Inventory | None = None
 ) -> pl.DataFrame:
@@ -219,69 +265,53 @@ def evaluate_frame(
     ``frame`` has the connection columns of docs/architecture.md (``src_namespace``,
     ``src_pod``, ``src_labels``, ``src_namespace_labels``, ``src_ip``, ``src_entity``,
     ``src_node``, the same for ``dst``, ``protocol``, ``dst_port``); missing ones count as null.
+    Rows keep their order and their original columns.
     """
     original = frame.columns
-    work = _prepare(frame).with_row_index("_row")
-    if inventory is not None:
-        work = _overlay_inventory(work, inventory)
-    else:
-        work = work.with_columns(pl.lit("").alias("_src_ports"), pl.lit("").alias("_dst_ports"))
-    keys: list[pl.Expr] = []
-    for s in _SIDES:
-        is_pod = (pl.col(f"{s}_entity") == "pod") | (
-            pl.col(f"{s}_entity").is_null() & pl.col(f"{s}_namespace").is_not_null()
-        )
-        keys += [
-            pl.when(is_pod).then(pl.lit("pod")).otherwise(pl.lit("ip")).alias(f"_k_{s}_kind"),
-            pl.when(is_pod).then(pl.col(f"{s}_namespace")).alias(f"_k_{s}_ns"),
-            pl.when(is_pod).then(pl.col(f"{s}_labels").list.join("\x1f")).alias(f"_k_{s}_labels"),
-            pl.when(is_pod)
-            .then(pl.col(f"{s}_namespace_labels").list.join("\x1f"))
-            .alias(f"_k_{s}_nslabels"),
-            pl.col(f"{s}_entity").alias(f"_k_{s}_entity"),
-        ]
-    # The node matters only for host -> pod (exemption on the pod's own node).
-    host_src = pl.col("src_entity") == "host"
-    keys += [
-        pl.when(host_src).then(pl.col("src_node")).alias("_k_src_node"),
-        pl.when(host_src).then(pl.col("dst_node")).alias("_k_dst_node"),
-        pl.col("_dst_ports").alias("_k_dst_ports"),
-        pl.col("protocol").str.to_uppercase().alias("_k_protocol"),
-    ]
-    work = work.with_columns(keys)
-    work = _port_classes(compiled, work, inventory)
-    for s, direction in (("src", INGRESS), ("dst", EGRESS)):
-        blocks = _side_blocks(compiled, direction)
-        if not blocks:
-            work = work.with_columns(pl.lit("").alias(f"_k_{s}_ipclass"))
-            continue
-        ips = work[f"{s}_ip"].drop_nulls().unique().to_list()
-        classes = pl.DataFrame(
-            {"_ip": ips, "_class": _ip_classes(ips, blocks)},
-            schema={"_ip": pl.String, "_class": pl.String},
-        )
-        work = work.join(classes, left_on=f"{s}_ip", right_on="_ip", how="left").rename(
-            {"_class": f"_k_{s}_ipclass"}
-        )
-    key_cols = [c for c in work.columns if c.startswith("_k_")]
-    edges = work.group_by(key_cols).agg(
-        pl.col("src_ip").first().alias("_src_ip"),
-        pl.col("dst_ip").first().alias("_dst_ip"),
-        pl.col("src_pod").first().alias("_src_pod"),
-        pl.col("dst_pod").first().alias("_dst_pod"),
-        pl.col("dst_port").first().cast(pl.Int64).alias("_port"),
+    # Endpoints are hashed to find the distinct ones; everything per endpoint (inventory
+    # overlay, address classes, identity) is then computed on that small table. A 64-bit
+    # collision between two endpoints of one frame is ~n^2/2^65: negligible.
+    work = _prepare(frame).with_columns(
+        pl.struct([f"{s}_{c}" for c in _EP]).hash(seed=7).alias(f"_{s}_eid") for s in _SIDES
     )
-    results = _evaluate_edges(compiled, edges.to_dicts())
+    endpoints = {s: _endpoints(work, s, compiled, inventory) for s in _SIDES}
+    for s in _SIDES:
+        ep = endpoints[s].select(
+            f"_{s}_eid",
+            pl.col("_ident").alias(f"_k_{s}"),
+            pl.col(f"{s}_entity").alias(f"_{s}_ent"),
+            pl.col(f"{s}_node").alias(f"_{s}_nd"),
+            pl.col("_disp").alias(f"_{s}_disp"),
+        )
+        work = work.join(ep, on=f"_{s}_eid", how="left", maintain_order="left")
+    # The nodes matter only for host -> pod (exemption on the pod's own node).
+    host_src = pl.col("_src_ent") == "host"
+    work = work.with_columns(
+        pl.when(host_src).then(pl.col("_src_nd")).alias("_k_src_node"),
+        pl.when(host_src).then(pl.col("_dst_nd")).alias("_k_dst_node"),
+        pl.col("protocol").str.to_uppercase().alias("_k_protocol"),
+    )
+    work = _port_classes(compiled, work, inventory)
+    key_cols = ["_k_src", "_k_dst", "_k_src_node", "_k_dst_node", "_k_protocol", "_k_port"]
+    edges = work.group_by(key_cols).agg(pl.col("dst_port").first().cast(pl.Int64).alias("_port"))
+    reps = {
+        s: {
+            row["_ident"]: row
+            for row in endpoints[s].unique(subset="_ident", keep="first").iter_rows(named=True)
+        }
+        for s in _SIDES
+    }
+    results = _evaluate_edges(compiled, edges.to_dicts(), reps)
     edges = pl.concat(
         [edges.select(key_cols), pl.DataFrame(results, schema=_RESULT_SCHEMA, orient="row")],
         how="horizontal",
     )
-    out = work.join(edges, on=key_cols, how="left", nulls_equal=True).sort("_row")
+    out = work.join(edges, on=key_cols, how="left", nulls_equal=True, maintain_order="left")
     # Reasons were written once per edge with placeholders; each row gets its own names.
     out = out.with_columns(
         pl.col("reason")
-        .str.replace_all(_SRC, _display("src"), literal=True)
-        .str.replace_all(_DST, _display("dst"), literal=True)
+        .str.replace_all(_SRC, pl.col("_src_disp"), literal=True)
+        .str.replace_all(_DST, pl.col("_dst_disp"), literal=True)
         .str.replace_all(_PORT, pl.col("dst_port").cast(pl.String).fill_null("-"), literal=True)
     )
     return out.select([*original, *RESULT_COLUMNS])
@@ -341,6 +371,7 @@ def _port_classes(
             right_on=["_k_protocol", "dst_port"],
             how="left",
             nulls_equal=True,
+            maintain_order="left",
         )
         .drop("_port_i64")
     )
@@ -356,36 +387,28 @@ _RESULT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 }
 
 
-def _peer(row: dict[str, Any], s: str) -> Peer:
-    kind = row[f"_k_{s}_kind"]
-    if kind == "pod":
-        labels = dict(
-            i.partition("=")[::2] for i in (row[f"_k_{s}_labels"] or "").split("\x1f") if i
-        )
-        ns_labels = dict(
-            i.partition("=")[::2] for i in (row[f"_k_{s}_nslabels"] or "").split("\x1f") if i
-        )
+def _peer(ep: dict[str, Any], s: str, node: str | None) -> Peer:
+    label = _SRC if s == "src" else _DST
+    if ep["_kind"] == "pod":
         return Peer(
             kind="pod",
-            namespace=row[f"_k_{s}_ns"],
-            labels=labels,
-            namespace_labels=ns_labels,
-            ip=row[f"_{s}_ip"],
-            node=row[f"_k_{s}_node"],
-            label=_SRC if s == "src" else _DST,
-            ports=_ports_from_key(row["_k_dst_ports"]) if s == "dst" else {},
+            namespace=ep[f"{s}_namespace"],
+            labels=parse_labels(ep[f"{s}_labels"]),
+            namespace_labels=parse_labels(ep[f"{s}_namespace_labels"]),
+            ip=ep[f"{s}_ip"],
+            node=node,
+            label=label,
+            ports=_ports_from_key(ep["_ports"]),
         )
     return Peer(
-        kind="ip",
-        ip=row[f"_{s}_ip"],
-        entity=row[f"_k_{s}_entity"] or "world",
-        node=row[f"_k_{s}_node"],
-        label=_SRC if s == "src" else _DST,
+        kind="ip", ip=ep[f"{s}_ip"], entity=ep[f"{s}_entity"] or "world", node=node, label=label
     )
 
 
 def _evaluate_edges(
-    compiled: CompiledPolicies, rows: list[dict[str, Any]]
+    compiled: CompiledPolicies,
+    rows: list[dict[str, Any]],
+    reps: dict[str, dict[str, dict[str, Any]]],
 ) -> list[tuple[Any, ...]]:
     # Selection depends only on the subject's identity: cache it across edges.
     selected: dict[tuple[Any, ...], tuple[CompiledPolicy, ...]] = {}
@@ -403,7 +426,8 @@ def _evaluate_edges(
 
     out: list[tuple[Any, ...]] = []
     for row in rows:
-        src, dst = _peer(row, "src"), _peer(row, "dst")
+        src = _peer(reps["src"][row["_k_src"]], "src", row["_k_src_node"])
+        dst = _peer(reps["dst"][row["_k_dst"]], "dst", row["_k_dst_node"])
         port, protocol = row["_port"], row["_k_protocol"] or "TCP"
         eg = evaluate_direction(
             compiled,

@@ -219,3 +219,50 @@ def test_explain_pod_from_inventory_and_bad_peer(tmp_path: Path) -> None:
     result = runner.invoke(app, [*base, "--from", "dev/nope", "--to", "prod/db", "--port", "1"])
     assert result.exit_code == 2
     assert "dev/nope is not in the inventory or the flow store" in result.stderr
+
+
+def test_simulate_and_explain_from_the_store(tmp_path: Path) -> None:
+    from analyzer.store import ingest
+
+    case = next(c for c in CASES if c["id"] == "and-peer")
+    by_flows = _simulate(tmp_path, case)
+    store = tmp_path / "store"
+    ingest(store, [str(tmp_path / "flows.json")])
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--policies",
+            str(tmp_path / "policies.yaml"),
+            "--store",
+            str(store),
+            "-o",
+            "jsonl",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    from_store = {
+        (r["src"], r["dst"], r["port"], r["protocol"]): r["allowed"]
+        for r in map(json.loads, result.stdout.splitlines())
+    }
+    assert from_store == {k: v["allowed"] for k, v in by_flows.items()}
+    # explain finds pods by name in the store when there is no inventory.
+    result = runner.invoke(
+        app,
+        [
+            "explain",
+            "--policies",
+            str(tmp_path / "policies.yaml"),
+            "--store",
+            str(store),
+            "--from",
+            "dev/debug",
+            "--to",
+            "prod/db",
+            "--port",
+            "5432",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("DENIED: dev/debug -> prod/db TCP 5432")
+    assert "but the source's namespace dev has no purpose label" in result.stdout
