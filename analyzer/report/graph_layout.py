@@ -37,6 +37,7 @@ BOX_GAP = 22
 COL_GAP = 160
 MARGIN = 20
 MAX_COLUMN_H = 1300
+MAX_COLUMNS = 5
 LABEL_CHARS = 33
 PORT_CHARS = 26
 
@@ -187,6 +188,11 @@ def layout_graph(graph: GraphModel) -> Layout:
         members[ns_of[key]].append(key)
     namespaces = sorted(members)
     rank = _namespace_ranks(namespaces, edges, ns_of)
+    deepest = max(rank.values(), default=0)
+    if deepest >= MAX_COLUMNS:
+        # Long chains of namespaces would make a wide, flat strip: fold ranks into a few
+        # columns (order kept), so neighbours in the chain share a column instead.
+        rank = {ns: r * (MAX_COLUMNS - 1) // deepest for ns, r in rank.items()}
 
     clients: dict[str, list[str]] = defaultdict(list)
     for e in edges:

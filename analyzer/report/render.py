@@ -35,6 +35,9 @@ from analyzer.report.model import SEVERITIES, ReportModel
 
 __all__ = ["render_report", "unified_diff", "csp_policy"]
 
+# Above this many arrows, port labels start by hidden (a checkbox shows them; tooltips keep them).
+PORT_LABEL_LIMIT = 120
+
 
 @cache
 def _environment() -> jinja2.Environment:
@@ -169,4 +172,5 @@ def render_report(model: ReportModel) -> str:
         main_js=Markup(main_js),
         data_json=_script_json(_script_data(model, edges)),
         severities=SEVERITIES,
+        port_label_limit=PORT_LABEL_LIMIT,
     )

@@ -74,6 +74,13 @@
       select.addEventListener("change", function () { applyFilter(data, select.value); });
       applyFilter(data, select.value);
     }
+    var ports = document.getElementById("show-ports");
+    var svg = document.querySelector("svg.graph");
+    if (ports && svg) {
+      ports.addEventListener("change", function () {
+        svg.classList.toggle("hide-ports", !ports.checked);
+      });
+    }
     root.setAttribute("data-ready", "1");
   } catch (exc) {
     record("exception: " + String(exc));

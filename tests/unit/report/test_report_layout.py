@@ -85,3 +85,14 @@ def test_long_labels_are_shortened() -> None:
     node = GraphNode("pod:x:y", "x", "app=" + "z" * 100)
     layout = layout_graph(GraphModel((node,), ()))
     assert layout.nodes[0].text.endswith("…") and len(layout.nodes[0].text) <= 33
+
+
+def test_long_namespace_chains_fold_into_few_columns() -> None:
+    nodes = tuple(GraphNode(f"pod:ns{i:02d}:a", f"ns{i:02d}", "a") for i in range(12))
+    edges = tuple(
+        GraphEdge(f"pod:ns{i:02d}:a", f"pod:ns{i + 1:02d}:a", ("TCP/80",)) for i in range(11)
+    )
+    layout = layout_graph(GraphModel(nodes, edges))
+    xs = {b.namespace: b.x for b in layout.boxes}
+    assert len(set(xs.values())) <= 5
+    assert [xs[f"ns{i:02d}"] for i in range(12)] == sorted(xs[f"ns{i:02d}"] for i in range(12))

@@ -8,7 +8,7 @@ import json
 import re
 from html.parser import HTMLParser
 
-from report_samples import HOSTILE
+from report_samples import HOSTILE, hostile_model
 
 from analyzer.report.model import ReportModel, Summary
 from analyzer.report.render import render_report, unified_diff
@@ -171,3 +171,16 @@ def test_unified_diff() -> None:
     diff = unified_diff("a\nb\n", "a\nc", before_name="existing", after_name="recommended")
     assert diff.splitlines()[:2] == ["--- existing", "+++ recommended"]
     assert "-b" in diff.splitlines() and "+c" in diff.splitlines()
+
+
+def test_port_labels_start_hidden_on_crowded_graphs() -> None:
+    small = _parse(render_report(hostile_model()))
+    big = _parse(render_report(hostile_model(nodes_per_ns=30, namespaces=6)))
+
+    def state(page: _Page) -> tuple[str, bool]:
+        svg = next(a for t, a in page.tags if t == "svg")
+        box = next(a for t, a in page.tags if t == "input" and a.get("id") == "show-ports")
+        return svg.get("class") or "", "checked" in box
+
+    assert state(small) == ("graph", True)
+    assert state(big) == ("graph hide-ports", False)
