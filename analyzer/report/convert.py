@@ -236,7 +236,10 @@ def anomaly_rows(flagged: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[AnomalyR
             port_text(r["protocol"], r["dst_port"]),
             int(r.get("connections") or 0),
             float(r.get("score") or 0.0),
-            tuple(str(x) for x in (r.get("reasons") or ())),
+            tuple(
+                ([f"rule: {r['rule']}"] if r.get("rule") else [])
+                + [str(x) for x in (r.get("reasons") or ())]
+            ),
         )
         for r in rows.iter_rows(named=True)
     )
