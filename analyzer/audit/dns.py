@@ -69,6 +69,21 @@ def dns_findings(
 ) -> list[Finding]:
     """One ``missing-dns`` finding per egress-isolating policy whose pods cannot resolve names."""
     findings: list[Finding] = []
+    # Whether a pod resolves depends only on the pod (every policy selecting it counts), and
+    # many policies select the same pods: decide once per pod identity and protocol.
+    cache: dict[tuple[object, ...], bool] = {}
+
+    def resolves(subject: Peer, protocol: str) -> bool:
+        key = (
+            subject.namespace,
+            tuple(sorted(subject.labels.items())),
+            tuple(sorted(subject.namespace_labels.items())),
+            protocol,
+        )
+        if key not in cache:
+            cache[key] = _resolves(compiled, subject, targets, protocol)
+        return cache[key]
+
     for cp in compiled.policies:
         if cp.egress is None or (namespaces is not None and cp.namespace not in namespaces):
             continue
@@ -78,9 +93,9 @@ def dns_findings(
         no_udp: list[str] = []
         no_tcp: list[str] = []
         for name, subject in subjects.items():
-            if not _resolves(compiled, subject, targets, "UDP"):
+            if not resolves(subject, "UDP"):
                 no_udp.append(name)
-            if not _resolves(compiled, subject, targets, "TCP"):
+            if not resolves(subject, "TCP"):
                 no_tcp.append(name)
         if no_udp:
             findings.append(

@@ -199,12 +199,15 @@ def _redundant(
     pairs = {(c.policy.key, c.direction, c.index, c.by_policy.key, c.by_index) for c in covers}
     shadowing: dict[str, list[str]] = {}
     reported: set[str] = set()
+    broad_cache: dict[str, bool] = {}
     for c in sorted(covers, key=lambda c: (c.policy.key, c.direction, c.index, c.by_policy.key,
                                            c.by_index)):
         me = rule_key(c.policy.key, c.direction, c.index)
         by = rule_key(c.by_policy.key, c.direction, c.by_index)
-        rules_b = c.by_policy.ingress if c.direction == "ingress" else c.by_policy.egress
-        if rule_breadth(c.by_policy, c.direction, rules_b[c.by_index]):
+        if by not in broad_cache:
+            rules_b = c.by_policy.ingress if c.direction == "ingress" else c.by_policy.egress
+            broad_cache[by] = bool(rule_breadth(c.by_policy, c.direction, rules_b[c.by_index]))
+        if broad_cache[by]:
             # Covered by a broad rule: tightening the broad rule is the fix, not removing this.
             shadowing.setdefault(by, []).append(me)
             continue

@@ -10,6 +10,7 @@ Anything not provable this way is not reported.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -79,7 +80,13 @@ def find_covers(
 
 def rule_covered(a: Rule, b: Rule, own_ns_labels: Mapping[str, str]) -> bool:
     """Every peer and port of ``a`` is admitted by ``b`` (same subject assumed)."""
-    return _peers_covered(a, b, own_ns_labels) and ports_covered(a.ports, b.ports)
+    return _rule_covered(a, b, tuple(sorted(own_ns_labels.items())))
+
+
+@functools.lru_cache(maxsize=65536)
+def _rule_covered(a: Rule, b: Rule, own: tuple[tuple[str, str], ...]) -> bool:
+    # Policy sets repeat the same rules across policies; rules are hashable values.
+    return ports_covered(a.ports, b.ports) and _peers_covered(a, b, dict(own))
 
 
 def _peers_covered(a: Rule, b: Rule, own_ns_labels: Mapping[str, str]) -> bool:
@@ -142,6 +149,7 @@ def _namespaces_covered(a: PolicyPeer, b: PolicyPeer, own: Mapping[str, str]) ->
     return selector_subset(a.namespace_selector, b.namespace_selector)
 
 
+@functools.lru_cache(maxsize=65536)
 def selector_subset(a: LabelSelector, b: LabelSelector) -> bool:
     """Every label set ``a`` matches, ``b`` matches: each requirement of ``b`` is implied."""
     reqs_a = a.requirements()
