@@ -80,21 +80,28 @@ def make_probes(
         .select("dst_namespace", "dst_workload", "dst_port", "dst_entity")
         .drop_nulls()
         .unique()
-        .sort(["dst_namespace", "dst_workload", "dst_port"])
+        .with_columns(pl.col("dst_port").is_in(list(_DATABASE_PORTS)).not_().alias("_rank"))
+        .sort(["_rank", "dst_namespace", "dst_workload", "dst_port"])
         .to_dicts()
     )
-    for ns in sorted(set(namespaces)):
-        mine = verified.filter(
-            (pl.col("src_entity") == "pod")
-            & (pl.col("src_namespace") == ns)
-            & pl.col("protocol").is_in(["TCP", "UDP"])
-        ).with_columns(
-            # kubectl exec target: the Deployment when known, else the pod itself
-            pl.when(pl.col("src_workload").is_not_null())
-            .then(pl.lit("deploy/") + pl.col("src_workload"))
-            .otherwise(pl.lit("pod/") + pl.col("src_pod"))
-            .alias("src_workload")
-        ).filter(pl.col("src_workload").is_not_null())
+    wanted = sorted(set(namespaces))
+    by_ns = verified.filter(
+        (pl.col("src_entity") == "pod")
+        & pl.col("src_namespace").is_in(wanted)
+        & pl.col("protocol").is_in(["TCP", "UDP"])
+    ).with_columns(
+        # kubectl exec target: the Deployment when known, else the pod itself
+        pl.when(pl.col("src_workload").is_not_null())
+        .then(pl.lit("deploy/") + pl.col("src_workload"))
+        .otherwise(pl.lit("pod/") + pl.col("src_pod"))
+        .alias("src_workload")
+    ).filter(pl.col("src_workload").is_not_null()).partition_by(
+        "src_namespace", as_dict=True
+    )
+    for ns in wanted:
+        mine = by_ns.get((ns,))
+        if mine is None:
+            continue
         seen: set[tuple[str, str, str, int]] = set()
         positives: list[Probe] = []
         for row in mine.sort(["src_workload", "dst_namespace", "dst_port"]).iter_rows(named=True):
@@ -111,35 +118,33 @@ def make_probes(
                       f"observed {row['protocol']}/{key[3]} from {_bare(workload)} to {host}")
             )
         probes.extend(positives[:MAX_PER_NAMESPACE])
-        observed = {
+        observed: set[tuple[object, ...]] = {
             (r["src_workload"], r["dst_namespace"], r["dst_workload"], r["dst_port"])
             for r in mine.iter_rows(named=True)
         }
-        sources = sorted({k[0] for k in seen})
-        for workload in sources[:MAX_PER_NAMESPACE]:
-            # Prefer a target in another namespace (the seed's production-db:5432 probe).
-            candidates = sorted(
-                targets,
-                key=lambda t: (
-                    t["dst_namespace"] == ns,
-                    t["dst_port"] not in _DATABASE_PORTS,
-                    t["dst_workload"] == _bare(workload),
-                ),
-            )
-            for target in candidates:
-                key4 = (workload, target["dst_namespace"], target["dst_workload"],
-                        target["dst_port"])
-                if key4 in observed or target["dst_workload"] == _bare(workload):
-                    continue
-                host = _host(target, ns)
-                if host is None:
-                    continue
-                where = "another namespace" if target["dst_namespace"] != ns else "this namespace"
-                probes.append(
-                    Probe(ns, _command(ns, workload, host, "TCP", int(target["dst_port"])),
-                          "time out",
-                          f"never observed from {_bare(workload)}: {host}:{target['dst_port']} "
-                          f"({where})")
-                )
-                break
+        for workload in sorted({k[0] for k in seen})[:MAX_PER_NAMESPACE]:
+            negative = _negative(ns, workload, targets, observed)
+            if negative is not None:
+                probes.append(negative)
     return probes
+
+
+def _negative(
+    ns: str, workload: str, targets: Sequence[dict[str, object]], observed: set[tuple[object, ...]]
+) -> Probe | None:
+    # Prefer another namespace's database (the seed's production-db:5432), then this namespace.
+    for other_namespace in (True, False):
+        for target in targets:
+            if (target["dst_namespace"] != ns) is not other_namespace:
+                continue
+            key = (workload, target["dst_namespace"], target["dst_workload"], target["dst_port"])
+            if key in observed or target["dst_workload"] == _bare(workload):
+                continue
+            host = _host(target, ns)
+            if host is None:
+                continue
+            port = int(str(target["dst_port"]))
+            where = "another namespace" if other_namespace else "this namespace"
+            return Probe(ns, _command(ns, workload, host, "TCP", port), "time out",
+                         f"never observed from {_bare(workload)}: {host}:{port} ({where})")
+    return None

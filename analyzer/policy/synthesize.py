@@ -365,11 +365,15 @@ def synthesize(
         notes.append(Note("warning", _readable(ns or ""), message))
 
     policies: list[PolicySpec] = []
+    by_ns: dict[str, dict[tuple[str, Direction], dict[Peer, dict[Port, _Ev]]]] = defaultdict(dict)
+    for (owner, direction), owner_peers in table.items():
+        by_ns[owner_ns[owner]][(owner, direction)] = owner_peers
+    seen_groups = _pod_groups(conns, namespaces)
     for ns in sorted(set(namespaces)):
         policies.extend(
-            _namespace_policies(ns, table, owner_ns, owner_sel, frozenset(namespaces), notes)
+            _namespace_policies(ns, by_ns[ns], owner_ns, owner_sel, frozenset(namespaces), notes)
         )
-        for key in sorted(_pod_groups(conns, ns) - active - set(refused)):
+        for key in sorted(seen_groups.get(ns, set()) - active - set(refused)):
             notes.append(
                 Note(
                     "warning",
@@ -386,14 +390,21 @@ def synthesize(
     )
 
 
-def _pod_groups(conns: pl.DataFrame, ns: str) -> set[str]:
-    """Every pod group of ``ns`` seen in any flow (allowed, denied or only probed)."""
-    out: set[str] = set()
+def _pod_groups(conns: pl.DataFrame, namespaces: Sequence[str]) -> dict[str, set[str]]:
+    """Every pod group per namespace seen in any flow (allowed, denied or only probed)."""
+    out: dict[str, set[str]] = defaultdict(set)
     for side in ("src", "dst"):
-        col = conns.filter(
-            (pl.col(f"{side}_entity") == "pod") & (pl.col(f"{side}_namespace") == ns)
-        )[f"{side}_group"]
-        out.update(col.drop_nulls().unique().to_list())
+        pairs = (
+            conns.filter(
+                (pl.col(f"{side}_entity") == "pod")
+                & pl.col(f"{side}_namespace").is_in(list(namespaces))
+            )
+            .select(f"{side}_namespace", f"{side}_group")
+            .drop_nulls()
+            .unique()
+        )
+        for ns, group in pairs.iter_rows():
+            out[ns].add(group)
     return out
 
 
