@@ -233,10 +233,11 @@ def iter_chunks(
 ) -> Iterator[Chunk | LongLine]:
     """Cut the stream into chunks of whole lines, dropping lines longer than the cap.
 
-    Only the first line of a chunk can be longer than one block (it may carry over from the
-    previous block), so that is the only one checked against the cap; the buffer never holds
-    more than ``max_line_bytes + block_bytes``.
+    Reads are at most ``min(block_bytes, max_line_bytes)``, so the buffer never holds more
+    than twice the cap; a line that outgrows it is dropped unread (``LongLine``). Only chunks
+    bigger than the cap can hide an over-long line, and only those are scanned line by line.
     """
+    block_bytes = min(block_bytes, max_line_bytes)
     buf = b""
     line = 1
     discarding = False
@@ -260,15 +261,12 @@ def iter_chunks(
                 discarding = True
             continue
         chunk, buf = buf[: last + 1], buf[last + 1 :]
-        first = chunk.find(b"\n")
-        if first > max_line_bytes:
-            yield LongLine(line)
-            chunk = chunk[first + 1 :]
-            line += 1
-        if chunk:
-            newlines = chunk.count(b"\n")
+        newlines = chunk.count(b"\n")
+        if len(chunk) > max_line_bytes:
+            yield from _cut_long_lines(chunk, line, max_line_bytes)
+        else:
             yield Chunk(chunk, line, newlines)
-            line += newlines
+        line += newlines
         if len(buf) > max_line_bytes:
             yield LongLine(line)
             buf = b""
@@ -278,3 +276,25 @@ def iter_chunks(
             yield LongLine(line)
         else:
             yield Chunk(buf, line, buf.count(b"\n"))
+
+
+def _cut_long_lines(chunk: bytes, first_line: int, max_line_bytes: int) -> Iterator[Chunk | LongLine]:
+    """Split a chunk that may hold lines over the cap into good chunks and LongLine marks."""
+    start = 0  # start of the current run of good lines
+    pos = 0
+    line = first_line
+    run_line = first_line
+    while pos < len(chunk):
+        end = chunk.find(b"\n", pos)
+        end = len(chunk) if end < 0 else end + 1
+        if end - pos - 1 > max_line_bytes:
+            if pos > start:
+                yield Chunk(chunk[start:pos], run_line, line - run_line)
+            yield LongLine(line)
+            start = end
+            run_line = line + 1
+        pos = end
+        line += 1
+    if start < len(chunk):
+        tail = chunk[start:]
+        yield Chunk(tail, run_line, tail.count(b"\n"))

@@ -86,8 +86,12 @@ class FlowReader:
         return self.spec.name
 
     def _peek(self) -> bytes:
+        # At least one whole line (bounded by the line cap), so a first line of megabytes
+        # can still be recognised.
         head = b""
-        while len(head) < detect.HEAD_BYTES:
+        while len(head) < detect.HEAD_BYTES or (
+            b"\n" not in head and len(head) <= self.max_line_bytes
+        ):
             data = self.stream.read(detect.HEAD_BYTES)
             if not data:
                 break
