@@ -7,6 +7,7 @@ owning module's public function; this module only converts their results for dis
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,19 +60,30 @@ def _flow_counts(flows: pl.LazyFrame) -> tuple[int, int]:
     return int(row["rows"][0]), int(row["masked"][0] or 0)
 
 
+_LOST = re.compile(r"(\d+) events were lost")
+
+
 def _ingest_warnings(store: FlowSource, warnings: list[str]) -> int:
-    """Lost events the sources reported (Hubble ``lost_events``), from the store manifest; other
-    skipped records and ingest warnings are added to ``warnings``."""
+    """Events the sources reported lost (Hubble ``lost_events``), from the store manifest; other
+    skipped records and ingest warnings are added to ``warnings``.
+
+    The manifest keeps the number of lost events only in its warning text, so it is read from
+    there; without one, each skipped lost-events record counts as one.
+    """
     lost = 0
     skipped: dict[str, int] = {}
     for entry in store.manifest():
+        records = 0
         for reason in getattr(entry, "skipped", ()):
             name, count = str(getattr(reason, "reason", "")), int(getattr(reason, "count", 0))
             if "lost" in name.lower():
-                lost += count
+                records += count
             else:
                 skipped[name] = skipped.get(name, 0) + count
-        warnings.extend(f"ingest: {w}" for w in getattr(entry, "warnings", ()))
+        texts = [str(w) for w in getattr(entry, "warnings", ())]
+        stated = [int(m.group(1)) for w in texts for m in _LOST.finditer(w)]
+        lost += sum(stated) if stated else records
+        warnings.extend(f"ingest: {w}" for w in texts)
     warnings.extend(f"{n} record(s) skipped at ingest: {r}" for r, n in sorted(skipped.items()))
     return lost
 
