@@ -42,10 +42,15 @@ DATA = HERE / ".data"
 _BOOKKEEPING = ("io.cilium.k8s.", "io.kubernetes.pod.namespace=")
 _NS_PREFIX = "io.cilium.k8s.namespace.labels."
 _RESERVED = {
-    "reserved:kube-apiserver": "kube-apiserver", "reserved:host": "host",
-    "reserved:remote-node": "remote-node", "reserved:health": "health",
-    "reserved:ingress": "ingress", "reserved:init": "init", "reserved:unmanaged": "unmanaged",
-    "reserved:world": "world", "reserved:unknown": "unknown",
+    "reserved:kube-apiserver": "kube-apiserver",
+    "reserved:host": "host",
+    "reserved:remote-node": "remote-node",
+    "reserved:health": "health",
+    "reserved:ingress": "ingress",
+    "reserved:init": "init",
+    "reserved:unmanaged": "unmanaged",
+    "reserved:world": "world",
+    "reserved:unknown": "unknown",
 }
 
 
@@ -61,22 +66,47 @@ def _endpoint(ep: dict[str, Any]) -> tuple[Any, ...]:
             continue
         text = label[4:] if label.startswith("k8s:") else label
         if text.startswith(_NS_PREFIX):
-            ns_labels.append(text[len(_NS_PREFIX):])
+            ns_labels.append(text[len(_NS_PREFIX) :])
         elif not text.startswith(_BOOKKEEPING):
             pod_labels.append(text)
     workloads = ep.get("workloads") or [{}]
     return (
-        ep.get("namespace"), ep.get("pod_name"), workloads[0].get("name"),
-        sorted(pod_labels) if labels is not None else None, sorted(ns_labels),
-        entity or ("pod" if labels else "unknown"), ep.get("identity"),
+        ep.get("namespace"),
+        ep.get("pod_name"),
+        workloads[0].get("name"),
+        sorted(pod_labels) if labels is not None else None,
+        sorted(ns_labels),
+        entity or ("pod" if labels else "unknown"),
+        ep.get("identity"),
     )
 
 
 def python_loop(path: str) -> int:
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "time", "node", "verdict", "drop_reason", "direction", "is_reply", "protocol", "src_ip",
-        "dst_ip", "src_port", "dst_port", "src", "dst", "dst_names", "dns_query", "flow_type",
-        "event_type", "observation_point", "tcp_flags", "l7_type")}
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "time",
+            "node",
+            "verdict",
+            "drop_reason",
+            "direction",
+            "is_reply",
+            "protocol",
+            "src_ip",
+            "dst_ip",
+            "src_port",
+            "dst_port",
+            "src",
+            "dst",
+            "dst_names",
+            "dns_query",
+            "flow_type",
+            "event_type",
+            "observation_point",
+            "tcp_flags",
+            "l7_type",
+        )
+    }
     n = 0
     with open(path, "rb") as fh:
         for line in fh:
@@ -113,7 +143,9 @@ def python_loop(path: str) -> int:
             cols["flow_type"].append(f.get("Type"))
             cols["event_type"].append((f.get("event_type") or {}).get("type"))
             cols["observation_point"].append(f.get("trace_observation_point"))
-            cols["tcp_flags"].append(",".join(sorted(k for k, v in flags.items() if v)) if flags else None)
+            cols["tcp_flags"].append(
+                ",".join(sorted(k for k, v in flags.items() if v)) if flags else None
+            )
             cols["l7_type"].append((l7.get("type") or "").lower() or None)
     return n
 
@@ -165,9 +197,20 @@ def _input(args: argparse.Namespace) -> Path:
     if not flows.is_file():
         analyzer = shutil.which("analyzer") or str(Path(sys.executable).with_name("analyzer"))
         subprocess.run(
-            [analyzer, "generate", "--format", "hubble", "--flows", str(args.flows),
-             "--seed", "7", "--out", str(target)],
-            check=True, stdout=subprocess.DEVNULL,
+            [
+                analyzer,
+                "generate",
+                "--format",
+                "hubble",
+                "--flows",
+                str(args.flows),
+                "--seed",
+                "7",
+                "--out",
+                str(target),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
     return flows
 
@@ -206,9 +249,14 @@ def main() -> None:
     ours = results["analyzer-ingest"]["wall_s"]
     doc = {
         "input": {"path": str(path), "lines": lines, "size_mb": round(size_mb, 1)},
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_avg_1m": round(os.getloadavg()[0], 2)},
-        "results": {k: {kk: vv for kk, vv in v.items() if kk != "stdout"} for k, v in results.items()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+        },
+        "results": {
+            k: {kk: vv for kk, vv in v.items() if kk != "stdout"} for k, v in results.items()
+        },
         "ratios": {
             "ingest_speedup_vs_python_loop": round(results["python-json-loop"]["wall_s"] / ours, 2),
             "ingest_speedup_vs_duckdb": round(results["duckdb-read-json"]["wall_s"] / ours, 2),
@@ -218,13 +266,21 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"input: {path} ({lines:,} lines, {size_mb:,.0f} MB), load avg {doc['machine']['load_avg_1m']}")
-    print(f"{'contender':<20} {'wall s':>8} {'cpu s':>8} {'flows/s':>12} {'MB/s':>8} {'peak RSS MB':>12}")
+    load = doc["machine"]["load_avg_1m"]
+    print(f"input: {path} ({lines:,} lines, {size_mb:,.0f} MB), load avg {load}")
+    print(
+        f"{'contender':<20} {'wall s':>8} {'cpu s':>8} {'flows/s':>12} {'MB/s':>8}"
+        f" {'peak RSS MB':>12}"
+    )
     for name, r in results.items():
-        print(f"{name:<20} {r['wall_s']:>8.2f} {r['cpu_s']:>8.2f} {r['flows_per_s']:>12,} "
-              f"{r['mb_per_s']:>8.1f} {r['peak_rss_mb']:>12.1f}")
-    print(f"ingest speedup: {doc['ratios']['ingest_speedup_vs_python_loop']}x vs python loop, "
-          f"{doc['ratios']['ingest_speedup_vs_duckdb']}x vs duckdb")
+        print(
+            f"{name:<20} {r['wall_s']:>8.2f} {r['cpu_s']:>8.2f} {r['flows_per_s']:>12,} "
+            f"{r['mb_per_s']:>8.1f} {r['peak_rss_mb']:>12.1f}"
+        )
+    print(
+        f"ingest speedup: {doc['ratios']['ingest_speedup_vs_python_loop']}x vs python loop, "
+        f"{doc['ratios']['ingest_speedup_vs_duckdb']}x vs duckdb"
+    )
     print(f"wrote {out}")
 
 

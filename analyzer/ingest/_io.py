@@ -278,7 +278,9 @@ def iter_chunks(
             yield Chunk(buf, line, buf.count(b"\n"))
 
 
-def _cut_long_lines(chunk: bytes, first_line: int, max_line_bytes: int) -> Iterator[Chunk | LongLine]:
+def _cut_long_lines(
+    chunk: bytes, first_line: int, max_line_bytes: int
+) -> Iterator[Chunk | LongLine]:
     """Split a chunk that may hold lines over the cap into good chunks and LongLine marks."""
     start = 0  # start of the current run of good lines
     pos = 0
