@@ -168,8 +168,7 @@ def main() -> None:
         return
     store, info = build_store(args)
     results = {name: run_child(name, store) for name in ("edges", "recommend", "baseline")}
-    report = {
-        "benchmark": "recommend",
+    run = {
         "input": {"flows": args.flows, "namespaces_extra": args.namespaces_extra,
                   "workloads_per_namespace": args.workloads_per_namespace, "seed": args.seed,
                   **info},
@@ -178,11 +177,18 @@ def main() -> None:
         "results": results,
         "speedup_edges_vs_baseline": round(
             results["baseline"]["seconds"] / max(results["edges"]["seconds"], 1e-9), 2),
-        "command": " ".join(sys.argv),
+        "command": " ".join(["python", *sys.argv]),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    # One file, one run per input size: the 1M and 10M runs sit side by side.
+    out = Path(args.out)
+    report: dict[str, Any] = {"benchmark": "recommend", "runs": {}}
+    if out.is_file():
+        report = json.loads(out.read_text())
+    report["runs"][str(args.flows)] = run
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(run, indent=2))
 
 
 if __name__ == "__main__":

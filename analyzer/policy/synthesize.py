@@ -288,10 +288,13 @@ def synthesize(
     notes: list[Note] = []
     uncovered: list[dict[str, Any]] = []
     refused: dict[str, str] = {}
+    chosen_cache: dict[str, Selector] = {}
 
     def selector_for(key: str, labels: Sequence[str] | None, ns: str | None) -> Selector | None:
         if key in refused:
             return None
+        if key in chosen_cache:
+            return chosen_cache[key]
         group = groups.get(key)
         chosen: Mapping[str, str] = dict(group.selector) if group is not None else {}
         if not chosen:
@@ -304,7 +307,8 @@ def synthesize(
         if reason is not None:
             refused[key] = reason
             return None
-        return Selector.of(chosen)
+        chosen_cache[key] = Selector.of(chosen)
+        return chosen_cache[key]
 
     # owner -> direction -> peer -> ports (+ evidence pieces)
     table: dict[tuple[str, Direction], dict[Peer, dict[Port, _Ev]]] = defaultdict(dict)
@@ -604,12 +608,13 @@ def _note_widened(
         }
     )
     if extra:
+        shown = "; ".join(extra[:8]) + (f"; and {len(extra) - 8} more" if len(extra) > 8 else "")
         notes.append(
             Note(
                 "info",
                 ns,
                 f"{name} admits at ingress some sources not seen for every selected group "
-                f"({_readable('; '.join(extra))}); those sources' own egress policies keep the "
+                f"({_readable(shown)}); those sources' own egress policies keep the "
                 "unobserved paths closed",
             )
         )
