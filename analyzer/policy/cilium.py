@@ -194,6 +194,11 @@ def _rule(
     has_l3 = False
     for i, raw in enumerate(_as_list(item.get(f"{pre}Endpoints"), f"{path}.{pre}Endpoints", col)):
         has_l3 = True
+        reserved = _reserved_entities(raw)
+        if reserved:
+            # `matchLabels: {reserved:host: ""}` selects an entity, not pods.
+            peers.append(PolicyPeer(entities=reserved))
+            continue
         pod, ns = _endpoint_selector(raw, f"{path}.{pre}Endpoints[{i}]", col)
         if pod is None:
             continue
@@ -231,6 +236,13 @@ def _rule(
     if not has_l3 and ports is None:
         return Rule(peers=(), ports=None, match_nothing=True)  # `{}`: isolates, allows nothing
     return Rule(peers=tuple(peers) if has_l3 else None, ports=ports)
+
+
+def _reserved_entities(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, dict) or not isinstance(raw.get("matchLabels"), dict):
+        return ()
+    keys = [k for k in raw["matchLabels"] if isinstance(k, str) and k.startswith("reserved:")]
+    return tuple(k.split(":", 1)[1] for k in keys)
 
 
 def _as_list(raw: Any, path: str, col: Collector) -> list[Any]:

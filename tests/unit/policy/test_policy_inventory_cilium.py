@@ -140,3 +140,20 @@ spec:
     assert evaluate(compiled, mon, shop, 9090).allowed  # type: ignore[arg-type]
     assert not evaluate(compiled, dev, shop, 9090).allowed  # type: ignore[arg-type]
     assert evaluate(compiled, dev, other, 9090).allowed  # type: ignore[arg-type]
+
+
+def test_cilium_reserved_label_selector_is_an_entity() -> None:
+    compiled = _compile("""
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: from-host, namespace: shop}
+spec:
+  endpointSelector: {}
+  ingress:
+  - fromEndpoints: [{matchLabels: {"reserved:remote-node": ""}}]
+""")
+    a = Peer(namespace="shop", labels={"app": "a"}, node="n1")
+    remote = Peer(kind="ip", ip="172.18.0.3", entity="remote-node")
+    world = Peer(kind="ip", ip="8.8.8.8", entity="world")
+    assert evaluate(compiled, remote, a, 10250).allowed  # type: ignore[arg-type]
+    assert not evaluate(compiled, world, a, 10250).allowed  # type: ignore[arg-type]

@@ -52,3 +52,18 @@ def test_oracle_case(case_id: str, cases: dict[str, dict[str, Any]]) -> None:
         if verdict.allowed != probe["expected"]:
             wrong.append((probe, verdict.reasons))
     assert not wrong, f"{len(wrong)} of {len(case['probes'])} probes wrong, first: {wrong[:3]}"
+
+
+def test_oracle_ipblock_cases_differ_in_cilium_mode(cases: dict[str, dict[str, Any]]) -> None:
+    # Cilium reads ipBlock as cluster-external only: x/a's only egress rule (an ipBlock with
+    # y/b's pod IP) then matches nothing, so x/a reaches no pod at all.
+    case = cases["e2e-egress-ipblock-single-pod-ip"]
+    compiled = case_policies(case, "cilium")
+    peers = case_peers(case)
+    probes = [p for p in case["probes"] if p["src"] == "x/a"]
+    assert any(p["expected"] for p in probes)
+    for probe in probes:
+        verdict = evaluate(
+            compiled, peers["x/a"], peers[probe["dst"]], probe["port"], probe["protocol"]
+        )
+        assert not verdict.allowed
