@@ -73,3 +73,14 @@ def test_report_errors_are_one_line(
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.output
+
+
+def test_report_of_an_empty_store(tmp_path: Path) -> None:
+    from analyzer.store import FlowStore
+
+    FlowStore.open_or_create(tmp_path / "store")
+    out = tmp_path / "empty.html"
+    result = runner.invoke(app, ["report", "--store", str(tmp_path / "store"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    html = out.read_text("utf-8")
+    assert "no flows" in html and "No policies were recommended" in html
