@@ -98,7 +98,8 @@ class AnomalyResult:
         anomalous), ``reasons`` (list[str]) and ``rule`` (str or null), most anomalous first.
     edges
         Every edge (source group, destination group, protocol, port) with its features, its
-        ``model_score``, ``score``, ``rule``, ``evidence`` count and ``flagged``.
+        ``model_score`` (its source's), ``edge_model_score``, ``score``, ``rule``, ``evidence``
+        count, ``flagged`` and ``reasons`` (null when not flagged).
     edges_scored
         Number of edges scored.
     summary
@@ -269,6 +270,13 @@ def detect_anomalies(
         [c.SCORE, "edge_model_score", *c.EDGE_KEYS],
         descending=[True, True, False, False, False, False],
         nulls_last=True,
+    )
+    edges = edges.join(
+        hits.select(*c.EDGE_KEYS, c.REASONS),
+        on=list(c.EDGE_KEYS),
+        how="left",
+        nulls_equal=True,
+        maintain_order="left",
     )
 
     keyed = connections.with_columns(

@@ -61,12 +61,17 @@ def _peer(side: str, spec: Mapping[str, Any]) -> pl.Expr | None:
         expr: pl.Expr = pl.col(f"{side}_namespace") == str(spec["namespace"])
         for label in labels:
             expr = expr & pl.col(f"{side}_labels").list.contains(label)
-        if spec.get("pod") and f"{side}_pod" in ("src_pod", "dst_pod"):
-            expr = expr & (pl.col(f"{side}_pod") == spec["pod"])
+        # Not narrowed to the path's pod: aggregated formats (Calico) name pods by prefix, and
+        # an edge is between groups anyway.
         return expr
     ips = [*(spec.get("ips") or []), *([spec["ip"]] if spec.get("ip") else [])]
     if ips:
-        return pl.col(f"{side}_ip").is_in([str(ip) for ip in ips])
+        # Aggregated formats drop addresses outside the pod network and keep only the kind of
+        # network (Calico `net` with `pvt`/`pub`); such a row stands for the addresses too.
+        aggregated = pl.col(f"{side}_ip").is_null() & pl.col(f"{side}_entity").is_in(
+            ["world", "private-network", "public-network", "network-set"]
+        )
+        return pl.col(f"{side}_ip").is_in([str(ip) for ip in ips]) | aggregated
     if spec.get("kind"):
         return pl.col(f"{side}_entity") == str(spec["kind"])
     return None

@@ -1,9 +1,65 @@
-"""Commands of this module are added by the issue that builds them."""
+"""`analyzer anomalies`: the suspicious edges of a flow store, on their own."""
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
 import typer
+
+from analyzer.anomaly.detector import DEFAULT_THRESHOLD
+from analyzer.anomaly.output import anomaly_records, anomaly_table, detect_store_anomalies
+from analyzer.cli._common import DEFAULT_STORE, OutputFormat, StoreOption, handle_errors
+from analyzer.errors import UsageError
+
+__all__ = ["register"]
+
+
+@handle_errors
+def anomalies(
+    store: StoreOption = DEFAULT_STORE,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace",
+            "-n",
+            help="Only edges from or to this namespace (repeatable). The model still learns "
+            "from the whole store.",
+        ),
+    ] = None,
+    output: Annotated[
+        OutputFormat,
+        typer.Option("--output", "-o", help="table, json or jsonl (one flagged edge per line)."),
+    ] = OutputFormat.table,
+    seed: Annotated[int, typer.Option("--seed", help="Random state of the isolation forest.")] = 0,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            "--threshold",
+            help="Model anomaly score (0-1) above which an edge no rule caught may be flagged.",
+        ),
+    ] = DEFAULT_THRESHOLD,
+) -> None:
+    """List edges that look like attacks (port scans, host sweeps, lateral moves to databases).
+
+    These are the edges `recommend` leaves out of the allow-list by default.
+    """
+    if output is OutputFormat.dot:
+        raise UsageError("anomalies supports -o table, json or jsonl")
+    result = detect_store_anomalies(
+        store, namespaces=namespace or None, random_state=seed, threshold=threshold
+    )
+    if output is OutputFormat.table:
+        typer.echo(anomaly_table(result))
+        return
+    records = anomaly_records(result)
+    if output is OutputFormat.jsonl:
+        for record in records:
+            typer.echo(json.dumps(record, sort_keys=True))
+        return
+    typer.echo(json.dumps({"summary": result.summary.to_dict(), "anomalies": records}, indent=2))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add `anomalies` to the app."""
+    app.command("anomalies")(anomalies)
