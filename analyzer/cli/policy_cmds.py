@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from analyzer.cli._common import StoreOption, handle_errors, warn
+
+if TYPE_CHECKING:
+    from analyzer.inventory import Inventory
+    from analyzer.policy.compile import CompiledPolicies
 
 __all__ = ["register"]
 
@@ -58,7 +62,7 @@ StagedOption = Annotated[
 ]
 
 
-def _load(policies: list[Path], mode: IpblockMode, staged: bool):  # type: ignore[no-untyped-def]
+def _load(policies: list[Path], mode: IpblockMode, staged: bool) -> CompiledPolicies:
     from analyzer.policy.compile import compile_policies
     from analyzer.policy.load import load_policies
 
@@ -68,7 +72,7 @@ def _load(policies: list[Path], mode: IpblockMode, staged: bool):  # type: ignor
     return compile_policies(loaded.policies, ipblock_mode=mode.value)
 
 
-def _inventory(path: Path | None):  # type: ignore[no-untyped-def]
+def _inventory(path: Path | None) -> Inventory | None:
     from analyzer.inventory import load_inventory
 
     return load_inventory(path) if path is not None else None
