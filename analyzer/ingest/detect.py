@@ -131,6 +131,10 @@ def detect(head: bytes, fmt: str = "auto", *, name: str = "") -> tuple[str, Form
     """
     layout = _layout(head, name)
     values = _sample(head, layout)
+    if not values and layout in ("ndjson", "cri"):
+        raise UnknownFormatError(
+            "not JSON flow records: none of the first lines is a valid JSON object", path=name
+        )
     if fmt == "auto":
         found = _vote(values)
         if found is None:
