@@ -18,7 +18,7 @@ from analyzer.audit.breakage import breakage_findings
 from analyzer.audit.coverage import coverage_findings
 from analyzer.audit.dns import dns_findings, dns_targets
 from analyzer.audit.findings import AuditResult, Finding, Replacement, Severity, max_severity
-from analyzer.audit.redundancy import find_covers
+from analyzer.audit.redundant_rules import redundant_findings
 from analyzer.audit.render import window_text
 from analyzer.audit.replace import remove_policy, remove_rule, replacement_for
 from analyzer.audit.structural import BreadthReason, describe_ports, rule_breadth, rule_severity
@@ -88,7 +88,8 @@ def audit(
     findings: list[Finding] = []
     span = window_text(window)
     unused_policies = _unused_policies(in_scope, universe, findings, span)
-    shadowing = _redundant(in_scope, universe, findings)
+    redundant, shadowing = redundant_findings(in_scope, universe, compiled.ipblock_mode)
+    findings.extend(redundant)
     for cp in in_scope:
         for rule in (cp.ingress or ()) + (cp.egress or ()):
             _rule_findings(
@@ -188,58 +189,6 @@ def _unused_policies(
             )
         )
     return unused
-
-
-def _redundant(
-    in_scope: Sequence[CompiledPolicy], universe: Universe, findings: list[Finding]
-) -> dict[str, list[str]]:
-    """Add redundant-rule findings; return which tight rules each broad rule shadows."""
-    ns_labels = {name: ns.labels for name, ns in universe.namespaces.items()}
-    covers = find_covers([cp.policy for cp in in_scope], ns_labels)
-    pairs = {(c.policy.key, c.direction, c.index, c.by_policy.key, c.by_index) for c in covers}
-    shadowing: dict[str, list[str]] = {}
-    reported: set[str] = set()
-    broad_cache: dict[str, bool] = {}
-    for c in sorted(covers, key=lambda c: (c.policy.key, c.direction, c.index, c.by_policy.key,
-                                           c.by_index)):
-        me = rule_key(c.policy.key, c.direction, c.index)
-        by = rule_key(c.by_policy.key, c.direction, c.by_index)
-        if by not in broad_cache:
-            rules_b = c.by_policy.ingress if c.direction == "ingress" else c.by_policy.egress
-            broad_cache[by] = bool(rule_breadth(c.by_policy, c.direction, rules_b[c.by_index]))
-        if broad_cache[by]:
-            # Covered by a broad rule: tightening the broad rule is the fix, not removing this.
-            shadowing.setdefault(by, []).append(me)
-            continue
-        mutual = (c.by_policy.key, c.direction, c.by_index, c.policy.key, c.index) in pairs
-        if mutual and (c.by_policy.key, c.by_index) < (c.policy.key, c.index):
-            continue  # identical rules: report the later one only
-        if me in reported:
-            continue
-        reported.add(me)
-        rules_a = c.policy.ingress if c.direction == "ingress" else c.policy.egress
-        findings.append(
-            Finding(
-                severity="low",
-                category="redundant-rule",
-                policy=c.policy.key,
-                rule=f"spec.{c.direction}[{c.index}]",
-                namespace=c.policy.namespace,
-                direction=c.direction,
-                explanation=(
-                    f"everything this rule admits ({describe_ports(rules_a[c.index].ports)} to "
-                    f"pods {c.policy.pod_selector.describe()}) is also admitted by "
-                    f"{c.by_policy.key} spec.{c.direction}[{c.by_index}], which selects "
-                    f"{c.by_policy.pod_selector.describe()} and admits a superset of its peers "
-                    "and ports; removing it changes nothing"
-                ),
-                replacement=remove_rule(f"covered by {c.by_policy.key} "
-                                        f"spec.{c.direction}[{c.by_index}]"),
-                evidence={"covered_by": f"{c.by_policy.key}#spec.{c.direction}[{c.by_index}]",
-                          "proof": "structural"},
-            )
-        )
-    return shadowing
 
 
 def _rule_findings(

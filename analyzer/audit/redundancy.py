@@ -5,16 +5,23 @@ direction, policies of the same namespace) when B's policy selects every pod A's
 every peer element of A is contained in one of B's, and every port of A in one of B's. Selector
 containment is syntactic (B's requirements are implied by A's); namespace selectors are also
 checked against the namespace's known labels when one side is the policy's own namespace.
-Anything not provable this way is not reported.
+
+Where structure cannot decide (``app=api`` versus ``tier=backend`` selecting the same pods),
+:func:`find_semantic_covers` checks the known universe: every known pod A's policy selects is
+selected by B's, every known pod each of A's peers admits is admitted by B (a peer matching
+no known pod proves nothing), while ports and address peers must still be contained
+structurally. Such a claim holds for today's pods and says so.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from analyzer.audit.universe import Pod, Universe
+from analyzer.policy.compile import AllPeers, CompiledPolicy, CompiledRule, PodPeers
 from analyzer.policy.model import (
     LabelRequirement,
     LabelSelector,
@@ -26,7 +33,15 @@ from analyzer.policy.model import (
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
-__all__ = ["Cover", "find_covers", "peer_covered", "ports_covered", "selector_subset"]
+__all__ = [
+    "Cover",
+    "SemanticCover",
+    "find_covers",
+    "find_semantic_covers",
+    "peer_covered",
+    "ports_covered",
+    "selector_subset",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,3 +231,113 @@ def _port_in(a: PolicyPort, b: PolicyPort) -> bool:
     a_hi = a.end_port if a.end_port is not None else a.port
     b_hi = b.end_port if b.end_port is not None else b.port
     return b.port <= a.port and a_hi <= b_hi
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticCover:
+    """Rule ``(policy, direction, index)`` is covered by ``by`` over the known pods.
+
+    Proved for today's pods only: ``subjects`` pods selected by both policies, ``peers`` known
+    pods the rule admits; ports and address peers are still proved structurally.
+    """
+
+    policy: CompiledPolicy
+    direction: str
+    index: int
+    by_policy: CompiledPolicy
+    by_index: int
+    subjects: int
+    peers: int
+
+
+def find_semantic_covers(
+    policies: Sequence[CompiledPolicy],
+    universe: Universe,
+    mode: str,
+    proved: set[tuple[str, str, int, str, int]],
+) -> list[SemanticCover]:
+    """Covers that hold over the known pods but that structure alone cannot prove.
+
+    Parameters
+    ----------
+    policies
+        Compiled policies in scope.
+    universe
+        Known pods and namespaces.
+    mode
+        ipBlock mode of the compiled policies.
+    proved
+        ``(policy, direction, index, by_policy, by_index)`` already proved structurally.
+    """
+    subjects = {cp.key: frozenset(p.key for p in universe.selected_by(cp)) for cp in policies}
+    peer_sets: dict[int, list[frozenset[str] | None]] = {}
+
+    def sets_of(rule: CompiledRule) -> list[frozenset[str] | None]:
+        if id(rule) not in peer_sets:
+            peer_sets[id(rule)] = [
+                _pods_admitted(m, universe, mode) if isinstance(m, PodPeers) else None
+                for m in rule.peers
+            ]
+        return peer_sets[id(rule)]
+
+    by_ns: dict[str, list[CompiledPolicy]] = {}
+    for cp in policies:
+        if cp.namespace is not None:
+            by_ns.setdefault(cp.namespace, []).append(cp)
+    out: list[SemanticCover] = []
+    for ns, group in by_ns.items():
+        own = dict(universe.namespace_labels(ns))
+        for direction in ("ingress", "egress"):
+            rules = [
+                (cp, r) for cp in group for r in (getattr(cp, direction) or ())
+                if not r.rule.match_nothing
+            ]
+            for ca, ra in rules:
+                if not subjects[ca.key] or not ra.rule.peers or len(ra.peers) != len(ra.rule.peers):
+                    continue
+                for cb, rb in rules:
+                    if rb is ra or (ca.key, direction, ra.index, cb.key, rb.index) in proved:
+                        continue
+                    if not subjects[ca.key] <= subjects[cb.key]:
+                        continue
+                    if not ports_covered(ra.rule.ports, rb.rule.ports):
+                        continue
+                    admitted = _semantic_peers(ra, rb, sets_of, own)
+                    if admitted is not None:
+                        out.append(
+                            SemanticCover(ca, direction, ra.index, cb, rb.index,
+                                          len(subjects[ca.key]), admitted)
+                        )
+    return out
+
+
+def _semantic_peers(
+    a: CompiledRule,
+    b: CompiledRule,
+    sets_of: Callable[[CompiledRule], list[frozenset[str] | None]],
+    own: Mapping[str, str],
+) -> int | None:
+    """Known pods ``a`` admits when ``b`` admits all of them (None when it does not)."""
+    if any(isinstance(m, AllPeers) for m in b.peers):
+        return sum(len(s) for s in sets_of(a) if s is not None)
+    b_pods: frozenset[str] = frozenset().union(*(s for s in sets_of(b) if s is not None))
+    b_model = b.rule.peers or ()
+    total = 0
+    for index, pods in enumerate(sets_of(a)):
+        model_peer = a.rule.peers[index] if a.rule.peers else None
+        if pods is None:
+            # addresses and entities: only a structural proof counts
+            if model_peer is None or not any(peer_covered(model_peer, pb, own) for pb in b_model):
+                return None
+            continue
+        if not pods or not pods <= b_pods:
+            return None  # a peer matching no known pod proves nothing
+        total += len(pods)
+    return total
+
+
+def _pods_admitted(matcher: PodPeers, universe: Universe, mode: str) -> frozenset[str]:
+    def admits(pod: Pod) -> bool:
+        return matcher.matches(pod, mode)
+
+    return frozenset(p.key for p in universe.matching(admits))

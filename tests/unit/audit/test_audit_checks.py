@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import polars as pl
 import yaml
 from audit_shop import shop_connections
 
@@ -200,3 +201,58 @@ def test_table_escapes_control_characters_from_flows() -> None:
     table = render_table(res)
     assert "\x1b" not in table and "\\x1b[31m" in table
     assert "\nFAKE" not in table
+
+
+SEMANTIC = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: a-db, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: backend}}}]
+    ports: [{protocol: TCP, port: 5432}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: b-data, namespace: shop}
+spec:
+  podSelector: {matchLabels: {tier: data}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {tier: api}}}]
+    ports: [{protocol: TCP, port: 5432}, {protocol: TCP, port: 9187}]
+"""
+
+
+def _tiered(extra_pods: bool) -> Any:
+    traffic = INTERNAL + ([("tools", "debug", "TCP", 22, 1, "forwarded")] if extra_pods else [])
+    frame = shop_connections(traffic).frame
+    tiers = {"db": "tier=data", "backend": "tier=api"}
+    for side in ("src", "dst"):
+        for workload, label in tiers.items():
+            frame = frame.with_columns(
+                pl.when(pl.col(f"{side}_workload") == workload)
+                .then(pl.col(f"{side}_labels").list.concat(pl.lit([label])).list.sort())
+                .otherwise(pl.col(f"{side}_labels"))
+                .alias(f"{side}_labels")
+            )
+    return frame
+
+
+def test_semantic_redundancy_over_known_pods() -> None:
+    res = audit(_policies(SEMANTIC), _tiered(False), anomalies=False)
+    red = _cats(res, "redundant-rule")
+    # a-db is inside b-data over today's pods (b-data also admits 9187); not the reverse
+    assert [(f.policy, f.rule, f.evidence["proof"]) for f in red] == [
+        ("shop/a-db", "spec.ingress[0]", "known-pods")
+    ]
+    assert "pods known today" in red[0].explanation
+
+
+def test_semantic_redundancy_needs_the_other_rule_to_admit_every_known_peer() -> None:
+    # b-data admits only tier=api; tag the backend differently and nothing is claimed
+    frame = _tiered(False).with_columns(
+        pl.col("src_labels").list.eval(pl.element().str.replace("tier=api", "tier=web"))
+    )
+    res = audit(_policies(SEMANTIC), frame, anomalies=False)
+    assert not _cats(res, "redundant-rule")
