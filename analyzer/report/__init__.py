@@ -61,6 +61,8 @@ def write_report(
     from analyzer.report.build import build_report as _build
     from analyzer.store import FlowStore
 
+    if Path(out).is_dir():  # fail before the analysis, not after it
+        raise ConfigError(f"--out {out}: is a directory; give a file name such as report.html")
     store = FlowStore.open(Path(store_dir))
     model = _build(
         store,

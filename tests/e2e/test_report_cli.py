@@ -61,6 +61,7 @@ def test_report_default_output_and_namespace(
         (["--store", "{tmp}/no-store"], "error: "),
         (["--policies", "{tmp}/missing.yaml"], "error: "),
         (["--out", "{tmp}"], "is a directory"),
+        (["--inventory", "{tmp}/missing.json"], "error: "),
     ],
 )
 def test_report_errors_are_one_line(
