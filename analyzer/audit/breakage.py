@@ -97,6 +97,11 @@ def breakage_findings(
                 pl.col(f"{own}_namespace").first().alias("_ns"),
                 pl.col(f"{own}_labels").first().alias("_labels"),
                 pl.col(f"{own}_namespace_labels").first().alias("_nslabels"),
+                pl.col(f"{peer}_entity").first().alias("_p_entity"),
+                pl.col(f"{peer}_namespace").first().alias("_p_ns"),
+                pl.col(f"{peer}_labels").first().alias("_p_labels"),
+                pl.col(f"{peer}_namespace_labels").first().alias("_p_nslabels"),
+                pl.col(f"{peer}_ip").first().alias("_p_ip"),
                 pl.col("reason").first(),
             )
             .sort(
@@ -127,7 +132,7 @@ def _finding(
         namespace_labels=_labels(first["_nslabels"]),
     )
     selecting = selecting_policies(compiled, pod, EGRESS if direction == "egress" else INGRESS)
-    policy = _blame(selecting, direction)
+    policy = _blame(selecting, direction, _peer(first), compiled.ipblock_mode)
     edges = [
         {
             "peer": r["_peer"],
@@ -188,14 +193,30 @@ def _finding(
     )
 
 
-def _blame(selecting: Sequence[CompiledPolicy], direction: str) -> str | None:
-    """The policy to name: a pure deny (no rules in that direction) first, then the widest."""
+def _blame(
+    selecting: Sequence[CompiledPolicy], direction: str, peer: Peer, mode: str
+) -> str | None:
+    """The policy to name. First one with a rule for this very peer (it forgot the port: the
+    likely culprit), then a pure deny (no rules in that direction), then the widest."""
 
-    def rank(cp: CompiledPolicy) -> tuple[int, int, str]:
-        rules = cp.egress if direction == "egress" else cp.ingress
-        return (1 if rules else 0, 0 if cp.subject.is_empty else 1, cp.key)
+    def rank(cp: CompiledPolicy) -> tuple[int, int, int, str]:
+        rules = (cp.egress if direction == "egress" else cp.ingress) or ()
+        near = any(r.peer_matches(peer, mode) for r in rules)
+        return (0 if near else 1, 1 if rules else 0, 0 if cp.subject.is_empty else 1, cp.key)
 
     return min(selecting, key=rank).key if selecting else None
+
+
+def _peer(row: dict[str, Any]) -> Peer:
+    if row["_p_entity"] == "pod" and row["_p_ns"]:
+        return Peer(
+            kind="pod",
+            namespace=row["_p_ns"],
+            labels=_labels(row["_p_labels"]),
+            namespace_labels=_labels(row["_p_nslabels"]),
+            ip=row["_p_ip"],
+        )
+    return Peer(kind="ip", ip=row["_p_ip"], entity=row["_p_entity"] or "world")
 
 
 def _labels(items: Any) -> dict[str, str]:

@@ -256,3 +256,43 @@ def test_semantic_redundancy_needs_the_other_rule_to_admit_every_known_peer() ->
     )
     res = audit(_policies(SEMANTIC), frame, anomalies=False)
     assert not _cats(res, "redundant-rule")
+
+
+NEAR_MISS = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny, namespace: shop}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: backend-from-frontend, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: backend}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: frontend}}}]
+    ports: [{protocol: TCP, port: 8443}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: db-from-backend, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: backend}}}]
+    ports: [{protocol: TCP, port: 5432}]
+"""
+
+
+def test_would_break_names_the_policy_that_forgot_the_port() -> None:
+    traffic = INTERNAL + [("prometheus", "db", "TCP", 9187, 2, "forwarded")]
+    res = _run(NEAR_MISS, traffic, namespaces=["shop"])
+    blamed = {
+        f.evidence["subject"]: (f.policy, f.severity) for f in _cats(res, "would-break")
+    }
+    # frontend -> backend 8080: backend-from-frontend admits frontend, on another port
+    assert blamed["shop/backend"] == ("shop/backend-from-frontend", "high")
+    # prometheus -> db 9187: no rule mentions prometheus; the pure default-deny is named
+    assert blamed["shop/db"] == ("shop/default-deny", "high")
