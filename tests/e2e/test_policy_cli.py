@@ -266,3 +266,46 @@ def test_simulate_and_explain_from_the_store(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("DENIED: dev/debug -> prod/db TCP 5432")
     assert "but the source's namespace dev has no purpose label" in result.stdout
+
+
+def test_simulate_ignores_replies_and_counts_each_connection_once(tmp_path: Path) -> None:
+    case = next(c for c in CASES if c["id"] == "or-peers")
+    lines = hubble_lines(case)
+    replies = []
+    for line in lines:
+        event = json.loads(line)
+        flow = event["flow"]
+        # The server's SYN-ACK: endpoints and ports swapped, is_reply true.
+        flow["source"], flow["destination"] = flow["destination"], flow["source"]
+        ip = flow["IP"]
+        ip["source"], ip["destination"] = ip["destination"], ip["source"]
+        ((proto, l4),) = flow["l4"].items()
+        l4["source_port"], l4["destination_port"] = l4["destination_port"], l4["source_port"]
+        if proto == "TCP":
+            l4["flags"] = {"SYN": True, "ACK": True}
+        flow["is_reply"] = True
+        replies.append(json.dumps(event))
+    # Every request twice (another observation point), and every reply.
+    (tmp_path / "flows.json").write_text("\n".join(lines + lines + replies) + "\n")
+    (tmp_path / "inventory.json").write_text(inventory_json(case))
+    (tmp_path / "policies.yaml").write_text("\n---\n".join(case["policies"]))
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "--policies",
+            str(tmp_path / "policies.yaml"),
+            "--inventory",
+            str(tmp_path / "inventory.json"),
+            str(tmp_path / "flows.json"),
+            "-o",
+            "jsonl",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(x) for x in result.stdout.splitlines()]
+    assert len(records) == len(case["probes"])
+    assert {(r["src"], r["dst"], r["port"]) for r in records} == {
+        (p["src"], p["dst"], p["port"]) for p in case["probes"]
+    }
+    _check(case, {(r["src"], r["dst"], r["port"], r["protocol"]): r for r in records})

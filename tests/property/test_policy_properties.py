@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
+import numpy as np
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.policy.compile import PortRange, compile_policies
+from analyzer.policy.classes import ip_classes
+from analyzer.policy.compile import IPPeers, PortRange, _range, compile_policies, ip_key
 from analyzer.policy.evaluate import Peer, evaluate, evaluate_connections
 from analyzer.policy.load import LoadResult, parse_documents
 from analyzer.policy.validate import Collector, parse_selector
@@ -195,3 +198,38 @@ def test_frame_evaluation_agrees_with_single(docs: list[dict[str, Any]], conns: 
         assert row["allowed"] == single.allowed
         assert row["ingress_rules"] == [str(r) for r in single.ingress.allowed_by]
         assert row["egress_rules"] == [str(r) for r in single.egress.allowed_by]
+
+
+@st.composite
+def cidrs(draw: st.DrawFn) -> str:
+    if draw(st.booleans()):
+        addr = draw(st.ip_addresses(v=4))
+        return str(ipaddress.ip_network(f"{addr}/{draw(st.integers(0, 32))}", strict=False))
+    addr = draw(st.ip_addresses(v=6))
+    return str(ipaddress.ip_network(f"{addr}/{draw(st.integers(0, 128))}", strict=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(cidrs(), min_size=1, max_size=4),
+    st.lists(
+        st.one_of(st.ip_addresses().map(str), st.sampled_from(["bogus", "010.1.1.1", ""])),
+        min_size=1,
+        max_size=40,
+    ),
+)
+def test_vectorised_address_classes_match_exact_matching(nets: list[str], ips: list[str]) -> None:
+    blocks = tuple(IPPeers(n, (), False, (_range(n),), ()) for n in nets) + tuple(
+        # A block with its first /2 (or /66) carved out, to exercise except ranges.
+        IPPeers(n, (), False, (_range(n),), (_range(_carve(n)),))
+        for n in nets
+    )
+    classes = ip_classes(ips, blocks)
+    for ip, cls in zip(ips, classes, strict=True):
+        bits = np.unpackbits(np.frombuffer(bytes.fromhex(cls), dtype=np.uint8))[: len(blocks)]
+        assert [bool(b) for b in bits] == [b.matches_ip(ip_key(ip)) for b in blocks], ip
+
+
+def _carve(net: str) -> str:
+    n = ipaddress.ip_network(net)
+    return str(next(n.subnets(prefixlen_diff=min(2, n.max_prefixlen - n.prefixlen))))

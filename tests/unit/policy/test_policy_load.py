@@ -134,3 +134,11 @@ def test_noncanonical_cidr_is_its_network(tmp_path: Path) -> None:
     peers = policy.ingress[0].peers
     assert peers is not None and peers[0].ip_block is not None
     assert peers[0].ip_block.cidr == "192.168.242.0/24"
+
+
+def test_malformed_cilium_policies_report_field_paths() -> None:
+    path = FIXTURES / "cilium-malformed.yaml"
+    result = load_policies(path)
+    assert [p.key for p in result.policies] == ["shop/good"]
+    found = {p.policy.split("/")[-1]: p.field_path for p in result.problems}
+    assert found == _expected_paths(path)
