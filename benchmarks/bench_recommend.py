@@ -45,6 +45,12 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _cpu() -> float:
+    # CPU time is steadier than wall time on a machine shared with other jobs.
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def build_store(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
     tag = f"{args.flows}-{args.namespaces_extra}x{args.workloads_per_namespace}-s{args.seed}"
     work = Path(args.work)
@@ -76,7 +82,7 @@ def child_edges(store: Path) -> dict[str, Any]:
     from analyzer.connections import derive_connections
     from analyzer.recommend import load_flows
 
-    t = time.perf_counter()
+    t, c0 = time.perf_counter(), _cpu()
     conns = derive_connections(load_flows(store)).frame
     edges = (
         conns.filter(pl.col("outcome") == "allowed")
@@ -85,7 +91,8 @@ def child_edges(store: Path) -> dict[str, Any]:
     )
     seconds = time.perf_counter() - t
     groups = pl.concat([conns["src_group"], conns["dst_group"]]).unique()
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(_rss_mb(), 1),
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(_cpu() - c0, 2),
+            "peak_rss_mb": round(_rss_mb(), 1),
             "edges": edges.height, "identities": int(groups.str.starts_with("pod:").sum()),
             "connection_rows": conns.height}
 
@@ -93,11 +100,12 @@ def child_edges(store: Path) -> dict[str, Any]:
 def child_recommend(store: Path) -> dict[str, Any]:
     from analyzer.recommend import load_flows, recommend
 
-    t = time.perf_counter()
+    t, c0 = time.perf_counter(), _cpu()
     rec = recommend(load_flows(store))
     seconds = time.perf_counter() - t
     v = rec.verification
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(_rss_mb(), 1),
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(_cpu() - c0, 2),
+            "peak_rss_mb": round(_rss_mb(), 1),
             "namespaces": len(rec.namespaces), "policies": len(rec.manifests),
             "verified_edges": v.checked if v else 0, "probes": len(rec.probes),
             "rows_in": rec.stats.get("rows_in")}
@@ -120,7 +128,7 @@ def child_baseline(store: Path) -> dict[str, Any]:
     cols = ["verdict", "is_reply", "tcp_flags", "protocol", "dst_port", "src_namespace",
             "src_labels", "src_entity", "src_ip", "dst_namespace", "dst_labels", "dst_entity",
             "dst_ip"]
-    t = time.perf_counter()
+    t, c0 = time.perf_counter(), _cpu()
     edges: set[tuple[str, str, str, int | None]] = set()
     rows = 0
     for part in FlowStore.open(store).part_paths():
@@ -137,7 +145,8 @@ def child_baseline(store: Path) -> dict[str, Any]:
                     r["protocol"], r["dst_port"],
                 ))
     seconds = time.perf_counter() - t
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(_rss_mb(), 1),
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(_cpu() - c0, 2),
+            "peak_rss_mb": round(_rss_mb(), 1),
             "edges": len(edges), "rows": rows}
 
 
@@ -183,7 +192,7 @@ def main() -> None:
     # One file, one run per input size: the 1M and 10M runs sit side by side.
     out = Path(args.out)
     report: dict[str, Any] = {"benchmark": "recommend", "runs": {}}
-    if out.is_file():
+    if out.is_file() and "runs" in json.loads(out.read_text()):
         report = json.loads(out.read_text())
     report["runs"][str(args.flows)] = run
     out.parent.mkdir(parents=True, exist_ok=True)
