@@ -197,24 +197,49 @@ def graph_from_connections(
     return collapse_peers(GraphModel(tuple(_nodes(frame)), tuple(out)))
 
 
+MAX_PORTS = 8
+
+
+def _ports_summary(ports: Sequence[str]) -> str:
+    shown = ", ".join(ports[:MAX_PORTS])
+    return shown if len(ports) <= MAX_PORTS else f"{shown} … ({len(ports)} ports)"
+
+
+def _per_pair(frame: pl.DataFrame, *extra: pl.Expr) -> pl.DataFrame:
+    """One row per (source, destination): a scan of 30 ports is one line, not 30."""
+    port = (
+        pl.when(pl.col("dst_port").is_null())
+        .then(pl.col("protocol").fill_null("?"))
+        .otherwise(pl.col("protocol").fill_null("?") + "/" + pl.col("dst_port").cast(pl.String))
+    )
+    return (
+        frame.with_columns(port.alias("_port"))
+        .sort("protocol", "dst_port", nulls_last=True)  # ports in numeric order
+        .group_by("src_key", "dst_key", maintain_order=True)
+        .agg(
+            pl.col("_port").unique(maintain_order=True).alias("ports"),
+            pl.col("connections").sum(),
+            pl.col("last_seen").max(),
+            *extra,
+        )
+    )
+
+
 def denied_rows(frame: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[DeniedRow, ...]:
-    """Connections a policy dropped, most frequent first."""
+    """Connections a policy dropped, per source and destination, most frequent first."""
     if frame.height == 0:
         return ()
     denied = (
-        frame.filter(pl.col("outcome") == "denied")
-        .sort(
-            ["connections", "src_key", "dst_key", "dst_port"],
-            descending=[True, False, False, False],
-            nulls_last=True,
-        )
+        _per_pair(frame.filter(pl.col("outcome") == "denied"))
+        .sort(["connections", "src_key", "dst_key"], descending=[True, False, False],
+              nulls_last=True)
         .head(limit)
-    )
+    )  # fmt: skip
     return tuple(
         DeniedRow(
             r["src_key"] or "?",
             r["dst_key"] or "?",
-            port_text(r["protocol"], r["dst_port"]),
+            _ports_summary(r["ports"]),
             int(r["connections"] or 0),
             r["last_seen"].isoformat() if r["last_seen"] is not None else "",
         )
@@ -223,23 +248,33 @@ def denied_rows(frame: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[DeniedRow, 
 
 
 def anomaly_rows(flagged: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[AnomalyRow, ...]:
-    """Flagged connections (connection columns plus ``score`` and ``reasons``), worst first."""
+    """Flagged connections (connection columns plus ``score``, ``reasons`` and optionally
+    ``rule``) per source and destination, worst first."""
     if flagged.height == 0:
         return ()
-    rows = flagged.sort(
-        ["score", "src_key", "dst_key"], descending=[True, False, False], nulls_last=True
-    ).head(limit)
+    rule = pl.col("rule") if "rule" in flagged.columns else pl.lit(None, dtype=pl.String)
+    reasons = (
+        pl.col("reasons") if "reasons" in flagged.columns else pl.lit([], dtype=pl.List(pl.String))
+    )
+    pairs = (
+        _per_pair(
+            flagged.with_columns(rule.alias("_rule"), reasons.alias("_reasons")),
+            pl.col("score").max(),
+            pl.col("_rule").drop_nulls().unique().sort().alias("rules"),
+            pl.col("_reasons").explode().drop_nulls().unique(maintain_order=True)
+            .head(6).alias("why"),
+        )
+        .sort(["score", "src_key", "dst_key"], descending=[True, False, False], nulls_last=True)
+        .head(limit)
+    )  # fmt: skip
     return tuple(
         AnomalyRow(
             r["src_key"] or "?",
             r["dst_key"] or "?",
-            port_text(r["protocol"], r["dst_port"]),
-            int(r.get("connections") or 0),
-            float(r.get("score") or 0.0),
-            tuple(
-                ([f"rule: {r['rule']}"] if r.get("rule") else [])
-                + [str(x) for x in (r.get("reasons") or ())]
-            ),
+            _ports_summary(r["ports"]),
+            int(r["connections"] or 0),
+            float(r["score"] or 0.0),
+            tuple([f"rule: {x}" for x in r["rules"]] + [str(x) for x in r["why"]]),
         )
-        for r in rows.iter_rows(named=True)
+        for r in pairs.iter_rows(named=True)
     )

@@ -134,8 +134,24 @@ def test_anomaly_rows_sorted_by_score() -> None:
         )
     )
     rows = anomaly_rows(flagged)
-    assert [r.score for r in rows] == [0.9, 0.5, 0.2]
+    # Rows of one source and destination fold into one line with all their ports.
+    assert [(r.src, r.dst, r.score) for r in rows] == [
+        ("web/frontend-2", "web/backend-1", 0.9),
+        ("web/frontend-1", "web/backend-1", 0.5),
+    ]
     assert rows[0].reasons == ("scan", "new port")
+    assert rows[1].port == "TCP/8080, TCP/9090" and rows[1].connections == 6
+    assert rows[1].reasons == ("a",)
+
+
+def test_many_ports_are_summarised() -> None:
+    scan = pl.DataFrame(
+        [_row("develop/debug-1", "web/backend-1", p, outcome="denied") for p in range(1, 21)],
+        schema_overrides=SCHEMA,
+    )
+    (row,) = denied_rows(scan)
+    assert row.port.startswith("TCP/1, TCP/2, TCP/3,") and row.port.endswith("… (20 ports)")
+    assert row.connections == 20
 
 
 def test_empty_frame() -> None:
