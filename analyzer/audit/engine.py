@@ -97,6 +97,12 @@ def audit(
                 shadowing, findings, span,
             )
     warnings: list[str] = []
+    known = {p.namespace for p in policies} | set(universe.namespaces)
+    if wanted is not None:
+        warnings.extend(
+            f"namespace {ns}: no policy and no observed pod; nothing to audit there"
+            for ns in sorted(wanted - known)
+        )
     flagged = (
         detect_flagged(evaluated, wanted, random_state, warnings)
         if anomalies and evaluated.height
@@ -109,7 +115,7 @@ def audit(
         dns_findings(compiled, universe, dns_targets(universe, frame), list(wanted) if wanted
                      else None)
     )
-    findings.extend(coverage_findings(compiled, universe, scope))
+    findings.extend(coverage_findings(compiled, universe, [n for n in scope if n in known]))
     if flagged is not None:
         findings.extend(suspicious_findings(evaluated, flagged))
     if evaluated.height == 0:
