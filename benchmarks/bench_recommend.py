@@ -125,7 +125,8 @@ def child_baseline(store: Path) -> dict[str, Any]:
 
     from analyzer.store import FlowStore
 
-    cols = ["verdict", "is_reply", "tcp_flags", "protocol", "dst_port", "src_namespace",
+    cols = ["verdict", "is_reply", "tcp_flags", "protocol", "src_port", "dst_port",
+            "src_namespace",
             "src_labels", "src_entity", "src_ip", "dst_namespace", "dst_labels", "dst_entity",
             "dst_ip"]
     t, c0 = time.perf_counter(), _cpu()
@@ -137,8 +138,12 @@ def child_baseline(store: Path) -> dict[str, Any]:
                 rows += 1
                 if r["verdict"] != "forwarded" or r["is_reply"] is True:
                     continue
-                if r["is_reply"] is None and r["tcp_flags"] and "ACK" in r["tcp_flags"]:
-                    continue  # mid-stream or SYN-ACK: not the request
+                if r["is_reply"] is None:
+                    if r["tcp_flags"] and "ACK" in r["tcp_flags"]:
+                        continue  # mid-stream or SYN-ACK: not the request
+                    if (r["protocol"] == "UDP" and r["src_port"] is not None
+                            and r["dst_port"] is not None and r["src_port"] < r["dst_port"]):
+                        continue  # a UDP answer from a service port to an ephemeral one
                 edges.add((
                     _group(r["src_namespace"], r["src_labels"], r["src_entity"], r["src_ip"]),
                     _group(r["dst_namespace"], r["dst_labels"], r["dst_entity"], r["dst_ip"]),

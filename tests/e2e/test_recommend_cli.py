@@ -221,3 +221,18 @@ def test_help_lists_every_option() -> None:
     for option in ("--store", "--namespace", "--flavor", "--out", "--policies",
                    "--include-anomalies", "--ipblock-prefix", "--output"):
         assert option in result.stdout
+
+
+def test_given_policies_that_break_observed_traffic_fail_loudly(
+    scenario: dict[str, Any], tmp_path: Path
+) -> None:
+    lockdown = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": "lockdown", "namespace": "monitoring"},
+                "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}
+    path = tmp_path / "given.yaml"
+    path.write_text(yaml.safe_dump(lockdown))
+    result = runner.invoke(app, ["recommend", "--store", str(scenario["store"]),
+                                 "--namespace", "develop", "--policies", str(path)])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "would deny" in result.stderr and "prometheus" in result.stderr
