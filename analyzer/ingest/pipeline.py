@@ -12,23 +12,27 @@ import os
 import shutil
 import sys
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import pyarrow.parquet as pq
 
 from analyzer.errors import IngestError, StoreError
 from analyzer.ingest.detect import spec_for
 from analyzer.ingest.reader import DEFAULT_BATCH_ROWS, FlowReader, empty_result_error
 from analyzer.ingest.report import SkipReason
-from analyzer.schema import FLOW_SCHEMA
+from analyzer.schema import FLOW_SCHEMA, INGEST_ID
 from analyzer.store import FLOWS_DIR, LOCK, MANIFEST, FlowStore, ManifestEntry
 
 __all__ = ["InputSummary", "IngestSummary", "run_ingest", "expand_inputs", "PART_ROWS"]
 
 PART_ROWS = 4_000_000
+EARLY_HASH_BYTES = 64 << 20
 Progress = Callable[[int], None]
 
 
@@ -108,6 +112,65 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+class _PartWriter:
+    """Writes canonical frames to Parquet parts on a background thread, in order, stamping each
+    row with the input's content hash once it is known (hashing runs concurrently too)."""
+
+    def __init__(self, staged: Path, digest: Future[str]) -> None:
+        self._staged = staged
+        self._digest = digest
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="parquet")
+        self._pending: deque[Future[None]] = deque()
+        self._writer: pq.ParquetWriter | None = None
+        self._rows_in_part = 0
+        self.parts: list[str] = []
+
+    def submit(self, frame: pl.DataFrame) -> None:
+        while len(self._pending) >= 2:  # bounded: at most two frames wait in memory
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._write, frame))
+
+    def _write(self, frame: pl.DataFrame) -> None:
+        digest = self._digest.result()
+        if self._writer is None or self._rows_in_part >= PART_ROWS:
+            if self._writer is not None:
+                self._writer.close()
+            self.parts.append(f"part-{digest[:16]}-{len(self.parts):04d}.parquet")
+            self._writer = pq.ParquetWriter(
+                self._staged / self.parts[-1], FLOW_SCHEMA, compression="zstd"
+            )
+            self._rows_in_part = 0
+        table = frame.with_columns(pl.lit(digest).alias(INGEST_ID)).to_arrow()
+        self._writer.write_table(table.cast(FLOW_SCHEMA))
+        self._rows_in_part += frame.height
+
+    def close(self) -> None:
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            for f in self._pending:
+                f.cancel()
+            self._pool.shutdown(wait=True)
+            if self._writer is not None:
+                self._writer.close()
+
+    def discard(self) -> None:
+        for part in self.parts:
+            (self._staged / part).unlink(missing_ok=True)
+        self.parts = []
+
+
+def _duplicate(label: str, digest: str, prior: ManifestEntry) -> InputSummary:
+    return InputSummary(
+        label,
+        "duplicate",
+        prior.format,
+        ingest_id=digest,
+        message=f"identical content already in the store (from {prior.path}); nothing to do",
+    )
+
+
 def _load_one(
     path: str,
     named: bool,
@@ -124,29 +187,62 @@ def _load_one(
     if path == "-":
         label, source = "<stdin>", _spool_stdin(staged)
     try:
-        digest = _file_hash(source)
         size = source.stat().st_size
     except OSError as exc:
         raise IngestError(f"cannot read: {exc.strerror or exc}", path=label) from exc
-    if digest in known:
-        prior = known[digest]
-        if progress:
-            progress(size)
-        return InputSummary(
+    with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher:
+        digest_future = hasher.submit(_file_hash, source)
+        if size < EARLY_HASH_BYTES:
+            digest_future.result()  # cheap: settle "already ingested?" before parsing
+        return _load_hashed(
             label,
-            "duplicate",
-            prior.format,
-            ingest_id=digest,
-            message=f"identical content already in the store (from {prior.path}); nothing to do",
-        ), None
-    try:
-        reader = FlowReader(
+            named,
             source,
-            fmt,
-            ingest_id=digest,
+            size,
+            digest_future,
+            staged=staged,
+            fmt=fmt,
+            known=known,
+            progress=progress,
             max_line_bytes=max_line_bytes,
             batch_rows=batch_rows,
-            hash_content=False,
+        )
+
+
+def _digest_of(future: Future[str], label: str) -> str:
+    try:
+        return future.result()
+    except OSError as exc:
+        raise IngestError(f"cannot read: {exc.strerror or exc}", path=label) from exc
+
+
+def _load_hashed(
+    label: str,
+    named: bool,
+    source: Path,
+    size: int,
+    digest_future: Future[str],
+    *,
+    staged: Path,
+    fmt: str,
+    known: dict[str, ManifestEntry],
+    progress: Progress | None,
+    max_line_bytes: int,
+    batch_rows: int,
+) -> tuple[InputSummary, ManifestEntry | None]:
+    def already() -> str | None:
+        if digest_future.done():
+            digest = _digest_of(digest_future, label)
+            return digest if digest in known else None
+        return None
+
+    if (dup := already()) is not None:
+        if progress:
+            progress(size)
+        return _duplicate(label, dup, known[dup]), None
+    try:
+        reader = FlowReader(
+            source, fmt, max_line_bytes=max_line_bytes, batch_rows=batch_rows, hash_content=False
         )
     except IngestError as exc:
         if named:
@@ -154,10 +250,8 @@ def _load_one(
         if progress:
             progress(size)
         return InputSummary(label, "skipped", message=str(exc).removeprefix(f"{source}: ")), None
-    parts: list[str] = []
+    writer = _PartWriter(staged, digest_future)
     with reader:
-        writer: pq.ParquetWriter | None = None
-        rows_in_part = 0
         done = 0
         try:
             for frame in reader.batches():
@@ -165,43 +259,37 @@ def _load_one(
                     now = reader.stream.raw_bytes_read
                     progress(now - done)
                     done = now
-                if frame.height == 0:
-                    continue
-                if writer is None or rows_in_part >= PART_ROWS:
-                    if writer is not None:
-                        writer.close()
-                    parts.append(f"part-{digest[:16]}-{len(parts):04d}.parquet")
-                    writer = pq.ParquetWriter(staged / parts[-1], FLOW_SCHEMA, compression="zstd")
-                    rows_in_part = 0
-                writer.write_table(frame.to_arrow().cast(FLOW_SCHEMA))
-                rows_in_part += frame.height
+                if frame.height:
+                    writer.submit(frame)
+                if already() is not None:
+                    break
         finally:
-            if writer is not None:
-                writer.close()
+            writer.close()
+        digest = _digest_of(digest_future, label)
         if progress:
             progress(max(0, size - done))
+        if digest in known:
+            writer.discard()
+            return _duplicate(label, digest, known[digest]), None
         if reader.rows == 0:
-            for part in parts:
-                (staged / part).unlink(missing_ok=True)
-            err = empty_result_error(reader)
+            writer.discard()
+            err = str(empty_result_error(reader)).removeprefix(f"{source}: ")
             if named:
-                raise IngestError(str(err).removeprefix(f"{source}: "), path=label)
-            return InputSummary(
-                label, "skipped", reader.format, message=str(err).removeprefix(f"{source}: ")
-            ), None
-        for part in parts:
+                raise IngestError(err, path=label)
+            return InputSummary(label, "skipped", reader.format, message=err), None
+        for part in writer.parts:
             _fsync(staged / part)
         skipped = reader.report.reasons()
         warnings = tuple(reader.report.warnings)
         entry = ManifestEntry(
             ingest_id=digest,
-            path=label if path == "-" else str(Path(path).resolve()),
+            path=label if label == "<stdin>" else str(source.resolve()),
             format=reader.format,
             rows=reader.rows,
             skipped=skipped,
             warnings=warnings,
             ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            parts=tuple(parts),
+            parts=tuple(writer.parts),
             size_bytes=size,
         )
         summary = InputSummary(
