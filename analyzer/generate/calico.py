@@ -33,62 +33,56 @@ def _labels(labels: tuple[str, ...], salt: int) -> dict[str, list[str]]:
     return {"labels": list(labels[k:] + labels[:k])}
 
 
+_TAIL = (
+    ',"http_requests_allowed_in":0,"http_requests_denied_in":0,"process_name":"-",'
+    '"num_process_names":0,"process_id":"-","num_process_ids":0,"process_args":["-"],'
+    '"num_process_args":0,"original_source_ips":null,"num_original_source_ips":0,'
+    + ",".join(
+        f'"{k}":0'
+        for k in (
+            "tcp_mean_send_congestion_window", "tcp_min_send_congestion_window",
+            "tcp_mean_smooth_rtt", "tcp_max_smooth_rtt", "tcp_mean_min_rtt", "tcp_max_min_rtt",
+            "tcp_mean_mss", "tcp_min_mss", "tcp_total_retransmissions", "tcp_lost_packets",
+            "tcp_unrecovered_to",
+        )
+    )  # fmt: skip
+    + "}\n"
+)
+_dump = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def render_calico(rec: AggRecord) -> str:
-    """One ``flows.log`` line for ``rec``."""
-    policies = [policy_string(i, hit) for i, hit in enumerate(rec.policies)]
-    domains = list(rec.dest_domains) if rec.dest_domains else None
-    out: dict[str, Any] = {
+    """One ``flows.log`` line for ``rec`` (every key present, in Felix's order)."""
+    policies = _dump([policy_string(i, hit) for i, hit in enumerate(rec.policies)])
+    domains = _dump(list(rec.dest_domains)) if rec.dest_domains else "null"
+    src, dst = rec.src, rec.dst
+    head: dict[str, Any] = {
         "start_time": rec.start,
         "end_time": rec.end,
-        "source_ip": rec.src.ip,
-        "source_name": rec.src.name,
-        "source_name_aggr": rec.src.name_aggr,
-        "source_namespace": rec.src.namespace,
-        "nat_outgoing_ports": None,
-        "source_port": None,
-        "source_type": rec.src.type,
-        "source_labels": _labels(rec.src.labels, rec.num_flows),
-        "dest_ip": rec.dst.ip,
-        "dest_name": rec.dst.name,
-        "dest_name_aggr": rec.dst.name_aggr,
-        "dest_namespace": rec.dst.namespace,
-        "dest_port": rec.dst_port,
-        "dest_type": rec.dst.type,
-        "dest_labels": _labels(rec.dst.labels, rec.num_flows + 1),
-        "dest_service_namespace": "-",
-        "dest_service_name": "-",
-        "dest_service_port": "-",
-        "dest_service_port_num": None,
-        "dest_domains": domains,
-        "proto": rec.proto,
-        "action": rec.action,
-        "reporter": rec.reporter,
-        "policies": {
-            "enforced_policies": policies,
-            "pending_policies": policies,
-            "transit_policies": [],
-        },
-        "bytes_in": rec.bytes_in,
-        "bytes_out": rec.bytes_out,
-        "num_flows": rec.num_flows,
-        "num_flows_started": rec.started,
-        "num_flows_completed": rec.completed,
-        "packets_in": rec.packets_in,
-        "packets_out": rec.packets_out,
-        "http_requests_allowed_in": 0,
-        "http_requests_denied_in": 0,
-        "process_name": "-",
-        "num_process_names": 0,
-        "process_id": "-",
-        "num_process_ids": 0,
-        "process_args": ["-"],
-        "num_process_args": 0,
-        "original_source_ips": None,
-        "num_original_source_ips": 0,
+        "source_ip": src.ip,
+        "source_name": src.name,
+        "source_name_aggr": src.name_aggr,
+        "source_namespace": src.namespace,
     }
-    for key in ("tcp_mean_send_congestion_window", "tcp_min_send_congestion_window",
-                "tcp_mean_smooth_rtt", "tcp_max_smooth_rtt", "tcp_mean_min_rtt",
-                "tcp_max_min_rtt", "tcp_mean_mss", "tcp_min_mss", "tcp_total_retransmissions",
-                "tcp_lost_packets", "tcp_unrecovered_to"):  # fmt: skip
-        out[key] = 0
-    return json.dumps(out, separators=(",", ":")) + "\n"
+    middle: dict[str, Any] = {
+        "source_type": src.type,
+        "source_labels": _labels(src.labels, rec.num_flows),
+        "dest_ip": dst.ip,
+        "dest_name": dst.name,
+        "dest_name_aggr": dst.name_aggr,
+        "dest_namespace": dst.namespace,
+        "dest_port": rec.dst_port,
+        "dest_type": dst.type,
+        "dest_labels": _labels(dst.labels, rec.num_flows + 1),
+    }
+    return "".join((
+        _dump(head)[:-1], ',"nat_outgoing_ports":null,"source_port":null,', _dump(middle)[1:-1],
+        ',"dest_service_namespace":"-","dest_service_name":"-","dest_service_port":"-",',
+        '"dest_service_port_num":null,"dest_domains":', domains,
+        ',"proto":"', rec.proto, '","action":"', rec.action, '","reporter":"', rec.reporter,
+        '","policies":{"enforced_policies":', policies, ',"pending_policies":', policies,
+        ',"transit_policies":[]},"bytes_in":', str(rec.bytes_in),
+        ',"bytes_out":', str(rec.bytes_out), ',"num_flows":', str(rec.num_flows),
+        ',"num_flows_started":', str(rec.started), ',"num_flows_completed":', str(rec.completed),
+        ',"packets_in":', str(rec.packets_in), ',"packets_out":', str(rec.packets_out), _TAIL,
+    ))  # fmt: skip

@@ -206,7 +206,7 @@ class _Hubble:
             dip = path.dst_ip
         else:
             dip = rng.choice(path.dst.ips)
-        sport = rng.randrange(32768, 61000)
+        sport = 32768 + int(28232 * rng.random())  # Linux ip_local_port_range
         c = _Conn(self, path, src_pod, dst_pod, sip, dip, sport, out)
         if path.protocol == "UDP":
             c.udp_exchange(t0)
@@ -357,7 +357,7 @@ class _Conn:
             for delay in (0, 1_000_000_000, 3_000_000_000)[: 2 + rng.randrange(2)]:
                 self.request(t + delay, _SYN, "NEW", at_server=False)
             return
-        rtt = 400_000 + rng.randrange(600_000)
+        rtt = 400_000 + int(600_000 * rng.random())
         self.request(t, _SYN, "NEW")
         self.verdict(t, allowed=True)
         if outcome == "reset":
@@ -365,12 +365,15 @@ class _Conn:
             return
         self.reply(t + rtt, _SYNACK)
         t += 2 * rtt
+        if self.path.data and rng.random() < 0.7:
+            self.request(t, _ACK, "ESTABLISHED")  # the handshake's last step
+            t += 20_000
         if not self.path.data:
             self.request(t, _RST, "ESTABLISHED")  # a scanner tears down the half-open port
             return
         for _ in range(1 + rng.randrange(3)):
             self.request(t, _PSHACK, "ESTABLISHED")
-            t += 1_000_000 + rng.randrange(40_000_000)
+            t += 1_000_000 + int(40_000_000 * rng.random())
             self.reply(t, _PSHACK)
             t += rtt
         if rng.random() < 0.85:
@@ -382,7 +385,7 @@ class _Conn:
         queries = self.path.dns_queries if self.path.port == 53 else ()
         query = rng.choice(queries) if queries else ""
         self.request(t, None, "NEW")
-        rtt = 300_000 + rng.randrange(2_000_000)
+        rtt = 300_000 + int(2_000_000 * rng.random())
         if query and self.h.dns and self.cpod is not None:
             self.dns_l7(t + 50_000, query, rtt)
         if self.path.outcome == "allowed":
@@ -498,4 +501,4 @@ def hubble_lines(scenario: Scenario, flows: int, chunk: int = 20_000) -> Iterato
 def _expected_events(path: TrafficPath) -> float:
     if path.protocol == "UDP":
         return 4.0 if path.port != 53 else 6.0
-    return {"denied": 7.0, "unanswered": 3.0, "reset": 4.0}.get(path.outcome, 11.0)
+    return {"denied": 7.0, "unanswered": 3.0, "reset": 4.0}.get(path.outcome, 12.0)
