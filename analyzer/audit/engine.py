@@ -37,6 +37,7 @@ __all__ = ["EMPIRICAL_MIN_WORKLOADS", "audit"]
 # this many known workloads and at least EMPIRICAL_RATIO times as many as used it.
 EMPIRICAL_MIN_WORKLOADS = 4
 EMPIRICAL_RATIO = 3
+_RELATIVE = frozenset({"namespace-only", "any-namespace", "all-pods"})
 
 
 def audit(
@@ -221,9 +222,10 @@ def _rule_findings(
     empirical = describe_breadth(b, ports, use)
     used_peers = len(use.peer_workloads) if use else 0
     if len(b.workloads) <= max(used_peers, 1):
-        # A namespace-only peer is broad only if a pod selector would admit less: when the
-        # namespace holds nothing but the workload that uses the rule, it would not.
-        reasons = [r for r in reasons if r.code != "namespace-only"]
+        # Selector-wide peers (namespace-only, any namespace, every pod of the namespace) are
+        # broad only if a tighter selector would admit less: when they match nothing but the
+        # workload that uses the rule (kube-dns in "any namespace"), it would not.
+        reasons = [r for r in reasons if r.code not in _RELATIVE]
     if not reasons and hits and len(b.workloads) >= EMPIRICAL_MIN_WORKLOADS and (
         len(b.workloads) >= EMPIRICAL_RATIO * max(used_peers, 1)
     ):

@@ -296,3 +296,14 @@ def test_would_break_names_the_policy_that_forgot_the_port() -> None:
     assert blamed["shop/backend"] == ("shop/backend-from-frontend", "high")
     # prometheus -> db 9187: no rule mentions prometheus; the pure default-deny is named
     assert blamed["shop/db"] == ("shop/default-deny", "high")
+
+
+def test_dns_to_kube_dns_in_any_namespace_is_not_broad() -> None:
+    text = EGRESS_FRONTEND + """
+  - to:
+    - namespaceSelector: {}
+      podSelector: {matchLabels: {k8s-app: kube-dns}}
+    ports: [{protocol: UDP, port: 53}, {protocol: TCP, port: 53}]
+"""
+    res = _run(text, UNIVERSE)
+    assert not [f for f in res.findings if f.category in ("broad-rule", "missing-dns")]
