@@ -18,12 +18,18 @@ __all__ = ["collapse_peers"]
 MAX_LISTED = 12
 
 
+def _port_key(port: str) -> tuple[str, int]:
+    """``TCP/80`` before ``TCP/443``: protocol, then the number."""
+    proto, _, number = port.partition("/")
+    return (proto, int(number) if number.isdigit() else -1)
+
+
 def _merge_edges(edges: list[GraphEdge], src: str, dst: str) -> GraphEdge:
     outcomes = {e.outcome for e in edges}
     return GraphEdge(
         src=src,
         dst=dst,
-        ports=tuple(sorted({p for e in edges for p in e.ports})),
+        ports=tuple(sorted({p for e in edges for p in e.ports}, key=_port_key)),
         connections=sum(e.connections for e in edges),
         outcome=outcomes.pop() if len(outcomes) == 1 else "mixed",
         anomalous=any(e.anomalous for e in edges),

@@ -171,9 +171,10 @@ def graph_from_connections(
     )
     edges = (
         marked.filter(pl.col("src_group").is_not_null() & pl.col("dst_group").is_not_null())
+        .sort("protocol", "dst_port", nulls_last=True)  # ports in numeric order
         .group_by("src_group", "dst_group")
         .agg(
-            pl.col("_port").unique().sort().alias("ports"),
+            pl.col("_port").unique(maintain_order=True).alias("ports"),
             pl.col("connections").sum(),
             pl.col("outcome").unique().sort().alias("outcomes"),
             pl.col("_anomalous").any(),
