@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -103,7 +105,14 @@ def frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
 def baseline() -> list[dict[str, Any]]:
     """A small shop: frontend -> api -> postgres, DNS, Prometheus, ingress, kubelet probes."""
     rows: list[dict[str, Any]] = []
-    apps = ["shop/frontend", "shop/api", "shop/cart", "shop/worker", "data/postgres", "develop/debug"]
+    apps = [
+        "shop/frontend",
+        "shop/api",
+        "shop/cart",
+        "shop/worker",
+        "data/postgres",
+        "develop/debug",
+    ]
     for app in apps:
         for r in range(2):
             rows.append(conn(app, "kube-system/coredns", 53, protocol="UDP", src_replica=r))
@@ -128,3 +137,45 @@ def make_frame() -> Callable[[list[dict[str, Any]]], pl.DataFrame]:
 @pytest.fixture
 def shop() -> list[dict[str, Any]]:
     return baseline()
+
+
+# --- generated scenarios (H2's generator -> H1's reader -> H4's connections) -------------------
+
+
+@dataclass(frozen=True)
+class Generated:
+    truth: dict[str, Any]
+    connections: pl.DataFrame
+
+
+def generate_connections(
+    tmp: Path, *, seed: int, attacks: frozenset[str], flows: int, fmt: str
+) -> Generated:
+    from analyzer.connections import derive_connections
+    from analyzer.generate import ScenarioConfig, build_scenario, write_flows
+    from analyzer.ingest import read_flow_file
+
+    scenario = build_scenario(ScenarioConfig(seed=seed, attacks=attacks))
+    path = write_flows(scenario, tmp / f"flows-{seed}-{fmt}.log", fmt, flows)
+    conns = derive_connections(read_flow_file(path).frame)
+    return Generated(truth=scenario.truth(), connections=conns.frame)
+
+
+@pytest.fixture(scope="session")
+def attacked(tmp_path_factory: pytest.TempPathFactory) -> Generated:
+    """Hubble capture of the seed's cluster with every planted attack (scan, sweep, lateral)."""
+    return generate_connections(
+        tmp_path_factory.mktemp("attacked"),
+        seed=11,
+        attacks=frozenset({"scan", "sweep", "lateral"}),
+        flows=20_000,
+        fmt="hubble",
+    )
+
+
+@pytest.fixture(scope="session")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> Generated:
+    """Calico capture of the same cluster without the compromised pod."""
+    return generate_connections(
+        tmp_path_factory.mktemp("clean"), seed=12, attacks=frozenset(), flows=20_000, fmt="calico"
+    )

@@ -86,7 +86,9 @@ def test_exclude_removes_exactly_flagged_rows(shop: list[dict[str, Any]]) -> Non
     result = detect_anomalies(conns)
     kept = exclude_anomalies(conns, result)
     assert kept.height == conns.height - result.flagged.height
-    assert "develop/debug-0" not in set(kept.filter(pl.col("dst_key") == "data/postgres-0")["src_key"])
+    assert "develop/debug-0" not in set(
+        kept.filter(pl.col("dst_key") == "data/postgres-0")["src_key"]
+    )
 
 
 def test_empty_and_missing_columns() -> None:
