@@ -216,7 +216,12 @@ def _rollout(rec: Recommendation, names: list[str], manifests: list[dict[str, An
             f"- {a.get('src_key')} -> {a.get('dst_key')} {a.get('protocol')}/{a.get('dst_port')}"
             for a in rec.anomalies
         ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(_printable(line) for line in lines) + "\n"
+
+
+def _printable(text: str) -> str:
+    # Group keys quote label values from flows; keep control characters out of the file.
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _rollback(rec: Recommendation, manifests: list[dict[str, Any]]) -> str:

@@ -53,6 +53,7 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 # Protocols a NetworkPolicy port can name; anything else (ICMP) has no port rule.
 PORT_PROTOCOLS = ("TCP", "UDP", "SCTP")
 EXAMPLES_PER_EDGE = 2
+MANY_ADDRESSES = 16
 
 
 class GroupLike(Protocol):
@@ -573,6 +574,10 @@ def _namespace_policies(
                         slot = union[peer]
                         slot[port] = slot[port].add(ev) if port in slot else ev
             name = policy_name(selector_base(selector), direction, taken)
+            addresses = sum(1 for peer in union if peer.kind == "cidr")
+            if addresses > MANY_ADDRESSES:
+                notes.append(Note("info", ns, f"{name} lists {addresses} external addresses one "
+                                  "by one; --ipblock-prefix N widens them to /N blocks"))
             if len(owners) > 1:
                 _note_widened(notes, ns, name, owners, tables, union)
             out.append(
