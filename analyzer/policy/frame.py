@@ -49,20 +49,18 @@ def parse_labels(items: list[str] | None) -> dict[str, str]:
 
 
 def _prepare(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add missing optional columns as nulls so the rest can rely on them."""
-    add = []
-    for side in _SIDES:
-        for col in _STR_COLS:
-            if f"{side}_{col}" not in frame.columns:
-                add.append(pl.lit(None, dtype=pl.String).alias(f"{side}_{col}"))
-        for col in _LIST_COLS:
-            if f"{side}_{col}" not in frame.columns:
-                add.append(pl.lit(None, dtype=pl.List(pl.String)).alias(f"{side}_{col}"))
-    if "dst_port" not in frame.columns:
-        add.append(pl.lit(None, dtype=pl.Int32).alias("dst_port"))
-    if "protocol" not in frame.columns:
-        add.append(pl.lit("TCP").alias("protocol"))
-    return frame.with_columns(add) if add else frame
+    """The columns evaluation reads, with their types; missing ones as nulls."""
+
+    def column(name: str, dtype: pl.DataType, default: object = None) -> pl.Expr:
+        if name in frame.columns:
+            return pl.col(name).cast(dtype, strict=False)
+        return pl.lit(default, dtype=dtype).alias(name)
+
+    exprs = [column(f"{side}_{col}", pl.String()) for side in _SIDES for col in _STR_COLS] + [
+        column(f"{side}_{col}", pl.List(pl.String())) for side in _SIDES for col in _LIST_COLS
+    ]
+    exprs += [column("dst_port", pl.Int32()), column("protocol", pl.String(), "TCP")]
+    return frame.with_columns(exprs)
 
 
 def _overlay_inventory(ep: pl.DataFrame, inventory: Inventory, s: str) -> pl.DataFrame:
@@ -212,10 +210,10 @@ def evaluate_frame(
     ``src_node``, the same for ``dst``, ``protocol``, ``dst_port``); missing ones count as null.
     Rows keep their order and their original columns.
     """
-    original = frame.columns
     # Endpoints are hashed to find the distinct ones; everything per endpoint (inventory
     # overlay, address classes, identity) is then computed on that small table. A 64-bit
     # collision between two endpoints of one frame is ~n^2/2^65: negligible.
+    frame = frame.drop([c for c in RESULT_COLUMNS if c in frame.columns])  # stale verdicts
     work = _prepare(frame).with_columns(
         pl.struct([f"{s}_{c}" for c in _EP]).hash(seed=7).alias(f"_{s}_eid") for s in _SIDES
     )
@@ -259,7 +257,8 @@ def evaluate_frame(
         .str.replace_all(_DST, pl.col("_dst_disp"), literal=True)
         .str.replace_all(_PORT, pl.col("dst_port").cast(pl.String).fill_null("-"), literal=True)
     )
-    return out.select([*original, *RESULT_COLUMNS])
+    # Joins kept the row order: the caller's columns come back untouched (types included).
+    return pl.concat([frame, out.select(RESULT_COLUMNS)], how="horizontal")
 
 
 _SRC, _DST, _PORT = "\x00SRC", "\x00DST", "\x00PORT"

@@ -86,3 +86,32 @@ def test_truth_table_frame(case: dict[str, Any]) -> None:
         assert "\x00" not in row["reason"]
     allowed = out.filter(pl.col("allowed") & pl.col("ingress_isolated"))
     assert all(len(r) > 0 for r in allowed["ingress_rules"].to_list())
+
+
+def test_frame_keeps_caller_columns_and_types() -> None:
+    from analyzer.policy.compile import compile_policies
+
+    frame = pl.DataFrame(
+        {
+            "src_ip": ["192.0.2.1", "192.0.2.1"],
+            "dst_namespace": ["a", "a"],
+            "dst_pod": ["p", "q"],
+            "dst_labels": [None, ["app=x"]],
+            "dst_port": [80, 443],
+            "allowed": [False, False],  # a stale verdict column is replaced
+            "extra": ["kept", "kept"],
+        },
+        schema_overrides={"dst_port": pl.Int64},
+    )
+    out = evaluate_connections(compile_policies([]), frame)
+    assert out.columns[:6] == [
+        "src_ip",
+        "dst_namespace",
+        "dst_pod",
+        "dst_labels",
+        "dst_port",
+        "extra",
+    ]
+    assert out.schema["dst_port"] == pl.Int64
+    assert out["allowed"].to_list() == [True, True]
+    assert out["dst_pod"].to_list() == ["p", "q"]
