@@ -34,7 +34,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "ingest.json"
-DATA = HERE / ".data"
+DATA = Path(tempfile.gettempdir()) / "analyzer-bench-data"
 
 
 # --- baseline 1: plain Python ---------------------------------------------------------------
