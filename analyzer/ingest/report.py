@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-__all__ = ["FIRST_LINES_KEPT", "SkipReason", "SkipReport", "ReadResult"]
+__all__ = ["FIRST_LINES_KEPT", "SkipReason", "Skipped", "SkipReport", "ReadResult"]
 
 FIRST_LINES_KEPT = 5
 
@@ -24,6 +24,19 @@ class SkipReason:
         more = ", ..." if self.count > len(self.first_lines) else ""
         where = f" (line{'s' if len(self.first_lines) > 1 else ''} {lines}{more})" if lines else ""
         return f"{self.count} {self.reason}{where}"
+
+
+class Skipped(tuple[SkipReason, ...]):
+    """The skip reasons of one input (iterate them), most frequent first, with their total."""
+
+    __slots__ = ()
+
+    @property
+    def total(self) -> int:
+        return sum(r.count for r in self)
+
+    def describe(self) -> str:
+        return "; ".join(r.describe() for r in self)
 
 
 @dataclass(slots=True)
@@ -56,8 +69,8 @@ class SkipReport:
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def reasons(self) -> tuple[SkipReason, ...]:
-        return tuple(
+    def reasons(self) -> Skipped:
+        return Skipped(
             SkipReason(reason, count, tuple(sorted(self.lines.get(reason, []))))
             for reason, count in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
         )
@@ -73,6 +86,6 @@ class ReadResult:
     frame: pl.DataFrame
     format: str
     records: int
-    skipped: tuple[SkipReason, ...]
+    skipped: Skipped
     warnings: tuple[str, ...]
     content_hash: str | None
