@@ -70,3 +70,7 @@ def demo_command(
     result = run_demo(out, seed=seed)
     for label, path in result.paths():
         typer.echo(f"{label + ':':<10} {path}")
+    typer.echo(
+        f"{result.flows:,} flow records, {result.recommended} policies recommended, "
+        f"{result.findings} audit findings on the existing policies; open the report in a browser."
+    )
