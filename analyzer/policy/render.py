@@ -193,6 +193,9 @@ def _k8s_peers(peer: Peer, own_ns: str) -> list[dict[str, Any]]:
             element["namespaceSelector"] = _ns_selector(peer.namespaces)
         element["podSelector"] = _k8s_selector(peer.selector)
         return [element]
+    if peer.excepts:
+        return [{"ipBlock": {"cidr": _checked_cidr(peer.cidr),
+                             "except": [_checked_cidr(c) for c in peer.excepts]}}]
     cidrs = [peer.cidr] if peer.kind == "cidr" else list(peer.cidrs)
     return [{"ipBlock": {"cidr": _checked_cidr(c)}} for c in cidrs]
 
@@ -259,6 +262,7 @@ def _cilium_rules(rule: Rule, direction: str) -> list[dict[str, Any]]:
     )
     cidrs = [
         {"cidr": _checked_cidr(p.cidr)}
+        | ({"except": [_checked_cidr(c) for c in p.excepts]} if p.excepts else {})
         for p in rule.peers
         if p.kind == "cidr" and not (direction == "egress" and p.fqdns)
     ]

@@ -54,6 +54,7 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 PORT_PROTOCOLS = ("TCP", "UDP", "SCTP")
 EXAMPLES_PER_EDGE = 2
 MANY_ADDRESSES = 16
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 
 
 class GroupLike(Protocol):
@@ -114,12 +115,13 @@ class Peer:
     entity: str = ""
     cidrs: tuple[str, ...] = ()
     fqdns: tuple[str, ...] = ()
+    excepts: tuple[str, ...] = ()
 
     def describe(self) -> str:
         if self.kind == "pod":
             return f"{'|'.join(self.namespaces)}/{self.selector.describe()}"
         if self.kind == "cidr":
-            return self.cidr
+            return self.cidr + (" except private ranges" if self.excepts else "")
         return f"entity:{self.entity}"
 
 
@@ -348,6 +350,13 @@ def synthesize(
                 notes.append(Note("warning", ns, f"{direction} of {_readable(owner)}: {reason}"))
             continue
         active.add(owner)
+        if any(p.excepts or (p.kind == "entity" and not p.cidrs) for p in peers):
+            # no address to replay it with: listed, and left out of verification
+            reason = "external addresses unknown (aggregated): allowed to the public internet"
+            uncovered.append(_uncovered(row, reason))
+            notes.append(Note("warning", ns, f"{direction} of {_readable(owner)} to "
+                              f"{_readable(row['peer'])} {proto}/{port_num}: {reason} on this "
+                              "port only; narrow it to the real addresses"))
         port = Port(proto, int(port_num))
         ev = _Ev.of(row)
         for peer in peers:
@@ -519,9 +528,19 @@ def _peers_for(
     if opts.cilium and entity in ("kube-apiserver", "remote-node", "ingress", "host", "health"):
         return [Peer("entity", entity=entity, cidrs=tuple(sorted(set(ips))))], None
     if not ips:
-        if opts.cilium and entity == "world":
-            return [Peer("entity", entity="world")], None
-        return [], f"peer {key} ({entity}) has no observed address to put in an ipBlock"
+        if entity in ("world", "public-network") and row["direction"] == "egress":
+            # Calico aggregates external addresses away: the best honest rule is "the public
+            # internet on the observed port", flagged for a reviewer to narrow.
+            if opts.cilium:
+                return [Peer("entity", entity="world")], None
+            return [Peer("cidr", cidr="0.0.0.0/0", excepts=PRIVATE_RANGES)], None
+        if entity == "private-network" and row["direction"] == "ingress":
+            return [], (
+                "private-network sources without addresses (Calico aggregates node addresses "
+                "this way: kubelet probes, which the CNI allows) get no rule; any other "
+                "private source will be dropped"
+            )
+        return [], f"peer {_readable(key)} ({entity}) has no observed address to put in an ipBlock"
     names = tuple(sorted(set(row.get("peer_names") or ()))) if opts.cilium else ()
     return [Peer("cidr", cidr=c, fqdns=names) for c in sorted(set(ips))], None
 
