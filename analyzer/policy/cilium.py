@@ -281,7 +281,7 @@ def _to_ports(raw: Any, path: str, col: Collector) -> tuple[PolicyPort, ...] | N
             value = port.get("port")
             number: int | str | None = None
             if value not in (None, "", "0", 0):
-                number = parse_port_value(value, f"{ppath}.port", col)
+                number = parse_port_value(value, f"{ppath}.port", col, numeric_strings=True)
                 if number is None:
                     return False
             end = port.get("endPort")

@@ -82,7 +82,31 @@ def load_policies(
     for file in _files(paths):
         docs = _read_documents(file)
         parse_documents(docs, str(file), result, include_staged=include_staged)
+    _drop_duplicates(result)
     return result
+
+
+def _drop_duplicates(result: LoadResult) -> None:
+    """One policy per kind and ``namespace/name``, as in a cluster; later copies are reported."""
+    seen: dict[tuple[str, str], NetworkPolicy] = {}
+    kept: list[NetworkPolicy] = []
+    for policy in result.policies:
+        key = (policy.kind, policy.key)
+        first = seen.get(key)
+        if first is None:
+            seen[key] = policy
+            kept.append(policy)
+            continue
+        result.problems.append(
+            PolicyProblem(
+                policy.source,
+                policy.key,
+                "metadata.name",
+                f"duplicate {policy.kind} {policy.key} (first loaded from {first.source}); "
+                "this copy is ignored",
+            )
+        )
+    result.policies[:] = kept
 
 
 def _files(paths: Iterable[str | Path]) -> Iterator[Path]:

@@ -236,12 +236,25 @@ def parse_protocol(raw: Any, path: str, col: Collector, *, allow_any: bool = Fal
     return None
 
 
-def parse_port_value(raw: Any, path: str, col: Collector) -> int | str | None:
-    """A port number 1-65535 or an IANA service name; numeric strings become numbers."""
+def parse_port_value(
+    raw: Any, path: str, col: Collector, *, numeric_strings: bool = False
+) -> int | str | None:
+    """A port number 1-65535 or an IANA service name.
+
+    Kubernetes reads a quoted number (``port: "80"``) as a port *name* and rejects it (names
+    need a letter); Cilium writes every port as a string, so it passes ``numeric_strings``.
+    """
     if isinstance(raw, bool):
         col.problem(path, f"invalid port {raw!r}")
         return None
     if isinstance(raw, str) and raw.isdigit():
+        if not numeric_strings:
+            col.problem(
+                path,
+                f"port {raw!r} is a string, which Kubernetes reads as a port name; "
+                f"write {raw} without quotes",
+            )
+            return None
         raw = int(raw)
     if isinstance(raw, int):
         if not 1 <= raw <= 65535:

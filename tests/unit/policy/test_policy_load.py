@@ -142,3 +142,23 @@ def test_malformed_cilium_policies_report_field_paths() -> None:
     assert [p.key for p in result.policies] == ["shop/good"]
     found = {p.policy.split("/")[-1]: p.field_path for p in result.problems}
     assert found == _expected_paths(path)
+
+
+def test_quoted_port_number_and_duplicates(tmp_path: Path) -> None:
+    doc = (
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        "metadata: {{name: p, namespace: n}}\nspec:\n  podSelector: {{}}\n"
+        "  ingress: [{{ports: [{{port: {port}}}]}}]\n"
+    )
+    (tmp_path / "a.yaml").write_text(doc.format(port='"80"'))
+    result = load_policies(tmp_path / "a.yaml")
+    assert not result.policies
+    assert result.problems[0].field_path == "spec.ingress[0].ports[0].port"
+    assert "without quotes" in result.problems[0].message
+    (tmp_path / "a.yaml").write_text(doc.format(port="80"))
+    (tmp_path / "b.yaml").write_text(doc.format(port="443"))
+    result = load_policies(tmp_path)
+    assert len(result.policies) == 1 and result.policies[0].source.endswith("a.yaml")
+    assert [(p.field_path, p.file.endswith("b.yaml")) for p in result.problems] == [
+        ("metadata.name", True)
+    ]
