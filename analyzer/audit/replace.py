@@ -71,7 +71,7 @@ def replacement_for(
         action="replace",
         note=(
             f"replace {rule_label} with {len(manifests)} {plural} admitting only the {count} "
-            "observed connection(s) that it alone admitted"
+            "observed connection(s) it admitted that no other tight rule admits"
         ),
         manifest=manifest,
         source="analyzer.policy.synthesize",

@@ -78,9 +78,12 @@ def test_broad_rule_states_what_it_admits_and_what_used_it(result: AuditResult) 
     manifest = broad.replacement.manifest
     assert manifest is not None
     text = repr(manifest)
-    # the replacement admits prometheus on the ports it used, and nothing from develop
+    # the replacement admits prometheus on the ports it used, and the develop tools (which
+    # only another broad rule admits), never the debug pod whose attempts were dropped
     assert "prometheus" in text and "9090" in text and "9187" in text
-    assert "develop" not in text
+    assert "'app': 'tools'" in text and "debug" not in text
+    # frontend -> backend 8080 is admitted by the seed's tight rule: not repeated here
+    assert "frontend" not in text
     # a rollout of the replacement must not overwrite an existing policy
     names = [m["metadata"]["name"] for m in manifest.get("items", [manifest])]
     assert all(n.startswith("allow-metrics-scrape-tight") for n in names)

@@ -1,0 +1,191 @@
+"""broad-rule and unused-rule findings, with the tighter replacement of each.
+
+Two passes: first every rule is judged (structural reasons, filtered and completed by what the
+known universe and the traffic show), then findings are written. The replacement of a broad rule
+covers the connections no *other tight* rule admitted: traffic another broad rule also admits
+still needs a rule once that broad rule is tightened too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from analyzer.audit.findings import Finding, Replacement, max_severity
+from analyzer.audit.replace import remove_rule, replacement_for
+from analyzer.audit.structural import BreadthReason, describe_ports, rule_breadth, rule_severity
+from analyzer.audit.universe import Universe
+from analyzer.audit.usage import Breadth, RuleUsage, breadth, describe_breadth, rule_key
+from analyzer.policy.compile import CompiledPolicy, CompiledRule
+
+__all__ = ["EMPIRICAL_MIN_WORKLOADS", "EMPIRICAL_RATIO", "RuleView", "judge_rules", "rule_findings"]
+
+# A rule that is tight by shape is reported as empirically broad only when it admits at least
+# this many known workloads and at least EMPIRICAL_RATIO times as many as used it.
+EMPIRICAL_MIN_WORKLOADS = 4
+EMPIRICAL_RATIO = 3
+# Selector-wide peers that are broad only relative to what exists.
+_RELATIVE = frozenset({"namespace-only", "any-namespace", "all-pods"})
+
+
+@dataclass(frozen=True, slots=True)
+class RuleView:
+    """One rule with what the audit concluded about it."""
+
+    policy: CompiledPolicy
+    rule: CompiledRule
+    direction: str
+    key: str
+    use: RuleUsage | None
+    reasons: tuple[BreadthReason, ...]
+    breadth: Breadth
+    empirical: str
+
+    @property
+    def path(self) -> str:
+        return f"spec.{self.direction}[{self.rule.index}]"
+
+    @property
+    def hits(self) -> int:
+        return self.use.stat.hits if self.use else 0
+
+
+def judge_rules(
+    policies: Sequence[CompiledPolicy], usage: Mapping[str, RuleUsage], universe: Universe,
+    mode: str,
+) -> list[RuleView]:
+    """Judge every rule of ``policies``: why it is broad (if it is) and what it admits."""
+    views = []
+    for cp in policies:
+        for rule in (cp.ingress or ()) + (cp.egress or ()):
+            direction = rule.direction.lower()
+            key = rule_key(cp.key, direction, rule.index)
+            use = usage.get(key)
+            hits = use.stat.hits if use else 0
+            reasons = rule_breadth(cp.policy, direction, rule.rule)
+            b = breadth(rule, universe, mode)
+            used_peers = len(use.peer_workloads) if use else 0
+            if len(b.workloads) <= max(used_peers, 1):
+                # A tighter selector would admit no less (kube-dns "in any namespace").
+                reasons = [r for r in reasons if r.code not in _RELATIVE]
+            if not reasons and hits and len(b.workloads) >= EMPIRICAL_MIN_WORKLOADS and (
+                len(b.workloads) >= EMPIRICAL_RATIO * max(used_peers, 1)
+            ):
+                reasons = [
+                    BreadthReason("empirical", "admits far more workloads than use it", "low")
+                ]
+            views.append(
+                RuleView(cp, rule, direction, key, use, tuple(reasons), b,
+                         describe_breadth(b, describe_ports(rule.rule.ports), use))
+            )
+    return views
+
+
+def rule_findings(
+    views: Sequence[RuleView],
+    evaluated: pl.DataFrame,
+    groups: Mapping[str, Any],
+    unused_policies: Collection[str],
+    shadowing: Mapping[str, list[str]],
+    span: str,
+) -> list[Finding]:
+    """``broad-rule`` and ``unused-rule`` findings for ``views``.
+
+    ``views`` must include every rule the evaluated frame can name (out-of-scope ones too), so
+    that "another tight rule admits it" is decided over all of them.
+    """
+    broad = frozenset(v.key for v in views if v.reasons)
+    findings: list[Finding] = []
+    for v in views:
+        if not v.reasons and v.hits:
+            continue
+        replacement = _replacement(v, evaluated, groups, broad)
+        use = v.use
+        if v.reasons:
+            sev = rule_severity(list(v.reasons))
+            if v.hits == 0:
+                sev = max_severity(sev, "medium")  # broad and unused: pure exposure
+            extra = ""
+            if use and use.dropped:
+                extra = (
+                    f"; it would also admit {use.dropped} connection(s) observed dropped "
+                    f"({', '.join(use.dropped_examples)})"
+                )
+            findings.append(
+                Finding(
+                    severity=sev,
+                    category="broad-rule",
+                    policy=v.policy.key,
+                    rule=v.path,
+                    namespace=v.policy.namespace,
+                    direction=v.direction,
+                    explanation=(
+                        f"{'; '.join(r.text for r in v.reasons)}. Observed: {v.empirical}{extra}"
+                    ),
+                    hits=v.hits,
+                    first_hit=use.stat.first_hit if use else None,
+                    last_hit=use.stat.last_hit if use else None,
+                    replacement=replacement,
+                    evidence={
+                        "reasons": [r.code for r in v.reasons],
+                        "admitted_workloads": len(v.breadth.workloads),
+                        "admitted_namespaces": len(v.breadth.namespaces),
+                        "any_address": v.breadth.any_address,
+                        "used_by": list(use.peer_workloads) if use else [],
+                        "ports_used": list(use.ports) if use else [],
+                        "shadows": shadowing.get(v.key, []),
+                    },
+                )
+            )
+        if v.hits == 0:
+            in_unused = v.policy.key in unused_policies
+            findings.append(
+                Finding(
+                    severity="info" if in_unused else "low",
+                    category="unused-rule",
+                    policy=v.policy.key,
+                    rule=v.path,
+                    namespace=v.policy.namespace,
+                    direction=v.direction,
+                    explanation=(
+                        f"admitted no observed connection in the window ({span}); it "
+                        f"{v.empirical.removesuffix('; nothing used it in the window')}"
+                        + ("; the whole policy selects no observed pod" if in_unused else "")
+                    ),
+                    hits=0,
+                    replacement=replacement
+                    or remove_rule("nothing used it in the window"),
+                    evidence={"dropped_it_would_admit": use.dropped if use else 0},
+                )
+            )
+    return findings
+
+
+def _replacement(
+    v: RuleView, evaluated: pl.DataFrame, groups: Mapping[str, Any], broad: frozenset[str]
+) -> Replacement | None:
+    label = f"{v.policy.key} {v.path}"
+    if v.hits == 0:
+        return remove_rule(f"nothing used {label} in the window")
+    if v.policy.namespace is None:
+        return None  # cluster-wide policies: synthesis writes namespaced policies only
+    rules = pl.col(f"{v.direction}_rules")
+    mine = evaluated.filter((pl.col("outcome") == "allowed") & rules.list.contains(v.key))
+    # Traffic another tight rule admits needs nothing new; traffic only broad rules admit does.
+    others = rules.list.set_difference(pl.lit(sorted(broad | {v.key}), dtype=pl.List(pl.String)))
+    alone = mine.filter(others.list.len() == 0)
+    if alone.height == 0:
+        covering = sorted(
+            set(mine.select(rules.list.explode()).to_series().drop_nulls().to_list())
+            - broad - {v.key}
+        )
+        return remove_rule(
+            f"each of the {v.hits} connection(s) {label} admitted is also admitted by "
+            f"{', '.join(covering[:3])}" + (" and more" if len(covering) > 3 else "")
+        )
+    return replacement_for(
+        alone, v.policy.namespace, v.direction, groups, label, v.policy.policy.name
+    )
