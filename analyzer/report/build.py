@@ -19,10 +19,19 @@ from analyzer.anomaly import detect_anomalies
 from analyzer.connections import Connections, derive_connections
 from analyzer.errors import UsageError, VerificationError
 from analyzer.report.convert import anomaly_rows, denied_rows, edge_key, graph_from_connections
-from analyzer.report.model import SEVERITIES, ReportModel, Summary
+from analyzer.report.model import (
+    SEVERITIES,
+    CoverageRow,
+    Finding,
+    NamespaceSection,
+    ReportModel,
+    RolloutPlan,
+    Summary,
+)
 
 if TYPE_CHECKING:
     from analyzer.inventory import Inventory
+    from analyzer.policy.load import LoadResult
     from analyzer.recommend import Recommendation
 
 __all__ = ["FlowSource", "build_report"]
@@ -156,6 +165,21 @@ def build_report(
     StoreError, PolicyError, InventoryError, UsageError
         From the modules that read the inputs.
     """
+    # Read every user input first: a bad path fails in a second, not after the analysis.
+    inv: Inventory | None = None
+    if inventory is not None:
+        from analyzer.inventory import load_inventory
+
+        inv = load_inventory(inventory)
+    loaded: LoadResult | None = None
+    existing: dict[str, list[dict[str, Any]]] | None = None
+    if policies is not None:
+        from analyzer.policy.load import load_policies
+        from analyzer.report.existing import existing_manifests
+
+        loaded = load_policies(policies)
+        existing = existing_manifests(policies)
+
     flows = store.scan()
     rows, masked = _flow_counts(flows)
     connections: Connections = derive_connections(flows)
@@ -176,39 +200,26 @@ def build_report(
     ]
     graph = graph_from_connections(scoped, keys)
 
-    inv: Inventory | None = None
-    if inventory is not None:
-        from analyzer.inventory import load_inventory
-
-        inv = load_inventory(inventory)
-
-    findings: tuple[Any, ...] = ()
-    coverage: tuple[Any, ...] = ()
-    existing = None
-    if policies is not None:
+    findings: tuple[Finding, ...] = ()
+    coverage: tuple[CoverageRow, ...] = ()
+    if loaded is not None:
         from analyzer.audit.engine import audit
         from analyzer.policy.compile import compile_policies
-        from analyzer.policy.load import load_policies
-        from analyzer.report.existing import coverage_rows, existing_manifests
+        from analyzer.report.existing import coverage_rows
         from analyzer.report.sections import findings_from_audit
 
-        loaded = load_policies(policies)
         warnings.extend(f"policy problem: {p}" for p in loaded.problems)
         result = audit(loaded.policies, connections, inventory=inv, namespaces=namespaces)
         findings = findings_from_audit(result)
         coverage = coverage_rows(compile_policies(loaded.policies), scoped, inv)
-        existing = existing_manifests(policies)
 
-    sections: tuple[Any, ...] = ()
+    sections: tuple[NamespaceSection, ...] = ()
+    plan = RolloutPlan()
     if rec is not None:
         from analyzer.report.sections import plan_from_recommendation, sections_from_recommendation
 
         sections = sections_from_recommendation(rec, existing)
         plan = plan_from_recommendation(rec, bundle_dir)
-    else:
-        from analyzer.report.model import RolloutPlan
-
-        plan = RolloutPlan()
 
     stats = connections.stats
     observed = sorted(
