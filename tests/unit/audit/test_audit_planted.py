@@ -141,3 +141,61 @@ def test_namespace_only_peer_is_broad_only_when_a_pod_selector_would_narrow(
     )
     assert dev.severity == "low"
     assert "namespace-only" in dev.explanation and "develop/tools" in dev.explanation
+
+
+def _apply_fixes(policies: list[Any], result: AuditResult) -> list[Any]:
+    """The policy set after applying every replace/remove the audit proposes for rules."""
+    import dataclasses
+
+    from analyzer.policy.load import LoadResult, parse_documents
+
+    drop: dict[str, set[tuple[str, int]]] = {}
+    added: list[Any] = []
+    for f in result.findings:
+        r = f.replacement
+        if f.rule is None or r is None or r.action not in ("replace", "remove-rule"):
+            continue
+        direction, index = f.rule.removeprefix("spec.").rstrip("]").split("[")
+        drop.setdefault(f.policy, set()).add((direction, int(index)))
+        if r.action == "replace" and r.manifest is not None:
+            loaded = LoadResult()
+            parse_documents([dict(r.manifest)], "replacement", loaded)
+            assert not loaded.problems, loaded.problems
+            added.extend(loaded.policies)
+    out = []
+    for p in policies:
+        gone = drop.get(p.key, set())
+        out.append(
+            dataclasses.replace(
+                p,
+                ingress=tuple(r for i, r in enumerate(p.ingress) if ("ingress", i) not in gone),
+                egress=tuple(r for i, r in enumerate(p.egress) if ("egress", i) not in gone),
+            )
+        )
+    return out + added
+
+
+def _broken(result: AuditResult) -> set[tuple[str, str, str, Any]]:
+    return {
+        (f.evidence["subject"], e["peer"], e["protocol"], e["port"])
+        for f in result.findings
+        if f.category == "would-break" and f.evidence["observed"] == "allowed"
+        for e in f.evidence["edges"]
+    }
+
+
+def test_applying_every_proposed_fix_breaks_nothing_new(
+    result: AuditResult, shop_policies: list[Any], shop_conns: Connections
+) -> None:
+    fixed = _apply_fixes(shop_policies, result)
+    after = audit(fixed, shop_conns)
+    assert _broken(after) <= _broken(result)
+    # and the broad, unused and redundant rules are gone
+    assert not [
+        f for f in after.findings
+        if f.category in ("broad-rule", "unused-rule", "redundant-rule")
+        and f.policy in ("shop/allow-metrics-scrape", "shop/allow-dev-tools",
+                         "shop/allow-frontend-to-backend-dup", "shop/allow-frontend-world")
+    ]
+    # the develop debug pod's dropped attempts are no longer admitted by anything
+    assert not [f for f in after.findings if f.category == "suspicious-allowed"]
