@@ -144,16 +144,27 @@ _RULE_CATEGORIES = ("unused-rule", "broad-rule", "redundant-rule")
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any]]:
+def generated_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("audit-gen")
     res = runner.invoke(app, ["generate", "--out", str(out), "--flows", "10000", "--seed", "7"])
     assert res.exit_code == 0, res.output
+    return out
+
+
+def _audit_generated(out: Path, policies: Path) -> dict[str, Any]:
     res = _audit(
-        "-p", str(out / "existing-policies.yaml"), "--inventory", str(out / "inventory.json"),
+        "-p", str(policies), "--inventory", str(out / "inventory.json"),
         str(out / "flows.jsonl"), "-o", "json",
     )
     assert res.exit_code == 0, res.output
-    return json.loads(res.stdout), json.loads((out / "policies-truth.json").read_text())
+    doc: dict[str, Any] = json.loads(res.stdout)
+    return doc
+
+
+@pytest.fixture(scope="module")
+def generated(generated_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    doc = _audit_generated(generated_dir, generated_dir / "existing-policies.yaml")
+    return doc, json.loads((generated_dir / "policies-truth.json").read_text())
 
 
 def test_generated_planted_problems_are_reported(
@@ -205,3 +216,48 @@ def test_kubectl_list_output_with_server_metadata(store: Path) -> None:
     # allow-dns-egress isolates egress of every shop pod: what it breaks is reported
     assert any(f["category"] == "would-break" and f["policy"] == "shop/allow-dns-egress"
                for f in doc["findings"])
+
+
+def test_generated_fixes_break_nothing_new(
+    generated_dir: Path, generated: tuple[dict[str, Any], dict[str, Any]], tmp_path: Path
+) -> None:
+    import yaml
+
+    doc, _ = generated
+    items = _list_items(generated_dir / "existing-policies.yaml")
+    drop: dict[str, set[tuple[str, int]]] = {}
+    added: list[dict[str, Any]] = []
+    for f in doc["findings"]:
+        r = f["replacement"]
+        if f["rule"] is None or r is None or r["action"] not in ("replace", "remove-rule"):
+            continue
+        direction, index = f["rule"].removeprefix("spec.").rstrip("]").split("[")
+        drop.setdefault(f["policy"], set()).add((direction, int(index)))
+        if r["manifest"] is not None:
+            added.extend(r["manifest"].get("items", [r["manifest"]]))
+    assert drop and added
+    for item in items:
+        key = f"{item['metadata']['namespace']}/{item['metadata']['name']}"
+        for direction in ("ingress", "egress"):
+            rules = item["spec"].get(direction)
+            if rules:
+                item["spec"][direction] = [
+                    r for i, r in enumerate(rules) if (direction, i) not in drop.get(key, set())
+                ]
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items + added}))
+    after = _audit_generated(generated_dir, fixed)
+
+    def broken(d: dict[str, Any]) -> set[tuple[Any, ...]]:
+        return {
+            (f["evidence"]["subject"], e["peer"], e["protocol"], e["port"])
+            for f in d["findings"]
+            if f["category"] == "would-break" and f["evidence"]["observed"] == "allowed"
+            and not f["evidence"]["flagged_by_anomaly_detector"]
+            for e in f["evidence"]["edges"]
+        }
+
+    assert broken(after) <= broken(doc)
+    left = {(f["category"], f["policy"]) for f in after["findings"]}
+    assert ("broad-rule", "production/allow-api-egress") not in left
+    assert ("unused-rule", "production/allow-db-ingress") not in left
