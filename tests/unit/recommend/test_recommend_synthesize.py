@@ -185,3 +185,26 @@ def test_apiserver_and_fqdns_in_cilium_mode() -> None:
     assert {"toFQDNs": [{"matchName": "api.github.com"}],
             "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]} in egress
     assert any(r.get("toEntities") == ["kube-apiserver"] for r in egress)
+
+
+def test_calico_aggregated_public_destination_is_a_flagged_port_restricted_block() -> None:
+    app = pod("develop", app="app")
+    public = entity("public-network")
+    probes = entity("private-network")
+    rows = [conn(app, public, 443), conn(probes, app, 8080)]
+    result = synthesize(frame(rows), groups_of([app]), ["develop"])
+    docs = _by_name(render(result.policies))
+    assert docs["allow-app-egress"]["spec"]["egress"] == [{
+        "to": [{"ipBlock": {"cidr": "0.0.0.0/0",
+                            "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}],
+        "ports": [{"protocol": "TCP", "port": 443}],
+    }]
+    assert "allow-app-ingress" not in docs
+    warnings = " ".join(n.message for n in result.notes if n.level == "warning")
+    assert "public internet on this port only" in warnings and "kubelet probes" in warnings
+    # neither can be replayed without addresses: both are excluded from verification
+    assert sorted(result.uncovered["direction"].to_list()) == ["egress", "ingress"]
+    cilium = synthesize(frame(rows), groups_of([app]), ["develop"], SynthesisOptions(cilium=True))
+    egress = _by_name(render(cilium.policies, "cilium"))["allow-app-egress"]["spec"]["egress"]
+    assert egress == [{"toEntities": ["world"],
+                       "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}]
