@@ -28,21 +28,23 @@ ORACLE_SAMPLE = [
 runner = CliRunner()
 
 
-def _simulate(tmp_path: Path, case: dict[str, Any], *extra: str) -> dict[tuple[Any, ...], Any]:
+def _simulate(
+    tmp_path: Path, case: dict[str, Any], *extra: str, inventory: bool = True
+) -> dict[tuple[Any, ...], Any]:
     probes = [p for p in case["probes"] if not p["src"].startswith("entity:")]
     case = {**case, "probes": probes}
     (tmp_path / "flows.json").write_text("\n".join(hubble_lines(case)) + "\n")
     (tmp_path / "inventory.json").write_text(inventory_json(case))
     (tmp_path / "policies.yaml").write_text("\n---\n".join(case["policies"]))
     mode = case.get("mode", "kubernetes")
+    inv = ["--inventory", str(tmp_path / "inventory.json")] if inventory else []
     result = runner.invoke(
         app,
         [
             "simulate",
             "--policies",
             str(tmp_path / "policies.yaml"),
-            "--inventory",
-            str(tmp_path / "inventory.json"),
+            *inv,
             "--ipblock-mode",
             mode,
             str(tmp_path / "flows.json"),
@@ -309,3 +311,13 @@ def test_simulate_ignores_replies_and_counts_each_connection_once(tmp_path: Path
         (p["src"], p["dst"], p["port"]) for p in case["probes"]
     }
     _check(case, {(r["src"], r["dst"], r["port"], r["protocol"]): r for r in records})
+
+
+@pytest.mark.parametrize("case_id", ["and-peer", "notin-doesnotexist", "cilium-l3-l4"])
+def test_simulate_namespace_labels_from_hubble_without_inventory(
+    tmp_path: Path, case_id: str
+) -> None:
+    # Hubble carries namespace labels (k8s:io.cilium.k8s.namespace.labels.*): enough for
+    # namespaceSelector without an inventory.
+    case = next(c for c in CASES if c["id"] == case_id)
+    _check(case, _simulate(tmp_path, case, inventory=False))
