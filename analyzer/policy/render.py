@@ -60,7 +60,7 @@ _EXAMPLE = re.compile(r"^[A-Za-z0-9./:\-_ >\[\]]{1,300}$")
 
 def name_error(name: str) -> str | None:
     """Why ``name`` is not a DNS-1123 label (object and namespace names), or None."""
-    if not name or len(name) > 63 or not _DNS_LABEL.match(name):
+    if not name or len(name) > 63 or not _DNS_LABEL.fullmatch(name):
         return f"{name[:80]!r} is not a DNS-1123 label (lowercase alphanumerics and '-', <= 63)"
     return None
 
@@ -68,26 +68,30 @@ def name_error(name: str) -> str | None:
 def label_error(key: str, value: str) -> str | None:
     """Why ``key=value`` is not valid label syntax, or None."""
     prefix, sep, name = key.rpartition("/")
-    if sep and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+    if sep and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
         return f"label key {key[:80]!r} has an invalid prefix"
-    if not name or len(name) > 63 or not _LABEL_NAME.match(name):
+    if not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name):
         return f"label key {key[:80]!r} is not a valid label name"
-    if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
+    if value and (len(value) > 63 or not _LABEL_NAME.fullmatch(value)):
         return f"label value {value[:80]!r} of {key[:80]!r} is not valid label syntax"
     return None
 
 
 def selector_error(labels: Mapping[str, str]) -> str | None:
     """Why a chosen selector (``key -> value``) cannot be written, or None."""
+    from analyzer.identity import is_valid_label_key, is_valid_label_value
+
     for key, value in labels.items():
         err = label_error(key, value)
         if err:
             return err
+        if not (is_valid_label_key(key) and is_valid_label_value(value)):
+            return f"label {key[:80]!r}={value[:80]!r} is not valid label syntax"
     return None
 
 
 def dns_name_error(name: str) -> str | None:
-    if not name or len(name) > 253 or not _FQDN.match(name):
+    if not name or len(name) > 253 or not _FQDN.fullmatch(name):
         return f"{name[:80]!r} is not a DNS name"
     return None
 
@@ -331,7 +335,7 @@ def _annotations(policy: PolicySpec) -> dict[str, str]:
             "peers": [p.describe() for p in rule.peers],
             "ports": [f"{p.protocol}/{p.port}" for p in rule.ports],
         } | rule.evidence.to_json()
-        item["examples"] = [x for x in item["examples"] if _EXAMPLE.match(x)]
+        item["examples"] = [x for x in item["examples"] if _EXAMPLE.fullmatch(x)]
         rules.append(item)
     evidence = json.dumps(rules, separators=(",", ":"), sort_keys=False)
     if len(evidence) > MAX_EVIDENCE_CHARS:

@@ -143,9 +143,9 @@ def _label_ok(key: str, value: str, *, cilium: bool = False) -> None:
     if cilium and key.startswith(("k8s:", "any:")):
         key = key.split(":", 1)[1]
     prefix, _, name = key.rpartition("/")
-    assert not prefix or (_PREFIX.match(prefix) and len(prefix) <= 253), key
-    assert _LABEL_NAME.match(name) and len(name) <= 63, key
-    assert value == "" or (_LABEL_NAME.match(value) and len(value) <= 63), (key, value)
+    assert not prefix or (_PREFIX.fullmatch(prefix) and len(prefix) <= 253), key
+    assert _LABEL_NAME.fullmatch(name) and len(name) <= 63, key
+    assert value == "" or (_LABEL_NAME.fullmatch(value) and len(value) <= 63), (key, value)
 
 
 def _selector_ok(sel: Any, *, cilium: bool = False) -> None:
@@ -182,11 +182,11 @@ def _k8s_peer_ok(peer: Any) -> None:
 
 def _meta_ok(doc: Mapping[str, Any]) -> None:
     meta = doc["metadata"]
-    assert _DNS_LABEL.match(meta["name"]) and len(meta["name"]) <= 63, meta["name"]
-    assert _DNS_LABEL.match(meta["namespace"]), meta["namespace"]
+    assert _DNS_LABEL.fullmatch(meta["name"]) and len(meta["name"]) <= 63, meta["name"]
+    assert _DNS_LABEL.fullmatch(meta["namespace"]), meta["namespace"]
     for k, v in (meta.get("annotations") or {}).items():
         prefix, _, name = k.rpartition("/")
-        assert _PREFIX.match(prefix) and _LABEL_NAME.match(name), k
+        assert _PREFIX.fullmatch(prefix) and _LABEL_NAME.fullmatch(name), k
         assert isinstance(v, str)
     for k, v in (meta.get("labels") or {}).items():
         _label_ok(k, v)

@@ -62,6 +62,7 @@ def test_policy_names_are_dns_labels_and_unique() -> None:
     assert first != second
     for name in (first, second, policy_name("Weird_Name.v2", "egress", taken)):
         assert name_error(name) is None and len(name) <= 63
+    assert name_error("develop\n") is not None
 
 
 @pytest.mark.parametrize(
@@ -76,6 +77,8 @@ def test_policy_names_are_dns_labels_and_unique() -> None:
         ("bad key", "v", False),
         ("UPPER.example.com/x", "v", False),
         ("app", "'; rm -rf /", False),
+        ("app", "backend\n", False),
+        ("app\n", "backend", False),
     ],
 )
 def test_label_validation(key: str, value: str, ok: bool) -> None:
