@@ -182,9 +182,10 @@ def _replacement(
             set(mine.select(rules.list.explode()).to_series().drop_nulls().to_list())
             - broad - {v.key}
         )
+        named = [c.replace("#", " spec.") for c in covering[:3]]
         return remove_rule(
             f"each of the {v.hits} connection(s) {label} admitted is also admitted by "
-            f"{', '.join(covering[:3])}" + (" and more" if len(covering) > 3 else "")
+            f"{', '.join(named)}" + (" and more" if len(covering) > 3 else "")
         )
     return replacement_for(
         alone, v.policy.namespace, v.direction, groups, label, v.policy.policy.name

@@ -130,7 +130,7 @@ def build_universe(conns: pl.DataFrame, inventory: Inventory | None = None) -> U
             pods[f"{ns}/{name}"] = Pod(
                 namespace=ns,
                 name=name,
-                workload=row["workload"] or name,
+                workload=row["workload"] or _workload_name(name, label_map(row["labels"])),
                 labels=label_map(row["labels"]),
                 ip=row["ip"],
             )
