@@ -97,6 +97,7 @@ def simulate_cmd(
     """Replay observed connections against policies: which would be allowed, which denied."""
     from analyzer.policy.simulate import (
         connection_records,
+        headline,
         read_flows,
         simulate,
         summarise,
@@ -112,13 +113,9 @@ def simulate_cmd(
         for record in connection_records(result.frame):
             typer.echo(json.dumps(record, default=str))
         return
-    frame = result.frame
-    denied = int((~frame["allowed"]).sum()) if frame.height else 0
-    typer.echo(
-        f"{frame.height} distinct connections: {frame.height - denied} allowed, {denied} denied "
-        f"by {len(compiled.policies)} policies"
-    )
-    summary = summarise(frame)
+    for line in headline(result.frame, len(compiled.policies)):
+        typer.echo(line)
+    summary = summarise(result.frame)
     if summary.height:
         rows = [("SOURCE", "DESTINATION", "ALLOWED", "DENIED", "DENIED PORTS")]
         for r in summary.iter_rows(named=True):

@@ -26,6 +26,7 @@ __all__ = [
     "simulate",
     "read_flows",
     "summarise",
+    "headline",
     "resolve_peer",
     "connection_records",
 ]
@@ -134,6 +135,28 @@ def connection_records(frame: pl.DataFrame) -> list[dict[str, Any]]:
     return frame.select(
         [e.alias(k) for k, e in cols.items()] + [pl.col(c) for c in extra]
     ).to_dicts()
+
+
+def headline(frame: pl.DataFrame, policies: int) -> list[str]:
+    """Totals for a person, and where the simulation disagrees with what was observed."""
+    denied = int((~frame["allowed"]).sum()) if frame.height else 0
+    lines = [
+        f"{frame.height} distinct connections: {frame.height - denied} allowed, {denied} denied "
+        f"by {policies} policies"
+    ]
+    if "observed" in frame.columns and frame.height:
+        seen_ok = frame["observed"].list.contains("allowed")
+        seen_denied = frame["observed"].list.contains("denied")
+        breaks = int((seen_ok & ~frame["allowed"]).sum())
+        opens = int((seen_denied & frame["allowed"]).sum())
+        if breaks:
+            lines.append(
+                f"{breaks} connections that the flow logs show as allowed would be denied "
+                "(applying these policies would break them)"
+            )
+        if opens:
+            lines.append(f"{opens} connections that the flow logs show as denied would be allowed")
+    return lines
 
 
 def summarise(frame: pl.DataFrame) -> pl.DataFrame:

@@ -111,6 +111,12 @@ def test_simulate_table_output(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("5 distinct connections: 2 allowed, 3 denied by 1 policies")
+    # The generated flows are all forwarded: the 3 denied ones would break.
+    assert lines[1] == (
+        "3 connections that the flow logs show as allowed would be denied "
+        "(applying these policies would break them)"
+    )
+    lines = lines[1:]
     assert lines[1].split() == ["SOURCE", "DESTINATION", "ALLOWED", "DENIED", "DENIED", "PORTS"]
     assert any("pod:dev:app=debug" in line and "TCP/5432" in line for line in lines)
 
