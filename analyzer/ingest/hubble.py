@@ -187,26 +187,30 @@ def fast_read(chunk: bytes) -> FastResult:
     """Parse a chunk of snake_case envelope lines natively (raises on anything unusual)."""
     env = read_ndjson(chunk, _ENVELOPE_ARROW)
     flow = pl.col("flow")
-    reason = pl.when(flow.is_null()).then(
-        pl.coalesce(
-            *(pl.when(pl.col(k).is_not_null()).then(pl.lit(f"{k} records")) for k in _NON_FLOW),
-            pl.lit("records that are not Hubble flows"),
-        )
-    )
-    reason_s = env.select(reason)
-    skip = reason_s.to_series()
-    if (skip == "records that are not Hubble flows").any():
-        # Perhaps bare flows or odd spellings: let the per-line path classify them exactly.
-        raise ValueError("unrecognised records in chunk")
-    lost = env.select(
-        pl.col("lost_events").struct.field("num_events_lost").cast(_INT, strict=False).sum()
-    ).item()
     raw = env.select(
         flow.struct.field(c).alias(c)
         if c != "node_name"
         else pl.coalesce(flow.struct.field("node_name"), pl.col("node_name")).alias("node_name")
         for c in FLOW_SCHEMA_RAW
     )
+    if env["flow"].null_count() == 0:  # the common case: nothing but flows
+        _check_spelling(raw)
+        return FastResult(
+            raw=raw, skip_reason=pl.repeat(None, env.height, dtype=_STR, eager=True), lost_events=0
+        )
+    reason = pl.when(flow.is_null()).then(
+        pl.coalesce(
+            *(pl.when(pl.col(k).is_not_null()).then(pl.lit(f"{k} records")) for k in _NON_FLOW),
+            pl.lit("records that are not Hubble flows"),
+        )
+    )
+    skip = env.select(reason).to_series()
+    if (skip == "records that are not Hubble flows").any():
+        # Perhaps bare flows or odd spellings: let the per-line path classify them exactly.
+        raise ValueError("unrecognised records in chunk")
+    lost = env.select(
+        pl.col("lost_events").struct.field("num_events_lost").cast(_INT, strict=False).sum()
+    ).item()
     _check_spelling(raw.filter(skip.is_null()))
     return FastResult(raw=raw, skip_reason=skip, lost_events=int(lost or 0))
 
