@@ -22,14 +22,23 @@ def endpoint_key(scenario: Scenario, ep: dict[str, Any], ip: str) -> str:
 
 
 def requests(scenario: Scenario, lines: Iterable[str]) -> set[tuple[str, str, str, int]]:
-    """Connection requests seen in Hubble lines: is_reply false or an L7 request."""
+    """Connection requests in Hubble lines, by DESIGN.md's rule: ``is_reply`` false, a
+    policy-verdict event, or (``is_reply`` unknown) a TCP SYN without ACK."""
     out = set()
     for line in lines:
         obj = json.loads(line)
         flow = obj.get("flow")
-        if flow is None or flow.get("is_reply") is not False:
+        if flow is None:
             continue
         l4 = flow["l4"]
+        flags = l4.get("TCP", {}).get("flags", {})
+        request = (
+            flow.get("is_reply") is False
+            or flow["event_type"]["type"] == 5
+            or ("is_reply" not in flow and flags.get("SYN") and not flags.get("ACK"))
+        )
+        if not request or "ICMPv6" in l4:
+            continue
         proto = next(iter(l4))
         port = l4[proto]["destination_port"]
         src = endpoint_key(scenario, flow["source"], flow["IP"]["source"])
