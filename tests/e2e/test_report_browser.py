@@ -115,8 +115,11 @@ def test_page_renders_without_errors_and_payloads_stay_text(
     attrs = _root_attrs(dom)
     assert attrs.get("data-ready") == "1", dom[-3000:]
     assert attrs.get("data-errors") == "0" and _errors(dom) == []
-    # The graph is there with its nodes and edges.
+    # The graph is there with its nodes and edges, and the browser drew them.
     assert dom.count('<g class="node') == 8 * 7 + 2
+    width, height = (int(v) for v in attrs["data-graph-box"].split("x"))
+    assert width > 500 and height > 200
+    assert attrs["data-graph-nodes"] == str(8 * 7 + 2)
     assert dom.count('<g class="edge') > 40
     # No element was injected: only our three scripts, no img/iframe/object, one svg.
     assert len(re.findall(r"<script\b", dom)) == 3
@@ -207,6 +210,7 @@ def test_report_of_hostile_store_is_inert(tmp_path: Path, hostile_store_report: 
     assert "&lt;img src=x onerror=alert(1)&gt;.evil" in dom
     assert ">javascript:alert(1) (" in dom
     assert dom.count('<g class="node') >= 10
+    assert attrs["data-graph-nodes"] == str(dom.count('<g class="node'))
     png = tmp_path / "hostile-store.png"
     screenshot(tmp_path, hostile_store_report, png, (1400, 1800))
     assert _png_size_and_colours(png)[2] > 20

@@ -81,6 +81,18 @@
         svg.classList.toggle("hide-ports", !ports.checked);
       });
     }
+    if (svg) {
+      // What the browser really drew: the graph's size and the nodes with a visible box.
+      var box = svg.getBoundingClientRect();
+      var drawn = 0;
+      var shapes = svg.querySelectorAll(".node rect");
+      for (var n = 0; n < shapes.length; n++) {
+        var b = shapes[n].getBoundingClientRect();
+        if (b.width > 0 && b.height > 0) { drawn++; }
+      }
+      root.setAttribute("data-graph-box", Math.round(box.width) + "x" + Math.round(box.height));
+      root.setAttribute("data-graph-nodes", String(drawn));
+    }
     root.setAttribute("data-ready", "1");
   } catch (exc) {
     record("exception: " + String(exc));
