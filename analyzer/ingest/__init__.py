@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from analyzer.ingest.detect import FORMATS
 from analyzer.ingest.reader import DEFAULT_BATCH_ROWS, FlowReader, empty_result_error
-from analyzer.ingest.report import ReadResult, SkipReason, Skipped, SkipReport
+from analyzer.ingest.report import ReadResult, Skipped, SkipReason, SkipReport
 from analyzer.schema import FLOW_SCHEMA, empty_flows
 
 __all__ = [

@@ -117,7 +117,7 @@ IDENTITY_ENTITY = {
 }
 
 # Label sources that are not pod labels; the source prefix a pod label carries.
-NON_POD_SOURCE = r"^(?:reserved|cidr|fqdn|cidrgroup|unspec:reserved):"
+NON_POD_SOURCE = r"^(?:reserved|cidr|fqdn|cidrgroup):"
 SOURCE_PREFIX = r"^(?:k8s|container|any|unspec):"
 # Cilium bookkeeping (not user labels): policy/serviceaccount/cluster, the pod namespace,
 # and namespace labels (those move to their own column).
