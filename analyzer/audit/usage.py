@@ -54,7 +54,6 @@ class RuleUsage:
     ports: tuple[str, ...]
     dropped: int
     dropped_examples: tuple[str, ...]
-    exclusive: int = 0  # hits no other rule of the same direction admitted
 
 
 def rule_usage(
@@ -80,7 +79,6 @@ def rule_usage(
         exploded = (
             evaluated.select(
                 pl.col(col).alias("rule"),
-                (pl.col(col).list.len() == 1).alias("alone"),
                 "connections",
                 "first_seen",
                 "last_seen",
@@ -107,10 +105,6 @@ def rule_usage(
             .unique()
             .sort()
             .alias("ports"),
-            pl.col("connections")
-            .filter((pl.col("outcome") == "allowed") & pl.col("alone"))
-            .sum()
-            .alias("exclusive"),
             pl.col("connections").filter(pl.col("outcome") != "allowed").sum().alias("dropped"),
             pl.col("example").filter(pl.col("outcome") != "allowed").unique().sort().head(3)
             .alias("dropped_examples"),
@@ -148,7 +142,6 @@ def rule_usage(
                     ports=ports,
                     dropped=int(row.get("dropped") or 0),
                     dropped_examples=tuple(row.get("dropped_examples") or ()),
-                    exclusive=int(row.get("exclusive") or 0),
                 )
     return out
 
