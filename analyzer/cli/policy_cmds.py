@@ -83,7 +83,10 @@ def simulate_cmd(
     policies: PoliciesOption,
     flow_files: Annotated[
         list[str] | None,
-        typer.Argument(help="Flow files (any ingest format); without them, the store is read."),
+        typer.Argument(
+            metavar="FLOWFILE...",
+            help="Flow files (any ingest format); without them, the store is read.",
+        ),
     ] = None,
     inventory: InventoryOption = None,
     store: StoreOption = Path(".analyzer-store"),
