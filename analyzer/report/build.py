@@ -213,6 +213,11 @@ def build_report(
         findings = findings_from_audit(result)
         coverage = coverage_rows(compile_policies(loaded.policies), scoped, inv)
 
+    else:
+        from analyzer.report.existing import coverage_rows
+
+        coverage = coverage_rows(None, scoped)
+
     sections: tuple[NamespaceSection, ...] = ()
     plan = RolloutPlan()
     if rec is not None:

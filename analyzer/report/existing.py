@@ -102,10 +102,13 @@ def _labels(items: Sequence[str] | None) -> dict[str, str]:
 
 
 def coverage_rows(
-    compiled: CompiledPolicies, connections: pl.DataFrame, inventory: Inventory | None = None
+    compiled: CompiledPolicies | None,
+    connections: pl.DataFrame,
+    inventory: Inventory | None = None,
 ) -> tuple[CoverageRow, ...]:
     """Per namespace: observed pods, how many are isolated per direction, and how the existing
-    policies would decide the observed connections into or out of the namespace."""
+    policies would decide the observed connections into or out of the namespace. Without
+    ``compiled`` policies only the pods are counted (the other columns are None)."""
     if connections.height == 0:
         return ()
     sides = [
@@ -130,8 +133,12 @@ def coverage_rows(
         )
         counts = isolated[row["ns"]]
         counts[0] += row["n"]
+        if compiled is None:
+            continue
         counts[1] += row["n"] if selecting_policies(compiled, peer, INGRESS) else 0
         counts[2] += row["n"] if selecting_policies(compiled, peer, EGRESS) else 0
+    if compiled is None:
+        return tuple(CoverageRow(ns, isolated[ns][0]) for ns in sorted(isolated))
     judged = evaluate_connections(compiled, connections, inventory)
     out: list[CoverageRow] = []
     for ns in sorted(isolated):

@@ -91,7 +91,8 @@ def test_plan_has_rollout_rollback_and_probes(model: ReportModel) -> None:
 def test_namespace_scope_limits_graph_and_sections(capture: dict[str, Path]) -> None:
     scoped = build_report(FlowStore.open(capture["store"]), namespaces=["production"])
     assert [s.namespace for s in scoped.sections] == ["production"]
-    assert scoped.findings == () and scoped.summary.coverage == ()
+    assert scoped.findings == ()
+    assert [(c.namespace, c.ingress_isolated) for c in scoped.summary.coverage][0][1] is None
     for e in scoped.graph.edges:
         ends = {n.namespace for n in scoped.graph.nodes if n.key in (e.src, e.dst)}
         assert "production" in ends

@@ -100,3 +100,10 @@ def test_coverage_counts_isolated_pods_and_verdicts(tmp_path: Path) -> None:
     assert (web.namespace, web.pods, web.ingress_isolated, web.egress_isolated) == ("web", 4, 1, 4)
     # 8080 from frontend allowed (5); 9999 to backend denied (2); cache is open (1).
     assert (web.allowed, web.denied) == (6, 2)
+
+
+def test_coverage_without_policies_counts_pods_only() -> None:
+    rows = coverage_rows(None, _conns())
+    assert [(r.namespace, r.pods, r.ingress_isolated, r.allowed) for r in rows] == [
+        ("web", 4, None, None)
+    ]
