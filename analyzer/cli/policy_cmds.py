@@ -84,7 +84,7 @@ def simulate_cmd(
     flow_files: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="FLOWFILE...",
+            metavar="FLOWFILE",
             help="Flow files (any ingest format); without them, the store is read.",
         ),
     ] = None,
