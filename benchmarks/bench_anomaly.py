@@ -1,0 +1,234 @@
+"""Precision and recall of `detect_anomalies` on generated captures with planted attacks.
+
+Every scenario is built with H2's generator (seeded), written in a flow format, read back with
+the ingest reader and turned into connections, exactly as `analyzer anomalies` does; the truth is
+the scenario's ``truth.json`` (attack paths). Edge-level counts: an edge (source group,
+destination group, protocol, port) is an attack edge when one of its connections belongs to an
+attack path (`analyzer.anomaly.evaluate`).
+
+Grid (defaults): 3 sizes (flows and identity count grow together) x 5 attack mixes (all, none,
+scan only, sweep only, lateral only) x 3 seeds, in Hubble format, plus the small size in Calico
+format. For each run it records:
+
+- ``combined``: what `detect_anomalies` flags (rules, compromised-source escalation, gated model);
+- ``rules_only``: edges named by the three transparent rules and the escalation;
+- ``model_only``: edges whose source's isolation score passes the threshold with two pieces of
+  evidence (the model path of `detect_anomalies` on its own);
+- ``naive_iforest``: the peer baseline, a plain ``IsolationForest(contamination="auto")`` over
+  the edge features, flagging its outliers (what "IsolationForest on flows" gives out of the box);
+- source scores (highest legitimate source vs the attacker) and a threshold sweep of the model
+  path, used to choose `DEFAULT_THRESHOLD`.
+
+Usage::
+
+    python benchmarks/bench_anomaly.py [--quick] [--out benchmarks/results/anomaly.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.ensemble import IsolationForest
+
+from analyzer.anomaly import MODEL_FEATURES, detect_anomalies
+from analyzer.anomaly.evaluate import EdgeMetrics, attack_rows
+from analyzer.connections import derive_connections
+from analyzer.generate import ScenarioConfig, build_scenario, write_flows
+from analyzer.ingest import read_flow_file
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = ["src_group", "dst_group", "protocol", "dst_port"]
+MIXES: dict[str, frozenset[str]] = {
+    "all": frozenset({"scan", "sweep", "lateral"}),
+    "none": frozenset(),
+    "scan": frozenset({"scan"}),
+    "sweep": frozenset({"sweep"}),
+    "lateral": frozenset({"lateral"}),
+}
+# (name, flows, extra namespaces): identities grow with traffic, as in a bigger cluster.
+SIZES = (("small", 20_000, 0), ("medium", 60_000, 10), ("large", 200_000, 40))
+QUICK_SIZES = (("small", 20_000, 0), ("medium", 40_000, 5))
+SEEDS = (1, 2, 3)
+SWEEP = (0.55, 0.6, 0.62, 0.65, 0.7, 0.75, 0.8)
+INFRASTRUCTURE = ("host", "remote-node", "health", "kube-apiserver")
+
+
+def _metrics(edges: pl.DataFrame, flag: str) -> EdgeMetrics:
+    attack, hit = pl.col("attack"), pl.col(flag)
+    row = edges.select(
+        attack.sum().alias("a"),
+        (~attack).sum().alias("l"),
+        (attack & hit).sum().alias("tp"),
+        (~attack & hit).sum().alias("fp"),
+        (attack & ~hit).sum().alias("fn"),
+    ).row(0)
+    return EdgeMetrics(*(int(v) for v in row))
+
+
+def _naive(edges: pl.DataFrame, seed: int) -> pl.Series:
+    x = edges.select(pl.col(list(MODEL_FEATURES)).cast(pl.Float64).fill_null(0.0).fill_nan(0.0))
+    forest = IsolationForest(contamination="auto", random_state=seed).fit(x.to_numpy())
+    return pl.Series("naive", forest.predict(x.to_numpy()) == -1)
+
+
+def run_one(
+    tmp: Path, *, size: str, flows: int, extra: int, mix: str, seed: int, fmt: str
+) -> dict[str, Any]:
+    scenario = build_scenario(ScenarioConfig(seed=seed, attacks=MIXES[mix], extra_namespaces=extra))
+    path = write_flows(scenario, tmp / f"{size}-{mix}-{seed}.{fmt}", fmt, flows)
+    frame = read_flow_file(path).frame
+    path.unlink()
+    conns = derive_connections(frame).frame
+    t0 = time.perf_counter()
+    result = detect_anomalies(conns, random_state=seed)
+    detect_s = time.perf_counter() - t0
+    truth = scenario.truth()
+    labels = (
+        conns.with_columns(
+            attack_rows(conns, truth["attack_paths"]),
+            pl.col("src_group").fill_null(pl.col("src_key")),
+            pl.col("dst_group").fill_null(pl.col("dst_key")),
+        )
+        .group_by(KEYS)
+        .agg(pl.col("attack").any())
+    )
+    edges = result.edges.join(labels, on=KEYS, how="left", nulls_equal=True).with_columns(
+        pl.col("attack").fill_null(False)
+    )
+    infra = pl.col("src_entity").is_in(list(INFRASTRUCTURE)).fill_null(False)
+    edges = edges.with_columns(
+        pl.col("rule").is_not_null().alias("rules_only"),
+        (
+            (pl.col("model_score") >= result.summary.threshold) & (pl.col("evidence") >= 2) & ~infra
+        ).alias("model_only"),
+        _naive(edges, seed),
+    )
+    sources = edges.group_by("src_group").agg(
+        pl.col("model_score").first(), pl.col("attack").any(), pl.col("src_entity").first()
+    )
+    legit_sources = sources.filter(~pl.col("attack"))
+    sweep = {}
+    for threshold in SWEEP:
+        col = ((pl.col("model_score") >= threshold) & (pl.col("evidence") >= 2) & ~infra).alias("t")
+        sweep[str(threshold)] = _metrics(edges.with_columns(col), "t").to_dict()
+    return {
+        "size": size,
+        "flows": flows,
+        "extra_namespaces": extra,
+        "format": fmt,
+        "mix": mix,
+        "seed": seed,
+        "connections": conns.height,
+        "edges": edges.height,
+        "sources": sources.height,
+        "detect_seconds": round(detect_s, 3),
+        "combined": _metrics(edges, "flagged").to_dict(),
+        "rules_only": _metrics(edges, "rules_only").to_dict(),
+        "model_only": _metrics(edges, "model_only").to_dict(),
+        "naive_iforest": _metrics(edges, "naive").to_dict(),
+        "by_rule": result.summary.by_rule,
+        "max_legit_source_score": round(float(legit_sources["model_score"].max() or 0.0), 4),
+        "attacker_source_score": (
+            round(float(sources.filter(pl.col("attack"))["model_score"].max() or 0.0), 4)
+            if sources.filter(pl.col("attack")).height
+            else None
+        ),
+        "model_threshold_sweep": sweep,
+    }
+
+
+def _total(runs: Iterable[dict[str, Any]], key: str) -> dict[str, Any]:
+    counts = np.zeros(5, dtype=np.int64)
+    for run in runs:
+        m = run[key]
+        counts += [
+            m["attack_edges"],
+            m["legit_edges"],
+            m["true_positives"],
+            m["false_positives"],
+            m["false_negatives"],
+        ]
+    return EdgeMetrics(*(int(v) for v in counts)).to_dict()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="two small sizes only")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/anomaly.json")
+    args = parser.parse_args(argv)
+    sizes = QUICK_SIZES if args.quick else SIZES
+    plan = [(s, f, e, m, seed, "hubble") for s, f, e in sizes for m in MIXES for seed in SEEDS]
+    plan += [
+        (sizes[0][0], sizes[0][1], sizes[0][2], m, seed, "calico") for m in MIXES for seed in SEEDS
+    ]
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size, flows, extra, mix, seed, fmt in plan:
+            run = run_one(
+                Path(tmp), size=size, flows=flows, extra=extra, mix=mix, seed=seed, fmt=fmt
+            )
+            c = run["combined"]
+            print(
+                f"{fmt:7} {size:6} {mix:7} seed {seed}: {run['edges']:5} edges, "
+                f"P {c['precision']:.3f} R {c['recall']:.3f} (fp {c['false_positives']}, "
+                f"fn {c['false_negatives']}), naive P {run['naive_iforest']['precision']:.3f} "
+                f"R {run['naive_iforest']['recall']:.3f}, {run['detect_seconds']:.2f}s",
+                file=sys.stderr,
+            )
+            runs.append(run)
+    totals = {
+        key: _total(runs, key) for key in ("combined", "rules_only", "model_only", "naive_iforest")
+    }
+    by_mix = {mix: _total([r for r in runs if r["mix"] == mix], "combined") for mix in MIXES}
+    by_size = {s: _total([r for r in runs if r["size"] == s], "combined") for s, _, _ in sizes}
+    sweep = {
+        str(t): EdgeMetrics(
+            *(
+                int(sum(r["model_threshold_sweep"][str(t)][k] for r in runs))
+                for k in (
+                    "attack_edges",
+                    "legit_edges",
+                    "true_positives",
+                    "false_positives",
+                    "false_negatives",
+                )
+            )
+        ).to_dict()
+        for t in SWEEP
+    }
+    doc = {
+        "benchmark": "anomaly",
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "runs_count": len(runs),
+        "totals": totals,
+        "combined_by_mix": by_mix,
+        "combined_by_size": by_size,
+        "model_threshold_sweep": sweep,
+        "max_legit_source_score": max(r["max_legit_source_score"] for r in runs),
+        "min_attacker_source_score": min(
+            (r["attacker_source_score"] for r in runs if r["attacker_source_score"] is not None),
+            default=None,
+        ),
+        "runs": runs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(
+        json.dumps({k: doc[k] for k in ("totals", "combined_by_mix", "combined_by_size")}, indent=2)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
