@@ -37,6 +37,9 @@ __all__ = ["render_report", "unified_diff", "csp_policy"]
 
 # Above this many arrows, port labels start by hidden (a checkbox shows them; tooltips keep them).
 PORT_LABEL_LIMIT = 120
+# Graphs up to this wide start scaled to the page width (text stays legible, ~0.65x on a
+# laptop screen); wider ones start at full size and scroll. A checkbox switches.
+FIT_WIDTH_LIMIT = 2000
 
 
 @cache
@@ -173,4 +176,5 @@ def render_report(model: ReportModel) -> str:
         data_json=_script_json(_script_data(model, edges)),
         severities=SEVERITIES,
         port_label_limit=PORT_LABEL_LIMIT,
+        fit_width_limit=FIT_WIDTH_LIMIT,
     )

@@ -76,6 +76,10 @@
     }
     var ports = document.getElementById("show-ports");
     var svg = document.querySelector("svg.graph");
+    var fit = document.getElementById("fit-graph");
+    if (fit && svg) {
+      fit.addEventListener("change", function () { svg.classList.toggle("fit", fit.checked); });
+    }
     if (ports && svg) {
       ports.addEventListener("change", function () {
         svg.classList.toggle("hide-ports", !ports.checked);

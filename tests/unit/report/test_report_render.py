@@ -182,5 +182,5 @@ def test_port_labels_start_hidden_on_crowded_graphs() -> None:
         box = next(a for t, a in page.tags if t == "input" and a.get("id") == "show-ports")
         return svg.get("class") or "", "checked" in box
 
-    assert state(small) == ("graph", True)
-    assert state(big) == ("graph hide-ports", False)
+    assert state(small) == ("graph fit", True)
+    assert state(big) == ("graph hide-ports", False)  # wide too: full size, scrolling
