@@ -282,11 +282,13 @@ def _calibrate(
     reporter), so search instead of scaling linearly. Probes use their own generators.
     """
 
+    probes = max(3, min(24, 4000 // max(1, len(legit))))  # sparse intervals are noisy
+
     def measure(f: float) -> float:
         sizes = [
             len(_Aggregator(scenario, fmt, random.Random(k)).interval_records(
                 _counts(legit, hour * f, random.Random(100 + k), False), 0))
-            for k in range(3)
+            for k in range(probes)
         ]  # fmt: skip
         return max(sum(sizes) / len(sizes), 0.5)
 
