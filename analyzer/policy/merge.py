@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
-if TYPE_CHECKING:
-    from analyzer.policy.synthesize import Peer, Selector
+from analyzer.recommend_model import Peer, Selector
 
 __all__ = ["merge_owners", "merge_peers", "merge_selectors"]
 
@@ -36,8 +35,6 @@ def merge_selectors(items: Sequence[tuple[Selector, T]]) -> list[tuple[Selector,
     Returns ``(selector, payloads)`` pairs, in a deterministic order. Selectors that already
     carry expressions are passed through unchanged.
     """
-    from analyzer.policy.synthesize import Selector
-
     remaining: dict[Selector, list[T]] = defaultdict(list)
     for sel, payload in items:
         remaining[sel].append(payload)
@@ -82,8 +79,6 @@ def merge_owners(
 
 def merge_peers(peers: Sequence[Peer]) -> list[Peer]:
     """Merge pod peers: selectors differing in one value, then namespaces with equal selectors."""
-    from analyzer.policy.synthesize import Peer
-
     pods = [p for p in peers if p.kind == "pod"]
     others = sorted(set(p for p in peers if p.kind != "pod"))
     by_ns: dict[tuple[str, ...], list[Peer]] = defaultdict(list)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from analyzer.errors import VerificationError
-from analyzer.policy.synthesize import (
+from analyzer.recommend_model import (
     DNS_NAMESPACE,
     DNS_SELECTORS,
     NAMESPACE_NAME_LABEL,

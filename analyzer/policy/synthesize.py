@@ -15,17 +15,40 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import polars as pl
 
 from analyzer.policy.merge import merge_owners, merge_peers
+from analyzer.recommend_model import (
+    DNS_NAMESPACE,
+    DNS_SELECTORS,
+    EXAMPLES_PER_EDGE,
+    MANY_ADDRESSES,
+    NAMESPACE_NAME_LABEL,
+    PORT_PROTOCOLS,
+    PRIVATE_RANGES,
+    Direction,
+    EdgeEvidence,
+    Evidence,
+    GroupLike,
+    Note,
+    Peer,
+    PolicySpec,
+    Port,
+    Rule,
+    Selector,
+    SynthesisOptions,
+    SynthesisResult,
+    combine_evidence,
+)
 
 __all__ = [
+    "DNS_NAMESPACE",
     "DNS_SELECTORS",
+    "NAMESPACE_NAME_LABEL",
+    "combine_evidence",
     "Evidence",
     "GroupLike",
     "Note",
@@ -39,154 +62,6 @@ __all__ = [
     "aggregate_edges",
     "synthesize",
 ]
-
-Direction = Literal["ingress", "egress"]
-PolicyKind = Literal["default-deny", "dns", "allow"]
-
-# Both label schemes of the cluster DNS pods (the seed's allow-dns-egress).
-DNS_SELECTORS: tuple[tuple[str, str], ...] = (
-    ("k8s-app", "kube-dns"),
-    ("app.kubernetes.io/name", "coredns"),
-)
-DNS_NAMESPACE = "kube-system"
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
-# Protocols a NetworkPolicy port can name; anything else (ICMP) has no port rule.
-PORT_PROTOCOLS = ("TCP", "UDP", "SCTP")
-EXAMPLES_PER_EDGE = 2
-MANY_ADDRESSES = 16
-PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
-
-
-class GroupLike(Protocol):
-    """What synthesis needs of an identity group (``analyzer.graph.IdentityGroup``)."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def namespace(self) -> str | None: ...
-    @property
-    def labels(self) -> Any: ...
-    @property
-    def selector(self) -> Mapping[str, str]: ...
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Selector:
-    """A label selector: ``matchLabels`` plus at most a few ``key In [values]`` expressions."""
-
-    match_labels: tuple[tuple[str, str], ...] = ()
-    match_in: tuple[tuple[str, tuple[str, ...]], ...] = ()
-
-    @classmethod
-    def of(cls, labels: Mapping[str, str]) -> Selector:
-        return cls(match_labels=tuple(sorted(labels.items())))
-
-    @property
-    def empty(self) -> bool:
-        return not self.match_labels and not self.match_in
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        """Whether a pod with ``labels`` is selected (used for the guardrail and probes)."""
-        return all(labels.get(k) == v for k, v in self.match_labels) and all(
-            labels.get(k) in vs for k, vs in self.match_in
-        )
-
-    def describe(self) -> str:
-        parts = [f"{k}={v}" for k, v in self.match_labels]
-        parts += [f"{k} in ({','.join(vs)})" for k, vs in self.match_in]
-        return ",".join(parts) or "(all pods)"
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Port:
-    protocol: str
-    port: int
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class Peer:
-    """One peer element. ``pod``: namespaces AND selector in ONE element; ``cidr``: an ipBlock;
-    ``entity``: a reserved peer (Cilium entity; ipBlocks of ``cidrs`` elsewhere)."""
-
-    kind: Literal["pod", "cidr", "entity"]
-    namespaces: tuple[str, ...] = ()
-    selector: Selector = field(default_factory=Selector)
-    cidr: str = ""
-    entity: str = ""
-    cidrs: tuple[str, ...] = ()
-    fqdns: tuple[str, ...] = ()
-    excepts: tuple[str, ...] = ()
-
-    def describe(self) -> str:
-        if self.kind == "pod":
-            return f"{'|'.join(self.namespaces)}/{self.selector.describe()}"
-        if self.kind == "cidr":
-            return self.cidr + (" except private ranges" if self.excepts else "")
-        return f"entity:{self.entity}"
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """Why a rule exists: counts, first/last seen, a couple of example flows."""
-
-    connections: int
-    first_seen: datetime | None
-    last_seen: datetime | None
-    examples: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "connections": self.connections,
-            "first_seen": _iso(self.first_seen),
-            "last_seen": _iso(self.last_seen),
-            "examples": list(self.examples),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    peers: tuple[Peer, ...]
-    ports: tuple[Port, ...]
-    evidence: Evidence
-
-
-@dataclass(frozen=True, slots=True)
-class PolicySpec:
-    """A flavour-neutral policy: one direction, one selector, rules with evidence."""
-
-    name: str
-    namespace: str
-    kind: PolicyKind
-    directions: tuple[Direction, ...]
-    selector: Selector
-    rules: tuple[Rule, ...] = ()
-    groups: tuple[str, ...] = ()
-
-    @property
-    def evidence(self) -> Evidence:
-        return combine_evidence([r.evidence for r in self.rules])
-
-
-@dataclass(frozen=True, slots=True)
-class Note:
-    level: Literal["info", "warning"]
-    namespace: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class SynthesisOptions:
-    ipblock_prefix: int | None = None  # widen IPv4 /32 to /N (IPv6 stays /128)
-    cilium: bool = False  # keep reserved peers as entities and DNS names for toFQDNs
-
-
-@dataclass(frozen=True, slots=True)
-class SynthesisResult:
-    policies: tuple[PolicySpec, ...]
-    notes: tuple[Note, ...]
-    # edges (connections-frame rows' keys) that rules deliberately do not cover
-    uncovered: pl.DataFrame
-
 
 # ---------------------------------------------------------------------------------------------
 # edges
@@ -265,7 +140,7 @@ def synthesize(
     namespaces: Sequence[str],
     options: SynthesisOptions | None = None,
     *,
-    selector_check: Any = None,
+    selector_check: Callable[[Mapping[str, str]], str | None] | None = None,
 ) -> SynthesisResult:
     """Synthesize least-privilege policies for ``namespaces`` from allowed connection rows.
 
@@ -314,7 +189,7 @@ def synthesize(
         return chosen_cache[key]
 
     # owner -> direction -> peer -> ports (+ evidence pieces)
-    table: dict[tuple[str, Direction], dict[Peer, dict[Port, _Ev]]] = defaultdict(dict)
+    table: dict[tuple[str, Direction], dict[Peer, dict[Port, EdgeEvidence]]] = defaultdict(dict)
     owner_ns: dict[str, str] = {}
     owner_sel: dict[str, Selector] = {}
     active: set[str] = set()
@@ -358,7 +233,7 @@ def synthesize(
                               f"{_readable(row['peer'])} {proto}/{port_num}: {reason} on this "
                               "port only; narrow it to the real addresses"))
         port = Port(proto, int(port_num))
-        ev = _Ev.of(row)
+        ev = EdgeEvidence.of(row)
         for peer in peers:
             table[(owner, direction)].setdefault(peer, {})
             slot = table[(owner, direction)][peer]
@@ -379,7 +254,8 @@ def synthesize(
         notes.append(Note("warning", _readable(ns or ""), message))
 
     policies: list[PolicySpec] = []
-    by_ns: dict[str, dict[tuple[str, Direction], dict[Peer, dict[Port, _Ev]]]] = defaultdict(dict)
+    Table = dict[tuple[str, Direction], dict[Peer, dict[Port, EdgeEvidence]]]
+    by_ns: dict[str, Table] = defaultdict(dict)
     for (owner, direction), owner_peers in table.items():
         by_ns[owner_ns[owner]][(owner, direction)] = owner_peers
     seen_groups = _pod_groups(conns, namespaces)
@@ -442,55 +318,6 @@ def _uncovered(row: Mapping[str, Any], reason: str) -> dict[str, Any]:
     return {k: row[k] for k in _UNCOVERED_SCHEMA if k != "reason"} | {"reason": reason}
 
 
-@dataclass(frozen=True, slots=True)
-class _Ev:
-    connections: int
-    first_seen: datetime | None
-    last_seen: datetime | None
-    examples: tuple[str, ...]
-
-    @classmethod
-    def of(cls, row: Mapping[str, Any]) -> _Ev:
-        return cls(
-            int(row["connections"] or 0),
-            row["first_seen"],
-            row["last_seen"],
-            tuple(row["examples"] or ()),
-        )
-
-    def add(self, other: _Ev) -> _Ev:
-        return _Ev(
-            self.connections + other.connections,
-            _min(self.first_seen, other.first_seen),
-            _max(self.last_seen, other.last_seen),
-            (self.examples + other.examples)[:EXAMPLES_PER_EDGE],
-        )
-
-
-def combine_evidence(items: Iterable[Evidence | _Ev]) -> Evidence:
-    conns = 0
-    first: datetime | None = None
-    last: datetime | None = None
-    examples: tuple[str, ...] = ()
-    for ev in items:
-        conns += ev.connections
-        first, last = _min(first, ev.first_seen), _max(last, ev.last_seen)
-        examples = (examples + tuple(ev.examples))[:EXAMPLES_PER_EDGE]
-    return Evidence(conns, first, last, examples)
-
-
-def _min(a: datetime | None, b: datetime | None) -> datetime | None:
-    return b if a is None else a if b is None else min(a, b)
-
-
-def _max(a: datetime | None, b: datetime | None) -> datetime | None:
-    return b if a is None else a if b is None else max(a, b)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _label_map(labels: Sequence[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in labels or ():
@@ -511,7 +338,9 @@ def _cidr(ip: str, prefix: int | None) -> str | None:
 
 
 def _peers_for(
-    row: Mapping[str, Any], opts: SynthesisOptions, selector_for: Any
+    row: Mapping[str, Any],
+    opts: SynthesisOptions,
+    selector_for: Callable[[str, Sequence[str] | None, str | None], Selector | None],
 ) -> tuple[list[Peer], str | None]:
     """The peer elements for one edge, or why none is emitted."""
     entity, key = row["peer_entity"] or "unknown", row["peer"] or ""
@@ -547,7 +376,7 @@ def _peers_for(
 
 def _namespace_policies(
     ns: str,
-    table: Mapping[tuple[str, Direction], Mapping[Peer, Mapping[Port, _Ev]]],
+    table: Mapping[tuple[str, Direction], Mapping[Peer, Mapping[Port, EdgeEvidence]]],
     owner_ns: Mapping[str, str],
     owner_sel: Mapping[str, Selector],
     targets: frozenset[str],
@@ -565,7 +394,7 @@ def _namespace_policies(
         PolicySpec("allow-dns-egress", ns, "dns", ("egress",), Selector()),
     ]
     for direction in ("ingress", "egress"):
-        tables: dict[str, dict[Peer, dict[Port, _Ev]]] = {}
+        tables: dict[str, dict[Peer, dict[Port, EdgeEvidence]]] = {}
         for (owner, d), peers in table.items():
             if d != direction or owner_ns[owner] != ns:
                 continue
@@ -586,7 +415,7 @@ def _namespace_policies(
             )
             items.append((owner_sel[owner], owner, shape))
         for selector, owners in merge_owners(items):
-            union: dict[Peer, dict[Port, _Ev]] = defaultdict(dict)
+            union: dict[Peer, dict[Port, EdgeEvidence]] = defaultdict(dict)
             for owner in owners:
                 for peer, ports in tables[owner].items():
                     for port, ev in ports.items():
@@ -619,8 +448,8 @@ def _note_widened(
     ns: str,
     name: str,
     owners: Sequence[str],
-    tables: Mapping[str, Mapping[Peer, Mapping[Port, _Ev]]],
-    union: Mapping[Peer, Mapping[Port, _Ev]],
+    tables: Mapping[str, Mapping[Peer, Mapping[Port, EdgeEvidence]]],
+    union: Mapping[Peer, Mapping[Port, EdgeEvidence]],
 ) -> None:
     extra = sorted(
         {
@@ -645,9 +474,9 @@ def _note_widened(
 
 
 def _without_guardrail(
-    peers: Mapping[Peer, Mapping[Port, _Ev]], direction: str
-) -> dict[Peer, dict[Port, _Ev]]:
-    out: dict[Peer, dict[Port, _Ev]] = {}
+    peers: Mapping[Peer, Mapping[Port, EdgeEvidence]], direction: str
+) -> dict[Peer, dict[Port, EdgeEvidence]]:
+    out: dict[Peer, dict[Port, EdgeEvidence]] = {}
     for peer, ports in peers.items():
         kept = {
             p: ev for p, ev in ports.items() if not _covered_by_dns_guardrail(peer, p, direction)
@@ -667,9 +496,9 @@ def _covered_by_dns_guardrail(peer: Peer, port: Port, direction: str) -> bool:
     )
 
 
-def _rules(peers: Mapping[Peer, Mapping[Port, _Ev]]) -> tuple[Rule, ...]:
+def _rules(peers: Mapping[Peer, Mapping[Port, EdgeEvidence]]) -> tuple[Rule, ...]:
     """Group peers by identical port sets (no cross products), then merge peers per rule."""
-    by_ports: dict[tuple[Port, ...], list[tuple[Peer, list[_Ev]]]] = defaultdict(list)
+    by_ports: dict[tuple[Port, ...], list[tuple[Peer, list[EdgeEvidence]]]] = defaultdict(list)
     for peer, ports in peers.items():
         by_ports[tuple(sorted(ports))].append((peer, list(ports.values())))
     rules = []
