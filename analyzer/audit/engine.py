@@ -26,6 +26,7 @@ from analyzer.audit.suspicious import detect_flagged, suspicious_findings
 from analyzer.audit.universe import Universe, build_universe
 from analyzer.audit.usage import rule_usage
 from analyzer.connections import Connections
+from analyzer.graph import build_graph
 from analyzer.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicy, compile_policies
 from analyzer.policy.evaluate import evaluate_connections
@@ -77,9 +78,10 @@ def audit(
     universe = build_universe(frame, inventory)
     scope = _scope(policies, universe, namespaces)
     wanted = set(scope) if namespaces is not None else None
+    only = sorted(wanted) if wanted is not None else None
     in_scope = [cp for cp in compiled.policies if wanted is None or cp.namespace in wanted]
     usage = rule_usage(compiled, evaluated, None)
-    groups = _groups(connections, frame)
+    groups = _groups(frame)
 
     findings: list[Finding] = []
     span = window_text(window)
@@ -106,11 +108,10 @@ def audit(
         else None
     )
     findings.extend(
-        breakage_findings(compiled, evaluated, list(wanted) if wanted else None, flagged)
+        breakage_findings(compiled, evaluated, only, flagged)
     )
     findings.extend(
-        dns_findings(compiled, universe, dns_targets(universe, frame), list(wanted) if wanted
-                     else None)
+        dns_findings(compiled, universe, dns_targets(universe, frame), only)
     )
     findings.extend(coverage_findings(compiled, universe, [n for n in scope if n in known]))
     if flagged is not None:
@@ -150,15 +151,9 @@ def _scope(
     return sorted(seen)
 
 
-def _groups(connections: Connections | pl.DataFrame, frame: pl.DataFrame) -> Mapping[str, Any]:
-    """Identity groups (stable-label selectors) for synthesis; {} without the graph module."""
-    if not isinstance(connections, Connections) or frame.height == 0:
-        return {}
-    try:
-        from analyzer.graph import build_graph
-    except ImportError:  # the graph module is optional for synthesis (labels are the fallback)
-        return {}
-    return build_graph(connections).groups
+def _groups(frame: pl.DataFrame) -> Mapping[str, Any]:
+    """Identity groups (stable-label selectors) for the replacements' synthesis."""
+    return build_graph(frame).groups if frame.height else {}
 
 
 def _unused_policies(
