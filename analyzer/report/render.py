@@ -22,6 +22,7 @@ import base64
 import difflib
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
@@ -94,11 +95,17 @@ def _script_json(value: Any) -> Markup:
     return Markup(text)
 
 
+def _lines(text: str) -> list[str]:
+    """Lines split at ``\n`` only: ``str.splitlines`` also splits at U+2028, U+0085 and other
+    characters a hostile value may carry, which would forge diff lines."""
+    return [line for line in re.split(r"(?<=\n)", text) if line]
+
+
 def unified_diff(before: str, after: str, *, before_name: str, after_name: str) -> str:
     """A unified diff of two YAML texts; empty when they are equal."""
     lines = difflib.unified_diff(
-        before.splitlines(keepends=True),
-        after.splitlines(keepends=True),
+        _lines(before),
+        _lines(after),
         fromfile=before_name,
         tofile=after_name,
         n=3,
@@ -108,7 +115,7 @@ def unified_diff(before: str, after: str, *, before_name: str, after_name: str) 
 
 def _diff_lines(diff: str) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    for line in diff.splitlines():
+    for line in diff.rstrip("\n").split("\n") if diff else ():
         if line.startswith(("+++", "---")):
             kind = "file"
         elif line.startswith("@@"):
