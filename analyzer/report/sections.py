@@ -11,8 +11,8 @@ from typing import Any
 
 from analyzer.audit.findings import AuditResult
 from analyzer.policy.render import to_yaml
-from analyzer.recommend_model import PolicySpec, Rule
 from analyzer.recommend import Recommendation
+from analyzer.recommend_model import PolicySpec, Rule
 from analyzer.report.existing import manifests_yaml
 from analyzer.report.model import (
     Finding,
