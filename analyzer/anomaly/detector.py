@@ -33,7 +33,7 @@ class EdgeAnomalyDetector(OutlierMixin, BaseEstimator):  # type: ignore[misc]
 
     Parameters
     ----------
-    n_estimators : int, default=200
+    n_estimators : int, default=100
         Trees in the forest; more trees give steadier scores.
     max_samples : int or "auto", default="auto"
         Rows drawn for each tree ("auto": ``min(256, n_samples)``).
@@ -67,7 +67,7 @@ class EdgeAnomalyDetector(OutlierMixin, BaseEstimator):  # type: ignore[misc]
     def __init__(
         self,
         *,
-        n_estimators: int = 200,
+        n_estimators: int = 100,
         max_samples: int | Literal["auto"] = "auto",
         contamination: float | Literal["auto"] = "auto",
         threshold: float = DEFAULT_THRESHOLD,
