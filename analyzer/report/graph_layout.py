@@ -37,6 +37,7 @@ BOX_GAP = 22
 COL_GAP = 160
 MARGIN = 20
 MAX_COLUMN_H = 1300
+ASPECT = 1.6
 MAX_COLUMNS = 5
 LABEL_CHARS = 33
 PORT_CHARS = 26
@@ -207,6 +208,14 @@ def layout_graph(graph: GraphModel) -> Layout:
         ys = [y_of[c] for c in clients[key] if c in y_of]
         return sum(ys) / len(ys) if ys else float("inf")
 
+    # Columns wrap at MAX_COLUMN_H; a very large graph gets taller columns instead, so the
+    # picture keeps a screen-like shape (about 1.6:1) rather than a long strip.
+    box_h = {ns: BOX_HEADER + len(m) * (NODE_H + NODE_GAP) - NODE_GAP + BOX_PAD
+             for ns, m in members.items()}  # fmt: skip
+    col_w = NODE_W + 2 * BOX_PAD + COL_GAP
+    total = sum(h + BOX_GAP for h in box_h.values())
+    column_h = max(MAX_COLUMN_H, (total * col_w / ASPECT) ** 0.5, max(box_h.values(), default=0))
+
     x = float(MARGIN)
     height = 0.0
     for r in sorted(set(rank.values())):
@@ -222,8 +231,8 @@ def layout_graph(graph: GraphModel) -> Layout:
         y = float(MARGIN)
         for ns in column:
             keys = sorted(members[ns], key=lambda k: (barycenter(k), nodes[k].label, k))
-            h = BOX_HEADER + len(keys) * (NODE_H + NODE_GAP) - NODE_GAP + BOX_PAD
-            if y > MARGIN and y + h > MAX_COLUMN_H:  # wrap into a new column of the same rank
+            h = box_h[ns]
+            if y > MARGIN and y + h > column_h:  # wrap into a new column of the same rank
                 x += NODE_W + 2 * BOX_PAD + COL_GAP
                 y = float(MARGIN)
             title = _TITLES.get(ns, ns)

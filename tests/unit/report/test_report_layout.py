@@ -96,3 +96,15 @@ def test_long_namespace_chains_fold_into_few_columns() -> None:
     xs = {b.namespace: b.x for b in layout.boxes}
     assert len(set(xs.values())) <= 5
     assert [xs[f"ns{i:02d}"] for i in range(12)] == sorted(xs[f"ns{i:02d}"] for i in range(12))
+
+
+def test_very_large_graphs_keep_a_screen_like_shape() -> None:
+    nodes = tuple(
+        GraphNode(f"pod:ns{i % 150}:app=s{i}", f"ns{i % 150}", f"s{i}") for i in range(2000)
+    )
+    edges = tuple(
+        GraphEdge(nodes[i].key, nodes[(i * 7 + 11) % 2000].key, ("TCP/80",)) for i in range(2000)
+    )
+    layout = layout_graph(GraphModel(nodes, edges))
+    assert len(layout.nodes) == 2000
+    assert 0.8 <= layout.width / layout.height <= 3.0
