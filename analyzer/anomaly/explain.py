@@ -132,17 +132,16 @@ def _indicator_reasons(row: Mapping[str, Any]) -> list[str]:
 def explain_edge(row: Mapping[str, Any]) -> list[str]:
     """Up to `MAX_REASONS` reasons in words for one edge of the feature frame.
 
-    The rule that fired (if any) comes first, then the strongest pieces of evidence; when
-    nothing stands out the model's score is the only reason and it says so.
+    The rule that fired comes first; for a model-only flag, the model's verdict on the source.
+    Then the strongest pieces of evidence.
     """
-    reasons = [r for r in (_rule_reason(row),) if r]
-    reasons.extend(_indicator_reasons(row))
-    if not reasons:
-        reasons.append(
-            "unusual combination of features for this store "
-            f"(model score {float(row['score']):.2f})"
+    rule = _rule_reason(row)
+    if rule is None:
+        rule = (
+            f"{row['src_name']} behaves unlike the other workloads of this store "
+            f"(model score {float(row['model_score']):.2f})"
         )
-    return reasons[:MAX_REASONS]
+    return [rule, *_indicator_reasons(row)][:MAX_REASONS]
 
 
 def explain_edges(edges: pl.DataFrame) -> pl.Series:

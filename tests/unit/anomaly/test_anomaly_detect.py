@@ -97,3 +97,25 @@ def test_empty_and_missing_columns() -> None:
     assert result.flagged.height == 0 and result.edges_scored == 0
     with pytest.raises(SchemaError, match="src_group"):
         detect_anomalies(empty.drop("src_group"))
+
+
+def test_model_flags_an_isolated_source_with_evidence(shop: list[dict[str, Any]]) -> None:
+    """No rule fires (4 ports on 4 servers), but the source stands out and is refused late."""
+    rows = list(shop)
+    for dst, port in (("shop/api", 2222), ("shop/cart", 4444), ("shop/worker", 6666)):
+        rows.append(
+            conn("develop/intruder", dst, port, outcome="denied", connections=2, first=45, last=46)
+        )
+    result = detect_anomalies(frame(rows))
+    assert result.summary.by_rule == {}
+    assert result.summary.model_flagged == 3
+    assert set(result.flagged["src_key"]) == {"develop/intruder-0"}
+    assert set(result.flagged["rule"].to_list()) == {None}
+    reasons = result.flagged.row(0, named=True)["reasons"]
+    assert reasons[0].startswith("develop/intruder behaves unlike the other workloads")
+    assert "2 of 2 connections denied by policy" in reasons
+    # The same source without the evidence (answered, present all along) is left alone.
+    quiet = list(shop)
+    for dst, port in (("shop/api", 8080), ("shop/cart", 7070), ("shop/worker", 9102)):
+        quiet.append(conn("develop/intruder", dst, port, connections=2))
+    assert detect_anomalies(frame(quiet)).flagged.height == 0
