@@ -130,9 +130,7 @@ class _Aggregator:
         return Side("wep", w.namespace, pod.name if detailed else "-", w.pod_prefix(),
                     pod.ip if detailed else None, ())  # fmt: skip
 
-    def interval_records(
-        self, paths: list[tuple[TrafficPath, int]], start: int
-    ) -> list[AggRecord]:
+    def interval_records(self, paths: list[tuple[TrafficPath, int]], start: int) -> list[AggRecord]:
         """Fold ``count`` connections of each path into the interval's records."""
         rng = self.rng
         recs: dict[tuple[object, ...], AggRecord] = {}

@@ -40,9 +40,16 @@ _TAIL = (
     + ",".join(
         f'"{k}":0'
         for k in (
-            "tcp_mean_send_congestion_window", "tcp_min_send_congestion_window",
-            "tcp_mean_smooth_rtt", "tcp_max_smooth_rtt", "tcp_mean_min_rtt", "tcp_max_min_rtt",
-            "tcp_mean_mss", "tcp_min_mss", "tcp_total_retransmissions", "tcp_lost_packets",
+            "tcp_mean_send_congestion_window",
+            "tcp_min_send_congestion_window",
+            "tcp_mean_smooth_rtt",
+            "tcp_max_smooth_rtt",
+            "tcp_mean_min_rtt",
+            "tcp_max_min_rtt",
+            "tcp_mean_mss",
+            "tcp_min_mss",
+            "tcp_total_retransmissions",
+            "tcp_lost_packets",
             "tcp_unrecovered_to",
         )
     )  # fmt: skip

@@ -257,9 +257,7 @@ def rule_hits(
         for ns, name, spec in selecting:
             for i, rule in enumerate(spec.get(rules_key, [])):
                 peers = rule.get(peer_key)
-                peer_ok = not peers or any(
-                    _peer_matches(scenario, p, ns, peer) for p in peers
-                )
+                peer_ok = not peers or any(_peer_matches(scenario, p, ns, peer) for p in peers)
                 if peer_ok and _port_matches(rule, path):
                     ok = True
                     hits.append(f"{ns}/{name}#{rules_key}[{i}]")
