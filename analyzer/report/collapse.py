@@ -1,4 +1,4 @@
-"""Fold external addresses that play the same role into one node, so the graph stays readable.
+"""Fold peers that play the same role into one node or row, so the report stays readable.
 
 A port sweep touches dozens of addresses, and an ingress gateway is reached from hundreds of
 clients on the internet; drawn one by one they bury the identities that matter. Addresses
@@ -10,10 +10,15 @@ entities are never merged.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TypeVar
 
-from analyzer.report.model import GraphEdge, GraphModel, GraphNode
+from analyzer.report.model import AnomalyRow, DeniedRow, GraphEdge, GraphModel, GraphNode
 
-__all__ = ["collapse_peers"]
+__all__ = ["collapse_peers", "fold_destinations"]
+
+R = TypeVar("R", AnomalyRow, DeniedRow)
 
 MAX_LISTED = 12
 
@@ -68,3 +73,33 @@ def collapse_peers(graph: GraphModel, min_size: int = 3) -> GraphModel:
         grouped[(alias.get(e.src, e.src), alias.get(e.dst, e.dst))].append(e)
     edges = [_merge_edges(es, src, dst) for (src, dst), es in sorted(grouped.items())]
     return GraphModel(tuple(sorted(nodes, key=lambda n: n.key)), tuple(edges))
+
+
+def _fold_key(row: AnomalyRow | DeniedRow) -> tuple[str, ...]:
+    if isinstance(row, AnomalyRow):
+        return (row.src, row.port, *[r for r in row.reasons if r.startswith("rule: ")])
+    return (row.src, row.port)
+
+
+def fold_destinations(rows: Sequence[R], min_size: int = 3) -> list[R]:
+    """Rows from one source on the same ports (and, for anomalies, the same detector rule) to
+    at least ``min_size`` destinations become one row "N destinations (a, b, c, …)": a sweep
+    of 70 addresses is one line. Order follows each group's first (worst) row."""
+    groups: dict[tuple[str, ...], list[R]] = defaultdict(list)
+    for row in rows:
+        groups[_fold_key(row)].append(row)
+    out: list[R] = []
+    for members in groups.values():
+        if len(members) < min_size:
+            out.extend(members)
+            continue
+        shown = ", ".join(m.dst for m in members[:3])
+        dst = f"{len(members)} destinations ({shown}, …)"
+        total = sum(m.connections for m in members)
+        first = members[0]
+        if isinstance(first, DeniedRow):
+            last = max(m.last_seen for m in members if isinstance(m, DeniedRow))
+            out.append(replace(first, dst=dst, connections=total, last_seen=last))
+        else:
+            out.append(replace(first, dst=dst, connections=total))
+    return out

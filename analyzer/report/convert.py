@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import polars as pl
 
-from analyzer.report.collapse import collapse_peers
+from analyzer.report.collapse import collapse_peers, fold_destinations
 from analyzer.report.model import AnomalyRow, DeniedRow, GraphEdge, GraphModel, GraphNode
 
 __all__ = [
@@ -234,9 +234,8 @@ def denied_rows(frame: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[DeniedRow, 
         _per_pair(frame.filter(pl.col("outcome") == "denied"))
         .sort(["connections", "src_key", "dst_key"], descending=[True, False, False],
               nulls_last=True)
-        .head(limit)
     )  # fmt: skip
-    return tuple(
+    rows = [
         DeniedRow(
             r["src_key"] or "?",
             r["dst_key"] or "?",
@@ -245,7 +244,8 @@ def denied_rows(frame: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[DeniedRow, 
             r["last_seen"].isoformat() if r["last_seen"] is not None else "",
         )
         for r in denied.iter_rows(named=True)
-    )
+    ]
+    return tuple(fold_destinations(rows)[:limit])
 
 
 def anomaly_rows(flagged: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[AnomalyRow, ...]:
@@ -266,9 +266,8 @@ def anomaly_rows(flagged: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[AnomalyR
             .head(6).alias("why"),
         )
         .sort(["score", "src_key", "dst_key"], descending=[True, False, False], nulls_last=True)
-        .head(limit)
     )  # fmt: skip
-    return tuple(
+    rows = [
         AnomalyRow(
             r["src_key"] or "?",
             r["dst_key"] or "?",
@@ -278,4 +277,5 @@ def anomaly_rows(flagged: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[AnomalyR
             tuple([f"rule: {x}" for x in r["rules"]] + [str(x) for x in r["why"]]),
         )
         for r in pairs.iter_rows(named=True)
-    )
+    ]
+    return tuple(fold_destinations(rows)[:limit])

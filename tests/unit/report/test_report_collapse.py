@@ -40,3 +40,23 @@ def test_pods_and_small_groups_are_left_alone() -> None:
     edges = [GraphEdge(DEBUG.key, n.key, ("TCP/80",), 1) for n in (a, b, *pods)]
     graph = GraphModel((DEBUG, a, b, *pods), tuple(edges))
     assert collapse_peers(graph) == graph
+
+
+def test_sweeps_fold_into_one_row_per_source_port_and_rule() -> None:
+    from analyzer.report.collapse import fold_destinations
+    from analyzer.report.model import AnomalyRow, DeniedRow
+
+    sweep = [
+        AnomalyRow("develop/debug", f"10.0.0.{i}", "TCP/80", 1, 0.9, ("rule: host_sweep", "x"))
+        for i in range(5)
+    ]
+    other = AnomalyRow("develop/debug", "web/db", "TCP/5432", 4, 0.8, ("rule: db",))
+    rows = fold_destinations([*sweep[:2], other, *sweep[2:]])
+    assert len(rows) == 2
+    assert rows[0].dst == "5 destinations (10.0.0.0, 10.0.0.1, 10.0.0.2, …)"
+    assert rows[0].connections == 5 and rows[0].reasons == ("rule: host_sweep", "x")
+    assert rows[1] == other
+    denied = [DeniedRow("a", f"b{i}", "TCP/1", 2, f"2026-01-0{i + 1}") for i in range(3)]
+    (folded,) = fold_destinations(denied)
+    assert folded.connections == 6 and folded.last_seen == "2026-01-03"
+    assert fold_destinations(denied[:2]) == denied[:2]
