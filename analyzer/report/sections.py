@@ -118,7 +118,12 @@ def plan_from_recommendation(rec: Recommendation, bundle_dir: Path | None = None
     ROLLOUT.md / rollback.sh / probes.sh when the bundle was written."""
     ns_args = " ".join(f"--namespace {shlex.quote(ns)}" for ns in rec.namespaces)
     where = shlex.quote(str(bundle_dir)) if bundle_dir is not None else "BUNDLE_DIR"
+    write = () if bundle_dir is not None else (
+        "Write the bundle of these policies: analyzer recommend --out BUNDLE_DIR "
+        "(same store and namespaces).",
+    )  # fmt: skip
     rollout = (
+        *write,
         "Snapshot the policies in place: kubectl get networkpolicy -A -o yaml "
         "> pre-change-networkpolicies.yaml",
         "Review the policies and the evidence of each rule in this report; investigate the "
