@@ -97,7 +97,16 @@ def _progress(paths: list[str]) -> Iterator[Callable[[int], None] | None]:
 def register(app: typer.Typer) -> None:
     """Add ``ingest`` and ``stats`` to the app."""
 
-    @app.command("ingest")
+    @app.command(
+        "ingest",
+        help=(
+            "Load Hubble or Calico flow exports into the flow store (Parquet + manifest).\n\n"
+            "Records that are not flows (malformed lines, lost-events records, ...) are skipped "
+            "and counted with their first line numbers. An input with no usable flow record "
+            "fails the whole command (exit 1) and leaves the store untouched. Ingesting the "
+            "same content again changes nothing."
+        ),
+    )
     @handle_errors
     def ingest_command(
         paths: Annotated[
@@ -117,13 +126,7 @@ def register(app: typer.Typer) -> None:
             TableOrJson, typer.Option("--output", "-o", help="table for people, json for scripts.")
         ] = TableOrJson.table,
     ) -> None:
-        """Load Hubble or Calico flow exports into the flow store (Parquet + manifest).
-
-        Records that are not flows (malformed lines, lost-events records, ...) are skipped and
-        counted with their first line numbers. An input with no usable flow record fails the
-        whole command (exit 1) and leaves the store untouched. Ingesting the same content
-        again changes nothing.
-        """
+        """Thin wrapper: parse options, call ``analyzer.store.ingest``, print the summary."""
         with _progress(paths) as progress:
             summary = ingest(store, paths, fmt.value, progress)
         if output is TableOrJson.json:
@@ -137,7 +140,13 @@ def register(app: typer.Typer) -> None:
         else:
             _print_ingest(summary)
 
-    @app.command("stats")
+    @app.command(
+        "stats",
+        help=(
+            "Summarise the flow store: flows by format, verdict and namespace, the time window, "
+            "skipped records and why, and warnings such as lost events."
+        ),
+    )
     @handle_errors
     def stats_command(
         store: StoreOption = DEFAULT_STORE,
@@ -146,8 +155,7 @@ def register(app: typer.Typer) -> None:
         ] = TableOrJson.table,
         top: Annotated[int, typer.Option(help="Namespaces to list in the table.")] = 20,
     ) -> None:
-        """Summarise the flow store: flows by format, verdict and namespace, the time window,
-        skipped records and why, and warnings such as lost events."""
+        """Thin wrapper: open the store, compute ``store_stats``, print it."""
         stats = store_stats(FlowStore.open(store))
         if output is TableOrJson.json:
             typer.echo(json.dumps(stats.to_json(), indent=2))
