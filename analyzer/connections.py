@@ -312,18 +312,21 @@ def _edge_aggs() -> list[pl.Expr]:
 def _hubble_edges(req: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta) -> pl.LazyFrame:
     """Per-event rows: sessions of one 5-tuple (several observation points, both nodes,
     retransmits) become one connection; a new one starts after an idle gap."""
-    ts, td = "_ts", "_td"
+    # the 5-tuple as one 64-bit hash: sorting by it keeps each tuple's rows together at a
+    # fraction of the cost (and memory) of a multi-column string sort
+    five_tuple = pl.struct(
+        pl.coalesce(S.SRC_IP, _SK), S.SRC_PORT, pl.coalesce(S.DST_IP, _DK), S.DST_PORT, S.PROTOCOL
+    ).hash()
+    node = pl.col(S.NODE).cast(pl.Categorical())
     rows = req.filter(~pl.col(S.SOURCE_FORMAT).is_in(CALICO_FORMATS).fill_null(False)).select(
-        pl.coalesce(S.SRC_IP, _SK).alias(ts),
-        S.SRC_PORT,
-        pl.coalesce(S.DST_IP, _DK).alias(td),
+        five_tuple.alias("_h"),
         S.DST_PORT,
-        S.PROTOCOL,
+        pl.col(S.PROTOCOL).cast(pl.Categorical()),
         S.TIME,
         _LAST,
-        S.NODE,
-        # endpoint keys travel as 64-bit hashes (string min/max per connection is slow); they
-        # are mapped back through the endpoint table, whose keys are hashed the same way
+        node.alias(S.NODE),
+        # endpoint keys travel as 64-bit hashes too (string min/max per connection is slow);
+        # they are mapped back through the endpoint table, whose keys are hashed the same way
         *(
             pl.when(pl.col(c).is_not_null()).then(pl.col(c).hash()).alias(c)
             for c in (_SPK, _DPK, _SK, _DK)
@@ -331,19 +334,15 @@ def _hubble_edges(req: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta)
         _DEN,
         _L7,
         _AUD,
-        _SN,
-        _DN,
+        pl.col(_SN).cast(pl.Categorical()),
+        pl.col(_DN).cast(pl.Categorical()),
     )
-    tuple_cols = [ts, S.SRC_PORT, td, S.DST_PORT, S.PROTOCOL]
-    same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(c).shift(1)) for c in tuple_cols])
+    same = pl.col("_h") == pl.col("_h").shift(1)
     idle = pl.when(pl.col(S.PROTOCOL) == "TCP").then(pl.lit(tcp_idle)).otherwise(pl.lit(other_idle))
     gap = pl.col(S.TIME) - pl.col(S.TIME).shift(1)
     new = (~same | (gap > idle)).fill_null(True)
     sessions = (
-        # sorting by a hash of the 5-tuple keeps each tuple's rows together at a fraction of the
-        # cost of a multi-column string sort; `same` still compares the real columns
-        rows.with_columns(pl.struct(tuple_cols).hash().alias("_h"))
-        .sort(["_h", S.TIME], nulls_last=True)
+        rows.sort(["_h", S.TIME], nulls_last=True)
         .with_columns(new.cum_sum().alias("_conn"))
         .group_by("_conn")
         .agg(
@@ -369,9 +368,10 @@ def _hubble_edges(req: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta)
             pl.col(_AUD).any().alias(AUDIT),
         )
         .with_columns(
+            pl.col("_n1", "_n2", SRC_NODE, DST_NODE, S.PROTOCOL).cast(pl.String()),
             pl.lit(1, pl.Int64).alias(CONNECTIONS),
-            pl.concat_list("_n1", "_n2", SRC_NODE, DST_NODE).alias(NODES),
         )
+        .with_columns(pl.concat_list("_n1", "_n2", SRC_NODE, DST_NODE).alias(NODES))
         .drop("_n1", "_n2")
     )
     return sessions.group_by([_SRC_H, _DST_H, S.PROTOCOL, S.DST_PORT, OUTCOME]).agg(_edge_aggs())
@@ -448,7 +448,6 @@ def _endpoints(req: pl.LazyFrame) -> pl.LazyFrame:
     """One row per endpoint key with its attributes (labels: the latest non-empty set)."""
 
     def side(name: str) -> pl.LazyFrame:
-        names = pl.col(S.DST_NAMES) if name == "dst" else pl.lit(None, _LS)
         return req.select(
             pl.col(f"_{name}_k").alias("key"),
             pl.col(f"{name}_namespace").alias("namespace"),
@@ -461,28 +460,36 @@ def _endpoints(req: pl.LazyFrame) -> pl.LazyFrame:
             .alias("entity"),
             pl.col(f"{name}_labels").alias("labels"),
             pl.col(f"{name}_namespace_labels").alias("namespace_labels"),
-            names.alias("names"),
-            S.TIME,
         )
 
     both = pl.concat([side("src"), side("dst")])
-    scalars = both.group_by("key").agg(
-        # first() keeps row order and is cheap; one key has one namespace/pod/workload
-        *(pl.col(c).drop_nulls().first() for c in ("namespace", "pod", "workload", "ip")),
-        pl.when((pl.col("entity") == "pod").any())
-        .then(pl.lit("pod"))
-        .otherwise(pl.col("entity").drop_nulls().first())
-        .alias("entity"),
-    )
-    lists = [
-        both.filter(pl.col(c).list.len() > 0)
+    scalars = (
+        both.drop("labels", "namespace_labels")
         .group_by("key")
-        .agg(pl.col(c).sort_by(S.TIME).last())  # the latest set, should a pod be relabelled
+        .agg(
+            # one key has one namespace/pod/workload; max() skips nulls and streams
+            *(pl.col(c).max() for c in ("namespace", "pod", "workload", "ip")),
+            (pl.col("entity") == "pod").any().alias("_is_pod"),
+            pl.col("entity").max(),
+        )
+        .with_columns(
+            pl.when(pl.col("_is_pod"))
+            .then(pl.lit("pod"))
+            .otherwise(pl.col("entity"))
+            .alias("entity")
+        )
+        .drop("_is_pod")
+    )
+    # one non-empty label set per key (a pod's labels are the same in every flow); a streaming
+    # unique keeps one row per key instead of every row's lists
+    lists = [
+        both.select("key", c).filter(pl.col(c).list.len() > 0).unique(subset=["key"], keep="any")
         for c in ("labels", "namespace_labels")
     ]
     names = (
-        both.filter(pl.col("names").list.len() > 0)
-        .select("key", pl.col("names").explode())
+        req.select(pl.col(_DK).alias("key"), pl.col(S.DST_NAMES).alias("names"))
+        .filter(pl.col("names").list.len() > 0)
+        .explode("names")
         .unique()
         .group_by("key")
         .agg(pl.col("names").sort())
@@ -605,7 +612,8 @@ def derive_connections(
     )
     req = _requests(decided)
     counts, hub, cal, endpoints = pl.collect_all(
-        [counts_q, _hubble_edges(req, tcp_idle, other_idle), _calico_edges(req), _endpoints(req)]
+        [counts_q, _hubble_edges(req, tcp_idle, other_idle), _calico_edges(req), _endpoints(req)],
+        engine="streaming",  # bounded memory on large stores
     )
     hashes = endpoints.select(pl.col("key"), pl.col("key").hash().alias("_h"))
     for side, column in (("src", SRC_KEY), ("dst", DST_KEY)):
