@@ -184,3 +184,9 @@ def test_port_labels_start_hidden_on_crowded_graphs() -> None:
 
     assert state(small) == ("graph fit", True)
     assert state(big) == ("graph hide-ports", False)  # wide too: full size, scrolling
+
+
+def test_isolation_cards_sum_the_coverage(hostile: ReportModel) -> None:
+    html = render_report(hostile)
+    assert '<div class="num">1/3</div><div class="lbl">pods isolated for ingress' in html
+    assert '<div class="num">0/3</div><div class="lbl">pods isolated for egress' in html
