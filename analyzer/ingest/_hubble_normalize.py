@@ -6,6 +6,8 @@ Kept apart from the reading side (``hubble.py``) so it can run on its own, e.g. 
 
 from __future__ import annotations
 
+import functools
+
 import polars as pl
 
 from analyzer import schema as S
@@ -47,6 +49,11 @@ def _label_table(raw: pl.DataFrame, ep: str, side: str) -> pl.DataFrame:
     """
     labels = pl.col(ep).struct.field("labels")
     distinct = raw.select(labels.alias("labels"), labels.hash().alias("_h")).unique(subset="_h")
+    return distinct.select(_label_columns(side))
+
+
+@functools.cache
+def _label_columns(side: str) -> list[pl.Expr]:
     lab = pl.col("labels")
     cidr = lab.list.eval(pl.element().str.contains(r"^(?:cidr|fqdn|cidrgroup):")).list.any()
     entity = pl.coalesce(
@@ -59,13 +66,13 @@ def _label_table(raw: pl.DataFrame, ep: str, side: str) -> pl.DataFrame:
         .filter(pl.element().str.starts_with(E.NS_LABEL_FULL))
         .str.strip_prefix(E.NS_LABEL_FULL)
     ).list.first()
-    return distinct.select(
+    return [
         pl.col("_h").alias(f"_h_{side}"),
         _labels_clean(lab).alias(f"{side}_labels"),
         _ns_labels(lab).alias(f"{side}_namespace_labels"),
         ns_from_label.alias(f"_ns_{side}"),
         entity.alias(f"_ent_{side}"),
-    )
+    ]
 
 
 def _endpoint_columns(ep: str, side: str) -> list[pl.Expr]:
@@ -107,8 +114,9 @@ def _policies(col: str) -> pl.Expr:
     return pl.col(col).list.eval(text.drop_nulls())
 
 
-def normalize(raw: pl.DataFrame) -> pl.DataFrame:
-    """Raw Hubble Flow rows (``FLOW_SCHEMA_RAW``) -> canonical flow rows. Pure."""
+@functools.cache
+def _columns() -> list[pl.Expr]:
+    """The canonical columns as expressions over the raw frame (built once, reused per batch)."""
     l4 = pl.col("l4")
     tcp = l4.struct.field("TCP")
     ports = [tcp, l4.struct.field("UDP"), l4.struct.field("SCTP")]
@@ -135,12 +143,7 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
         + agg.struct.field("unknown_direction_flow_count").fill_null(0)
     )
     direction = enum_name(pl.col("traffic_direction"), E.DIRECTION).str.to_lowercase()
-    for ep, side in (("source", "src"), ("destination", "dst")):
-        table = _label_table(raw, ep, side)
-        raw = raw.with_columns(pl.col(ep).struct.field("labels").hash().alias(f"_h_{side}")).join(
-            table, on=f"_h_{side}", how="left", maintain_order="left"
-        )
-    frame = raw.select(
+    return [
         pl.col("time")
         .str.to_datetime(
             format="%Y-%m-%dT%H:%M:%S%.f%#z", time_unit="us", time_zone="UTC", strict=False
@@ -227,5 +230,14 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
             )
         )
         .alias(S.POLICIES_ENFORCED),
-    )
-    return S.conform(frame)
+    ]
+
+
+def normalize(raw: pl.DataFrame) -> pl.DataFrame:
+    """Raw Hubble Flow rows (``FLOW_SCHEMA_RAW``) -> canonical flow rows. Pure."""
+    for ep, side in (("source", "src"), ("destination", "dst")):
+        table = _label_table(raw, ep, side)
+        raw = raw.with_columns(pl.col(ep).struct.field("labels").hash().alias(f"_h_{side}")).join(
+            table, on=f"_h_{side}", how="left", maintain_order="left"
+        )
+    return S.conform(raw.select(_columns()))

@@ -252,25 +252,23 @@ def iter_chunks(
             data = data[nl + 1 :]
             line += 1
             discarding = False
-        buf = buf + data if buf else data
-        last = buf.rfind(b"\n")
+        last = data.rfind(b"\n")
         if last < 0:
+            buf = buf + data if buf else data
             if len(buf) > max_line_bytes:
                 yield LongLine(line)
                 buf = b""
                 discarding = True
             continue
-        chunk, buf = buf[: last + 1], buf[last + 1 :]
+        # One copy per block: the carried partial line joins the block's complete lines.
+        chunk = b"".join((buf, memoryview(data)[: last + 1])) if buf else data[: last + 1]
+        buf = data[last + 1 :]
         newlines = chunk.count(b"\n")
         if len(chunk) > max_line_bytes:
             yield from _cut_long_lines(chunk, line, max_line_bytes)
         else:
             yield Chunk(chunk, line, newlines)
         line += newlines
-        if len(buf) > max_line_bytes:
-            yield LongLine(line)
-            buf = b""
-            discarding = True
     if buf and not discarding:
         if len(buf) > max_line_bytes:
             yield LongLine(line)
