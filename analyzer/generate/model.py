@@ -208,6 +208,10 @@ class TrafficPath:
             out["destination"]["pod"] = self.dst_pod
         if self.dst_ip:
             out["destination"]["ip"] = self.dst_ip
+        if self.category == "legit":
+            out["rate_per_hour"] = round(self.rate, 3)
+        if self.enforced_by:
+            out["decided_by"] = list(self.enforced_by)
         if self.purpose:
             out["purpose"] = self.purpose
         if self.dns_queries:
