@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from analyzer.cli._common import DEFAULT_STORE, StoreOption, handle_errors
+from analyzer.cli._common import DEFAULT_STORE, StoreOption, handle_errors, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -46,10 +46,12 @@ def report_command(
     """Write the self-contained HTML security-review report of the flows in the store."""
     from analyzer.report import write_report
 
-    path = write_report(
+    written = write_report(
         store, out=out, policies=policies, inventory=inventory, namespaces=namespace or None
     )
-    typer.echo(f"report: {path}")
+    for line in written.warnings:
+        warn(f"warning: {line}")
+    typer.echo(f"report: {written.path}")
 
 
 @handle_errors

@@ -12,15 +12,25 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from analyzer.errors import ConfigError
 from analyzer.report.model import ReportModel
 from analyzer.report.render import render_report
 
-__all__ = ["ReportModel", "render_report", "write_html", "write_report"]
+__all__ = ["ReportModel", "ReportWritten", "render_report", "write_html", "write_report"]
 
 DEFAULT_REPORT = Path("reports") / "report.html"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportWritten:
+    """Where the report went, and what a person should hear about on stderr."""
+
+    path: Path
+    warnings: tuple[str, ...]
+    findings: int
 
 
 def write_html(html: str, out: Path) -> Path:
@@ -48,7 +58,7 @@ def write_report(
     inventory: Path | None = None,
     namespaces: Sequence[str] | None = None,
     bundle_dir: Path | None = None,
-) -> Path:
+) -> ReportWritten:
     """Analyse the store at ``store_dir`` and write the HTML report to ``out``.
 
     Raises
@@ -71,4 +81,5 @@ def write_report(
         namespaces=namespaces,
         bundle_dir=bundle_dir,
     )
-    return write_html(render_report(model), out)
+    path = write_html(render_report(model), out)
+    return ReportWritten(path, model.summary.warnings, len(model.findings))

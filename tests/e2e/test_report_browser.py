@@ -188,7 +188,7 @@ def hostile_store_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         out=base / "out" / "report.html",
         policies=capture["policies"],
         inventory=capture["inventory"],
-    )
+    ).path
 
 
 def test_report_of_hostile_store_is_inert(tmp_path: Path, hostile_store_report: Path) -> None:

@@ -36,6 +36,8 @@ def test_report_with_policies_and_inventory(tmp_path: Path, capture: dict[str, P
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == f"report: {out.resolve()}"
+    # What limits the conclusions is said on stderr too, not only in the page.
+    assert "warning: ingest: " in result.stderr and "events were lost" in result.stderr
     html = out.read_text("utf-8")
     assert 'id="findings-table"' in html and 'id="coverage"' in html
     assert "Diff against the existing policies" in html
