@@ -50,6 +50,13 @@ def test_demo_from_another_directory(tmp_path: Path) -> None:
     assert any(name.endswith("default-deny.yaml") for name in bundle)
     assert (out / "demo" / "cluster" / "existing-policies.yaml").is_file()
     assert not done.stderr.strip() or "Traceback" not in done.stderr
+    # And the page works in a real browser: scripts ran, nothing was blocked, graph drawn.
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        from test_report_browser import dump_dom
+
+        dom = dump_dom(tmp_path, out / "report.html")
+        assert 'data-ready="1"' in dom and 'data-errors="0"' in dom
+        assert re.search(r'data-graph-nodes="[1-9]\d*"', dom)
 
 
 def test_demo_default_output_is_reports_in_cwd(
