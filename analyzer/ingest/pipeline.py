@@ -97,10 +97,16 @@ def _file_hash(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _spool_stdin(staged: Path) -> Path:
-    target = staged / "stdin.spool"
+def _spool(staged: Path, source: Path | None) -> Path:
+    """Copy stdin or a pipe (``<(...)``) into the staging directory: it is read twice (hash,
+    parse) and a pipe can be read only once. Bounded memory; the copy is removed afterwards."""
+    target = staged / f"spool-{uuid.uuid4().hex}"
     with open(target, "wb") as out:
-        shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        if source is None:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+        else:
+            with open(source, "rb") as fh:
+                shutil.copyfileobj(fh, out, 1 << 20)
     return target
 
 
@@ -185,7 +191,12 @@ def _load_one(
     label = path
     source = Path(path)
     if path == "-":
-        label, source = "<stdin>", _spool_stdin(staged)
+        label, source = "<stdin>", _spool(staged, None)
+    elif source.exists() and not source.is_file():
+        try:
+            source = _spool(staged, source)
+        except OSError as exc:
+            raise IngestError(f"cannot read: {exc.strerror or exc}", path=label) from exc
     try:
         size = source.stat().st_size
     except OSError as exc:
@@ -283,7 +294,7 @@ def _load_hashed(
         warnings = tuple(reader.report.warnings)
         entry = ManifestEntry(
             ingest_id=digest,
-            path=label if label == "<stdin>" else str(source.resolve()),
+            path=label if label == "<stdin>" else str(Path(label).absolute()),
             format=reader.format,
             rows=reader.rows,
             skipped=skipped,

@@ -192,3 +192,22 @@ def test_stdin_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     summary = ingest(tmp_path / "s", ["-"])
     assert summary.inputs[0].path == "<stdin>" and summary.rows_loaded == 2
+
+
+def test_named_pipe_input(tmp_path: Path) -> None:
+    import threading
+
+    fifo = tmp_path / "flows.pipe"
+    os.mkfifo(fifo)
+    data = (FIX / "goldmane_emitter.ndjson").read_bytes()
+
+    def feed() -> None:
+        with open(fifo, "wb") as fh:
+            fh.write(data)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    summary = ingest(tmp_path / "s", [str(fifo)])
+    writer.join(10)
+    assert summary.rows_loaded == 2 and summary.inputs[0].format == "goldmane"
+    assert not any(p.name.startswith("spool") for p in (tmp_path / "s").rglob("*"))
