@@ -99,6 +99,7 @@ CONNECTION_SCHEMA: pl.Schema = pl.Schema(
         SRC_GROUP: pl.String(),
         DST_GROUP: pl.String(),
         S.DST_NAMES: _LS,
+        S.SRC_NAMES: _LS,
         S.PROTOCOL: pl.String(),
         S.DST_PORT: pl.Int32(),
         OUTCOME: pl.String(),
@@ -487,7 +488,12 @@ def _endpoints(req: pl.LazyFrame) -> pl.LazyFrame:
         for c in ("labels", "namespace_labels")
     ]
     names = (
-        req.select(pl.col(_DK).alias("key"), pl.col(S.DST_NAMES).alias("names"))
+        pl.concat(
+            [
+                req.select(pl.col(_SK).alias("key"), pl.col(S.SRC_NAMES).alias("names")),
+                req.select(pl.col(_DK).alias("key"), pl.col(S.DST_NAMES).alias("names")),
+            ]
+        )
         .filter(pl.col("names").list.len() > 0)
         .explode("names")
         .unique()
@@ -510,15 +516,13 @@ def _attach(edges: pl.DataFrame, endpoints: pl.DataFrame) -> pl.DataFrame:
     def prefixed(side: str) -> pl.DataFrame:
         cols = {c: f"{side}_{c}" for c in endpoints.columns if c not in ("key", "names")}
         frame = endpoints.rename({"key": f"{side}_key", **cols})
-        if side == "dst":
-            return frame.rename({"names": S.DST_NAMES})
-        return frame.drop("names")
+        return frame.rename({"names": S.DST_NAMES if side == "dst" else S.SRC_NAMES})
 
     joined = edges.join(prefixed("src"), on=SRC_KEY, how="left").join(
         prefixed("dst"), on=DST_KEY, how="left"
     )
     joined = joined.with_columns(
-        pl.col(S.DST_NAMES).fill_null(pl.lit([], dtype=_LS)),
+        pl.col(S.SRC_NAMES, S.DST_NAMES).fill_null(pl.lit([], dtype=_LS)),
         pl.col(NODES).fill_null(pl.lit([], dtype=_LS)),
     )
     return joined.select(

@@ -115,7 +115,7 @@ def _endpoint_rows(frame: pl.DataFrame) -> pl.DataFrame:
     """One row per (group, endpoint) from both sides of the connection frame."""
     parts = []
     for side in ("src", "dst"):
-        names = pl.col(S.DST_NAMES) if side == "dst" else pl.lit([], pl.List(pl.String()))
+        names = pl.col(S.DST_NAMES if side == "dst" else S.SRC_NAMES)
         parts.append(
             # each endpoint key has one set of attributes: reduce to endpoints first
             frame.unique(subset=[f"{side}_key"], keep="any").select(

@@ -246,7 +246,6 @@ def _candidates(labels: Mapping[str, str]) -> list[tuple[str, str]]:
 
 
 def _choose_one(
-    key: str,
     labels: Mapping[str, str],
     others: frozenset[str],
     index: Mapping[tuple[str, str], frozenset[str]],
@@ -316,5 +315,5 @@ def choose_selectors(
         frozen = {item: frozenset(keys) for item, keys in index.items()}
         everyone = frozenset(members)
         for key, labels in members.items():
-            out[key] = _choose_one(key, labels, everyone - {key}, frozen)
+            out[key] = _choose_one(labels, everyone - {key}, frozen)
     return out
