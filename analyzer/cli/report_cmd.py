@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from analyzer.cli._common import DEFAULT_STORE, StoreOption, handle_errors, warn
+
+
+class ReportFormat(StrEnum):
+    text = "text"
+    json = "json"
 
 
 def register(app: typer.Typer) -> None:
@@ -42,6 +49,14 @@ def report_command(
     out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path(
         "reports/report.html"
     ),
+    output: Annotated[
+        ReportFormat,
+        typer.Option(
+            "--output",
+            "-o",
+            help="text: the path (warnings on stderr); json: path, counts and warnings on stdout.",
+        ),
+    ] = ReportFormat.text,
 ) -> None:
     """Write the self-contained HTML security-review report of the flows in the store."""
     from analyzer.report import write_report
@@ -49,6 +64,9 @@ def report_command(
     written = write_report(
         store, out=out, policies=policies, inventory=inventory, namespaces=namespace or None
     )
+    if output == ReportFormat.json:
+        typer.echo(json.dumps(written.to_json(), indent=2, sort_keys=True))
+        return
     for line in written.warnings:
         warn(f"warning: {line}")
     typer.echo(f"report: {written.path}")

@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from analyzer.errors import ConfigError
-from analyzer.report.model import ReportModel
+from analyzer.report.model import ReportModel, Summary
 from analyzer.report.render import render_report
 
 __all__ = ["ReportModel", "ReportWritten", "render_report", "write_html", "write_report"]
@@ -31,6 +31,16 @@ class ReportWritten:
     path: Path
     warnings: tuple[str, ...]
     findings: int
+    summary: Summary
+
+    def to_json(self) -> dict[str, object]:
+        """What scripts need: where the report is, its counts and warnings."""
+        return {
+            "report": str(self.path),
+            "findings": self.findings,
+            "warnings": list(self.warnings),
+            "summary": asdict(self.summary),
+        }
 
 
 def write_html(html: str, out: Path) -> Path:
@@ -82,4 +92,4 @@ def write_report(
         bundle_dir=bundle_dir,
     )
     path = write_html(render_report(model), out)
-    return ReportWritten(path, model.summary.warnings, len(model.findings))
+    return ReportWritten(path, model.summary.warnings, len(model.findings), model.summary)

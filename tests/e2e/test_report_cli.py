@@ -87,3 +87,17 @@ def test_report_of_an_empty_store(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     html = out.read_text("utf-8")
     assert "no flows" in html and "No policies were recommended" in html
+
+
+def test_report_json_output(tmp_path: Path, capture: dict[str, Path]) -> None:
+    import json
+
+    out = tmp_path / "r.html"
+    argv = ["report", "--store", str(capture["store"]), "--out", str(out), "-o", "json"]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["report"] == str(out.resolve()) and out.is_file()
+    assert data["summary"]["flows"] == 10_000 and data["findings"] == 0
+    assert any("events were lost" in w for w in data["warnings"])
+    assert result.stderr == ""
