@@ -151,6 +151,9 @@ def _check_columns(frame: pl.DataFrame) -> None:
     missing = [col for col in c.REQUIRED_COLUMNS if col not in frame.columns]
     if missing:
         raise SchemaError(f"connections frame lacks columns: {', '.join(missing)}")
+    for col in (c.FIRST_SEEN, c.LAST_SEEN):
+        if not isinstance(frame.schema[col], pl.Datetime):
+            raise SchemaError(f"connections column {col} is {frame.schema[col]}, not a datetime")
 
 
 def _forest_scores(frame: pl.DataFrame, columns: Sequence[str], random_state: int) -> np.ndarray:

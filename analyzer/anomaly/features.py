@@ -138,16 +138,17 @@ def edge_aggregations(columns: set[str]) -> list[pl.Expr]:
     ]
 
 
-def edge_features(window_start: datetime, window_span_us: float) -> list[pl.Expr]:
+def edge_features(window_start: datetime | None, window_span_us: float) -> list[pl.Expr]:
     """Per-edge features that need only the edge row and the observation window."""
-    since_start = (pl.col("first_seen") - pl.lit(window_start)).dt.total_microseconds()
+    start = pl.lit(window_start, dtype=pl.Datetime("us", "UTC"))
+    since_start = (pl.col("first_seen") - start).dt.total_microseconds()
     active = (pl.col("last_seen") - pl.col("first_seen")).dt.total_microseconds()
     port = pl.col(c.DST_PORT)
     return [
         (pl.col("denied") / pl.col("connections")).fill_nan(0.0).alias("denied_share"),
         (pl.col("events") / pl.col("connections")).fill_nan(1.0).alias("events_per_connection"),
         (since_start / window_span_us).clip(0.0, 1.0).alias("first_seen_at"),
-        ((pl.col("last_seen") - pl.lit(window_start)).dt.total_microseconds() / window_span_us)
+        ((pl.col("last_seen") - start).dt.total_microseconds() / window_span_us)
         .clip(0.0, 1.0)
         .alias("last_seen_at"),
         (1.0 - active / window_span_us).clip(0.0, 1.0).alias("inactive_share"),
@@ -291,7 +292,20 @@ def compute_features(frame: pl.DataFrame) -> pl.DataFrame:
         The edge keys, display names, raw counts and times, and every column named in
         `MODEL_FEATURES`, plus the shape columns the rules read (``pair_*``, ``sweep_*``).
     """
+    times = [
+        (
+            pl.col(col).dt.replace_time_zone("UTC")
+            if getattr(frame.schema[col], "time_zone", None) is None
+            else pl.col(col)
+        ).cast(pl.Datetime("us", "UTC"))
+        for col in (c.FIRST_SEEN, c.LAST_SEEN)
+    ]
     frame = frame.with_columns(
+        *times,
+        pl.col(c.CONNECTIONS).cast(pl.Int64, strict=False),
+        pl.col(c.EVENTS).cast(pl.Int64, strict=False),
+        pl.col(c.DST_PORT).cast(pl.Int32, strict=False),
+    ).with_columns(
         pl.col(c.SRC_GROUP).fill_null(pl.col(c.SRC_KEY)),
         pl.col(c.DST_GROUP).fill_null(pl.col(c.DST_KEY)),
         pl.col(c.CONNECTIONS).fill_null(1).clip(lower_bound=1),

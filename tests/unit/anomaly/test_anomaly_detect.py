@@ -6,7 +6,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import conn, frame
+from anomaly_toy import conn, frame
 
 from analyzer.anomaly import AnomalyResult, detect_anomalies, exclude_anomalies
 from analyzer.errors import SchemaError

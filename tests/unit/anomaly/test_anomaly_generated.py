@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import polars as pl
-from conftest import Generated
+from anomaly_toy import Generated
 
 from analyzer.anomaly import detect_anomalies
 from analyzer.anomaly.evaluate import attack_rows, evaluate_against_truth

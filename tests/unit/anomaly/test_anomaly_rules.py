@@ -6,7 +6,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from conftest import conn, frame
+from anomaly_toy import conn, frame
 
 from analyzer.anomaly import RuleThresholds, compute_features, detect_anomalies
 
