@@ -22,6 +22,7 @@ format. For each run it records:
 Usage::
 
     python benchmarks/bench_anomaly.py [--quick] [--out benchmarks/results/anomaly.json]
+    python benchmarks/bench_anomaly.py --store STORE TRUTH   # add a scale run on an existing store
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import polars as pl
 from sklearn.ensemble import IsolationForest
 
 from analyzer.anomaly import MODEL_FEATURES, detect_anomalies
-from analyzer.anomaly.evaluate import EdgeMetrics, attack_rows
+from analyzer.anomaly.evaluate import EdgeMetrics, attack_rows, evaluate_against_truth
 from analyzer.connections import derive_connections
 from analyzer.generate import ScenarioConfig, build_scenario, write_flows
 from analyzer.ingest import read_flow_file
@@ -147,6 +148,28 @@ def run_one(
     }
 
 
+def run_store(store: Path, truth_path: Path, seed: int = 0) -> dict[str, Any]:
+    """One large existing store (e.g. bench_recommend's 1M-flow capture) with its truth.json."""
+    from analyzer.store import FlowStore
+
+    t0 = time.perf_counter()
+    conns = derive_connections(FlowStore.open(store).scan()).frame
+    derive_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    result = detect_anomalies(conns, random_state=seed)
+    detect_s = time.perf_counter() - t0
+    metrics = evaluate_against_truth(conns, result, json.loads(truth_path.read_text()))
+    return {
+        "store": str(store),
+        "connections": conns.height,
+        "edges": result.edges_scored,
+        "derive_seconds": round(derive_s, 2),
+        "detect_seconds": round(detect_s, 2),
+        "combined": metrics.to_dict(),
+        "by_rule": result.summary.by_rule,
+    }
+
+
 def _total(runs: Iterable[dict[str, Any]], key: str) -> dict[str, Any]:
     counts = np.zeros(5, dtype=np.int64)
     for run in runs:
@@ -165,7 +188,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="two small sizes only")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/anomaly.json")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        nargs=2,
+        metavar=("STORE", "TRUTH"),
+        help="only score an existing store against its truth.json and add it to --out "
+        "as a scale run (e.g. bench_recommend's 1M-flow store)",
+    )
     args = parser.parse_args(argv)
+    if args.store:
+        scale = run_store(*args.store)
+        doc = json.loads(args.out.read_text()) if args.out.exists() else {}
+        doc.setdefault("scale_runs", [])
+        doc["scale_runs"] = [r for r in doc["scale_runs"] if r["store"] != scale["store"]]
+        doc["scale_runs"].append(scale)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(doc, indent=2) + "\n")
+        print(json.dumps(scale, indent=2))
+        return 0
     sizes = QUICK_SIZES if args.quick else SIZES
     plan = [(s, f, e, m, seed, "hubble") for s, f, e in sizes for m in MIXES for seed in SEEDS]
     plan += [
@@ -206,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         ).to_dict()
         for t in SWEEP
     }
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
     doc = {
         "benchmark": "anomaly",
         "python": platform.python_version(),
@@ -221,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             default=None,
         ),
         "runs": runs,
+        "scale_runs": previous.get("scale_runs", []),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
