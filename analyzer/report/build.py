@@ -245,6 +245,7 @@ def build_report(
         lost_events=lost,
         masked_fields=masked,
         undecidable_replies=stats.undecidable,
+        decided_by_ports=stats.decided_by_ports,
         warnings=tuple(dict.fromkeys(warnings)),
     )
     scope = ", ".join(namespaces) if namespaces else "all namespaces"

@@ -67,6 +67,7 @@ class Summary:
     lost_events: int = 0
     masked_fields: int = 0
     undecidable_replies: int = 0
+    decided_by_ports: int = 0
     warnings: tuple[str, ...] = ()
 
 
