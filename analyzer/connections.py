@@ -115,7 +115,7 @@ CONNECTION_SCHEMA: pl.Schema = pl.Schema(
 )
 
 # row classes
-_REQUEST, _REPLY, _UNDECIDED, _IGNORED = 1, 2, 3, 4
+_REQUEST, _REPLY, _UNDECIDED, _IGNORED, _SOCK = 1, 2, 3, 4, 5
 _CLASS = "_class"
 
 
@@ -128,6 +128,7 @@ class ConnectionStats:
     replies_removed: int = 0
     undecidable: int = 0
     non_policy_drops_ignored: int = 0
+    sock_events_ignored: int = 0
     duplicates_collapsed: int = 0
     decided_by_ports: int = 0
     proxy_legs_collapsed: int = 0
@@ -168,6 +169,10 @@ def _classify() -> pl.Expr:
             | (verdict == "error")
         )
         .then(pl.lit(_IGNORED))
+        # socket-LB traces (Type SOCK) repeat the connect() of an L3/L4 connection, without a
+        # source port and (TRACED) towards the Service VIP: never evidence of their own
+        .when(pl.col(S.FLOW_TYPE) == "SOCK")
+        .then(pl.lit(_SOCK))
         # Calico aggregates describe the initiating direction; replies are never separate rows.
         .when(pl.col(S.SOURCE_FORMAT).is_in(CALICO_FORMATS))
         .then(pl.lit(_REQUEST))
@@ -610,6 +615,7 @@ def derive_connections(
         (cls == _REPLY).sum().alias("replies"),
         (cls == _UNDECIDED).sum().alias("undecidable"),
         (cls == _IGNORED).sum().alias("ignored"),
+        (cls == _SOCK).sum().alias("sock"),
         ((pl.col("_class0") == _UNDECIDED) & (cls != _UNDECIDED)).sum().alias("by_ports"),
         pl.col(S.TIME).filter(is_req).min().alias("first"),
         pl.coalesce(S.END_TIME, S.TIME).filter(is_req).max().alias("last"),
@@ -660,6 +666,7 @@ def _stats(c: dict[str, object], frame: pl.DataFrame, proxied: int) -> Connectio
         replies_removed=n("replies"),
         undecidable=n("undecidable"),
         non_policy_drops_ignored=n("ignored"),
+        sock_events_ignored=n("sock"),
         duplicates_collapsed=max(0, n("requests") - total),
         decided_by_ports=n("by_ports"),
         proxy_legs_collapsed=proxied,

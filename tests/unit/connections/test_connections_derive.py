@@ -282,3 +282,24 @@ def test_one_node_ip_proxying_for_two_identities_keeps_them_apart(frame, flow):
     result = derive_connections(frame(*rows))
     assert sorted(result.frame["src_group"].to_list()) == ["pod:shop:app=admin", "pod:shop:app=web"]
     assert set(result.frame["src_key"].to_list()) == {"10.0.3.219#1001", "10.0.3.219#1002"}
+
+
+def test_socket_lb_trace_events_are_ignored(frame, flow):
+    rows = [
+        flow(0),
+        flow(
+            0,
+            flow_type="SOCK",
+            event_type=7,
+            verdict="traced",
+            src_port=None,
+            dst_ip="10.96.0.10",
+            dst_port=80,
+            tcp_flags=None,
+            is_reply=None,
+        ),
+    ]
+    result = derive_connections(frame(*rows))
+    assert result.frame["dst_port"].to_list() == [8080]
+    assert result.stats.sock_events_ignored == 1
+    assert result.stats.undecidable == 0
