@@ -16,7 +16,9 @@ from analyzer.anomaly._detect import (
     exclude_anomalies,
 )
 from analyzer.anomaly.detector import DEFAULT_THRESHOLD, EdgeAnomalyDetector
+from analyzer.anomaly.evaluate import EdgeMetrics, evaluate_against_truth
 from analyzer.anomaly.features import DATABASE_PORTS, MODEL_FEATURES, compute_features
+from analyzer.anomaly.output import detect_store_anomalies
 from analyzer.anomaly.rules import RULES, Rule, RuleThresholds
 
 __all__ = [
@@ -25,11 +27,14 @@ __all__ = [
     "DATABASE_PORTS",
     "DEFAULT_THRESHOLD",
     "EdgeAnomalyDetector",
+    "EdgeMetrics",
     "MODEL_FEATURES",
     "RULES",
     "Rule",
     "RuleThresholds",
     "compute_features",
     "detect_anomalies",
+    "detect_store_anomalies",
+    "evaluate_against_truth",
     "exclude_anomalies",
 ]

@@ -119,3 +119,12 @@ def test_model_flags_an_isolated_source_with_evidence(shop: list[dict[str, Any]]
     for dst, port in (("shop/api", 8080), ("shop/cart", 7070), ("shop/worker", 9102)):
         quiet.append(conn("develop/intruder", dst, port, connections=2))
     assert detect_anomalies(frame(quiet)).flagged.height == 0
+
+
+def test_public_surface_is_exported_and_documented() -> None:
+    import analyzer.anomaly as pkg
+
+    for name in pkg.__all__:
+        obj = getattr(pkg, name)
+        if callable(obj):
+            assert obj.__doc__, name
