@@ -23,6 +23,14 @@ class GenerateFormat(StrEnum):
     whisker = "whisker"
 
 
+class HubbleStyle(StrEnum):
+    envelope = "envelope"
+    bare = "bare"
+    camel = "camel"
+    cri = "cri"
+    array = "array"
+
+
 class GenerateOutput(StrEnum):
     table = "table"
     json = "json"
@@ -85,6 +93,10 @@ def generate_command(
             "--dns-visibility/--no-dns-visibility", help="Hubble L7 DNS events and DNS names."
         ),
     ] = True,
+    hubble_style: Annotated[
+        HubbleStyle,
+        typer.Option("--hubble-style", help="Spelling of Hubble output (see docs/generate.md)."),
+    ] = HubbleStyle.envelope,
     output: Annotated[
         GenerateOutput, typer.Option("--output", "-o", help="table for people, json for scripts.")
     ] = GenerateOutput.table,
@@ -104,7 +116,9 @@ def generate_command(
         window_seconds=_parse_window(window),
     )  # fmt: skip
     scenario = build_scenario(config)
-    result = generate(scenario, out, fmt=fmt.value, flows=flows, compress=compress)
+    result = generate(
+        scenario, out, fmt=fmt.value, flows=flows, compress=compress, style=hubble_style.value
+    )
     if output is GenerateOutput.json:
         typer.echo(json.dumps({
             "files": [str(f) for f in result.files], "flows": result.flows, "format": result.format,

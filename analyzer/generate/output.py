@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
-import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from analyzer.errors import UsageError
 from analyzer.generate.scenario import Scenario
@@ -32,33 +31,50 @@ def _chunks(scenario: Scenario, fmt: str, flows: int) -> Iterator[str]:
     raise UsageError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
-def _open(out: Path) -> IO[str]:
-    if out.suffix == ".gz":
-        # mtime=0 and no file name in the header: the same input gives the same bytes.
-        raw = gzip.GzipFile(filename="", mode="wb", fileobj=open(out, "wb"), mtime=0,
-                            compresslevel=6)  # fmt: skip
-        return io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
-    return open(out, "w", encoding="utf-8", newline="\n")
+def _write(out: Path, first: str, rest: Iterator[str]) -> None:
+    with contextlib.ExitStack() as stack:
+        raw = stack.enter_context(open(out, "wb"))
+        write: Callable[[bytes], int] = raw.write
+        if out.suffix == ".gz":
+            # mtime=0 and no file name in the header: the same input gives the same bytes.
+            gz = stack.enter_context(
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
+            )
+            write = gz.write
+        write(first.encode())
+        for chunk in rest:
+            write(chunk.encode())
 
 
-def write_flows(scenario: Scenario, out: Path, fmt: str = "hubble", flows: int = 100_000) -> Path:
+def write_flows(
+    scenario: Scenario,
+    out: Path,
+    fmt: str = "hubble",
+    flows: int = 100_000,
+    *,
+    style: str = "envelope",
+) -> Path:
     """Stream ``flows`` records of ``scenario`` in ``fmt`` to the file ``out``.
 
     ``out`` ending in ``.gz`` is gzip-compressed (deterministically). The file is written in
-    chunks, so memory does not grow with ``flows``. Returns ``out``.
+    chunks, so memory does not grow with ``flows``. ``style`` picks another spelling of a
+    Hubble capture (see :mod:`analyzer.generate.spellings`). Returns ``out``.
 
     Raises
     ------
     UsageError
-        Unknown format, or ``flows`` too small to show every path of the scenario once.
+        Unknown format or style, or ``flows`` too small to show every path of the scenario once.
     """
-    chunks = _chunks(scenario, fmt, flows)
+    from analyzer.generate.spellings import HUBBLE_STYLES, restyle
+
+    if style not in HUBBLE_STYLES:
+        raise UsageError(f"unknown Hubble style {style!r}; choose from {', '.join(HUBBLE_STYLES)}")
+    if style != "envelope" and fmt != "hubble":
+        raise UsageError(f"--hubble-style {style} applies to the hubble format only, not {fmt}")
+    chunks = restyle(_chunks(scenario, fmt, flows), style)
     first = next(chunks, "")  # validate (and raise) before creating the file
     try:
-        with _open(out) as fh:
-            fh.write(first)
-            for chunk in chunks:
-                fh.write(chunk)
+        _write(out, first, chunks)
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
     return out
@@ -89,6 +105,7 @@ def generate(
     fmt: str = "hubble",
     flows: int = 100_000,
     compress: bool = False,
+    style: str = "envelope",
     progress: Callable[[str], None] | None = None,
 ) -> GenerateResult:
     """Write flows, ``inventory.json``, ``truth.json``, ``existing-policies.yaml`` and
@@ -101,14 +118,18 @@ def generate(
         raise UsageError(f"cannot create {out_dir}: {exc.strerror or exc}") from exc
     if not out_dir.is_dir():
         raise UsageError(f"{out_dir} is not a directory")
-    flow_file = out_dir / ("flows.jsonl.gz" if compress else "flows.jsonl")
+    name = "flows.json" if style == "array" else "flows.jsonl"
+    flow_file = out_dir / (name + ".gz" if compress else name)
     if progress:
         progress(f"writing {flows} {fmt} flow records to {flow_file}")
-    write_flows(scenario, flow_file, fmt, flows)
+    write_flows(scenario, flow_file, fmt, flows, style=style)
+    header: dict[str, object] = {"format": fmt, "flows": flows}
+    if style != "envelope":
+        header["style"] = style
     files = [
         flow_file,
         _dump(out_dir / "inventory.json", scenario.inventory()),
-        _dump(out_dir / "truth.json", {"format": fmt, "flows": flows, **scenario.truth()}),
+        _dump(out_dir / "truth.json", {**header, **scenario.truth()}),
     ]
     policies = out_dir / "existing-policies.yaml"
     policies.write_text(existing_policies_yaml(scenario), encoding="utf-8")

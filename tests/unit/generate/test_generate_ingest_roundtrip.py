@@ -28,3 +28,15 @@ def test_generated_files_ingest_cleanly(tmp_path: Path, fmt: str, flows: int) ->
     frame = result.frame
     assert frame["src_namespace"].null_count() < flows
     assert (frame["flow_count"] >= 1).all()
+
+
+@pytest.mark.parametrize("style", ["bare", "camel", "cri", "array"])
+def test_hubble_spellings_ingest_to_the_same_rows(tmp_path: Path, style: str) -> None:
+    s = build_scenario(ScenarioConfig(seed=11))
+    base = ingest.read_flow_file(write_flows(s, tmp_path / "a.jsonl", "hubble", 10_000))
+    other = ingest.read_flow_file(
+        write_flows(s, tmp_path / "b.json", "hubble", 10_000, style=style)
+    )
+    assert other.skipped == () and other.frame.height == 10_000
+    keep = ["time", "src_ip", "dst_ip", "src_port", "dst_port", "is_reply", "verdict", "src_labels"]
+    assert other.frame.select(keep).equals(base.frame.select(keep))
