@@ -217,3 +217,26 @@ def test_report_of_hostile_store_is_inert(tmp_path: Path, hostile_store_report: 
     keep = os.environ.get("ANALYZER_SCREENSHOT_DIR")
     if keep:
         shutil.copy(png, Path(keep) / "report-hostile-store.png")
+
+
+def test_focus_on_an_identity_from_the_address(tmp_path: Path, hostile_page: Path) -> None:
+    """``#focus=KEY`` (what a click does) keeps the identity's own arrows; a hostile key in the
+    address is only ever compared as a string."""
+    from urllib.parse import quote
+
+    key = f"pod:{HOSTILE[0]}:app=n1"
+    dom = dump_dom(tmp_path, hostile_page, "#focus=" + quote(key, safe=""))
+    attrs = _root_attrs(dom)
+    assert attrs.get("data-ready") == "1" and attrs.get("data-errors") == "0", _errors(dom)
+    assert attrs.get("data-focus") == key.replace("<", "&lt;").replace(">", "&gt;")
+    focused = re.findall(r'<g class="node pod focus" data-key="([^"]*)"', dom)
+    assert focused == ["pod:&lt;script&gt;alert(1)&lt;/script&gt;:app=n1"]
+    edges = re.findall(r'<g class="edge ([^"]*)" data-index', dom)
+    assert any("dim" in c for c in edges) and any("dim" not in c for c in edges)
+    status = re.search(r'<span id="filter-status"[^>]*>([^<]*)<', dom)
+    assert status is not None and "selected identity" in status.group(1)
+    # An unknown key is ignored rather than breaking the page.
+    dom = dump_dom(tmp_path, hostile_page, "#focus=%3Cimg%20src%3Dx%3E&ns=ns1")
+    attrs = _root_attrs(dom)
+    assert attrs.get("data-errors") == "0" and attrs.get("data-focus") == ""
+    assert attrs.get("data-filter") == "ns1"

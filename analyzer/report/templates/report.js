@@ -23,29 +23,38 @@
   window.addEventListener("error", function () { flushErrors(); });
   document.addEventListener("securitypolicyviolation", function () { flushErrors(); });
 
-  function applyFilter(data, ns) {
-    // Values are compared as strings; nothing from the data is ever parsed as HTML.
+  // The view: a namespace filter and, optionally, one identity in focus (clicked or Enter).
+  var state = { ns: "", focus: null };
+
+  function applyView(data) {
+    // Values are compared as strings; nothing from the data is ever parsed as HTML or used to
+    // build a selector.
+    var ns = state.ns;
+    var focus = state.focus;
     var keep = Object.create(null);
     var shownEdges = 0;
     var edges = document.querySelectorAll("svg.graph .edge");
     for (var i = 0; i < edges.length; i++) {
       var e = data.edges[Number(edges[i].getAttribute("data-index"))];
-      var on = ns === "" || (e && (e.srcNs === ns || e.dstNs === ns));
+      var on = focus !== null ? Boolean(e && (e.src === focus || e.dst === focus))
+        : ns === "" || Boolean(e && (e.srcNs === ns || e.dstNs === ns));
       edges[i].classList.toggle("dim", !on);
       if (on && e) { keep[e.src] = true; keep[e.dst] = true; shownEdges++; }
     }
     var nodes = document.querySelectorAll("svg.graph .node");
     var shownNodes = 0;
     for (var j = 0; j < nodes.length; j++) {
-      var nodeNs = nodes[j].getAttribute("data-ns");
-      var onNode = ns === "" || nodeNs === ns || keep[nodes[j].getAttribute("data-key")] === true;
+      var key = nodes[j].getAttribute("data-key");
+      var onNode = focus !== null ? (key === focus || keep[key] === true)
+        : ns === "" || nodes[j].getAttribute("data-ns") === ns || keep[key] === true;
       nodes[j].classList.toggle("dim", !onNode);
+      nodes[j].classList.toggle("focus", focus !== null && key === focus);
       if (onNode) { shownNodes++; }
     }
     var boxes = document.querySelectorAll("svg.graph .box");
     for (var k = 0; k < boxes.length; k++) {
       var boxNs = boxes[k].getAttribute("data-ns");
-      boxes[k].classList.toggle("dim", ns !== "" && boxNs !== ns);
+      boxes[k].classList.toggle("dim", focus === null && ns !== "" && boxNs !== ns);
     }
     var sections = document.querySelectorAll(".ns-section");
     for (var m = 0; m < sections.length; m++) {
@@ -53,29 +62,69 @@
     }
     var status = document.getElementById("filter-status");
     if (status) {
-      status.textContent = ns === "" ? "showing all namespaces"
-        : shownNodes + " identities and " + shownEdges + " edges touch this namespace";
+      if (focus !== null) {
+        status.textContent = shownEdges + " arrows touch the selected identity "
+          + "(click it again or press Escape to clear)";
+      } else {
+        status.textContent = ns === "" ? "showing all namespaces; click an identity to focus it"
+          : shownNodes + " identities and " + shownEdges + " edges touch this namespace";
+      }
     }
     root.setAttribute("data-filter", ns);
+    root.setAttribute("data-focus", focus === null ? "" : focus);
+  }
+
+  function nodeKeys() {
+    var keys = Object.create(null);
+    var nodes = document.querySelectorAll("svg.graph .node");
+    for (var i = 0; i < nodes.length; i++) { keys[nodes[i].getAttribute("data-key")] = true; }
+    return keys;
+  }
+
+  function hashParam(name) {
+    // "#ns=NAME" or "#focus=KEY" (both may be joined with "&") preselect a view to link to.
+    var parts = String(window.location.hash || "").replace(/^#/, "").split("&");
+    for (var i = 0; i < parts.length; i++) {
+      if (parts[i].indexOf(name + "=") === 0) {
+        try { return decodeURIComponent(parts[i].slice(name.length + 1)); } catch (err) { return null; }
+      }
+    }
+    return null;
   }
 
   try {
     var data = JSON.parse(document.getElementById("report-data").textContent);
     var select = document.getElementById("ns-filter");
-    if (select) {
-      // "#ns=NAME" in the address preselects a namespace, so a filtered view can be linked.
-      var hash = String(window.location.hash || "");
-      if (hash.indexOf("#ns=") === 0) {
-        var wanted = decodeURIComponent(hash.slice(4));
-        for (var o = 0; o < select.options.length; o++) {
-          if (select.options[o].value === wanted) { select.value = wanted; }
-        }
-      }
-      select.addEventListener("change", function () { applyFilter(data, select.value); });
-      applyFilter(data, select.value);
-    }
-    var ports = document.getElementById("show-ports");
     var svg = document.querySelector("svg.graph");
+    if (select) {
+      var wanted = hashParam("ns");
+      for (var o = 0; o < select.options.length; o++) {
+        if (wanted !== null && select.options[o].value === wanted) { select.value = wanted; }
+      }
+      state.ns = select.value;
+      select.addEventListener("change", function () {
+        state.ns = select.value;
+        state.focus = null;
+        applyView(data);
+      });
+    }
+    var focusWanted = hashParam("focus");
+    if (focusWanted !== null && nodeKeys()[focusWanted] === true) { state.focus = focusWanted; }
+    if (svg) {
+      var pick = function (target) {
+        var node = target && target.closest ? target.closest(".node") : null;
+        var key = node ? node.getAttribute("data-key") : null;
+        state.focus = key === null || key === state.focus ? null : key;
+        applyView(data);
+      };
+      svg.addEventListener("click", function (ev) { pick(ev.target); });
+      svg.addEventListener("keydown", function (ev) {
+        if (ev.key === "Enter" || ev.key === " ") { pick(ev.target); ev.preventDefault(); }
+        if (ev.key === "Escape") { state.focus = null; applyView(data); }
+      });
+    }
+    applyView(data);
+    var ports = document.getElementById("show-ports");
     var fit = document.getElementById("fit-graph");
     if (fit && svg) {
       fit.addEventListener("change", function () { svg.classList.toggle("fit", fit.checked); });
