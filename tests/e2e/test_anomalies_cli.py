@@ -92,3 +92,9 @@ def test_help() -> None:
     res = runner.invoke(app, ["anomalies", "--help"])
     assert res.exit_code == 0
     assert "--namespace" in res.stdout and "--threshold" in res.stdout
+
+
+def test_threshold_out_of_range_is_a_usage_error(store: Path) -> None:
+    res = runner.invoke(app, ["anomalies", "--store", str(store), "--threshold", "1.5"])
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error: anomaly threshold must be between 0 and 1")
