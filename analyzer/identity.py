@@ -184,7 +184,8 @@ def group_key(
     'entity:host'
     """
     if namespace and (entity in (None, "pod")):
-        return f"pod:{namespace}:" + ",".join(_escape(x) for x in stable_labels(labels))
+        ns = namespace.replace("%", "%25").replace(":", "%3A")
+        return f"pod:{ns}:" + ",".join(_escape(x) for x in stable_labels(labels))
     if entity in CLUSTER_ENTITIES:
         return f"entity:{entity}"
     if ip:
@@ -205,7 +206,12 @@ def group_key_expr(namespace: str, labels: str, entity: str, ip: str) -> pl.Expr
     ns, ent, addr = pl.col(namespace), pl.col(entity), pl.col(ip)
     return (
         pl.when(ns.is_not_null() & (ns != "") & (ent.is_null() | (ent == "pod")))
-        .then(pl.lit("pod:") + ns + pl.lit(":") + escaped)
+        .then(
+            pl.lit("pod:")
+            + ns.str.replace_all("%", "%25", literal=True).str.replace_all(":", "%3A", literal=True)
+            + pl.lit(":")
+            + escaped
+        )
         .when(ent.is_in(list(CLUSTER_ENTITIES)))
         .then(pl.lit("entity:") + ent)
         .when(addr.is_not_null() & (addr != ""))
@@ -239,6 +245,10 @@ def _candidates(labels: Mapping[str, str]) -> list[tuple[str, str]]:
         and not is_version_like(k, v)
     }
     rank = {k: i for i, k in enumerate(NAMING_KEYS)}
+    if usable.get("app") is not None and usable.get("app") == usable.get("app.kubernetes.io/name"):
+        # the same name under both keys: `app` is what hand-written policies (and the seed's
+        # allow-backend-ingress) select on
+        rank["app"] = -1
     return sorted(
         usable.items(),
         key=lambda kv: (rank.get(kv[0], len(rank) + (kv[0] in _NON_NAMING_KEYS)), kv[0]),

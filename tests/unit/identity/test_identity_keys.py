@@ -58,6 +58,8 @@ def test_hostile_label_cannot_forge_another_group_key():
     honest = group_key("ns", ["a=b", "c=d"], "pod", None)
     assert forged != honest
     assert honest == "pod:ns:a=b,c=d"
+    # nor a namespace with ':' another namespace's labels
+    assert group_key("a:b=c", [], "pod", None) != group_key("a", ["b=c"], "pod", None)
 
 
 def test_group_key_expr_agrees_with_function():
@@ -68,6 +70,7 @@ def test_group_key_expr_agrees_with_function():
         (None, [], "host", "10.0.0.9"),
         (None, None, None, None),
         ("ns", [], "pod", None),
+        ("a:b%", ["x=y"], "pod", None),
     ]
     df = pl.DataFrame(rows, schema=["ns", "labels", "entity", "ip"], orient="row").with_columns(
         drop_volatile_expr("labels").alias("labels")

@@ -24,6 +24,11 @@ def test_prefers_app_kubernetes_io_name_over_app():
     assert got["g"].unique
 
 
+def test_app_wins_when_it_carries_the_same_name():
+    got = _choose({"g": {"app": "web", "app.kubernetes.io/name": "web"}})
+    assert got["g"].selector == {"app": "web"}
+
+
 def test_never_version_even_when_it_would_distinguish():
     got = _choose({"v1": {"app": "web", "version": "v1"}, "v2": {"app": "web", "version": "v2"}})
     for choice in got.values():
