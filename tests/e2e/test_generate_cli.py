@@ -49,3 +49,24 @@ def test_generate_bad_input_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown attack" in result.output
     result = runner.invoke(app, ["generate", "--out", str(tmp_path), "--window", "soon"])
     assert result.exit_code == 2 and "--window" in result.output
+
+
+def test_output_does_not_depend_on_hash_randomisation(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    digests = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / hash_seed
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run(
+            [sys.executable, "-c", "from analyzer.cli import app; app()", "generate",
+             "--out", str(out), "--flows", "3000", "--format", "calico", "--seed", "5",
+             "--namespaces-extra", "2"],
+            check=True, env=env, capture_output=True,
+        )  # fmt: skip
+        digests.append(
+            [(out / n).read_bytes() for n in ("flows.jsonl", "truth.json", "policies-truth.json")]
+        )
+    assert digests[0] == digests[1]
