@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 __all__ = [
+    "APISERVER_IP",
     "ATTACKS",
     "DEFAULT_SCAN_PORTS",
     "ContainerPort",
@@ -24,6 +25,7 @@ __all__ = [
 ]
 
 ATTACKS: tuple[str, ...] = ("scan", "sweep", "lateral")
+APISERVER_IP = "172.18.0.2"  # the control-plane node; pods reach the API there on 6443
 
 # What an attacker's first `nmap --top-ports` style probe of a neighbour tries.
 DEFAULT_SCAN_PORTS: tuple[int, ...] = (

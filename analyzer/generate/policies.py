@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from analyzer.generate.inventory import stable_uid
-from analyzer.generate.model import Endpoint, TrafficPath
+from analyzer.generate.model import APISERVER_IP, Endpoint, TrafficPath
 from analyzer.generate.scenario import ENFORCED_POLICIES, Scenario
 
 __all__ = ["existing_policies", "existing_policies_yaml", "policies_truth", "blocked_paths"]
@@ -31,7 +31,7 @@ _DNS_PEER = {
     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
 }
 _DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
-_APISERVER_BLOCK = {"ipBlock": {"cidr": "172.18.0.2/32"}}
+_APISERVER_BLOCK = {"ipBlock": {"cidr": f"{APISERVER_IP}/32"}}
 _PROMETHEUS = {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
 _UNUSED_PEER = {  # planted: no namespace has team=analytics
     "namespaceSelector": {"matchLabels": {"team": "analytics"}},

@@ -15,7 +15,7 @@ During the capture only ``develop``'s backends are isolated (by the seed's
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from analyzer.errors import UsageError
@@ -29,12 +29,11 @@ from analyzer.generate.model import (
     TrafficPath,
     Workload,
 )
+from analyzer.generate.traffic import attack_paths, legit_paths
 
 __all__ = ["Scenario", "build_scenario", "ENFORCED_POLICIES"]
 
 _HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what Kubernetes uses for generated names
-APISERVER_IP = "172.18.0.2"
-APISERVER_PORT = 6443
 PODS_PER_NODE = 150  # at most, so that each node's /24 pod CIDR holds its pods
 _LAST_HOST = 250
 MAX_IDENTITY_WORKLOADS = 20000
@@ -329,12 +328,9 @@ def build_scenario(config: ScenarioConfig) -> Scenario:
     world_clients = tuple(_public_ip(rng) for _ in range(48))
     upstream_dns = ("1.1.1.1", "1.0.0.1")
     by_key = {w.key: w for w in workloads}
-    from analyzer.generate.traffic import attack_paths, legit_paths
-
     legit = legit_paths(by_key, external, world_clients, upstream_dns, config)
     attacks = attack_paths(by_key, nodes, config) if config.attacks else ()
-    scenario = Scenario(
+    return Scenario(
         config=config, nodes=nodes, namespaces=namespaces, workloads=workloads,
         legit_paths=legit, attack_paths=attacks, external_ips=external,
     )  # fmt: skip
-    return replace(scenario)

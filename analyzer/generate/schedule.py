@@ -87,8 +87,3 @@ class Schedule:
             path = self.paths[bisect.bisect_right(self.cum, rng.random() * total)]
             t = self.start_ns + int(frac * self.window_ns) + rng.randrange(1_000_000_000)
             yield path, min(end, t)
-
-    def unplaced(self, emitted: int) -> int:
-        """Planned connections not yet due when ``emitted`` records have been written."""
-        frac = emitted / self.flows
-        return sum(1 for at, _, _ in self.planned if at > frac)

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from analyzer.generate.model import Endpoint, Node, Outcome, ScenarioConfig, TrafficPath, Workload
+from analyzer.generate.model import (
+    APISERVER_IP,
+    Endpoint,
+    Node,
+    Outcome,
+    ScenarioConfig,
+    TrafficPath,
+    Workload,
+)
 
 __all__ = ["legit_paths", "attack_paths", "ingress_verdict"]
 
-_APISERVER = Endpoint("kube-apiserver", ips=("172.18.0.2",))
+_APISERVER = Endpoint("kube-apiserver", ips=(APISERVER_IP,))
 _HOST = Endpoint("host")
 _BACKENDS = ("develop/backend", "develop/backend-primary")
 _BACKEND_CLIENTS = ("develop/frontend", "develop/frontend-primary", "traefik/traefik")
