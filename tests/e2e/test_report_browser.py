@@ -192,10 +192,10 @@ def hostile_store_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_report_of_hostile_store_is_inert(tmp_path: Path, hostile_store_report: Path) -> None:
-    from report_samples import HOSTILE_SWAPS
+    from report_samples import HOSTILE_NAMESPACE, HOSTILE_SWAPS
 
     source = hostile_store_report.read_text("utf-8")
-    for payload in HOSTILE_SWAPS.values():
+    for payload in (*HOSTILE_SWAPS.values(), HOSTILE_NAMESPACE):
         if any(c in payload for c in "<>\"'&"):
             assert payload not in source  # markup never reaches the HTML source raw
     assert not re.search(r"(href|src|action)\s*=\s*[\"']?\s*javascript:", source, re.I)
@@ -209,6 +209,9 @@ def test_report_of_hostile_store_is_inert(tmp_path: Path, hostile_store_report: 
     assert ">&lt;script&gt;alert(1)&lt;/script&gt;<" in dom
     assert "&lt;img src=x onerror=alert(1)&gt;.evil" in dom
     assert ">javascript:alert(1) (" in dom
+    # A hostile namespace name is a filter option and a box title, as text.
+    assert '<option value="&quot;&gt;&lt;svg onload=alert(5)&gt;">' in dom
+    assert "&lt;svg onload=alert(5)&gt;</text>" in dom
     assert dom.count('<g class="node') >= 10
     assert attrs["data-graph-nodes"] == str(dom.count('<g class="node'))
     png = tmp_path / "hostile-store.png"

@@ -133,6 +133,11 @@ HOSTILE_SWAPS = {
 }
 
 
+# The traefik namespace of the capture is renamed to this in the flows (the namespace field and
+# the namespace labels Cilium copies onto pods).
+HOSTILE_NAMESPACE = '"><svg onload=alert(5)>'
+
+
 def hostile_capture(out_dir: Path, flows: int = 12_000, seed: int = 7) -> dict[str, Path]:
     """A generated Hubble capture (flows, inventory, existing policies) with hostile values."""
     from analyzer.generate import ScenarioConfig, build_scenario, generate
@@ -146,6 +151,11 @@ def hostile_capture(out_dir: Path, flows: int = 12_000, seed: int = 7) -> dict[s
         for old, new in HOSTILE_SWAPS.items():
             escaped = json.dumps(new)[1:-1] if name.endswith(("jsonl", "json")) else new
             text = text.replace(old, escaped)
+        if name == "flows.jsonl":
+            ns = json.dumps(HOSTILE_NAMESPACE)
+            text = text.replace('"namespace":"traefik"', f'"namespace":{ns}')
+            for label in ("io.kubernetes.pod.namespace=", "kubernetes.io/metadata.name="):
+                text = text.replace(f"{label}traefik", f"{label}{ns[1:-1]}")
         path.write_text(text, "utf-8")
     return {
         "flows": out_dir / names[0],
