@@ -68,7 +68,10 @@ def generate_command(
         typer.Option("--attack/--no-attack", help="Include the compromised develop/debug pod."),
     ] = True,
     attacks: Annotated[
-        str, typer.Option("--attacks", help="Which attacks, comma-separated: scan,sweep,lateral.")
+        str,
+        typer.Option(
+            "--attacks", help="Which attacks, comma-separated: scan, sweep, lateral, exfil."
+        ),
     ] = "scan,sweep,lateral",
     compress: Annotated[bool, typer.Option("--gzip", help="Write flows.jsonl.gz.")] = False,
     namespaces_extra: Annotated[

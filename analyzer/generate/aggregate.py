@@ -226,18 +226,21 @@ class _Aggregator:
             r = rng.random()
             pk = n * (4 + int(14 * r) if answered and path.data else 1 + int(3 * r))
             by = pk * (60 + int(840 * rng.random()))
+            back = by * 3  # responses are larger than requests ...
+            if path.category == "exfil":
+                by, back = by * 40, by // 20  # ... except for an upload: full-size segments out
             if reporter == "src":
                 rec.packets_out += pk
                 rec.bytes_out += by
                 if answered:
                     rec.packets_in += pk - n
-                    rec.bytes_in += by * 3
+                    rec.bytes_in += back
             else:
                 rec.packets_in += pk
                 rec.bytes_in += by
                 if answered:
                     rec.packets_out += pk - n
-                    rec.bytes_out += by * 3
+                    rec.bytes_out += back
 
     def finish(self, rec: AggRecord) -> AggRecord:
         """Fill the labels: the intersection over the pods folded into the record."""

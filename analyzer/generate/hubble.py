@@ -220,7 +220,8 @@ class _Conn:
         if not self.path.data:
             self.request(t, RST, "ESTABLISHED")  # a scanner tears down the half-open port
             return
-        for _ in range(1 + rng.randrange(3)):
+        bulk = self.path.category == "exfil"
+        for _ in range(12 + rng.randrange(12) if bulk else 1 + rng.randrange(3)):
             self.request(t, PSHACK, "ESTABLISHED")
             t += 1_000_000 + int(40_000_000 * rng.random())
             self.reply(t, PSHACK)

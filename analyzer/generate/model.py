@@ -13,6 +13,7 @@ from typing import Any, Literal
 __all__ = [
     "APISERVER_IP",
     "ATTACKS",
+    "DEFAULT_ATTACKS",
     "DEFAULT_SCAN_PORTS",
     "ContainerPort",
     "Endpoint",
@@ -24,7 +25,8 @@ __all__ = [
     "Node",
 ]
 
-ATTACKS: tuple[str, ...] = ("scan", "sweep", "lateral")
+ATTACKS: tuple[str, ...] = ("scan", "sweep", "lateral", "exfil")
+DEFAULT_ATTACKS: tuple[str, ...] = ("scan", "sweep", "lateral")  # the seed chapter's story
 APISERVER_IP = "172.18.0.2"  # the control-plane node; pods reach the API there on 6443
 
 # What an attacker's first `nmap --top-ports` style probe of a neighbour tries.
@@ -52,7 +54,8 @@ class ScenarioConfig:
         number of identities (``K * M`` plus the ~12 core workloads).
     attacks:
         Which behaviours of the compromised ``develop/debug`` pod to include: any of
-        ``scan``, ``sweep``, ``lateral``. Empty means no debug pod at all.
+        ``scan``, ``sweep``, ``lateral`` (the default three) and ``exfil`` (bulk upload to an
+        unknown internet address). Empty means no debug pod at all.
     dns_visibility:
         Emit Hubble L7 DNS events and ``destination_names`` (Cilium DNS proxy on).
     policy_verdicts:
@@ -72,7 +75,7 @@ class ScenarioConfig:
     nodes: int = 3
     extra_namespaces: int = 0
     workloads_per_namespace: int = 4
-    attacks: frozenset[str] = frozenset(ATTACKS)
+    attacks: frozenset[str] = frozenset(DEFAULT_ATTACKS)
     dns_visibility: bool = True
     policy_verdicts: bool = True
     lost_events: int = 0

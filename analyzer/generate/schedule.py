@@ -25,6 +25,7 @@ ATTACK_WINDOWS: dict[str, tuple[float, float]] = {
     "scan": (0.60, 0.62),
     "sweep": (0.63, 0.64),
     "lateral": (0.65, 0.70),
+    "exfil": (0.72, 0.74),
 }
 # Scheduled (coverage + attack) events may use at most this share of the output.
 _SCHEDULED_SHARE = 0.25

@@ -6,6 +6,7 @@ For attack paths ``rate`` is the number of connections in the attack burst.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 
 from analyzer.generate.model import (
@@ -152,10 +153,16 @@ def legit_paths(
     return tuple(paths)
 
 
+def _exfil_address(rng: random.Random) -> str:
+    first = rng.choice((45, 91, 146, 185, 193))  # hosting ranges, not the legit APIs' clouds
+    return f"{first}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+
+
 def attack_paths(
     by_key: Mapping[str, Workload], nodes: tuple[Node, ...], config: ScenarioConfig
 ) -> tuple[TrafficPath, ...]:
-    """The compromised ``develop/debug`` pod: port scan, host sweep, lateral movement."""
+    """The compromised ``develop/debug`` pod: port scan, host sweep, exfiltration, lateral
+    movement."""
     debug = Endpoint("pod", by_key["develop/debug"])
     out: list[TrafficPath] = []
     neighbours = [w for w in by_key.values() if w.namespace == "develop" and w.name != "debug"]
@@ -197,6 +204,16 @@ def attack_paths(
                             dst_ip=ip, data=False,
                         )
                     )  # fmt: skip
+    if "exfil" in config.attacks:
+        # Its own generator, so that adding the attack leaves every other choice unchanged.
+        ip = _exfil_address(random.Random(config.seed * 31 + 7))
+        out.append(
+            TrafficPath(
+                id=f"exfil:develop/debug->{ip}:TCP/443", category="exfil", src=debug,
+                dst=Endpoint("world", ips=(ip,)), protocol="TCP", port=443, rate=4,
+                purpose="bulk upload to an internet address nobody else talks to", dst_ip=ip,
+            )
+        )  # fmt: skip
     if "lateral" in config.attacks:
         db = by_key["production/postgres"]
         out.append(
