@@ -73,9 +73,11 @@ def _side(frame: pl.DataFrame, side: str) -> pl.DataFrame:
         pl.col(f"{side}_pod").alias("pod"),
         pl.col(f"{side}_workload").alias("workload"),
         pl.col(f"{side}_ip").alias("ip"),
-        (pl.col("dst_names") if side == "dst" else pl.lit([], dtype=pl.List(pl.String))).alias(
-            "names"
-        ),
+        (
+            pl.col(f"{side}_names")  # src_names is a later, additive column: may be absent
+            if f"{side}_names" in frame.columns
+            else pl.lit([], dtype=pl.List(pl.String))
+        ).alias("names"),
     )
 
 
