@@ -11,6 +11,7 @@ import typer
 
 from analyzer.cli._common import handle_errors
 from analyzer.errors import UsageError
+from analyzer.generate.model import DEFAULT_SCAN_PORTS
 
 __all__ = ["register"]
 
@@ -47,6 +48,19 @@ def _parse_window(text: str) -> int:
         raise UsageError(f"--window {text!r} is not a duration such as 3600, 90m or 1h") from None
 
 
+_DEFAULT_SCAN_PORTS = ",".join(map(str, DEFAULT_SCAN_PORTS))
+
+
+def _parse_ports(text: str) -> tuple[int, ...]:
+    try:
+        ports = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise UsageError(f"--scan-ports {text!r} is not a comma-separated list of ports") from None
+    if not ports or any(not 1 <= p <= 65535 for p in ports):
+        raise UsageError(f"--scan-ports {text!r}: ports must be between 1 and 65535")
+    return tuple(dict.fromkeys(ports))
+
+
 def generate_command(
     out: Annotated[
         Path, typer.Option("--out", help="Directory to write into (created if missing).")
@@ -73,6 +87,12 @@ def generate_command(
             "--attacks", help="Which attacks, comma-separated: scan, sweep, lateral, exfil."
         ),
     ] = "scan,sweep,lateral",
+    scan_ports: Annotated[
+        str, typer.Option("--scan-ports", help="Ports the scan tries, comma-separated.")
+    ] = _DEFAULT_SCAN_PORTS,
+    sweep_hosts: Annotated[
+        int, typer.Option("--sweep-hosts", help="Addresses per node the sweep tries.")
+    ] = 24,
     compress: Annotated[bool, typer.Option("--gzip", help="Write flows.jsonl.gz.")] = False,
     namespaces_extra: Annotated[
         int,
@@ -116,7 +136,8 @@ def generate_command(
         seed=seed, nodes=nodes, extra_namespaces=namespaces_extra,
         workloads_per_namespace=workloads_per_namespace, attacks=chosen,
         dns_visibility=dns_visibility, lost_events=lost_events,
-        window_seconds=_parse_window(window),
+        window_seconds=_parse_window(window), scan_ports=_parse_ports(scan_ports),
+        sweep_hosts=sweep_hosts,
     )  # fmt: skip
     scenario = build_scenario(config)
     result = generate(

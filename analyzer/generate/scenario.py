@@ -319,6 +319,8 @@ def build_scenario(config: ScenarioConfig) -> Scenario:
         raise UsageError(f"nodes must be between 1 and 200, not {config.nodes}")
     if config.extra_namespaces < 0 or config.workloads_per_namespace < 1:
         raise UsageError("extra namespaces must be >= 0 and workloads per namespace >= 1")
+    if not 1 <= config.sweep_hosts <= 250:
+        raise UsageError(f"sweep hosts must be between 1 and 250, not {config.sweep_hosts}")
     if config.window_seconds < 60:
         raise UsageError(f"the time window must be at least 60 s, not {config.window_seconds}")
     rng = random.Random(config.seed)

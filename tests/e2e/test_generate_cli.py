@@ -49,6 +49,21 @@ def test_generate_bad_input_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown attack" in result.output
     result = runner.invoke(app, ["generate", "--out", str(tmp_path), "--window", "soon"])
     assert result.exit_code == 2 and "--window" in result.output
+    result = runner.invoke(app, ["generate", "--out", str(tmp_path), "--scan-ports", "22,x"])
+    assert result.exit_code == 2 and "--scan-ports" in result.output
+    result = runner.invoke(app, ["generate", "--out", str(tmp_path), "--scan-ports", "0"])
+    assert result.exit_code == 2 and "between 1 and 65535" in result.output
+
+
+def test_generate_attack_knobs_shape_the_truth(tmp_path: Path) -> None:
+    args = ["generate", "--out", str(tmp_path), "--flows", "6000", "--attacks", "scan,exfil",
+            "--scan-ports", "22,6379", "-o", "json"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    categories = {p["category"] for p in truth["attack_paths"]}
+    assert categories == {"scan", "exfil"}
+    assert {p["port"] for p in truth["attack_paths"] if p["category"] == "scan"} == {22, 6379}
 
 
 def test_output_does_not_depend_on_hash_randomisation(tmp_path: Path) -> None:
