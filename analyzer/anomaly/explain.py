@@ -69,7 +69,7 @@ def _rule_reason(row: Mapping[str, Any]) -> str | None:
         if float(row["sweep_denied_share"]) > 0:
             text += f", {_pct(float(row['sweep_denied_share']))} of attempts denied"
         if float(row["sweep_unshared_share"]) >= 0.5:
-            text += "; their other clients do not use this port"
+            text += "; no other source reaches most of them on this port"
         return text
     if rule == "database_lateral":
         port = row.get("dst_port")

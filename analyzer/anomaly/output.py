@@ -102,8 +102,8 @@ def _port(row: dict[str, Any]) -> str:
 
 
 def _ports(ports: list[str]) -> str:
-    shown = ", ".join(ports[:6])
-    return f"{len(ports)} ports ({shown}{', ...' if len(ports) > 6 else ''})"
+    shown = ", ".join(ports[:3])
+    return f"{len(ports)} ports ({shown}{', ...' if len(ports) > 3 else ''})"
 
 
 def _findings(records: list[dict[str, Any]]) -> list[tuple[str, ...]]:
