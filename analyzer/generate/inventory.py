@@ -33,8 +33,7 @@ def _pod_item(scenario: Scenario, w: Workload, pod: Pod, created: str) -> dict[s
         metadata["generateName"] = f"{owner}-"
     elif w.kind:
         owner_kind, owner = w.kind, w.name
-        if w.kind != "StatefulSet":
-            metadata["generateName"] = f"{w.name}-"
+        metadata["generateName"] = f"{w.name}-"
     else:
         owner_kind, owner = "", ""
     if owner:
