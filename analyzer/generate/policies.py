@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from analyzer.generate.inventory import stable_uid
-from analyzer.generate.model import APISERVER_IP, Endpoint, TrafficPath
+from analyzer.generate.model import APISERVER_IP, Endpoint, TrafficPath, Workload
 from analyzer.generate.scenario import ENFORCED_POLICIES, Scenario
 
 __all__ = ["existing_policies", "existing_policies_yaml", "policies_truth", "blocked_paths"]
@@ -336,21 +336,34 @@ def policies_truth(scenario: Scenario) -> dict[str, Any]:
 
 
 def _no_default_deny(scenario: Scenario, specs: _Specs) -> list[dict[str, Any]]:
+    """Namespaces and directions without a default-deny policy, and the workloads left open.
+
+    ``open_workloads`` are selected by no policy of that direction (open to everything);
+    when it is shorter than the namespace's workload list, other policies isolate the rest.
+    """
     out = []
-    populated = {w.namespace for w in scenario.workloads}
+    by_ns: dict[str, list[Workload]] = {}
+    for w in scenario.workloads:
+        by_ns.setdefault(w.namespace, []).append(w)
     for ns in scenario.namespaces:
-        if ns.name not in populated:
+        workloads = by_ns.get(ns.name)
+        if not workloads:
             continue
         for direction in ("Ingress", "Egress"):
-            has = any(
-                pns == ns.name and not spec.get("podSelector") and direction in _types(spec)
-                and not spec.get(direction.lower())
-                for pns, _, spec in specs
+            mine = [spec for pns, _, spec in specs if pns == ns.name and direction in _types(spec)]
+            rules = direction.lower()
+            if any(not spec.get("podSelector") and not spec.get(rules) for spec in mine):
+                continue  # a default deny: every pod isolated, nothing allowed by it
+            open_workloads = sorted(
+                w.name for w in workloads
+                if not any(_selects(spec.get("podSelector") or None, w.labels) for spec in mine)
             )  # fmt: skip
-            if not has:
-                out.append({
-                    "category": "no-default-deny", "namespace": ns.name,
-                    "direction": direction.lower(), "policy": None, "rule": None,
-                    "detail": f"no policy isolates every pod of {ns.name} for {direction.lower()}",
-                })  # fmt: skip
+            out.append({
+                "category": "no-default-deny", "namespace": ns.name,
+                "direction": direction.lower(), "policy": None, "rule": None,
+                "open_workloads": open_workloads,
+                "system": ns.name == "kube-system",
+                "detail": f"no default-deny policy for {direction.lower()} in {ns.name}; "
+                          f"{len(open_workloads)} of {len(workloads)} workload(s) stay open",
+            })  # fmt: skip
     return out
