@@ -229,13 +229,14 @@ def _k8s_spec(policy: PolicySpec) -> dict[str, Any]:
         return spec
     direction = policy.directions[0]
     peer_key = "from" if direction == "ingress" else "to"
-    spec[direction] = [
-        {
-            peer_key: [e for p in rule.peers for e in _k8s_peers(p, policy.namespace)],
-            "ports": _k8s_ports(rule.ports),
-        }
-        for rule in policy.rules
-    ]
+    rules = []
+    for rule in policy.rules:
+        peers = [e for p in rule.peers for e in _k8s_peers(p, policy.namespace)]
+        # An empty from/to would mean "every peer": a rule whose peers cannot be written for
+        # this flavour (a Cilium entity without addresses) is dropped, never widened.
+        if peers:
+            rules.append({peer_key: peers, "ports": _k8s_ports(rule.ports)})
+    spec[direction] = rules
     return spec
 
 

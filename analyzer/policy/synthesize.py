@@ -225,13 +225,15 @@ def synthesize(
                 notes.append(Note("warning", ns, f"{direction} of {_readable(owner)}: {reason}"))
             continue
         active.add(owner)
-        if any(p.excepts or (p.kind == "entity" and not p.cidrs) for p in peers):
+        if row["peer_entity"] != "pod" and not row["peer_ips"]:
             # no address to replay it with: listed, and left out of verification
-            reason = "external addresses unknown (aggregated): allowed to the public internet"
+            wide = "private" if row["peer_entity"] == "private-network" else "public"
+            reason = f"addresses unknown (aggregated): the {wide} address ranges are allowed"
             uncovered.append(_uncovered(row, reason))
-            notes.append(Note("warning", ns, f"{direction} of {_readable(owner)} to "
+            notes.append(Note("warning", ns, f"{direction} of {_readable(owner)} "
+                              f"{'to' if direction == 'egress' else 'from'} "
                               f"{_readable(row['peer'])} {proto}/{port_num}: {reason} on this "
-                              "port only; narrow it to the real addresses"))
+                              "port only; narrow them to the real addresses"))
         port = Port(proto, int(port_num))
         ev = EdgeEvidence.of(row)
         for peer in peers:
@@ -357,12 +359,15 @@ def _peers_for(
     if opts.cilium and entity in ("kube-apiserver", "remote-node", "ingress", "host", "health"):
         return [Peer("entity", entity=entity, cidrs=tuple(sorted(set(ips))))], None
     if not ips:
-        if entity in ("world", "public-network") and row["direction"] == "egress":
+        if entity in ("world", "public-network"):
             # Calico aggregates external addresses away: the best honest rule is "the public
             # internet on the observed port", flagged for a reviewer to narrow.
             if opts.cilium:
                 return [Peer("entity", entity="world")], None
             return [Peer("cidr", cidr="0.0.0.0/0", excepts=PRIVATE_RANGES)], None
+        if entity == "private-network" and row["direction"] == "egress":
+            # e.g. the API server or node exporters behind an aggregated private address
+            return [Peer("cidr", cidr=c, excepts=()) for c in PRIVATE_RANGES], None
         if entity == "private-network" and row["direction"] == "ingress":
             return [], (
                 "private-network sources without addresses (Calico aggregates node addresses "

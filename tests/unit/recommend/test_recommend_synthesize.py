@@ -191,20 +191,30 @@ def test_calico_aggregated_public_destination_is_a_flagged_port_restricted_block
     app = pod("develop", app="app")
     public = entity("public-network")
     probes = entity("private-network")
-    rows = [conn(app, public, 443), conn(probes, app, 8080)]
+    rows = [conn(app, public, 443), conn(probes, app, 8080), conn(public, app, 8443),
+            conn(app, entity("private-network"), 6443)]
     result = synthesize(frame(rows), groups_of([app]), ["develop"])
     docs = _by_name(render(result.policies))
-    assert docs["allow-app-egress"]["spec"]["egress"] == [{
-        "to": [{"ipBlock": {"cidr": "0.0.0.0/0",
-                            "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}],
-        "ports": [{"protocol": "TCP", "port": 443}],
-    }]
-    assert "allow-app-ingress" not in docs
+    public_block = {"ipBlock": {"cidr": "0.0.0.0/0",
+                                "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]}}
+    assert docs["allow-app-egress"]["spec"]["egress"] == [
+        {"to": [public_block], "ports": [{"protocol": "TCP", "port": 443}]},
+        {"to": [{"ipBlock": {"cidr": c}} for c in ("10.0.0.0/8", "172.16.0.0/12",
+                                                   "192.168.0.0/16")],
+         "ports": [{"protocol": "TCP", "port": 6443}]},
+    ]
+    # public clients of an ingress controller: the public ranges on the observed port only
+    assert docs["allow-app-ingress"]["spec"]["ingress"] == [
+        {"from": [public_block], "ports": [{"protocol": "TCP", "port": 8443}]}]
     warnings = " ".join(n.message for n in result.notes if n.level == "warning")
-    assert "public internet on this port only" in warnings and "kubelet probes" in warnings
-    # neither can be replayed without addresses: both are excluded from verification
-    assert sorted(result.uncovered["direction"].to_list()) == ["egress", "ingress"]
+    assert "public address ranges are allowed on this port only" in warnings
+    assert "private address ranges" in warnings and "kubelet probes" in warnings
+    # none can be replayed without addresses: all are excluded from verification
+    assert result.uncovered.height == 4
     cilium = synthesize(frame(rows), groups_of([app]), ["develop"], SynthesisOptions(cilium=True))
     egress = _by_name(render(cilium.policies, "cilium"))["allow-app-egress"]["spec"]["egress"]
-    assert egress == [{"toEntities": ["world"],
-                       "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]}]
+    assert {"toEntities": ["world"],
+            "toPorts": [{"ports": [{"port": "443", "protocol": "TCP"}]}]} in egress
+    # a Cilium entity without addresses never renders as an empty (= any) Kubernetes peer list
+    k8s = _by_name(render(cilium.policies, "kubernetes"))["allow-app-egress"]["spec"]["egress"]
+    assert all(rule["to"] for rule in k8s)
