@@ -285,6 +285,7 @@ def detect_anomalies(
     keyed = connections.with_columns(
         pl.col(c.SRC_GROUP).fill_null(pl.col(c.SRC_KEY)).alias("__src_group"),
         pl.col(c.DST_GROUP).fill_null(pl.col(c.DST_KEY)).alias("__dst_group"),
+        pl.col(c.DST_PORT).cast(pl.Int32, strict=False).alias("__dst_port"),
     )
     flagged = (
         keyed.join(
@@ -292,18 +293,18 @@ def detect_anomalies(
                 pl.col(c.SRC_GROUP).alias("__src_group"),
                 pl.col(c.DST_GROUP).alias("__dst_group"),
                 c.PROTOCOL,
-                c.DST_PORT,
+                pl.col(c.DST_PORT).alias("__dst_port"),
                 c.SCORE,
                 c.REASONS,
                 c.RULE,
                 pl.int_range(pl.len()).alias("__rank"),
             ),
-            on=["__src_group", "__dst_group", c.PROTOCOL, c.DST_PORT],
+            on=["__src_group", "__dst_group", c.PROTOCOL, "__dst_port"],
             how="inner",
             nulls_equal=True,
         )
         .sort(["__rank", c.SRC_KEY, c.DST_KEY, c.OUTCOME], nulls_last=True)
-        .drop("__src_group", "__dst_group", "__rank")
+        .drop("__src_group", "__dst_group", "__dst_port", "__rank")
     )
     names = [*(rule.name for rule in RULES), COMPROMISED_SOURCE]
     by_rule = {name: int(hits.filter(pl.col("rule") == name).height) for name in names}
