@@ -95,11 +95,13 @@ FLOW_SCHEMA_RAW = pl.Schema(
     }
 )
 
+_ENVELOPE_COPIES = ("node_name", "time")
 _NON_FLOW = ("lost_events", "agent_event", "debug_event", "node_status")
 _ENVELOPE_SCHEMA = pl.Schema(
     {
         "flow": pl.Struct(FLOW_SCHEMA_RAW),
         "node_name": _STR,
+        "time": _STR,
         "lost_events": pl.Struct({"num_events_lost": _STR}),
         "agent_event": pl.Struct({"type": _STR}),
         "debug_event": pl.Struct({"type": _STR}),
@@ -159,8 +161,9 @@ def prepare(obj: Any) -> Prepared:
     if isinstance(flow, dict):
         if any(not k.islower() and k not in _UPPER_OK for k in flow):
             flow = snake_keys(flow)
-        if not flow.get("node_name") and isinstance(obj.get("node_name"), str):
-            flow = {**flow, "node_name": obj["node_name"]}
+        missing = {k: obj[k] for k in _ENVELOPE_COPIES if not flow.get(k) and obj.get(k)}
+        if missing:
+            flow = {**flow, **missing}
         return [flow]
     for kind in _NON_FLOW:
         if kind in obj:
@@ -186,10 +189,11 @@ def fast_read(chunk: bytes) -> FastResult:
     """Parse a chunk of snake_case envelope lines natively (raises on anything unusual)."""
     env = read_ndjson(chunk, _ENVELOPE_ARROW)
     flow = pl.col("flow")
+    # The envelope repeats node_name and time; a field mask may have dropped them from the flow.
     raw = env.select(
-        flow.struct.field(c).alias(c)
-        if c != "node_name"
-        else pl.coalesce(flow.struct.field("node_name"), pl.col("node_name")).alias("node_name")
+        pl.coalesce(flow.struct.field(c), pl.col(c)).alias(c)
+        if c in _ENVELOPE_COPIES
+        else flow.struct.field(c).alias(c)
         for c in FLOW_SCHEMA_RAW
     )
     if env["flow"].null_count() == 0:  # the common case: nothing but flows

@@ -229,3 +229,17 @@ def test_whisker(name: str) -> None:
 def test_auto_detection_matches_explicit_format(name: str, fmt: str) -> None:
     assert read_flow_file(FIX / name).format == fmt
     assert _read(name, fmt).equals(_read(name))
+
+
+def test_envelope_time_and_node_fill_a_masked_flow(tmp_path: Path) -> None:
+    line = (
+        '{"flow":{"verdict":"DROPPED","IP":{"source":"10.0.0.1","destination":"10.0.0.2"},'
+        '"source":{"namespace":"a","pod_name":"x"},"destination":{"namespace":"a","pod_name":"y"}},'
+        '"node_name":"n1","time":"2023-08-21T12:12:18.5Z"}\n'
+    )
+    for name, text in (("fast.jsonl", line), ("slow.jsonl", line + "{broken\n")):
+        path = tmp_path / name
+        path.write_text(text)
+        row = read_flow_file(path).frame.row(0, named=True)
+        assert row["time"] == datetime(2023, 8, 21, 12, 12, 18, 500000, tzinfo=UTC)
+        assert row["node"] == "n1"
