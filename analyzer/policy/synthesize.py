@@ -411,6 +411,8 @@ def _namespace_policies(
             # Egress merges only identical rule sets. Ingress may also merge groups whose rules
             # differ only in sources of these namespaces (the seed's allow-backend-ingress):
             # those sources' exact egress policies keep every unobserved path closed.
+            # They must also serve the same ports, so that no group is opened on a port it
+            # never served and the merged policy reads as one role.
             relaxed = direction == "ingress"
             shape = frozenset(
                 (peer, port)
@@ -418,7 +420,8 @@ def _namespace_policies(
                 for port in ports
                 if not (relaxed and internal(peer))
             )
-            items.append((owner_sel[owner], owner, shape))
+            served = frozenset(port for ports in peers.values() for port in ports)
+            items.append((owner_sel[owner], owner, (shape, served)))
         for selector, owners in merge_owners(items):
             union: dict[Peer, dict[Port, EdgeEvidence]] = defaultdict(dict)
             for owner in owners:

@@ -218,3 +218,17 @@ def test_calico_aggregated_public_destination_is_a_flagged_port_restricted_block
     # a Cilium entity without addresses never renders as an empty (= any) Kubernetes peer list
     k8s = _by_name(render(cilium.policies, "kubernetes"))["allow-app-egress"]["spec"]["egress"]
     assert all(rule["to"] for rule in k8s)
+
+
+def test_ingress_merges_loosely_only_groups_serving_the_same_ports() -> None:
+    client = pod("shop", app="client")
+    web, web2, api = pod("shop", app="web"), pod("shop", app="web-canary"), pod("shop", app="api")
+    rows = [conn(client, web, 8080), conn(client, api, 9000), conn(web, web2, 8080)]
+    docs = _by_name(render(synthesize(frame(rows), groups_of([client, web, web2, api]),
+                                      ["shop"]).policies))
+    # web and web-canary both serve 8080 to callers of this namespace: one policy
+    assert "allow-web-ingress" in docs
+    assert docs["allow-web-ingress"]["spec"]["podSelector"]["matchExpressions"][0]["values"] == [
+        "web", "web-canary"]
+    # api serves 9000: it keeps its own policy even though its callers are also internal
+    assert docs["allow-api-ingress"]["spec"]["podSelector"] == {"matchLabels": {"app": "api"}}
