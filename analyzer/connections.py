@@ -271,6 +271,19 @@ _SPK, _DPK, _SK, _DK = "_src_pk", "_dst_pk", "_src_k", "_dst_k"
 _DEN, _L7, _AUD, _SN, _DN, _LAST = "_denied", "_l7", "_audit", "_src_n", "_dst_n", "_last"
 _EDGE = [SRC_KEY, DST_KEY, S.PROTOCOL, S.DST_PORT, OUTCOME]
 _SRC_H, _DST_H = "_src_h", "_dst_h"
+_EDGE_SCHEMA = pl.Schema(
+    {
+        **{c: CONNECTION_SCHEMA[c] for c in _EDGE},
+        CONNECTIONS: pl.Int64(),
+        EVENTS: pl.Int64(),
+        FIRST_SEEN: _TS,
+        LAST_SEEN: _TS,
+        NODES: _LS,
+        SRC_NODE: pl.String(),
+        DST_NODE: pl.String(),
+        AUDIT: pl.Boolean(),
+    }
+)
 
 
 def _requests(decided: pl.LazyFrame) -> pl.LazyFrame:
@@ -450,33 +463,42 @@ def _calico_edges(req: pl.LazyFrame) -> pl.LazyFrame:
     return pl.concat(parts)
 
 
-def _endpoints(req: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per endpoint key with its attributes (labels: the latest non-empty set)."""
+_ROW = "_row"
+_LISTS = (S.SRC_LABELS, S.DST_LABELS, S.SRC_NAMESPACE_LABELS, S.DST_NAMESPACE_LABELS)
 
-    def side(name: str) -> pl.LazyFrame:
+
+def _endpoint_scalars(req: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per endpoint key: namespace, pod, workload, ip, entity, and for each label list
+    the row (``2 * row index + side``) of its latest non-empty value. Label lists themselves are
+    fetched later for those rows only, so the big pass never holds millions of lists."""
+
+    def side(name: str, bit: int) -> pl.LazyFrame:
+        def row_of(column: str) -> pl.Expr:
+            return pl.when(pl.col(column).list.len() > 0).then(pl.col(_ROW) * 2 + bit)
+
         return req.select(
             pl.col(f"_{name}_k").alias("key"),
             pl.col(f"{name}_namespace").alias("namespace"),
             pl.col(f"{name}_pod").alias("pod"),
             pl.col(f"{name}_workload").alias("workload"),
             pl.col(f"{name}_ip").alias("ip"),
-            pl.when(pl.col(f"_{name}_pk").is_not_null())
-            .then(pl.lit("pod"))
-            .otherwise(pl.col(f"{name}_entity"))
-            .alias("entity"),
-            pl.col(f"{name}_labels").alias("labels"),
-            pl.col(f"{name}_namespace_labels").alias("namespace_labels"),
+            (pl.col(f"_{name}_pk").is_not_null() | (pl.col(f"{name}_entity") == "pod")).alias(
+                "_is_pod"
+            ),
+            pl.col(f"{name}_entity").alias("entity"),
+            row_of(f"{name}_labels").alias("_labels_row"),
+            row_of(f"{name}_namespace_labels").alias("_ns_labels_row"),
         )
 
-    both = pl.concat([side("src"), side("dst")])
-    scalars = (
-        both.drop("labels", "namespace_labels")
+    return (
+        pl.concat([side("src", 0), side("dst", 1)])
         .group_by("key")
         .agg(
             # one key has one namespace/pod/workload; max() skips nulls and streams
-            *(pl.col(c).max() for c in ("namespace", "pod", "workload", "ip")),
-            (pl.col("entity") == "pod").any().alias("_is_pod"),
-            pl.col("entity").max(),
+            *(pl.col(c).max() for c in ("namespace", "pod", "workload", "ip", "entity")),
+            pl.col("_is_pod").any(),
+            pl.col("_labels_row").max(),  # row order is ingest order: the latest set
+            pl.col("_ns_labels_row").max(),
         )
         .with_columns(
             pl.when(pl.col("_is_pod"))
@@ -486,13 +508,11 @@ def _endpoints(req: pl.LazyFrame) -> pl.LazyFrame:
         )
         .drop("_is_pod")
     )
-    # one non-empty label set per key (a pod's labels are the same in every flow); a streaming
-    # unique keeps one row per key instead of every row's lists
-    lists = [
-        both.select("key", c).filter(pl.col(c).list.len() > 0).unique(subset=["key"], keep="any")
-        for c in ("labels", "namespace_labels")
-    ]
-    names = (
+
+
+def _endpoint_names(req: pl.LazyFrame) -> pl.LazyFrame:
+    """DNS names per endpoint key (only rows that carry names are exploded)."""
+    return (
         pl.concat(
             [
                 req.select(pl.col(_SK).alias("key"), pl.col(S.SRC_NAMES).alias("names")),
@@ -505,10 +525,40 @@ def _endpoints(req: pl.LazyFrame) -> pl.LazyFrame:
         .group_by("key")
         .agg(pl.col("names").sort())
     )
-    out = scalars
-    for extra in (*lists, names):
-        out = out.join(extra, on="key", how="left")
-    return out
+
+
+def _endpoints(lf: pl.LazyFrame, scalars: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
+    """Endpoint attributes with their label lists, read back for the chosen rows only."""
+    wanted = pl.concat([scalars["_labels_row"], scalars["_ns_labels_row"]]).drop_nulls() // 2
+    ids = wanted.unique().sort()
+    lists = (
+        lf.filter(pl.col(_ROW).is_in(ids.implode()))
+        .select(_ROW, *_LISTS)
+        .collect(engine="streaming")
+    )
+    by_side = pl.concat(
+        [
+            lists.select(
+                (pl.col(_ROW) * 2 + bit).alias("_at"),
+                pl.col(f"{side}_labels").alias("labels"),
+                pl.col(f"{side}_namespace_labels").alias("namespace_labels"),
+            )
+            for side, bit in (("src", 0), ("dst", 1))
+        ]
+    )
+    return (
+        scalars.join(
+            by_side.select("_at", "labels"), left_on="_labels_row", right_on="_at", how="left"
+        )
+        .join(
+            by_side.select("_at", "namespace_labels"),
+            left_on="_ns_labels_row",
+            right_on="_at",
+            how="left",
+        )
+        .drop("_labels_row", "_ns_labels_row")
+        .join(names, on="key", how="left")
+    )
 
 
 def _attach(edges: pl.DataFrame, endpoints: pl.DataFrame) -> pl.DataFrame:
@@ -592,16 +642,22 @@ def derive_connections(
     """
     lf = flows.lazy() if isinstance(flows, pl.DataFrame) else flows
     _check_columns(lf)
+    # a row index lets label lists be read back for a few rows instead of carried for all
+    lf = lf.with_row_index(_ROW)
     classified = lf.with_columns(_classify().alias(_CLASS))
-    listening = (
-        classified.filter(
-            (pl.col(_CLASS) == _REQUEST)
-            & pl.col(S.DST_PORT).is_not_null()
-            & pl.col(S.PROTOCOL).is_not_null()
-        )
-        .group_by(S.PROTOCOL)
-        .agg(pl.col(S.DST_PORT).unique().sort())
-        .collect()
+    calico = pl.col(S.SOURCE_FORMAT).is_in(CALICO_FORMATS).fill_null(False)
+    listening, present = pl.collect_all(
+        [
+            classified.filter(
+                (pl.col(_CLASS) == _REQUEST)
+                & pl.col(S.DST_PORT).is_not_null()
+                & pl.col(S.PROTOCOL).is_not_null()
+            )
+            .group_by(S.PROTOCOL)
+            .agg(pl.col(S.DST_PORT).unique().sort()),
+            classified.select(calico.any().alias("calico"), (~calico).any().alias("hubble")),
+        ],
+        engine="streaming",
     )
     ports = {row[0]: list(row[1]) for row in listening.iter_rows()}
     decided = classified.with_columns(
@@ -621,10 +677,25 @@ def derive_connections(
         pl.coalesce(S.END_TIME, S.TIME).filter(is_req).max().alias("last"),
     )
     req = _requests(decided)
-    counts, hub, cal, endpoints = pl.collect_all(
-        [counts_q, _hubble_edges(req, tcp_idle, other_idle), _calico_edges(req), _endpoints(req)],
-        engine="streaming",  # bounded memory on large stores
-    )
+    # Each query streams over the flows on its own: sharing one scan would cache every
+    # request row in memory (the cost of a few more scans buys bounded memory).
+    no_cse = pl.QueryOptFlags(comm_subplan_elim=False)
+    queries = {
+        "counts": counts_q,
+        "scalars": _endpoint_scalars(req),
+        "names": _endpoint_names(req),
+        "hub": _hubble_edges(req, tcp_idle, other_idle) if present["hubble"][0] else None,
+        "cal": _calico_edges(req) if present["calico"][0] else None,
+    }
+    done = {
+        name: query.collect(engine="streaming", optimizations=no_cse)
+        for name, query in queries.items()
+        if query is not None
+    }
+    counts, scalars, names = done["counts"], done["scalars"], done["names"]
+    hub = done.get("hub", _empty_hub())
+    cal = done.get("cal", _empty_cal())
+    endpoints = _endpoints(lf, scalars, names)
     hashes = endpoints.select(pl.col("key"), pl.col("key").hash().alias("_h"))
     for side, column in (("src", SRC_KEY), ("dst", DST_KEY)):
         hub = hub.join(
@@ -634,6 +705,15 @@ def derive_connections(
     edges = edges.group_by(_EDGE).agg(_edge_aggs())
     frame, proxied = _collapse_proxy_legs(_attach(edges, endpoints))
     return Connections(frame=frame, stats=_stats(counts.row(0, named=True), frame, proxied))
+
+
+def _empty_hub() -> pl.DataFrame:
+    schema = {k: v for k, v in _EDGE_SCHEMA.items() if k not in (SRC_KEY, DST_KEY)}
+    return pl.DataFrame(schema={_SRC_H: pl.UInt64(), _DST_H: pl.UInt64(), **schema})
+
+
+def _empty_cal() -> pl.DataFrame:
+    return pl.DataFrame(schema=_EDGE_SCHEMA)
 
 
 def _stats(c: dict[str, object], frame: pl.DataFrame, proxied: int) -> ConnectionStats:
