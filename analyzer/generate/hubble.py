@@ -234,9 +234,20 @@ class _Conn:
         rng = self.h.rng
         queries = self.path.dns_queries if self.path.port == 53 else ()
         query = rng.choice(queries) if queries else ""
+        cpod = self.cpod
+        if query and self.h.dns and cpod is not None:
+            # With DNS visibility the query is first redirected to the node's DNS proxy,
+            # which then forwards it with the pod's address (the legs below).
+            self.out.append(self.h.event(
+                t - 40_000, cpod.node.name, self.cip, self.sip, self.l4(False, None),
+                self.h.ep(cpod, True, ""), self.h.ep(self.spod, self.same_node, self.dst_kind),
+                direction="EGRESS", point="TO_PROXY", is_reply=False, reason="NEW",
+                summary="UDP", et='{"type":4,"sub_type":1}', iface=self.h.iface[cpod.name],
+                eth=self.h.eth_out[cpod.name], proxy_port=self.h.proxy_port[cpod.node.name],
+            ))  # fmt: skip
         self.request(t, None, "NEW")
         rtt = 300_000 + int(2_000_000 * rng.random())
-        if query and self.h.dns and self.cpod is not None:
+        if query and self.h.dns and cpod is not None:
             self.dns_l7(t + 50_000, query, rtt)
         if self.path.outcome == "allowed":
             self.reply(t + rtt, None)
@@ -308,5 +319,5 @@ def hubble_lines(scenario: Scenario, flows: int, chunk: int = 20_000) -> Iterato
 
 def _expected_events(path: TrafficPath) -> float:
     if path.protocol == "UDP":
-        return 4.0 if path.port != 53 else 6.0
+        return 4.0 if path.port != 53 else 7.0
     return {"denied": 7.0, "unanswered": 3.0, "reset": 4.0}.get(path.outcome, 12.0)

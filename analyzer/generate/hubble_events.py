@@ -91,6 +91,9 @@ class EventWriter:
             self.eth_out[p.name] = f',"ethernet":{{"source":"{p.mac}","destination":"{gw}"}}'
             self.iface[p.name] = f',"interface":{{"index":{p.ifindex},"name":"{p.ifname}"}}'
         self._sec_cache: dict[int, str] = {}
+        # The DNS proxy's port, per agent; derived from the node, not the shared generator,
+        # so that existing output stays byte-identical.
+        self.proxy_port = {n.name: 30000 + (n.index * 7919 + 4441) % 20000 for n in scenario.nodes}
         self._allowed_cache: dict[tuple[str, ...], str] = {}
         self.policy_uid = {
             name: self.uuid() for name in ("allow-backend-ingress", "allow-backend-metrics")
@@ -132,6 +135,7 @@ class EventWriter:
         point: str | None = None, is_reply: bool | None = None, reason: str | None = None,
         summary: str = "", eth: str = "", iface: str = "", names: str = "", drop: bool = False,
         match_type: int = 0, allowed_by: str = "", flow_type: str = "L3_L4", l7: str = "",
+        proxy_port: int = 0,
     ) -> str:  # fmt: skip
         ts = self.ts(t)
         parts = ['{"flow":{"time":"', ts, '","uuid":"', self.uuid(), '","verdict":"', verdict, '"']
@@ -155,6 +159,8 @@ class EventWriter:
             parts.append(',"drop_reason_desc":"POLICY_DENIED"')
         if is_reply is not None:
             parts.append(',"is_reply":true' if is_reply else ',"is_reply":false')
+        if proxy_port:
+            iface += f',"proxy_port":{proxy_port}'
         parts += [iface, ',"Summary":"', summary, '"', allowed_by,
                   '},"node_name":"', node, '","time":"', ts, '"}\n']  # fmt: skip
         return "".join(parts)
