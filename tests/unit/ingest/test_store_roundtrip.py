@@ -211,3 +211,16 @@ def test_named_pipe_input(tmp_path: Path) -> None:
     writer.join(10)
     assert summary.rows_loaded == 2 and summary.inputs[0].format == "goldmane"
     assert not any(p.name.startswith("spool") for p in (tmp_path / "s").rglob("*"))
+
+
+def test_crash_leftovers_are_invisible_then_cleaned(tmp_path: Path) -> None:
+    store = tmp_path / "s"
+    ingest(store, [str(FIX / "calico_flows.log")])
+    # what a crash between the part renames and the manifest write would leave behind
+    orphan = store / "flows" / "part-deadbeefdeadbeef-0000.parquet"
+    orphan.write_bytes((next((store / "flows").iterdir())).read_bytes())
+    (store / ".tmp-crashed").mkdir()
+    assert FlowStore.open(store).scan().collect().height == 7  # manifest decides what counts
+    ingest(store, [str(FIX / "whisker_lines.jsonl")])
+    assert not orphan.exists() and not (store / ".tmp-crashed").exists()
+    assert FlowStore.open(store).scan().collect().height == 9
