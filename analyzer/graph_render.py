@@ -63,11 +63,6 @@ def display_name(group: IdentityGroup) -> str:
     return group.key.partition(":")[2] or group.key
 
 
-def _name(graph: IdentityGraph, key: str) -> str:
-    group = graph.groups.get(key)
-    return display_name(group) if group else key
-
-
 def _iso(value: object) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else None
 
@@ -180,36 +175,38 @@ def _cell(text: str) -> str:
 def render_table(graph: IdentityGraph) -> str:
     """One line per edge: source → destination, protocol/port, outcome, counts, time range."""
     header = ("SOURCE", "", "DESTINATION", "PORT", "OUTCOME", "CONNS", "FIRST SEEN", "LAST SEEN")
-    rows = [header]
-    ordered = graph.edges.sort(
-        [S.SRC_NAMESPACE, C.SRC_GROUP, C.DST_GROUP, S.PROTOCOL, S.DST_PORT, C.OUTCOME],
-        nulls_last=True,
-    )
-    for row in ordered.iter_rows(named=True):
+    names = {key: display_name(group) for key, group in graph.groups.items()}
+    body = []
+    for row in graph.edges.iter_rows(named=True):
         first, last = row[C.FIRST_SEEN], row[C.LAST_SEEN]
-        rows.append(
-            (
-                _cell(_name(graph, row[C.SRC_GROUP])),
-                "→",
-                _cell(_name(graph, row[C.DST_GROUP])),
-                _port(row[S.PROTOCOL], row[S.DST_PORT]),
-                row[C.OUTCOME] + (" (audit)" if row[C.AUDIT] else ""),
-                str(row[C.CONNECTIONS]),
-                first.strftime("%Y-%m-%d %H:%M:%S") if first else "-",
-                last.strftime("%Y-%m-%d %H:%M:%S") if last else "-",
-            )
+        src = names.get(row[C.SRC_GROUP], row[C.SRC_GROUP])
+        dst = names.get(row[C.DST_GROUP], row[C.DST_GROUP])
+        order = (src, dst, row[S.PROTOCOL] or "", row[S.DST_PORT] or -1, row[C.OUTCOME])
+        cells = (
+            _cell(src),
+            "→",
+            _cell(dst),
+            _port(row[S.PROTOCOL], row[S.DST_PORT]),
+            row[C.OUTCOME] + (" (audit)" if row[C.AUDIT] else ""),
+            str(row[C.CONNECTIONS]),
+            first.strftime("%Y-%m-%d %H:%M:%S") if first else "-",
+            last.strftime("%Y-%m-%d %H:%M:%S") if last else "-",
         )
+        body.append((order, cells))
+    # sorted by what people read: the names, then protocol and port
+    rows: list[tuple[str, ...]] = [header]
+    rows.extend(cells for _, cells in sorted(body, key=lambda item: item[0]))
     if len(rows) == 1:
         return "no connections observed\n"
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     right = {5}
     out = []
     for r in rows:
-        cells = [
+        padded = [
             c.rjust(w) if i in right else c.ljust(w)
             for i, (c, w) in enumerate(zip(r, widths, strict=True))
         ]
-        out.append("  ".join(cells).rstrip())
+        out.append("  ".join(padded).rstrip())
     return "\n".join(out) + "\n"
 
 
