@@ -98,3 +98,10 @@ def test_threshold_out_of_range_is_a_usage_error(store: Path) -> None:
     res = runner.invoke(app, ["anomalies", "--store", str(store), "--threshold", "1.5"])
     assert res.exit_code == 2
     assert res.stderr.startswith("error: anomaly threshold must be between 0 and 1")
+
+
+def test_same_seed_same_output(store: Path) -> None:
+    args = ["anomalies", "--store", str(store), "-o", "json", "--seed", "3"]
+    first, second = runner.invoke(app, args), runner.invoke(app, args)
+    assert first.exit_code == second.exit_code == 0
+    assert first.stdout == second.stdout
