@@ -75,6 +75,8 @@ def hubble_edges(req: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta) 
             pl.when(pl.col(c).is_not_null()).then(pl.col(c).hash()).alias(c)
             for c in (_SPK, _DPK, _SK, _DK)
         ),
+        # 1 for a Hubble event; more for a row of Hubble's exporter aggregation
+        pl.col(S.FLOW_COUNT).fill_null(1).clip(lower_bound=1).cast(pl.Int64),
         _DEN,
         _L7,
         _AUD,
@@ -110,11 +112,9 @@ def hubble_edges(req: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta) 
             pl.col(_SN).drop_nulls().first().alias(SRC_NODE),
             pl.col(_DN).drop_nulls().first().alias(DST_NODE),
             pl.col(_AUD).any().alias(AUDIT),
+            pl.col(S.FLOW_COUNT).max().alias(CONNECTIONS),
         )
-        .with_columns(
-            pl.col("_n1", "_n2", SRC_NODE, DST_NODE, S.PROTOCOL).cast(pl.String()),
-            pl.lit(1, pl.Int64).alias(CONNECTIONS),
-        )
+        .with_columns(pl.col("_n1", "_n2", SRC_NODE, DST_NODE, S.PROTOCOL).cast(pl.String()))
         .with_columns(pl.concat_list("_n1", "_n2", SRC_NODE, DST_NODE).alias(NODES))
         .drop("_n1", "_n2")
     )

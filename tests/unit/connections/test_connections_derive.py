@@ -303,3 +303,9 @@ def test_socket_lb_trace_events_are_ignored(frame, flow):
     assert result.frame["dst_port"].to_list() == [8080]
     assert result.stats.sock_events_ignored == 1
     assert result.stats.undecidable == 0
+
+
+def test_hubble_exporter_aggregates_count_their_flows(frame, flow):
+    # an aggregated exporter row stands for several flows of the same 5-tuple window
+    row = _only(derive_connections(frame(flow(0, flow_count=4))).frame)
+    assert row["connections"] == 4
