@@ -277,7 +277,7 @@ class _Conn:
         ))  # fmt: skip
 
 
-def hubble_lines(scenario: Scenario, flows: int, chunk: int = 20_000) -> Iterator[str]:
+def hubble_lines(scenario: Scenario, flows: int, chunk: int = 4_000) -> Iterator[str]:
     """Yield chunks of exactly ``flows`` Hubble flow lines (plus any lost-events lines).
 
     Connections are scheduled by :class:`~analyzer.generate.schedule.Schedule`; the last
