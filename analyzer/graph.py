@@ -155,7 +155,8 @@ def _groups(frame: pl.DataFrame) -> dict[str, IdentityGroup]:
         for r in rows
         if r["group"].startswith("pod:")
     }
-    choices = choose_selectors(pod_groups)
+    owners = {r["group"]: r["workload"] or () for r in rows if r["group"] in pod_groups}
+    choices = choose_selectors(pod_groups, workloads=owners)
     out: dict[str, IdentityGroup] = {}
     for r in rows:
         choice = choices.get(r["group"])

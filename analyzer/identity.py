@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -298,6 +298,8 @@ def _choose_one(
 
 def choose_selectors(
     groups: Mapping[str, tuple[str, Mapping[str, str]]],
+    *,
+    workloads: Mapping[str, Iterable[str]] | None = None,
 ) -> dict[str, SelectorChoice]:
     """Choose matchLabels for every group, unique within its namespace where possible.
 
@@ -305,6 +307,9 @@ def choose_selectors(
     ----------
     groups
         group key -> (namespace, labels) for every observed pod group (any namespaces).
+    workloads
+        group key -> owning workload names, when known. Groups of one workload (e.g. two
+        versions mid-rollout) may share a selector: it selects no *other* workload.
 
     Returns
     -------
@@ -324,6 +329,18 @@ def choose_selectors(
                 index.setdefault(item, set()).add(key)
         frozen = {item: frozenset(keys) for item, keys in index.items()}
         everyone = frozenset(members)
+        owners = {k: frozenset((workloads or {}).get(k, ())) for k in members}
         for key, labels in members.items():
-            out[key] = _choose_one(labels, everyone - {key}, frozen)
+            mine = owners[key]
+            siblings = frozenset(k for k in everyone if mine and owners[k] and owners[k] <= mine)
+            choice = _choose_one(labels, everyone - {key} - siblings, frozen)
+            shared = sorted(k for k in siblings - {key} if _selects(choice.selector, members[k]))
+            if shared:
+                note = "also selects groups of the same workload: " + ", ".join(shared)
+                choice = replace(choice, notes=(*choice.notes, note))
+            out[key] = choice
     return out
+
+
+def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())

@@ -63,6 +63,19 @@ def test_adds_labels_until_unique():
     assert got["db"].selector == {"app": "shop", "component": "db"}
 
 
+def test_two_versions_of_one_workload_may_share_a_selector():
+    groups = {
+        "v1": ("ns", {"app": "web", "version": "v1"}),
+        "v2": ("ns", {"app": "web", "version": "v2"}),
+        "db": ("ns", {"app": "db"}),
+    }
+    got = choose_selectors(groups, workloads={"v1": ["web"], "v2": ["web"], "db": ["db"]})
+    assert got["v1"].selector == {"app": "web"} and got["v1"].unique
+    assert any("same workload" in n for n in got["v1"].notes)
+    # without workload knowledge they are indistinguishable
+    assert not choose_selectors(groups)["v1"].unique
+
+
 def test_subset_group_is_indistinguishable():
     got = _choose({"plain": {"app": "web"}, "canary": {"app": "web", "track": "canary"}})
     assert got["canary"].selector == {"app": "web", "track": "canary"}
