@@ -41,6 +41,14 @@ def classify() -> pl.Expr:
     proto = pl.col(S.PROTOCOL).fill_null("")
     l7 = pl.col(S.L7_TYPE).fill_null("").str.to_lowercase()
     trace = pl.col(S.TRACE_REASON).fill_null("").str.to_uppercase()
+    # traffic_direction is the connection's direction relative to the endpoint local to the
+    # observing node (hubble-flow-format.md §1.2, pitfall 14). At TO_ENDPOINT that endpoint is
+    # the packet's destination: ingress = a request arriving, egress = a reply coming back. On
+    # the way out of a local endpoint (FROM_ENDPOINT, TO_STACK, TO_OVERLAY) it is the source.
+    direction = pl.col(S.DIRECTION).fill_null("")
+    point = pl.col(S.OBSERVATION_POINT).fill_null("")
+    inbound = point == "TO_ENDPOINT"
+    outbound = point.is_in(["FROM_ENDPOINT", "TO_STACK", "TO_OVERLAY"])
     return (
         pl.when(
             ((verdict == "dropped") & reason.is_not_null() & ~reason.is_in(POLICY_DROP_REASONS))
@@ -80,6 +88,10 @@ def classify() -> pl.Expr:
         # conntrack lets replies through: a policy drop is always a connection attempt
         .when(verdict == "dropped")
         .then(pl.lit(_REQUEST))
+        .when((inbound & (direction == "ingress")) | (outbound & (direction == "egress")))
+        .then(pl.lit(_REQUEST))
+        .when((inbound & (direction == "egress")) | (outbound & (direction == "ingress")))
+        .then(pl.lit(_REPLY))
         .otherwise(pl.lit(_UNDECIDED))
         .cast(pl.Int8)
     )

@@ -309,3 +309,38 @@ def test_hubble_exporter_aggregates_count_their_flows(frame, flow):
     # an aggregated exporter row stands for several flows of the same 5-tuple window
     row = _only(derive_connections(frame(flow(0, flow_count=4))).frame)
     assert row["connections"] == 4
+
+
+def test_direction_at_the_observation_point_decides(frame, flow, reply_of):
+    # neither is_reply nor telling flags, and port 15020 is not known to serve: the traffic
+    # direction at TO_ENDPOINT says which way the connection goes
+    req = flow(
+        0,
+        is_reply=None,
+        tcp_flags="ACK",
+        dst_port=15020,
+        src_port=42044,
+        observation_point="TO_ENDPOINT",
+        direction="ingress",
+    )
+    rep = reply_of(
+        req,
+        0.1,
+        is_reply=None,
+        tcp_flags="ACK,PSH",
+        observation_point="TO_ENDPOINT",
+        direction="egress",
+    )
+    out = flow(
+        1,
+        is_reply=None,
+        tcp_flags="ACK",
+        dst_port=15021,
+        src_port=42045,
+        observation_point="TO_STACK",
+        direction="egress",
+    )
+    result = derive_connections(frame(req, rep, out))
+    assert sorted(result.frame["dst_port"].to_list()) == [15020, 15021]
+    assert result.stats.replies_removed == 1
+    assert result.stats.undecidable == 0
