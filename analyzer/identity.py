@@ -55,8 +55,7 @@ VOLATILE_KEYS: frozenset[str] = frozenset(
 )
 VOLATILE_PREFIXES: tuple[str, ...] = (
     "batch.kubernetes.io/",  # job-name, controller-uid, job-completion-index
-    "io.cilium.k8s.",  # policy.cluster, policy.serviceaccount, namespace.labels.*
-    "io.cilium.",
+    "io.cilium.",  # k8s.policy.cluster, k8s.policy.serviceaccount, k8s.namespace.labels.*
 )
 
 # Preferred selector keys, most preferred first. After these, any other stable label in key

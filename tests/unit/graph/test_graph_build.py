@@ -179,3 +179,28 @@ def test_table_neutralises_control_characters():
     g = build_graph(derive_connections(conform(pl.DataFrame(rows, infer_schema_length=None))))
     text = render_table(g)
     assert "\x1b" not in text and "\x07" not in text
+
+
+def test_node_local_edges_and_evidence_limit():
+    host = {"src_ip": "10.0.0.254", "src_entity": "host"}
+    probe = pod("dst", "develop", "backend-1", "10.0.0.3", app="backend")
+    rows = [req(i, host, probe, 8080, 40000 + i, node="n1", direction="ingress") for i in range(5)]
+    g = build_graph(derive_connections(conform(pl.DataFrame(rows, infer_schema_length=None))))
+    edge = g.edges.row(0, named=True)
+    assert edge["src_group"] == "entity:host"
+    assert edge["node_local"] is True
+    assert edge["connections"] == 5
+    assert len(edge["evidence"]) == 3  # a few, the earliest first
+    assert edge["evidence"][0]["first_seen"] == T0
+
+
+def test_cross_node_edge_is_not_node_local():
+    rows = [
+        req(0, FRONT1, BACK, 8080, 40001, node="n1", direction="egress"),
+        req(0.001, FRONT1, BACK, 8080, 40001, node="n2", direction="ingress"),
+    ]
+    g = build_graph(derive_connections(conform(pl.DataFrame(rows, infer_schema_length=None))))
+    edge = g.edges.row(0, named=True)
+    assert edge["node_local"] is False
+    assert edge["nodes"] == ["n1", "n2"]
+    assert edge["connections"] == 1
