@@ -35,6 +35,7 @@ from analyzer.schema import DST_LABELS, INGEST_ID, SRC_LABELS
 __all__ = ["FlowReader", "DEFAULT_BATCH_ROWS", "empty_result_error"]
 
 DEFAULT_BATCH_ROWS = 65_536
+SLOW_BATCH_ROWS = 8_192
 _CRI = re.compile(rb"^\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) ([FP]) ?(.*)$", re.DOTALL)
 _MALFORMED = "malformed JSON lines"
 _NOT_JSON = "lines that are not JSON"
@@ -59,6 +60,8 @@ class FlowReader:
     ) -> None:
         self.path = str(path)
         self.batch_rows = batch_rows
+        # Decoded dicts cost kilobytes each: the per-line path flushes much more often.
+        self.slow_batch_rows = min(batch_rows, SLOW_BATCH_ROWS)
         self.max_line_bytes = max_line_bytes
         self.ingest_id = ingest_id
         self.report = SkipReport()
@@ -144,7 +147,10 @@ class FlowReader:
                     item.line,
                 )
                 continue
-            if fast is not None and not pending:
+            if fast is not None:
+                if pending:  # rows of an earlier per-line chunk go first, in file order
+                    yield self._build(pending)
+                    pending = []
                 frame = self._try_fast(item)
                 if frame is not None:
                     if frame.height:
@@ -152,7 +158,7 @@ class FlowReader:
                     continue
             for line_no, line in _split_lines(item):
                 self._slow_line(line_no, line, pending)
-                if len(pending) >= self.batch_rows:
+                if len(pending) >= self.slow_batch_rows:
                     yield self._build(pending)
                     pending = []
         if pending:
@@ -220,7 +226,7 @@ class FlowReader:
                 self.report.add("malformed JSON values", line_no)
                 continue
             self._accept(line_no, value, pending)
-            if len(pending) >= self.batch_rows:
+            if len(pending) >= self.slow_batch_rows:
                 yield self._build(pending)
                 pending = []
         if pending:
