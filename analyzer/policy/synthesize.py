@@ -77,12 +77,13 @@ def aggregate_edges(conns: pl.DataFrame, namespaces: Sequence[str]) -> pl.DataFr
     allowed = conns.filter(pl.col("outcome") == "allowed")
     ns = list(namespaces)
     example = pl.format(
-        "{} -> {} {}/{} at {}",
+        "{} -> {} {}/{} at {} seen on {}",
         _endpoint("src"),
         _endpoint("dst"),
         pl.col("protocol"),
         pl.col("dst_port").cast(pl.String).fill_null("-"),
         pl.col("first_seen").dt.strftime("%Y-%m-%dT%H:%M:%SZ").fill_null("?"),
+        pl.col("nodes").list.first().fill_null("?"),
     )
     frames = []
     for direction, own, peer in (("ingress", "dst", "src"), ("egress", "src", "dst")):

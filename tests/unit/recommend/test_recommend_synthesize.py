@@ -116,6 +116,7 @@ def test_every_rule_carries_evidence(seed: Any) -> None:
     assert [e["rule"] for e in evidence] == ["ingress[0]", "ingress[1]"]
     assert evidence[0]["connections"] == 18 and evidence[0]["ports"] == ["TCP/8080"]
     assert evidence[0]["examples"] and "-> develop/backend" in evidence[0]["examples"][0]
+    assert evidence[0]["examples"][0].endswith("seen on node-1")
     assert evidence[0]["first_seen"] and evidence[0]["last_seen"]
 
 
