@@ -182,9 +182,12 @@ def test_table_neutralises_control_characters():
 
 
 def test_node_local_edges_and_evidence_limit():
-    host = {"src_ip": "10.0.0.254", "src_entity": "host"}
     probe = pod("dst", "develop", "backend-1", "10.0.0.3", app="backend")
-    rows = [req(i, host, probe, 8080, 40000 + i, node="n1", direction="ingress") for i in range(5)]
+    hosts = [{"src_ip": f"10.0.0.{250 + i}", "src_entity": "host"} for i in range(5)]
+    rows = [
+        req(i, host, probe, 8080, 40000 + i, node="n1", direction="ingress")
+        for i, host in enumerate(hosts)
+    ]
     g = build_graph(derive_connections(conform(pl.DataFrame(rows, infer_schema_length=None))))
     edge = g.edges.row(0, named=True)
     assert edge["src_group"] == "entity:host"
