@@ -24,14 +24,6 @@ class GenerateFormat(StrEnum):
     whisker = "whisker"
 
 
-class HubbleStyle(StrEnum):
-    envelope = "envelope"
-    bare = "bare"
-    camel = "camel"
-    cri = "cri"
-    array = "array"
-
-
 class GenerateOutput(StrEnum):
     table = "table"
     json = "json"
@@ -116,10 +108,17 @@ def generate_command(
             "--dns-visibility/--no-dns-visibility", help="Hubble L7 DNS events and DNS names."
         ),
     ] = True,
-    hubble_style: Annotated[
-        HubbleStyle,
-        typer.Option("--hubble-style", help="Spelling of Hubble output (see docs/generate.md)."),
-    ] = HubbleStyle.envelope,
+    style: Annotated[
+        str | None,
+        typer.Option(
+            "--style",
+            "--hubble-style",
+            help=(
+                "Another spelling of the format: hubble envelope|bare|camel|cri|array, "
+                "goldmane result|bare, whisker lines|items (see docs/generate.md)."
+            ),
+        ),
+    ] = None,
     output: Annotated[
         GenerateOutput, typer.Option("--output", "-o", help="table for people, json for scripts.")
     ] = GenerateOutput.table,
@@ -140,9 +139,7 @@ def generate_command(
         sweep_hosts=sweep_hosts,
     )  # fmt: skip
     scenario = build_scenario(config)
-    result = generate(
-        scenario, out, fmt=fmt.value, flows=flows, compress=compress, style=hubble_style.value
-    )
+    result = generate(scenario, out, fmt=fmt.value, flows=flows, compress=compress, style=style)
     if output is GenerateOutput.json:
         typer.echo(json.dumps({
             "files": [str(f) for f in result.files], "flows": result.flows, "format": result.format,

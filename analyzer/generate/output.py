@@ -52,26 +52,30 @@ def write_flows(
     fmt: str = "hubble",
     flows: int = 100_000,
     *,
-    style: str = "envelope",
+    style: str | None = None,
 ) -> Path:
     """Stream ``flows`` records of ``scenario`` in ``fmt`` to the file ``out``.
 
     ``out`` ending in ``.gz`` is gzip-compressed (deterministically). The file is written in
-    chunks, so memory does not grow with ``flows``. ``style`` picks another spelling of a
-    Hubble capture (see :mod:`analyzer.generate.spellings`). Returns ``out``.
+    chunks, so memory does not grow with ``flows``. ``style`` picks another spelling of the
+    format (see :mod:`analyzer.generate.spellings`; None is the native one). Returns ``out``.
 
     Raises
     ------
     UsageError
         Unknown format or style, or ``flows`` too small to show every path of the scenario once.
     """
-    from analyzer.generate.spellings import HUBBLE_STYLES, restyle
+    from analyzer.generate.spellings import STYLES, native_style, restyle
 
-    if style not in HUBBLE_STYLES:
-        raise UsageError(f"unknown Hubble style {style!r}; choose from {', '.join(HUBBLE_STYLES)}")
-    if style != "envelope" and fmt != "hubble":
-        raise UsageError(f"--hubble-style {style} applies to the hubble format only, not {fmt}")
-    chunks = restyle(_chunks(scenario, fmt, flows), style)
+    if fmt not in STYLES:
+        raise UsageError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if style is None or (fmt == "hubble" and style == "envelope"):
+        style = native_style(fmt)
+    if style not in STYLES[fmt]:
+        raise UsageError(
+            f"style {style!r} does not apply to {fmt}; choose from {', '.join(STYLES[fmt])}"
+        )
+    chunks = restyle(_chunks(scenario, fmt, flows), style, fmt)
     first = next(chunks, "")  # validate (and raise) before creating the file
     try:
         _write(out, first, chunks)
@@ -105,7 +109,7 @@ def generate(
     fmt: str = "hubble",
     flows: int = 100_000,
     compress: bool = False,
-    style: str = "envelope",
+    style: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> GenerateResult:
     """Write flows, ``inventory.json``, ``truth.json``, ``existing-policies.yaml`` and
@@ -118,13 +122,13 @@ def generate(
         raise UsageError(f"cannot create {out_dir}: {exc.strerror or exc}") from exc
     if not out_dir.is_dir():
         raise UsageError(f"{out_dir} is not a directory")
-    name = "flows.json" if style == "array" else "flows.jsonl"
+    name = "flows.json" if style in ("array", "items") else "flows.jsonl"
     flow_file = out_dir / (name + ".gz" if compress else name)
     if progress:
         progress(f"writing {flows} {fmt} flow records to {flow_file}")
     write_flows(scenario, flow_file, fmt, flows, style=style)
     header: dict[str, object] = {"format": fmt, "flows": flows}
-    if style != "envelope":
+    if style is not None:
         header["style"] = style
     files = [
         flow_file,

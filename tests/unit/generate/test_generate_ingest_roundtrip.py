@@ -40,3 +40,13 @@ def test_hubble_spellings_ingest_to_the_same_rows(tmp_path: Path, style: str) ->
     assert other.skipped == () and other.frame.height == 10_000
     keep = ["time", "src_ip", "dst_ip", "src_port", "dst_port", "is_reply", "verdict", "src_labels"]
     assert other.frame.select(keep).equals(base.frame.select(keep))
+
+
+@pytest.mark.parametrize(("fmt", "style"), [("goldmane", "bare"), ("whisker", "items")])
+def test_calico_spellings_ingest_to_the_same_rows(tmp_path: Path, fmt: str, style: str) -> None:
+    s = build_scenario(ScenarioConfig(seed=11))
+    base = ingest.read_flow_file(write_flows(s, tmp_path / "a.jsonl", fmt, 1200))
+    other = ingest.read_flow_file(write_flows(s, tmp_path / "b.json", fmt, 1200, style=style))
+    assert other.skipped == () and other.frame.height == 1200
+    keep = ["time", "src_namespace", "dst_namespace", "dst_port", "verdict", "flow_count"]
+    assert other.frame.select(keep).equals(base.frame.select(keep))

@@ -64,9 +64,25 @@ def test_array_is_one_json_document(flows_by_style: dict[str, str]) -> None:
     assert [i["flow"] for i in items if "flow" in i] == _envelope_flows(flows_by_style["envelope"])
 
 
-def test_styles_are_hubble_only(tmp_path: Path) -> None:
+def test_styles_belong_to_their_format(tmp_path: Path) -> None:
     scenario = build_scenario(ScenarioConfig(seed=4))
-    with pytest.raises(UsageError, match="hubble format only"):
+    with pytest.raises(UsageError, match="does not apply to calico"):
         write_flows(scenario, tmp_path / "x", "calico", 2000, style="camel")
-    with pytest.raises(UsageError, match="unknown Hubble style"):
+    with pytest.raises(UsageError, match="does not apply to hubble"):
         write_flows(scenario, tmp_path / "x", "hubble", 20_000, style="yaml")
+    assert not (tmp_path / "x").exists()
+
+
+def test_goldmane_bare_and_whisker_items(tmp_path: Path) -> None:
+    scenario = build_scenario(ScenarioConfig(seed=4))
+    result = write_flows(scenario, tmp_path / "r", "goldmane", 1200).read_text().splitlines()
+    bare = write_flows(scenario, tmp_path / "b", "goldmane", 1200, style="bare").read_text()
+    assert [json.loads(line)["flow"] for line in result] == [
+        json.loads(line) for line in bare.splitlines()
+    ]
+    lines = write_flows(scenario, tmp_path / "l", "whisker", 1200).read_text().splitlines()
+    doc = json.loads(
+        write_flows(scenario, tmp_path / "i", "whisker", 1200, style="items").read_text()
+    )
+    assert set(doc) == {"total", "items"}
+    assert doc["items"] == [json.loads(line) for line in lines]
