@@ -2,7 +2,8 @@
 
 Two parse paths produce the same raw frame for a format's ``normalize``:
 
-* fast: a chunk of NDJSON lines goes to polars' native reader with the format's raw schema;
+* fast: a chunk of NDJSON lines goes to pyarrow's native JSON reader with the format's raw
+  schema (only the fields the store needs);
 * slow: per line ``json.loads`` + the format's ``prepare`` (envelopes, camelCase, CRI log
   wrapping, integer enums, arrays), used for any chunk the fast path refuses.
 """
@@ -116,9 +117,9 @@ class FlowReader:
             self.report.warn(f"{self.stream.damage}")
         if self.unlabelled:
             self.report.warn(
-                f"{self.unlabelled} flows carry no endpoint labels (a field-masked export?): "
-                "policies are built from label identities, so include source.labels and "
-                "destination.labels in the export"
+                f"{self.unlabelled} flows carry no endpoint labels (a Hubble field mask without "
+                "source.labels/destination.labels, or Calico with flowLogsFileIncludeLabels "
+                "off?): policies are built from label identities"
             )
         if self.report.lost_events:
             self.report.warn(
