@@ -82,11 +82,33 @@ def _naive(edges: pl.DataFrame, seed: int) -> pl.Series:
     return pl.Series("naive", forest.predict(x.to_numpy()) == -1)
 
 
+# Generator settings the default grid keeps fixed: a short scan, a small sweep, more nodes
+# without DNS visibility, short and long windows, wider namespaces.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "scan-5-ports": {"scan_ports": (22, 80, 443, 5432, 3306)},
+    "scan-3-ports": {"scan_ports": (22, 5432, 6379)},
+    "sweep-3-hosts": {"sweep_hosts": 3},
+    "5-nodes-no-dns-visibility": {"nodes": 5, "dns_visibility": False, "policy_verdicts": False},
+    "window-10min": {"window_seconds": 600},
+    "window-24h": {"window_seconds": 86400},
+    "8-workloads-6-namespaces": {"workloads_per_namespace": 8, "extra_namespaces": 6},
+}
+
+
 def run_one(
-    tmp: Path, *, size: str, flows: int, extra: int, mix: str, seed: int, fmt: str
+    tmp: Path,
+    *,
+    size: str,
+    flows: int,
+    extra: int,
+    mix: str,
+    seed: int,
+    fmt: str,
+    variant: str | None = None,
 ) -> dict[str, Any]:
-    scenario = build_scenario(ScenarioConfig(seed=seed, attacks=MIXES[mix], extra_namespaces=extra))
-    path = write_flows(scenario, tmp / f"{size}-{mix}-{seed}.{fmt}", fmt, flows)
+    settings: dict[str, Any] = {"extra_namespaces": extra, **VARIANTS.get(variant or "", {})}
+    scenario = build_scenario(ScenarioConfig(seed=seed, attacks=MIXES[mix], **settings))
+    path = write_flows(scenario, tmp / f"{size}-{variant}-{mix}-{seed}.{fmt}", fmt, flows)
     frame = read_flow_file(path).frame
     path.unlink()
     conns = derive_connections(frame).frame
@@ -124,6 +146,7 @@ def run_one(
         sweep[str(threshold)] = _metrics(edges.with_columns(col), "t").to_dict()
     return {
         "size": size,
+        "variant": variant,
         "flows": flows,
         "extra_namespaces": extra,
         "format": fmt,
@@ -187,6 +210,11 @@ def _total(runs: Iterable[dict[str, Any]], key: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="two small sizes only")
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="also run generator variants (short scans, small sweeps, windows, ...) at 30k flows",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/anomaly.json")
     parser.add_argument(
         "--store",
@@ -212,8 +240,24 @@ def main(argv: list[str] | None = None) -> int:
     plan += [
         (sizes[0][0], sizes[0][1], sizes[0][2], m, seed, "calico") for m in MIXES for seed in SEEDS
     ]
+    variant_plan = [
+        (name, mix, seed) for name in VARIANTS for mix in ("all", "none") for seed in (7, 8)
+    ]
     runs = []
+    variant_runs = []
     with tempfile.TemporaryDirectory() as tmp:
+        for name, mix, seed in variant_plan if args.variants else []:
+            run = run_one(
+                Path(tmp), size="variant", flows=30_000, extra=0, mix=mix, seed=seed,
+                fmt="hubble", variant=name,
+            )  # fmt: skip
+            c = run["combined"]
+            print(
+                f"variant {name:26} {mix:4} seed {seed}: P {c['precision']:.3f} "
+                f"R {c['recall']:.3f} (fp {c['false_positives']}, fn {c['false_negatives']})",
+                file=sys.stderr,
+            )
+            variant_runs.append(run)
         for size, flows, extra, mix, seed, fmt in plan:
             run = run_one(
                 Path(tmp), size=size, flows=flows, extra=extra, mix=mix, seed=seed, fmt=fmt
@@ -262,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
             (r["attacker_source_score"] for r in runs if r["attacker_source_score"] is not None),
             default=None,
         ),
+        "variants_combined": _total(variant_runs, "combined") if variant_runs else None,
         "runs": runs,
+        "variant_runs": variant_runs,
         "scale_runs": previous.get("scale_runs", []),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
