@@ -195,7 +195,9 @@ def endpoint_scalars(req: pl.LazyFrame) -> pl.LazyFrame:
 
     def side(name: str, bit: int) -> pl.LazyFrame:
         def row_of(column: str) -> pl.Expr:
-            return pl.when(pl.col(column).list.len() > 0).then(pl.col(_ROW) * 2 + bit)
+            return pl.when(pl.col(column).list.len() > 0).then(
+                pl.col(_ROW).cast(pl.Int64) * 2 + bit
+            )
 
         return req.select(
             pl.col(f"_{name}_k").alias("key"),
@@ -253,14 +255,14 @@ def read_endpoints(lf: pl.LazyFrame, scalars: pl.DataFrame, names: pl.DataFrame)
     wanted = pl.concat([scalars["_labels_row"], scalars["_ns_labels_row"]]).drop_nulls() // 2
     ids = wanted.unique().sort()
     lists = (
-        lf.filter(pl.col(_ROW).is_in(ids.implode()))
+        lf.filter(pl.col(_ROW).cast(pl.Int64).is_in(ids.implode()))
         .select(_ROW, *_LISTS)
         .collect(engine="streaming")
     )
     by_side = pl.concat(
         [
             lists.select(
-                (pl.col(_ROW) * 2 + bit).alias("_at"),
+                (pl.col(_ROW).cast(pl.Int64) * 2 + bit).alias("_at"),
                 pl.col(f"{side}_labels").alias("labels"),
                 pl.col(f"{side}_namespace_labels").alias("namespace_labels"),
             )
