@@ -97,6 +97,18 @@ class GenerateResult:
     pods: int
 
 
+def _remove_stale_flow_files(out_dir: Path, keep: Path) -> None:
+    # A flow file of an earlier run in another spelling would be ingested too by
+    # `analyzer ingest DIR`; only the generator's own file names are touched.
+    for name in ("flows.jsonl", "flows.jsonl.gz", "flows.json", "flows.json.gz"):
+        old = out_dir / name
+        if old != keep and old.is_file():
+            try:
+                old.unlink()
+            except OSError as exc:
+                raise UsageError(f"cannot remove the earlier {old}: {exc.strerror or exc}") from exc
+
+
 def _dump(path: Path, obj: object) -> Path:
     path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return path
@@ -127,6 +139,7 @@ def generate(
     if progress:
         progress(f"writing {flows} {fmt} flow records to {flow_file}")
     write_flows(scenario, flow_file, fmt, flows, style=style)
+    _remove_stale_flow_files(out_dir, keep=flow_file)
     header: dict[str, object] = {"format": fmt, "flows": flows}
     if style is not None:
         header["style"] = style

@@ -85,3 +85,16 @@ def test_output_does_not_depend_on_hash_randomisation(tmp_path: Path) -> None:
             [(out / n).read_bytes() for n in ("flows.jsonl", "truth.json", "policies-truth.json")]
         )
     assert digests[0] == digests[1]
+
+
+def test_a_new_spelling_replaces_the_earlier_flow_file(tmp_path: Path) -> None:
+    base = ["generate", "--out", str(tmp_path), "--format", "whisker", "--flows", "1500"]
+    assert runner.invoke(app, [*base, "--gzip"]).exit_code == 0
+    assert (tmp_path / "flows.jsonl.gz").is_file()
+    result = runner.invoke(app, [*base, "--style", "items"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob("flows*")) == ["flows.json"]
+    assert len(json.loads((tmp_path / "flows.json").read_text())["items"]) == 1500
+    result = runner.invoke(app, [*base, "--style", "camel"])
+    assert result.exit_code == 2 and "does not apply to whisker" in result.output
+    assert (tmp_path / "flows.json").is_file()  # a refused run leaves the directory alone
