@@ -43,6 +43,7 @@ class RecommendOptions:
     ipblock_prefix: int | None = None
     policies: tuple[str, ...] = ()  # files/directories of the namespaces' existing policies
     verify: bool = True
+    inventory: str | None = None  # kubectl get pods,namespaces -A -o json: silent workloads
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +162,8 @@ def recommend(
             fallback=fallback,
             excluded=excluded,
         )
+    if opts.inventory:
+        notes.extend(_silent_workloads(opts.inventory, targets, synth.policies, conns))
     probes = make_probes(rows, conns, targets)
     stats = connections.stats
     return Recommendation(
@@ -289,6 +292,34 @@ def _denied(conns: pl.DataFrame, namespaces: Sequence[str]) -> list[dict[str, An
     return [
         {**r, "last_seen": None if r["last_seen"] is None else r["last_seen"].isoformat()}
         for r in denied.to_dicts()
+    ]
+
+
+def _silent_workloads(
+    path: str, targets: Sequence[str], policies: Sequence[PolicySpec], conns: pl.DataFrame
+) -> list[Note]:
+    """Pods of the inventory that no allow policy selects: the default-deny cuts them off."""
+    from analyzer.identity import group_key
+    from analyzer.inventory import load_inventory
+
+    covered = {g for p in policies for g in p.groups}
+    seen: set[str] = set()
+    for side in ("src", "dst"):
+        seen.update(conns[f"{side}_group"].drop_nulls().unique().to_list())
+    silent: dict[str, list[str]] = {}
+    for pod in load_inventory(path).pods.values():
+        if pod.namespace not in targets or pod.host_network:
+            continue
+        labels = [f"{k}={v}" for k, v in pod.labels.items()]
+        key = group_key(pod.namespace, labels, "pod", None)
+        if key not in covered and key not in seen:
+            silent.setdefault(pod.namespace, []).append(pod.name)
+    return [
+        Note("warning", ns, _printable(
+            f"{len(names)} pod(s) in the inventory had no observed traffic at all "
+            f"({', '.join(sorted(names)[:10])}{', ...' if len(names) > 10 else ''}): "
+            "the default-deny isolates them completely"))
+        for ns, names in sorted(silent.items())
     ]
 
 

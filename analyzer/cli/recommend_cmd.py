@@ -50,6 +50,11 @@ def recommend_command(
         typer.Option("--policies", help="The namespaces' existing policies (file or "
                      "directory), replayed together with the recommendation."),
     ] = None,
+    inventory: Annotated[
+        Path | None,
+        typer.Option("--inventory", help="kubectl get pods,namespaces -A -o json: name the "
+                     "pods that had no observed traffic (the default-deny isolates them)."),
+    ] = None,
     include_anomalies: Annotated[
         bool, typer.Option("--include-anomalies", help="Keep edges the anomaly detector flags.")
     ] = False,
@@ -80,6 +85,7 @@ def recommend_command(
             include_anomalies=include_anomalies,
             ipblock_prefix=ipblock_prefix,
             policies=tuple(str(p) for p in policies or ()),
+            inventory=str(inventory) if inventory else None,
         ),
     )
     for note in rec.notes:

@@ -232,7 +232,7 @@ def test_hostile_labels_from_flows_never_reach_yaml(shared_dir: Path, tmp_path: 
 def test_help_lists_every_option() -> None:
     result = runner.invoke(app, ["recommend", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    for option in ("--store", "--namespace", "--flavor", "--out", "--policies",
+    for option in ("--store", "--namespace", "--flavor", "--out", "--policies", "--inventory",
                    "--include-anomalies", "--ipblock-prefix", "--output"):
         assert option in result.stdout
 
@@ -250,3 +250,23 @@ def test_given_policies_that_break_observed_traffic_fail_loudly(
     assert result.exit_code == 1
     assert result.stdout == ""
     assert "would deny" in result.stderr and "prometheus" in result.stderr
+
+
+def test_inventory_names_pods_without_any_observed_traffic(
+    scenario: dict[str, Any], tmp_path: Path
+) -> None:
+    inventory = json.loads((scenario["gen"] / "inventory.json").read_text())
+    pod = next(i for i in inventory["items"] if i.get("kind") == "Pod")
+    silent = json.loads(json.dumps(pod))
+    silent["metadata"].update(name="nightly-report-1", namespace="develop",
+                              labels={"app": "nightly-report"})
+    inventory["items"].append(silent)
+    path = tmp_path / "inventory.json"
+    path.write_text(json.dumps(inventory))
+    result = _invoke("recommend", "--store", str(scenario["store"]), "--namespace", "develop",
+                     "--inventory", str(path))
+    lines = [line for line in result.stderr.splitlines() if "no observed traffic at all" in line]
+    assert lines == [
+        "warning: develop: 1 pod(s) in the inventory had no observed traffic at all "
+        "(nightly-report-1): the default-deny isolates them completely"
+    ]
