@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +32,11 @@ def _chunks(scenario: Scenario, fmt: str, flows: int) -> Iterator[str]:
     raise UsageError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
-def _write(out: Path, first: str, rest: Iterator[str]) -> None:
+def _write(out: Path, first: str, rest: Iterator[str], compress: bool) -> None:
     with contextlib.ExitStack() as stack:
         raw = stack.enter_context(open(out, "wb"))
         write: Callable[[bytes], int] = raw.write
-        if out.suffix == ".gz":
+        if compress:
             # mtime=0 and no file name in the header: the same input gives the same bytes.
             gz = stack.enter_context(
                 gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
@@ -77,10 +78,15 @@ def write_flows(
         )
     chunks = restyle(_chunks(scenario, fmt, flows), style, fmt)
     first = next(chunks, "")  # validate (and raise) before creating the file
+    # Written beside and renamed at the end: an interrupted run leaves no half file behind.
+    partial = out.with_name(f".{out.name}.partial")
     try:
-        _write(out, first, chunks)
+        _write(partial, first, chunks, compress=out.suffix == ".gz")
+        os.replace(partial, out)
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
     return out
 
 
