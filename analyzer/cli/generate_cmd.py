@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +30,20 @@ class GenerateFormat(StrEnum):
 class GenerateOutput(StrEnum):
     table = "table"
     json = "json"
+
+
+def _progress(total: int) -> Callable[[int], None]:
+    """A one-line counter on a terminal's stderr, at most a few updates a second."""
+    last = [0.0]
+
+    def show(lines: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 0.25:
+            last[0] = now
+            share = min(100.0, 100.0 * lines / max(total, 1))
+            typer.echo(f"\r  writing flows: {lines:,} lines ({share:.0f} %)", err=True, nl=False)
+
+    return show
 
 
 def _parse_window(text: str) -> int:
@@ -139,7 +156,13 @@ def generate_command(
         sweep_hosts=sweep_hosts,
     )  # fmt: skip
     scenario = build_scenario(config)
-    result = generate(scenario, out, fmt=fmt.value, flows=flows, compress=compress, style=style)
+    progress = _progress(flows) if sys.stderr.isatty() else None
+    result = generate(
+        scenario, out, fmt=fmt.value, flows=flows, compress=compress, style=style,
+        progress=progress,
+    )  # fmt: skip
+    if progress is not None:
+        typer.echo("\r\033[K", err=True, nl=False)
     if output is GenerateOutput.json:
         typer.echo(json.dumps({
             "files": [str(f) for f in result.files], "flows": result.flows, "format": result.format,

@@ -32,6 +32,14 @@ def _chunks(scenario: Scenario, fmt: str, flows: int) -> Iterator[str]:
     raise UsageError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
 
 
+def _counted(chunks: Iterator[str], progress: Callable[[int], None]) -> Iterator[str]:
+    lines = 0
+    for chunk in chunks:
+        lines += chunk.count("\n")
+        progress(lines)
+        yield chunk
+
+
 def _write(out: Path, first: str, rest: Iterator[str], compress: bool) -> None:
     with contextlib.ExitStack() as stack:
         raw = stack.enter_context(open(out, "wb"))
@@ -54,12 +62,14 @@ def write_flows(
     flows: int = 100_000,
     *,
     style: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Path:
     """Stream ``flows`` records of ``scenario`` in ``fmt`` to the file ``out``.
 
     ``out`` ending in ``.gz`` is gzip-compressed (deterministically). The file is written in
     chunks, so memory does not grow with ``flows``. ``style`` picks another spelling of the
-    format (see :mod:`analyzer.generate.spellings`; None is the native one). Returns ``out``.
+    format (see :mod:`analyzer.generate.spellings`; None is the native one). ``progress`` is
+    called with the number of lines written so far after each chunk. Returns ``out``.
 
     Raises
     ------
@@ -81,6 +91,8 @@ def write_flows(
     # Written beside and renamed at the end: an interrupted run leaves no half file behind.
     partial = out.with_name(f".{out.name}.partial")
     try:
+        if progress is not None:
+            chunks = _counted(chunks, progress)
         _write(partial, first, chunks, compress=out.suffix == ".gz")
         os.replace(partial, out)
     except OSError as exc:
@@ -128,10 +140,13 @@ def generate(
     flows: int = 100_000,
     compress: bool = False,
     style: str | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> GenerateResult:
     """Write flows, ``inventory.json``, ``truth.json``, ``existing-policies.yaml`` and
-    ``policies-truth.json`` for ``scenario`` into ``out_dir`` (created if missing)."""
+    ``policies-truth.json`` for ``scenario`` into ``out_dir`` (created if missing).
+
+    ``progress`` is passed to :func:`write_flows`.
+    """
     from analyzer.generate.policies import existing_policies_yaml, policies_truth
 
     try:
@@ -142,9 +157,7 @@ def generate(
         raise UsageError(f"{out_dir} is not a directory")
     name = "flows.json" if style in ("array", "items") else "flows.jsonl"
     flow_file = out_dir / (name + ".gz" if compress else name)
-    if progress:
-        progress(f"writing {flows} {fmt} flow records to {flow_file}")
-    write_flows(scenario, flow_file, fmt, flows, style=style)
+    write_flows(scenario, flow_file, fmt, flows, style=style, progress=progress)
     _remove_stale_flow_files(out_dir, keep=flow_file)
     header: dict[str, object] = {"format": fmt, "flows": flows}
     if style is not None:

@@ -133,3 +133,9 @@ def test_time_window_is_respected(scenario, hubble_file: Path) -> None:  # type:
     times = [datetime.fromisoformat(json.loads(line)["time"]) for line in _lines(hubble_file)]
     assert min(times) >= start and max(times) <= end
     assert max(times) - min(times) > timedelta(seconds=scenario.config.window_seconds * 0.8)
+
+
+def test_progress_reports_lines_written(scenario, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    seen: list[int] = []
+    write_flows(scenario, tmp_path / "p.jsonl", "hubble", FLOWS, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == FLOWS + 3  # flows plus lost-events lines
