@@ -29,7 +29,12 @@ __all__ = [
     "normalize_arrow",
     "arrow_schema",
     "read_ndjson",
+    "SKIP_MARKER",
 ]
+
+# A key the reader writes in place of a line it already knows to skip (e.g. an agent log line
+# in a container log), so the native reader keeps one row per line; the value is the reason.
+SKIP_MARKER = "__analyzer_skip__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,8 @@ class FormatSpec:
     normalize: Callable[[pl.DataFrame], pl.DataFrame]
     sniff: Callable[[Any], bool]
     fast_read: Callable[[bytes], FastResult] | None = None
+    # fast_read understands SKIP_MARKER lines (so container-log-wrapped files can use it)
+    fast_reads_markers: bool = False
 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")

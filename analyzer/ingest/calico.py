@@ -68,7 +68,22 @@ RAW_SCHEMA = pl.Schema(
         "num_flows": _S,
     }
 )
-_RAW_ARROW = arrow_schema(RAW_SCHEMA)
+# Felix writes numbers as JSON numbers; pyarrow will not read a number into a string column.
+_NUMERIC = {
+    "start_time",
+    "end_time",
+    "source_port",
+    "dest_port",
+    "dest_service_port_num",
+    "bytes_in",
+    "bytes_out",
+    "packets_in",
+    "packets_out",
+    "num_flows",
+}
+_RAW_ARROW = arrow_schema(
+    pl.Schema({k: (pl.Int64() if k in _NUMERIC else v) for k, v in RAW_SCHEMA.items()})
+)
 _SIGNATURE = ("source_name_aggr", "dest_name_aggr", "num_flows", "source_type", "dest_type")
 
 
@@ -97,7 +112,7 @@ def prepare(obj: Any) -> Prepared:
 
 
 def fast_read(chunk: bytes) -> FastResult:
-    raw = read_ndjson(chunk, _RAW_ARROW)
+    raw = read_ndjson(chunk, _RAW_ARROW).cast(RAW_SCHEMA)
     known = pl.col("reporter").is_not_null() | pl.col("source_name_aggr").is_not_null()
     skip = raw.select(
         pl.when(known)

@@ -146,10 +146,11 @@ def detect(head: bytes, fmt: str = "auto", *, name: str = "") -> tuple[str, Form
         fmt = found
     spec = spec_for(fmt)
     if spec.name == "hubble":
-        bare = sum(1 for v in values if isinstance(v, dict) and "flow" not in v)
+        bare = sum(1 for v in values if isinstance(v, dict) and hubble.is_bare_flow(v))
         if bare > len(values) // 2:
             spec = hubble.BARE_SPEC
     camel = set(_CAMEL_KEY.findall(head.decode("utf-8", errors="replace"))) - _CAMEL_OK
-    if layout != "ndjson" or camel:
+    native = layout == "ndjson" or (layout == "cri" and spec.fast_reads_markers)
+    if not native or camel:
         spec = FormatSpec(spec.name, spec.raw_schema, spec.prepare, spec.normalize, spec.sniff)
     return layout, spec

@@ -14,6 +14,7 @@ import polars as pl
 
 from analyzer.ingest import _hubble_enums as E
 from analyzer.ingest._format import (
+    SKIP_MARKER,
     FastResult,
     FormatSpec,
     Prepared,
@@ -106,6 +107,7 @@ _ENVELOPE_SCHEMA = pl.Schema(
         "agent_event": pl.Struct({"type": _STR}),
         "debug_event": pl.Struct({"type": _STR}),
         "node_status": pl.Struct({"state_change": _STR}),
+        SKIP_MARKER: _STR,
     }
 )
 _ENVELOPE_ARROW = arrow_schema(_ENVELOPE_SCHEMA)
@@ -173,6 +175,11 @@ def prepare(obj: Any) -> Prepared:
     return [Skip("records that are not Hubble flows")]
 
 
+def is_bare_flow(obj: dict[str, Any]) -> bool:
+    """A Flow object without the ``{"flow": ...}`` envelope (legacy ``-o json``)."""
+    return "flow" not in obj and len(_FLOW_KEYS.intersection(obj)) >= 2
+
+
 def sniff(obj: Any) -> bool:
     if not isinstance(obj, dict):
         return False
@@ -203,6 +210,7 @@ def fast_read(chunk: bytes) -> FastResult:
         )
     reason = pl.when(flow.is_null()).then(
         pl.coalesce(
+            pl.col(SKIP_MARKER),
             *(pl.when(pl.col(k).is_not_null()).then(pl.lit(f"{k} records")) for k in _NON_FLOW),
             pl.lit("records that are not Hubble flows"),
         )
@@ -242,6 +250,7 @@ SPEC = FormatSpec(
     normalize=normalize,
     sniff=sniff,
     fast_read=fast_read,
+    fast_reads_markers=True,
 )
 BARE_SPEC = FormatSpec(
     name="hubble",

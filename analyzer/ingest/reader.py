@@ -20,7 +20,7 @@ import polars as pl
 
 from analyzer.errors import IngestError
 from analyzer.ingest import detect
-from analyzer.ingest._format import Skip
+from analyzer.ingest._format import SKIP_MARKER, Skip
 from analyzer.ingest._io import (
     MAX_LINE_BYTES,
     Chunk,
@@ -139,7 +139,7 @@ class FlowReader:
 
     def _line_batches(self) -> Iterator[pl.DataFrame]:
         pending: list[dict[str, Any]] = []
-        fast = self.spec.fast_read if self.layout == "ndjson" else None
+        fast = self.spec.fast_read if self.layout in ("ndjson", "cri") else None
         for item in iter_chunks(self.stream, max_line_bytes=self.max_line_bytes):
             if isinstance(item, LongLine):
                 self.report.add(
@@ -166,7 +166,7 @@ class FlowReader:
             yield self._build(pending)
 
     def _try_fast(self, chunk: Chunk) -> pl.DataFrame | None:
-        data = chunk.data
+        data = _uncri(chunk.data) if self.layout == "cri" else chunk.data
         assert self.spec.fast_read is not None
         try:
             result = self.spec.fast_read(data)
@@ -246,6 +246,29 @@ class FlowReader:
                     self.report.add("records with unusable field types", None)
             raw = pl.concat(good) if good else pl.DataFrame(schema=schema)
         return self._finish(raw)
+
+
+_CRI_PREFIX = re.compile(rb"\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) ([FP]) ?")
+_MARK_CRI = b'{"%s":"container log lines without a JSON record"}' % SKIP_MARKER.encode()
+_MARK_NOT_JSON = b'{"%s":"%s"}' % (SKIP_MARKER.encode(), _NOT_JSON.encode())
+
+
+def _uncri(data: bytes) -> bytes:
+    """Unwrap container-log lines for the native reader, one output line per input line: a
+    JSON payload of a full (``F``) line stays, anything else becomes a skip marker."""
+    out = []
+    for line in data.split(b"\n"):
+        if line[:1] == b"{" or not line.strip():
+            out.append(line)
+            continue
+        m = _CRI_PREFIX.match(line)
+        if m is None:
+            out.append(_MARK_NOT_JSON)
+        elif m.group(1) == b"F" and line[m.end() : m.end() + 1] == b"{":
+            out.append(line[m.end() :])
+        else:
+            out.append(_MARK_CRI)
+    return b"\n".join(out)
 
 
 def _split_lines(chunk: Chunk) -> Iterator[tuple[int, bytes]]:

@@ -243,3 +243,19 @@ def test_envelope_time_and_node_fill_a_masked_flow(tmp_path: Path) -> None:
         row = read_flow_file(path).frame.row(0, named=True)
         assert row["time"] == datetime(2023, 8, 21, 12, 12, 18, 500000, tzinfo=UTC)
         assert row["node"] == "n1"
+
+
+def test_clean_files_take_the_native_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from analyzer.ingest import FlowReader
+
+    def refuse(*_: object) -> None:
+        pytest.fail("the per-line path was used")
+
+    monkeypatch.setattr(FlowReader, "_slow_line", refuse)
+    for name, rows in (
+        ("hubble_envelope.jsonl", 7),
+        ("hubble_exporter.jsonl", 2),
+        ("hubble_cri.log", 3),
+        ("calico_flows.log", 7),
+    ):
+        assert read_flow_file(FIX / name).records == rows
