@@ -164,7 +164,7 @@ def recommend(
         )
     if opts.inventory:
         notes.extend(_silent_workloads(opts.inventory, targets, synth.policies, conns))
-    probes = make_probes(rows, conns, targets)
+    probes = make_probes(rows, kept, targets)
     stats = connections.stats
     return Recommendation(
         flavor=flavor,

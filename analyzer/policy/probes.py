@@ -45,6 +45,12 @@ def _command(ns: str, target: str, host: str, protocol: str, port: int) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
+def _dns_command(ns: str, target: str) -> str:
+    argv = ["kubectl", "-n", ns, "exec", target, "--", "nslookup",
+            "kubernetes.default.svc.cluster.local"]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
 def _bare(target: str) -> str:
     return target.partition("/")[2]
 
@@ -74,7 +80,12 @@ def make_probes(
 ) -> list[Probe]:
     """Positive probes from verified rows, negative ones from unobserved pod targets."""
     probes: list[Probe] = []
-    pods = conns.filter((pl.col("dst_entity") == "pod") & pl.col("dst_port").is_not_null())
+    # Targets are real services: ports that served allowed traffic (not a scanner's probes).
+    pods = conns.filter(
+        (pl.col("dst_entity") == "pod")
+        & pl.col("dst_port").is_not_null()
+        & (pl.col("outcome") == "allowed")
+    )
     targets = (
         pods.filter(pl.col("protocol") == "TCP")
         .select("dst_namespace", "dst_workload", "dst_port", "dst_entity")
@@ -104,47 +115,71 @@ def make_probes(
             continue
         seen: set[tuple[str, str, str, int]] = set()
         positives: list[Probe] = []
-        for row in mine.sort(["src_workload", "dst_namespace", "dst_port"]).iter_rows(named=True):
+        ordered = mine.with_columns(
+            (pl.col("protocol") != "TCP").alias("_udp")
+        ).sort(["_udp", "src_workload", "dst_namespace", "dst_port"])
+        for row in ordered.iter_rows(named=True):
             workload = row["src_workload"]
             host = _host(row, ns)
             if host is None or _target_error(workload) or row["dst_port"] is None:
                 continue
+            if row["protocol"] == "UDP":
+                # `nc -zu` "succeeds" whether or not anything answers: only DNS, by a lookup
+                if int(row["dst_port"]) != 53:
+                    continue
+                host = "kubernetes.default.svc.cluster.local"
             key = (workload, host, row["protocol"], int(row["dst_port"]))
             if key in seen:
                 continue
             seen.add(key)
-            positives.append(
-                Probe(ns, _command(ns, workload, host, row["protocol"], key[3]), "succeed",
-                      f"observed {row['protocol']}/{key[3]} from {_bare(workload)} to {host}")
+            command = (
+                _dns_command(ns, workload) if row["protocol"] == "UDP"
+                else _command(ns, workload, host, row["protocol"], key[3])
             )
+            what = "a DNS lookup" if row["protocol"] == "UDP" else f"TCP/{key[3]} to {host}"
+            positives.append(Probe(ns, command, "succeed",
+                                   f"observed {what} from {_bare(workload)}"))
         probes.extend(positives[:MAX_PER_NAMESPACE])
         observed: set[tuple[object, ...]] = {
             (r["src_workload"], r["dst_namespace"], r["dst_workload"], r["dst_port"])
             for r in mine.iter_rows(named=True)
         }
         for workload in sorted({k[0] for k in seen})[:MAX_PER_NAMESPACE]:
-            negative = _negative(ns, workload, targets, observed)
-            if negative is not None:
-                probes.append(negative)
+            probes.extend(_negatives(ns, workload, targets, observed))
     return probes
 
 
-def _negative(
+def _negatives(
     ns: str, workload: str, targets: Sequence[dict[str, object]], observed: set[tuple[object, ...]]
-) -> Probe | None:
-    # Prefer another namespace's database (the seed's production-db:5432), then this namespace.
+) -> list[Probe]:
+    """One unobserved target in another namespace (a database first, the seed's
+    production-db:5432) and one in this namespace, each expected to time out."""
+    out = []
     for other_namespace in (True, False):
-        for target in targets:
-            if (target["dst_namespace"] != ns) is not other_namespace:
-                continue
-            key = (workload, target["dst_namespace"], target["dst_workload"], target["dst_port"])
-            if key in observed or target["dst_workload"] == _bare(workload):
-                continue
-            host = _host(target, ns)
-            if host is None:
-                continue
-            port = int(str(target["dst_port"]))
-            where = "another namespace" if other_namespace else "this namespace"
-            return Probe(ns, _command(ns, workload, host, "TCP", port), "time out",
-                         f"never observed from {_bare(workload)}: {host}:{port} ({where})")
+        probe = _negative(ns, workload, targets, observed, other_namespace)
+        if probe is not None:
+            out.append(probe)
+    return out
+
+
+def _negative(
+    ns: str,
+    workload: str,
+    targets: Sequence[dict[str, object]],
+    observed: set[tuple[object, ...]],
+    other_namespace: bool,
+) -> Probe | None:
+    for target in targets:
+        if (target["dst_namespace"] != ns) is not other_namespace:
+            continue
+        key = (workload, target["dst_namespace"], target["dst_workload"], target["dst_port"])
+        if key in observed or target["dst_workload"] == _bare(workload):
+            continue
+        host = _host(target, ns)
+        if host is None:
+            continue
+        port = int(str(target["dst_port"]))
+        where = "another namespace" if other_namespace else "this namespace"
+        return Probe(ns, _command(ns, workload, host, "TCP", port), "time out",
+                     f"never observed from {_bare(workload)}: {host}:{port} ({where})")
     return None

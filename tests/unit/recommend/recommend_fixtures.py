@@ -255,5 +255,6 @@ def seed_scenario() -> tuple[pl.DataFrame, dict[str, Group]]:
     rows += [conn(s, dns, 53, "UDP") for s in (fe, fep, be, bep)]
     rows += [conn(be, entity("kube-apiserver", "172.18.0.2"), 6443)]
     rows += [conn(be, world("140.82.112.3", "api.github.com"), 443)]
-    rows += [conn(debug, db, 5432, outcome="denied")]
-    return frame(rows), groups_of([fe, fep, be, bep, debug, tr, prom, dns, db])
+    api = pod("production", app="api")
+    rows += [conn(debug, db, 5432, outcome="denied"), conn(api, db, 5432)]
+    return frame(rows), groups_of([fe, fep, be, bep, debug, tr, prom, dns, db, api])

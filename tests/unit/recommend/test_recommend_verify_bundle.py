@@ -83,6 +83,9 @@ def test_probes_follow_the_seed(seed: tuple) -> None:
     blocked = [p.command for p in probes if p.expect == "time out"]
     assert "kubectl -n develop exec deploy/frontend -- nc -zv -w 3 production-db.production 5432" \
         in blocked
+    # and one path inside the namespace that was never used (a scanner's ports are no target)
+    assert any(c.startswith("kubectl -n develop exec deploy/frontend -- nc -zv -w 3 backend")
+               and not c.endswith("8080") for c in blocked)
 
 
 def _recommendation(flavor: str, seed: tuple) -> Recommendation:
