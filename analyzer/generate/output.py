@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -40,7 +41,7 @@ def _counted(chunks: Iterator[str], progress: Callable[[int], None]) -> Iterator
         yield chunk
 
 
-def _write(out: Path, first: str, rest: Iterator[str], compress: bool) -> None:
+def _write(out: Path, chunks: Iterator[str], compress: bool) -> None:
     with contextlib.ExitStack() as stack:
         raw = stack.enter_context(open(out, "wb"))
         write: Callable[[bytes], int] = raw.write
@@ -50,8 +51,7 @@ def _write(out: Path, first: str, rest: Iterator[str], compress: bool) -> None:
                 gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
             )
             write = gz.write
-        write(first.encode())
-        for chunk in rest:
+        for chunk in chunks:
             write(chunk.encode())
 
 
@@ -91,9 +91,10 @@ def write_flows(
     # Written beside and renamed at the end: an interrupted run leaves no half file behind.
     partial = out.with_name(f".{out.name}.partial")
     try:
+        everything: Iterator[str] = itertools.chain([first], chunks)
         if progress is not None:
-            chunks = _counted(chunks, progress)
-        _write(partial, first, chunks, compress=out.suffix == ".gz")
+            everything = _counted(everything, progress)
+        _write(partial, everything, compress=out.suffix == ".gz")
         os.replace(partial, out)
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc
