@@ -217,4 +217,8 @@ def stats_lines(stats: ConnectionStats) -> list[str]:
         f"connections; {stats.replies_removed} replies removed, {stats.undecidable} undecidable, "
         f"{stats.non_policy_drops_ignored} non-policy drops ignored"
     )
+    if stats.proxy_legs_collapsed:
+        line += f", {stats.proxy_legs_collapsed} L7-proxy legs folded into their clients"
+    if stats.sock_events_ignored:
+        line += f", {stats.sock_events_ignored} socket-LB events ignored"
     return [line, *(f"warning: {w}" for w in stats.warnings)]
