@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from analyzer.generate.model import (
     ATTACKS,
+    DEFAULT_ATTACKS,
     ContainerPort,
     Endpoint,
     Namespace,
@@ -21,10 +22,13 @@ from analyzer.generate.model import (
 )
 from analyzer.generate.output import FORMATS, GenerateResult, generate, write_flows
 from analyzer.generate.scenario import Scenario, build_scenario
+from analyzer.generate.spellings import STYLES
 
 __all__ = [
     "ATTACKS",
+    "DEFAULT_ATTACKS",
     "FORMATS",
+    "STYLES",
     "ContainerPort",
     "Endpoint",
     "GenerateResult",
