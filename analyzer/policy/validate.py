@@ -61,9 +61,9 @@ def label_key_error(key: object) -> str | None:
     prefix, _, name = key.rpartition("/")
     if "/" in key and not prefix:
         return f"invalid label key {key!r}: empty prefix"
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
         return f"invalid label key {key!r}: prefix must be a DNS subdomain"
-    if len(name) > 63 or not _NAME.match(name):
+    if len(name) > 63 or not _NAME.fullmatch(name):
         return (
             f"invalid label key {key!r}: name must be 1-63 alphanumerics, '-', '_' or '.', "
             "starting and ending with an alphanumeric"
@@ -75,7 +75,7 @@ def label_value_error(value: object) -> str | None:
     """Why ``value`` is not a valid label value, or ``None`` (the empty value is valid)."""
     if not isinstance(value, str):
         return f"label value must be a string, not {type(value).__name__}"
-    if value and (len(value) > 63 or not _NAME.match(value)):
+    if value and (len(value) > 63 or not _NAME.fullmatch(value)):
         return (
             f"invalid label value {value!r}: at most 63 alphanumerics, '-', '_' or '.', "
             "starting and ending with an alphanumeric"
@@ -264,7 +264,7 @@ def parse_port_value(
     if isinstance(raw, str):
         if (
             len(raw) > 15
-            or not _PORT_NAME.match(raw)
+            or not _PORT_NAME.fullmatch(raw)
             or "--" in raw
             or not any(c.isalpha() for c in raw)
         ):
