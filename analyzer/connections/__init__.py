@@ -32,6 +32,7 @@ from analyzer.connections._columns import (
     _ROW,
     _SOCK,
     _UNDECIDED,
+    _VIP,
     ALLOWED,
     AUDIT,
     CALICO_FORMATS,
@@ -111,6 +112,7 @@ class ConnectionStats:
     undecidable: int = 0
     non_policy_drops_ignored: int = 0
     sock_events_ignored: int = 0
+    service_vip_ignored: int = 0
     duplicates_collapsed: int = 0
     decided_by_ports: int = 0
     proxy_legs_collapsed: int = 0
@@ -251,6 +253,7 @@ def derive_connections(
         (cls == _UNDECIDED).sum().alias("undecidable"),
         (cls == _IGNORED).sum().alias("ignored"),
         (cls == _SOCK).sum().alias("sock"),
+        (cls == _VIP).sum().alias("vip"),
         ((pl.col("_class0") == _UNDECIDED) & (cls != _UNDECIDED)).sum().alias("by_ports"),
         pl.col(S.TIME).filter(is_req).min().alias("first"),
         pl.coalesce(S.END_TIME, S.TIME).filter(is_req).max().alias("last"),
@@ -298,6 +301,11 @@ def _stats(c: dict[str, object], frame: pl.DataFrame, proxied: int) -> Connectio
             f"{n('undecidable')} flow rows left out: neither is_reply, TCP flags nor ports tell "
             "request from reply"
         )
+    if n("vip"):
+        warnings.append(
+            f"{n('vip')} flow rows left out: addressed to a Service IP before translation "
+            "(Service port, backend unknown); capture on the destination nodes to see them"
+        )
     unlabelled = set()
     for side in ("src", "dst"):
         bare = frame.filter(
@@ -317,6 +325,7 @@ def _stats(c: dict[str, object], frame: pl.DataFrame, proxied: int) -> Connectio
         undecidable=n("undecidable"),
         non_policy_drops_ignored=n("ignored"),
         sock_events_ignored=n("sock"),
+        service_vip_ignored=n("vip"),
         duplicates_collapsed=max(0, n("requests") - total),
         decided_by_ports=n("by_ports"),
         proxy_legs_collapsed=proxied,

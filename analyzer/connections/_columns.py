@@ -94,7 +94,7 @@ CONNECTION_SCHEMA: pl.Schema = pl.Schema(
 
 
 # row classes
-_REQUEST, _REPLY, _UNDECIDED, _IGNORED, _SOCK = 1, 2, 3, 4, 5
+_REQUEST, _REPLY, _UNDECIDED, _IGNORED, _SOCK, _VIP = 1, 2, 3, 4, 5, 6
 
 _CLASS = "_class"
 

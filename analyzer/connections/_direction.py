@@ -22,6 +22,7 @@ from analyzer.connections._columns import (
     _SOCK,
     _SPK,
     _UNDECIDED,
+    _VIP,
     CALICO_FORMATS,
     EPHEMERAL_MIN,
     POLICY_DROP_REASONS,
@@ -59,6 +60,14 @@ def classify() -> pl.Expr:
         # source port and (TRACED) towards the Service VIP: never evidence of their own
         .when(pl.col(S.FLOW_TYPE) == "SOCK")
         .then(pl.lit(_SOCK))
+        # addressed to a Service frontend before translation (iptables kube-proxy seen from the
+        # client's node): the port is the Service's, not the pod's, and the backend is unknown
+        .when(
+            pl.col(S.DST_SERVICE).is_not_null()
+            & pl.col(S.DST_POD).is_null()
+            & (pl.col(S.DST_ENTITY).fill_null("unknown") != "pod")
+        )
+        .then(pl.lit(_VIP))
         # Calico aggregates describe the initiating direction; replies are never separate rows.
         .when(pl.col(S.SOURCE_FORMAT).is_in(CALICO_FORMATS))
         .then(pl.lit(_REQUEST))

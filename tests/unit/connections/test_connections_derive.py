@@ -344,3 +344,20 @@ def test_direction_at_the_observation_point_decides(frame, flow, reply_of):
     assert sorted(result.frame["dst_port"].to_list()) == [15020, 15021]
     assert result.stats.replies_removed == 1
     assert result.stats.undecidable == 0
+
+
+def test_pre_translation_service_vip_rows_are_left_out(frame, flow):
+    vip = {
+        "dst_ip": "10.96.0.20",
+        "dst_port": 80,
+        "dst_service": "shop/api",
+        "dst_pod": None,
+        "dst_namespace": None,
+        "dst_labels": [],
+        "dst_entity": "world",
+    }
+    rows = [flow(0, src_port=40001, **vip), flow(0.01, src_port=40002)]
+    result = derive_connections(frame(*rows))
+    assert result.frame["dst_port"].to_list() == [8080]
+    assert result.stats.service_vip_ignored == 1
+    assert any("Service IP" in w for w in result.stats.warnings)
