@@ -335,6 +335,7 @@ def run_ingest(
     root = Path(store_dir)
     if root.exists() and not root.is_dir():
         raise StoreError(f"{root} is not a flow store (it is a file)")
+    _refuse_foreign_directory(root)
     targets = expand_inputs(inputs)
     if not targets:
         raise IngestError("no input files found", path=", ".join(inputs))
@@ -385,6 +386,21 @@ def run_ingest(
             _remove_created(root, made_root, made_flows, made_lock)
         raise
     return IngestSummary(str(root), fresh, tuple(summaries))
+
+
+def _refuse_foreign_directory(root: Path) -> None:
+    """A non-empty directory without a manifest is someone else's: never write into it."""
+    if not root.is_dir() or (root / MANIFEST).is_file():
+        return
+    ours = {FLOWS_DIR, LOCK}
+    foreign = [
+        p.name for p in root.iterdir() if p.name not in ours and not p.name.startswith(".tmp-")
+    ]
+    if foreign:
+        raise StoreError(
+            f"{root} is not a flow store (no {MANIFEST}, and it holds other files such as "
+            f"{sorted(foreign)[0]!r}); use a new or empty directory for --store"
+        )
 
 
 def _remove_created(root: Path, made_root: bool, made_flows: bool, made_lock: bool) -> None:

@@ -224,3 +224,15 @@ def test_crash_leftovers_are_invisible_then_cleaned(tmp_path: Path) -> None:
     ingest(store, [str(FIX / "whisker_lines.jsonl")])
     assert not orphan.exists() and not (store / ".tmp-crashed").exists()
     assert FlowStore.open(store).scan().collect().height == 9
+
+
+def test_refuses_to_turn_a_foreign_directory_into_a_store(tmp_path: Path) -> None:
+    home = tmp_path / "documents"
+    home.mkdir()
+    (home / "thesis.txt").write_text("precious\n")
+    with pytest.raises(StoreError, match="not a flow store"):
+        ingest(home, [str(FIX / "calico_flows.log")])
+    assert sorted(p.name for p in home.iterdir()) == ["thesis.txt"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert ingest(empty, [str(FIX / "calico_flows.log")]).rows_loaded == 7
