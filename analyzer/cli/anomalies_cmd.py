@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from analyzer.anomaly.detector import DEFAULT_THRESHOLD
 from analyzer.anomaly.output import anomaly_records, anomaly_table, detect_store_anomalies
-from analyzer.cli._common import DEFAULT_STORE, OutputFormat, StoreOption, handle_errors
-from analyzer.errors import UsageError
+from analyzer.cli._common import DEFAULT_STORE, StoreOption, handle_errors
 
 __all__ = ["register"]
+
+
+class AnomaliesFormat(StrEnum):
+    table = "table"
+    json = "json"
+    jsonl = "jsonl"
 
 
 @handle_errors
@@ -23,14 +29,17 @@ def anomalies(
         typer.Option(
             "--namespace",
             "-n",
+            metavar="NS",
             help="Only edges from or to this namespace (repeatable). The model still learns "
             "from the whole store.",
         ),
     ] = None,
     output: Annotated[
-        OutputFormat,
-        typer.Option("--output", "-o", help="table, json or jsonl (one flagged edge per line)."),
-    ] = OutputFormat.table,
+        AnomaliesFormat,
+        typer.Option(
+            "--output", "-o", help="table (for people), json, or jsonl (one flagged edge per line)."
+        ),
+    ] = AnomaliesFormat.table,
     seed: Annotated[int, typer.Option("--seed", help="Random state of the isolation forest.")] = 0,
     threshold: Annotated[
         float,
@@ -44,16 +53,14 @@ def anomalies(
 
     These are the edges `recommend` leaves out of the allow-list by default.
     """
-    if output is OutputFormat.dot:
-        raise UsageError("anomalies supports -o table, json or jsonl")
     result = detect_store_anomalies(
         store, namespaces=namespace or None, random_state=seed, threshold=threshold
     )
-    if output is OutputFormat.table:
+    if output is AnomaliesFormat.table:
         typer.echo(anomaly_table(result))
         return
     records = anomaly_records(result)
-    if output is OutputFormat.jsonl:
+    if output is AnomaliesFormat.jsonl:
         for record in records:
             typer.echo(json.dumps(record, sort_keys=True))
         return

@@ -85,7 +85,7 @@ def test_missing_store_is_one_line_error(tmp_path: Path) -> None:
 def test_dot_output_is_a_usage_error(store: Path) -> None:
     res = runner.invoke(app, ["anomalies", "--store", str(store), "-o", "dot"])
     assert res.exit_code == 2
-    assert "table, json or jsonl" in res.stderr
+    assert "'dot'" in res.stderr
 
 
 def test_help() -> None:
