@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 
 import polars as pl
 
+from analyzer.k8s_syntax import label_key_error, label_value_error
+
 __all__ = [
     "VOLATILE_KEYS",
     "VOLATILE_PREFIXES",
@@ -81,8 +83,6 @@ CLUSTER_ENTITIES: frozenset[str] = frozenset(
 _VERSION_KEY_WORDS = ("version", "revision", "commit", "chart", "hash", "sha", "build", "image")
 _NON_NAMING_KEYS = frozenset({"heritage", "app.kubernetes.io/managed-by", "release"})
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _VERSION_VALUE_RE = re.compile(r"^[vV]?\d+([._-]\d+)*([-+._][0-9A-Za-z.-]*)?$")
 _HEX_HASH_RE = re.compile(r"^(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,64}$")
 # Kubernetes' SafeEncodeString alphabet (pod-template-hash, controller-revision-hash).
@@ -96,20 +96,12 @@ def is_volatile(key: str) -> bool:
 
 def is_valid_label_key(key: str) -> bool:
     """Kubernetes label key syntax: ``[prefix/]name``, prefix a DNS subdomain ≤ 253, name ≤ 63."""
-    if not isinstance(key, str) or not key:
-        return False
-    prefix, sep, name = key.rpartition("/")
-    if sep:
-        if not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN_RE.fullmatch(prefix):
-            return False
-    return 0 < len(name) <= 63 and _NAME_RE.fullmatch(name) is not None
+    return label_key_error(key) is None
 
 
 def is_valid_label_value(value: str) -> bool:
     """Kubernetes label value syntax: empty, or ≤ 63 alphanumerics with ``-_.`` inside."""
-    if not isinstance(value, str):
-        return False
-    return value == "" or (len(value) <= 63 and _NAME_RE.fullmatch(value) is not None)
+    return label_value_error(value) is None
 
 
 def is_version_like(key: str, value: str) -> bool:

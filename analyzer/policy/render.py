@@ -17,6 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from analyzer.errors import VerificationError
+from analyzer.k8s_syntax import dns_label_error, label_key_error, label_value_error
 from analyzer.recommend_model import (
     DNS_NAMESPACE,
     DNS_SELECTORS,
@@ -47,9 +48,6 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "analyzer"}
 CILIUM_NS_LABEL = "k8s:io.kubernetes.pod.namespace"
 MAX_EVIDENCE_CHARS = 4000
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _FQDN_PART = r"[A-Za-z0-9_]([-A-Za-z0-9_]*[A-Za-z0-9_])?"
 _FQDN = re.compile(rf"^{_FQDN_PART}(\.{_FQDN_PART})*$")
 _EXAMPLE = re.compile(r"^[A-Za-z0-9./:\-_ >\[\]]{1,300}$")
@@ -60,33 +58,20 @@ _EXAMPLE = re.compile(r"^[A-Za-z0-9./:\-_ >\[\]]{1,300}$")
 
 def name_error(name: str) -> str | None:
     """Why ``name`` is not a DNS-1123 label (object and namespace names), or None."""
-    if not name or len(name) > 63 or not _DNS_LABEL.fullmatch(name):
-        return f"{name[:80]!r} is not a DNS-1123 label (lowercase alphanumerics and '-', <= 63)"
-    return None
+    return dns_label_error(name)
 
 
 def label_error(key: str, value: str) -> str | None:
     """Why ``key=value`` is not valid label syntax, or None."""
-    prefix, sep, name = key.rpartition("/")
-    if sep and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
-        return f"label key {key[:80]!r} has an invalid prefix"
-    if not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name):
-        return f"label key {key[:80]!r} is not a valid label name"
-    if value and (len(value) > 63 or not _LABEL_NAME.fullmatch(value)):
-        return f"label value {value[:80]!r} of {key[:80]!r} is not valid label syntax"
-    return None
+    return label_key_error(key) or label_value_error(value)
 
 
 def selector_error(labels: Mapping[str, str]) -> str | None:
     """Why a chosen selector (``key -> value``) cannot be written, or None."""
-    from analyzer.identity import is_valid_label_key, is_valid_label_value
-
     for key, value in labels.items():
         err = label_error(key, value)
         if err:
             return err
-        if not (is_valid_label_key(key) and is_valid_label_value(value)):
-            return f"label {key[:80]!r}={value[:80]!r} is not valid label syntax"
     return None
 
 

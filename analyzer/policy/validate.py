@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from analyzer.k8s_syntax import label_key_error, label_value_error
 from analyzer.policy.model import (
     OPERATORS,
     PROTOCOLS,
@@ -33,8 +34,6 @@ __all__ = [
     "label_value_error",
 ]
 
-_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _PORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 
 
@@ -52,35 +51,6 @@ class Collector:
 
     def skip(self, path: str, feature: str, message: str) -> None:
         self.unsupported.append(Unsupported(self.file, self.policy, path, feature, message))
-
-
-def label_key_error(key: object) -> str | None:
-    """Why ``key`` is not a valid label key (Kubernetes qualified name), or ``None``."""
-    if not isinstance(key, str) or not key:
-        return "label key must be a non-empty string"
-    prefix, _, name = key.rpartition("/")
-    if "/" in key and not prefix:
-        return f"invalid label key {key!r}: empty prefix"
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
-        return f"invalid label key {key!r}: prefix must be a DNS subdomain"
-    if len(name) > 63 or not _NAME.fullmatch(name):
-        return (
-            f"invalid label key {key!r}: name must be 1-63 alphanumerics, '-', '_' or '.', "
-            "starting and ending with an alphanumeric"
-        )
-    return None
-
-
-def label_value_error(value: object) -> str | None:
-    """Why ``value`` is not a valid label value, or ``None`` (the empty value is valid)."""
-    if not isinstance(value, str):
-        return f"label value must be a string, not {type(value).__name__}"
-    if value and (len(value) > 63 or not _NAME.fullmatch(value)):
-        return (
-            f"invalid label value {value!r}: at most 63 alphanumerics, '-', '_' or '.', "
-            "starting and ending with an alphanumeric"
-        )
-    return None
 
 
 def _strip_key(key: str, strip_source: bool) -> str:
