@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +40,17 @@ __all__ = ["FlowReader", "DEFAULT_BATCH_ROWS", "empty_result_error"]
 
 DEFAULT_BATCH_ROWS = 65_536
 SLOW_BATCH_ROWS = 8_192
+FAST_WORKERS = 2
 _CRI = re.compile(rb"^\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) ([FP]) ?(.*)$", re.DOTALL)
 _MALFORMED = "malformed JSON lines"
 _NOT_JSON = "lines that are not JSON"
+
+
+@dataclass(frozen=True, slots=True)
+class _FastOutcome:
+    frame: pl.DataFrame  # canonical rows of the chunk
+    skipped: list[tuple[str, list[int]]]  # (reason, line numbers)
+    lost_events: int
 
 
 class FlowReader:
@@ -128,7 +139,9 @@ class FlowReader:
             )
 
     def _finish(self, raw: pl.DataFrame) -> pl.DataFrame:
-        frame = self.spec.normalize(raw)
+        return self._account(self.spec.normalize(raw))
+
+    def _account(self, frame: pl.DataFrame) -> pl.DataFrame:
         self.unlabelled += frame.select(
             (pl.col(SRC_LABELS).is_null() & pl.col(DST_LABELS).is_null()).sum()
         ).item()
@@ -138,34 +151,59 @@ class FlowReader:
         return frame
 
     def _line_batches(self) -> Iterator[pl.DataFrame]:
-        pending: list[dict[str, Any]] = []
-        fast = self.spec.fast_read if self.layout in ("ndjson", "cri") else None
+        if self.spec.fast_read is None or self.layout not in ("ndjson", "cri"):
+            pending: list[dict[str, Any]] = []
+            for item in self._chunks():
+                yield from self._slow_chunk(item, pending, flush_at_end=False)
+            if pending:
+                yield self._build(pending)
+            return
+        # Native path: parse + normalize chunks on two worker threads (pyarrow and polars
+        # release the GIL), settle them in file order on this one.
+        with ThreadPoolExecutor(FAST_WORKERS, thread_name_prefix="ingest") as pool:
+            inflight: deque[tuple[Chunk, Future[_FastOutcome | None]]] = deque()
+            for item in self._chunks():
+                inflight.append((item, pool.submit(self._fast_job, item)))
+                while len(inflight) > FAST_WORKERS:
+                    yield from self._settle(*inflight.popleft())
+            while inflight:
+                yield from self._settle(*inflight.popleft())
+
+    def _chunks(self) -> Iterator[Chunk]:
         for item in iter_chunks(self.stream, max_line_bytes=self.max_line_bytes):
             if isinstance(item, LongLine):
-                self.report.add(
-                    f"lines longer than {self.max_line_bytes >> 20 or self.max_line_bytes} "
-                    f"{'MiB' if self.max_line_bytes >> 20 else 'bytes'}",
-                    item.line,
-                )
-                continue
-            if fast is not None:
-                if pending:  # rows of an earlier per-line chunk go first, in file order
-                    yield self._build(pending)
-                    pending = []
-                frame = self._try_fast(item)
-                if frame is not None:
-                    if frame.height:
-                        yield frame
-                    continue
-            for line_no, line in _split_lines(item):
-                self._slow_line(line_no, line, pending)
-                if len(pending) >= self.slow_batch_rows:
-                    yield self._build(pending)
-                    pending = []
-        if pending:
-            yield self._build(pending)
+                cap = self.max_line_bytes
+                unit = f"{cap >> 20} MiB" if cap >> 20 else f"{cap} bytes"
+                self.report.add(f"lines longer than {unit}", item.line)
+            else:
+                yield item
 
-    def _try_fast(self, chunk: Chunk) -> pl.DataFrame | None:
+    def _settle(self, chunk: Chunk, future: Future[_FastOutcome | None]) -> Iterator[pl.DataFrame]:
+        outcome = future.result()
+        if outcome is None:  # refused: the per-line path reads this chunk
+            yield from self._slow_chunk(chunk, [], flush_at_end=True)
+            return
+        for reason, lines in outcome.skipped:
+            self.report.add_many(reason, lines)
+        self.report.lost_events += outcome.lost_events
+        frame = self._account(outcome.frame)
+        if frame.height:
+            yield frame
+
+    def _slow_chunk(
+        self, chunk: Chunk, pending: list[dict[str, Any]], *, flush_at_end: bool
+    ) -> Iterator[pl.DataFrame]:
+        for line_no, line in _split_lines(chunk):
+            self._slow_line(line_no, line, pending)
+            if len(pending) >= self.slow_batch_rows:
+                yield self._build(pending)
+                pending.clear()
+        if flush_at_end and pending:
+            yield self._build(pending)
+            pending.clear()
+
+    def _fast_job(self, chunk: Chunk) -> _FastOutcome | None:
+        """Runs on a worker thread: touches no reader state."""
         data = _uncri(chunk.data) if self.layout == "cri" else chunk.data
         assert self.spec.fast_read is not None
         try:
@@ -178,15 +216,14 @@ class FlowReader:
         if result.raw.height != lines:
             return None
         reasons = result.skip_reason
+        skipped: list[tuple[str, list[int]]] = []
+        raw = result.raw
         if reasons.null_count() != len(reasons):
-            skipped = pl.DataFrame({"r": reasons}).with_row_index("i").drop_nulls("r")
-            for (reason,), group in skipped.group_by("r", maintain_order=True):
-                self.report.add_many(str(reason), [chunk.first_line + i for i in group["i"]])
-            self.report.lost_events += result.lost_events
-            raw = result.raw.filter(reasons.is_null())
-        else:
-            raw = result.raw
-        return self._finish(raw)
+            table = pl.DataFrame({"r": reasons}).with_row_index("i").drop_nulls("r")
+            for (reason,), group in table.group_by("r", maintain_order=True):
+                skipped.append((str(reason), [chunk.first_line + i for i in group["i"]]))
+            raw = raw.filter(reasons.is_null())
+        return _FastOutcome(self.spec.normalize(raw), skipped, result.lost_events)
 
     def _slow_line(self, line_no: int, line: bytes, out: list[dict[str, Any]]) -> None:
         text = line.strip()
