@@ -243,3 +243,151 @@ def test_focus_on_an_identity_from_the_address(tmp_path: Path, hostile_page: Pat
     attrs = _root_attrs(dom)
     assert attrs.get("data-errors") == "0" and attrs.get("data-focus") == ""
     assert attrs.get("data-filter") == "ns1"
+
+
+class _DevTools:
+    """A tiny Chrome DevTools Protocol client over ``--remote-debugging-pipe`` (stdlib only):
+    commands are NUL-terminated JSON written to the browser's fd 3, replies read from fd 4."""
+
+    def __init__(self, url: str, profile: Path) -> None:
+        import fcntl
+
+        cmd_r, self._w = os.pipe()
+        self._r, out_w = os.pipe()
+        # Copies above 10, so that dup2 onto 3 and 4 in the child never is a no-op that would
+        # keep the close-on-exec flag.
+        high_r = fcntl.fcntl(cmd_r, fcntl.F_DUPFD_CLOEXEC, 10)
+        high_w = fcntl.fcntl(out_w, fcntl.F_DUPFD_CLOEXEC, 10)
+
+        def child() -> None:
+            os.dup2(high_r, 3)
+            os.dup2(high_w, 4)
+
+        assert CHROMIUM is not None
+        self.proc = subprocess.Popen(
+            # No --virtual-time-budget here: it would end the session when the budget is spent.
+            [CHROMIUM, *[f for f in FLAGS if not f.startswith("--virtual-time")],
+             f"--user-data-dir={profile}", "--remote-debugging-pipe", "--window-size=1400,1000",
+             url],
+            preexec_fn=child, close_fds=False,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for fd in (cmd_r, out_w, high_r, high_w):
+            os.close(fd)
+        self._buf = b""
+        self._id = 0
+        self.session = ""
+
+    def send(self, method: str, params: dict[str, object] | None = None) -> dict[str, object]:
+        import json
+        import time
+
+        self._id += 1
+        msg: dict[str, object] = {"id": self._id, "method": method, "params": params or {}}
+        if self.session:
+            msg["sessionId"] = self.session
+        os.write(self._w, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            while b"\0" in self._buf:
+                raw, self._buf = self._buf.split(b"\0", 1)
+                reply = json.loads(raw)
+                if reply.get("id") == self._id:
+                    assert "error" not in reply, reply
+                    result: dict[str, object] = reply["result"]
+                    return result
+            chunk = os.read(self._r, 1 << 16)
+            assert chunk, "chromium closed the DevTools pipe"
+            self._buf += chunk
+        raise TimeoutError(method)
+
+    def attach(self) -> None:
+        import time
+
+        for _ in range(200):  # the page target appears shortly after start
+            targets = self.send("Target.getTargets")["targetInfos"]
+            assert isinstance(targets, list)
+            pages = [t for t in targets if t["type"] == "page"]
+            if pages:
+                break
+            time.sleep(0.05)
+        page = pages[0]
+        reply = self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True})
+        self.session = str(reply["sessionId"])
+
+    def eval(self, expression: str) -> object:
+        reply = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+        result = reply["result"]
+        assert isinstance(result, dict)
+        return result.get("value")
+
+    def click(self, x: float, y: float) -> None:
+        for kind in ("mousePressed", "mouseReleased"):
+            event = {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}
+            self.send("Input.dispatchMouseEvent", event)
+
+    def key(self, key: str) -> None:
+        for kind in ("keyDown", "keyUp"):
+            self.send("Input.dispatchKeyEvent", {"type": kind, "key": key, "code": key})
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close")
+        except (AssertionError, OSError, TimeoutError):
+            pass
+        finally:
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            os.close(self._w)
+            os.close(self._r)
+
+
+def test_clicks_and_keys_drive_the_graph(tmp_path: Path, hostile_page: Path) -> None:
+    """Real input events: click an identity to focus it, click again or Escape to clear, Enter
+    on a focused row, the namespace menu and the ports checkbox."""
+    import time
+
+    browser = _DevTools(hostile_page.as_uri(), tmp_path / "profile-cdp")
+    try:
+        browser.attach()
+        root = "document.documentElement"
+        for _ in range(200):
+            if browser.eval(f"{root}.getAttribute('data-ready')") == "1":
+                break
+            time.sleep(0.05)
+        centre = """(function (el) {
+            el.scrollIntoView({block: 'center'});
+            var r = el.getBoundingClientRect();
+            return [r.x + r.width / 2, r.y + r.height / 2];
+        })(%s)"""
+        node = "document.querySelectorAll('svg.graph .node')[3]"
+        key = browser.eval(f"{node}.getAttribute('data-key')")
+        x, y = browser.eval(centre % node)  # type: ignore[misc]
+        browser.click(x, y)
+        assert browser.eval(f"{root}.getAttribute('data-focus')") == key
+        dimmed = browser.eval("document.querySelectorAll('svg.graph .edge.dim').length")
+        assert isinstance(dimmed, int) and dimmed > 0
+        browser.click(x, y)
+        assert browser.eval(f"{root}.getAttribute('data-focus')") == ""
+        browser.eval(f"{node}.focus()")
+        browser.key("Enter")
+        assert browser.eval(f"{root}.getAttribute('data-focus')") == key
+        browser.key("Escape")
+        assert browser.eval(f"{root}.getAttribute('data-focus')") == ""
+        box = "document.getElementById('show-ports')"
+        bx, by = browser.eval(centre % box)  # type: ignore[misc]
+        browser.click(bx, by)
+        assert browser.eval("document.querySelector('svg.graph').classList.contains('hide-ports')")
+        browser.eval(
+            "(function (s) { s.value = 'ns1'; s.dispatchEvent(new Event('change')); })"
+            "(document.getElementById('ns-filter'))"
+        )
+        assert browser.eval(f"{root}.getAttribute('data-filter')") == "ns1"
+        hidden = browser.eval("document.querySelectorAll('.ns-section[hidden]').length")
+        assert hidden == 2  # the two sections of other namespaces
+        assert browser.eval(f"{root}.getAttribute('data-errors')") == "0"
+    finally:
+        browser.close()
