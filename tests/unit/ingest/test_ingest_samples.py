@@ -59,3 +59,25 @@ def test_hubble_sample_semantics(
         assert frame["is_reply"].sum() == reply_true
         assert frame["is_reply"].drop_nulls().all()
     assert set(frame["src_entity"]) | set(frame["dst_entity"]) >= entities
+
+
+def test_kind_exporter_sample_matches_the_documented_tally(shared_dir: Path) -> None:
+    """docs/hubble-flow-format.md §5 tallies this file by hand; the reader must agree."""
+    path = shared_dir / "samples" / "hubble" / "cnpgen__testdata1-exporter-kind-starwars.json"
+    frame = read_flow_file(path).frame
+    keys = ["verdict", "observation_point", "event_type", "direction", "is_reply"]
+    tally = {tuple(row[:-1]): row[-1] for row in frame.group_by(keys).len().iter_rows()}
+    assert tally == {
+        ("forwarded", "TO_ENDPOINT", 4, "ingress", False): 17,
+        ("forwarded", "TO_ENDPOINT", 4, "egress", True): 14,
+        ("forwarded", "TO_OVERLAY", 4, "egress", False): 13,
+        ("forwarded", "TO_PROXY", 4, "ingress", False): 8,
+        ("forwarded", "TO_OVERLAY", 4, "unknown", None): 4,
+        ("dropped", None, 1, "ingress", None): 2,
+        ("redirected", None, 5, "ingress", False): 2,
+    }
+    assert set(frame["flow_type"]) == {"L3_L4"}
+    assert (
+        frame.filter(frame["verdict"] == "dropped")["drop_reason"].to_list()
+        == ["UNSUPPORTED_L3_PROTOCOL"] * 2
+    )
