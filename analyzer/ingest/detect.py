@@ -74,8 +74,8 @@ def _layout(head: bytes, name: str) -> str:
         for _, value in iter_json_values(_once(text), max_value_chars=len(text) + 1):
             return "stream" if value is not BAD else "ndjson"
         return "ndjson"
-    if _CRI.match(first_line):
-        return "cri"
+    if _CRI.match(first_line) or first_line.startswith((b"data:", b"event:", b"id:")):
+        return "cri"  # wrapped lines: container log or saved Server-Sent Events
     for line in text.split(b"\n")[:50]:
         if line.strip()[:1] == b"{" or _CRI.match(line):
             return "cri" if _CRI.match(line) else "ndjson"
@@ -104,6 +104,8 @@ def _sample(head: bytes, layout: str) -> list[Any]:
         m = _CRI.match(line)
         if m:
             line = line[m.end() :].strip()
+        elif line.startswith(b"data:"):
+            line = line[5:].strip()
         if line[:1] not in (b"{", b"["):
             continue
         try:

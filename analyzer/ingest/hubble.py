@@ -8,6 +8,7 @@ See docs/hubble-flow-format.md in the shared design notes for the field semantic
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -144,6 +145,17 @@ def _check_spelling(raw: pl.DataFrame) -> None:
         raise ValueError("flow rows without any known field (camelCase?)")
 
 
+def _timestamp(value: dict[str, Any]) -> str | None:
+    """gRPC-web clients render google.protobuf.Timestamp as {seconds, nanos}."""
+    try:
+        seconds = int(value.get("seconds", 0))
+        nanos = int(value.get("nanos", 0))
+        moment = datetime.fromtimestamp(seconds, UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
+
+
 def _lost(value: Any) -> int:
     if isinstance(value, dict):
         try:
@@ -166,11 +178,15 @@ def prepare(obj: Any) -> Prepared:
         missing = {k: obj[k] for k in _ENVELOPE_COPIES if not flow.get(k) and obj.get(k)}
         if missing:
             flow = {**flow, **missing}
+        if isinstance(flow.get("time"), dict):
+            flow = {**flow, "time": _timestamp(flow["time"])}
         return [flow]
     for kind in _NON_FLOW:
         if kind in obj:
             return [Skip(f"{kind} records", _lost(obj[kind]) if kind == "lost_events" else 0)]
     if _FLOW_KEYS.intersection(obj):
+        if isinstance(obj.get("time"), dict):
+            obj = {**obj, "time": _timestamp(obj["time"])}
         return [obj]
     return [Skip("records that are not Hubble flows")]
 

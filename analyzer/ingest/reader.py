@@ -42,6 +42,7 @@ DEFAULT_BATCH_ROWS = 65_536
 SLOW_BATCH_ROWS = 8_192
 FAST_WORKERS = 2
 _CRI = re.compile(rb"^\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) ([FP]) ?(.*)$", re.DOTALL)
+_SSE_FIELDS = (b"event:", b"id:", b"retry:", b":")
 _MALFORMED = "malformed JSON lines"
 _NOT_JSON = "lines that are not JSON"
 
@@ -230,15 +231,20 @@ class FlowReader:
         if not text:
             return
         if text[:1] not in (b"{", b"["):
-            m = _CRI.match(text)
-            if m is None:
-                self.report.add(_NOT_JSON, line_no)
-                return
-            text = m.group(2).strip()
-            if m.group(1) == b"P" or text[:1] not in (b"{", b"["):
-                # Partial CRI lines and agent log lines carry no whole JSON record.
-                self.report.add("container log lines without a JSON record", line_no)
-                return
+            if text.startswith(b"data:"):  # a saved Server-Sent-Events stream (Whisker watch)
+                text = text[5:].strip()
+            elif text.startswith(_SSE_FIELDS):
+                return  # SSE bookkeeping (event/id/retry lines, comments): not records
+            else:
+                m = _CRI.match(text)
+                if m is None:
+                    self.report.add(_NOT_JSON, line_no)
+                    return
+                text = m.group(2).strip()
+                if m.group(1) == b"P" or text[:1] not in (b"{", b"["):
+                    # Partial CRI lines and agent log lines carry no whole JSON record.
+                    self.report.add("container log lines without a JSON record", line_no)
+                    return
         try:
             value = json.loads(text)
         except (ValueError, RecursionError):

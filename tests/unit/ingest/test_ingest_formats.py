@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -259,3 +260,43 @@ def test_clean_files_take_the_native_path(monkeypatch: pytest.MonkeyPatch) -> No
         ("calico_flows.log", 7),
     ):
         assert read_flow_file(FIX / name).records == rows
+
+
+def test_grpc_web_spelling_with_list_suffixes_and_timestamp_objects(tmp_path: Path) -> None:
+    # old Hubble UI (gRPC-web objects): camelCase, repeated fields suffixed "List",
+    # Timestamp as {seconds, nanos}, enums as integers
+    flow = {
+        "time": {"seconds": 1711122599, "nanos": 77269678},
+        "verdict": 1,
+        "IP": {"source": "10.0.3.43", "destination": "10.0.3.179"},
+        "l4": {"TCP": {"sourcePort": 51528, "destinationPort": 8080, "flags": {"SYN": True}}},
+        "source": {
+            "identity": 31246,
+            "namespace": "shop",
+            "podName": "web-1",
+            "labelsList": ["k8s:app=web", "k8s:io.kubernetes.pod.namespace=shop"],
+        },
+        "destination": {
+            "identity": 43055,
+            "namespace": "shop",
+            "podName": "api-1",
+            "labelsList": ["k8s:app=api"],
+        },
+        "Type": 1,
+        "nodeName": "kind-worker2",
+        "trafficDirection": 1,
+        "isReply": False,
+        "eventType": {"type": 4},
+    }
+    path = tmp_path / "grpcweb.json"
+    path.write_text(json.dumps([flow]))
+    row = read_flow_file(path).frame.row(0, named=True)
+    assert row["time"] == datetime(2024, 3, 22, 15, 49, 59, 77269, tzinfo=UTC)
+    assert (row["verdict"], row["direction"], row["flow_type"]) == ("forwarded", "ingress", "L3_L4")
+    assert (row["src_pod"], row["src_labels"], row["dst_port"]) == ("web-1", ["app=web"], 8080)
+
+
+def test_saved_whisker_event_stream() -> None:
+    result = read_flow_file(FIX / "whisker_watch.sse")
+    assert result.format == "whisker" and result.records == 2 and not result.skipped
+    assert result.frame.equals(_read("whisker_lines.jsonl"))
