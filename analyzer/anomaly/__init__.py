@@ -9,17 +9,50 @@ See docs/anomalies.md for the features, the rules and how to read scores.
 
 from __future__ import annotations
 
-from analyzer.anomaly._detect import (
-    AnomalyResult,
-    AnomalySummary,
-    detect_anomalies,
-    exclude_anomalies,
-)
-from analyzer.anomaly.detector import DEFAULT_THRESHOLD, EdgeAnomalyDetector
-from analyzer.anomaly.evaluate import EdgeMetrics, evaluate_against_truth
-from analyzer.anomaly.features import DATABASE_PORTS, MODEL_FEATURES, compute_features
-from analyzer.anomaly.output import detect_store_anomalies
-from analyzer.anomaly.rules import RULES, Rule, RuleThresholds
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from analyzer.anomaly.defaults import DEFAULT_THRESHOLD
+
+if TYPE_CHECKING:
+    from analyzer.anomaly._detect import (
+        AnomalyResult,
+        AnomalySummary,
+        detect_anomalies,
+        exclude_anomalies,
+    )
+    from analyzer.anomaly.detector import EdgeAnomalyDetector
+    from analyzer.anomaly.evaluate import EdgeMetrics, evaluate_against_truth
+    from analyzer.anomaly.features import DATABASE_PORTS, MODEL_FEATURES, compute_features
+    from analyzer.anomaly.output import detect_store_anomalies
+    from analyzer.anomaly.rules import RULES, Rule, RuleThresholds
+
+# scikit-learn takes about a second to import; load the heavy modules on first use so that
+# commands which never detect anomalies (and `--help`) do not pay for it.
+_LAZY = {
+    "AnomalyResult": "_detect",
+    "AnomalySummary": "_detect",
+    "detect_anomalies": "_detect",
+    "exclude_anomalies": "_detect",
+    "EdgeAnomalyDetector": "detector",
+    "EdgeMetrics": "evaluate",
+    "evaluate_against_truth": "evaluate",
+    "DATABASE_PORTS": "features",
+    "MODEL_FEATURES": "features",
+    "compute_features": "features",
+    "detect_store_anomalies": "output",
+    "RULES": "rules",
+    "Rule": "rules",
+    "RuleThresholds": "rules",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "AnomalyResult",

@@ -21,7 +21,8 @@ import numpy as np
 import polars as pl
 
 from analyzer.anomaly import _columns as c
-from analyzer.anomaly.detector import DEFAULT_THRESHOLD, EdgeAnomalyDetector
+from analyzer.anomaly.defaults import DEFAULT_THRESHOLD
+from analyzer.anomaly.detector import EdgeAnomalyDetector
 from analyzer.anomaly.explain import explain_edges
 from analyzer.anomaly.features import (
     MODEL_FEATURES,

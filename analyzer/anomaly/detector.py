@@ -19,13 +19,10 @@ from sklearn.ensemble import IsolationForest
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
+from analyzer.anomaly.defaults import DEFAULT_THRESHOLD
+
 __all__ = ["EdgeAnomalyDetector", "DEFAULT_THRESHOLD"]
 
-# Calibrated on generated scenarios (benchmarks/bench_anomaly.py, docs/anomalies.md): just below
-# the lowest source score of a planted attacker (0.63, a lateral move alone), where the model
-# path's recall is flat. Legitimate many-peer sources score up to 0.80; `detect_anomalies` keeps
-# them out with its evidence gate, not with this threshold.
-DEFAULT_THRESHOLD = 0.62
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -11,7 +11,7 @@ import polars as pl
 
 from analyzer.anomaly import _columns as c
 from analyzer.anomaly._detect import AnomalyResult, detect_anomalies
-from analyzer.anomaly.detector import DEFAULT_THRESHOLD
+from analyzer.anomaly.defaults import DEFAULT_THRESHOLD
 
 __all__ = ["detect_store_anomalies", "anomaly_records", "anomaly_table"]
 

@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from analyzer.anomaly.detector import DEFAULT_THRESHOLD
-from analyzer.anomaly.output import anomaly_records, anomaly_table, detect_store_anomalies
+from analyzer.anomaly.defaults import DEFAULT_THRESHOLD
 from analyzer.cli._common import DEFAULT_STORE, StoreOption, handle_errors
 
 __all__ = ["register"]
@@ -53,6 +52,8 @@ def anomalies(
 
     These are the edges `recommend` leaves out of the allow-list by default.
     """
+    from analyzer.anomaly.output import anomaly_records, anomaly_table, detect_store_anomalies
+
     result = detect_store_anomalies(
         store, namespaces=namespace or None, random_state=seed, threshold=threshold
     )
