@@ -99,7 +99,7 @@ FLOW_SCHEMA_RAW = pl.Schema(
 
 _ENVELOPE_COPIES = ("node_name", "time")
 _NON_FLOW = ("lost_events", "agent_event", "debug_event", "node_status")
-_ENVELOPE_SCHEMA = pl.Schema(
+ENVELOPE_SCHEMA = pl.Schema(
     {
         "flow": pl.Struct(FLOW_SCHEMA_RAW),
         "node_name": _STR,
@@ -111,7 +111,7 @@ _ENVELOPE_SCHEMA = pl.Schema(
         SKIP_MARKER: _STR,
     }
 )
-_ENVELOPE_ARROW = arrow_schema(_ENVELOPE_SCHEMA)
+_ENVELOPE_ARROW = arrow_schema(ENVELOPE_SCHEMA)
 _FLOW_ARROW = arrow_schema(FLOW_SCHEMA_RAW)
 # Keys only a Flow has; used to tell a bare flow from arbitrary JSON.
 _FLOW_KEYS = frozenset(
@@ -210,7 +210,12 @@ def sniff(obj: Any) -> bool:
 
 def fast_read(chunk: bytes) -> FastResult:
     """Parse a chunk of snake_case envelope lines natively (raises on anything unusual)."""
-    env = read_ndjson(chunk, _ENVELOPE_ARROW)
+    return classify_envelopes(read_ndjson(chunk, _ENVELOPE_ARROW))
+
+
+def classify_envelopes(env: pl.DataFrame) -> FastResult:
+    """Natively parsed envelope rows (``ENVELOPE_SCHEMA``) -> flow rows and per-row skip
+    reasons. Raises ``ValueError`` on rows only the per-line path classifies exactly."""
     flow = pl.col("flow")
     # The envelope repeats node_name and time; a field mask may have dropped them from the flow.
     raw = env.select(

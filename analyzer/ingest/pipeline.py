@@ -13,7 +13,7 @@ import shutil
 import sys
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from analyzer.errors import IngestError, StoreError
+from analyzer.ingest import _native
 from analyzer.ingest.detect import spec_for
 from analyzer.ingest.reader import DEFAULT_BATCH_ROWS, FlowReader, empty_result_error
 from analyzer.ingest.report import SkipReason
@@ -262,12 +263,13 @@ def _load_hashed(
             progress(size)
         return InputSummary(label, "skipped", message=str(exc).removeprefix(f"{source}: ")), None
     writer = _PartWriter(staged, digest_future)
-    with reader:
-        done = 0
+    done = 0
+
+    def consume(frames: Iterator[pl.DataFrame], position: Callable[[], int]) -> None:
+        nonlocal done
         try:
-            for frame in reader.batches():
-                if progress:
-                    now = reader.stream.raw_bytes_read
+            for frame in frames:
+                if progress and (now := position()) > done:
                     progress(now - done)
                     done = now
                 if frame.height:
@@ -276,37 +278,57 @@ def _load_hashed(
                     break
         finally:
             writer.close()
-        digest = _digest_of(digest_future, label)
-        if progress:
-            progress(max(0, size - done))
-        if digest in known:
-            writer.discard()
-            return _duplicate(label, digest, known[digest]), None
-        if reader.rows == 0:
-            writer.discard()
-            err = str(empty_result_error(reader)).removeprefix(f"{source}: ")
-            if named:
-                raise IngestError(err, path=label)
-            return InputSummary(label, "skipped", reader.format, message=err), None
-        for part in writer.parts:
-            _fsync(staged / part)
-        skipped = reader.report.reasons()
-        warnings = tuple(reader.report.warnings)
-        entry = ManifestEntry(
-            ingest_id=digest,
-            path=label if label == "<stdin>" else str(Path(label).absolute()),
-            format=reader.format,
-            rows=reader.rows,
-            skipped=skipped,
-            warnings=warnings,
-            ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            parts=tuple(writer.parts),
-            size_bytes=size,
-        )
-        summary = InputSummary(
-            label, "loaded", reader.format, reader.rows, skipped, warnings, digest
-        )
-        return summary, entry
+
+    native = reader.native_ok
+    if native:
+        with reader:
+            try:
+                # Progress estimate: rows so far times the mean line length of the head.
+                consume(reader.native_batches(), lambda: min(size, reader.rows * reader.head_line))
+            except _native.Refused:
+                # Read again, chunk by chunk: that path reports bad lines with their numbers.
+                native = False
+                writer.discard()
+                writer = _PartWriter(staged, digest_future)
+                reader = FlowReader(
+                    source,
+                    fmt,
+                    max_line_bytes=max_line_bytes,
+                    batch_rows=batch_rows,
+                    hash_content=False,
+                )
+    if not native:
+        with reader:
+            consume(reader.batches(), lambda: reader.stream.raw_bytes_read)
+    digest = _digest_of(digest_future, label)
+    if progress:
+        progress(max(0, size - done))
+    if digest in known:
+        writer.discard()
+        return _duplicate(label, digest, known[digest]), None
+    if reader.rows == 0:
+        writer.discard()
+        err = str(empty_result_error(reader)).removeprefix(f"{source}: ")
+        if named:
+            raise IngestError(err, path=label)
+        return InputSummary(label, "skipped", reader.format, message=err), None
+    for part in writer.parts:
+        _fsync(staged / part)
+    skipped = reader.report.reasons()
+    warnings = tuple(reader.report.warnings)
+    entry = ManifestEntry(
+        ingest_id=digest,
+        path=label if label == "<stdin>" else str(Path(label).absolute()),
+        format=reader.format,
+        rows=reader.rows,
+        skipped=skipped,
+        warnings=warnings,
+        ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        parts=tuple(writer.parts),
+        size_bytes=size,
+    )
+    summary = InputSummary(label, "loaded", reader.format, reader.rows, skipped, warnings, digest)
+    return summary, entry
 
 
 def run_ingest(

@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from analyzer.errors import IngestError
-from analyzer.ingest import detect
+from analyzer.ingest import _native, detect, hubble
 from analyzer.ingest._format import SKIP_MARKER, Skip
 from analyzer.ingest._io import (
     MAX_LINE_BYTES,
@@ -83,6 +83,8 @@ class FlowReader:
         self.stream: InputStream = open_input(path, hashing=hash_content)
         try:
             head = self._peek()
+            # mean bytes per line of the head: estimates progress where bytes are not counted
+            self.head_line = max(1, len(head) // max(1, head.count(b"\n")))
             self.layout, self.spec = detect.detect(head, fmt, name=self.stream.name)
         except BaseException:
             self.stream.close()
@@ -125,6 +127,53 @@ class FlowReader:
             yield from self._value_batches()
         else:
             yield from self._line_batches()
+        self._final_warnings()
+
+    @property
+    def native_ok(self) -> bool:
+        """Whether ``native_batches`` may read this input: a plain (uncompressed) file of
+        snake_case Hubble envelope lines."""
+        return (
+            self.spec is hubble.SPEC
+            and self.layout == "ndjson"
+            and self.stream.compression is None
+            and self.path != "-"
+            and Path(self.path).is_file()
+        )
+
+    def native_batches(self) -> Iterator[pl.DataFrame]:
+        """Canonical frames of the whole file read by DuckDB (see ``_native``), same rows, skips
+        and warnings as ``batches()``.
+
+        Raises ``_native.Refused`` (possibly after yielding frames): the caller then discards
+        what it got and reads the input again with a new reader's ``batches()``.
+        """
+
+        def classify(env: pl.DataFrame, first_line: int) -> _native.NativeBatch:
+            try:
+                result = hubble.classify_envelopes(env)
+            except ValueError as exc:
+                raise _native.Refused(str(exc)) from exc
+            skipped = _native.skip_lines(result.skip_reason, first_line)
+            raw = result.raw.filter(result.skip_reason.is_null()) if skipped else result.raw
+            return raw, skipped, result.lost_events
+
+        for raw, skipped, lost in _native.read_envelopes(
+            Path(self.path),
+            hubble.ENVELOPE_SCHEMA,
+            max_line_bytes=self.max_line_bytes,
+            batch_rows=self.batch_rows,
+            classify=classify,
+        ):
+            for reason, lines in skipped:
+                self.report.add_many(reason, lines)
+            self.report.lost_events += lost
+            frame = self._account(self.spec.normalize(raw))
+            if frame.height:
+                yield frame
+        self._final_warnings()
+
+    def _final_warnings(self) -> None:
         if self.stream.damage:
             self.report.warn(f"{self.stream.damage}")
         if self.unlabelled:

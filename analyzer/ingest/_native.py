@@ -1,0 +1,130 @@
+"""Whole-file fast path for plain NDJSON Hubble envelope files: DuckDB's JSON reader.
+
+DuckDB parses a file on all cores about three times faster than pyarrow's reader on chunks,
+and it reads only the fields named in ``columns``. It is strict about what it refuses (any
+malformed line, a non-object line, a line over the size cap, invalid UTF-8): then it raises,
+this module raises :class:`Refused`, and the caller reads the file again with the chunked
+path, which reports the bad lines with their numbers. It never reports a skip itself unless
+row numbers are proven to be line numbers (no blank lines), so skip reports are the same
+whichever path read the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import polars as pl
+
+__all__ = ["Refused", "NativeBatch", "Classifier", "duckdb_type", "read_envelopes", "skip_lines"]
+
+_READ_BLOCK = 1 << 22
+
+
+class Refused(Exception):
+    """The native path cannot read this file exactly; use the chunked path instead."""
+
+
+NativeBatch = tuple[pl.DataFrame, list[tuple[str, list[int]]], int]
+# (envelope rows, line number of the first) -> (flow rows, skips, lost events)
+Classifier = Callable[[pl.DataFrame, int], NativeBatch]
+
+
+def duckdb_type(dtype: object) -> str:
+    """The DuckDB column type for a polars raw-schema type (STRUCTs, lists, scalars)."""
+    if isinstance(dtype, pl.Struct):
+        inner = ", ".join(f'"{f.name}" {duckdb_type(f.dtype)}' for f in dtype.fields)
+        return f"STRUCT({inner})"
+    if isinstance(dtype, pl.List):
+        return f"{duckdb_type(dtype.inner)}[]"
+    for polars_type, name in (
+        (pl.String, "VARCHAR"),
+        (pl.Int64, "BIGINT"),
+        (pl.Boolean, "BOOLEAN"),
+    ):
+        if dtype == polars_type:
+            return name
+    raise TypeError(f"no DuckDB type for {dtype}")
+
+
+def _columns_sql(schema: pl.Schema) -> str:
+    items = ", ".join(f"'{name}': '{duckdb_type(dtype)}'" for name, dtype in schema.items())
+    return "{" + items + "}"
+
+
+def _count_lines(path: Path) -> int:
+    lines = 0
+    last = b"\n"
+    with open(path, "rb") as fh:
+        while block := fh.read(_READ_BLOCK):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (0 if last == b"\n" else 1)
+
+
+def read_envelopes(
+    path: Path,
+    schema: pl.Schema,
+    *,
+    max_line_bytes: int,
+    batch_rows: int,
+    classify: Classifier,
+) -> Iterator[NativeBatch]:
+    """Yield ``(raw, skipped, lost_events)`` per batch of a plain NDJSON file, in file order.
+
+    ``classify(env, first_row)`` turns a batch of envelope rows into that triple (raising
+    :class:`Refused` for rows it cannot classify exactly). Raises :class:`Refused` when DuckDB
+    refuses the file, or when skips were found but row numbers are not line numbers.
+    """
+    try:
+        import duckdb
+    except ImportError as exc:  # a trimmed install: the chunked path still works
+        raise Refused("duckdb is not installed") from exc
+
+    literal = "'" + str(path).replace("'", "''") + "'"
+    sql = (
+        f"SELECT * FROM read_json({literal}, format='newline_delimited', "
+        f"columns={_columns_sql(schema)}, maximum_object_size={int(max_line_bytes)})"
+    )
+    con = duckdb.connect(config={"threads": 2})
+    rows = 0
+    skipped_any = False
+    try:
+        try:
+            rel = con.sql(sql)
+            # DuckDB 2 renamed fetch_record_batch (still there, deprecated) to to_arrow_reader
+            stream = getattr(rel, "to_arrow_reader", None) or rel.fetch_record_batch
+            result = stream(batch_rows)
+            assert result is not None
+            reader = result
+        except duckdb.Error as exc:
+            raise Refused(str(exc).splitlines()[0]) from exc
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except (duckdb.Error, OSError) as exc:
+                raise Refused(str(exc).splitlines()[0]) from exc
+            env = pl.from_arrow(batch)
+            assert isinstance(env, pl.DataFrame)
+            raw, skipped, lost = classify(env, rows + 1)
+            skipped_any = skipped_any or bool(skipped)
+            rows += env.height
+            yield raw, skipped, lost
+    finally:
+        con.close()
+    # DuckDB drops blank lines; then row numbers are not line numbers.
+    if skipped_any and _count_lines(path) != rows:
+        raise Refused("blank lines: row numbers are not line numbers")
+
+
+def skip_lines(reasons: pl.Series, first_line: int) -> list[tuple[str, list[int]]]:
+    """Group the non-null entries of a per-row reason column into ``(reason, lines)``."""
+    if reasons.null_count() == len(reasons):
+        return []
+    table = pl.DataFrame({"r": reasons}).with_row_index("i").drop_nulls("r")
+    return [
+        (str(reason), [first_line + i for i in group["i"]])
+        for (reason,), group in table.group_by("r", maintain_order=True)
+    ]

@@ -1,0 +1,168 @@
+"""The DuckDB whole-file path reads exactly what the chunked path reads, and hands bad files
+back to it (so skip reports keep their line numbers)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from analyzer.cli import app
+from analyzer.ingest import _native
+from analyzer.ingest.reader import FlowReader
+from analyzer.schema import FLOW_COLUMNS
+from analyzer.store import FlowStore, ingest
+
+
+@pytest.fixture(scope="module")
+def hubble_lines(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
+    out = tmp_path_factory.mktemp("gen")
+    result = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--format",
+            "hubble",
+            "--flows",
+            "10000",
+            "--seed",
+            "3",
+            "--lost-events",
+            "4",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return (out / "flows.jsonl").read_bytes().splitlines()
+
+
+def _write(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+def _chunked(path: Path) -> tuple[pl.DataFrame, FlowReader]:
+    with FlowReader(path, batch_rows=700) as reader:
+        frame = pl.concat(list(reader.batches()))
+    return frame, reader
+
+
+def _native_read(path: Path) -> tuple[pl.DataFrame, FlowReader]:
+    with FlowReader(path, batch_rows=700) as reader:
+        assert reader.native_ok
+        frame = pl.concat(list(reader.native_batches()))
+    return frame, reader
+
+
+def _assert_same(a: pl.DataFrame, b: pl.DataFrame) -> None:
+    assert a.height == b.height
+    assert a.schema == b.schema
+    assert set(FLOW_COLUMNS) - {"ingest_id"} <= set(a.columns)
+    for column in a.columns:
+        assert a[column].to_list() == b[column].to_list(), column
+
+
+def test_native_and_chunked_paths_give_identical_frames(
+    tmp_path: Path, hubble_lines: list[bytes]
+) -> None:
+    path = _write(tmp_path / "flows.jsonl", hubble_lines)
+    native, nr = _native_read(path)
+    chunked, cr = _chunked(path)
+    _assert_same(native, chunked)
+    assert nr.rows == cr.rows == native.height
+    # the generated file holds lost_events lines: same reasons, counts, line numbers, warnings
+    assert nr.report.reasons() == cr.report.reasons()
+    assert any(r.reason == "lost_events records" for r in nr.report.reasons())
+    assert nr.report.warnings == cr.report.warnings
+    assert nr.report.lost_events == cr.report.lost_events > 0
+
+
+def test_native_path_types_and_spellings_match(tmp_path: Path, hubble_lines: list[bytes]) -> None:
+    # integer enums, absent fields, unknown extra fields
+    lines = [ln for ln in hubble_lines if b'"flow"' in ln][:50]
+    first = json.loads(lines[0])
+    first["flow"]["verdict"] = 2
+    first["flow"]["traffic_direction"] = 1
+    first["flow"]["something_new"] = {"nested": [1, 2, 3]}
+    del first["flow"]["source"]
+    second = json.loads(lines[1])
+    second["flow"].pop("time")  # the envelope's time is used
+    path = _write(
+        tmp_path / "f.jsonl", [json.dumps(first).encode(), json.dumps(second).encode(), *lines[2:]]
+    )
+    native, _ = _native_read(path)
+    chunked, _ = _chunked(path)
+    _assert_same(native, chunked)
+    assert native["verdict"][0] == "dropped"
+    assert native["src_labels"][0] is None
+
+
+@pytest.mark.parametrize(
+    ("damage", "skipped"),
+    [
+        pytest.param(lambda ln: ln[: len(ln) // 2], True, id="truncated"),
+        pytest.param(lambda ln: b"not json at all", True, id="text"),
+        pytest.param(lambda ln: ln + ln, True, id="two-objects"),
+        # the chunked path unwraps a one-line array of flows: not a skip, still a refusal
+        pytest.param(lambda ln: b"[" + ln + b"]", False, id="array"),
+    ],
+)
+def test_bad_line_in_the_middle_falls_back_with_the_same_report(
+    tmp_path: Path, hubble_lines: list[bytes], damage: object, skipped: bool
+) -> None:
+    lines = list(hubble_lines)
+    assert callable(damage)
+    lines[5000] = damage(lines[5000])
+    path = _write(tmp_path / "bad.jsonl", lines)
+    with FlowReader(path) as reader, pytest.raises(_native.Refused):
+        list(reader.native_batches())
+    chunked, cr = _chunked(path)
+    summary = ingest(tmp_path / "store", [str(path)])
+    (loaded,) = summary.inputs
+    assert loaded.rows == cr.rows == chunked.height
+    assert loaded.skipped == cr.report.reasons()
+    assert any(5001 in r.first_lines for r in loaded.skipped) is skipped
+    stored = FlowStore.open(tmp_path / "store").scan().collect().drop("ingest_id")
+    key = ["time", "src_ip", "src_port", "dst_ip", "dst_port", "observation_point"]
+    _assert_same(stored.sort(key), chunked.drop("ingest_id").sort(key))
+
+
+def test_blank_lines_with_skips_fall_back(tmp_path: Path, hubble_lines: list[bytes]) -> None:
+    # DuckDB drops blank lines: row numbers would not be line numbers for the lost_events lines
+    lines = [*hubble_lines[:10], b"", *hubble_lines[10:]]
+    path = _write(tmp_path / "blank.jsonl", lines)
+    with FlowReader(path) as reader, pytest.raises(_native.Refused):
+        list(reader.native_batches())
+    _, cr = _chunked(path)
+    (loaded,) = ingest(tmp_path / "store", [str(path)]).inputs
+    assert loaded.skipped == cr.report.reasons()
+
+
+def test_store_rows_equal_between_paths(tmp_path: Path, hubble_lines: list[bytes]) -> None:
+    path = _write(tmp_path / "flows.jsonl", hubble_lines)
+    ingest(tmp_path / "store", [str(path)])
+    stored = FlowStore.open(tmp_path / "store").scan().collect().drop("ingest_id")
+    chunked, _ = _chunked(path)
+    _assert_same(stored, chunked.drop("ingest_id"))
+
+
+def test_camel_case_and_compressed_files_are_not_native(
+    tmp_path: Path, hubble_lines: list[bytes]
+) -> None:
+    import gzip
+
+    gz = tmp_path / "f.jsonl.gz"
+    gz.write_bytes(gzip.compress(b"\n".join(hubble_lines[:20]) + b"\n"))
+    with FlowReader(gz) as reader:
+        assert not reader.native_ok
+    camel = tmp_path / "camel.jsonl"
+    rec = json.loads([ln for ln in hubble_lines if b'"flow"' in ln][0])
+    rec["nodeName"] = rec.pop("node_name")
+    rec["flow"]["trafficDirection"] = rec["flow"].pop("traffic_direction", "INGRESS")
+    camel.write_bytes(json.dumps(rec).encode() + b"\n")
+    with FlowReader(camel) as reader:
+        assert not reader.native_ok
