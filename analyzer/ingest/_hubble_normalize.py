@@ -42,14 +42,15 @@ def _ns_labels(labels: pl.Expr) -> pl.Expr:
 
 
 def _label_table(raw: pl.DataFrame, ep: str, side: str) -> pl.DataFrame:
-    """Label-derived columns, computed once per distinct label list of endpoint ``ep``.
+    """Label-derived columns, computed once per distinct label list of endpoint ``ep`` (whose
+    hash ``raw`` holds in ``_h_<side>``).
 
     Label lists repeat massively (one per identity), so this is where normalization saves
     most of its work; rows find their entry by the hash of their label list.
     """
     labels = pl.col(ep).struct.field("labels")
-    distinct = raw.select(labels.alias("labels"), labels.hash().alias("_h")).unique(subset="_h")
-    return distinct.select(_label_columns(side))
+    distinct = raw.select(labels.alias("labels"), pl.col(f"_h_{side}").alias("_h"))
+    return distinct.unique(subset="_h").select(_label_columns(side))
 
 
 @functools.cache
@@ -235,9 +236,11 @@ def _columns() -> list[pl.Expr]:
 
 def normalize(raw: pl.DataFrame) -> pl.DataFrame:
     """Raw Hubble Flow rows (``FLOW_SCHEMA_RAW``) -> canonical flow rows. Pure."""
+    raw = raw.with_columns(
+        pl.col(ep).struct.field("labels").hash().alias(f"_h_{side}")
+        for ep, side in (("source", "src"), ("destination", "dst"))
+    )
     for ep, side in (("source", "src"), ("destination", "dst")):
         table = _label_table(raw, ep, side)
-        raw = raw.with_columns(pl.col(ep).struct.field("labels").hash().alias(f"_h_{side}")).join(
-            table, on=f"_h_{side}", how="left", maintain_order="left"
-        )
+        raw = raw.join(table, on=f"_h_{side}", how="left", maintain_order="left")
     return S.conform(raw.select(_columns()))

@@ -11,8 +11,11 @@ whichever path read the file.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -70,11 +73,12 @@ def read_envelopes(
     batch_rows: int,
     classify: Classifier,
 ) -> Iterator[NativeBatch]:
-    """Yield ``(raw, skipped, lost_events)`` per batch of a plain NDJSON file, in file order.
+    """Yield ``(rows, skipped, lost_events)`` per batch of a plain NDJSON file, in file order.
 
-    ``classify(env, first_row)`` turns a batch of envelope rows into that triple (raising
-    :class:`Refused` for rows it cannot classify exactly). Raises :class:`Refused` when DuckDB
-    refuses the file, or when skips were found but row numbers are not line numbers.
+    ``classify(env, first_line)`` turns a batch of envelope rows into that triple (raising
+    :class:`Refused` for rows it cannot classify exactly); it runs on a worker thread.
+    Raises :class:`Refused` when DuckDB refuses the file, or when skips were found but row
+    numbers are not line numbers.
     """
     try:
         import duckdb
@@ -87,8 +91,6 @@ def read_envelopes(
         f"columns={_columns_sql(schema)}, maximum_object_size={int(max_line_bytes)})"
     )
     con = duckdb.connect(config={"threads": 2})
-    rows = 0
-    skipped_any = False
     try:
         try:
             rel = con.sql(sql)
@@ -96,27 +98,71 @@ def read_envelopes(
             stream = getattr(rel, "to_arrow_reader", None) or rel.fetch_record_batch
             result = stream(batch_rows)
             assert result is not None
-            reader = result
         except duckdb.Error as exc:
             raise Refused(str(exc).splitlines()[0]) from exc
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                break
-            except (duckdb.Error, OSError) as exc:
-                raise Refused(str(exc).splitlines()[0]) from exc
-            env = pl.from_arrow(batch)
-            assert isinstance(env, pl.DataFrame)
-            raw, skipped, lost = classify(env, rows + 1)
-            skipped_any = skipped_any or bool(skipped)
-            rows += env.height
-            yield raw, skipped, lost
+        yield from _pipelined(result, classify, (duckdb.Error, OSError), path)
     finally:
         con.close()
-    # DuckDB drops blank lines; then row numbers are not line numbers.
-    if skipped_any and _count_lines(path) != rows:
-        raise Refused("blank lines: row numbers are not line numbers")
+
+
+_DONE = object()
+
+
+def _pipelined(
+    reader: Any, classify: Classifier, errors: tuple[type[BaseException], ...], path: Path
+) -> Iterator[NativeBatch]:
+    """Pull and classify batches on a worker thread, one batch ahead of the consumer: DuckDB
+    parses only while it is being pulled, so this keeps it busy while the caller writes."""
+    out: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        rows = 0
+        skipped_any = False
+        try:
+            while not stop.is_set():
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                except errors as exc:
+                    raise Refused(str(exc).splitlines()[0]) from exc
+                env = pl.from_arrow(batch)
+                assert isinstance(env, pl.DataFrame)
+                item = classify(env, rows + 1)
+                skipped_any = skipped_any or bool(item[1])
+                rows += env.height
+                if not put(item):
+                    return
+            # DuckDB drops blank lines; then row numbers are not line numbers.
+            if skipped_any and _count_lines(path) != rows:
+                raise Refused("blank lines: row numbers are not line numbers")
+            put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put(exc)
+
+    worker = threading.Thread(target=produce, name="duckdb-read", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = out.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def skip_lines(reasons: pl.Series, first_line: int) -> list[tuple[str, list[int]]]:

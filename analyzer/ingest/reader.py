@@ -156,9 +156,9 @@ class FlowReader:
                 raise _native.Refused(str(exc)) from exc
             skipped = _native.skip_lines(result.skip_reason, first_line)
             raw = result.raw.filter(result.skip_reason.is_null()) if skipped else result.raw
-            return raw, skipped, result.lost_events
+            return self.spec.normalize(raw), skipped, result.lost_events
 
-        for raw, skipped, lost in _native.read_envelopes(
+        for frame, skipped, lost in _native.read_envelopes(
             Path(self.path),
             hubble.ENVELOPE_SCHEMA,
             max_line_bytes=self.max_line_bytes,
@@ -168,7 +168,7 @@ class FlowReader:
             for reason, lines in skipped:
                 self.report.add_many(reason, lines)
             self.report.lost_events += lost
-            frame = self._account(self.spec.normalize(raw))
+            frame = self._account(frame)
             if frame.height:
                 yield frame
         self._final_warnings()
