@@ -83,8 +83,10 @@ class FlowReader:
         self.stream: InputStream = open_input(path, hashing=hash_content)
         try:
             head = self._peek()
-            # mean bytes per line of the head: estimates progress where bytes are not counted
-            self.head_line = max(1, len(head) // max(1, head.count(b"\n")))
+            # File bytes per line of the head (compressed bytes when compressed): estimates
+            # progress where the reader does not count bytes itself.
+            consumed = self.stream.raw_bytes_read if self.stream.compression else len(head)
+            self.head_line = max(1, consumed // max(1, head.count(b"\n")))
             self.layout, self.spec = detect.detect(head, fmt, name=self.stream.name)
         except BaseException:
             self.stream.close()
@@ -131,12 +133,13 @@ class FlowReader:
 
     @property
     def native_ok(self) -> bool:
-        """Whether ``native_batches`` may read this input: a plain (uncompressed) file of
-        snake_case Hubble envelope lines."""
+        """Whether ``native_batches`` may read this input: a plain or gzip file of snake_case
+        Hubble envelope lines. (DuckDB refuses gzip damage the chunked path reads around,
+        such as trailing garbage: then the chunked path reads it and warns.)"""
         return (
             self.spec is hubble.SPEC
             and self.layout == "ndjson"
-            and self.stream.compression is None
+            and self.stream.compression in (None, "gzip")
             and self.path != "-"
             and Path(self.path).is_file()
         )
@@ -161,6 +164,7 @@ class FlowReader:
         for frame, skipped, lost in _native.read_envelopes(
             Path(self.path),
             hubble.ENVELOPE_SCHEMA,
+            compression=self.stream.compression,
             max_line_bytes=self.max_line_bytes,
             batch_rows=self.batch_rows,
             classify=classify,

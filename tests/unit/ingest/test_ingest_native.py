@@ -3,6 +3,7 @@ back to it (so skip reports keep their line numbers)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -150,15 +151,7 @@ def test_store_rows_equal_between_paths(tmp_path: Path, hubble_lines: list[bytes
     _assert_same(stored, chunked.drop("ingest_id"))
 
 
-def test_camel_case_and_compressed_files_are_not_native(
-    tmp_path: Path, hubble_lines: list[bytes]
-) -> None:
-    import gzip
-
-    gz = tmp_path / "f.jsonl.gz"
-    gz.write_bytes(gzip.compress(b"\n".join(hubble_lines[:20]) + b"\n"))
-    with FlowReader(gz) as reader:
-        assert not reader.native_ok
+def test_camel_case_files_are_not_native(tmp_path: Path, hubble_lines: list[bytes]) -> None:
     camel = tmp_path / "camel.jsonl"
     rec = json.loads([ln for ln in hubble_lines if b'"flow"' in ln][0])
     rec["nodeName"] = rec.pop("node_name")
@@ -166,3 +159,43 @@ def test_camel_case_and_compressed_files_are_not_native(
     camel.write_bytes(json.dumps(rec).encode() + b"\n")
     with FlowReader(camel) as reader:
         assert not reader.native_ok
+
+
+def _gzip_members(lines: list[bytes]) -> bytes:
+    half = len(lines) // 2  # two members, as log rotation writes them
+    return gzip.compress(b"\n".join(lines[:half]) + b"\n") + gzip.compress(
+        b"\n".join(lines[half:]) + b"\n"
+    )
+
+
+def test_gzip_native_equals_chunked(tmp_path: Path, hubble_lines: list[bytes]) -> None:
+    path = tmp_path / "flows.jsonl.gz"
+    path.write_bytes(_gzip_members(hubble_lines))
+    native, nr = _native_read(path)
+    chunked, cr = _chunked(path)
+    _assert_same(native, chunked)
+    assert nr.report.reasons() == cr.report.reasons()
+    assert nr.report.warnings == cr.report.warnings
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda data: data[: len(data) * 3 // 4], id="truncated"),
+        pytest.param(lambda data: data + b"garbage\n", id="trailing-garbage"),
+        pytest.param(lambda data: data + bytes(20), id="trailing-zeros"),
+    ],
+)
+def test_damaged_gzip_reads_as_the_chunked_path_does(
+    tmp_path: Path, hubble_lines: list[bytes], damage: object
+) -> None:
+    assert callable(damage)
+    path = tmp_path / "flows.jsonl.gz"
+    path.write_bytes(damage(_gzip_members(hubble_lines)))
+    chunked, cr = _chunked(path)
+    (loaded,) = ingest(tmp_path / "store", [str(path)]).inputs
+    assert loaded.rows == chunked.height
+    assert loaded.skipped == cr.report.reasons()
+    assert loaded.warnings == tuple(cr.report.warnings)
+    stored = FlowStore.open(tmp_path / "store").scan().collect().drop("ingest_id")
+    _assert_same(stored, chunked.drop("ingest_id"))
