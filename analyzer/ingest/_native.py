@@ -12,6 +12,7 @@ whichever path read the file.
 from __future__ import annotations
 
 import gzip
+import json
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -66,6 +67,25 @@ def _count_lines(path: Path, compressed: bool) -> int:
     return lines + (0 if last == b"\n" else 1)
 
 
+def _tail_is_whole(path: Path) -> bool:
+    """False when the file's last line is cut off (not decodable JSON); True when it is whole
+    or too long to tell from the last ``_READ_BLOCK`` bytes (DuckDB then decides)."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - _READ_BLOCK))
+        tail = fh.read().rstrip()
+    if size > _READ_BLOCK and b"\n" not in tail:
+        return True
+    last = tail.rsplit(b"\n", 1)[-1].strip()
+    if not last:
+        return True
+    try:
+        json.loads(last)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
 def read_envelopes(
     path: Path,
     schema: pl.Schema,
@@ -87,6 +107,10 @@ def read_envelopes(
     except ImportError as exc:  # a trimmed install: the chunked path still works
         raise Refused("duckdb is not installed") from exc
 
+    if compression is None and not _tail_is_whole(path):
+        # An interrupted copy: DuckDB would fail only after parsing the whole file, and the
+        # file would then be read twice.
+        raise Refused("the last line is not a whole JSON value")
     literal = "'" + str(path).replace("'", "''") + "'"
     sql = (
         f"SELECT * FROM read_json({literal}, format='newline_delimited', "

@@ -199,3 +199,19 @@ def test_damaged_gzip_reads_as_the_chunked_path_does(
     assert loaded.warnings == tuple(cr.report.warnings)
     stored = FlowStore.open(tmp_path / "store").scan().collect().drop("ingest_id")
     _assert_same(stored, chunked.drop("ingest_id"))
+
+
+def test_cut_off_last_line_is_refused_before_parsing(
+    tmp_path: Path, hubble_lines: list[bytes]
+) -> None:
+    path = tmp_path / "cut.jsonl"
+    path.write_bytes(b"\n".join(hubble_lines) + b"\n" + hubble_lines[-1][:100])
+    with FlowReader(path) as reader:
+        batches = reader.native_batches()
+        with pytest.raises(_native.Refused, match="last line"):
+            next(batches)
+    chunked, cr = _chunked(path)
+    (loaded,) = ingest(tmp_path / "store", [str(path)]).inputs
+    assert loaded.rows == chunked.height == len(hubble_lines) - cr.report.total + 1
+    assert loaded.skipped == cr.report.reasons()
+    assert any(len(hubble_lines) + 1 in r.first_lines for r in loaded.skipped)
