@@ -6,6 +6,8 @@ import re
 
 import polars as pl
 
+from analyzer import schema as S
+
 __all__ = [
     "HIT",
     "PLACEHOLDER",
@@ -22,6 +24,7 @@ __all__ = [
     "policy_strings",
     "policy_hits",
     "to_int",
+    "traffic_totals",
 ]
 
 _S = pl.String()
@@ -245,3 +248,15 @@ def policy_hits(values: pl.Expr) -> pl.Expr:
     )
     order = to_int(e.struct.field("policy_index")).fill_null(0)
     return values.list.eval(text.sort_by(order).drop_nulls())
+
+
+def traffic_totals() -> list[pl.Expr]:
+    """Bytes and packets of both directions of a Calico record (canonical columns are totals)."""
+    return [
+        (to_int(pl.col("bytes_in")).fill_null(0) + to_int(pl.col("bytes_out")).fill_null(0)).alias(
+            S.BYTES
+        ),
+        (
+            to_int(pl.col("packets_in")).fill_null(0) + to_int(pl.col("packets_out")).fill_null(0)
+        ).alias(S.PACKETS),
+    ]

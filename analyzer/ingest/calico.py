@@ -177,13 +177,7 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
         .then(pl.concat_str(svc_ns.fill_null(""), pl.lit("/"), svc))
         .alias(S.DST_SERVICE),
         pl.col("reporter").str.to_lowercase().alias(S.REPORTER),
-        (
-            C.to_int(pl.col("bytes_in")).fill_null(0) + C.to_int(pl.col("bytes_out")).fill_null(0)
-        ).alias(S.BYTES),
-        (
-            C.to_int(pl.col("packets_in")).fill_null(0)
-            + C.to_int(pl.col("packets_out")).fill_null(0)
-        ).alias(S.PACKETS),
+        *C.traffic_totals(),
     ).with_columns(policies)
     return S.conform(frame)
 

@@ -118,13 +118,7 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
         reporter.replace({"1": "src", "2": "dst"}).alias(S.REPORTER),
         C.policy_hits(pol.struct.field("enforced_policies")).alias(S.POLICIES_ENFORCED),
         C.policy_hits(pol.struct.field("pending_policies")).alias(S.POLICIES_PENDING),
-        (
-            C.to_int(pl.col("bytes_in")).fill_null(0) + C.to_int(pl.col("bytes_out")).fill_null(0)
-        ).alias(S.BYTES),
-        (
-            C.to_int(pl.col("packets_in")).fill_null(0)
-            + C.to_int(pl.col("packets_out")).fill_null(0)
-        ).alias(S.PACKETS),
+        *C.traffic_totals(),
     )
     return S.conform(frame)
 

@@ -93,13 +93,7 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
         pl.col("reporter").str.to_lowercase().alias(S.REPORTER),
         C.policy_hits(pol.struct.field("enforced")).alias(S.POLICIES_ENFORCED),
         C.policy_hits(pol.struct.field("pending")).alias(S.POLICIES_PENDING),
-        (
-            C.to_int(pl.col("bytes_in")).fill_null(0) + C.to_int(pl.col("bytes_out")).fill_null(0)
-        ).alias(S.BYTES),
-        (
-            C.to_int(pl.col("packets_in")).fill_null(0)
-            + C.to_int(pl.col("packets_out")).fill_null(0)
-        ).alias(S.PACKETS),
+        *C.traffic_totals(),
     )
     return S.conform(frame)
 
