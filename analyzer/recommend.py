@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -27,6 +27,9 @@ from analyzer.policy.synthesize import (
     synthesize,
 )
 from analyzer.policy.verify import Verification, rows_to_verify, verify
+
+if TYPE_CHECKING:
+    from analyzer.connections import Connections
 
 __all__ = ["Recommendation", "RecommendOptions", "recommend"]
 
@@ -89,6 +92,7 @@ def recommend(
     namespaces: Sequence[str] | None = None,
     flavor: str = "kubernetes",
     options: RecommendOptions | None = None,
+    connections: Connections | None = None,
 ) -> Recommendation:
     """Recommend least-privilege policies for ``namespaces`` from observed ``flows``.
 
@@ -104,6 +108,9 @@ def recommend(
         (projectcalico.org/v3 StagedKubernetesNetworkPolicy).
     options
         :class:`RecommendOptions`.
+    connections
+        ``derive_connections(flows)`` when the caller has it already (the report does), so the
+        flows are not reduced to connections twice.
 
     Raises
     ------
@@ -119,7 +126,8 @@ def recommend(
         raise UsageError(f"unknown flavour {flavor!r}; choose one of {', '.join(FLAVORS)}")
     if opts.ipblock_prefix is not None and not 0 < opts.ipblock_prefix <= 32:
         raise UsageError(f"--ipblock-prefix must be 1..32 (IPv4), got {opts.ipblock_prefix}")
-    connections = derive_connections(flows)
+    if connections is None:
+        connections = derive_connections(flows)
     conns = connections.frame
     notes: list[Note] = [Note("warning", "", w) for w in connections.stats.warnings]
     targets = _namespaces(conns, namespaces, notes)

@@ -102,17 +102,23 @@ def _recommend(
     namespaces: Sequence[str] | None,
     policies: Path | None,
     warnings: list[str],
+    connections: Connections,
 ) -> Recommendation | None:
     from analyzer.recommend import RecommendOptions, recommend
 
     given = (str(policies),) if policies is not None else ()
     try:
-        return recommend(flows, namespaces=namespaces, options=RecommendOptions(policies=given))
+        return recommend(
+            flows,
+            namespaces=namespaces,
+            options=RecommendOptions(policies=given),
+            connections=connections,
+        )
     except VerificationError as exc:
         # The report is where a reviewer should see this, so keep going without the check.
         warnings.append(f"the recommendation failed verification: {exc}")
         opts = RecommendOptions(policies=given, verify=False)
-        return recommend(flows, namespaces=namespaces, options=opts)
+        return recommend(flows, namespaces=namespaces, options=opts, connections=connections)
     except UsageError as exc:
         if namespaces:
             raise
@@ -188,7 +194,7 @@ def build_report(
     lost = _ingest_warnings(store, warnings)
     rec = recommendation
     if rec is None and rows:
-        rec = _recommend(flows, namespaces, policies, warnings)
+        rec = _recommend(flows, namespaces, policies, warnings, connections)
     if rec is not None:
         warnings.extend(n.message for n in rec.notes if n.level == "warning" and not n.namespace)
 
