@@ -15,7 +15,7 @@ import polars as pl
 
 from analyzer import connections as C
 from analyzer import schema as S
-from analyzer.connections import Connections, ConnectionStats, derive_connections
+from analyzer.connections import Connections, ConnectionStats, derive_connections, side_columns
 from analyzer.identity import choose_selectors, parse_labels
 
 __all__ = [
@@ -119,14 +119,17 @@ def _endpoint_rows(frame: pl.DataFrame) -> pl.DataFrame:
         parts.append(
             # each endpoint key has one set of attributes: reduce to endpoints first
             frame.unique(subset=[f"{side}_key"], keep="any").select(
-                pl.col(f"{side}_group").alias("group"),
-                pl.col(f"{side}_namespace").alias("namespace"),
-                pl.col(f"{side}_labels").alias("labels"),
-                pl.col(f"{side}_namespace_labels").alias("namespace_labels"),
-                pl.col(f"{side}_entity").alias("entity"),
-                pl.col(f"{side}_pod").alias("pod"),
-                pl.col(f"{side}_workload").alias("workload"),
-                pl.col(f"{side}_ip").alias("ip"),
+                *side_columns(
+                    side,
+                    "group",
+                    "namespace",
+                    "labels",
+                    "namespace_labels",
+                    "entity",
+                    "pod",
+                    "workload",
+                    "ip",
+                ),
                 names.alias("names"),
             )
         )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import polars as pl
 
+from analyzer.connections import side_columns
 from analyzer.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicy
 
@@ -115,10 +116,7 @@ def build_universe(conns: pl.DataFrame, inventory: Inventory | None = None) -> U
                 conns.filter(
                     (pl.col(f"{side}_entity") == "pod") & pl.col(f"{side}_namespace").is_not_null()
                 ).select(
-                    pl.col(f"{side}_namespace").alias("namespace"),
-                    pl.col(f"{side}_pod").alias("pod"),
-                    pl.col(f"{side}_workload").alias("workload"),
-                    pl.col(f"{side}_labels").alias("labels"),
+                    *side_columns(side, "namespace", "pod", "workload", "labels"),
                     pl.col(f"{side}_namespace_labels").alias("ns_labels"),
                     pl.col(f"{side}_ip").alias("ip"),
                 )

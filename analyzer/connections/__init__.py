@@ -54,6 +54,7 @@ from analyzer.connections._columns import (
     SRC_KEY,
     SRC_NODE,
     TCP_IDLE,
+    side_columns,
 )
 from analyzer.connections._dedupe import (
     calico_edges,
@@ -77,6 +78,7 @@ __all__ = [
     "Connections",
     "ConnectionStats",
     "derive_connections",
+    "side_columns",
     "empty_connections",
     "CONNECTION_SCHEMA",
     "POLICY_DROP_REASONS",

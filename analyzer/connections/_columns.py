@@ -8,6 +8,16 @@ import polars as pl
 
 from analyzer import schema as S
 
+
+def side_columns(side: str, *fields: str) -> list[pl.Expr]:
+    """The ``{side}_{field}`` columns of one endpoint side, named ``field``.
+
+    Graph, report and audit all look at both ends of a connection the same way: select one
+    side under neutral names, then stack the two sides.
+    """
+    return [pl.col(f"{side}_{name}").alias(name) for name in fields]
+
+
 # --- connection frame columns (beside the flow-schema names it reuses) ------------------------
 SRC_KEY = "src_key"
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import polars as pl
 
+from analyzer.connections import side_columns
 from analyzer.report.collapse import collapse_peers, fold_destinations
 from analyzer.report.model import AnomalyRow, DeniedRow, GraphEdge, GraphModel, GraphNode
 
@@ -66,13 +67,7 @@ def _node_label(
 def _side(frame: pl.DataFrame, side: str) -> pl.DataFrame:
     """One row per (group, namespace) seen on this side, with its pods, labels and names."""
     return frame.select(
-        pl.col(f"{side}_group").alias("group"),
-        pl.col(f"{side}_namespace").alias("namespace"),
-        pl.col(f"{side}_entity").alias("entity"),
-        pl.col(f"{side}_labels").alias("labels"),
-        pl.col(f"{side}_pod").alias("pod"),
-        pl.col(f"{side}_workload").alias("workload"),
-        pl.col(f"{side}_ip").alias("ip"),
+        *side_columns(side, "group", "namespace", "entity", "labels", "pod", "workload", "ip"),
         (
             pl.col(f"{side}_names")  # src_names is a later, additive column: may be absent
             if f"{side}_names" in frame.columns
