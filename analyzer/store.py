@@ -6,15 +6,21 @@
       manifest.json            one entry per ingested input (content hash, rows, skips, parts)
       flows/part-<id>-<n>.parquet   canonical FLOW_SCHEMA rows; any Parquet reader can read them
       .lock                    held (flock) by the one process writing
+      .tmp-<id>/               staging of a running ingest (parts, spooled stdin)
 
-Writes are atomic: parts are written to a temporary directory inside the store, fsynced, and
-renamed into ``flows/``; the manifest is replaced last. A failure before that point removes the
-temporary files, so the store stays byte-for-byte as it was. Readers use only the parts the
-manifest lists, so a crash between the renames and the manifest leaves no half-visible ingest.
+The manifest is the commit. An ingest writes and fsyncs its parts in a staging directory
+*outside* ``flows/``, replaces the manifest (the commit point), and only then renames the parts
+into ``flows/``. So ``flows/`` never holds a part the manifest does not list, and readers of the
+dataset directory (DuckDB, pyarrow, Spark) never see uncommitted rows. A failure before the
+commit point leaves the store byte-for-byte as it was. A process killed after it leaves
+committed parts in staging: the store's own reads find them there, and the next command that
+opens the store with write access moves them into ``flows/`` (``FlowStore.recover``), and
+removes what killed ingests left behind (staging directories, spooled stdin).
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -44,19 +50,25 @@ __all__ = [
     "FlowStore",
     "atomic_write",
     "fsync_dir",
+    "os_error_text",
+    "STAGING_PREFIX",
 ]
 
 MANIFEST = "manifest.json"
 FLOWS_DIR = "flows"
 LOCK = ".lock"
-MANIFEST_VERSION = 1
+STAGING_PREFIX = ".tmp-"
+# 1: ingest_id was the SHA-256 of the file bytes. 2: of the decompressed content, with the file
+# bytes' hash in file_sha256. Version 1 manifests are read as they are.
+MANIFEST_VERSION = 2
+LOCK_TIMEOUT = 600.0
 
 
 @dataclass(frozen=True, slots=True)
 class ManifestEntry:
     """One ingested input."""
 
-    ingest_id: str  # SHA-256 of the input's bytes; also the rows' ``ingest_id`` column
+    ingest_id: str  # SHA-256 of the decompressed content; also the rows' ``ingest_id`` column
     path: str
     format: str
     rows: int
@@ -65,10 +77,19 @@ class ManifestEntry:
     ingested_at: str
     parts: tuple[str, ...]
     size_bytes: int
+    # SHA-256 of the file as given (differs from ingest_id for compressed input). Entries of
+    # version-1 stores hashed the file bytes only: there both are the same value.
+    file_sha256: str = ""
+    compression: str | None = None
 
     @property
     def skipped_total(self) -> int:
         return sum(s.count for s in self.skipped)
+
+    @property
+    def identities(self) -> frozenset[str]:
+        """The hashes under which this input is recognised when ingested again."""
+        return frozenset({self.ingest_id, self.file_sha256 or self.ingest_id})
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +105,8 @@ class ManifestEntry:
             "ingested_at": self.ingested_at,
             "parts": list(self.parts),
             "size_bytes": self.size_bytes,
+            "file_sha256": self.file_sha256 or self.ingest_id,
+            "compression": self.compression,
         }
 
     @classmethod
@@ -103,6 +126,8 @@ class ManifestEntry:
             ingested_at=str(data.get("ingested_at", "")),
             parts=tuple(str(p) for p in data.get("parts", [])),
             size_bytes=int(data.get("size_bytes", 0)),
+            file_sha256=str(data.get("file_sha256") or data["ingest_id"]),
+            compression=str(data["compression"]) if data.get("compression") else None,
         )
 
 
@@ -128,6 +153,26 @@ def atomic_write(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+_OS_ERROR_TEXT = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def os_error_text(exc: OSError) -> str:
+    """A short reason for an OS error (pyarrow's messages carry the errno only in the text)."""
+    code = exc.errno
+    if code is None:
+        text = str(exc)
+        code = next((c for c in _OS_ERROR_TEXT if f"errno {c}]" in text.lower()), None)
+    if code in _OS_ERROR_TEXT:
+        return _OS_ERROR_TEXT[code]
+    return exc.strerror or str(exc).splitlines()[0]
+
+
 class FlowStore:
     """A flow store directory. Construct with ``open`` or ``open_or_create``."""
 
@@ -144,7 +189,11 @@ class FlowStore:
 
     @classmethod
     def open(cls, root: Path) -> FlowStore:
-        """Open an existing store; StoreError when ``root`` holds none."""
+        """Open an existing store; StoreError when ``root`` holds none.
+
+        Finishes or removes what a killed ingest left behind when it can (see ``recover``);
+        a read-only store is opened as it is.
+        """
         store = cls(Path(root))
         if not store.manifest_path.is_file():
             if Path(root).exists() and not Path(root).is_dir():
@@ -153,6 +202,7 @@ class FlowStore:
                 f"no flow store at {root} (run `analyzer ingest FILE --store {root}` first)"
             )
         store.manifest()  # validate early
+        store._tidy()
         return store
 
     @classmethod
@@ -167,7 +217,7 @@ class FlowStore:
                 if not store.manifest_path.is_file():
                     store.write_manifest([])
         except OSError as exc:
-            raise StoreError(f"cannot create a flow store at {root}: {exc.strerror}") from exc
+            raise StoreError(f"cannot create a flow store at {root}: {os_error_text(exc)}") from exc
         return store
 
     # --- reading ------------------------------------------------------------------------------
@@ -176,14 +226,36 @@ class FlowStore:
         """One entry per ingested input, oldest first."""
         try:
             data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
-            return [ManifestEntry.from_json(e) for e in data["inputs"]]
+            version = int(data.get("version", 1))
+            entries = [ManifestEntry.from_json(e) for e in data["inputs"]]
         except FileNotFoundError:
             return []
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StoreError(f"{self.manifest_path} is damaged: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot read {self.manifest_path}: {os_error_text(exc)}") from exc
+        if version > MANIFEST_VERSION:
+            raise StoreError(
+                f"{self.manifest_path} was written by a newer analyzer (manifest version "
+                f"{version}, this one reads up to {MANIFEST_VERSION})"
+            )
+        return entries
+
+    def _staging_dirs(self) -> list[Path]:
+        return sorted(p for p in self.root.glob(f"{STAGING_PREFIX}*") if p.is_dir())
 
     def part_paths(self) -> list[Path]:
-        return [self.flows_dir / p for e in self.manifest() for p in e.parts]
+        """The files of every committed part. A part committed by an ingest that was killed
+        before moving it into ``flows/`` is read from its staging directory."""
+        paths = []
+        staging: list[Path] | None = None
+        for part in (p for e in self.manifest() for p in e.parts):
+            path = self.flows_dir / part
+            if not path.is_file():
+                staging = self._staging_dirs() if staging is None else staging
+                path = next((d / part for d in staging if (d / part).is_file()), path)
+            paths.append(path)
+        return paths
 
     def scan(self) -> pl.LazyFrame:
         """All rows in the canonical schema (an empty frame for an empty store)."""
@@ -201,10 +273,15 @@ class FlowStore:
     # --- writing (callers hold the lock) ----------------------------------------------------
 
     @contextmanager
-    def lock(self, timeout: float = 600.0) -> Iterator[None]:
+    def lock(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
         """Exclusive writer lock (flock on ``.lock``); waits up to ``timeout`` seconds."""
         path = self.root / LOCK
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot write to the flow store at {self.root}: {os_error_text(exc)}"
+            ) from exc
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -229,23 +306,73 @@ class FlowStore:
         doc = {"version": MANIFEST_VERSION, "inputs": [e.to_json() for e in entries]}
         atomic_write(self.manifest_path, json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n")
 
-    def remove_orphans(self) -> None:
-        """Delete part files no manifest entry lists (left by a crash mid-commit)."""
+    def _leftovers(self) -> bool:
+        """Whether a killed ingest left anything to finish or remove."""
+        if self._staging_dirs() or any(self.root.glob(f".{MANIFEST}.*.tmp")):
+            return True
         listed = {p for e in self.manifest() for p in e.parts}
+        present = {p.name for p in self.flows_dir.glob("part-*.parquet")}
+        return present != listed
+
+    def _tidy(self) -> None:
+        """``recover`` when something is left over and the store can be written; otherwise
+        leave it (reads see exactly the committed rows either way)."""
+        try:
+            if not self._leftovers():
+                return
+            # A staging directory alone may belong to a running ingest: do not wait for it.
+            # Committed parts outside flows/ mean a writer is renaming them right now (or was
+            # killed doing so): wait for it, then nothing is left to read from staging.
+            unpublished = any(not p.is_file() for p in self.part_paths())
+            with self.lock(timeout=LOCK_TIMEOUT if unpublished else 0):
+                self.recover()
+        except (StoreError, OSError):
+            pass  # read-only or busy store: readers still see exactly the committed rows
+
+    def recover(self) -> None:
+        """Finish what killed ingests left (callers hold the lock): move committed parts
+        still in staging into ``flows/``, delete staging directories (with spooled stdin),
+        parts no manifest entry lists, and temporary manifest files."""
+        listed = {p for e in self.manifest() for p in e.parts}
+        staging = self._staging_dirs()
+        moved = False
+        for part in sorted(listed):
+            target = self.flows_dir / part
+            if target.is_file():
+                continue
+            for directory in staging:
+                if (directory / part).is_file():
+                    os.replace(directory / part, target)
+                    moved = True
+                    break
+        if moved:
+            fsync_dir(self.flows_dir)
         for path in self.flows_dir.glob("part-*.parquet"):
             if path.name not in listed:
                 path.unlink(missing_ok=True)
-        for tmp in self.root.glob(".tmp-*"):
-            shutil.rmtree(tmp, ignore_errors=True)
+        for directory in staging:
+            shutil.rmtree(directory, ignore_errors=True)
+        for tmp in self.root.glob(f".{MANIFEST}.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
-    def commit(self, staged: Path, new_entries: Sequence[ManifestEntry]) -> None:
-        """Move fsynced parts from ``staged`` into ``flows/`` and append to the manifest."""
+    def commit(self, staged: Path, new_entries: Sequence[ManifestEntry]) -> bool:
+        """Append ``new_entries`` to the manifest (the commit point), then move their fsynced
+        parts from ``staged`` into ``flows/``.
+
+        Returns False when a part could not be moved after the commit: the caller must then
+        keep ``staged`` (the data is committed; ``recover`` moves it later).
+        """
         entries = self.manifest()
-        for entry in new_entries:
-            for part in entry.parts:
-                os.replace(staged / part, self.flows_dir / part)
-        fsync_dir(self.flows_dir)
+        fsync_dir(staged)
         self.write_manifest([*entries, *new_entries])
+        try:
+            for entry in new_entries:
+                for part in entry.parts:
+                    os.replace(staged / part, self.flows_dir / part)
+            fsync_dir(self.flows_dir)
+        except OSError:
+            return False
+        return True
 
 
 def ingest(

@@ -1,38 +1,49 @@
 """Bytes in: open a path or stdin, undo compression, hash the content, cut it into bounded chunks.
 
 Compression is recognised by magic bytes (a rotated ``events.log`` can be gzip without ``.gz``).
-Memory stays bounded whatever the input: content is read in blocks, and a single line longer
-than ``max_line_bytes`` is skipped (and reported) instead of being buffered.
+Memory stays bounded whatever the input: content is read in blocks (a decompressed block is
+never larger than asked for, whatever the compression ratio), and a single line longer than
+``max_line_bytes`` is skipped (and reported) instead of being buffered.
+
+An input's identity is the SHA-256 of its *decompressed* content (``digest_file``), so the same
+flows ingested plain, gzipped or zstd-compressed are recognised as one input.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import zstandard
-
 from analyzer.errors import IngestError
+from analyzer.ingest._decompress import (
+    GZIP_MAGIC,
+    DecodeError,
+    Decoder,
+    GzipDecoder,
+    ZstdDecoder,
+    is_zstd,
+)
 
 __all__ = [
     "BLOCK_BYTES",
     "MAX_LINE_BYTES",
     "Chunk",
+    "Digest",
     "LongLine",
     "InputStream",
+    "digest_file",
     "open_input",
     "iter_chunks",
 ]
 
 BLOCK_BYTES = 8 << 20
 MAX_LINE_BYTES = 16 << 20
-_GZIP_MAGIC = b"\x1f\x8b"
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# Compressed bytes read per refill: the decoders bound the output, this bounds the input.
+_RAW_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +60,16 @@ class LongLine:
     """A line that exceeded the cap and was dropped unread."""
 
     line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """SHA-256 of an input's decompressed content (its identity) and of its file bytes
+    (equal for uncompressed input; stores written before content hashing used the latter)."""
+
+    content: str
+    file: str
+    compression: str | None
 
 
 class InputStream:
@@ -71,11 +92,11 @@ class InputStream:
         self._pending = head
         self._eof = False
         self._unread = b""
-        self._decoder: _Decoder | None = None
+        self._decoder: Decoder | None = None
         if compression == "gzip":
-            self._decoder = _GzipDecoder()
+            self._decoder = GzipDecoder()
         elif compression == "zstd":
-            self._decoder = _ZstdDecoder()
+            self._decoder = ZstdDecoder()
 
     @property
     def content_hash(self) -> str | None:
@@ -94,98 +115,43 @@ class InputStream:
         self._unread = data + self._unread
 
     def read(self, size: int = BLOCK_BYTES) -> bytes:
-        """Up to about ``size`` decompressed bytes; ``b""`` at the end."""
+        """Up to ``size`` decompressed bytes (more only for bytes put back with ``unread``);
+        ``b""`` at the end."""
         if self._unread:
             data, self._unread = self._unread, b""
             return data
         while not self._eof:
-            raw = self._read_raw(size)
             if self._decoder is None:
-                if not raw:
-                    self._eof = True
-                    break
-                if self._hash is not None:
-                    self._hash.update(raw)
-                return raw
-            try:
-                out = self._decoder.feed(raw) if raw else self._decoder.finish()
-            except _DecodeError as exc:
-                self.damage = f"{self.compression} stream is corrupt ({exc}); later bytes ignored"
-                self._eof = True
-                out = exc.partial
-            if not raw:
-                self._eof = True
+                out = self._read_raw(size)
+                self._eof = not out
+            else:
+                out = self._decode(size)
             if out:
                 if self._hash is not None:
                     self._hash.update(out)
                 return out
         return b""
 
+    def _decode(self, size: int) -> bytes:
+        assert self._decoder is not None
+        try:
+            out = self._decoder.read(size)
+            if not out:
+                raw = self._read_raw(_RAW_BLOCK)
+                if raw:
+                    self._decoder.feed(raw)
+                else:
+                    self._eof = True
+                    self._decoder.finish()
+            return out
+        except DecodeError as exc:
+            self.damage = f"{self.compression} stream is corrupt ({exc}); later bytes ignored"
+            self._eof = True
+            return b""
+
     def close(self) -> None:
         if self._raw is not sys.stdin.buffer:
             self._raw.close()
-
-
-class _DecodeError(Exception):
-    def __init__(self, message: str, partial: bytes = b"") -> None:
-        super().__init__(message)
-        self.partial = partial
-
-
-class _Decoder:
-    def feed(self, data: bytes) -> bytes:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def finish(self) -> bytes:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
-class _GzipDecoder(_Decoder):
-    """Multi-member gzip (rotated logs are often concatenated members)."""
-
-    def __init__(self) -> None:
-        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self._in_member = False
-
-    def feed(self, data: bytes) -> bytes:
-        out = []
-        try:
-            while data:
-                self._in_member = True
-                out.append(self._z.decompress(data))
-                if not self._z.eof:
-                    break
-                self._in_member = False
-                data = self._z.unused_data
-                self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                if data[:2] != _GZIP_MAGIC:
-                    break  # trailing padding after the last member: ignore
-        except zlib.error as exc:
-            raise _DecodeError(str(exc), b"".join(out)) from exc
-        return b"".join(out)
-
-    def finish(self) -> bytes:
-        if self._in_member:
-            raise _DecodeError("truncated: the compressed stream ends early", self._z.flush())
-        return b""
-
-
-class _ZstdDecoder(_Decoder):
-    def __init__(self) -> None:
-        self._d = zstandard.ZstdDecompressor().decompressobj()
-        self._fed = False
-
-    def feed(self, data: bytes) -> bytes:
-        self._fed = True
-        try:
-            return self._d.decompress(data)
-        except zstandard.ZstdError as exc:
-            raise _DecodeError(str(exc)) from exc
-
-    def finish(self) -> bytes:
-        if self._fed and not self._d.eof:
-            raise _DecodeError("truncated: the compressed stream ends early")
-        return b""
 
 
 def open_input(path: str | Path, *, hashing: bool = True) -> InputStream:
@@ -216,13 +182,36 @@ def open_input(path: str | Path, *, hashing: bool = True) -> InputStream:
     except OSError as exc:
         raise IngestError(f"cannot read: {exc}", path=name) from exc
     compression = None
-    if head.startswith(_GZIP_MAGIC):
+    if head.startswith(GZIP_MAGIC):
         compression = "gzip"
-    elif head.startswith(_ZSTD_MAGIC):
+    elif is_zstd(head):
         compression = "zstd"
     stream = InputStream(raw, name, compression, head, hashing)
     stream.raw_bytes_read = len(head)
     return stream
+
+
+def digest_file(path: Path) -> Digest:
+    """Hash a file's decompressed content (and its bytes) in bounded memory.
+
+    Raises ``OSError`` when the file cannot be read.
+    """
+    with open(path, "rb") as fh:
+        file_hash = hashlib.file_digest(fh, "sha256").hexdigest()
+    try:
+        stream = open_input(path, hashing=True)
+    except IngestError as exc:
+        raise OSError(str(exc)) from exc
+    try:
+        if stream.compression is None:
+            return Digest(file_hash, file_hash, None)
+        while stream.read():
+            pass
+        content = stream.content_hash
+        assert content is not None
+        return Digest(content, file_hash, stream.compression)
+    finally:
+        stream.close()
 
 
 def iter_chunks(

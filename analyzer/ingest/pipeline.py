@@ -3,11 +3,13 @@
 An ingest is all-or-nothing: if a named input cannot be used (unreadable, binary, empty, no
 usable record, unknown format) nothing is committed. Files found by walking a directory that
 are not flow files are skipped with a note instead, so a directory with a README still loads.
+An input is identified by the SHA-256 of its decompressed content: the same flows given again,
+plain or compressed, are a no-op. File-system failures (disk full, read-only store) become one
+``StoreError`` line and leave the store as it was.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
@@ -15,6 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,17 +28,28 @@ import pyarrow.parquet as pq
 
 from analyzer.errors import IngestError, StoreError
 from analyzer.ingest import _native
+from analyzer.ingest._io import Digest, digest_file
 from analyzer.ingest.detect import spec_for
 from analyzer.ingest.reader import DEFAULT_BATCH_ROWS, FlowReader, empty_result_error
 from analyzer.ingest.report import SkipReason
 from analyzer.schema import FLOW_SCHEMA, INGEST_ID
-from analyzer.store import FLOWS_DIR, LOCK, MANIFEST, FlowStore, ManifestEntry
+from analyzer.store import (
+    FLOWS_DIR,
+    LOCK,
+    MANIFEST,
+    STAGING_PREFIX,
+    FlowStore,
+    ManifestEntry,
+    os_error_text,
+)
 
 __all__ = ["InputSummary", "IngestSummary", "run_ingest", "expand_inputs", "PART_ROWS"]
 
 PART_ROWS = 4_000_000
 _STATISTICS = [f.name for f in FLOW_SCHEMA if not pa.types.is_list(f.type)]
 EARLY_HASH_BYTES = 64 << 20
+# Hashing compressed input decompresses it: settle duplicates up front only for small files.
+EARLY_HASH_COMPRESSED_BYTES = 8 << 20
 Progress = Callable[[int], None]
 
 
@@ -95,21 +109,59 @@ def expand_inputs(inputs: Sequence[str]) -> list[tuple[str, bool]]:
     return out
 
 
-def _file_hash(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+def _is_compressed(path: Path) -> bool:
+    from analyzer.ingest._decompress import GZIP_MAGIC, is_zstd
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    return head.startswith(GZIP_MAGIC) or is_zstd(head)
 
 
-def _spool(staged: Path, source: Path | None) -> Path:
+def _spool(staged: Path, source: Path | None, label: str) -> Path:
     """Copy stdin or a pipe (``<(...)``) into the staging directory: it is read twice (hash,
-    parse) and a pipe can be read only once. Bounded memory; the copy is removed afterwards."""
+    parse) and a pipe can be read only once. Bounded memory; the copy is removed afterwards
+    (or, if the process is killed, by the next command that opens the store)."""
     target = staged / f"spool-{uuid.uuid4().hex}"
-    with open(target, "wb") as out:
-        if source is None:
-            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
-        else:
-            with open(source, "rb") as fh:
-                shutil.copyfileobj(fh, out, 1 << 20)
+
+    def store_error(exc: OSError) -> StoreError:
+        target.unlink(missing_ok=True)
+        return StoreError(
+            f"cannot copy {label} into the flow store at {staged.parent}: "
+            f"{os_error_text(exc)}; the store is unchanged"
+        )
+
+    try:
+        src = sys.stdin.buffer if source is None else open(source, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise IngestError(f"cannot read: {os_error_text(exc)}", path=label) from exc
+    try:
+        out = open(target, "wb")  # noqa: SIM115 - closed below, where its errors are handled
+    except OSError as exc:
+        raise store_error(exc) from exc
+    try:
+        while True:
+            try:
+                block = src.read(1 << 20)
+            except OSError as exc:
+                raise IngestError(f"cannot read: {os_error_text(exc)}", path=label) from exc
+            if not block:
+                break
+            try:
+                out.write(block)
+            except OSError as exc:
+                raise store_error(exc) from exc
+        try:
+            out.close()
+        except OSError as exc:
+            raise store_error(exc) from exc
+    finally:
+        with suppress(OSError):
+            out.close()
+        if source is not None:
+            src.close()
     return target
 
 
@@ -123,9 +175,12 @@ def _fsync(path: Path) -> None:
 
 class _PartWriter:
     """Writes canonical frames to Parquet parts on a background thread, in order, stamping each
-    row with the input's content hash once it is known (hashing runs concurrently too)."""
+    row with the input's content hash once it is known (hashing runs concurrently too).
 
-    def __init__(self, staged: Path, digest: Future[str]) -> None:
+    The first failure (a full disk, say) is raised by ``submit`` or ``close``; the writer is
+    then closed quietly (pyarrow raises again on closing a file whose write failed)."""
+
+    def __init__(self, staged: Path, digest: Future[Digest]) -> None:
         self._staged = staged
         self._digest = digest
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="parquet")
@@ -140,7 +195,7 @@ class _PartWriter:
         self._pending.append(self._pool.submit(self._write, frame))
 
     def _write(self, frame: pl.DataFrame) -> None:
-        digest = self._digest.result()
+        digest = self._digest.result().content
         if self._writer is None or self._rows_in_part >= PART_ROWS:
             if self._writer is not None:
                 self._writer.close()
@@ -160,20 +215,33 @@ class _PartWriter:
         self._rows_in_part += frame.height
 
     def close(self) -> None:
+        failed = True
         try:
             while self._pending:
                 self._pending.popleft().result()
+            failed = False
         finally:
             for f in self._pending:
                 f.cancel()
             self._pool.shutdown(wait=True)
-            if self._writer is not None:
-                self._writer.close()
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                if failed:
+                    with suppress(Exception):
+                        writer.close()
+                else:
+                    writer.close()
 
     def discard(self) -> None:
         for part in self.parts:
             (self._staged / part).unlink(missing_ok=True)
         self.parts = []
+
+
+def _known(digest: Digest, known: dict[str, ManifestEntry]) -> ManifestEntry | None:
+    """The stored input with this content (or, for stores from before content hashing, with
+    these file bytes)."""
+    return known.get(digest.content) or known.get(digest.file)
 
 
 def _duplicate(label: str, digest: str, prior: ManifestEntry) -> InputSummary:
@@ -200,19 +268,17 @@ def _load_one(
     label = path
     source = Path(path)
     if path == "-":
-        label, source = "<stdin>", _spool(staged, None)
+        label, source = "<stdin>", _spool(staged, None, "standard input")
     elif source.exists() and not source.is_file():
-        try:
-            source = _spool(staged, source)
-        except OSError as exc:
-            raise IngestError(f"cannot read: {exc.strerror or exc}", path=label) from exc
+        source = _spool(staged, source, label)
     try:
         size = source.stat().st_size
     except OSError as exc:
         raise IngestError(f"cannot read: {exc.strerror or exc}", path=label) from exc
+    early = EARLY_HASH_COMPRESSED_BYTES if _is_compressed(source) else EARLY_HASH_BYTES
     with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher:
-        digest_future = hasher.submit(_file_hash, source)
-        if size < EARLY_HASH_BYTES:
+        digest_future = hasher.submit(digest_file, source)
+        if size < early:
             digest_future.result()  # cheap: settle "already ingested?" before parsing
         return _load_hashed(
             label,
@@ -229,7 +295,7 @@ def _load_one(
         )
 
 
-def _digest_of(future: Future[str], label: str) -> str:
+def _digest_of(future: Future[Digest], label: str) -> Digest:
     try:
         return future.result()
     except OSError as exc:
@@ -241,7 +307,7 @@ def _load_hashed(
     named: bool,
     source: Path,
     size: int,
-    digest_future: Future[str],
+    digest_future: Future[Digest],
     *,
     staged: Path,
     fmt: str,
@@ -250,16 +316,15 @@ def _load_hashed(
     max_line_bytes: int,
     batch_rows: int,
 ) -> tuple[InputSummary, ManifestEntry | None]:
-    def already() -> str | None:
+    def already() -> ManifestEntry | None:
         if digest_future.done():
-            digest = _digest_of(digest_future, label)
-            return digest if digest in known else None
+            return _known(_digest_of(digest_future, label), known)
         return None
 
-    if (dup := already()) is not None:
+    if (prior := already()) is not None:
         if progress:
             progress(size)
-        return _duplicate(label, dup, known[dup]), None
+        return _duplicate(label, _digest_of(digest_future, label).content, prior), None
     try:
         reader = FlowReader(
             source, fmt, max_line_bytes=max_line_bytes, batch_rows=batch_rows, hash_content=False
@@ -311,9 +376,9 @@ def _load_hashed(
     digest = _digest_of(digest_future, label)
     if progress:
         progress(max(0, size - done))
-    if digest in known:
+    if (prior := _known(digest, known)) is not None:
         writer.discard()
-        return _duplicate(label, digest, known[digest]), None
+        return _duplicate(label, digest.content, prior), None
     if reader.rows == 0:
         writer.discard()
         err = str(empty_result_error(reader)).removeprefix(f"{source}: ")
@@ -325,7 +390,7 @@ def _load_hashed(
     skipped = reader.report.reasons()
     warnings = tuple(reader.report.warnings)
     entry = ManifestEntry(
-        ingest_id=digest,
+        ingest_id=digest.content,
         path=label if label == "<stdin>" else str(Path(label).absolute()),
         format=reader.format,
         rows=reader.rows,
@@ -334,8 +399,12 @@ def _load_hashed(
         ingested_at=datetime.now(UTC).isoformat(timespec="seconds"),
         parts=tuple(writer.parts),
         size_bytes=size,
+        file_sha256=digest.file,
+        compression=digest.compression,
     )
-    summary = InputSummary(label, "loaded", reader.format, reader.rows, skipped, warnings, digest)
+    summary = InputSummary(
+        label, "loaded", reader.format, reader.rows, skipped, warnings, digest.content
+    )
     return summary, entry
 
 
@@ -356,7 +425,8 @@ def run_ingest(
     IngestError
         A named input is unusable; nothing was committed.
     StoreError
-        The store is damaged, not a directory, or locked past ``lock_timeout``.
+        The store is damaged, not a directory, locked past ``lock_timeout``, or cannot be
+        written (read-only, disk full); nothing was committed.
     """
     from analyzer.ingest._io import MAX_LINE_BYTES
 
@@ -376,46 +446,77 @@ def run_ingest(
     try:
         (root / FLOWS_DIR).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreError(f"cannot create a flow store at {root}: {exc.strerror}") from exc
+        raise StoreError(f"cannot create a flow store at {root}: {os_error_text(exc)}") from exc
     fresh = True
     try:
         with store.lock(lock_timeout):
             fresh = not store.manifest_path.is_file()
-            if not fresh:
-                store.remove_orphans()
-            known = {e.ingest_id: e for e in store.manifest()}
-            staged = root / f".tmp-{uuid.uuid4().hex}"
-            staged.mkdir()
-            try:
-                summaries: list[InputSummary] = []
-                entries: list[ManifestEntry] = []
-                for path, named in targets:
-                    summary, entry = _load_one(
-                        path,
-                        named,
-                        staged=staged,
-                        fmt=fmt,
-                        known=known,
-                        progress=progress,
-                        max_line_bytes=max_line_bytes or MAX_LINE_BYTES,
-                        batch_rows=batch_rows,
-                    )
-                    summaries.append(summary)
-                    if entry is not None:
-                        entries.append(entry)
-                        known[entry.ingest_id] = entry
-                if not entries and not any(s.status == "duplicate" for s in summaries):
-                    notes = "; ".join(f"{s.path}: {s.message}" for s in summaries[:3])
-                    raise IngestError(f"no flow file among {len(summaries)} input files ({notes})")
-                if entries:
-                    store.commit(staged, entries)
-            finally:
-                shutil.rmtree(staged, ignore_errors=True)
+            summaries = _ingest_locked(
+                store,
+                targets,
+                fmt=fmt,
+                progress=progress,
+                max_line_bytes=max_line_bytes or MAX_LINE_BYTES,
+                batch_rows=batch_rows,
+            )
     except BaseException:
         if fresh:
             _remove_created(root, made_root, made_flows, made_lock)
         raise
     return IngestSummary(str(root), fresh, tuple(summaries))
+
+
+def _ingest_locked(
+    store: FlowStore,
+    targets: list[tuple[str, bool]],
+    *,
+    fmt: str,
+    progress: Progress | None,
+    max_line_bytes: int,
+    batch_rows: int,
+) -> list[InputSummary]:
+    """The ingest proper, under the writer lock; OS errors become one ``StoreError`` line."""
+    root = store.root
+    try:
+        store.recover()
+        known = {i: e for e in store.manifest() for i in e.identities}
+        staged = root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+        staged.mkdir()
+    except OSError as exc:
+        raise StoreError(f"cannot write to the flow store at {root}: {os_error_text(exc)}") from exc
+    published = True
+    try:
+        summaries: list[InputSummary] = []
+        entries: list[ManifestEntry] = []
+        for path, named in targets:
+            summary, entry = _load_one(
+                path,
+                named,
+                staged=staged,
+                fmt=fmt,
+                known=known,
+                progress=progress,
+                max_line_bytes=max_line_bytes,
+                batch_rows=batch_rows,
+            )
+            summaries.append(summary)
+            if entry is not None:
+                entries.append(entry)
+                known.update((i, entry) for i in entry.identities)
+        if not entries and not any(s.status == "duplicate" for s in summaries):
+            notes = "; ".join(f"{s.path}: {s.message}" for s in summaries[:3])
+            raise IngestError(f"no flow file among {len(summaries)} input files ({notes})")
+        if entries:
+            published = store.commit(staged, entries)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot write to the flow store at {root}: {os_error_text(exc)}; "
+            "the store is unchanged"
+        ) from exc
+    finally:
+        if published:  # else committed parts wait in staging for FlowStore.recover
+            shutil.rmtree(staged, ignore_errors=True)
+    return summaries
 
 
 def _refuse_foreign_directory(root: Path) -> None:
@@ -424,7 +525,9 @@ def _refuse_foreign_directory(root: Path) -> None:
         return
     ours = {FLOWS_DIR, LOCK}
     foreign = [
-        p.name for p in root.iterdir() if p.name not in ours and not p.name.startswith(".tmp-")
+        p.name
+        for p in root.iterdir()
+        if p.name not in ours and not p.name.startswith(STAGING_PREFIX)
     ]
     if foreign:
         raise StoreError(

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
-import zstandard
 
 from analyzer.errors import IngestError, UnknownFormatError, UsageError
+from analyzer.ingest._decompress import zstd
 from analyzer.ingest import FlowReader, read_flow_file
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "ingest"
@@ -77,7 +77,7 @@ def test_unknown_format_name_is_usage_error() -> None:
 
 def test_gzip_and_zstd_by_magic_bytes_not_extension(tmp_path: Path) -> None:
     gz = _write(tmp_path, "events.log", gzip.compress(ENVELOPE))
-    zst = _write(tmp_path, "flows.bin", zstandard.ZstdCompressor().compress(ENVELOPE))
+    zst = _write(tmp_path, "flows.bin", zstd.compress(ENVELOPE))
     plain = read_flow_file(FIX / "hubble_envelope.jsonl").frame
     assert read_flow_file(gz).frame.equals(plain)
     assert read_flow_file(zst).frame.equals(plain)
