@@ -20,7 +20,6 @@ removes what killed ingests left behind (staging directories, spooled stdin).
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import json
 import os
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from analyzer.errors import StoreError
+from analyzer.ingest._oserror import os_error_text
 from analyzer.ingest.report import SkipReason
 from analyzer.schema import FLOW_COLUMNS, FLOW_POLARS_SCHEMA, empty_flows
 
@@ -151,26 +151,6 @@ def atomic_write(path: Path, data: bytes) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
-
-
-_OS_ERROR_TEXT = {
-    errno.ENOSPC: "no space left on device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "read-only file system",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-}
-
-
-def os_error_text(exc: OSError) -> str:
-    """A short reason for an OS error (pyarrow's messages carry the errno only in the text)."""
-    code = exc.errno
-    if code is None:
-        text = str(exc)
-        code = next((c for c in _OS_ERROR_TEXT if f"errno {c}]" in text.lower()), None)
-    if code in _OS_ERROR_TEXT:
-        return _OS_ERROR_TEXT[code]
-    return exc.strerror or str(exc).splitlines()[0]
 
 
 class FlowStore:

@@ -7,6 +7,7 @@ import re
 import polars as pl
 
 from analyzer import schema as S
+from analyzer.ingest._screen import EPOCH_RANGE
 
 __all__ = [
     "HIT",
@@ -24,6 +25,7 @@ __all__ = [
     "policy_strings",
     "policy_hits",
     "to_int",
+    "port",
     "traffic_totals",
 ]
 
@@ -87,7 +89,21 @@ def to_int(expr: pl.Expr, dtype: pl.DataType = _I64) -> pl.Expr:
 
 
 def epoch_seconds(expr: pl.Expr) -> pl.Expr:
-    return pl.from_epoch(to_int(expr), time_unit="s").dt.replace_time_zone("UTC")
+    """Epoch seconds -> UTC time; null outside the representable range (the reader skips such
+    records; the guard keeps the multiplication to microseconds from overflowing)."""
+    seconds = to_int(expr)
+    return (
+        pl.when(seconds.is_between(*EPOCH_RANGE))
+        .then(pl.from_epoch(seconds, time_unit="s"))
+        .dt.replace_time_zone("UTC")
+    )
+
+
+def port(expr: pl.Expr) -> pl.Expr:
+    """An int32 port; null when absent, a placeholder, not an integer, or outside 0..65535
+    (the reader skips such records; here they are never rounded or wrapped)."""
+    value = to_int(clean(expr.cast(_S)))
+    return pl.when(value.is_between(0, 65535)).then(value.cast(pl.Int32()))
 
 
 def rfc3339(expr: pl.Expr) -> pl.Expr:

@@ -67,6 +67,8 @@ class FormatSpec:
     fast_read: Callable[[bytes], FastResult] | None = None
     # fast_read understands SKIP_MARKER lines (so container-log-wrapped files can use it)
     fast_reads_markers: bool = False
+    # per raw row, why it must not be stored (null: fine); see _screen.screen
+    raw_problems: pl.Expr | None = None
 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")

@@ -13,6 +13,7 @@ import polars as pl
 from analyzer import schema as S
 from analyzer.ingest import _hubble_enums as E
 from analyzer.ingest._format import enum_name
+from analyzer.ingest._screen import bad_port
 
 __all__ = ["normalize"]
 
@@ -103,6 +104,12 @@ def _endpoint_columns(ep: str, side: str) -> list[pl.Expr]:
     ]
 
 
+def _port(value: pl.Expr) -> pl.Expr:
+    """An integer port; null when absent, 0, or invalid (the reader skips invalid records;
+    here they are never rounded into a port that was not observed)."""
+    return pl.when(~bad_port(value)).then(value.cast(_INT)).replace(0, None)
+
+
 def _policies(col: str) -> pl.Expr:
     p = pl.element()
     ns = p.struct.field("namespace")
@@ -167,12 +174,8 @@ def _columns() -> list[pl.Expr]:
         protocol.alias(S.PROTOCOL),
         pl.col("IP").struct.field("source").alias(S.SRC_IP),
         pl.col("IP").struct.field("destination").alias(S.DST_IP),
-        pl.coalesce(p.struct.field("source_port") for p in ports)
-        .replace(0, None)
-        .alias(S.SRC_PORT),
-        pl.coalesce(p.struct.field("destination_port") for p in ports)
-        .replace(0, None)
-        .alias(S.DST_PORT),
+        _port(pl.coalesce(p.struct.field("source_port") for p in ports)).alias(S.SRC_PORT),
+        _port(pl.coalesce(p.struct.field("destination_port") for p in ports)).alias(S.DST_PORT),
         *_endpoint_columns("source", "src"),
         *_endpoint_columns("destination", "dst"),
         pl.col("destination_names").alias(S.DST_NAMES),

@@ -36,6 +36,7 @@ __all__ = [
     "LongLine",
     "InputStream",
     "digest_file",
+    "is_compressed",
     "open_input",
     "iter_chunks",
 ]
@@ -189,6 +190,16 @@ def open_input(path: str | Path, *, hashing: bool = True) -> InputStream:
     stream = InputStream(raw, name, compression, head, hashing)
     stream.raw_bytes_read = len(head)
     return stream
+
+
+def is_compressed(path: Path) -> bool:
+    """Whether the file starts with a gzip or zstd magic number (False if unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    return head.startswith(GZIP_MAGIC) or is_zstd(head)
 
 
 def digest_file(path: Path) -> Digest:

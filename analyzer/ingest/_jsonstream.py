@@ -1,7 +1,9 @@
 """Decode JSON that is not one value per line: a JSON array, or pretty-printed objects.
 
 Values are decoded one at a time from a bounded text buffer, so a 10 GB array is read with the
-memory of one element. Line numbers are tracked for skip reports.
+memory of one element. Line numbers are tracked for skip reports. Bytes that are not UTF-8 are
+kept apart while decoding (surrogateescape) so that a value holding them is reported, never
+silently "repaired".
 """
 
 from __future__ import annotations
@@ -12,11 +14,16 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["BAD", "iter_json_values"]
+from analyzer.ingest._screen import encodable
+
+__all__ = ["BAD", "NOT_UTF8", "iter_json_values"]
 
 BAD = object()
+NOT_UTF8 = object()
 _SEPARATORS = re.compile(r"[\s,\[\]\ufeff]*")
 _NEXT_OBJECT = re.compile(r"(?:\n|,)\s*\{")
+# A byte that was not UTF-8 (decoded as a lone surrogate), or a \uD8xx-\uDFxx escape.
+_SUSPECT = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
 
 
 def iter_json_values(
@@ -25,10 +32,10 @@ def iter_json_values(
     """Yield ``(line, value)`` for each top-level value (array elements are unwrapped).
 
     A value that cannot be decoded is yielded as ``BAD`` and decoding resumes at the next line
-    that starts an object.
+    that starts an object; a value whose text is not valid UTF-8 is yielded as ``NOT_UTF8``.
     """
     decoder = json.JSONDecoder()
-    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
     buf = ""
     pos = 0
     base_line = 1  # line number of buf[0]
@@ -83,5 +90,7 @@ def iter_json_values(
                 if not fill():
                     return
             continue
+        if _SUSPECT.search(buf, pos, end) and not encodable(value):
+            value = NOT_UTF8
         yield line_at(pos), value
         pos = end

@@ -47,6 +47,7 @@ def duckdb_type(dtype: object) -> str:
     for polars_type, name in (
         (pl.String, "VARCHAR"),
         (pl.Int64, "BIGINT"),
+        (pl.Float64, "DOUBLE"),
         (pl.Boolean, "BOOLEAN"),
     ):
         if dtype == polars_type:

@@ -23,6 +23,13 @@ from analyzer.ingest._format import (
     read_ndjson,
     snake_keys,
 )
+from analyzer.ingest._screen import (
+    INVALID_PORT,
+    TIME_OUT_OF_RANGE,
+    bad_epoch_text,
+    bad_port_text,
+    first_problem,
+)
 
 __all__ = ["SPEC", "RAW_SCHEMA", "normalize", "prepare", "sniff"]
 
@@ -131,7 +138,7 @@ def _side(side: str, out: str) -> list[pl.Expr]:
     ent = C.entity(c("type"), c("name_aggr"), c("namespace"))
     return [
         C.clean(c("ip")).alias(f"{out}_ip"),
-        C.to_int(C.clean(c("port")), pl.Int32()).alias(f"{out}_port"),
+        C.port(c("port")).alias(f"{out}_port"),
         C.clean(c("namespace")).alias(f"{out}_namespace"),
         C.pod(ent, c("name"), c("name_aggr")).alias(f"{out}_pod"),
         C.workload(ent, c("name_aggr")).alias(f"{out}_workload"),
@@ -182,6 +189,11 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
     return S.conform(frame)
 
 
+RAW_PROBLEMS = first_problem(
+    (bad_port_text(pl.col("source_port")) | bad_port_text(pl.col("dest_port")), INVALID_PORT),
+    (bad_epoch_text(pl.col("start_time")) | bad_epoch_text(pl.col("end_time")), TIME_OUT_OF_RANGE),
+)
+
 SPEC = FormatSpec(
     name="calico",
     raw_schema=RAW_SCHEMA,
@@ -189,4 +201,5 @@ SPEC = FormatSpec(
     normalize=normalize,
     sniff=sniff,
     fast_read=fast_read,
+    raw_problems=RAW_PROBLEMS,
 )

@@ -6,6 +6,7 @@ each record votes for the first format whose ``sniff`` accepts it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter
@@ -14,7 +15,7 @@ from typing import Any
 from analyzer.errors import IngestError, UnknownFormatError, UsageError
 from analyzer.ingest import calico, goldmane, hubble, whisker
 from analyzer.ingest._format import FormatSpec
-from analyzer.ingest._jsonstream import BAD, iter_json_values
+from analyzer.ingest._jsonstream import BAD, NOT_UTF8, iter_json_values
 
 __all__ = ["FORMATS", "HEAD_BYTES", "detect", "spec_for", "expand"]
 
@@ -91,7 +92,7 @@ def _sample(head: bytes, layout: str) -> list[Any]:
     values: list[Any] = []
     if layout in ("array", "stream"):
         for _, value in iter_json_values(_once(head), max_value_chars=len(head) + 1):
-            if value is not BAD:
+            if value is not BAD and value is not NOT_UTF8:
                 values.extend(expand(value))
             if len(values) >= SAMPLE_RECORDS:
                 break
@@ -154,5 +155,5 @@ def detect(head: bytes, fmt: str = "auto", *, name: str = "") -> tuple[str, Form
     camel = set(_CAMEL_KEY.findall(head.decode("utf-8", errors="replace"))) - _CAMEL_OK
     native = layout == "ndjson" or (layout == "cri" and spec.fast_reads_markers)
     if not native or camel:
-        spec = FormatSpec(spec.name, spec.raw_schema, spec.prepare, spec.normalize, spec.sniff)
+        spec = dataclasses.replace(spec, fast_read=None, fast_reads_markers=False)
     return layout, spec

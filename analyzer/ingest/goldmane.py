@@ -15,6 +15,13 @@ import polars as pl
 from analyzer import schema as S
 from analyzer.ingest import _calico_common as C
 from analyzer.ingest._format import FormatSpec, Prepared, Skip, snake_keys
+from analyzer.ingest._screen import (
+    INVALID_PORT,
+    TIME_OUT_OF_RANGE,
+    bad_epoch_text,
+    bad_port_text,
+    first_problem,
+)
 
 __all__ = ["SPEC", "RAW_SCHEMA", "normalize", "prepare", "sniff"]
 
@@ -104,7 +111,7 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
         C.direction(k.struct.field("reporter")).alias(S.DIRECTION),
         pl.lit(False).alias(S.IS_REPLY),
         C.protocol(k.struct.field("proto")).alias(S.PROTOCOL),
-        C.to_int(k.struct.field("dest_port"), pl.Int32()).replace(0, None).alias(S.DST_PORT),
+        C.port(k.struct.field("dest_port")).replace(0, None).alias(S.DST_PORT),
         *_side("source", "src"),
         *_side("dest", "dst"),
         pl.coalesce(live.replace(0, None), started.replace(0, None), pl.lit(1, pl.Int64)).alias(
@@ -123,6 +130,16 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
     return S.conform(frame)
 
 
+RAW_PROBLEMS = first_problem(
+    (bad_port_text(pl.col("Key").struct.field("dest_port")), INVALID_PORT),
+    (bad_epoch_text(pl.col("start_time")) | bad_epoch_text(pl.col("end_time")), TIME_OUT_OF_RANGE),
+)
+
 SPEC = FormatSpec(
-    name="goldmane", raw_schema=RAW_SCHEMA, prepare=prepare, normalize=normalize, sniff=sniff
+    name="goldmane",
+    raw_schema=RAW_SCHEMA,
+    prepare=prepare,
+    normalize=normalize,
+    sniff=sniff,
+    raw_problems=RAW_PROBLEMS,
 )

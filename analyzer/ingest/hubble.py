@@ -25,12 +25,15 @@ from analyzer.ingest._format import (
     snake_keys,
 )
 from analyzer.ingest._hubble_normalize import normalize
+from analyzer.ingest._screen import INVALID_PORT, TIME_OUT_OF_RANGE, bad_port, first_problem
 
 __all__ = ["SPEC", "FLOW_SCHEMA_RAW", "normalize", "prepare", "sniff"]
 
 _STR = pl.String()
 _INT = pl.Int64()
-_PORTS = pl.Struct({"source_port": _INT, "destination_port": _INT})
+# Ports are read as floats so that a port of 80.5 is seen (and refused), not truncated to 80.
+_PORT = pl.Float64()
+_PORTS = pl.Struct({"source_port": _PORT, "destination_port": _PORT})
 _FLAGS = pl.Struct({f: pl.Boolean() for f in E.TCP_FLAGS})
 _ICMP = pl.Struct({"type": _INT, "code": _INT})
 _ENDPOINT = pl.Struct(
@@ -54,7 +57,9 @@ FLOW_SCHEMA_RAW = pl.Schema(
         "IP": pl.Struct({"source": _STR, "destination": _STR}),
         "l4": pl.Struct(
             {
-                "TCP": pl.Struct({"source_port": _INT, "destination_port": _INT, "flags": _FLAGS}),
+                "TCP": pl.Struct(
+                    {"source_port": _PORT, "destination_port": _PORT, "flags": _FLAGS}
+                ),
                 "UDP": _PORTS,
                 "SCTP": _PORTS,
                 "ICMPv4": _ICMP,
@@ -145,15 +150,44 @@ def _check_spelling(raw: pl.DataFrame) -> None:
         raise ValueError("flow rows without any known field (camelCase?)")
 
 
+_L4 = pl.col("l4")
+RAW_PROBLEMS = first_problem(
+    (
+        pl.any_horizontal(
+            bad_port(_L4.struct.field(proto).struct.field(side))
+            for proto in ("TCP", "UDP", "SCTP")
+            for side in ("source_port", "destination_port")
+        ),
+        INVALID_PORT,
+    ),
+)
+
+
+class _OutOfRange(Exception):
+    pass
+
+
 def _timestamp(value: dict[str, Any]) -> str | None:
     """gRPC-web clients render google.protobuf.Timestamp as {seconds, nanos}."""
     try:
         seconds = int(value.get("seconds", 0))
         nanos = int(value.get("nanos", 0))
-        moment = datetime.fromtimestamp(seconds, UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
+    except (TypeError, ValueError):
         return None
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
+    try:
+        moment = datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise _OutOfRange from exc
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{nanos % 10**9:09d}Z"
+
+
+def _with_time(flow: dict[str, Any]) -> dict[str, Any] | Skip:
+    if not isinstance(flow.get("time"), dict):
+        return flow
+    try:
+        return {**flow, "time": _timestamp(flow["time"])}
+    except _OutOfRange:
+        return Skip(TIME_OUT_OF_RANGE)
 
 
 def _lost(value: Any) -> int:
@@ -178,16 +212,12 @@ def prepare(obj: Any) -> Prepared:
         missing = {k: obj[k] for k in _ENVELOPE_COPIES if not flow.get(k) and obj.get(k)}
         if missing:
             flow = {**flow, **missing}
-        if isinstance(flow.get("time"), dict):
-            flow = {**flow, "time": _timestamp(flow["time"])}
-        return [flow]
+        return [_with_time(flow)]
     for kind in _NON_FLOW:
         if kind in obj:
             return [Skip(f"{kind} records", _lost(obj[kind]) if kind == "lost_events" else 0)]
     if _FLOW_KEYS.intersection(obj):
-        if isinstance(obj.get("time"), dict):
-            obj = {**obj, "time": _timestamp(obj["time"])}
-        return [obj]
+        return [_with_time(obj)]
     return [Skip("records that are not Hubble flows")]
 
 
@@ -272,6 +302,7 @@ SPEC = FormatSpec(
     sniff=sniff,
     fast_read=fast_read,
     fast_reads_markers=True,
+    raw_problems=RAW_PROBLEMS,
 )
 BARE_SPEC = FormatSpec(
     name="hubble",
@@ -280,4 +311,5 @@ BARE_SPEC = FormatSpec(
     normalize=normalize,
     sniff=sniff,
     fast_read=fast_read_bare,
+    raw_problems=RAW_PROBLEMS,
 )

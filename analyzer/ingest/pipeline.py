@@ -12,27 +12,22 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from analyzer.errors import IngestError, StoreError
 from analyzer.ingest import _native
-from analyzer.ingest._io import Digest, digest_file
+from analyzer.ingest._io import Digest, digest_file, is_compressed
+from analyzer.ingest._staging import PART_ROWS, PartWriter, fsync_file, spool
 from analyzer.ingest.detect import spec_for
 from analyzer.ingest.reader import DEFAULT_BATCH_ROWS, FlowReader, empty_result_error
 from analyzer.ingest.report import SkipReason
-from analyzer.schema import FLOW_SCHEMA, INGEST_ID
 from analyzer.store import (
     FLOWS_DIR,
     LOCK,
@@ -45,8 +40,6 @@ from analyzer.store import (
 
 __all__ = ["InputSummary", "IngestSummary", "run_ingest", "expand_inputs", "PART_ROWS"]
 
-PART_ROWS = 4_000_000
-_STATISTICS = [f.name for f in FLOW_SCHEMA if not pa.types.is_list(f.type)]
 EARLY_HASH_BYTES = 64 << 20
 # Hashing compressed input decompresses it: settle duplicates up front only for small files.
 EARLY_HASH_COMPRESSED_BYTES = 8 << 20
@@ -109,135 +102,6 @@ def expand_inputs(inputs: Sequence[str]) -> list[tuple[str, bool]]:
     return out
 
 
-def _is_compressed(path: Path) -> bool:
-    from analyzer.ingest._decompress import GZIP_MAGIC, is_zstd
-
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError:
-        return False
-    return head.startswith(GZIP_MAGIC) or is_zstd(head)
-
-
-def _spool(staged: Path, source: Path | None, label: str) -> Path:
-    """Copy stdin or a pipe (``<(...)``) into the staging directory: it is read twice (hash,
-    parse) and a pipe can be read only once. Bounded memory; the copy is removed afterwards
-    (or, if the process is killed, by the next command that opens the store)."""
-    target = staged / f"spool-{uuid.uuid4().hex}"
-
-    def store_error(exc: OSError) -> StoreError:
-        target.unlink(missing_ok=True)
-        return StoreError(
-            f"cannot copy {label} into the flow store at {staged.parent}: "
-            f"{os_error_text(exc)}; the store is unchanged"
-        )
-
-    try:
-        src = sys.stdin.buffer if source is None else open(source, "rb")  # noqa: SIM115
-    except OSError as exc:
-        raise IngestError(f"cannot read: {os_error_text(exc)}", path=label) from exc
-    try:
-        out = open(target, "wb")  # noqa: SIM115 - closed below, where its errors are handled
-    except OSError as exc:
-        raise store_error(exc) from exc
-    try:
-        while True:
-            try:
-                block = src.read(1 << 20)
-            except OSError as exc:
-                raise IngestError(f"cannot read: {os_error_text(exc)}", path=label) from exc
-            if not block:
-                break
-            try:
-                out.write(block)
-            except OSError as exc:
-                raise store_error(exc) from exc
-        try:
-            out.close()
-        except OSError as exc:
-            raise store_error(exc) from exc
-    finally:
-        with suppress(OSError):
-            out.close()
-        if source is not None:
-            src.close()
-    return target
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _PartWriter:
-    """Writes canonical frames to Parquet parts on a background thread, in order, stamping each
-    row with the input's content hash once it is known (hashing runs concurrently too).
-
-    The first failure (a full disk, say) is raised by ``submit`` or ``close``; the writer is
-    then closed quietly (pyarrow raises again on closing a file whose write failed)."""
-
-    def __init__(self, staged: Path, digest: Future[Digest]) -> None:
-        self._staged = staged
-        self._digest = digest
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="parquet")
-        self._pending: deque[Future[None]] = deque()
-        self._writer: pq.ParquetWriter | None = None
-        self._rows_in_part = 0
-        self.parts: list[str] = []
-
-    def submit(self, frame: pl.DataFrame) -> None:
-        while len(self._pending) >= 2:  # bounded: at most two frames wait in memory
-            self._pending.popleft().result()
-        self._pending.append(self._pool.submit(self._write, frame))
-
-    def _write(self, frame: pl.DataFrame) -> None:
-        digest = self._digest.result().content
-        if self._writer is None or self._rows_in_part >= PART_ROWS:
-            if self._writer is not None:
-                self._writer.close()
-            self.parts.append(f"part-{digest[:16]}-{len(self.parts):04d}.parquet")
-            self._writer = pq.ParquetWriter(
-                self._staged / self.parts[-1],
-                FLOW_SCHEMA,
-                compression="zstd",
-                # level 1: the parts are as small as at the default level, and written faster
-                compression_level=1,
-                # min/max of list columns help no reader; they cost a fifth of the write
-                write_statistics=_STATISTICS,
-            )
-            self._rows_in_part = 0
-        table = frame.with_columns(pl.lit(digest).alias(INGEST_ID)).to_arrow()
-        self._writer.write_table(table.cast(FLOW_SCHEMA))
-        self._rows_in_part += frame.height
-
-    def close(self) -> None:
-        failed = True
-        try:
-            while self._pending:
-                self._pending.popleft().result()
-            failed = False
-        finally:
-            for f in self._pending:
-                f.cancel()
-            self._pool.shutdown(wait=True)
-            writer, self._writer = self._writer, None
-            if writer is not None:
-                if failed:
-                    with suppress(Exception):
-                        writer.close()
-                else:
-                    writer.close()
-
-    def discard(self) -> None:
-        for part in self.parts:
-            (self._staged / part).unlink(missing_ok=True)
-        self.parts = []
-
-
 def _known(digest: Digest, known: dict[str, ManifestEntry]) -> ManifestEntry | None:
     """The stored input with this content (or, for stores from before content hashing, with
     these file bytes)."""
@@ -268,14 +132,14 @@ def _load_one(
     label = path
     source = Path(path)
     if path == "-":
-        label, source = "<stdin>", _spool(staged, None, "standard input")
+        label, source = "<stdin>", spool(staged, None, "standard input")
     elif source.exists() and not source.is_file():
-        source = _spool(staged, source, label)
+        source = spool(staged, source, label)
     try:
         size = source.stat().st_size
     except OSError as exc:
         raise IngestError(f"cannot read: {exc.strerror or exc}", path=label) from exc
-    early = EARLY_HASH_COMPRESSED_BYTES if _is_compressed(source) else EARLY_HASH_BYTES
+    early = EARLY_HASH_COMPRESSED_BYTES if is_compressed(source) else EARLY_HASH_BYTES
     with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher:
         digest_future = hasher.submit(digest_file, source)
         if size < early:
@@ -335,7 +199,7 @@ def _load_hashed(
         if progress:
             progress(size)
         return InputSummary(label, "skipped", message=str(exc).removeprefix(f"{source}: ")), None
-    writer = _PartWriter(staged, digest_future)
+    writer = PartWriter(staged, digest_future)
     done = 0
 
     def consume(frames: Iterator[pl.DataFrame], position: Callable[[], int]) -> None:
@@ -362,7 +226,7 @@ def _load_hashed(
                 # Read again, chunk by chunk: that path reports bad lines with their numbers.
                 native = False
                 writer.discard()
-                writer = _PartWriter(staged, digest_future)
+                writer = PartWriter(staged, digest_future)
                 reader = FlowReader(
                     source,
                     fmt,
@@ -386,7 +250,7 @@ def _load_hashed(
             raise IngestError(err, path=label)
         return InputSummary(label, "skipped", reader.format, message=err), None
     for part in writer.parts:
-        _fsync(staged / part)
+        fsync_file(staged / part)
     skipped = reader.report.reasons()
     warnings = tuple(reader.report.warnings)
     entry = ManifestEntry(

@@ -6,6 +6,11 @@ Two parse paths produce the same raw frame for a format's ``normalize``:
   schema (only the fields the store needs);
 * slow: per line ``json.loads`` + the format's ``prepare`` (envelopes, camelCase, CRI log
   wrapping, integer enums, arrays), used for any chunk the fast path refuses.
+
+Every path hands its raw rows, with their line numbers, to ``_screen.screen``: records the
+store must not hold (invalid UTF-8, invalid ports, times out of range) are skipped and
+reported by line, the same whichever path read them. A chunk that is not valid UTF-8 takes
+the per-line path, which finds the offending lines.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import re
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,14 @@ from analyzer.ingest._io import (
     iter_chunks,
     open_input,
 )
-from analyzer.ingest._jsonstream import BAD, iter_json_values
+from analyzer.ingest._jsonstream import BAD, NOT_UTF8, iter_json_values
+from analyzer.ingest._screen import (
+    INVALID_UTF8,
+    encodable,
+    may_hold_lone_surrogate,
+    screen,
+    valid_utf8,
+)
 from analyzer.ingest.report import SkipReport
 from analyzer.schema import DST_LABELS, INGEST_ID, SRC_LABELS
 
@@ -52,6 +64,31 @@ class _FastOutcome:
     frame: pl.DataFrame  # canonical rows of the chunk
     skipped: list[tuple[str, list[int]]]  # (reason, line numbers)
     lost_events: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    """Decoded records waiting for a batch, with the line each came from."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+
+    def add(self, record: dict[str, Any], line: int) -> None:
+        self.records.append(record)
+        self.lines.append(line)
+
+    def take(self) -> tuple[list[dict[str, Any]], list[int]]:
+        out = self.records, self.lines
+        self.records, self.lines = [], []
+        return out
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def _line_numbers(first_line: int, height: int, keep: pl.Series | None = None) -> pl.Series:
+    lines = pl.int_range(first_line, first_line + height, dtype=pl.Int64, eager=True)
+    return lines if keep is None else lines.filter(keep)
 
 
 class FlowReader:
@@ -158,8 +195,10 @@ class FlowReader:
             except ValueError as exc:
                 raise _native.Refused(str(exc)) from exc
             skipped = _native.skip_lines(result.skip_reason, first_line)
-            raw = result.raw.filter(result.skip_reason.is_null()) if skipped else result.raw
-            return self.spec.normalize(raw), skipped, result.lost_events
+            keep = result.skip_reason.is_null() if skipped else None
+            raw = result.raw if keep is None else result.raw.filter(keep)
+            frame, problems = self._screen(raw, _line_numbers(first_line, env.height, keep))
+            return frame, skipped + problems, result.lost_events
 
         for frame, skipped, lost in _native.read_envelopes(
             Path(self.path),
@@ -192,8 +231,12 @@ class FlowReader:
                 "the flow graph is incomplete"
             )
 
-    def _finish(self, raw: pl.DataFrame) -> pl.DataFrame:
-        return self._account(self.spec.normalize(raw))
+    def _screen(
+        self, raw: pl.DataFrame, lines: pl.Series
+    ) -> tuple[pl.DataFrame, list[tuple[str, list[int]]]]:
+        """Canonical rows of ``raw``, without (and reporting) what the store must not hold.
+        Pure: runs on worker threads."""
+        return screen(raw, lines, self.spec.normalize, self.spec.raw_problems)
 
     def _account(self, frame: pl.DataFrame) -> pl.DataFrame:
         self.unlabelled += frame.select(
@@ -206,7 +249,7 @@ class FlowReader:
 
     def _line_batches(self) -> Iterator[pl.DataFrame]:
         if self.spec.fast_read is None or self.layout not in ("ndjson", "cri"):
-            pending: list[dict[str, Any]] = []
+            pending = _Pending()
             for item in self._chunks():
                 yield from self._slow_chunk(item, pending, flush_at_end=False)
             if pending:
@@ -235,7 +278,7 @@ class FlowReader:
     def _settle(self, chunk: Chunk, future: Future[_FastOutcome | None]) -> Iterator[pl.DataFrame]:
         outcome = future.result()
         if outcome is None:  # refused: the per-line path reads this chunk
-            yield from self._slow_chunk(chunk, [], flush_at_end=True)
+            yield from self._slow_chunk(chunk, _Pending(), flush_at_end=True)
             return
         for reason, lines in outcome.skipped:
             self.report.add_many(reason, lines)
@@ -245,19 +288,19 @@ class FlowReader:
             yield frame
 
     def _slow_chunk(
-        self, chunk: Chunk, pending: list[dict[str, Any]], *, flush_at_end: bool
+        self, chunk: Chunk, pending: _Pending, *, flush_at_end: bool
     ) -> Iterator[pl.DataFrame]:
         for line_no, line in _split_lines(chunk):
             self._slow_line(line_no, line, pending)
             if len(pending) >= self.slow_batch_rows:
                 yield self._build(pending)
-                pending.clear()
         if flush_at_end and pending:
             yield self._build(pending)
-            pending.clear()
 
     def _fast_job(self, chunk: Chunk) -> _FastOutcome | None:
         """Runs on a worker thread: touches no reader state."""
+        if not valid_utf8(chunk.data):
+            return None  # the per-line path finds and skips the lines that are not UTF-8
         data = _uncri(chunk.data) if self.layout == "cri" else chunk.data
         assert self.spec.fast_read is not None
         try:
@@ -269,17 +312,13 @@ class FlowReader:
         lines = chunk.newlines + (0 if data.endswith(b"\n") else 1)
         if result.raw.height != lines:
             return None
-        reasons = result.skip_reason
-        skipped: list[tuple[str, list[int]]] = []
-        raw = result.raw
-        if reasons.null_count() != len(reasons):
-            table = pl.DataFrame({"r": reasons}).with_row_index("i").drop_nulls("r")
-            for (reason,), group in table.group_by("r", maintain_order=True):
-                skipped.append((str(reason), [chunk.first_line + i for i in group["i"]]))
-            raw = raw.filter(reasons.is_null())
-        return _FastOutcome(self.spec.normalize(raw), skipped, result.lost_events)
+        skipped = _native.skip_lines(result.skip_reason, chunk.first_line)
+        keep = result.skip_reason.is_null() if skipped else None
+        raw = result.raw if keep is None else result.raw.filter(keep)
+        frame, problems = self._screen(raw, _line_numbers(chunk.first_line, lines, keep))
+        return _FastOutcome(frame, skipped + problems, result.lost_events)
 
-    def _slow_line(self, line_no: int, line: bytes, out: list[dict[str, Any]]) -> None:
+    def _slow_line(self, line_no: int, line: bytes, out: _Pending) -> None:
         text = line.strip()
         if not text:
             return
@@ -298,50 +337,64 @@ class FlowReader:
                     # Partial CRI lines and agent log lines carry no whole JSON record.
                     self.report.add("container log lines without a JSON record", line_no)
                     return
+        if not valid_utf8(text):
+            self.report.add(INVALID_UTF8, line_no)
+            return
         try:
             value = json.loads(text)
         except (ValueError, RecursionError):
             self.report.add(_MALFORMED, line_no)
             return
+        if may_hold_lone_surrogate(text) and not encodable(value):
+            self.report.add(INVALID_UTF8, line_no)
+            return
         self._accept(line_no, value, out)
 
-    def _accept(self, line_no: int, value: Any, out: list[dict[str, Any]]) -> None:
+    def _accept(self, line_no: int, value: Any, out: _Pending) -> None:
         for v in detect.expand(value):
             for rec in self.spec.prepare(v):
                 if isinstance(rec, Skip):
                     self.report.add(rec.reason, line_no)
                     self.report.lost_events += rec.lost_events
                 else:
-                    out.append(rec)
+                    out.add(rec, line_no)
 
     def _value_batches(self) -> Iterator[pl.DataFrame]:
-        pending: list[dict[str, Any]] = []
+        pending = _Pending()
         for line_no, value in iter_json_values(
             self.stream.read, max_value_chars=self.max_line_bytes
         ):
             if value is BAD:
                 self.report.add("malformed JSON values", line_no)
                 continue
+            if value is NOT_UTF8:
+                self.report.add(INVALID_UTF8, line_no)
+                continue
             self._accept(line_no, value, pending)
             if len(pending) >= self.slow_batch_rows:
                 yield self._build(pending)
-                pending = []
         if pending:
             yield self._build(pending)
 
-    def _build(self, records: list[dict[str, Any]]) -> pl.DataFrame:
+    def _build(self, pending: _Pending) -> pl.DataFrame:
+        records, lines = pending.take()
         schema = self.spec.raw_schema
         try:
             raw = pl.DataFrame(records, schema=schema, strict=False)
         except Exception:  # noqa: BLE001 - isolate the records polars cannot take
-            good = []
-            for rec in records:
+            good, kept = [], []
+            for rec, line in zip(records, lines, strict=True):
                 try:
                     good.append(pl.DataFrame([rec], schema=schema, strict=False))
+                    kept.append(line)
                 except Exception:  # noqa: BLE001
-                    self.report.add("records with unusable field types", None)
+                    self.report.add("records with unusable field types", line)
             raw = pl.concat(good) if good else pl.DataFrame(schema=schema)
-        return self._finish(raw)
+            lines = kept
+        frame, problems = self._screen(raw, pl.Series(lines, dtype=pl.Int64))
+        for reason, where in problems:
+            self.report.add_many(reason, where)
+        return self._account(frame)
 
 
 _CRI_PREFIX = re.compile(rb"\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) ([FP]) ?")

@@ -15,6 +15,7 @@ import polars as pl
 from analyzer import schema as S
 from analyzer.ingest import _calico_common as C
 from analyzer.ingest._format import FormatSpec, Prepared, Skip, snake_keys
+from analyzer.ingest._screen import INVALID_PORT, bad_port_text, first_problem
 
 __all__ = ["SPEC", "RAW_SCHEMA", "normalize", "prepare", "sniff"]
 
@@ -84,7 +85,7 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
         C.direction(pl.col("reporter")).alias(S.DIRECTION),
         pl.lit(False).alias(S.IS_REPLY),
         C.protocol(pl.col("protocol")).alias(S.PROTOCOL),
-        C.to_int(pl.col("dest_port"), pl.Int32()).replace(0, None).alias(S.DST_PORT),
+        C.port(pl.col("dest_port")).replace(0, None).alias(S.DST_PORT),
         *_side("source", "src"),
         *_side("dest", "dst"),
         pl.lit(1, pl.Int64).alias(S.FLOW_COUNT),
@@ -99,5 +100,10 @@ def normalize(raw: pl.DataFrame) -> pl.DataFrame:
 
 
 SPEC = FormatSpec(
-    name="whisker", raw_schema=RAW_SCHEMA, prepare=prepare, normalize=normalize, sniff=sniff
+    name="whisker",
+    raw_schema=RAW_SCHEMA,
+    prepare=prepare,
+    normalize=normalize,
+    sniff=sniff,
+    raw_problems=first_problem((bad_port_text(pl.col("dest_port")), INVALID_PORT)),
 )

@@ -1,0 +1,155 @@
+"""What an ingest writes into its staging directory: spooled stdin and Parquet parts.
+
+Nothing here is visible to readers of the store until ``FlowStore.commit``. A part is checked
+once more before it is written: Parquet text must be UTF-8 (the readers upstream skip records
+that are not; this is the last line of defence), or the ingest fails with the store unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analyzer.errors import IngestError, StoreError
+from analyzer.ingest._io import Digest
+from analyzer.ingest._oserror import os_error_text
+from analyzer.schema import FLOW_SCHEMA, INGEST_ID
+
+__all__ = ["PART_ROWS", "PartWriter", "fsync_file", "spool"]
+
+PART_ROWS = 4_000_000
+_STATISTICS = [f.name for f in FLOW_SCHEMA if not pa.types.is_list(f.type)]
+
+
+def spool(staged: Path, source: Path | None, label: str) -> Path:
+    """Copy stdin or a pipe (``<(...)``) into the staging directory: it is read twice (hash,
+    parse) and a pipe can be read only once. Bounded memory; the copy is removed afterwards
+    (or, if the process is killed, by the next command that opens the store)."""
+    target = staged / f"spool-{uuid.uuid4().hex}"
+
+    def store_error(exc: OSError) -> StoreError:
+        target.unlink(missing_ok=True)
+        return StoreError(
+            f"cannot copy {label} into the flow store at {staged.parent}: "
+            f"{os_error_text(exc)}; the store is unchanged"
+        )
+
+    try:
+        src = sys.stdin.buffer if source is None else open(source, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise IngestError(f"cannot read: {os_error_text(exc)}", path=label) from exc
+    try:
+        out = open(target, "wb")  # noqa: SIM115 - closed below, where its errors are handled
+    except OSError as exc:
+        raise store_error(exc) from exc
+    try:
+        while True:
+            try:
+                block = src.read(1 << 20)
+            except OSError as exc:
+                raise IngestError(f"cannot read: {os_error_text(exc)}", path=label) from exc
+            if not block:
+                break
+            try:
+                out.write(block)
+            except OSError as exc:
+                raise store_error(exc) from exc
+        try:
+            out.close()
+        except OSError as exc:
+            raise store_error(exc) from exc
+    finally:
+        with suppress(OSError):
+            out.close()
+        if source is not None:
+            src.close()
+    return target
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PartWriter:
+    """Writes canonical frames to Parquet parts on a background thread, in order, stamping each
+    row with the input's content hash once it is known (hashing runs concurrently too).
+
+    The first failure (a full disk, say) is raised by ``submit`` or ``close``; the writer is
+    then closed quietly (pyarrow raises again on closing a file whose write failed)."""
+
+    def __init__(self, staged: Path, digest: Future[Digest]) -> None:
+        self._staged = staged
+        self._digest = digest
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="parquet")
+        self._pending: deque[Future[None]] = deque()
+        self._writer: pq.ParquetWriter | None = None
+        self._rows_in_part = 0
+        self.parts: list[str] = []
+
+    def submit(self, frame: pl.DataFrame) -> None:
+        while len(self._pending) >= 2:  # bounded: at most two frames wait in memory
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._write, frame))
+
+    def _write(self, frame: pl.DataFrame) -> None:
+        digest = self._digest.result().content
+        if self._writer is None or self._rows_in_part >= PART_ROWS:
+            if self._writer is not None:
+                self._writer.close()
+            self.parts.append(f"part-{digest[:16]}-{len(self.parts):04d}.parquet")
+            self._writer = pq.ParquetWriter(
+                self._staged / self.parts[-1],
+                FLOW_SCHEMA,
+                compression="zstd",
+                # level 1: the parts are as small as at the default level, and written faster
+                compression_level=1,
+                # min/max of list columns help no reader; they cost a fifth of the write
+                write_statistics=_STATISTICS,
+            )
+            self._rows_in_part = 0
+        table = frame.with_columns(pl.lit(digest).alias(INGEST_ID)).to_arrow().cast(FLOW_SCHEMA)
+        try:
+            table.validate(full=True)
+        except pa.ArrowInvalid as exc:
+            raise IngestError(
+                f"refusing to write a Parquet part that is not valid ({exc}); nothing was "
+                "committed (a reader let an invalid record through: please report it)"
+            ) from exc
+        self._writer.write_table(table)
+        self._rows_in_part += frame.height
+
+    def close(self) -> None:
+        failed = True
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+            failed = False
+        finally:
+            for f in self._pending:
+                f.cancel()
+            self._pool.shutdown(wait=True)
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                if failed:
+                    with suppress(Exception):
+                        writer.close()
+                else:
+                    writer.close()
+
+    def discard(self) -> None:
+        for part in self.parts:
+            (self._staged / part).unlink(missing_ok=True)
+        self.parts = []
