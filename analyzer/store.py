@@ -344,7 +344,14 @@ class FlowStore:
         """
         entries = self.manifest()
         fsync_dir(staged)
-        self.write_manifest([*entries, *new_entries])
+        try:
+            self.write_manifest([*entries, *new_entries])
+        except OSError:
+            # Failed before the rename: nothing is committed. After it (syncing the
+            # directory): committed, and the parts must be published, not thrown away.
+            ids = {e.ingest_id for e in self.manifest()}
+            if not all(e.ingest_id in ids for e in new_entries):
+                raise
         try:
             for entry in new_entries:
                 for part in entry.parts:

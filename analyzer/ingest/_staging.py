@@ -97,6 +97,7 @@ class PartWriter:
         self._pending: deque[Future[None]] = deque()
         self._writer: pq.ParquetWriter | None = None
         self._rows_in_part = 0
+        self._failed = False
         self.parts: list[str] = []
 
     def submit(self, frame: pl.DataFrame) -> None:
@@ -105,6 +106,15 @@ class PartWriter:
         self._pending.append(self._pool.submit(self._write, frame))
 
     def _write(self, frame: pl.DataFrame) -> None:
+        if self._failed:
+            return  # the first failure is the one reported; later frames are dropped
+        try:
+            self._write_frame(frame)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def _write_frame(self, frame: pl.DataFrame) -> None:
         digest = self._digest.result().content
         if self._writer is None or self._rows_in_part >= PART_ROWS:
             if self._writer is not None:
@@ -132,22 +142,19 @@ class PartWriter:
         self._rows_in_part += frame.height
 
     def close(self) -> None:
-        failed = True
         try:
             while self._pending:
                 self._pending.popleft().result()
-            failed = False
         finally:
             for f in self._pending:
                 f.cancel()
             self._pool.shutdown(wait=True)
             writer, self._writer = self._writer, None
-            if writer is not None:
-                if failed:
-                    with suppress(Exception):
-                        writer.close()
-                else:
+            if writer is not None and self._failed:
+                with suppress(Exception):
                     writer.close()
+            elif writer is not None:
+                writer.close()
 
     def discard(self) -> None:
         for part in self.parts:

@@ -242,4 +242,3 @@ def test_manifest_from_a_newer_analyzer_is_refused(tmp_path: Path) -> None:
     (tmp_path / "store" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(StoreError, match="newer analyzer"):
         FlowStore.open(tmp_path / "store")
-

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from analyzer.errors import IngestError, UnknownFormatError, UsageError
-from analyzer.ingest._decompress import zstd
 from analyzer.ingest import FlowReader, read_flow_file
+from analyzer.ingest._decompress import zstd
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "ingest"
 ENVELOPE = (FIX / "hubble_envelope.jsonl").read_bytes()
