@@ -216,7 +216,7 @@ def digest_file(path: Path) -> Digest:
     try:
         if stream.compression is None:
             return Digest(file_hash, file_hash, None)
-        while stream.read():
+        while stream.read(_RAW_BLOCK):
             pass
         content = stream.content_hash
         assert content is not None

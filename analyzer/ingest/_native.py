@@ -121,6 +121,8 @@ def read_envelopes(
         f"columns={_columns_sql(schema)}, maximum_object_size={int(max_line_bytes)})"
     )
     con = duckdb.connect(config={"threads": max(2, os.cpu_count() or 2)})
+    # DuckDB draws a progress bar on stdout after 2 s: into the output of `ingest -o json`
+    con.execute("SET enable_progress_bar = false")
     try:
         try:
             rel = con.sql(sql)

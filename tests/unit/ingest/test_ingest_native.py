@@ -215,3 +215,32 @@ def test_cut_off_last_line_is_refused_before_parsing(
     assert loaded.rows == chunked.height == len(hubble_lines) - cr.report.total + 1
     assert loaded.skipped == cr.report.reasons()
     assert any(len(hubble_lines) + 1 in r.first_lines for r in loaded.skipped)
+
+
+def test_duckdb_draws_no_progress_bar_into_stdout(
+    tmp_path: Path, hubble_lines: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DuckDB draws a progress bar on stdout once a query has run 2 s (a 200k-flow gzip file
+    # does): it corrupted the output of `ingest -o json`.
+    import duckdb
+
+    real = duckdb.connect
+    seen: list[object] = []
+
+    class Spy:
+        def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+            self._con = con
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._con, name)
+
+        def close(self) -> None:
+            query = "SELECT current_setting('enable_progress_bar')"
+            seen.append(self._con.sql(query).fetchall())
+            self._con.close()
+
+    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: Spy(real(*a, **k)))
+    path = _write(tmp_path / "flows.jsonl", hubble_lines)
+    with FlowReader(path) as reader:
+        assert sum(f.height for f in reader.native_batches()) > 0
+    assert seen == [[(False,)]]
