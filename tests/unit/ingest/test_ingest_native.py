@@ -217,30 +217,44 @@ def test_cut_off_last_line_is_refused_before_parsing(
     assert any(len(hubble_lines) + 1 in r.first_lines for r in loaded.skipped)
 
 
+_SETTING_DURING_READ = """
+import sys
+import duckdb
+from analyzer.ingest.reader import FlowReader
+
+real = duckdb.connect
+
+class Spy:
+    def __init__(self, con):
+        self._con = con
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+    def close(self):
+        query = "SELECT current_setting('enable_progress_bar')"
+        print(self._con.sql(query).fetchall()[0][0])
+        self._con.close()
+
+duckdb.connect = lambda *a, **k: Spy(real(*a, **k))
+with FlowReader(sys.argv[1]) as reader:
+    assert sum(f.height for f in reader.native_batches()) > 0
+"""
+
+
 def test_duckdb_draws_no_progress_bar_into_stdout(
-    tmp_path: Path, hubble_lines: list[bytes], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, hubble_lines: list[bytes]
 ) -> None:
     # DuckDB draws a progress bar on stdout once a query has run 2 s (a 200k-flow gzip file
-    # does): it corrupted the output of `ingest -o json`.
-    import duckdb
+    # does): it corrupted the output of `ingest -o json`. (Under pytest DuckDB turns the bar
+    # off by itself, hence the separate process.)
+    import subprocess
+    import sys
 
-    real = duckdb.connect
-    seen: list[object] = []
-
-    class Spy:
-        def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-            self._con = con
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(self._con, name)
-
-        def close(self) -> None:
-            query = "SELECT current_setting('enable_progress_bar')"
-            seen.append(self._con.sql(query).fetchall())
-            self._con.close()
-
-    monkeypatch.setattr(duckdb, "connect", lambda *a, **k: Spy(real(*a, **k)))
     path = _write(tmp_path / "flows.jsonl", hubble_lines)
-    with FlowReader(path) as reader:
-        assert sum(f.height for f in reader.native_batches()) > 0
-    assert seen == [[(False,)]]
+    proc = subprocess.run(
+        [sys.executable, "-c", _SETTING_DURING_READ, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False"]
