@@ -104,9 +104,13 @@ def breakage_findings(
                 pl.col(f"{peer}_ip").first().alias("_p_ip"),
                 pl.col("reason").first(),
             )
+            # Ties in connections are ordered by peer and port: `-o json` is byte-identical
+            # across runs.
             .sort(
-                ["_subject", "_suspicious", "_was_allowed", "connections"],
-                descending=[False, False, True, True],
+                ["_subject", "_suspicious", "_was_allowed", "connections", "_peer", "protocol",
+                 "dst_port"],
+                descending=[False, False, True, True, False, False, False],
+                nulls_last=True,
             )
         )
         for (subject, suspicious, was_allowed), group in edges.group_by(
