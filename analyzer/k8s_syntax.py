@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["dns_label_error", "label_key_error", "label_value_error"]
+__all__ = ["dns_label_error", "dns_subdomain_error", "label_key_error", "label_value_error"]
 
 _LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -50,4 +50,21 @@ def dns_label_error(name: object) -> str | None:
     if not isinstance(name, str) or not name or len(name) > 63 or not _DNS_LABEL.fullmatch(name):
         shown = name[:80] if isinstance(name, str) else name
         return f"{shown!r} is not a DNS-1123 label (lowercase alphanumerics and '-', <= 63)"
+    return None
+
+
+def dns_subdomain_error(name: object) -> str | None:
+    """Why ``name`` is not a DNS-1123 subdomain (most object names, e.g. NetworkPolicy), or
+    ``None``."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name) > 253
+        or not _DNS_SUBDOMAIN.fullmatch(name)
+    ):
+        shown = name[:80] if isinstance(name, str) else name
+        return (
+            f"{shown!r} is not a DNS-1123 subdomain (lowercase alphanumerics, '-' and '.', "
+            "<= 253)"
+        )
     return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
 from analyzer.policy.compile import (
     AllPeers,
@@ -26,10 +26,19 @@ from analyzer.policy.compile import (
 )
 from analyzer.policy.model import LabelSelector
 
-if TYPE_CHECKING:
-    from analyzer.audit.universe import Pod
-
 __all__ = ["IdentityIndex", "Ids"]
+
+
+class _PodLike(Protocol):
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+    @property
+    def ip(self) -> str | None: ...
+
+
+Pod = TypeVar("Pod", bound=_PodLike)
 
 Ids = frozenset[int]
 _NONE: Ids = frozenset()
@@ -38,7 +47,7 @@ _POD_ENTITIES = frozenset({"all", "cluster", "pod"})
 
 
 @dataclass(slots=True)
-class IdentityIndex:
+class IdentityIndex(Generic[Pod]):
     """Identities (pods grouped by namespace, labels and namespace labels) with lookups.
 
     ``reps[i]`` is one pod of identity ``i``, ``members[i]`` all its pods.

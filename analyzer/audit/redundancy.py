@@ -28,7 +28,7 @@ from analyzer.audit.anchors import (
     selector_lookups,
 )
 from analyzer.audit.index import IdentityIndex, Ids
-from analyzer.audit.universe import Universe
+from analyzer.audit.universe import Pod, Universe
 from analyzer.policy.compile import AllPeers, CompiledPolicy, CompiledRule, PodPeers
 from analyzer.policy.model import (
     LabelRequirement,
@@ -361,7 +361,7 @@ def _semantic_peers(
     a: CompiledRule,
     sets_a: list[Ids | None],
     b: CompiledRule,
-    index: IdentityIndex,
+    index: IdentityIndex[Pod],
     own: Mapping[str, str],
 ) -> int | None:
     """Known pods ``a`` admits when ``b`` admits all of them (None when it does not)."""

@@ -48,7 +48,7 @@ def run_audit(
     """
     from analyzer.connections import derive_connections
     from analyzer.inventory import load_inventory
-    from analyzer.policy.load import load_policies
+    from analyzer.policy.load import load_policies, require_policies
 
     if not policy_paths:
         raise UsageError("give the policies to audit with --policies PATH")
@@ -57,9 +57,13 @@ def run_audit(
         if bad:
             raise UsageError(f"invalid namespace {bad[0]!r}")
     loaded = load_policies(list(policy_paths), include_staged=include_staged)
+    require_policies(loaded, policy_paths)
     warnings = loaded.warnings()
     if not loaded.policies:
-        warnings.append("no policies loaded: only namespace coverage can be audited")
+        warnings.append(
+            "the policies are an empty List (a cluster without policies): only namespace "
+            "coverage can be audited"
+        )
     inventory = load_inventory(inventory_path) if inventory_path is not None else None
     flows = _flows(store, flow_files, warnings)
     connections = derive_connections(flows)

@@ -77,7 +77,7 @@ class Universe:
     # Pods grouped by what selectors can see (namespace, labels, namespace labels): matching
     # is done once per identity, not once per pod, through the inverted indexes of ``index``.
     identities: tuple[tuple[Pod, tuple[Pod, ...]], ...] = ()
-    index: IdentityIndex = field(init=False, repr=False, compare=False)
+    index: IdentityIndex[Pod] = field(init=False, repr=False, compare=False)
     by_namespace: Mapping[str, tuple[Pod, ...]] = field(init=False, repr=False, compare=False)
     # Answers derived from the universe that several checks ask for (e.g. a rule's breadth).
     memo: dict[str, dict[object, Any]] = field(init=False, repr=False, compare=False)

@@ -14,8 +14,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import yaml
-
 from analyzer.errors import VerificationError
 from analyzer.k8s_syntax import dns_label_error, label_key_error, label_value_error
 from analyzer.recommend_model import (
@@ -28,6 +26,7 @@ from analyzer.recommend_model import (
     Rule,
     Selector,
 )
+from analyzer.yaml_io import safe_dump_all
 
 __all__ = [
     "FLAVORS",
@@ -382,6 +381,6 @@ def render(policies: Sequence[PolicySpec], flavor: Flavor = "kubernetes") -> lis
 
 def to_yaml(manifests: Sequence[Mapping[str, Any]]) -> str:
     """Multi-document YAML for ``kubectl apply -f -``."""
-    return yaml.safe_dump_all(
+    return safe_dump_all(
         list(manifests), sort_keys=False, default_flow_style=False, explicit_start=True
     )

@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
 from analyzer.errors import PolicyError
 from analyzer.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicies
 from analyzer.policy.evaluate import Peer, evaluate_connections, selecting_policies
+from analyzer.policy.load import read_documents
 from analyzer.policy.model import EGRESS, INGRESS
 from analyzer.report.model import CoverageRow
+from analyzer.yaml_io import safe_dump_all
 
 __all__ = ["coverage_rows", "existing_manifests", "manifests_yaml", "normalize_manifest"]
 
@@ -73,12 +74,7 @@ def existing_manifests(paths: str | Path | Sequence[str | Path]) -> dict[str, li
         paths = [paths]
     by_ns: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for file in _files(paths):
-        try:
-            docs = list(yaml.safe_load_all(file.read_text("utf-8")))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise PolicyError(
-                f"cannot read policies: {exc}".splitlines()[0], file=str(file)
-            ) from exc
+        docs = read_documents(file)
         for doc in docs:
             for item in _flatten(doc):
                 if item.get("kind") in POLICY_KINDS:
@@ -92,7 +88,7 @@ def existing_manifests(paths: str | Path | Sequence[str | Path]) -> dict[str, li
 
 def manifests_yaml(manifests: Sequence[Mapping[str, Any]]) -> str:
     """Multi-document YAML with sorted keys, so two sets diff line by line."""
-    return yaml.safe_dump_all(
+    return safe_dump_all(
         [normalize_manifest(m) for m in manifests], sort_keys=True, default_flow_style=False
     )
 
