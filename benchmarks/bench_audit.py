@@ -45,7 +45,8 @@ WORKLOADS_PER_NAMESPACE = 8
 # workload (the last workload's egress goes to the next namespace, the first's ingress comes
 # from traefik).
 POLICIES_PER_NAMESPACE = 3 + 2 * WORKLOADS_PER_NAMESPACE
-DENSE_NAMESPACES = 50
+DENSE_NAMESPACES = 100
+DENSE_WORKLOADS = 20
 DEFAULT_BASELINE_REF = "ac4dfa3"
 
 
@@ -131,14 +132,14 @@ def namespace_policies(scenario: Any, ns: str) -> list[dict[str, Any]]:
 _TIERS = ("web", "api", "worker", "cache")
 
 
-def dense_policy(ns: str, k: int, namespaces: int) -> dict[str, Any]:
+def dense_policy(ns: str, k: int, namespaces: int, workloads: int) -> dict[str, Any]:
     """Policy ``k`` of a namespace holding many overlapping policies (a generated set).
 
     Subjects, peers and ports cycle through every shape the audit reasons about: one workload,
     a tier, the whole namespace; same-namespace pods, other namespaces by label or name, every
     namespace, address ranges with exceptions, ``Exists``; single ports, ranges, named ports.
     """
-    w = k % WORKLOADS_PER_NAMESPACE
+    w = k % workloads
     other = f"extra-{(k * 7) % namespaces + 1:03d}"
     subject = (
         {} if k % 11 == 0
@@ -146,7 +147,7 @@ def dense_policy(ns: str, k: int, namespaces: int) -> dict[str, Any]:
         else _app(f"svc-{w}")
     )
     peers = [
-        {"podSelector": _app(f"svc-{(w + 7) % WORKLOADS_PER_NAMESPACE}")},
+        {"podSelector": _app(f"svc-{(w + workloads - 1) % workloads}")},
         {"namespaceSelector": {"matchLabels": {"team": f"team-{other[-3:]}"}},
          "podSelector": {"matchExpressions": [
              {"key": "tier", "operator": "In", "values": [_TIERS[k % 4], _TIERS[(k + 1) % 4]]}]}},
@@ -182,7 +183,8 @@ def build_case(policies: int, seed: int, work: Path, shape: str) -> dict[str, An
     """Generate (once) the store, inventory and policy file for ``policies`` policies.
 
     ``spread``: namespaces grow with the policies (19 per namespace, each set tight);
-    ``dense``: 50 namespaces whatever the size, each holding many overlapping policies.
+    ``dense``: 100 namespaces of 20 workloads whatever the size, each namespace holding many
+    overlapping policies (10,000 policies: 100 per namespace).
     """
     import yaml
 
@@ -194,13 +196,16 @@ def build_case(policies: int, seed: int, work: Path, shape: str) -> dict[str, An
     namespaces = (
         math.ceil(policies / POLICIES_PER_NAMESPACE) if shape == "spread" else DENSE_NAMESPACES
     )
-    case = work / f"{shape}-p{policies}-s{seed}"
+    case = work / f"{shape}-p{policies}-s{seed}" if shape == "spread" else (
+        work / f"{shape}{DENSE_NAMESPACES}x{DENSE_WORKLOADS}-p{policies}-s{seed}"
+    )
     info: dict[str, Any] = {"dir": str(case), "extra_namespaces": namespaces}
     if (case / "done.json").is_file():
         return {**info, **json.loads((case / "done.json").read_text()), "reused": True}
     case.mkdir(parents=True, exist_ok=True)
+    workloads = WORKLOADS_PER_NAMESPACE if shape == "spread" else DENSE_WORKLOADS
     config = ScenarioConfig(
-        seed=seed, extra_namespaces=namespaces, workloads_per_namespace=WORKLOADS_PER_NAMESPACE,
+        seed=seed, extra_namespaces=namespaces, workloads_per_namespace=workloads,
         attacks=frozenset({"scan", "lateral"}),
     )
     scenario = build_scenario(config)
@@ -229,7 +234,7 @@ def build_case(policies: int, seed: int, work: Path, shape: str) -> dict[str, An
     else:
         for k in range(policies):
             docs.append(dense_policy(f"extra-{k % namespaces + 1:03d}", k // namespaces,
-                                     namespaces))
+                                     namespaces, workloads))
     docs = docs[:policies]
     (case / "policies.yaml").write_text(
         yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": docs}, sort_keys=False)

@@ -11,7 +11,7 @@ Severity policy (docs/audit.md explains it to users):
 * ``low``: unused rules, redundant rules, TCP-53-only DNS gaps, namespaces where nothing
   isolates egress, mildly broad rules (namespace-only peers, ``podSelector: {}``, all ports,
   wide port ranges, empirically broad), already-dropped traffic the policies keep denying.
-* ``info``: context: denials of traffic the anomaly detector flags (probably intended),
+* ``info``: context: denials of traffic the anomaly detector flags (``intended-deny``),
   system namespaces left open, partial isolation without a default-deny for egress.
 """
 
@@ -43,6 +43,7 @@ SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high")
 
 CATEGORIES: tuple[str, ...] = (
     "would-break",
+    "intended-deny",
     "missing-dns",
     "broad-rule",
     "unused-policy",

@@ -317,6 +317,8 @@ def find_semantic_covers(
         for cp in group:
             for i in subjects[cp.key]:
                 selecting.setdefault(i, []).append(cp)
+        interned: dict[Rule, int] = {}
+        known: dict[tuple[int, int], int | None] = {}
         for direction in ("ingress", "egress"):
             for ca in group:
                 mine = subjects[ca.key]
@@ -332,15 +334,23 @@ def find_semantic_covers(
                     sets_a = [
                         index.admitted(m) if isinstance(m, PodPeers) else None for m in ra.peers
                     ]
+                    id_a = interned.setdefault(ra.rule, len(interned))
                     for cb in covering:
                         for rb in getattr(cb, direction) or ():
                             if rb is ra or rb.rule.match_nothing or (
                                 ca.key, direction, ra.index, cb.key, rb.index
                             ) in proved:
                                 continue
-                            if not ports_covered(ra.rule.ports, rb.rule.ports):
-                                continue
-                            admitted = _semantic_peers(ra, sets_a, rb, index, own)
+                            # Within a namespace the answer depends on the two rules only, and
+                            # generated policy sets repeat rules: decide each pair once.
+                            pair = (id_a, interned.setdefault(rb.rule, len(interned)))
+                            if pair not in known:
+                                known[pair] = (
+                                    _semantic_peers(ra, sets_a, rb, index, own)
+                                    if ports_covered(ra.rule.ports, rb.rule.ports)
+                                    else None
+                                )
+                            admitted = known[pair]
                             if admitted is not None:
                                 out.append(
                                     SemanticCover(ca, direction, ra.index, cb, rb.index,
