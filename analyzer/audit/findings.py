@@ -52,6 +52,12 @@ CATEGORIES: tuple[str, ...] = (
     "no-default-deny",
     "unprotected-pods",
     "suspicious-allowed",
+    "ignored-rules",
+    "policy-types-defaulting",
+    "metadata-egress",
+    "risky-port",
+    "no-effect-policy",
+    "ipblock-cluster-range",
 )
 
 
@@ -84,10 +90,12 @@ class Replacement:
     """What to put in place of a broad or unused rule.
 
     ``action`` is ``replace`` (``manifest`` holds a NetworkPolicy admitting exactly the observed
-    connections the rule admitted), ``remove-rule`` or ``remove-policy`` (nothing used it).
+    connections the rule admitted), ``remove-rule`` or ``remove-policy`` (nothing used it, or
+    something else does all it does), or ``edit`` (a change to the manifest, said in ``note``:
+    the lint rules' fixes).
     """
 
-    action: Literal["replace", "remove-rule", "remove-policy"]
+    action: Literal["replace", "remove-rule", "remove-policy", "edit"]
     note: str
     manifest: Mapping[str, Any] | None = None
     source: str = "analyzer.policy.synthesize"

@@ -43,6 +43,7 @@ class Pod:
     ip: str | None = None
     observed: bool = True
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    host_network: bool = False  # its address is the node's (inventory: spec.hostNetwork)
 
     # PeerLike (analyzer.policy.compile): a pod is a peer the compiled matchers can judge.
     @property
@@ -190,7 +191,9 @@ def _add_inventory(
         if key in pods:
             # Inventory labels are authoritative (flows may lack some).
             old = pods[key]
-            pods[key] = replace(old, labels={**old.labels, **info.labels})
+            pods[key] = replace(
+                old, labels={**old.labels, **info.labels}, host_network=info.host_network
+            )
             continue
         pods[key] = Pod(
             namespace=info.namespace,
@@ -199,6 +202,7 @@ def _add_inventory(
             labels=dict(info.labels),
             ip=info.ips[0] if info.ips else None,
             observed=False,
+            host_network=info.host_network,
         )
 
 

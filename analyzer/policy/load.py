@@ -329,6 +329,8 @@ def parse_networkpolicy(
         kind=kind,
         source=col.file,
         uid=str(meta.get("uid") or ""),
+        explicit_types=types is not None,
+        empty_sections=tuple(k for k in ("ingress", "egress") if spec.get(k) == []),
     )
 
 
