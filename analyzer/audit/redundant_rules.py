@@ -82,7 +82,7 @@ def redundant_findings(
             (c.by_policy.key, c.by_index), c.proof
         )
         mutual = (c.by_policy.key, c.direction, c.by_index, c.policy.key, c.index) in keys
-        if mutual and (c.by_policy.key, c.by_index) < (c.policy.key, c.index):
+        if mutual and (c.policy.key, c.index) < (c.by_policy.key, c.by_index):
             continue  # equivalent rules: report the later one only
         if me in reported:
             continue

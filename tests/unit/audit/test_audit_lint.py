@@ -209,6 +209,10 @@ def test_duplicate_policy_has_no_effect_once() -> None:
     assert "shop/backend-a" in found[0].explanation
     assert found[0].replacement.action == "remove-policy"
     _assert_fix(found[0])
+    # redundant-rule agrees on which copy goes: the later one (it named the first before)
+    assert [(f.policy, f.rule) for f in result.findings if f.category == "redundant-rule"] == [
+        ("shop/backend-b", "spec.ingress[0]")
+    ]
 
 
 def test_second_default_deny_has_no_effect() -> None:
