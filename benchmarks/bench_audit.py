@@ -51,6 +51,15 @@ DEFAULT_BASELINE_REF = "ac4dfa3"
 
 
 def _rss_mb() -> float:
+    """Peak RSS of this process since it started. Linux keeps ``ru_maxrss`` across fork and
+    exec, so a child of a large parent would report the parent's size: VmHWM is reset by exec.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
