@@ -43,9 +43,13 @@ def _files(paths: Sequence[str | Path]) -> Iterator[Path]:
 
 
 def _flatten(doc: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(doc, dict):
-        if doc.get("kind") == "List" or (doc.get("kind") or "").endswith("List"):
-            for item in doc.get("items") or ():
+    if isinstance(doc, list):  # a top-level list, as the policy loader accepts
+        for item in doc:
+            yield from _flatten(item)
+    elif isinstance(doc, dict):
+        if str(doc.get("kind") or "").endswith("List"):
+            items = doc.get("items")
+            for item in items if isinstance(items, list) else ():
                 yield from _flatten(item)
         else:
             yield doc
@@ -53,11 +57,14 @@ def _flatten(doc: Any) -> Iterator[dict[str, Any]]:
 
 def normalize_manifest(doc: Mapping[str, Any]) -> dict[str, Any]:
     """Keep what decides behaviour: apiVersion, kind, name, namespace and spec."""
-    meta = doc.get("metadata") or {}
+    meta = doc.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
     return {
         "apiVersion": doc.get("apiVersion"),
         "kind": doc.get("kind"),
-        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace") or "default"},
+        "metadata": {
+            "name": meta.get("name"), "namespace": str(meta.get("namespace") or "default")
+        },
         "spec": doc.get("spec") or {},
     }
 

@@ -84,3 +84,17 @@ def test_empty_kubectl_list_audits_coverage(tmp_path: Path, store: Path) -> None
     assert res.exit_code == 0, res.output
     assert "[no-default-deny]" in res.stdout
     assert "cluster without policies" in res.stderr
+
+
+def test_report_survives_odd_documents_beside_a_policy(tmp_path: Path, store: Path) -> None:
+    odd = tmp_path / "odd.yaml"
+    policies = [d for d in yaml.safe_load_all((FIXTURES / "shop-policies.yaml").read_text()) if d]
+    policies = [i for d in policies for i in (d["items"] if d.get("kind") == "List" else [d])]
+    odd.write_text(yaml.safe_dump_all([
+        policies[0], {"kind": 5, "metadata": "x"}, [policies[1]], "just a string",
+        {"kind": "List", "items": "not a list"},
+    ]))
+    res = runner.invoke(app, ["report", "--policies", str(odd), "--store", str(store),
+                              "--out", str(tmp_path / "r.html")])
+    assert res.exit_code == 0, res.output
+    assert "Traceback" not in res.output
