@@ -11,6 +11,7 @@ still load; a file that cannot be parsed at all raises :class:`PolicyError`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ __all__ = [
 _SUFFIXES = {".yaml", ".yml", ".json"}
 K8S_API = "networking.k8s.io/v1"
 _SPEC_FIELDS = ("podSelector", "policyTypes", "ingress", "egress")
+_PLAIN = re.compile(r"[A-Za-z0-9./-]{0,100}")
 CALICO_API = "projectcalico.org/v3"
 
 
@@ -231,7 +233,7 @@ def parse_documents(
             )
             continue
         kind, api = str(doc.get("kind", "")), str(doc.get("apiVersion", ""))
-        col = Collector(file, _label(doc) or f"{kind or 'document'}[{index}]"[:120])
+        col = Collector(file, _label(doc) or f"{_shown(kind) or 'document'}[{index}]")
         policy: NetworkPolicy | None | list[NetworkPolicy] = None
         if kind == "NetworkPolicy" and api == K8S_API:
             policy = parse_networkpolicy(doc, col)
@@ -250,11 +252,11 @@ def parse_documents(
         elif kind in ("StagedNetworkPolicy", "StagedGlobalNetworkPolicy"):
             col.skip("", "staged policy", f"Calico {kind} (Calico policy model) is not evaluated")
         elif api.startswith(("projectcalico.org/", "crd.projectcalico.org/")):
-            col.skip("", "calico policy", f"Calico {kind} is not evaluated")
+            col.skip("", "calico policy", f"Calico {_shown(kind)} is not evaluated")
         elif "Policy" in kind:
-            col.skip("", "policy kind", f"{api} {kind} is not evaluated")
+            col.skip("", "policy kind", f"{_shown(api)} {_shown(kind)} is not evaluated")
         else:
-            col.skip("", "not a policy", f"{api or '?'} {kind or '?'} ignored")
+            col.skip("", "not a policy", f"{_shown(api) or '?'} {_shown(kind) or '?'} ignored")
         result.problems.extend(col.problems)
         result.unsupported.extend(col.unsupported)
         if col.problems:
@@ -268,6 +270,12 @@ def parse_documents(
 def _meta(doc: dict[str, Any]) -> dict[str, Any]:
     meta = doc.get("metadata")
     return meta if isinstance(meta, dict) else {}
+
+
+def _shown(value: str) -> str:
+    """A kind or apiVersion as it may appear in a message: as is when it looks like one,
+    else quoted and cut (no terminal escapes or markup from a hostile file)."""
+    return value if _PLAIN.fullmatch(value) else repr(value[:60])
 
 
 def _label(doc: dict[str, Any]) -> str:

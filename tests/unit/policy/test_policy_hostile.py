@@ -256,3 +256,11 @@ def test_warnings_have_no_doubled_prefix(tmp_path: Path) -> None:
     ]))
     lines = load_policies(path).warnings()
     assert lines and not any(line.startswith(("warning", "policy warning")) for line in lines)
+
+
+def test_hostile_kind_is_quoted_in_messages() -> None:
+    result = _load({"apiVersion": "v1\x1b[2J", "kind": "Evil\x1b]0;pwned\x07<script>",
+                    "metadata": {"name": "x"}})
+    lines = [str(u) for u in result.unsupported]
+    assert lines and not any("\x1b" in line or "\x07" in line for line in lines)
+    assert "\\x1b" in lines[0]
