@@ -18,9 +18,12 @@ RSS is its own:
   audit scaling work), extracted with ``git archive`` into ``benchmarks/out/``; it gets
   ``--baseline-timeout`` seconds and is not run at sizes above ``--baseline-max``.
 
+First, a ~50 MB policy file (``--load-mb``) is loaded with PyYAML's C loader and, as the
+baseline, with the pure-Python one; and the same policies as JSON.
+
 Usage::
 
-    python benchmarks/bench_audit.py [--series 500,1000,2000,10000] [--seed 5]
+    python benchmarks/bench_audit.py [--series 500,1000,2000,10000] [--seed 5] [--load-mb 50]
         [--baseline-ref ac4dfa3] [--baseline-timeout 300] [--baseline-max 10000]
         [--out benchmarks/results/audit.json]
 """
@@ -301,6 +304,58 @@ def child(src: Path, case: Path) -> dict[str, Any]:
     }
 
 
+def child_load(path: Path, pure: bool) -> dict[str, Any]:
+    """``load_policies`` of one big file, with the C YAML loader or (``pure``) without it."""
+    import yaml
+
+    import analyzer.yaml_io as yaml_io
+    from analyzer.policy.load import load_policies
+
+    if pure:
+        yaml_io.SafeLoader = yaml.SafeLoader
+    t, c0 = time.perf_counter(), _cpu()
+    loaded = load_policies(path)
+    return {"seconds": round(time.perf_counter() - t, 2), "cpu_seconds": round(_cpu() - c0, 2),
+            "peak_rss_mb": round(_rss_mb(), 1), "policies": len(loaded.policies),
+            "loader": "json" if path.suffix == ".json" else
+            "pure" if pure else yaml_io.SafeLoader.__name__}
+
+
+def yaml_loader() -> Any:
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_series(work: Path, megabytes: int, namespaces: int) -> dict[str, Any]:
+    """A ``kind: List`` of about ``megabytes`` MB (dense policies), loaded both ways."""
+    import yaml
+
+    path = work / f"load-{megabytes}mb.yaml"
+    if not path.is_file():
+        docs, size, k = [], 0, 0
+        while size < megabytes * 1_000_000:
+            doc = dense_policy(f"extra-{k % namespaces + 1:03d}", k // namespaces, namespaces,
+                               DENSE_WORKLOADS)
+            docs.append(doc)
+            size += len(yaml.safe_dump(doc))
+            k += 1
+        path.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": docs},
+                                       sort_keys=False))
+    twin = path.with_suffix(".json")  # the same policies as `kubectl get ... -o json` prints
+    if not twin.is_file():
+        twin.write_text(json.dumps(yaml.load(path.read_text(), Loader=yaml_loader())))
+    out: dict[str, Any] = {"file_mb": round(path.stat().st_size / 1e6, 1)}
+    for name, target, pure in (("c_loader", path, False), ("pure_loader", path, True),
+                               ("json", twin, False)):
+        cmd = [sys.executable, __file__, "--child-load", str(target)] + (
+            ["--pure"] if pure else []
+        )
+        res = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+        out[name] = json.loads(res.stdout.strip().splitlines()[-1])
+    return out
+
+
 def run_child(src: Path, case: Path, timeout: float | None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", "--src", str(src), "--case", str(case)]
     started = time.perf_counter()
@@ -327,6 +382,10 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--work", default=str(ROOT / "benchmarks" / "out" / "audit"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "audit.json"))
+    parser.add_argument("--load-mb", type=int, default=50,
+                        help="also time loading a policy file of this size (0: skip)")
+    parser.add_argument("--child-load")
+    parser.add_argument("--pure", action="store_true")
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--src")
     parser.add_argument("--case")
@@ -334,7 +393,14 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(Path(args.src), Path(args.case))))
         return
+    if args.child_load:
+        print(json.dumps(child_load(Path(args.child_load), args.pure)))
+        return
     work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    loading = load_series(work, args.load_mb, DENSE_NAMESPACES) if args.load_mb else None
+    if loading:
+        print(json.dumps({"load": loading}), flush=True)
     old_src = None if args.no_baseline else baseline_source(args.baseline_ref, work)
     runs = []
     sizes = [int(s) for s in args.series.split(",")]
@@ -359,6 +425,7 @@ def main() -> None:
         "benchmark": "audit",
         "baseline": f"the same run_audit call on {args.baseline_ref} (git archive)",
         "runs": runs,
+        "policy_file_load": loading,
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
                     "cpus": __import__("os").cpu_count()},
         "note": "wall-clock on a shared 2-core machine; each measurement in its own subprocess "

@@ -264,3 +264,23 @@ def test_hostile_kind_is_quoted_in_messages() -> None:
     lines = [str(u) for u in result.unsupported]
     assert lines and not any("\x1b" in line or "\x07" in line for line in lines)
     assert "\\x1b" in lines[0]
+
+
+def test_a_large_file_without_aliases_is_not_a_bomb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 50 MB of real policies hold more values than the alias limit: size alone is no bomb.
+    import analyzer.yaml_io as yaml_io
+
+    monkeypatch.setattr(yaml_io, "MAX_EXPANDED_NODES", 500)
+    docs = [_np({"podSelector": {"matchLabels": {"app": f"a{i}"}}}, name=f"p{i}")
+            for i in range(200)]
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump({"kind": "List", "items": docs}))
+    assert len(load_policies(path).policies) == 200
+    # while a small document that aliases make large is refused at the same limit
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\nb: &b [*a, *a, *a, *a, *a, *a, *a]\n"
+                    "c: &c [*b, *b, *b, *b, *b, *b, *b]\nd: [*c, *c, *c, *c, *c, *c, *c]\n")
+    with pytest.raises(PolicyError, match="aliases expand"):
+        load_policies(bomb)
