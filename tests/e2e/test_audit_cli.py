@@ -281,3 +281,18 @@ def test_denied_attacks_are_intended_deny_not_would_break(
         if f["category"] == "would-break":
             assert not f["evidence"]["flagged_by_anomaly_detector"], f
             assert not {e["peer"] for e in f["evidence"]["edges"]} & attackers, f
+
+
+def test_json_is_byte_identical_across_runs_and_ties_are_ordered(
+    generated_dir: Path, generated: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    doc, _ = generated
+    for f in doc["findings"]:
+        if f["category"] in ("would-break", "intended-deny"):
+            edges = f["evidence"]["edges"]
+            keys = [(-e["connections"], e["peer"], e["protocol"], e["port"] or 0) for e in edges]
+            assert keys == sorted(keys), f["explanation"]
+    args = ["-p", str(generated_dir / "existing-policies.yaml"), "--inventory",
+            str(generated_dir / "inventory.json"), str(generated_dir / "flows.jsonl"), "-o", "json"]
+    outputs = {_audit(*args).stdout for _ in range(3)}
+    assert len(outputs) == 1
