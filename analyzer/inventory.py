@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from analyzer.errors import InventoryError
+from analyzer.yaml_io import ShapeError, load_json, load_yaml_all
 
 __all__ = ["PodInfo", "Inventory", "load_inventory", "inventory_from_objects"]
 
@@ -76,14 +77,17 @@ def load_inventory(path: str | Path) -> Inventory:
     except (OSError, UnicodeDecodeError) as exc:
         raise InventoryError(f"{path}: cannot read inventory: {exc}") from exc
     try:
-        docs: list[Any] = (
-            [json.loads(text)] if text.lstrip()[:1] in "{[" else list(yaml.safe_load_all(text))
-        )
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
         try:
-            docs = list(yaml.safe_load_all(text))
-        except yaml.YAMLError:
-            raise InventoryError(f"{path}: inventory is not valid JSON or YAML") from exc
+            docs: list[Any] = (
+                [load_json(text)] if text.lstrip()[:1] in "{[" else load_yaml_all(text)
+            )
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            try:
+                docs = load_yaml_all(text)
+            except yaml.YAMLError:
+                raise InventoryError(f"{path}: inventory is not valid JSON or YAML") from exc
+    except ShapeError as exc:
+        raise InventoryError(f"{path}: inventory not loaded: {exc}") from exc
     try:
         inventory = inventory_from_objects(_objects(docs))
     except (TypeError, ValueError, AttributeError) as exc:

@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["dns_label_error", "label_key_error", "label_value_error"]
+__all__ = [
+    "dns_label_error",
+    "dns_name_error",
+    "dns_subdomain_error",
+    "label_key_error",
+    "label_value_error",
+]
 
 _LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# A DNS name as resolvers see it (Cilium toFQDNs.matchName): labels of letters, digits, '-' and
+# '_' (service records), no trailing dot.
+_FQDN_PART = r"[A-Za-z0-9_]([-A-Za-z0-9_]*[A-Za-z0-9_])?"
+_FQDN = re.compile(rf"{_FQDN_PART}(\.{_FQDN_PART})*")
 
 
 def label_key_error(key: object) -> str | None:
@@ -50,4 +60,29 @@ def dns_label_error(name: object) -> str | None:
     if not isinstance(name, str) or not name or len(name) > 63 or not _DNS_LABEL.fullmatch(name):
         shown = name[:80] if isinstance(name, str) else name
         return f"{shown!r} is not a DNS-1123 label (lowercase alphanumerics and '-', <= 63)"
+    return None
+
+
+def dns_subdomain_error(name: object) -> str | None:
+    """Why ``name`` is not a DNS-1123 subdomain (most object names, e.g. NetworkPolicy), or
+    ``None``."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name) > 253
+        or not _DNS_SUBDOMAIN.fullmatch(name)
+    ):
+        shown = name[:80] if isinstance(name, str) else name
+        return (
+            f"{shown!r} is not a DNS-1123 subdomain (lowercase alphanumerics, '-' and '.', "
+            "<= 253)"
+        )
+    return None
+
+
+def dns_name_error(name: object) -> str | None:
+    """Why ``name`` is not a DNS name a Cilium ``toFQDNs.matchName`` can hold, or ``None``."""
+    if not isinstance(name, str) or not name or len(name) > 253 or not _FQDN.fullmatch(name):
+        shown = name[:80] if isinstance(name, str) else name
+        return f"{shown!r} is not a DNS name"
     return None

@@ -157,9 +157,10 @@ def recommend(
     if opts.verify:
         given: list[Any] = []
         if opts.policies:
-            from analyzer.policy.load import load_policies
+            from analyzer.policy.load import load_policies, require_policies
 
             loaded = load_policies(list(opts.policies))
+            require_policies(loaded, list(opts.policies))
             given = list(loaded.policies)
             notes.extend(Note("warning", "", w) for w in loaded.warnings())
         verification = verify(

@@ -1,9 +1,11 @@
-"""would-break: observed requests the audited policies deny.
+"""would-break and intended-deny: observed requests the audited policies deny.
 
 A request that went through when observed but that the policies deny is what rolling them out
-would break (``high``). A request that was already dropped and that the policies still deny is
-broken today if it is legitimate (``low``; the anomaly detector or a person decides whether it
-is). One finding per isolated workload and direction, naming the policies that isolate it and
+would break (``would-break``, ``high``). A request that was already dropped and that the
+policies still deny is broken today if it is legitimate (``would-break``, ``low``). A denied
+request the anomaly detector flags is the policies stopping an attack (``intended-deny``,
+``info``): reported so a person can confirm it is not legitimate, never as a breakage. One
+finding per isolated workload, direction and kind, naming the policies that isolate it and
 every denied edge as evidence.
 """
 
@@ -19,7 +21,11 @@ from analyzer.policy.compile import CompiledPolicies, CompiledPolicy
 from analyzer.policy.evaluate import Peer, selecting_policies
 from analyzer.policy.model import EGRESS, INGRESS
 
-__all__ = ["breakage_findings"]
+__all__ = ["INTENDED_DENY", "breakage_findings"]
+
+# Denied requests the anomaly detector flags (a scan, a sweep, lateral movement): the policies
+# stop what looks like an attack. That is the policies working, not a breakage.
+INTENDED_DENY = "intended-deny"
 
 _EDGES_SHOWN = 4
 _EDGES_KEPT = 50
@@ -44,8 +50,8 @@ def breakage_findings(
         Only subjects (the isolated pod) in these namespaces (None: all).
     flagged
         Connections the anomaly detector flags (``src_key``, ``dst_key``, ``protocol``,
-        ``dst_port``): denying those is probably intended, so they are reported apart as
-        ``info``.
+        ``dst_port``): denying those is intended, so they are reported apart as
+        ``intended-deny`` (``info``).
     """
     if evaluated.height == 0:
         return []
@@ -104,9 +110,13 @@ def breakage_findings(
                 pl.col(f"{peer}_ip").first().alias("_p_ip"),
                 pl.col("reason").first(),
             )
+            # Ties in connections are ordered by peer and port: `-o json` is byte-identical
+            # across runs.
             .sort(
-                ["_subject", "_suspicious", "_was_allowed", "connections"],
-                descending=[False, False, True, True],
+                ["_subject", "_suspicious", "_was_allowed", "connections", "_peer", "protocol",
+                 "dst_port"],
+                descending=[False, False, True, True, False, False, False],
+                nulls_last=True,
             )
         )
         for (subject, suspicious, was_allowed), group in edges.group_by(
@@ -156,9 +166,9 @@ def _finding(
     who = ", ".join(cp.key for cp in selecting) or "(none)"
     if suspicious:
         text = (
-            f"{total} connection(s) the anomaly detector flags would be denied ({subject} "
-            f"isolated for {direction} by {who}): {shown}{more}; denying them is probably "
-            "intended, confirm they are not legitimate"
+            f"{total} connection(s) the anomaly detector flags are denied, as intended "
+            f"({subject} isolated for {direction} by {who}): {shown}{more}; this is the "
+            "policies stopping suspicious traffic, not a breakage: confirm it is not legitimate"
         )
     elif was_allowed:
         text = (
@@ -173,7 +183,7 @@ def _finding(
         )
     return Finding(
         severity="info" if suspicious else "high" if was_allowed else "low",
-        category="would-break",
+        category=INTENDED_DENY if suspicious else "would-break",
         policy=policy,
         rule=None,
         namespace=first["_ns"],

@@ -37,7 +37,7 @@ def coverage_findings(
     """
     findings: list[Finding] = []
     for ns in sorted(namespaces):
-        ns_pods = [p for p in universe.pods if p.namespace == ns]
+        ns_pods = list(universe.by_namespace.get(ns, ()))
         ns_labels = universe.namespace_labels(ns)
         applicable = compiled.candidates(ns)
         for direction in ("ingress", "egress"):
@@ -107,9 +107,10 @@ def coverage_findings(
                         namespace=ns,
                         direction=direction,
                         explanation=(
-                            f"{len(workloads)} workload(s) in {ns} are selected by no policy "
-                            f"that isolates {direction} and stay open to all {direction} "
-                            f"traffic: {_names(workloads)}"
+                            f"mixed isolation: {len(workloads)} workload(s) in {ns} are "
+                            f"selected by no policy that isolates {direction} and stay open to "
+                            f"all {direction} traffic while others are isolated: "
+                            f"{_names(workloads)}"
                         ),
                         evidence={
                             "open_workloads": workloads,

@@ -4,7 +4,8 @@ For every policy that isolates egress, each kind of pod it selects is asked, thr
 engine, whether any egress rule (of any policy selecting it) admits the cluster DNS on UDP 53
 and TCP 53. The DNS servers are the kube-dns/CoreDNS pods known to the audit plus a canonical
 ``kube-system`` ``k8s-app=kube-dns`` pod, and any address the pods were seen resolving against
-(NodeLocal DNSCache and the like).
+(NodeLocal DNSCache and the like), each with its address where one is known, so that ipBlock
+rules are judged in the audit's ``--ipblock-mode`` exactly as for observed traffic.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import polars as pl
 
 from analyzer.audit.findings import Finding
 from analyzer.audit.universe import Universe
-from analyzer.policy.compile import CompiledPolicies, CompiledPolicy
-from analyzer.policy.evaluate import Peer, evaluate_direction
+from analyzer.policy.compile import CompiledPolicies, CompiledPolicy, IPPeers
+from analyzer.policy.evaluate import Peer, evaluate_direction, selecting_policies
 from analyzer.policy.model import EGRESS
 
 __all__ = ["DNS_LABELS", "DNS_NAMESPACE", "dns_findings", "dns_targets"]
@@ -36,7 +37,10 @@ def dns_targets(universe: Universe, conns: pl.DataFrame) -> list[Peer]:
         if pod.namespace == DNS_NAMESPACE and any(
             pod.labels.get(k) == v for k, v in DNS_LABELS
         ):
-            targets[pod.key] = _pod_peer(pod.namespace, pod.labels, pod.namespace_labels)
+            targets[pod.key] = _pod_peer(
+                pod.namespace, pod.labels, pod.namespace_labels, pod.ip
+            )
+    # The canonical kube-dns pod, address unknown (see _resolves for ipBlocks).
     targets["default"] = _pod_peer(DNS_NAMESPACE, dict(DNS_LABELS[:1]), {})
     if conns.height:
         seen = (
@@ -48,10 +52,11 @@ def dns_targets(universe: Universe, conns: pl.DataFrame) -> list[Peer]:
         for row in seen.iter_rows(named=True):
             if row["dst_entity"] == "pod" and row["dst_namespace"]:
                 labels = _labels(row["dst_labels"])
-                key = f"pod:{row['dst_namespace']}:{sorted(labels.items())}"
+                key = f"pod:{row['dst_namespace']}:{sorted(labels.items())}:{row['dst_ip']}"
                 targets.setdefault(
                     key,
-                    _pod_peer(row["dst_namespace"], labels, _labels(row["dst_namespace_labels"])),
+                    _pod_peer(row["dst_namespace"], labels, _labels(row["dst_namespace_labels"]),
+                              row["dst_ip"]),
                 )
             elif row["dst_ip"]:
                 targets.setdefault(
@@ -158,18 +163,42 @@ def _subjects(cp: CompiledPolicy, universe: Universe) -> dict[str, Peer]:
 def _resolves(
     compiled: CompiledPolicies, subject: Peer, targets: Sequence[Peer], protocol: str
 ) -> bool:
-    return any(
+    """Whether some egress rule admits one of the DNS servers, as the policy engine decides
+    (same compiled policies, same ipBlock mode as every other check)."""
+    if any(
         evaluate_direction(compiled, subject, t, DNS_PORT, protocol, EGRESS, {}).allowed
         for t in targets
+    ):
+        return True
+    if compiled.ipblock_mode != "kubernetes" or any(t.ip for t in targets):
+        return False
+    # No DNS server address is known: in the Kubernetes reading an ipBlock matches pod IPs, so
+    # a block spanning a whole address family with no exception admits the DNS pod, whatever
+    # its address. (When addresses are known, they alone decide, as for observed traffic.)
+    return any(
+        any(_whole_family(m) for m in rule.peers) and rule.port_matches(DNS_PORT, protocol, {})
+        for cp in selecting_policies(compiled, subject, EGRESS)
+        for rule in cp.egress or ()
+    )
+
+
+def _whole_family(matcher: object) -> bool:
+    return (
+        isinstance(matcher, IPPeers)
+        and not matcher.external_only
+        and not matcher.except_ranges
+        and any(lo == 0 and hi == (1 << (32 if v == 4 else 128)) - 1 for v, lo, hi in
+                matcher.ranges)
     )
 
 
 def _pod_peer(
-    namespace: str, labels: Mapping[str, str], namespace_labels: Mapping[str, str]
+    namespace: str, labels: Mapping[str, str], namespace_labels: Mapping[str, str],
+    ip: str | None = None,
 ) -> Peer:
     return Peer(
         kind="pod", namespace=namespace, labels=dict(labels),
-        namespace_labels=dict(namespace_labels),
+        namespace_labels=dict(namespace_labels), ip=ip,
     )
 
 

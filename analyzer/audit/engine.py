@@ -2,8 +2,10 @@
 
 policies -> compiled matchers; connections -> verdicts per connection (``evaluate_connections``)
 -> per-rule usage -> findings: unused policies and rules, broad rules (structure and usage),
-redundant rules, would-break, missing DNS, namespaces and pods left open, and allowed edges the
-anomaly detector flags. Each finding names the policy and rule and says why, in words.
+redundant rules and policies without effect, would-break and intended denials, missing DNS,
+namespaces and pods left open, allowed edges the anomaly detector flags, and the lint rules on
+policy shape (ignored rules, policyTypes defaulting, metadata egress, risky ports, ipBlocks of
+cluster ranges). Each finding names the policy and rule and says why, in words.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from analyzer.audit.breakage import breakage_findings
 from analyzer.audit.coverage import coverage_findings
 from analyzer.audit.dns import dns_findings, dns_targets
 from analyzer.audit.findings import AuditResult, Finding, Severity
+from analyzer.audit.lint import lint_findings, risky_port_findings
+from analyzer.audit.no_effect import no_effect_findings
+from analyzer.audit.ranges import ClusterRanges, cluster_range_findings, parse_service_cidrs
 from analyzer.audit.redundant_rules import redundant_findings
 from analyzer.audit.render import window_text
 from analyzer.audit.replace import remove_policy
@@ -45,6 +50,7 @@ def audit(
     anomalies: bool = True,
     ipblock_mode: str = "kubernetes",
     random_state: int = 0,
+    service_cidrs: Sequence[str] = (),
 ) -> AuditResult:
     """Audit ``policies`` against observed ``connections``.
 
@@ -64,6 +70,9 @@ def audit(
         ``kubernetes`` or ``cilium`` ipBlock semantics (see ``compile_policies``).
     random_state
         Seed of the anomaly detector.
+    service_cidrs
+        The cluster's Service ranges (``--service-cidr``), for ``ipblock-cluster-range``; pod
+        addresses are learned from the flows and the inventory.
     """
     if isinstance(connections, Connections):
         frame = connections.frame
@@ -86,8 +95,11 @@ def audit(
     findings: list[Finding] = []
     span = window_text(window)
     unused_policies = _unused_policies(in_scope, universe, findings, span)
-    redundant, shadowing = redundant_findings(in_scope, universe, compiled.ipblock_mode)
+    redundant, shadowing, covered = redundant_findings(
+        in_scope, universe, compiled.ipblock_mode
+    )
     findings.extend(redundant)
+    findings.extend(no_effect_findings(in_scope, universe, covered))
     views = judge_rules(compiled.policies, usage, universe, compiled.ipblock_mode)
     scoped = {cp.key for cp in in_scope}
     findings.extend(
@@ -95,6 +107,10 @@ def audit(
         for f in rule_findings(views, evaluated, groups, unused_policies, shadowing, span)
         if f.policy in scoped
     )
+    ranges = ClusterRanges(universe, parse_service_cidrs(service_cidrs))
+    findings.extend(lint_findings(in_scope))
+    findings.extend(risky_port_findings([v for v in views if v.policy.key in scoped], ranges))
+    findings.extend(cluster_range_findings(in_scope, ranges, compiled.ipblock_mode))
     warnings: list[str] = []
     known = {p.namespace for p in policies} | set(universe.namespaces)
     if wanted is not None:

@@ -11,7 +11,7 @@ Severity policy (docs/audit.md explains it to users):
 * ``low``: unused rules, redundant rules, TCP-53-only DNS gaps, namespaces where nothing
   isolates egress, mildly broad rules (namespace-only peers, ``podSelector: {}``, all ports,
   wide port ranges, empirically broad), already-dropped traffic the policies keep denying.
-* ``info``: context: denials of traffic the anomaly detector flags (probably intended),
+* ``info``: context: denials of traffic the anomaly detector flags (``intended-deny``),
   system namespaces left open, partial isolation without a default-deny for egress.
 """
 
@@ -43,6 +43,7 @@ SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high")
 
 CATEGORIES: tuple[str, ...] = (
     "would-break",
+    "intended-deny",
     "missing-dns",
     "broad-rule",
     "unused-policy",
@@ -51,6 +52,12 @@ CATEGORIES: tuple[str, ...] = (
     "no-default-deny",
     "unprotected-pods",
     "suspicious-allowed",
+    "ignored-rules",
+    "policy-types-defaulting",
+    "metadata-egress",
+    "risky-port",
+    "no-effect-policy",
+    "ipblock-cluster-range",
 )
 
 
@@ -83,10 +90,12 @@ class Replacement:
     """What to put in place of a broad or unused rule.
 
     ``action`` is ``replace`` (``manifest`` holds a NetworkPolicy admitting exactly the observed
-    connections the rule admitted), ``remove-rule`` or ``remove-policy`` (nothing used it).
+    connections the rule admitted), ``remove-rule`` or ``remove-policy`` (nothing used it, or
+    something else does all it does), or ``edit`` (a change to the manifest, said in ``note``:
+    the lint rules' fixes).
     """
 
-    action: Literal["replace", "remove-rule", "remove-policy"]
+    action: Literal["replace", "remove-rule", "remove-policy", "edit"]
     note: str
     manifest: Mapping[str, Any] | None = None
     source: str = "analyzer.policy.synthesize"

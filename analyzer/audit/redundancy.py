@@ -17,9 +17,17 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from analyzer.audit.anchors import (
+    AnchorIndex,
+    rule_anchors,
+    rule_lookups,
+    selector_anchors,
+    selector_lookups,
+)
+from analyzer.audit.index import IdentityIndex, Ids
 from analyzer.audit.universe import Pod, Universe
 from analyzer.policy.compile import AllPeers, CompiledPolicy, CompiledRule, PodPeers
 from analyzer.policy.model import (
@@ -75,33 +83,58 @@ def find_covers(
     for ns, group in by_ns.items():
         ns_labels = dict(namespace_labels.get(ns, {}))
         ns_labels.setdefault(NAMESPACE_NAME_LABEL, ns)
+        covering = _covering_subjects(group)
+        # Rules filed by their peers, per direction: A's candidates are the rules that may
+        # contain its first peer, not every rule of the namespace (see anchors.py).
+        entries: dict[str, list[tuple[NetworkPolicy, int, Rule]]] = {}
+        filed: dict[str, AnchorIndex] = {}
+        for direction in ("ingress", "egress"):
+            entries[direction], filed[direction] = [], AnchorIndex()
+            for pb in group:
+                for ib, rb in enumerate(pb.ingress if direction == "ingress" else pb.egress):
+                    if not rb.match_nothing:
+                        entries[direction].append((pb, ib, rb))
+                        filed[direction].add(rule_anchors(rb))
+        known: dict[tuple[int, int], bool] = {}
+        interned: dict[Rule, int] = {}
         for pa in group:
+            subjects = covering[pa.pod_selector]
             for direction in ("ingress", "egress"):
                 rules_a = pa.ingress if direction == "ingress" else pa.egress
                 for ia, ra in enumerate(rules_a):
                     if ra.match_nothing:
                         continue
-                    for pb in group:
-                        if not selector_subset(pa.pod_selector, pb.pod_selector):
+                    id_a = interned.setdefault(ra, len(interned))
+                    for number in filed[direction].lookup(rule_lookups(ra)):
+                        pb, ib, rb = entries[direction][number]
+                        if (pb is pa and ib == ia) or pb.pod_selector not in subjects:
                             continue
-                        rules_b = pb.ingress if direction == "ingress" else pb.egress
-                        for ib, rb in enumerate(rules_b):
-                            if (pb is pa and ib == ia) or rb.match_nothing:
-                                continue
-                            if rule_covered(ra, rb, ns_labels):
-                                covers.append(Cover(pa, direction, ia, pb, ib))
+                        pair = (id_a, interned.setdefault(rb, len(interned)))
+                        if pair not in known:
+                            known[pair] = rule_covered(ra, rb, ns_labels)
+                        if known[pair]:
+                            covers.append(Cover(pa, direction, ia, pb, ib))
     return covers
+
+
+def _covering_subjects(group: Sequence[NetworkPolicy]) -> dict[LabelSelector, set[LabelSelector]]:
+    """For each distinct podSelector of ``group``: the distinct ones that contain it."""
+    distinct = list(dict.fromkeys(p.pod_selector for p in group))
+    filed = AnchorIndex()
+    for selector in distinct:
+        filed.add(selector_anchors(selector))
+    return {
+        a: {
+            distinct[n] for n in filed.lookup(selector_lookups(a))
+            if selector_subset(a, distinct[n])
+        }
+        for a in distinct
+    }
 
 
 def rule_covered(a: Rule, b: Rule, own_ns_labels: Mapping[str, str]) -> bool:
     """Every peer and port of ``a`` is admitted by ``b`` (same subject assumed)."""
-    return _rule_covered(a, b, tuple(sorted(own_ns_labels.items())))
-
-
-@functools.lru_cache(maxsize=65536)
-def _rule_covered(a: Rule, b: Rule, own: tuple[tuple[str, str], ...]) -> bool:
-    # Policy sets repeat the same rules across policies; rules are hashable values.
-    return ports_covered(a.ports, b.ports) and _peers_covered(a, b, dict(own))
+    return ports_covered(a.ports, b.ports) and _peers_covered(a, b, own_ns_labels)
 
 
 def _peers_covered(a: Rule, b: Rule, own_ns_labels: Mapping[str, str]) -> bool:
@@ -269,17 +302,8 @@ def find_semantic_covers(
     proved
         ``(policy, direction, index, by_policy, by_index)`` already proved structurally.
     """
-    subjects = {cp.key: frozenset(p.key for p in universe.selected_by(cp)) for cp in policies}
-    peer_sets: dict[int, list[frozenset[str] | None]] = {}
-
-    def sets_of(rule: CompiledRule) -> list[frozenset[str] | None]:
-        if id(rule) not in peer_sets:
-            peer_sets[id(rule)] = [
-                _pods_admitted(m, universe, mode) if isinstance(m, PodPeers) else None
-                for m in rule.peers
-            ]
-        return peer_sets[id(rule)]
-
+    index = universe.index
+    subjects = {cp.key: universe.selected_ids(cp) for cp in policies}
     by_ns: dict[str, list[CompiledPolicy]] = {}
     for cp in policies:
         if cp.namespace is not None:
@@ -287,57 +311,85 @@ def find_semantic_covers(
     out: list[SemanticCover] = []
     for ns, group in by_ns.items():
         own = dict(universe.namespace_labels(ns))
+        # Only a policy that selects every pod A's policy selects can cover A's rules: look the
+        # candidates up by one of A's pods instead of trying every policy of the namespace.
+        selecting: dict[int, list[CompiledPolicy]] = {}
+        for cp in group:
+            for i in subjects[cp.key]:
+                selecting.setdefault(i, []).append(cp)
+        interned: dict[Rule, int] = {}
+        known: dict[tuple[int, int], int | None] = {}
         for direction in ("ingress", "egress"):
-            rules = [
-                (cp, r) for cp in group for r in (getattr(cp, direction) or ())
-                if not r.rule.match_nothing
-            ]
-            for ca, ra in rules:
-                if not subjects[ca.key] or not ra.rule.peers or len(ra.peers) != len(ra.rule.peers):
+            for ca in group:
+                mine = subjects[ca.key]
+                if not mine:
                     continue
-                for cb, rb in rules:
-                    if rb is ra or (ca.key, direction, ra.index, cb.key, rb.index) in proved:
-                        continue
-                    if not subjects[ca.key] <= subjects[cb.key]:
-                        continue
-                    if not ports_covered(ra.rule.ports, rb.rule.ports):
-                        continue
-                    admitted = _semantic_peers(ra, rb, sets_of, own)
-                    if admitted is not None:
-                        out.append(
-                            SemanticCover(ca, direction, ra.index, cb, rb.index,
-                                          len(subjects[ca.key]), admitted)
-                        )
+                rules_a = [r for r in getattr(ca, direction) or () if _semantic_candidate(r)]
+                if not rules_a:
+                    continue
+                covering = [
+                    cb for cb in selecting[min(mine)] if mine <= subjects[cb.key]
+                ]
+                for ra in rules_a:
+                    sets_a = [
+                        index.admitted(m) if isinstance(m, PodPeers) else None for m in ra.peers
+                    ]
+                    id_a = interned.setdefault(ra.rule, len(interned))
+                    for cb in covering:
+                        for rb in getattr(cb, direction) or ():
+                            if rb is ra or rb.rule.match_nothing or (
+                                ca.key, direction, ra.index, cb.key, rb.index
+                            ) in proved:
+                                continue
+                            # Within a namespace the answer depends on the two rules only, and
+                            # generated policy sets repeat rules: decide each pair once.
+                            pair = (id_a, interned.setdefault(rb.rule, len(interned)))
+                            if pair not in known:
+                                known[pair] = (
+                                    _semantic_peers(ra, sets_a, rb, index, own)
+                                    if ports_covered(ra.rule.ports, rb.rule.ports)
+                                    else None
+                                )
+                            admitted = known[pair]
+                            if admitted is not None:
+                                out.append(
+                                    SemanticCover(ca, direction, ra.index, cb, rb.index,
+                                                  index.pod_count(mine), admitted)
+                                )
     return out
+
+
+def _semantic_candidate(rule: CompiledRule) -> bool:
+    return (
+        not rule.rule.match_nothing
+        and bool(rule.rule.peers)
+        and len(rule.peers) == len(rule.rule.peers or ())
+    )
 
 
 def _semantic_peers(
     a: CompiledRule,
+    sets_a: list[Ids | None],
     b: CompiledRule,
-    sets_of: Callable[[CompiledRule], list[frozenset[str] | None]],
+    index: IdentityIndex[Pod],
     own: Mapping[str, str],
 ) -> int | None:
     """Known pods ``a`` admits when ``b`` admits all of them (None when it does not)."""
     if any(isinstance(m, AllPeers) for m in b.peers):
-        return sum(len(s) for s in sets_of(a) if s is not None)
-    b_pods: frozenset[str] = frozenset().union(*(s for s in sets_of(b) if s is not None))
+        return sum(index.pod_count(s) for s in sets_a if s is not None)
+    b_ids: Ids = frozenset().union(
+        *(index.admitted(m) for m in b.peers if isinstance(m, PodPeers))
+    )
     b_model = b.rule.peers or ()
     total = 0
-    for index, pods in enumerate(sets_of(a)):
-        model_peer = a.rule.peers[index] if a.rule.peers else None
-        if pods is None:
+    for position, ids in enumerate(sets_a):
+        model_peer = a.rule.peers[position] if a.rule.peers else None
+        if ids is None:
             # addresses and entities: only a structural proof counts
             if model_peer is None or not any(peer_covered(model_peer, pb, own) for pb in b_model):
                 return None
             continue
-        if not pods or not pods <= b_pods:
+        if not ids or not ids <= b_ids:
             return None  # a peer matching no known pod proves nothing
-        total += len(pods)
+        total += index.pod_count(ids)
     return total
-
-
-def _pods_admitted(matcher: PodPeers, universe: Universe, mode: str) -> frozenset[str]:
-    def admits(pod: Pod) -> bool:
-        return matcher.matches(pod, mode)
-
-    return frozenset(p.key for p in universe.matching(admits))

@@ -19,7 +19,7 @@ from analyzer.audit.usage import rule_key
 from analyzer.policy.compile import CompiledPolicy
 from analyzer.policy.model import NetworkPolicy
 
-__all__ = ["redundant_findings"]
+__all__ = ["Covered", "redundant_findings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +37,15 @@ class _Pair:
         return (self.policy.key, self.direction, self.index, self.by_policy.key, self.by_index)
 
 
+# (policy, direction, rule index) -> {(covering policy, its rule index): proof}
+Covered = dict[tuple[str, str, int], dict[tuple[str, int], str]]
+
+
 def redundant_findings(
     in_scope: Sequence[CompiledPolicy], universe: Universe, mode: str
-) -> tuple[list[Finding], dict[str, list[str]]]:
-    """``redundant-rule`` findings, and the rules each broad rule shadows (by rule key)."""
+) -> tuple[list[Finding], dict[str, list[str]], Covered]:
+    """``redundant-rule`` findings, the rules each broad rule shadows (by rule key), and every
+    proved cover by a rule that is not broad itself (for ``no-effect-policy``)."""
     ns_labels = {name: ns.labels for name, ns in universe.namespaces.items()}
     pairs = [
         _Pair(c.policy, c.direction, c.index, c.by_policy, c.by_index, "structural", "")
@@ -58,6 +63,7 @@ def redundant_findings(
         if (c.by_policy.key, c.direction, c.by_index, c.policy.key, c.index) not in proved
     ]
     keys = {p.key for p in pairs}
+    covered: Covered = {}
     findings: list[Finding] = []
     shadowing: dict[str, list[str]] = {}
     reported: set[str] = set()
@@ -72,8 +78,11 @@ def redundant_findings(
             if me not in shadowing.setdefault(by, []):
                 shadowing[by].append(me)
             continue
+        covered.setdefault((c.policy.key, c.direction, c.index), {}).setdefault(
+            (c.by_policy.key, c.by_index), c.proof
+        )
         mutual = (c.by_policy.key, c.direction, c.by_index, c.policy.key, c.index) in keys
-        if mutual and (c.by_policy.key, c.by_index) < (c.policy.key, c.index):
+        if mutual and (c.policy.key, c.index) < (c.by_policy.key, c.by_index):
             continue  # equivalent rules: report the later one only
         if me in reported:
             continue
@@ -103,4 +112,4 @@ def redundant_findings(
                 },
             )
         )
-    return findings, shadowing
+    return findings, shadowing, covered

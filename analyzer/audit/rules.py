@@ -98,11 +98,12 @@ def rule_findings(
     that "another tight rule admits it" is decided over all of them.
     """
     broad = frozenset(v.key for v in views if v.reasons)
+    admitted = _Admitted(evaluated, broad)
     findings: list[Finding] = []
     for v in views:
         if not v.reasons and v.hits:
             continue
-        replacement = _replacement(v, evaluated, groups, broad)
+        replacement = _replacement(v, admitted, groups)
         use = v.use
         if v.reasons:
             sev = rule_severity(list(v.reasons))
@@ -164,29 +165,63 @@ def rule_findings(
     return findings
 
 
+class _Admitted:
+    """Which allowed connection rows each broad rule admitted, and which tight rules did too.
+
+    Built once for all rules (a per-rule filter over the whole frame grows with rules x rows).
+    """
+
+    def __init__(self, evaluated: pl.DataFrame, broad: frozenset[str]) -> None:
+        self.frame = evaluated
+        self.rows: dict[str, list[int]] = {}
+        # (direction, row) -> the tight rules admitting that row in that direction
+        self.tight: dict[tuple[str, int], set[str]] = {}
+        if evaluated.height == 0:
+            return
+        numbered = evaluated.with_row_index("_row").filter(pl.col("outcome") == "allowed")
+        wanted = pl.Series(sorted(broad), dtype=pl.String).implode()
+        for direction in ("ingress", "egress"):
+            pairs = (
+                numbered.select("_row", pl.col(f"{direction}_rules").alias("_rule"))
+                .explode("_rule")
+                .drop_nulls("_rule")
+                .with_columns(pl.col("_rule").is_in(wanted).alias("_broad"))
+            )
+            for rule, rows in (
+                pairs.filter("_broad").group_by("_rule").agg(pl.col("_row").sort()).iter_rows()
+            ):
+                self.rows[rule] = list(rows)
+            for row, rule in pairs.filter(~pl.col("_broad")).select("_row", "_rule").iter_rows():
+                self.tight.setdefault((direction, row), set()).add(rule)
+
+    def of(self, rule: str, direction: str) -> tuple[list[int], list[int], set[str]]:
+        """Rows ``rule`` admitted, those no tight rule admits, and the tight rules of the rest."""
+        rows = self.rows.get(rule, [])
+        alone = [r for r in rows if (direction, r) not in self.tight]
+        covering: set[str] = set()
+        for r in rows:
+            covering |= self.tight.get((direction, r), set())
+        return rows, alone, covering
+
+
 def _replacement(
-    v: RuleView, evaluated: pl.DataFrame, groups: Mapping[str, Any], broad: frozenset[str]
+    v: RuleView, admitted: _Admitted, groups: Mapping[str, Any]
 ) -> Replacement | None:
     label = f"{v.policy.key} {v.path}"
     if v.hits == 0:
         return remove_rule(f"nothing used {label} in the window")
     if v.policy.namespace is None:
         return None  # cluster-wide policies: synthesis writes namespaced policies only
-    rules = pl.col(f"{v.direction}_rules")
-    mine = evaluated.filter((pl.col("outcome") == "allowed") & rules.list.contains(v.key))
     # Traffic another tight rule admits needs nothing new; traffic only broad rules admit does.
-    others = rules.list.set_difference(pl.lit(sorted(broad | {v.key}), dtype=pl.List(pl.String)))
-    alone = mine.filter(others.list.len() == 0)
-    if alone.height == 0:
-        covering = sorted(
-            set(mine.select(rules.list.explode()).to_series().drop_nulls().to_list())
-            - broad - {v.key}
-        )
+    _, alone, covering_rules = admitted.of(v.key, v.direction)
+    if not alone:
+        covering = sorted(covering_rules - {v.key})
         named = [c.replace("#", " spec.") for c in covering[:3]]
         return remove_rule(
             f"each of the {v.hits} connection(s) {label} admitted is also admitted by "
             f"{', '.join(named)}" + (" and more" if len(covering) > 3 else "")
         )
     return replacement_for(
-        alone, v.policy.namespace, v.direction, groups, label, v.policy.policy.name
+        admitted.frame[alone], v.policy.namespace, v.direction, groups, label,
+        v.policy.policy.name,
     )

@@ -10,6 +10,7 @@ import polars as pl
 
 from analyzer.audit.engine import audit
 from analyzer.audit.findings import AuditResult
+from analyzer.audit.ranges import parse_service_cidrs
 from analyzer.errors import UsageError
 
 __all__ = ["run_audit"]
@@ -25,6 +26,7 @@ def run_audit(
     ipblock_mode: str = "kubernetes",
     include_staged: bool = False,
     anomalies: bool = True,
+    service_cidrs: Sequence[str] = (),
 ) -> AuditResult:
     """Audit the policies under ``policy_paths`` against the flows of ``store`` (or files).
 
@@ -40,6 +42,8 @@ def run_audit(
         ``kubectl get pods,namespaces -A -o json`` output, for labels and named ports.
     namespaces
         Audit only these namespaces.
+    service_cidrs
+        The cluster's Service ranges (for ipBlock peers that point into them).
 
     Raises
     ------
@@ -48,7 +52,7 @@ def run_audit(
     """
     from analyzer.connections import derive_connections
     from analyzer.inventory import load_inventory
-    from analyzer.policy.load import load_policies
+    from analyzer.policy.load import load_policies, require_policies
 
     if not policy_paths:
         raise UsageError("give the policies to audit with --policies PATH")
@@ -56,10 +60,15 @@ def run_audit(
         bad = [ns for ns in namespaces if not ns or "/" in ns]
         if bad:
             raise UsageError(f"invalid namespace {bad[0]!r}")
+    parse_service_cidrs(service_cidrs)  # a bad value fails before the analysis
     loaded = load_policies(list(policy_paths), include_staged=include_staged)
+    require_policies(loaded, policy_paths)
     warnings = loaded.warnings()
     if not loaded.policies:
-        warnings.append("no policies loaded: only namespace coverage can be audited")
+        warnings.append(
+            "the policies are an empty List (a cluster without policies): only namespace "
+            "coverage can be audited"
+        )
     inventory = load_inventory(inventory_path) if inventory_path is not None else None
     flows = _flows(store, flow_files, warnings)
     connections = derive_connections(flows)
@@ -71,6 +80,7 @@ def run_audit(
         namespaces=list(namespaces) if namespaces else None,
         anomalies=anomalies,
         ipblock_mode=ipblock_mode,
+        service_cidrs=service_cidrs,
     )
     return replace(result, warnings=tuple(warnings) + result.warnings)
 

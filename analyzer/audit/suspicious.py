@@ -66,7 +66,13 @@ def suspicious_findings(evaluated: pl.DataFrame, flagged: pl.DataFrame) -> list[
     if joined.height == 0:
         return []
     grouped = (
-        joined.sort("score", descending=True)
+        # Ties in score are ordered by port and endpoints: the join's row order is not stable,
+        # and `-o json` must be byte-identical across runs.
+        joined.sort(
+            ["score", "protocol", "dst_port", "src_key", "dst_key", "outcome"],
+            descending=[True, False, False, False, False, False],
+            nulls_last=True,
+        )
         .group_by("_rules", "_src", "_dst", maintain_order=True)
         .agg(
             pl.col("score").max(),
@@ -80,7 +86,7 @@ def suspicious_findings(evaluated: pl.DataFrame, flagged: pl.DataFrame) -> list[
             pl.col("src_key").first(),
             pl.col("dst_key").first(),
         )
-        .sort("score", descending=True)
+        .sort("score", descending=True, maintain_order=True)
     )
     findings: list[Finding] = []
     for row in grouped.iter_rows(named=True):

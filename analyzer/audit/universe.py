@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import polars as pl
 
+from analyzer.audit.index import IdentityIndex, Ids
 from analyzer.connections import side_columns
 from analyzer.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicy
@@ -41,6 +43,7 @@ class Pod:
     ip: str | None = None
     observed: bool = True
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    host_network: bool = False  # its address is the node's (inventory: spec.hostNetwork)
 
     # PeerLike (analyzer.policy.compile): a pod is a peer the compiled matchers can judge.
     @property
@@ -73,8 +76,25 @@ class Universe:
     pods: tuple[Pod, ...]
     namespaces: Mapping[str, Namespace] = field(default_factory=dict)
     # Pods grouped by what selectors can see (namespace, labels, namespace labels): matching
-    # is done once per identity, not once per pod.
+    # is done once per identity, not once per pod, through the inverted indexes of ``index``.
     identities: tuple[tuple[Pod, tuple[Pod, ...]], ...] = ()
+    index: IdentityIndex[Pod] = field(init=False, repr=False, compare=False)
+    by_namespace: Mapping[str, tuple[Pod, ...]] = field(init=False, repr=False, compare=False)
+    # Answers derived from the universe that several checks ask for (e.g. a rule's breadth).
+    memo: dict[str, dict[object, Any]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index = IdentityIndex(
+            tuple(rep for rep, _ in self.identities),
+            tuple(members for _, members in self.identities),
+            {name: ns.labels for name, ns in self.namespaces.items()},
+        )
+        object.__setattr__(self, "index", index)
+        grouped: dict[str, list[Pod]] = {}
+        for pod in self.pods:
+            grouped.setdefault(pod.namespace, []).append(pod)
+        object.__setattr__(self, "by_namespace", {k: tuple(v) for k, v in grouped.items()})
+        object.__setattr__(self, "memo", {})
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str]:
         ns = self.namespaces.get(namespace)
@@ -84,13 +104,14 @@ class Universe:
     def observed_pods(self) -> tuple[Pod, ...]:
         return tuple(p for p in self.pods if p.observed)
 
+    def selected_ids(self, policy: CompiledPolicy) -> Ids:
+        """Identities (numbers in ``index``) the policy selects as its subject."""
+        return self.index.selecting(policy.namespace, policy.subject, policy.subject_namespaces)
+
     def selected_by(self, policy: CompiledPolicy, *, observed_only: bool = False) -> list[Pod]:
         """Pods the policy selects (its subject), as the policy engine decides."""
-        out: list[Pod] = []
-        for rep, members in self.identities:
-            if policy.selects(rep.namespace, rep.labels, rep.namespace_labels):
-                out.extend(p for p in members if p.observed or not observed_only)
-        return out
+        pods = self.index.pods(self.selected_ids(policy))
+        return [p for p in pods if p.observed] if observed_only else pods
 
     def matching(self, predicate: Callable[[Pod], bool]) -> list[Pod]:
         """Pods for which ``predicate`` (judged on one pod per identity) holds."""
@@ -170,7 +191,9 @@ def _add_inventory(
         if key in pods:
             # Inventory labels are authoritative (flows may lack some).
             old = pods[key]
-            pods[key] = replace(old, labels={**old.labels, **info.labels})
+            pods[key] = replace(
+                old, labels={**old.labels, **info.labels}, host_network=info.host_network
+            )
             continue
         pods[key] = Pod(
             namespace=info.namespace,
@@ -179,6 +202,7 @@ def _add_inventory(
             labels=dict(info.labels),
             ip=info.ips[0] if info.ips else None,
             observed=False,
+            host_network=info.host_network,
         )
 
 

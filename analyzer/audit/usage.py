@@ -25,6 +25,7 @@ from analyzer.policy.compile import (
     CompiledRule,
     EntityPeers,
     IPPeers,
+    PeerMatcher,
 )
 
 __all__ = [
@@ -160,22 +161,34 @@ class Breadth:
 
 def breadth(rule: CompiledRule, universe: Universe, mode: str) -> Breadth:
     """The known workloads (and whether any outside address) ``rule`` admits as a peer."""
-    if any(isinstance(m, IPPeers) for m in rule.peers):
-        # ipBlocks may match pods by address, which identities do not group by.
-        pods = [p for p in universe.pods if rule.peer_matches(p, mode)]
-    else:
-        pods = universe.matching(lambda p: rule.peer_matches(p, mode))
+    return _breadth(rule.peers, universe, mode)
+
+
+def _breadth(peers: tuple[PeerMatcher, ...], universe: Universe, mode: str) -> Breadth:
+    # Generated policy sets repeat the same peers in many rules: judge each peer set once.
+    cache: dict[object, Breadth] = universe.memo.setdefault("breadth", {})
+    key = (peers, mode)
+    found = cache.get(key)
+    if found is not None:
+        return found
+    index = universe.index
+    ids = frozenset().union(*(index.admitted(m) for m in peers))
+    pods = index.pods(ids)
+    for m in peers:
+        if isinstance(m, IPPeers):
+            # ipBlocks may match pods by address, which identities do not group by.
+            pods.extend(index.pods_in_block(m, mode))
     workloads = tuple(sorted({p.workload_key for p in pods}))
     namespaces = tuple(sorted({p.namespace for p in pods}))
     any_address = any(
         isinstance(m, AllPeers)
         or (isinstance(m, EntityPeers) and bool(m.entities & _WORLD_ENTITIES))
         or (isinstance(m, IPPeers) and any(lo == 0 and hi == _top(v) for v, lo, hi in m.ranges))
-        for m in rule.peers
+        for m in peers
     )
-    addresses = any_address or any(isinstance(m, IPPeers) for m in rule.peers)
+    addresses = any_address or any(isinstance(m, IPPeers) for m in peers)
     known = len(universe.namespaces)
-    return Breadth(
+    found = Breadth(
         workloads=workloads,
         namespaces=namespaces,
         all_namespaces=known > 1 and len(namespaces) == known,
@@ -183,6 +196,8 @@ def breadth(rule: CompiledRule, universe: Universe, mode: str) -> Breadth:
         addresses=addresses,
         known_namespaces=known,
     )
+    cache[key] = found
+    return found
 
 
 def describe_breadth(b: Breadth, ports: str, usage: RuleUsage | None) -> str:

@@ -87,9 +87,19 @@ def audit_cmd(
             help="Report allowed edges the anomaly detector flags (suspicious-allowed).",
         ),
     ] = True,
+    service_cidr: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--service-cidr",
+            metavar="CIDR",
+            help="The cluster's Service range (e.g. 10.96.0.0/12), to report ipBlocks that "
+            "point into it. Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Audit existing NetworkPolicies against observed traffic: unused, broad, redundant and
-    DNS-less rules, what a rollout would break, and namespaces left open."""
+    DNS-less rules, what a rollout would break, namespaces left open, and lint rules on the
+    policies' shape."""
     from analyzer.audit.render import render_json, render_table
     from analyzer.audit.run import run_audit
 
@@ -102,6 +112,7 @@ def audit_cmd(
         ipblock_mode=ipblock_mode.value,
         include_staged=staged,
         anomalies=anomalies,
+        service_cidrs=service_cidr or (),
     )
     for line in result.warnings:
         warn(f"warning: {line}")

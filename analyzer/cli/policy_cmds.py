@@ -64,11 +64,12 @@ StagedOption = Annotated[
 
 def _load(policies: list[Path], mode: IpblockMode, staged: bool) -> CompiledPolicies:
     from analyzer.policy.compile import compile_policies
-    from analyzer.policy.load import load_policies
+    from analyzer.policy.load import load_policies, require_policies
 
     loaded = load_policies(policies, include_staged=staged)
     for line in loaded.warnings():
-        warn(line)
+        warn(f"warning: {line}")
+    require_policies(loaded, policies)
     return compile_policies(loaded.policies, ipblock_mode=mode.value)
 
 

@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from analyzer.errors import ConfigError
 from analyzer.policy.render import to_yaml
+from analyzer.yaml_io import safe_dump
 
 if TYPE_CHECKING:
     from analyzer.recommend import Recommendation
@@ -66,7 +65,7 @@ def write_bundle(rec: Recommendation, out_dir: Path) -> list[Path]:
     names = [_file_name(i, m) for i, m in enumerate(manifests)]
     for name, manifest in zip(names, manifests, strict=True):
         files[name] = to_yaml([manifest])
-    files["kustomization.yaml"] = yaml.safe_dump(
+    files["kustomization.yaml"] = safe_dump(
         {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",

@@ -29,7 +29,10 @@ from analyzer.policy.model import (
     Rule,
 )
 from analyzer.policy.validate import (
+    OBJECT_FIELDS,
     Collector,
+    check_fields,
+    check_metadata,
     parse_cidr,
     parse_ip_block,
     parse_port_value,
@@ -61,16 +64,31 @@ _SUPPORTED = {
     EGRESS: {"toEndpoints", "toEntities", "toCIDR", "toCIDRSet", "toPorts"},
 }
 _L3_UNSUPPORTED = {"toFQDNs", "toServices", "toGroups", "fromGroups", "toNodes", "fromNodes"}
+# Fields of the cilium.io/v2 schema that are recognised but not evaluated (reported as such);
+# anything else in a rule is an unknown field, e.g. a typo.
+_RULE_UNSUPPORTED = {
+    INGRESS: {"fromRequires", "fromGroups", "fromNodes", "icmps", "authentication"},
+    EGRESS: {"toRequires", "toServices", "toFQDNs", "toGroups", "toNodes", "icmps",
+             "authentication"},
+}
+_SPEC_FIELDS = (
+    "endpointSelector", "nodeSelector", "ingress", "ingressDeny", "egress", "egressDeny",
+    "labels", "description", "enableDefaultDeny", "log",
+)
+_TOPORTS_FIELDS = (
+    "ports", "rules", "listener", "serverNames", "originatingTLS", "terminatingTLS",
+)
+_CIDRSET_FIELDS = ("cidr", "except", "cidrGroupRef", "cidrGroupSelector")
 
 
 def parse_cilium_policy(doc: dict[str, Any], col: Collector) -> list[NetworkPolicy] | None:
     """One CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy (``spec`` and/or ``specs``)."""
     meta = _meta(doc)
-    name = meta.get("name")
-    if not isinstance(name, str) or not name:
-        col.problem("metadata.name", "required field is missing")
-        return None
     clusterwide = doc.get("kind") == "CiliumClusterwideNetworkPolicy"
+    check_fields(doc, OBJECT_FIELDS | {"specs"}, "", col)
+    if not check_metadata(doc.get("metadata"), col, namespaced=not clusterwide):
+        return None
+    name = str(meta.get("name"))
     namespace = None if clusterwide else str(meta.get("namespace") or "default")
     specs: list[tuple[str, Any]] = []
     if doc.get("spec") is not None:
@@ -97,6 +115,8 @@ def _parse_spec(
 ) -> NetworkPolicy | None:
     if not isinstance(spec, dict):
         col.problem(path, "must be an object")
+        return None
+    if not check_fields(spec, _SPEC_FIELDS, path, col):
         return None
     if "nodeSelector" in spec:
         col.skip(
@@ -186,6 +206,10 @@ def _rule(
 ) -> Rule | None:
     pre = "from" if direction == INGRESS else "to"
     unsupported_l3 = False
+    known = _SUPPORTED[direction] | _RULE_UNSUPPORTED[direction]
+    if not check_fields(item, known, path, col):
+        # `fromEndpoint` for `fromEndpoints`: skipping it would leave a rule for every peer.
+        return None
     for key in sorted(set(item) - _SUPPORTED[direction]):
         col.skip(f"{path}.{key}", key, f"{key} is not evaluated")
         if key in _L3_UNSUPPORTED or key.endswith("Requires"):
@@ -224,7 +248,9 @@ def _rule(
             col.skip(epath, "cidrGroupRef", "CIDR groups are not evaluated")
             unsupported_l3 = True
             continue
-        block = parse_ip_block(entry, epath, col, external_only=True)
+        block = parse_ip_block(
+            entry, epath, col, external_only=True, fields=_CIDRSET_FIELDS, strict_except=False
+        )
         if block is not None:
             peers.append(PolicyPeer(ip_block=block))
     ports = _to_ports(item.get("toPorts"), f"{path}.toPorts", col)
@@ -266,6 +292,8 @@ def _to_ports(raw: Any, path: str, col: Collector) -> tuple[PolicyPort, ...] | N
         if not isinstance(entry, dict):
             col.problem(epath, "must be an object")
             return False
+        if not check_fields(entry, _TOPORTS_FIELDS, epath, col):
+            return False
         for key in sorted(set(entry) - {"ports"}):
             feature = "L7 rules" if key == "rules" else key
             col.skip(f"{epath}.{key}", feature, f"{key} is not evaluated (L3/L4 only)")
@@ -276,6 +304,8 @@ def _to_ports(raw: Any, path: str, col: Collector) -> tuple[PolicyPort, ...] | N
             ppath = f"{epath}.ports[{j}]"
             if not isinstance(port, dict):
                 col.problem(ppath, "must be an object")
+                return False
+            if not check_fields(port, ("port", "endPort", "protocol"), ppath, col):
                 return False
             proto = parse_protocol(port.get("protocol"), f"{ppath}.protocol", col, allow_any=True)
             value = port.get("port")

@@ -11,6 +11,7 @@ still load; a file that cannot be parsed at all raises :class:`PolicyError`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from analyzer.errors import PolicyError
+from analyzer.k8s_syntax import dns_label_error, dns_subdomain_error
 from analyzer.policy.model import (
     EGRESS,
     INGRESS,
@@ -30,32 +32,52 @@ from analyzer.policy.model import (
     Unsupported,
 )
 from analyzer.policy.validate import (
+    OBJECT_FIELDS,
     Collector,
+    check_fields,
+    check_metadata,
     parse_ip_block,
     parse_port_value,
     parse_protocol,
     parse_selector,
 )
+from analyzer.yaml_io import ShapeError, load_json, load_yaml_all
 
-__all__ = ["LoadResult", "load_policies", "parse_documents", "parse_networkpolicy"]
+__all__ = [
+    "LoadResult",
+    "load_policies",
+    "parse_documents",
+    "parse_networkpolicy",
+    "read_documents",
+    "require_policies",
+]
 
 _SUFFIXES = {".yaml", ".yml", ".json"}
 K8S_API = "networking.k8s.io/v1"
+_SPEC_FIELDS = ("podSelector", "policyTypes", "ingress", "egress")
+_PLAIN = re.compile(r"[A-Za-z0-9./-]{0,100}")
 CALICO_API = "projectcalico.org/v3"
 
 
 @dataclass(slots=True)
 class LoadResult:
-    """Policies that loaded, problems that kept others out, and what is not evaluated."""
+    """Policies that loaded, problems that kept others out, and what is not evaluated.
+
+    ``files`` counts the files read; ``empty_lists`` the ``kind: List`` documents without
+    items (what ``kubectl get networkpolicy -A -o yaml`` prints for a cluster without any).
+    """
 
     policies: list[NetworkPolicy] = field(default_factory=list)
     problems: list[PolicyProblem] = field(default_factory=list)
     unsupported: list[Unsupported] = field(default_factory=list)
+    files: int = 0
+    empty_lists: int = 0
 
     def warnings(self) -> list[str]:
-        """One line per problem and per unsupported feature, for a person."""
-        return [f"policy problem: {p}" for p in self.problems] + [
-            f"policy warning: {u}" for u in self.unsupported
+        """One line per problem and per unsupported feature, for a person (the CLI prefixes
+        ``warning: ``)."""
+        return [f"policy not loaded: {p}" for p in self.problems] + [
+            str(u) for u in self.unsupported
         ]
 
 
@@ -80,10 +102,45 @@ def load_policies(
         paths = [paths]
     result = LoadResult()
     for file in _files(paths):
-        docs = _read_documents(file)
+        docs = read_documents(file)
+        result.files += 1
+        result.empty_lists += sum(
+            1 for d in docs
+            if isinstance(d, dict) and str(d.get("kind", "")).endswith("List")
+            and not d.get("items")
+        )
         parse_documents(docs, str(file), result, include_staged=include_staged)
     _drop_duplicates(result)
     return result
+
+
+def require_policies(result: LoadResult, paths: str | Path | Sequence[str | Path]) -> None:
+    """Refuse a ``--policies`` input from which no policy loaded.
+
+    Auditing or simulating "0 policies" because the file held a Deployment, or only broken
+    policies, would report everything as open or allowed. The one exception is an input that
+    is nothing but empty ``kind: List`` documents: ``kubectl get networkpolicy -A -o yaml`` of
+    a cluster that has no policy says exactly that, and auditing it is meaningful.
+
+    Raises
+    ------
+    PolicyError
+        No policy loaded (one line: what was found instead).
+    """
+    if result.policies or (result.empty_lists and not result.problems and not result.unsupported):
+        return
+    names = [str(paths)] if isinstance(paths, str | Path) else [str(p) for p in paths]
+    where = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    if result.files == 0:
+        why = "no *.yaml, *.yml or *.json file found"
+    elif result.problems:
+        count = len({(p.file, p.policy) for p in result.problems})
+        why = f"{count} invalid polic{'y' if count == 1 else 'ies'}, e.g. {result.problems[0]}"
+    elif result.unsupported:
+        why = f"nothing that can be evaluated ({result.unsupported[0]})"
+    else:
+        why = "the files hold no document"
+    raise PolicyError(f"no policy loaded from {where}: {why}")
 
 
 def _drop_duplicates(result: LoadResult) -> None:
@@ -122,19 +179,28 @@ def _files(paths: Iterable[str | Path]) -> Iterator[Path]:
             raise PolicyError("no such file or directory", file=str(path))
 
 
-def _read_documents(file: Path) -> list[Any]:
+def read_documents(file: Path) -> list[Any]:
+    """The decoded documents of one policy file (YAML or JSON), shape-checked.
+
+    Raises
+    ------
+    PolicyError
+        Unreadable, not YAML/JSON, nested too deeply, or a YAML alias bomb (one line).
+    """
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(f"cannot read: {exc}", file=str(file)) from exc
     stripped = text.lstrip()
-    if stripped[:1] in ("{", "["):
-        try:
-            return [json.loads(text)]
-        except json.JSONDecodeError:
-            pass  # YAML flow style also starts with { or [; let the YAML parser decide
     try:
-        return list(yaml.safe_load_all(text))
+        if stripped[:1] in ("{", "["):
+            try:
+                return [load_json(text)]
+            except json.JSONDecodeError:
+                pass  # YAML flow style also starts with { or [; let the YAML parser decide
+        return load_yaml_all(text)
+    except ShapeError as exc:
+        raise PolicyError(f"not loaded: {exc}", file=str(file)) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -167,10 +233,7 @@ def parse_documents(
             )
             continue
         kind, api = str(doc.get("kind", "")), str(doc.get("apiVersion", ""))
-        meta = _meta(doc)
-        name = str(meta.get("name") or "")
-        label = f"{meta.get('namespace')}/{name}" if meta.get("namespace") else name
-        col = Collector(file, label or f"{kind or 'document'}[{index}]")
+        col = Collector(file, _label(doc) or f"{_shown(kind) or 'document'}[{index}]")
         policy: NetworkPolicy | None | list[NetworkPolicy] = None
         if kind == "NetworkPolicy" and api == K8S_API:
             policy = parse_networkpolicy(doc, col)
@@ -189,11 +252,11 @@ def parse_documents(
         elif kind in ("StagedNetworkPolicy", "StagedGlobalNetworkPolicy"):
             col.skip("", "staged policy", f"Calico {kind} (Calico policy model) is not evaluated")
         elif api.startswith(("projectcalico.org/", "crd.projectcalico.org/")):
-            col.skip("", "calico policy", f"Calico {kind} is not evaluated")
+            col.skip("", "calico policy", f"Calico {_shown(kind)} is not evaluated")
         elif "Policy" in kind:
-            col.skip("", "policy kind", f"{api} {kind} is not evaluated")
+            col.skip("", "policy kind", f"{_shown(api)} {_shown(kind)} is not evaluated")
         else:
-            col.skip("", "not a policy", f"{api or '?'} {kind or '?'} ignored")
+            col.skip("", "not a policy", f"{_shown(api) or '?'} {_shown(kind) or '?'} ignored")
         result.problems.extend(col.problems)
         result.unsupported.extend(col.unsupported)
         if col.problems:
@@ -209,14 +272,32 @@ def _meta(doc: dict[str, Any]) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
+def _shown(value: str) -> str:
+    """A kind or apiVersion as it may appear in a message: as is when it looks like one,
+    else quoted and cut (no terminal escapes or markup from a hostile file)."""
+    return value if _PLAIN.fullmatch(value) else repr(value[:60])
+
+
+def _label(doc: dict[str, Any]) -> str:
+    """``namespace/name`` for messages, from valid names only (hostile ones are reported by
+    field path, never echoed as the policy's name)."""
+    meta = _meta(doc)
+    name, namespace = meta.get("name"), meta.get("namespace")
+    if dns_subdomain_error(name) is not None:
+        return ""
+    if namespace in (None, ""):
+        return str(name)
+    return f"{namespace}/{name}" if dns_label_error(namespace) is None else ""
+
+
 def parse_networkpolicy(
     doc: dict[str, Any], col: Collector, *, kind: str = "NetworkPolicy"
 ) -> NetworkPolicy | None:
     """A ``networking.k8s.io/v1`` NetworkPolicy manifest (or Calico's staged twin)."""
     meta = _meta(doc)
+    check_fields(doc, OBJECT_FIELDS, "", col)
+    check_metadata(doc.get("metadata"), col, namespaced=True)
     name = meta.get("name")
-    if not isinstance(name, str) or not name:
-        col.problem("metadata.name", "required field is missing")
     namespace = meta.get("namespace") or "default"
     spec = doc.get("spec")
     if spec is None:
@@ -224,6 +305,8 @@ def parse_networkpolicy(
     if not isinstance(spec, dict):
         col.problem("spec", "must be an object")
         return None
+    staged = ("stagedAction",) if kind == "StagedKubernetesNetworkPolicy" else ()
+    check_fields(spec, _SPEC_FIELDS + staged, "spec", col)
     if "podSelector" not in spec:
         # The API server requires it; kubectl output always has it ({} at least).
         col.problem("spec.podSelector", "required field is missing")
@@ -254,6 +337,8 @@ def parse_networkpolicy(
         kind=kind,
         source=col.file,
         uid=str(meta.get("uid") or ""),
+        explicit_types=types is not None,
+        empty_sections=tuple(k for k in ("ingress", "egress") if spec.get(k) == []),
     )
 
 
@@ -276,8 +361,7 @@ def _rules(
             col.problem(path, "must be an object")
             ok = False
             continue
-        for key in sorted(set(item) - {peer_key, "ports"}):
-            col.problem(f"{path}.{key}", f"unknown field (expected {peer_key} and ports)")
+        if not check_fields(item, (peer_key, "ports"), path, col):
             ok = False
         peers = _peers(item.get(peer_key), f"{path}.{peer_key}", col)
         ports = _ports(item.get("ports"), f"{path}.ports", col)
@@ -302,8 +386,7 @@ def _peers(raw: Any, path: str, col: Collector) -> tuple[PolicyPeer, ...] | None
             col.problem(ppath, "must be an object")
             ok = False
             continue
-        for key in sorted(set(item) - {"podSelector", "namespaceSelector", "ipBlock"}):
-            col.problem(f"{ppath}.{key}", "unknown field in a peer")
+        if not check_fields(item, ("podSelector", "namespaceSelector", "ipBlock"), ppath, col):
             ok = False
         has_sel = "podSelector" in item or "namespaceSelector" in item
         if "ipBlock" in item:
@@ -352,8 +435,7 @@ def _ports(raw: Any, path: str, col: Collector) -> tuple[PolicyPort, ...] | None
             col.problem(ppath, "must be an object with port, protocol and endPort")
             ok = False
             continue
-        for key in sorted(set(item) - {"port", "protocol", "endPort"}):
-            col.problem(f"{ppath}.{key}", "unknown field in a port")
+        if not check_fields(item, ("port", "protocol", "endPort"), ppath, col):
             ok = False
         protocol = parse_protocol(item.get("protocol"), f"{ppath}.protocol", col)
         port = (

@@ -162,6 +162,10 @@ class NetworkPolicy:
     # Cluster-wide (Cilium CCNP) subjects may be narrowed by namespace labels.
     namespace_selector: LabelSelector | None = None
     uid: str = field(default="", compare=False)
+    # How the manifest said it, for the audit's lint rules: whether ``policyTypes`` was given,
+    # and which sections were given as an empty list (``egress: []``).
+    explicit_types: bool = field(default=True, compare=False)
+    empty_sections: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> str:

@@ -14,10 +14,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import yaml
-
 from analyzer.errors import VerificationError
-from analyzer.k8s_syntax import dns_label_error, label_key_error, label_value_error
+from analyzer.k8s_syntax import (
+    dns_label_error,
+    dns_name_error,
+    label_key_error,
+    label_value_error,
+)
 from analyzer.recommend_model import (
     DNS_NAMESPACE,
     DNS_SELECTORS,
@@ -28,6 +31,7 @@ from analyzer.recommend_model import (
     Rule,
     Selector,
 )
+from analyzer.yaml_io import safe_dump_all
 
 __all__ = [
     "FLAVORS",
@@ -48,8 +52,6 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "analyzer"}
 CILIUM_NS_LABEL = "k8s:io.kubernetes.pod.namespace"
 MAX_EVIDENCE_CHARS = 4000
 
-_FQDN_PART = r"[A-Za-z0-9_]([-A-Za-z0-9_]*[A-Za-z0-9_])?"
-_FQDN = re.compile(rf"^{_FQDN_PART}(\.{_FQDN_PART})*$")
 _EXAMPLE = re.compile(r"^[A-Za-z0-9./:\-_ >\[\]]{1,300}$")
 
 
@@ -72,12 +74,6 @@ def selector_error(labels: Mapping[str, str]) -> str | None:
         err = label_error(key, value)
         if err:
             return err
-    return None
-
-
-def dns_name_error(name: str) -> str | None:
-    if not name or len(name) > 253 or not _FQDN.fullmatch(name):
-        return f"{name[:80]!r} is not a DNS name"
     return None
 
 
@@ -382,6 +378,6 @@ def render(policies: Sequence[PolicySpec], flavor: Flavor = "kubernetes") -> lis
 
 def to_yaml(manifests: Sequence[Mapping[str, Any]]) -> str:
     """Multi-document YAML for ``kubectl apply -f -``."""
-    return yaml.safe_dump_all(
+    return safe_dump_all(
         list(manifests), sort_keys=False, default_flow_style=False, explicit_start=True
     )

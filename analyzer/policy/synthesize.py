@@ -16,10 +16,12 @@ from __future__ import annotations
 import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import polars as pl
 
+from analyzer.k8s_syntax import dns_name_error
 from analyzer.policy.merge import merge_owners, merge_peers
 from analyzer.recommend_model import (
     DNS_NAMESPACE,
@@ -218,6 +220,7 @@ def synthesize(
             )
             continue
         peers, reason = _peers_for(row, opts, selector_for)
+        peers = _valid_names(peers, row, direction, owner, ns, notes)
         if reason is not None:
             uncovered.append(_uncovered(row, reason))
             if reason.startswith("host"):
@@ -327,6 +330,27 @@ def _label_map(labels: Sequence[str] | None) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if sep:
             out[key] = value
+    return out
+
+
+def _valid_names(
+    peers: list[Peer], row: Mapping[str, Any], direction: str, owner: str, ns: str,
+    notes: list[Note],
+) -> list[Peer]:
+    """Drop DNS names a toFQDNs rule cannot hold (flows are untrusted), with a warning each;
+    a peer left without names keeps its address rule, like every other refused value."""
+    out = []
+    for peer in peers:
+        bad = [n for n in peer.fqdns if dns_name_error(n)]
+        if bad:
+            for name in bad:
+                notes.append(Note(
+                    "warning", ns,
+                    f"{direction} of {_readable(owner)}: {dns_name_error(name)}; skipped, the "
+                    f"address rule for {_readable(row['peer'])} stays",
+                ))
+            peer = replace(peer, fqdns=tuple(n for n in peer.fqdns if n not in bad))
+        out.append(peer)
     return out
 
 

@@ -7,12 +7,19 @@ field path it concerns (``spec.ingress[0].from[1].ipBlock.cidr``) and returns a 
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from analyzer.k8s_syntax import label_key_error, label_value_error
+from analyzer.k8s_syntax import (
+    dns_label_error,
+    dns_subdomain_error,
+    label_key_error,
+    label_value_error,
+)
 from analyzer.policy.model import (
     OPERATORS,
     PROTOCOLS,
@@ -24,7 +31,12 @@ from analyzer.policy.model import (
 )
 
 __all__ = [
+    "OBJECT_FIELDS",
+    "METADATA_FIELDS",
     "Collector",
+    "check_fields",
+    "check_metadata",
+    "unknown_field",
     "parse_selector",
     "parse_cidr",
     "parse_ip_block",
@@ -35,6 +47,14 @@ __all__ = [
 ]
 
 _PORT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+# Top-level fields of a namespaced object (``status`` appears in older `kubectl get` output).
+OBJECT_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
+# ObjectMeta, as the API server returns it.
+METADATA_FIELDS = frozenset({
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+    "annotations", "ownerReferences", "finalizers", "managedFields",
+})
 
 
 @dataclass(slots=True)
@@ -51,6 +71,54 @@ class Collector:
 
     def skip(self, path: str, feature: str, message: str) -> None:
         self.unsupported.append(Unsupported(self.file, self.policy, path, feature, message))
+
+
+def unknown_field(key: object, known: Collection[str]) -> str:
+    """``unknown field "ingres" (did you mean "ingress"?)``, as kubectl's strict validation."""
+    shown = str(key)[:80]
+    by_lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(shown, sorted(known), n=1, cutoff=0.6) or (
+        [by_lower[shown.lower()]] if shown.lower() in by_lower else []
+    )
+    hint = f" (did you mean {close[0]!r}?)" if close else f" (expected {', '.join(sorted(known))})"
+    return f"unknown field {shown!r}{hint}"
+
+
+def check_fields(raw: dict[Any, Any], known: Collection[str], path: str, col: Collector) -> bool:
+    """Record every key of ``raw`` outside ``known`` as a problem; True when there is none.
+
+    The API server rejects such an object under strict field validation (kubectl's default),
+    and with validation off it drops the field, so ``ingres:`` would leave a deny-all policy:
+    either way the manifest does not say what its author meant, so it is not loaded.
+    """
+    ok = True
+    for key in sorted(set(raw) - set(known), key=str):
+        col.problem(f"{path}.{key}" if path else str(key), unknown_field(key, known))
+        ok = False
+    return ok
+
+
+def check_metadata(meta: Any, col: Collector, *, namespaced: bool) -> bool:
+    """``metadata``: known fields, name a DNS-1123 subdomain, namespace a DNS-1123 label."""
+    if meta is None:
+        col.problem("metadata.name", "required field is missing")
+        return False
+    if not isinstance(meta, dict):
+        col.problem("metadata", "must be an object")
+        return False
+    ok = check_fields(meta, METADATA_FIELDS, "metadata", col)
+    name = meta.get("name")
+    if name is None or name == "":
+        col.problem("metadata.name", "required field is missing")
+        ok = False
+    elif (err := dns_subdomain_error(name)) is not None:
+        col.problem("metadata.name", err)
+        ok = False
+    namespace = meta.get("namespace")
+    if namespaced and namespace not in (None, "") and (err := dns_label_error(namespace)):
+        col.problem("metadata.namespace", err)
+        ok = False
+    return ok
 
 
 def _strip_key(key: str, strip_source: bool) -> str:
@@ -99,9 +167,7 @@ def parse_selector(
             ok = False
         else:
             reqs.append(req)
-    extra = set(raw) - {"matchLabels", "matchExpressions"}
-    for key in sorted(map(str, extra)):
-        col.problem(f"{path}.{key}", "unknown field in a label selector")
+    if not check_fields(raw, ("matchLabels", "matchExpressions"), path, col):
         ok = False
     return LabelSelector(tuple(sorted(labels)), tuple(reqs)) if ok else None
 
@@ -111,6 +177,8 @@ def _parse_requirement(
 ) -> LabelRequirement | None:
     if not isinstance(raw, dict):
         col.problem(path, "must be an object with key, operator and values")
+        return None
+    if not check_fields(raw, ("key", "operator", "values"), path, col):
         return None
     key = raw.get("key")
     key = _strip_key(key, strip_source) if isinstance(key, str) else key
@@ -161,11 +229,18 @@ def parse_cidr(raw: Any, path: str, col: Collector) -> str | None:
 
 
 def parse_ip_block(
-    raw: Any, path: str, col: Collector, *, external_only: bool = False
+    raw: Any, path: str, col: Collector, *, external_only: bool = False,
+    fields: Collection[str] = ("cidr", "except"), strict_except: bool = True,
 ) -> IPBlock | None:
-    """``ipBlock {cidr, except}``; each exception must lie inside the CIDR, same family."""
+    """``ipBlock {cidr, except}``; each exception must lie inside the CIDR, same family.
+
+    ``strict_except`` (Kubernetes): an exception must be a *strict* subset of the CIDR, as the
+    API server validates (``except: [cidr]`` would leave a block that matches nothing).
+    """
     if not isinstance(raw, dict):
         col.problem(path, "must be an object with cidr and optional except")
+        return None
+    if not check_fields(raw, fields, path, col):
         return None
     if "cidr" not in raw:
         col.problem(f"{path}.cidr", "required field is missing")
@@ -186,6 +261,14 @@ def parse_ip_block(
             outer, inner = ipaddress.ip_network(cidr), ipaddress.ip_network(exc)
             if outer.version != inner.version or not inner.subnet_of(outer):  # type: ignore[arg-type]
                 col.problem(f"{path}.except[{i}]", f"{item} is not within {raw.get('cidr')}")
+                ok = False
+                continue
+            if strict_except and inner == outer:
+                col.problem(
+                    f"{path}.except[{i}]",
+                    f"{item} must be a strict subset of cidr {raw.get('cidr')} "
+                    "(Kubernetes rejects an exception equal to the block)",
+                )
                 ok = False
                 continue
         excepts.append(exc)

@@ -180,10 +180,11 @@ def build_report(
     loaded: LoadResult | None = None
     existing: dict[str, list[dict[str, Any]]] | None = None
     if policies is not None:
-        from analyzer.policy.load import load_policies
+        from analyzer.policy.load import load_policies, require_policies
         from analyzer.report.existing import existing_manifests
 
         loaded = load_policies(policies)
+        require_policies(loaded, policies)
         existing = existing_manifests(policies)
 
     flows = store.scan()
@@ -214,7 +215,7 @@ def build_report(
         from analyzer.report.existing import coverage_rows
         from analyzer.report.sections import findings_from_audit
 
-        warnings.extend(f"policy problem: {p}" for p in loaded.problems)
+        warnings.extend(f"policy not loaded: {p}" for p in loaded.problems)
         result = audit(loaded.policies, connections, inventory=inv, namespaces=namespaces)
         findings = findings_from_audit(result)
         coverage = coverage_rows(compile_policies(loaded.policies), scoped, inv)

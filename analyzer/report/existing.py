@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
 from analyzer.errors import PolicyError
 from analyzer.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicies
 from analyzer.policy.evaluate import Peer, evaluate_connections, selecting_policies
+from analyzer.policy.load import read_documents
 from analyzer.policy.model import EGRESS, INGRESS
 from analyzer.report.model import CoverageRow
+from analyzer.yaml_io import safe_dump_all
 
 __all__ = ["coverage_rows", "existing_manifests", "manifests_yaml", "normalize_manifest"]
 
@@ -42,9 +43,13 @@ def _files(paths: Sequence[str | Path]) -> Iterator[Path]:
 
 
 def _flatten(doc: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(doc, dict):
-        if doc.get("kind") == "List" or (doc.get("kind") or "").endswith("List"):
-            for item in doc.get("items") or ():
+    if isinstance(doc, list):  # a top-level list, as the policy loader accepts
+        for item in doc:
+            yield from _flatten(item)
+    elif isinstance(doc, dict):
+        if str(doc.get("kind") or "").endswith("List"):
+            items = doc.get("items")
+            for item in items if isinstance(items, list) else ():
                 yield from _flatten(item)
         else:
             yield doc
@@ -52,11 +57,14 @@ def _flatten(doc: Any) -> Iterator[dict[str, Any]]:
 
 def normalize_manifest(doc: Mapping[str, Any]) -> dict[str, Any]:
     """Keep what decides behaviour: apiVersion, kind, name, namespace and spec."""
-    meta = doc.get("metadata") or {}
+    meta = doc.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
     return {
         "apiVersion": doc.get("apiVersion"),
         "kind": doc.get("kind"),
-        "metadata": {"name": meta.get("name"), "namespace": meta.get("namespace") or "default"},
+        "metadata": {
+            "name": meta.get("name"), "namespace": str(meta.get("namespace") or "default")
+        },
         "spec": doc.get("spec") or {},
     }
 
@@ -73,12 +81,7 @@ def existing_manifests(paths: str | Path | Sequence[str | Path]) -> dict[str, li
         paths = [paths]
     by_ns: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for file in _files(paths):
-        try:
-            docs = list(yaml.safe_load_all(file.read_text("utf-8")))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise PolicyError(
-                f"cannot read policies: {exc}".splitlines()[0], file=str(file)
-            ) from exc
+        docs = read_documents(file)
         for doc in docs:
             for item in _flatten(doc):
                 if item.get("kind") in POLICY_KINDS:
@@ -92,7 +95,7 @@ def existing_manifests(paths: str | Path | Sequence[str | Path]) -> dict[str, li
 
 def manifests_yaml(manifests: Sequence[Mapping[str, Any]]) -> str:
     """Multi-document YAML with sorted keys, so two sets diff line by line."""
-    return yaml.safe_dump_all(
+    return safe_dump_all(
         [normalize_manifest(m) for m in manifests], sort_keys=True, default_flow_style=False
     )
 

@@ -261,3 +261,38 @@ def test_generated_fixes_break_nothing_new(
     left = {(f["category"], f["policy"]) for f in after["findings"]}
     assert ("broad-rule", "production/allow-api-egress") not in left
     assert ("unused-rule", "production/allow-db-ingress") not in left
+
+
+def test_denied_attacks_are_intended_deny_not_would_break(
+    generated_dir: Path, generated: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    doc, _ = generated
+    truth = json.loads((generated_dir / "truth.json").read_text())
+    attackers = {
+        f"{p['source']['namespace']}/{p['source']['workload']}"
+        for p in truth["attack_paths"] if p["source"].get("kind") == "pod"
+    }
+    assert attackers == {"develop/debug"}
+    intended = [f for f in doc["findings"] if f["category"] == "intended-deny"]
+    assert intended and {f["severity"] for f in intended} == {"info"}
+    assert {e["peer"] for f in intended for e in f["evidence"]["edges"]} == attackers
+    assert all("not a breakage" in f["explanation"] for f in intended)
+    for f in doc["findings"]:
+        if f["category"] == "would-break":
+            assert not f["evidence"]["flagged_by_anomaly_detector"], f
+            assert not {e["peer"] for e in f["evidence"]["edges"]} & attackers, f
+
+
+def test_json_is_byte_identical_across_runs_and_ties_are_ordered(
+    generated_dir: Path, generated: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    doc, _ = generated
+    for f in doc["findings"]:
+        if f["category"] in ("would-break", "intended-deny"):
+            edges = f["evidence"]["edges"]
+            keys = [(-e["connections"], e["peer"], e["protocol"], e["port"] or 0) for e in edges]
+            assert keys == sorted(keys), f["explanation"]
+    args = ["-p", str(generated_dir / "existing-policies.yaml"), "--inventory",
+            str(generated_dir / "inventory.json"), str(generated_dir / "flows.jsonl"), "-o", "json"]
+    outputs = {_audit(*args).stdout for _ in range(3)}
+    assert len(outputs) == 1

@@ -84,6 +84,51 @@ def test_dns_check_uses_a_synthetic_pod_when_none_is_observed() -> None:
     assert [f.policy for f in _cats(res, "unused-policy")] == ["shop/frontend-egress"]
 
 
+EGRESS_ANYWHERE = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: frontend-egress, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: frontend}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{ipBlock: {cidr: "CIDR"}}]
+"""
+
+
+def _dns_edges_denied(res: AuditResult) -> bool:
+    return any(
+        e["port"] == 53 for f in _cats(res, "would-break") for e in f.evidence["edges"]
+    )
+
+
+def test_missing_dns_asks_the_engine_in_the_audit_ipblock_mode() -> None:
+    # issue 13 item 3: `to: [ipBlock: 0.0.0.0/0]`, no ports, allows DNS to the kube-dns pod's
+    # address in the Kubernetes reading; only in the Cilium reading is it denied.
+    text = EGRESS_ANYWHERE.replace("CIDR", "0.0.0.0/0")
+    kube = _run(text)
+    assert not _cats(kube, "missing-dns") and not _dns_edges_denied(kube)
+    cilium = _run(text, ipblock_mode="cilium")
+    assert [f.policy for f in _cats(cilium, "missing-dns")] == ["shop/frontend-egress"]
+    assert _dns_edges_denied(cilium)  # would-break and missing-dns agree
+
+
+def test_missing_dns_and_would_break_agree_on_ip_blocks() -> None:
+    for cidr, dns_allowed in (("10.0.0.0/24", True), ("10.0.0.10/32", True),
+                              ("10.0.1.0/24", False), ("::/0", False)):
+        res = _run(EGRESS_ANYWHERE.replace("CIDR", cidr))
+        assert bool(_cats(res, "missing-dns")) is not dns_allowed, cidr
+        assert _dns_edges_denied(res) is not dns_allowed, cidr
+
+
+def test_whole_range_ipblock_admits_an_unseen_dns_pod() -> None:
+    # No DNS traffic observed: the canonical kube-dns pod, address unknown, is still admitted
+    # by a block spanning all IPv4 addresses (a pod always has one), not by a partial one.
+    traffic = [("frontend", "backend", "TCP", 8080, 5, "forwarded")]
+    assert not _cats(_run(EGRESS_ANYWHERE.replace("CIDR", "0.0.0.0/0"), traffic), "missing-dns")
+    assert _cats(_run(EGRESS_ANYWHERE.replace("CIDR", "10.0.0.0/8"), traffic), "missing-dns")
+
+
 EMPIRICAL = """
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy

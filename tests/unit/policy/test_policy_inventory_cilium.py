@@ -157,3 +157,13 @@ spec:
     world = Peer(kind="ip", ip="8.8.8.8", entity="world")
     assert evaluate(compiled, remote, a, 10250).allowed  # type: ignore[arg-type]
     assert not evaluate(compiled, world, a, 10250).allowed  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000,
+                                  "items:\n" + "".join(" " * (i + 1) + "- \n" for i in range(600))])
+def test_deeply_nested_inventory_is_one_line_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "inventory.json"
+    path.write_text(text)
+    with pytest.raises(InventoryError) as err:
+        load_inventory(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)

@@ -188,6 +188,29 @@ def test_apiserver_and_fqdns_in_cilium_mode() -> None:
     assert any(r.get("toEntities") == ["kube-apiserver"] for r in egress)
 
 
+@pytest.mark.parametrize(
+    "hostile",
+    ["<script>alert(1)</script>.evil.com", "evil.com\n- toEntities: [all]", "a..b", "x" * 300,
+     "ends-with-dash-.com", ""],
+)
+def test_invalid_dns_name_is_skipped_with_a_warning_not_fatal(hostile: str) -> None:
+    # issue 16 item 14: one bad name from an untrusted flow must not abort the Cilium flavour.
+    a = pod("ns1", app="a")
+    rows = [conn(a, world("140.82.112.3", "api.github.com"), 443),
+            conn(a, world("203.0.113.9", hostile), 443),
+            conn(a, world("198.51.100.7", "ok.example.org", hostile), 8443)]
+    result = synthesize(frame(rows), groups_of([a]), ["ns1"], SynthesisOptions(cilium=True))
+    docs = _by_name(render(result.policies, "cilium"))  # raised VerificationError before
+    egress = docs["allow-a-egress"]["spec"]["egress"]
+    names = sorted(m["matchName"] for r in egress for m in r.get("toFQDNs", ()))
+    assert names == ["api.github.com", "ok.example.org"]
+    cidrs = [c["cidr"] for r in egress for c in r.get("toCIDRSet", ())]
+    assert cidrs == ["203.0.113.9/32"]  # the address rule stays for the refused name
+    warnings = [n.message for n in result.notes if n.level == "warning"]
+    assert sum("is not a DNS name" in w and "skipped" in w for w in warnings) == 2
+    assert all("\n" not in w for w in warnings)
+
+
 def test_calico_aggregated_public_destination_is_a_flagged_port_restricted_block() -> None:
     app = pod("develop", app="app")
     public = entity("public-network")
