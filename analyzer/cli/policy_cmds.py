@@ -159,7 +159,7 @@ def explain_cmd(
     """Why a connection is allowed or denied: the policies, the rule, or what is missing."""
     from analyzer.errors import UsageError
     from analyzer.policy.explain import explain
-    from analyzer.policy.simulate import resolve_peer
+    from analyzer.policy.peers import resolve_endpoint
 
     if protocol.upper() not in ("TCP", "UDP", "SCTP"):
         raise UsageError(f"--protocol must be TCP, UDP or SCTP, not {protocol!r}")
@@ -170,9 +170,11 @@ def explain_cmd(
         from analyzer.store import FlowStore
 
         flows = FlowStore.open(store).scan()
-    src = resolve_peer(source, inv, flows)
-    dst = resolve_peer(destination, inv, flows)
-    result = explain(compiled, src, dst, port, protocol)
+    src = resolve_endpoint(source, inv, flows)
+    dst = resolve_endpoint(destination, inv, flows)
+    for resolved in (src, dst):
+        warn(f"resolved {resolved.note}")
+    result = explain(compiled, src.peer, dst.peer, port, protocol)
     if output == ExplainFormat.json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
