@@ -45,13 +45,16 @@ PoliciesOption = Annotated[
 InventoryOption = Annotated[
     Path | None,
     typer.Option(
-        "--inventory", help="`kubectl get pods,namespaces -A -o json` output (JSON or YAML)."
+        "--inventory",
+        metavar="FILE",
+        help="`kubectl get pods,namespaces -A -o json` output (JSON or YAML).",
     ),
 ]
 ModeOption = Annotated[
     IpblockMode,
     typer.Option(
         "--ipblock-mode",
+        metavar="MODE",
         help="kubernetes: ipBlock also matches pod IPs (upstream e2e); "
         "cilium: ipBlock matches only addresses outside the cluster.",
     ),
@@ -92,7 +95,9 @@ def simulate_cmd(
     store: StoreOption = Path(".analyzer-store"),
     output: Annotated[
         SimulateFormat,
-        typer.Option("--output", "-o", help="table, or jsonl (one object per connection)."),
+        typer.Option(
+            "--output", "-o", metavar="FORMAT", help="table, or jsonl (one object per connection)."
+        ),
     ] = SimulateFormat.table,
     ipblock_mode: ModeOption = IpblockMode.kubernetes,
     staged: StagedOption = False,
@@ -143,15 +148,26 @@ def explain_cmd(
     policies: PoliciesOption,
     source: Annotated[
         str,
-        typer.Option("--from", help="namespace/pod, namespace:key=value,..., IP or entity:NAME"),
+        typer.Option(
+            "--from",
+            metavar="PEER",
+            help="namespace/pod, namespace:key=value,..., IP or entity:NAME",
+        ),
     ],
-    destination: Annotated[str, typer.Option("--to", help="Destination peer, same forms.")],
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Destination port.")],
-    protocol: Annotated[str, typer.Option("--protocol", help="TCP, UDP or SCTP.")] = "TCP",
+    destination: Annotated[
+        str, typer.Option("--to", metavar="PEER", help="Destination peer, same forms.")
+    ],
+    port: Annotated[
+        int, typer.Option("--port", metavar="PORT", min=1, max=65535, help="Destination port.")
+    ],
+    protocol: Annotated[
+        str, typer.Option("--protocol", metavar="PROTOCOL", help="TCP, UDP or SCTP.")
+    ] = "TCP",
     inventory: InventoryOption = None,
     store: StoreOption = Path(".analyzer-store"),
     output: Annotated[
-        ExplainFormat, typer.Option("--output", "-o", help="table (sentences) or json.")
+        ExplainFormat,
+        typer.Option("--output", "-o", metavar="FORMAT", help="table (sentences) or json."),
     ] = ExplainFormat.table,
     ipblock_mode: ModeOption = IpblockMode.kubernetes,
     staged: StagedOption = False,

@@ -126,6 +126,19 @@ def _recommend(
         return None
 
 
+def _require_known(
+    namespaces: Sequence[str], conns: pl.DataFrame, inv: Inventory | None, loaded: Any
+) -> None:
+    from analyzer.namespaces import namespaces_in, require_known
+
+    known = namespaces_in(conns)
+    if loaded is not None:
+        known |= {p.namespace for p in loaded.policies if p.namespace}
+    if inv is not None:
+        known |= set(inv.namespaces) | {p.namespace for p in inv.pods.values()}
+    require_known(namespaces, known, where="the flow store, the policies or the inventory")
+
+
 def _scope(frame: pl.DataFrame, namespaces: Sequence[str] | None) -> pl.DataFrame:
     if not namespaces:
         return frame
@@ -190,6 +203,8 @@ def build_report(
     rows, masked = _flow_counts(flows)
     connections: Connections = derive_connections(flows)
     conns = connections.frame
+    if namespaces:
+        _require_known(namespaces, conns, inv, loaded)
     warnings: list[str] = list(connections.stats.warnings)
     lost = _ingest_warnings(store, warnings)
     rec = recommendation
