@@ -20,7 +20,13 @@ import polars as pl
 
 from analyzer.errors import UsageError
 
-__all__ = ["SYSTEM_NAMESPACES", "is_system_namespace", "namespaces_in", "require_known"]
+__all__ = [
+    "SYSTEM_NAMESPACES",
+    "SYSTEM_PREFIXES",
+    "is_system_namespace",
+    "namespaces_in",
+    "require_known",
+]
 
 # Kubernetes' own, then the CNIs' (Cilium in its own namespace, Calico's operator install,
 # Flannel). Documented in docs/recommend.md.
@@ -36,11 +42,14 @@ SYSTEM_NAMESPACES: tuple[str, ...] = (
     "tigera-operator",
     "kube-flannel",
 )
+# Calico Enterprise puts each component in its own tigera-* namespace (tigera-compliance,
+# tigera-intrusion-detection, tigera-manager, ...); calico-* are Calico's own as well.
+SYSTEM_PREFIXES: tuple[str, ...] = ("tigera-", "calico-")
 MAX_SHOWN = 8
 
 
 def is_system_namespace(namespace: str) -> bool:
-    return namespace in SYSTEM_NAMESPACES
+    return namespace in SYSTEM_NAMESPACES or namespace.startswith(SYSTEM_PREFIXES)
 
 
 def namespaces_in(frame: pl.LazyFrame | pl.DataFrame) -> set[str]:

@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from analyzer.errors import UsageError, VerificationError
-from analyzer.namespaces import SYSTEM_NAMESPACES, namespaces_in, require_known
+from analyzer.namespaces import (
+    SYSTEM_NAMESPACES,
+    is_system_namespace,
+    namespaces_in,
+    require_known,
+)
 from analyzer.policy.probes import Probe, make_probes
 from analyzer.policy.render import FLAVORS, name_error, render
 from analyzer.policy.synthesize import (
@@ -284,7 +289,7 @@ def _namespaces(
             known |= set(inventory.namespaces) | {p.namespace for p in inventory.pods.values()}
         where = "the flows" + (" or the inventory" if inventory is not None else "")
         require_known(asked, known, where=where)
-        system = [ns for ns in asked if ns in SYSTEM_NAMESPACES]
+        system = [ns for ns in asked if is_system_namespace(ns)]
         if system and not include_system:
             raise UsageError(
                 f"{system[0]} is a system namespace: a default-deny there can cut every "
@@ -301,9 +306,16 @@ def _namespaces(
     chosen = sorted(
         ns
         for ns in observed
-        if (include_system or ns not in SYSTEM_NAMESPACES) and not name_error(ns)
+        if (include_system or not is_system_namespace(ns)) and not name_error(ns)
     )
     if not chosen:
+        system = sorted(ns for ns in observed if is_system_namespace(ns))
+        if system:
+            raise UsageError(
+                "no namespace with observed pods outside the system namespaces "
+                f"({', '.join(system[:5])}); pass --namespace NAMESPACE "
+                "--include-system-namespaces to write policies for one of them"
+            )
         raise UsageError("no namespace with observed pods; pass --namespace or ingest flows first")
     return chosen
 

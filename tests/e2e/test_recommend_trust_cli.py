@@ -239,7 +239,9 @@ def test_system_namespaces_need_an_explicit_flag(tmp_path: Path) -> None:
     assert "--include-system-namespaces" in result.stderr
     # without --namespace, a store with only system namespaces has nothing to recommend
     result = runner.invoke(app, ["recommend", "--store", str(store)])
-    assert result.exit_code == 2 and "no namespace with observed pods" in result.stderr
+    assert result.exit_code == 2
+    assert "no namespace with observed pods outside the system namespaces (kube-system)" \
+        in result.stderr
     result = runner.invoke(app, [*args, "--include-system-namespaces"])
     assert result.exit_code == 0, result.output
     deny = next(d for d in yaml.safe_load_all(result.stdout)
