@@ -196,12 +196,9 @@ def recommend(
             uncovered=synth.uncovered,
             allow_breaking=True,
         )
-        if not verification.ok:
-            if not opts.allow_breaking:
-                raise VerificationError(f"{verification.failure()}; nothing written "
-                                        "(--allow-breaking writes the policies anyway)")
-            notes.append(Note("warning", "", "written on request (--allow-breaking) although "
-                              f"{verification.failure()}"))
+        if not verification.ok and not opts.allow_breaking:
+            raise VerificationError(f"{verification.failure()}; nothing written "
+                                    "(--allow-breaking writes the policies anyway)")
     if inventory is not None:
         notes.extend(_silent_workloads(inventory, targets, synth.policies, conns))
     probes = make_probes(rows, kept, targets)

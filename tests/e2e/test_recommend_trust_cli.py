@@ -275,3 +275,18 @@ def test_stderr_is_warnings_and_one_summary_line(tmp_path: Path) -> None:
     loud = runner.invoke(app, [*args, "-v"]).stderr.splitlines()
     assert any(line.startswith("probe (expect succeed): kubectl -n bookinfo exec") for line in loud)
     assert any(line.startswith("info: ") for line in loud)
+
+
+def test_the_report_reviews_system_namespaces_and_names_breaking_requests(tmp_path: Path) -> None:
+    store = _dns_only(tmp_path, 1)
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", "--store", str(store), "--namespace", "kube-system",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "no policies recommended for system namespaces (kube-system)" in result.stderr
+    assert out.exists()
+    result = runner.invoke(app, ["report", "--store", str(_with_ping(tmp_path)),
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "the recommendation failed verification: recommended policies would deny 1 " \
+        "observed legitimate connection edge(s)" in result.stderr
