@@ -255,6 +255,10 @@ def load_graph(store: Path, namespaces: Iterable[str] | None = None) -> Identity
 
     flow_store = FlowStore.open(store)
     connections = derive_connections(flow_store.scan())
+    if namespaces:
+        from analyzer.namespaces import namespaces_in, require_known
+
+        require_known(list(namespaces), namespaces_in(connections.frame), where="the flow store")
     warnings = list(connections.stats.warnings)
     warnings.extend(_lost_events(flow_store))
     stats = replace(connections.stats, warnings=warnings)

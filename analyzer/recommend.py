@@ -10,13 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from analyzer.errors import UsageError
+from analyzer.errors import UsageError, VerificationError
+from analyzer.namespaces import (
+    SYSTEM_NAMESPACES,
+    is_system_namespace,
+    namespaces_in,
+    require_known,
+)
 from analyzer.policy.probes import Probe, make_probes
 from analyzer.policy.render import FLAVORS, name_error, render
 from analyzer.policy.synthesize import (
@@ -26,14 +32,17 @@ from analyzer.policy.synthesize import (
     SynthesisOptions,
     synthesize,
 )
-from analyzer.policy.verify import Verification, rows_to_verify, verify
+from analyzer.policy.verify import Verification, rows_in_scope, rows_to_verify, verify
+from analyzer.recommend_model import format_span
 
 if TYPE_CHECKING:
     from analyzer.connections import Connections
+    from analyzer.inventory import Inventory
 
-__all__ = ["Recommendation", "RecommendOptions", "recommend"]
+__all__ = ["SYSTEM_NAMESPACES", "Recommendation", "RecommendOptions", "recommend"]
 
-SYSTEM_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+# A capture shorter than this misses periodic jobs (nightly backups, daily reports).
+SHORT_WINDOW = timedelta(days=1)
 EDGE_KEYS = ["src_group", "dst_group", "protocol", "dst_port"]
 MAX_LISTED = 50
 
@@ -47,6 +56,8 @@ class RecommendOptions:
     policies: tuple[str, ...] = ()  # files/directories of the namespaces' existing policies
     verify: bool = True
     inventory: str | None = None  # kubectl get pods,namespaces -A -o json: silent workloads
+    allow_breaking: bool = False  # return a recommendation that would deny observed requests
+    include_system: bool = False  # allow system namespaces (namespaces.SYSTEM_NAMESPACES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +73,7 @@ class Recommendation:
     probes: tuple[Probe, ...]
     denied: tuple[dict[str, Any], ...]
     anomalies: tuple[dict[str, Any], ...]
+    # the observation window: first and last request of the flows the recommendation read
     window: tuple[datetime | None, datetime | None] = (None, None)
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -102,7 +114,8 @@ def recommend(
         Flow rows in the canonical schema (``FlowStore.scan()``).
     namespaces
         Namespaces to write policies for; default: every namespace with observed pods except
-        the Kubernetes system namespaces.
+        the system namespaces (``namespaces.SYSTEM_NAMESPACES``; ``options.include_system``
+        allows them). Each must be in the flows or the inventory.
     flavor
         ``kubernetes`` (networking.k8s.io/v1), ``cilium`` (CiliumNetworkPolicy) or ``calico``
         (projectcalico.org/v3 StagedKubernetesNetworkPolicy).
@@ -115,9 +128,11 @@ def recommend(
     Raises
     ------
     VerificationError
-        The recommendation would deny an observed legitimate connection.
+        The recommendation would deny an observed legitimate connection (unless
+        ``options.allow_breaking``; ``verification.breaking`` then lists them).
     UsageError
-        An unknown flavour, an invalid namespace name or ipBlock prefix.
+        An unknown flavour, an unknown or invalid namespace, a system namespace without
+        ``options.include_system``, an invalid ipBlock prefix.
     """
     from analyzer.connections import derive_connections
 
@@ -128,11 +143,21 @@ def recommend(
         raise UsageError(f"--ipblock-prefix must be 1..32 (IPv4), got {opts.ipblock_prefix}")
     if connections is None:
         connections = derive_connections(flows)
+    notes: list[Note] = [Note("warning", "", w) for w in dict.fromkeys(connections.stats.warnings)]
+    inventory = None
+    if opts.inventory:
+        from analyzer.inventory import load_inventory
+
+        inventory = load_inventory(opts.inventory)
+        connections = _inventory_labels(connections, inventory, notes)
     conns = connections.frame
-    notes: list[Note] = [Note("warning", "", w) for w in connections.stats.warnings]
-    targets = _namespaces(conns, namespaces, notes)
+    targets = _namespaces(conns, namespaces, notes, inventory, opts.include_system)
+    window = connections.stats.window
+    notes.extend(_window_notes(window))
     groups = identity_groups(connections)
     for group in groups.values():
+        if not group.labels:
+            continue  # pods without labels: synthesis says how its rules name them
         if not getattr(group, "selector_unique", True) and group.namespace in targets:
             notes.append(Note("warning", group.namespace or "", _printable(
                 f"the selector of {group.key} also selects other observed pods: "
@@ -147,12 +172,12 @@ def recommend(
     synth_opts = SynthesisOptions(ipblock_prefix=opts.ipblock_prefix, cilium=flavor == "cilium")
     synth = synthesize(kept, groups, targets, synth_opts)
     notes.extend(synth.notes)
-    manifests = render(synth.policies, flavor)  # type: ignore[arg-type]
+    manifests = render(synth.policies, flavor, observed=window)  # type: ignore[arg-type]
     fallback = None
     if flavor == "cilium":
         plain = synthesize(kept, groups, targets, SynthesisOptions(opts.ipblock_prefix))
         fallback = render(plain.policies, "kubernetes")
-    rows, excluded = rows_to_verify(kept, targets, synth.uncovered)
+    rows, _ = rows_to_verify(kept, targets, synth.uncovered)
     verification = None
     if opts.verify:
         given: list[Any] = []
@@ -165,14 +190,18 @@ def recommend(
             notes.extend(Note("warning", "", w) for w in loaded.warnings())
         verification = verify(
             manifests,
-            rows,
+            rows_in_scope(kept, targets),
             given=given,
             ipblock_mode="cilium" if flavor == "cilium" else "kubernetes",
             fallback=fallback,
-            excluded=excluded,
+            uncovered=synth.uncovered,
+            allow_breaking=True,
         )
-    if opts.inventory:
-        notes.extend(_silent_workloads(opts.inventory, targets, synth.policies, conns))
+        if not verification.ok and not opts.allow_breaking:
+            raise VerificationError(f"{verification.failure()}; nothing written "
+                                    "(--allow-breaking writes the policies anyway)")
+    if inventory is not None:
+        notes.extend(_silent_workloads(inventory, targets, synth.policies, conns))
     probes = make_probes(rows, kept, targets)
     stats = connections.stats
     return Recommendation(
@@ -185,7 +214,7 @@ def recommend(
         probes=tuple(probes),
         denied=tuple(denied),
         anomalies=tuple(anomalies),
-        window=_window(synth.policies),
+        window=window,
         stats={
             "rows_in": stats.rows_in,
             "requests": stats.requests,
@@ -237,7 +266,13 @@ def _groups_from_identity(connections: Any) -> Mapping[str, GroupLike]:
     }
 
 
-def _namespaces(conns: pl.DataFrame, asked: Sequence[str] | None, notes: list[Note]) -> list[str]:
+def _namespaces(
+    conns: pl.DataFrame,
+    asked: Sequence[str] | None,
+    notes: list[Note],
+    inventory: Inventory | None,
+    include_system: bool,
+) -> list[str]:
     observed: set[str] = set()
     for side in ("src", "dst"):
         col = conns.filter(pl.col(f"{side}_entity") == "pod")[f"{side}_namespace"]
@@ -247,14 +282,38 @@ def _namespaces(conns: pl.DataFrame, asked: Sequence[str] | None, notes: list[No
             err = name_error(ns)
             if err:
                 raise UsageError(f"--namespace: {err}")
+        known = namespaces_in(conns)
+        if inventory is not None:
+            known |= set(inventory.namespaces) | {p.namespace for p in inventory.pods.values()}
+        where = "the flows" + (" or the inventory" if inventory is not None else "")
+        require_known(asked, known, where=where)
+        system = [ns for ns in asked if is_system_namespace(ns)]
+        if system and not include_system:
+            raise UsageError(
+                f"{system[0]} is a system namespace: a default-deny there can cut every "
+                "workload off cluster DNS and the network agents; pass "
+                "--include-system-namespaces to write policies for it anyway"
+            )
+        for ns in asked:
             if ns not in observed:
                 notes.append(
                     Note("warning", ns, f"no traffic observed in namespace {ns}: the default-deny "
                          "will isolate every pod in it")
                 )
         return sorted(set(asked))
-    chosen = sorted(ns for ns in observed if ns not in SYSTEM_NAMESPACES and not name_error(ns))
+    chosen = sorted(
+        ns
+        for ns in observed
+        if (include_system or not is_system_namespace(ns)) and not name_error(ns)
+    )
     if not chosen:
+        system = sorted(ns for ns in observed if is_system_namespace(ns))
+        if system:
+            raise UsageError(
+                "no namespace with observed pods outside the system namespaces "
+                f"({', '.join(system[:5])}); pass --namespace NAMESPACE "
+                "--include-system-namespaces to write policies for one of them"
+            )
         raise UsageError("no namespace with observed pods; pass --namespace or ingest flows first")
     return chosen
 
@@ -304,19 +363,61 @@ def _denied(conns: pl.DataFrame, namespaces: Sequence[str]) -> list[dict[str, An
     ]
 
 
+def _inventory_labels(
+    connections: Connections, inventory: Inventory, notes: list[Note]
+) -> Connections:
+    """Pods the flows show without labels take the inventory's (the API server's truth)."""
+    from analyzer.connections import Connections
+    from analyzer.identity import group_key_expr, stable_labels
+
+    pods = [p for p in inventory.pods.values() if p.labels]
+    known = pl.DataFrame(
+        {
+            "_ns": [p.namespace for p in pods],
+            "_pod": [p.name for p in pods],
+            "_inv": [stable_labels(f"{k}={v}" for k, v in p.labels.items()) for p in pods],
+        },
+        schema={"_ns": pl.String, "_pod": pl.String, "_inv": pl.List(pl.String)},
+    )
+    frame = connections.frame
+    filled: set[str] = set()
+    for side in ("src", "dst"):
+        ns, pod, labels = f"{side}_namespace", f"{side}_pod", f"{side}_labels"
+        frame = frame.join(known, left_on=[ns, pod], right_on=["_ns", "_pod"], how="left",
+                           maintain_order="left")
+        use = ((pl.col(f"{side}_entity") == "pod") & (pl.col(labels).list.len() == 0)
+               & pl.col("_inv").is_not_null()).fill_null(False)
+        filled.update(frame.filter(use)[f"{side}_key"].to_list())
+        frame = frame.with_columns(
+            pl.when(use).then(pl.col("_inv")).otherwise(pl.col(labels)).alias(labels),
+            pl.col(f"{side}_group").alias("_old_group"), use.alias("_use"),
+        )
+        group = group_key_expr(ns, labels, f"{side}_entity", f"{side}_ip")
+        frame = frame.with_columns(
+            pl.when(pl.col("_use")).then(group).otherwise(pl.col("_old_group"))
+            .alias(f"{side}_group")
+        ).drop("_inv", "_old_group", "_use")
+    if filled:
+        shown = ", ".join(sorted(filled)[:5]) + (", ..." if len(filled) > 5 else "")
+        notes.append(Note("info", "", _printable(
+            f"{len(filled)} pod(s) without labels in the flows took their labels from the "
+            f"inventory ({shown})")))
+    return Connections(frame=frame, stats=connections.stats)
+
+
 def _silent_workloads(
-    path: str, targets: Sequence[str], policies: Sequence[PolicySpec], conns: pl.DataFrame
+    inventory: Inventory, targets: Sequence[str], policies: Sequence[PolicySpec],
+    conns: pl.DataFrame,
 ) -> list[Note]:
     """Pods of the inventory that no allow policy selects: the default-deny cuts them off."""
     from analyzer.identity import group_key
-    from analyzer.inventory import load_inventory
 
     covered = {g for p in policies for g in p.groups}
     seen: set[str] = set()
     for side in ("src", "dst"):
         seen.update(conns[f"{side}_group"].drop_nulls().unique().to_list())
     silent: dict[str, list[str]] = {}
-    for pod in load_inventory(path).pods.values():
+    for pod in inventory.pods.values():
         if pod.namespace not in targets or pod.host_network:
             continue
         labels = [f"{k}={v}" for k, v in pod.labels.items()]
@@ -332,10 +433,24 @@ def _silent_workloads(
     ]
 
 
-def _window(policies: Sequence[PolicySpec]) -> tuple[datetime | None, datetime | None]:
-    firsts = [p.evidence.first_seen for p in policies if p.rules and p.evidence.first_seen]
-    lasts = [p.evidence.last_seen for p in policies if p.rules and p.evidence.last_seen]
-    return (min(firsts) if firsts else None, max(lasts) if lasts else None)
+def _window_notes(window: tuple[datetime | None, datetime | None]) -> list[Note]:
+    """Say how long the traffic was watched; warn when periodic jobs can have been missed."""
+    first, last = window
+    if first is None or last is None:
+        return [Note("warning", "", "the observation window is unknown (no request carries a "
+                     "time): periodic jobs may not have run while the flows were captured")]
+    span = last - first
+    if span >= SHORT_WINDOW:
+        return [Note("info", "", f"observed for {format_span(span)} ({_iso(first)} to "
+                     f"{_iso(last)})")]
+    return [Note("warning", "", f"observed for only {format_span(span)} ({_iso(first)} to "
+                 f"{_iso(last)}), less than a day: periodic jobs (backups, CronJobs, reports) "
+                 "that did not run in that time get no rule and will be denied; capture at least "
+                 "a day, a week for weekly jobs")]
+
+
+def _iso(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _printable(text: str) -> str:

@@ -53,6 +53,10 @@ def detect_store_anomalies(
     from analyzer.store import FlowStore
 
     connections = derive_connections(FlowStore.open(store_dir).scan())
+    if namespaces:
+        from analyzer.namespaces import namespaces_in, require_known
+
+        require_known(namespaces, namespaces_in(connections.frame), where="the flow store")
     return detect_anomalies(
         connections.frame,
         random_state=random_state,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -72,6 +73,8 @@ def run_audit(
     inventory = load_inventory(inventory_path) if inventory_path is not None else None
     flows = _flows(store, flow_files, warnings)
     connections = derive_connections(flows)
+    if namespaces:
+        _require_known(namespaces, connections.frame, inventory, loaded.policies)
     warnings.extend(connections.stats.warnings)
     result = audit(
         loaded.policies,
@@ -83,6 +86,18 @@ def run_audit(
         service_cidrs=service_cidrs,
     )
     return replace(result, warnings=tuple(warnings) + result.warnings)
+
+
+def _require_known(
+    namespaces: Sequence[str], conns: pl.DataFrame, inventory: Any, policies: Sequence[Any]
+) -> None:
+    from analyzer.namespaces import namespaces_in, require_known
+
+    known = namespaces_in(conns) | {p.namespace for p in policies if p.namespace}
+    if inventory is not None:
+        known |= set(inventory.namespaces) | {p.namespace for p in inventory.pods.values()}
+    where = "the flows, the policies" + (" or the inventory" if inventory is not None else "")
+    require_known(namespaces, known, where=where)
 
 
 def _flows(store: Path | None, flow_files: Sequence[str], warnings: list[str]) -> pl.LazyFrame:

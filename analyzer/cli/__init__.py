@@ -21,6 +21,7 @@ from analyzer.cli import (
     recommend_cmd,
     report_cmd,
 )
+from analyzer.cli._common import HelpCommand
 
 __all__ = ["app"]
 
@@ -32,6 +33,9 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    # Plain click help (kubectl/git style: `--namespace NAMESPACE`), not Rich panels, which
+    # print Python types as placeholders (`<bool>`, `<list[str]>`) and truncate option names.
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -69,3 +73,5 @@ for _module in (
     report_cmd,
 ):
     _module.register(app)
+for _info in app.registered_commands:
+    _info.cls = HelpCommand  # kubectl/git-style help for every command

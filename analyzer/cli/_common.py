@@ -7,13 +7,21 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from typer.core import TyperArgument, TyperCommand, TyperOption
 
 from analyzer.errors import AnalyzerError
 
-__all__ = ["DEFAULT_STORE", "StoreOption", "handle_errors", "warn", "OutputFormat"]
+__all__ = [
+    "DEFAULT_STORE",
+    "HelpCommand",
+    "StoreOption",
+    "handle_errors",
+    "warn",
+    "OutputFormat",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -24,6 +32,7 @@ StoreOption = Annotated[
     Path,
     typer.Option(
         "--store",
+        metavar="DIR",
         envvar="ANALYZER_STORE",
         help="Flow store directory (default ./.analyzer-store, or $ANALYZER_STORE).",
         show_default=False,
@@ -36,6 +45,56 @@ class OutputFormat(StrEnum):
     json = "json"
     jsonl = "jsonl"
     dot = "dot"
+
+
+class HelpCommand(TyperCommand):
+    """Help in the conventions of kubectl and git: ``--namespace NAMESPACE``, ``PATH...``.
+
+    Typer prints Python types as placeholders (``<list[str]>``, ``<path>``, ``{paths}``);
+    here arguments show their metavar (or upper-cased name) with ``...`` when repeatable, and
+    an option without an explicit metavar shows a word derived from its type.
+    """
+
+    # ctx and formatter are click's (typer vendors click in recent versions): duck-typed here.
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = _argument_name(param)
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        args, opts = [], []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperOption) and param.metavar is None and not param.is_flag:
+                param.metavar = _type_word(param)
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if isinstance(param, TyperArgument):
+                args.append((_argument_name(param), record[1]))
+            else:
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _argument_name(param: TyperArgument) -> str:
+    name = param.metavar or (param.name or "ARG").upper()
+    return name if param.nargs == 1 or name.endswith("...") else f"{name}..."
+
+
+def _type_word(param: TyperOption) -> str:
+    # click's type names (path, integer, float, ...)
+    kind = str(getattr(getattr(param, "type", None), "name", ""))
+    words = {"path": "PATH", "file": "FILE", "integer": "N", "float": "NUMBER"}
+    if kind in words:
+        return words[kind]
+    long = next((o for o in param.opts if o.startswith("--")), "--value")
+    return long.lstrip("-").upper()
 
 
 def warn(message: str) -> None:

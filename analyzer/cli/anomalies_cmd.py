@@ -28,7 +28,7 @@ def anomalies(
         typer.Option(
             "--namespace",
             "-n",
-            metavar="NS",
+            metavar="NAMESPACE",
             help="Only edges from or to this namespace (repeatable). The model still learns "
             "from the whole store.",
         ),
@@ -36,14 +36,20 @@ def anomalies(
     output: Annotated[
         AnomaliesFormat,
         typer.Option(
-            "--output", "-o", help="table (for people), json, or jsonl (one flagged edge per line)."
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            help="table (for people), json, or jsonl (one flagged edge per line).",
         ),
     ] = AnomaliesFormat.table,
-    seed: Annotated[int, typer.Option("--seed", help="Random state of the isolation forest.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", metavar="N", help="Random state of the isolation forest.")
+    ] = 0,
     threshold: Annotated[
         float,
         typer.Option(
             "--threshold",
+            metavar="SCORE",
             help="Model anomaly score (0-1) above which an edge no rule caught may be flagged.",
         ),
     ] = DEFAULT_THRESHOLD,

@@ -45,34 +45,46 @@ def audit_cmd(
     ],
     flow_files: Annotated[
         list[str] | None,
-        typer.Argument(help="Flow files (any ingest format); without them, the store is read."),
+        typer.Argument(
+            metavar="FLOWFILE",
+            help="Flow files (any ingest format); without them, the store is read.",
+        ),
     ] = None,
     store: StoreOption = Path(".analyzer-store"),
     inventory: Annotated[
         Path | None,
         typer.Option(
-            "--inventory", help="`kubectl get pods,namespaces -A -o json` output (JSON or YAML)."
+            "--inventory",
+            metavar="FILE",
+            help="`kubectl get pods,namespaces -A -o json` output (JSON or YAML).",
         ),
     ] = None,
     namespace: Annotated[
         list[str] | None,
-        typer.Option("--namespace", "-n", help="Audit only this namespace. Repeatable."),
+        typer.Option(
+            "--namespace", "-n", metavar="NAMESPACE", help="Audit only this namespace. Repeatable."
+        ),
     ] = None,
     output: Annotated[
         AuditFormat,
-        typer.Option("--output", "-o", help="table (for people) or json (for automation)."),
+        typer.Option(
+            "--output", "-o", metavar="FORMAT", help="table (for people) or json (for automation)."
+        ),
     ] = AuditFormat.table,
     fail_on: Annotated[
         SeverityChoice | None,
         typer.Option(
             "--fail-on",
-            help="Exit 3 when any finding has this severity or a higher one (CI gating).",
+            metavar="SEVERITY",
+            help="Exit 3 when any finding has this severity (info, low, medium, high) or a "
+            "higher one (CI gating).",
         ),
     ] = None,
     ipblock_mode: Annotated[
         IpblockChoice,
         typer.Option(
             "--ipblock-mode",
+            metavar="MODE",
             help="kubernetes: ipBlock also matches pod IPs; cilium: only outside addresses.",
         ),
     ] = IpblockChoice.kubernetes,

@@ -72,19 +72,29 @@ def _parse_ports(text: str) -> tuple[int, ...]:
 
 def generate_command(
     out: Annotated[
-        Path, typer.Option("--out", help="Directory to write into (created if missing).")
+        Path,
+        typer.Option("--out", metavar="DIR", help="Directory to write into (created if missing)."),
     ],
     fmt: Annotated[
-        GenerateFormat, typer.Option("--format", "-f", help="Flow file format.")
+        GenerateFormat, typer.Option(
+            "--format",
+            "-f",
+            metavar="FORMAT",
+            help="hubble, calico, goldmane, goldmane-emitter or whisker.",
+        )
     ] = GenerateFormat.hubble,
     flows: Annotated[
         int,
         typer.Option(
-            "--flows", "-n", help="Flow records to write (Hubble events or Calico aggregates)."
+            "--flows",
+            metavar="N",
+            help="Flow records to write (Hubble events or Calico aggregates).",
         ),
     ] = 100_000,
     seed: Annotated[
-        int, typer.Option("--seed", help="Same seed and options give byte-identical files.")
+        int, typer.Option(
+            "--seed", metavar="N", help="Same seed and options give byte-identical files."
+        )
     ] = 1,
     attack: Annotated[
         bool,
@@ -93,31 +103,45 @@ def generate_command(
     attacks: Annotated[
         str,
         typer.Option(
-            "--attacks", help="Which attacks, comma-separated: scan, sweep, lateral, exfil."
+            "--attacks",
+            metavar="LIST",
+            help="Which attacks, comma-separated: scan, sweep, lateral, exfil.",
         ),
     ] = "scan,sweep,lateral",
     scan_ports: Annotated[
-        str, typer.Option("--scan-ports", help="Ports the scan tries, comma-separated.")
+        str, typer.Option(
+            "--scan-ports", metavar="PORTS", help="Ports the scan tries, comma-separated."
+        )
     ] = _DEFAULT_SCAN_PORTS,
     sweep_hosts: Annotated[
-        int, typer.Option("--sweep-hosts", help="Addresses per node the sweep tries.")
+        int, typer.Option("--sweep-hosts", metavar="N", help="Addresses per node the sweep tries.")
     ] = 24,
     compress: Annotated[bool, typer.Option("--gzip", help="Write flows.jsonl.gz.")] = False,
     namespaces_extra: Annotated[
         int,
-        typer.Option("--namespaces-extra", help="Extra generic namespaces (scales identities)."),
+        typer.Option(
+            "--namespaces-extra",
+            metavar="K",
+            help="Extra generic namespaces (scales identities).",
+        ),
     ] = 0,
     workloads_per_namespace: Annotated[
-        int, typer.Option("--workloads-per-namespace", help="Workloads in each extra namespace.")
+        int, typer.Option(
+            "--workloads-per-namespace", metavar="M", help="Workloads in each extra namespace."
+        )
     ] = 4,
     nodes: Annotated[
-        int, typer.Option("--nodes", help="Worker nodes (more are added if needed).")
+        int, typer.Option("--nodes", metavar="N", help="Worker nodes (more are added if needed).")
     ] = 3,
     window: Annotated[
-        str, typer.Option("--window", help="Capture window for Hubble flows, e.g. 3600, 90m, 1h.")
+        str, typer.Option(
+            "--window",
+            metavar="DURATION",
+            help="Capture window for Hubble flows, e.g. 3600, 90m, 1h.",
+        )
     ] = "1h",
     lost_events: Annotated[
-        int, typer.Option("--lost-events", help="Hubble lost_events lines to include.")
+        int, typer.Option("--lost-events", metavar="N", help="Hubble lost_events lines to include.")
     ] = 0,
     dns_visibility: Annotated[
         bool,
@@ -130,6 +154,7 @@ def generate_command(
         typer.Option(
             "--style",
             "--hubble-style",
+            metavar="STYLE",
             help=(
                 "Another spelling of the format: hubble envelope|bare|camel|cri|array, "
                 "goldmane result|bare, whisker lines|items (see docs/generate.md)."
@@ -137,7 +162,10 @@ def generate_command(
         ),
     ] = None,
     output: Annotated[
-        GenerateOutput, typer.Option("--output", "-o", help="table for people, json for scripts.")
+        GenerateOutput,
+        typer.Option(
+            "--output", "-o", metavar="FORMAT", help="table for people, json for scripts."
+        ),
     ] = GenerateOutput.table,
 ) -> None:
     """Write a synthetic flow capture: flows, inventory.json, truth.json and policies."""

@@ -25,13 +25,19 @@ def graph(
         typer.Option(
             "--namespace",
             "-n",
+            metavar="NAMESPACE",
             help="Only edges from or to this namespace (repeatable).",
             show_default=False,
         ),
     ] = None,
     output: Annotated[
         OutputFormat,
-        typer.Option("--output", "-o", help="table (people), json (scripts) or dot (Graphviz)."),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            help="table (people), json (scripts) or dot (Graphviz).",
+        ),
     ] = OutputFormat.table,
 ) -> None:
     """Show who talks to whom: identity groups and the requests between them.

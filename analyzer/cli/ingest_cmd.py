@@ -112,6 +112,7 @@ def register(app: typer.Typer) -> None:
         paths: Annotated[
             list[str],
             typer.Argument(
+                metavar="PATH",
                 help="Flow files, directories (read recursively) or - for stdin; "
                 ".gz and .zst are decompressed transparently.",
                 show_default=False,
@@ -119,11 +120,19 @@ def register(app: typer.Typer) -> None:
         ],
         fmt: Annotated[
             FormatChoice,
-            typer.Option("--format", "-f", help="Input format; auto detects it per file."),
+            typer.Option(
+                "--format",
+                "-f",
+                metavar="FORMAT",
+                help="auto (detect per file), hubble, calico, goldmane or whisker.",
+            ),
         ] = FormatChoice.auto,
         store: StoreOption = DEFAULT_STORE,
         output: Annotated[
-            TableOrJson, typer.Option("--output", "-o", help="table for people, json for scripts.")
+            TableOrJson,
+            typer.Option(
+                "--output", "-o", metavar="FORMAT", help="table for people, json for scripts."
+            ),
         ] = TableOrJson.table,
     ) -> None:
         """Thin wrapper: parse options, call ``analyzer.store.ingest``, print the summary."""
@@ -151,9 +160,14 @@ def register(app: typer.Typer) -> None:
     def stats_command(
         store: StoreOption = DEFAULT_STORE,
         output: Annotated[
-            TableOrJson, typer.Option("--output", "-o", help="table for people, json for scripts.")
+            TableOrJson,
+            typer.Option(
+                "--output", "-o", metavar="FORMAT", help="table for people, json for scripts."
+            ),
         ] = TableOrJson.table,
-        top: Annotated[int, typer.Option(help="Namespaces to list in the table.")] = 20,
+        top: Annotated[
+            int, typer.Option("--top", metavar="N", help="Namespaces to list in the table.")
+        ] = 20,
     ) -> None:
         """Thin wrapper: open the store, compute ``store_stats``, print it."""
         stats = store_stats(FlowStore.open(store))

@@ -45,13 +45,16 @@ PoliciesOption = Annotated[
 InventoryOption = Annotated[
     Path | None,
     typer.Option(
-        "--inventory", help="`kubectl get pods,namespaces -A -o json` output (JSON or YAML)."
+        "--inventory",
+        metavar="FILE",
+        help="`kubectl get pods,namespaces -A -o json` output (JSON or YAML).",
     ),
 ]
 ModeOption = Annotated[
     IpblockMode,
     typer.Option(
         "--ipblock-mode",
+        metavar="MODE",
         help="kubernetes: ipBlock also matches pod IPs (upstream e2e); "
         "cilium: ipBlock matches only addresses outside the cluster.",
     ),
@@ -93,7 +96,9 @@ def simulate_cmd(
     store: StoreOption = Path(".analyzer-store"),
     output: Annotated[
         SimulateFormat,
-        typer.Option("--output", "-o", help="table, or jsonl (one object per connection)."),
+        typer.Option(
+            "--output", "-o", metavar="FORMAT", help="table, or jsonl (one object per connection)."
+        ),
     ] = SimulateFormat.table,
     ipblock_mode: ModeOption = IpblockMode.kubernetes,
     staged: StagedOption = False,
@@ -144,15 +149,26 @@ def explain_cmd(
     policies: PoliciesOption,
     source: Annotated[
         str,
-        typer.Option("--from", help="namespace/pod, namespace:key=value,..., IP or entity:NAME"),
+        typer.Option(
+            "--from",
+            metavar="PEER",
+            help="namespace/pod, namespace:key=value,..., IP or entity:NAME",
+        ),
     ],
-    destination: Annotated[str, typer.Option("--to", help="Destination peer, same forms.")],
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Destination port.")],
-    protocol: Annotated[str, typer.Option("--protocol", help="TCP, UDP or SCTP.")] = "TCP",
+    destination: Annotated[
+        str, typer.Option("--to", metavar="PEER", help="Destination peer, same forms.")
+    ],
+    port: Annotated[
+        int, typer.Option("--port", metavar="PORT", min=1, max=65535, help="Destination port.")
+    ],
+    protocol: Annotated[
+        str, typer.Option("--protocol", metavar="PROTOCOL", help="TCP, UDP or SCTP.")
+    ] = "TCP",
     inventory: InventoryOption = None,
     store: StoreOption = Path(".analyzer-store"),
     output: Annotated[
-        ExplainFormat, typer.Option("--output", "-o", help="table (sentences) or json.")
+        ExplainFormat,
+        typer.Option("--output", "-o", metavar="FORMAT", help="table (sentences) or json."),
     ] = ExplainFormat.table,
     ipblock_mode: ModeOption = IpblockMode.kubernetes,
     staged: StagedOption = False,
@@ -160,7 +176,7 @@ def explain_cmd(
     """Why a connection is allowed or denied: the policies, the rule, or what is missing."""
     from analyzer.errors import UsageError
     from analyzer.policy.explain import explain
-    from analyzer.policy.simulate import resolve_peer
+    from analyzer.policy.peers import resolve_endpoint
 
     if protocol.upper() not in ("TCP", "UDP", "SCTP"):
         raise UsageError(f"--protocol must be TCP, UDP or SCTP, not {protocol!r}")
@@ -171,9 +187,11 @@ def explain_cmd(
         from analyzer.store import FlowStore
 
         flows = FlowStore.open(store).scan()
-    src = resolve_peer(source, inv, flows)
-    dst = resolve_peer(destination, inv, flows)
-    result = explain(compiled, src, dst, port, protocol)
+    src = resolve_endpoint(source, inv, flows)
+    dst = resolve_endpoint(destination, inv, flows)
+    for resolved in (src, dst):
+        warn(f"resolved {resolved.note}")
+    result = explain(compiled, src.peer, dst.peer, port, protocol)
     if output == ExplainFormat.json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -30,6 +30,7 @@ def report_command(
         Path | None,
         typer.Option(
             "--policies",
+            metavar="PATH",
             help="Existing policies (file or directory of YAML): adds "
             "the audit, coverage and a diff against the recommendation.",
         ),
@@ -38,15 +39,21 @@ def report_command(
         Path | None,
         typer.Option(
             "--inventory",
+            metavar="FILE",
             help="kubectl get pods,namespaces -A -o json (or YAML), "
             "for named ports and namespace labels.",
         ),
     ] = None,
     namespace: Annotated[
         list[str] | None,
-        typer.Option("--namespace", "-n", help="Limit the report to this namespace (repeatable)."),
+        typer.Option(
+            "--namespace",
+            "-n",
+            metavar="NAMESPACE",
+            help="Limit the report to this namespace (repeatable).",
+        ),
     ] = None,
-    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path(
+    out: Annotated[Path, typer.Option("--out", metavar="FILE", help="HTML file to write.")] = Path(
         "reports/report.html"
     ),
     output: Annotated[
@@ -54,6 +61,7 @@ def report_command(
         typer.Option(
             "--output",
             "-o",
+            metavar="FORMAT",
             help="text: the path (warnings on stderr); json: path, counts and warnings on stdout.",
         ),
     ] = ReportFormat.text,
@@ -78,11 +86,14 @@ def demo_command(
         Path | None,
         typer.Option(
             "--out",
+            metavar="DIR",
             help="Directory for everything the demo writes "
             "(default ./reports/demo, relative to the current directory).",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated cluster.")] = 7,
+    seed: Annotated[
+        int, typer.Option("--seed", metavar="N", help="Seed of the generated cluster.")
+    ] = 7,
 ) -> None:
     """Generate a demo cluster, ingest, recommend, audit, and write the HTML report."""
     from analyzer.demo import run_demo

@@ -20,6 +20,7 @@ from analyzer.policy.render import to_yaml
 from analyzer.yaml_io import safe_dump
 
 if TYPE_CHECKING:
+    from analyzer.policy.verify import Verification
     from analyzer.recommend import Recommendation
 
 __all__ = ["SNAPSHOT", "write_bundle"]
@@ -133,6 +134,15 @@ def _audit_steps(flavor: str, namespaces: str) -> list[str]:
     ]
 
 
+def _verification_lines(v: Verification) -> list[str]:
+    lines = [f"Replayed every observed request edge of the namespaces against {v.method}: "
+             f"{v.summary()}."]
+    if v.breaking:
+        lines += ["", "**Written with --allow-breaking. Applying these policies denies:**", ""]
+        lines += [f"- {b.describe()}" for b in v.breaking]
+    return lines
+
+
 def _rollout(rec: Recommendation, names: list[str], manifests: list[dict[str, Any]]) -> str:
     ns_flags = " ".join(f"--namespace {shlex.quote(ns)}" for ns in rec.namespaces)
     kinds = _SNAPSHOT_KINDS[rec.flavor]
@@ -148,8 +158,7 @@ def _rollout(rec: Recommendation, names: list[str], manifests: list[dict[str, An
         "",
         "## Verification before writing",
         "",
-        (f"Replayed {v.checked} observed connection edge(s) ({v.connections} connections) "
-         f"against {v.method}: all allowed." if v else "Verification was skipped."),
+        *(_verification_lines(v) if v else ["Verification was skipped."]),
         "",
         "## 1. Snapshot the current policies",
         "",

@@ -12,6 +12,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Literal
 
 from analyzer.errors import VerificationError
@@ -30,6 +31,7 @@ from analyzer.recommend_model import (
     Port,
     Rule,
     Selector,
+    format_span,
 )
 from analyzer.yaml_io import safe_dump_all
 
@@ -51,6 +53,8 @@ ANNOTATION_PREFIX = "analyzer.io"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "analyzer"}
 CILIUM_NS_LABEL = "k8s:io.kubernetes.pod.namespace"
 MAX_EVIDENCE_CHARS = 4000
+SHORT_WINDOW_SECONDS = 86400
+Window = tuple[datetime | None, datetime | None]
 
 _EXAMPLE = re.compile(r"^[A-Za-z0-9./:\-_ >\[\]]{1,300}$")
 
@@ -129,7 +133,8 @@ def selector_base(sel: Selector) -> str:
         values = sel.match_in[0][1]
         stem = _common_stem(values)
         return stem or "-".join(values)
-    return "-".join(v for _, v in sel.match_labels) or "all"
+    # an empty selector only ever stands for pods the flows show without labels
+    return "-".join(v for _, v in sel.match_labels) or "unlabelled-pods"
 
 
 def _common_stem(values: Sequence[str]) -> str:
@@ -301,13 +306,15 @@ def _cilium_spec(policy: PolicySpec) -> dict[str, Any]:
 # --- documents --------------------------------------------------------------------------------
 
 
-def _annotations(policy: PolicySpec) -> dict[str, str]:
+def _annotations(policy: PolicySpec, observed: Window | None) -> dict[str, str]:
+    if policy.kind == "default-deny":
+        out = {f"{ANNOTATION_PREFIX}/purpose": "default deny for the namespace"}
+        if observed is not None:
+            # What the default-deny closes was judged on this window of traffic alone.
+            out |= _window_annotations(observed)
+        return out
     if policy.kind != "allow":
-        return {
-            f"{ANNOTATION_PREFIX}/purpose": "default deny for the namespace"
-            if policy.kind == "default-deny"
-            else "DNS guardrail: UDP and TCP 53 to kube-dns/CoreDNS"
-        }
+        return {f"{ANNOTATION_PREFIX}/purpose": "DNS guardrail: UDP and TCP 53 to kube-dns/CoreDNS"}
     ev = policy.evidence
     direction = policy.directions[0]
     rules = []
@@ -333,19 +340,40 @@ def _annotations(policy: PolicySpec) -> dict[str, str]:
     }
 
 
+def _window_annotations(observed: Window) -> dict[str, str]:
+    first, last = observed
+    out = {f"{ANNOTATION_PREFIX}/observed-window": f"{_iso(first)}/{_iso(last)}"}
+    if first is None or last is None:
+        out[f"{ANNOTATION_PREFIX}/warning"] = (
+            "observation window unknown: periodic jobs may not have been seen"
+        )
+    elif (last - first).total_seconds() < SHORT_WINDOW_SECONDS:
+        out[f"{ANNOTATION_PREFIX}/warning"] = (
+            f"observed for only {format_span(last - first)} (less than a day): periodic jobs "
+            "that did not run then have no rule and are denied"
+        )
+    return out
+
+
 def _iso(value: Any) -> str:
     return "unknown" if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def render_policy(policy: PolicySpec, flavor: Flavor = "kubernetes") -> dict[str, Any]:
-    """One manifest for ``policy`` in ``flavor``."""
+def render_policy(
+    policy: PolicySpec, flavor: Flavor = "kubernetes", *, observed: Window | None = None
+) -> dict[str, Any]:
+    """One manifest for ``policy`` in ``flavor``.
+
+    ``observed`` (first, last request of the flows) goes on a default-deny as
+    ``analyzer.io/observed-window``, with ``analyzer.io/warning`` when shorter than a day.
+    """
     _check(name_error(policy.name))
     _check(name_error(policy.namespace))
     metadata = {
         "name": policy.name,
         "namespace": policy.namespace,
         "labels": dict(MANAGED_BY),
-        "annotations": _annotations(policy),
+        "annotations": _annotations(policy, observed),
     }
     if flavor == "cilium":
         return {
@@ -369,11 +397,16 @@ def render_policy(policy: PolicySpec, flavor: Flavor = "kubernetes") -> dict[str
     }
 
 
-def render(policies: Sequence[PolicySpec], flavor: Flavor = "kubernetes") -> list[dict[str, Any]]:
-    """Manifests for ``policies`` in apply order (as given)."""
+def render(
+    policies: Sequence[PolicySpec],
+    flavor: Flavor = "kubernetes",
+    *,
+    observed: Window | None = None,
+) -> list[dict[str, Any]]:
+    """Manifests for ``policies`` in apply order (as given); see :func:`render_policy`."""
     if flavor not in FLAVORS:
         raise VerificationError(f"unknown flavour {flavor!r}")
-    return [render_policy(p, flavor) for p in policies]
+    return [render_policy(p, flavor, observed=observed) for p in policies]
 
 
 def to_yaml(manifests: Sequence[Mapping[str, Any]]) -> str:

@@ -1,5 +1,6 @@
 """Replay observed flows against policies (``simulate``) and resolve peers for ``explain``.
 
+``resolve_peer`` (``policy/peers.py``) names endpoints the way this module sees them.
 Flows become connection requests (replies never count) via ``connections.derive_connections``;
 each distinct connection (source endpoint, destination endpoint, port, protocol) is evaluated
 once by :func:`analyzer.policy.evaluate.evaluate_connections`.
@@ -7,7 +8,6 @@ once by :func:`analyzer.policy.evaluate.evaluate_connections`.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +15,10 @@ from typing import Any
 
 import polars as pl
 
-from analyzer.errors import UsageError
 from analyzer.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicies
-from analyzer.policy.evaluate import Peer, evaluate_connections
-from analyzer.policy.frame import parse_labels
+from analyzer.policy.evaluate import evaluate_connections
+from analyzer.policy.peers import resolve_peer
 
 __all__ = [
     "SimulationResult",
@@ -174,91 +173,4 @@ def summarise(frame: pl.DataFrame) -> pl.DataFrame:
         )
         .rename({src: "source", dst: "destination"})
         .sort(["denied", "source", "destination"], descending=[True, False, False])
-    )
-
-
-def resolve_peer(text: str, inventory: Inventory | None, flows: pl.LazyFrame | None = None) -> Peer:
-    """A peer from ``namespace/pod``, ``namespace:key=value,...``, an IP, or ``entity:NAME``.
-
-    Raises
-    ------
-    UsageError
-        When the text is none of these, or a named pod is in neither the inventory nor flows.
-    """
-    text = text.strip()
-    if text.startswith(("entity:", "reserved:")):
-        return Peer(kind="ip", entity=text.split(":", 1)[1] or "world")
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        pass
-    else:
-        pod = inventory.pod_by_ip(text) if inventory else None
-        if pod is not None:
-            return _inventory_peer(inventory, pod.namespace, pod.name)  # type: ignore[arg-type]
-        return Peer(kind="ip", ip=text, entity="world")
-    if ":" in text:
-        namespace, _, spec = text.partition(":")
-        labels = {}
-        for item in filter(None, (s.strip() for s in spec.split(","))):
-            key, eq, value = item.partition("=")
-            if not eq or not key:
-                raise UsageError(f"peer {text!r}: labels must be key=value, separated by commas")
-            labels[key] = value
-        ns_labels = (inventory.namespace_labels(namespace) if inventory else None) or {}
-        return Peer(kind="pod", namespace=namespace, labels=labels, namespace_labels=ns_labels)
-    if "/" in text:
-        namespace, _, name = text.partition("/")
-        if inventory is not None and inventory.pod(namespace, name) is not None:
-            return _inventory_peer(inventory, namespace, name)
-        if flows is not None:
-            found = _peer_from_flows(flows, namespace, name)
-            if found is not None:
-                return found
-        raise UsageError(f"pod {text} is not in the inventory or the flow store")
-    raise UsageError(
-        f"peer {text!r}: expected namespace/pod, namespace:key=value,..., an IP, or entity:NAME"
-    )
-
-
-def _inventory_peer(inventory: Inventory, namespace: str, name: str) -> Peer:
-    pod = inventory.pod(namespace, name)
-    assert pod is not None
-    return Peer(
-        kind="pod",
-        namespace=namespace,
-        name=name,
-        labels=dict(pod.labels),
-        namespace_labels=dict(inventory.namespace_labels(namespace) or {}),
-        ip=pod.ip,
-        node=pod.node,
-        ports=pod.ports,
-    )
-
-
-def _peer_from_flows(flows: pl.LazyFrame, namespace: str, name: str) -> Peer | None:
-    rows = []
-    for side in ("src", "dst"):
-        rows.append(
-            flows.filter(
-                (pl.col(f"{side}_namespace") == namespace) & (pl.col(f"{side}_pod") == name)
-            )
-            .select(
-                pl.col(f"{side}_labels").alias("labels"),
-                pl.col(f"{side}_namespace_labels").alias("ns_labels"),
-                pl.col(f"{side}_ip").alias("ip"),
-            )
-            .head(1)
-        )
-    found = pl.concat(pl.collect_all(rows)).head(1)
-    if found.is_empty():
-        return None
-    row = found.row(0, named=True)
-    return Peer(
-        kind="pod",
-        namespace=namespace,
-        name=name,
-        labels=parse_labels(row["labels"]),
-        namespace_labels=parse_labels(row["ns_labels"]),
-        ip=row["ip"],
     )

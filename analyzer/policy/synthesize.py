@@ -170,6 +170,7 @@ def synthesize(
     uncovered: list[dict[str, Any]] = []
     refused: dict[str, str] = {}
     chosen_cache: dict[str, Selector] = {}
+    unlabelled: set[str] = set()
 
     def selector_for(key: str, labels: Sequence[str] | None, ns: str | None) -> Selector | None:
         if key in refused:
@@ -180,14 +181,16 @@ def synthesize(
         chosen: Mapping[str, str] = dict(group.selector) if group is not None else {}
         if not chosen:
             chosen = _label_map(labels)
-        reason = "no stable labels to select it by" if not chosen else None
-        if reason is None:
-            reason = name_error(ns or "")
-        if reason is None:
+        reason = name_error(ns or "")
+        if reason is None and chosen:
             reason = check(chosen)
         if reason is not None:
             refused[key] = reason
             return None
+        if not chosen:
+            # No labels in the flows: nothing tells these pods from the rest of their namespace
+            # (see _unlabelled_notes), so their rules name every pod of it.
+            unlabelled.add(key)
         chosen_cache[key] = Selector.of(chosen)
         return chosen_cache[key]
 
@@ -254,6 +257,7 @@ def synthesize(
                 "need no rule: CNIs allow traffic from a pod's own node",
             )
         )
+    notes.extend(_unlabelled_notes(conns, sorted(unlabelled)))
     for key, reason in sorted(refused.items()):
         ns = groups[key].namespace if key in groups else ""
         message = f"refused to select {_readable(key)}: {reason}; no rule"
@@ -286,6 +290,31 @@ def synthesize(
     )
 
 
+def _unlabelled_notes(conns: pl.DataFrame, keys: Sequence[str]) -> list[Note]:
+    """How rules name pods that the flows show without labels, and why not otherwise."""
+    out = []
+    for key in keys:
+        pods: set[str] = set()
+        namespaces: set[str] = set()
+        for side in ("src", "dst"):
+            part = conns.filter(pl.col(f"{side}_group") == key)
+            pods.update(part[f"{side}_pod"].drop_nulls().unique().to_list())
+            namespaces.update(part[f"{side}_namespace"].drop_nulls().unique().to_list())
+        ns = min(namespaces, default="")
+        listed = ", ".join(sorted(pods)[:5]) + (", ..." if len(pods) > 5 else "")
+        message = (
+            f"{len(pods)} pod(s) of {ns} have no labels in the flows ({listed}): rules that "
+            f"involve them name every pod of {ns} (podSelector {{}}), on the observed ports and "
+            "peers only. Flows cannot tell missing labels from labels the observer did not know "
+            "(Hubble shows such pods as reserved:world, or a field mask drops labels), so a "
+            "selector with Exists/DoesNotExist could miss them, and pod addresses change on "
+            "restart: this is the narrowest rule that cannot break them. Label the pods, or "
+            "pass --inventory to use the labels they have."
+        )
+        out.append(Note("warning", _readable(ns), _readable(message, 600)))
+    return out
+
+
 def _pod_groups(conns: pl.DataFrame, namespaces: Sequence[str]) -> dict[str, set[str]]:
     """Every pod group per namespace seen in any flow (allowed, denied or only probed)."""
     out: dict[str, set[str]] = defaultdict(set)
@@ -314,10 +343,10 @@ _UNCOVERED_SCHEMA = {
 }
 
 
-def _readable(key: str) -> str:
+def _readable(key: str, limit: int = 120) -> str:
     """A group key for a note: printable, bounded (it may carry hostile label values)."""
     text = "".join(c if c.isprintable() else "?" for c in key)
-    return text if len(text) <= 120 else text[:117] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _uncovered(row: Mapping[str, Any], reason: str) -> dict[str, Any]:

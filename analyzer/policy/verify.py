@@ -2,8 +2,12 @@
 
 The recommended manifests go through the same loader and engine as ``analyzer simulate``
 (``policy.load.parse_documents`` -> ``compile_policies`` -> ``evaluate_connections``) together
-with the namespaces' other given policies. Every legitimate observed request must come out
-allowed; otherwise :class:`VerificationError` names what would break.
+with the namespaces' other given policies. Every legitimate observed request in scope counts,
+including the ones synthesis wrote no rule for: each comes out allowed by the engine (a rule,
+or the node-local exemption), or cannot be replayed because the flows carry no address for its
+peer (Calico aggregates; the rule or CNI behaviour that covers it is named), or it *breaks*.
+A recommendation that breaks an observed request is never called verified:
+:class:`VerificationError` names what would break unless the caller accepts it.
 """
 
 from __future__ import annotations
@@ -16,39 +20,108 @@ import polars as pl
 
 from analyzer.errors import VerificationError
 
-__all__ = ["Verification", "rows_to_verify", "verify"]
+__all__ = ["Breaking", "Verification", "rows_in_scope", "rows_to_verify", "verify"]
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 MAX_LISTED = 10
 
 
 @dataclass(frozen=True, slots=True)
-class Verification:
-    """What was replayed and how it came out (failures raise instead)."""
+class Breaking:
+    """An observed legitimate request edge the policies would deny, and why."""
 
-    checked: int  # distinct connection edges replayed
-    allowed: int
-    connections: int  # observed connections those edges stand for
-    method: str  # which manifests were evaluated and with which engine mode
-    excluded: int  # edges left to the CNI or refused (listed in the notes)
+    src: str
+    dst: str
+    protocol: str
+    port: int | None
+    connections: int
+    reason: str
+
+    def describe(self) -> str:
+        port = "-" if self.port is None else self.port
+        return (
+            f"{self.src} -> {self.dst} {self.protocol}/{port} ({self.connections} connections): "
+            f"{self.reason}"
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "src": self.src,
+            "dst": self.dst,
+            "protocol": self.protocol,
+            "port": self.port,
+            "connections": self.connections,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """What was replayed and how it came out.
+
+    ``checked`` counts every observed legitimate request edge in scope; each is ``allowed``
+    (replayed, the engine allows it), ``unreplayable`` (no address to replay it with: covered
+    by an address-range rule, or assumed to be kubelet probes the CNI allows; the notes say
+    which), or in ``breaking``.
+    """
+
+    checked: int
+    allowed: int
+    connections: int  # observed connections the allowed edges stand for
+    method: str  # which manifests were evaluated and with which engine mode
+    unreplayable: int = 0
+    breaking: tuple[Breaking, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaking
+
+    @property
+    def excluded(self) -> int:
+        """Edges not proven by replay (unreplayable or breaking)."""
+        return self.unreplayable + len(self.breaking)
+
+    def summary(self) -> str:
+        """One line: ``verified: ...`` only when nothing observed would break."""
+        head = "verified" if self.ok else "NOT verified"
+        text = f"{head}: {self.allowed}/{self.checked} observed request edges allowed"
+        if self.unreplayable:
+            text += f", {self.unreplayable} without an address to replay (see notes)"
+        if self.breaking:
+            lost = sum(b.connections for b in self.breaking)
+            text += f", {len(self.breaking)} would be denied ({lost} connections)"
+        return text
+
+    def failure(self) -> str:
+        """The breaking edges in one message (empty when nothing breaks)."""
+        if self.ok:
+            return ""
+        lines = "; ".join(b.describe() for b in self.breaking[:MAX_LISTED])
+        more = (
+            f"; and {len(self.breaking) - MAX_LISTED} more"
+            if len(self.breaking) > MAX_LISTED
+            else ""
+        )
+        return (
+            f"recommended policies would deny {len(self.breaking)} observed legitimate "
+            f"connection edge(s): {lines}{more}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verified": self.ok,
             "checked": self.checked,
             "allowed": self.allowed,
             "connections": self.connections,
             "method": self.method,
+            "unreplayable": self.unreplayable,
             "excluded": self.excluded,
+            "breaking": [b.to_json() for b in self.breaking],
         }
 
 
-def rows_to_verify(
-    conns: pl.DataFrame, namespaces: Sequence[str], uncovered: pl.DataFrame
-) -> tuple[pl.DataFrame, int]:
-    """Allowed connection rows touching ``namespaces`` minus edges deliberately left uncovered.
-
-    Returns the rows and how many in-scope rows were excluded.
-    """
+def rows_in_scope(conns: pl.DataFrame, namespaces: Sequence[str]) -> pl.DataFrame:
+    """Every allowed connection row with a pod of ``namespaces`` at either end."""
     ns = list(namespaces)
     scope = conns.filter(
         (pl.col("outcome") == "allowed")
@@ -57,6 +130,17 @@ def rows_to_verify(
             | ((pl.col("dst_entity") == "pod") & pl.col("dst_namespace").is_in(ns))
         )
     )
+    return _with_namespace_names(scope)
+
+
+def rows_to_verify(
+    conns: pl.DataFrame, namespaces: Sequence[str], uncovered: pl.DataFrame
+) -> tuple[pl.DataFrame, int]:
+    """The rows of :func:`rows_in_scope` that a rule covers (probes are made from these).
+
+    Returns the rows and how many in-scope rows synthesis left without a rule.
+    """
+    scope = rows_in_scope(conns, namespaces)
     rows = scope
     for direction, own, peer in (("ingress", "dst", "src"), ("egress", "src", "dst")):
         skip = uncovered.filter(pl.col("direction") == direction).select(
@@ -72,7 +156,7 @@ def rows_to_verify(
                 how="anti",
                 nulls_equal=True,
             )
-    return _with_namespace_names(rows), scope.height - rows.height
+    return rows, scope.height - rows.height
 
 
 def _with_namespace_names(frame: pl.DataFrame) -> pl.DataFrame:
@@ -107,16 +191,17 @@ def verify(
     given: Sequence[Any] = (),
     ipblock_mode: str = "kubernetes",
     fallback: Sequence[Mapping[str, Any]] | None = None,
-    excluded: int = 0,
+    uncovered: pl.DataFrame | None = None,
+    allow_breaking: bool = False,
 ) -> Verification:
-    """Replay ``rows`` against ``manifests`` plus ``given`` policies; raise if any is denied.
+    """Replay ``rows`` against ``manifests`` plus ``given`` policies.
 
     Parameters
     ----------
     manifests
         Recommended manifests (any flavour the loader reads).
     rows
-        Connection rows that must be allowed (``rows_to_verify``).
+        Every observed legitimate connection row in scope (``rows_in_scope``).
     given
         Already loaded ``NetworkPolicy`` objects the namespaces have besides the recommendation;
         ones with the same namespace/name as a recommended policy are replaced by it.
@@ -125,6 +210,17 @@ def verify(
     fallback
         Equivalent Kubernetes manifests, evaluated instead when the engine reports parts of
         ``manifests`` it cannot evaluate (Cilium toFQDNs, entities).
+    uncovered
+        Synthesis' edges without a rule and why (``SynthesisResult.uncovered``): the reason a
+        denied edge gives, and which edges without an address are covered anyway.
+    allow_breaking
+        Return a verification that lists breaking edges instead of raising.
+
+    Raises
+    ------
+    VerificationError
+        The manifests do not load, or (unless ``allow_breaking``) an observed legitimate
+        request would be denied.
     """
     from analyzer.policy.compile import compile_policies
     from analyzer.policy.evaluate import evaluate_connections
@@ -142,22 +238,72 @@ def verify(
     policies = [p for p in given if (p.namespace, p.name) not in ours] + list(loaded.policies)
     compiled = compile_policies(policies, ipblock_mode=ipblock_mode)
     if rows.height == 0:
-        return Verification(0, 0, 0, method, excluded)
-    result = evaluate_connections(compiled, rows)
+        return Verification(0, 0, 0, method)
+    result = _with_reasons(evaluate_connections(compiled, rows), uncovered)
+    allowed = result.filter(pl.col("allowed").fill_null(False))
     denied = result.filter(~pl.col("allowed").fill_null(False))
-    if denied.height:
-        lines = [
-            f"{_end(r, 'src')} -> {_end(r, 'dst')} {r['protocol']}/{r['dst_port']}"
-            f" ({r.get('connections', '?')} connections)"
-            for r in denied.head(MAX_LISTED).iter_rows(named=True)
-        ]
-        more = f" and {denied.height - MAX_LISTED} more" if denied.height > MAX_LISTED else ""
-        raise VerificationError(
-            f"recommended policies would deny {denied.height} observed legitimate "
-            f"connection edge(s): {'; '.join(lines)}{more}"
+    unreplayable = denied.filter(pl.col("_covered"))
+    breaking = tuple(
+        Breaking(
+            _end(r, "src"),
+            _end(r, "dst"),
+            str(r["protocol"]),
+            r["dst_port"],
+            int(r.get("connections") or 0),
+            _printable(r["_why"] or r["reason"] or "denied"),
         )
-    conns = int(result["connections"].sum()) if "connections" in result.columns else 0
-    return Verification(result.height, result.height, conns, method, excluded)
+        for r in denied.filter(~pl.col("_covered")).iter_rows(named=True)
+    )
+    conns = int(allowed["connections"].sum() or 0) if "connections" in allowed.columns else 0
+    verification = Verification(
+        result.height, allowed.height, conns, method, unreplayable.height, breaking
+    )
+    if breaking and not allow_breaking:
+        raise VerificationError(verification.failure())
+    return verification
+
+
+# Uncovered reasons for edges whose peer has no address (Calico aggregates it away): a rule
+# or the CNI covers them, but the engine cannot replay an address it does not know.
+_COVERED_WITHOUT_ADDRESS = ("addresses unknown (aggregated)", "private-network sources")
+
+
+def _with_reasons(result: pl.DataFrame, uncovered: pl.DataFrame | None) -> pl.DataFrame:
+    """Each row's synthesis reason (``_why``) and whether it is covered without an address."""
+    no_address = pl.lit(False)
+    for side in ("src", "dst"):
+        no_address = no_address | (
+            (pl.col(f"{side}_entity") != "pod").fill_null(True) & pl.col(f"{side}_ip").is_null()
+        )
+    why = pl.lit(None, dtype=pl.String)
+    if uncovered is not None and uncovered.height:
+        for direction, own, peer in (("ingress", "dst", "src"), ("egress", "src", "dst")):
+            reasons = (
+                uncovered.filter(pl.col("direction") == direction)
+                .select(
+                    pl.col("owner").alias(f"{own}_group"),
+                    pl.col("peer").alias(f"{peer}_group"),
+                    "protocol",
+                    pl.col("dst_port").cast(pl.Int32),
+                    pl.col("reason").alias(f"_why_{direction}"),
+                )
+                .unique(subset=[f"{own}_group", f"{peer}_group", "protocol", "dst_port"])
+            )
+            result = result.join(
+                reasons,
+                on=[f"{own}_group", f"{peer}_group", "protocol", "dst_port"],
+                how="left",
+                nulls_equal=True,
+            )
+        why = pl.coalesce("_why_egress", "_why_ingress")
+    covered = why.fill_null("").str.starts_with(_COVERED_WITHOUT_ADDRESS[0])
+    for prefix in _COVERED_WITHOUT_ADDRESS[1:]:
+        covered = covered | why.fill_null("").str.starts_with(prefix)
+    return result.with_columns(why.alias("_why"), (covered & no_address).alias("_covered"))
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)[:300]
 
 
 def _end(row: Mapping[str, Any], side: str) -> str:

@@ -104,14 +104,25 @@ def _recommend(
     warnings: list[str],
     connections: Connections,
 ) -> Recommendation | None:
+    from analyzer.namespaces import is_system_namespace
     from analyzer.recommend import RecommendOptions, recommend
 
     given = (str(policies),) if policies is not None else ()
+    system = [ns for ns in namespaces or () if is_system_namespace(ns)]
+    if system:
+        # The report reviews them; writing a default-deny for them stays an explicit choice.
+        warnings.append(
+            f"no policies recommended for system namespaces ({', '.join(system)}): "
+            "`analyzer recommend --include-system-namespaces` writes them"
+        )
+        namespaces = [ns for ns in namespaces or () if not is_system_namespace(ns)]
+        if not namespaces:
+            return None
     try:
-        return recommend(
+        rec = recommend(
             flows,
             namespaces=namespaces,
-            options=RecommendOptions(policies=given),
+            options=RecommendOptions(policies=given, allow_breaking=True),
             connections=connections,
         )
     except VerificationError as exc:
@@ -124,6 +135,22 @@ def _recommend(
             raise
         warnings.append(f"no recommendation: {exc}")
         return None
+    if rec.verification is not None and not rec.verification.ok:
+        warnings.append(f"the recommendation failed verification: {rec.verification.failure()}")
+    return rec
+
+
+def _require_known(
+    namespaces: Sequence[str], conns: pl.DataFrame, inv: Inventory | None, loaded: Any
+) -> None:
+    from analyzer.namespaces import namespaces_in, require_known
+
+    known = namespaces_in(conns)
+    if loaded is not None:
+        known |= {p.namespace for p in loaded.policies if p.namespace}
+    if inv is not None:
+        known |= set(inv.namespaces) | {p.namespace for p in inv.pods.values()}
+    require_known(namespaces, known, where="the flow store, the policies or the inventory")
 
 
 def _scope(frame: pl.DataFrame, namespaces: Sequence[str] | None) -> pl.DataFrame:
@@ -191,6 +218,8 @@ def build_report(
     rows, masked = _flow_counts(flows)
     connections: Connections = derive_connections(flows)
     conns = connections.frame
+    if namespaces:
+        _require_known(namespaces, conns, inv, loaded)
     warnings: list[str] = list(connections.stats.warnings)
     lost = _ingest_warnings(store, warnings)
     rec = recommendation

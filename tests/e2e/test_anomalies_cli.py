@@ -68,10 +68,13 @@ def test_jsonl_and_namespace_filter(store: Path) -> None:
     assert any(r["rule"] == "database_lateral" for r in records)
 
 
-def test_namespace_without_anomalies(store: Path) -> None:
-    res = runner.invoke(app, ["anomalies", "--store", str(store), "--namespace", "not-a-namespace"])
-    assert res.exit_code == 0, res.output
-    assert res.stdout.startswith("no anomalies:")
+def test_unknown_namespace_is_a_usage_error_with_a_suggestion(store: Path) -> None:
+    # issue 13 case 5: a typo used to answer "no anomalies" (exit 0)
+    res = runner.invoke(app, ["anomalies", "--store", str(store), "--namespace", "prodution"])
+    assert res.exit_code == 2, res.output
+    assert res.stderr == (
+        "error: unknown namespace 'prodution': not in the flow store; did you mean production?\n"
+    )
 
 
 def test_missing_store_is_one_line_error(tmp_path: Path) -> None:

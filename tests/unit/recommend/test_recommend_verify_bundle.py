@@ -16,7 +16,7 @@ from analyzer.policy.load import load_policies
 from analyzer.policy.probes import make_probes
 from analyzer.policy.render import render
 from analyzer.policy.synthesize import synthesize
-from analyzer.policy.verify import Verification, rows_to_verify, verify
+from analyzer.policy.verify import Verification, rows_in_scope, rows_to_verify, verify
 from analyzer.recommend import Recommendation
 
 
@@ -29,10 +29,13 @@ def seed() -> tuple:
 
 
 def test_observed_connections_all_pass(seed: tuple) -> None:
-    _, result, rows, excluded = seed
-    v = verify(render(result.policies), rows, excluded=excluded)
-    assert v.checked == v.allowed == rows.height > 0
-    assert excluded == 3  # the three kubelet probe edges, left to the CNI
+    conns, result, rows, excluded = seed
+    assert excluded == 3  # the three kubelet probe edges get no rule ...
+    scope = rows_in_scope(conns, ["develop"])
+    v = verify(render(result.policies), scope, uncovered=result.uncovered)
+    # ... and still count: the engine allows them (traffic from the pod's own node)
+    assert v.checked == v.allowed == scope.height == rows.height + 3
+    assert v.ok and v.summary().startswith("verified: ")
 
 
 def test_a_missing_rule_fails_loudly_naming_the_connection(seed: tuple) -> None:
@@ -134,3 +137,69 @@ def test_bundle_contents_and_order(tmp_path: Path, seed: tuple, flavor: str) -> 
     assert os.access(out / "rollback.sh", os.X_OK) and os.access(out / "probes.sh", os.X_OK)
     assert (out / "recommendation.json").is_file()
     assert not [p for p in out.iterdir() if p.name.startswith(".bundle-")]
+
+
+# --- every observed request counts (issue 13 case 2) -------------------------------------------
+
+
+def _verified(rows: list[dict], ends: list, namespaces: list[str]) -> Verification:
+    from recommend_fixtures import frame, groups_of
+
+    conns = frame(rows)
+    result = synthesize(conns, groups_of(ends), namespaces)
+    return verify(render(result.policies), rows_in_scope(conns, namespaces),
+                  uncovered=result.uncovered, allow_breaking=True)
+
+
+def test_requests_without_a_rule_break_and_are_never_verified() -> None:
+    from recommend_fixtures import conn, frame, pod
+
+    a, b = pod("ns1", app="a"), pod("ns1", app="b")
+    v = _verified([conn(a, b, 8080), conn(a, b, None, "ICMPv4")], [a, b], ["ns1"])
+    assert (v.checked, v.allowed, v.ok) == (2, 1, False)
+    (broken,) = v.breaking
+    assert broken.protocol == "ICMPv4" and "no port a policy can name" in broken.reason
+    assert v.summary().startswith("NOT verified: 1/2 observed request edges allowed")
+    deny = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "deny", "namespace": "ns1"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
+    with pytest.raises(VerificationError, match="would deny 1 observed"):
+        verify([deny], rows_in_scope(frame([conn(a, b, 8080)]), ["ns1"]))
+
+
+def test_aggregated_addresses_are_counted_as_unreplayable_not_broken() -> None:
+    from recommend_fixtures import conn, entity, pod
+
+    app = pod("develop", app="app")
+    rows = [conn(app, entity("public-network"), 443), conn(entity("private-network"), app, 8080),
+            conn(app, pod("develop", app="db"), 5432)]
+    v = _verified(rows, [app, pod("develop", app="db")], ["develop"])
+    assert (v.checked, v.allowed, v.unreplayable, v.ok) == (3, 1, 2, True)
+    assert v.summary() == ("verified: 1/3 observed request edges allowed, 2 without an address "
+                           "to replay (see notes)")
+
+
+def test_a_pod_without_labels_gets_namespace_wide_rules_on_the_observed_port() -> None:
+    from recommend_fixtures import conn, frame, groups_of, pod
+
+    web, bare = pod("shop", app="web"), pod("shop")
+    other = pod("other", app="client")
+    rows = [conn(web, bare, 9080), conn(bare, web, 8080), conn(other, bare, 9080)]
+    result = synthesize(frame(rows), groups_of([web, bare, other]), ["shop"])
+    docs = {m["metadata"]["name"]: m["spec"] for m in render(result.policies)}
+    assert docs["allow-unlabelled-pods-ingress"] == {
+        "podSelector": {}, "policyTypes": ["Ingress"],
+        "ingress": [{"from": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "other"}},
+             "podSelector": {"matchLabels": {"app": "client"}}},
+            {"podSelector": {"matchLabels": {"app": "web"}}}],
+            "ports": [{"protocol": "TCP", "port": 9080}]}],
+    }
+    assert docs["allow-unlabelled-pods-egress"]["egress"] == [
+        {"to": [{"podSelector": {"matchLabels": {"app": "web"}}}],
+         "ports": [{"protocol": "TCP", "port": 8080}]}]
+    assert docs["allow-web-egress"]["egress"] == [
+        {"to": [{"podSelector": {}}], "ports": [{"protocol": "TCP", "port": 9080}]}]
+    assert not any("refused" in n.message for n in result.notes)
+    v = _verified(rows, [web, bare, other], ["shop"])
+    assert v.ok and v.checked == v.allowed == 3
