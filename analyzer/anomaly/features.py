@@ -24,6 +24,7 @@ from datetime import datetime
 import polars as pl
 
 from analyzer.anomaly import _columns as c
+from analyzer.anomaly.stealth import STEALTH_MODEL_FEATURES, stealth_features
 
 __all__ = [
     "DATABASE_PORTS",
@@ -83,6 +84,7 @@ MODEL_FEATURES: tuple[str, ...] = (
     "server_share",
     "cross_namespace",
     "database_port",
+    *STEALTH_MODEL_FEATURES,
 )
 
 
@@ -97,6 +99,11 @@ SOURCE_MODEL_FEATURES: tuple[str, ...] = (
     "unshared_share",
     "log_connections_per_edge",
     "events_per_connection",
+    "bare",
+    "max_novelty_surprise",
+    "first_crossings",
+    "new_externals",
+    "max_unlike",
 )
 
 
@@ -253,6 +260,11 @@ def source_aggregations() -> list[pl.Expr]:
         pl.col("sole_client").mean().alias("unshared_share"),
         (pl.col("connections").sum() / pl.len()).log1p().alias("log_connections_per_edge"),
         (pl.col("events").sum() / pl.col("connections").sum()).alias("events_per_connection"),
+        pl.col("src_bare").max().alias("bare"),
+        pl.col("novelty_surprise").max().alias("max_novelty_surprise"),
+        pl.col("first_env_crossing").sum().alias("first_crossings"),
+        pl.col("new_external").sum().alias("new_externals"),
+        pl.col("unlike_score").max().alias("max_unlike"),
     ]
 
 
@@ -326,6 +338,7 @@ def compute_features(frame: pl.DataFrame) -> pl.DataFrame:
         .with_columns(shape_features())
         .join(_source_features(frame), on=c.SRC_GROUP, how="left")
     )
+    edges = stealth_features(frame, edges)
     return edges.with_columns(
         pl.col("src_fanout_dsts").log1p().alias("log_src_fanout_dsts"),
         pl.col("src_fanout_ports").log1p().alias("log_src_fanout_ports"),
