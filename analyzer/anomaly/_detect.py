@@ -219,7 +219,7 @@ def detect_anomalies(
             summary=AnomalySummary(0, 0, 0, 0, random_state=random_state, threshold=threshold),
         )
 
-    edges = compute_features(connections)
+    edges = compute_features(connections, steady_share=limits.steady_active_share)
     edges, model_used = _with_model_scores(edges, random_state)
     infrastructure = pl.col("src_entity").is_in(list(INFRASTRUCTURE_ENTITIES)).fill_null(False)
     edges = (

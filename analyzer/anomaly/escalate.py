@@ -8,8 +8,10 @@ without its steady traffic cuts it off. So escalation is split:
 * the source's other **new** edges (not steady through the window, or mostly refused) are held
   for review (`rules.COMPROMISED_SOURCE`): a compromised pod's fresh traffic is not evidence of
   what it needs;
-* edges it used **steadily** through the window, and edges that its other replicas (pods of the
-  same identity that no rule caught) use, stay allowed. The workload is named as a *suspect*
+* edges it used **steadily** through the window, edges it already used well before the first
+  caught edge (by `RuleThresholds.novelty_gap` of the window: part of what it did before the
+  incident, however sparse), and edges that its other replicas (pods of the same identity that
+  no rule caught) use, stay allowed. The workload is named as a *suspect*
   instead: the notes, the report and `analyzer anomalies` say that it looks compromised and
   should be investigated itself; a NetworkPolicy cannot fix a compromised workload.
 """
@@ -100,7 +102,8 @@ def escalate(
 
     Adds ``source_rule_hits`` (edges of the source a rule caught), ``source_rules`` (their
     names) and ``kept`` (an edge of a caught source that stays allowed: steady through the
-    window and answered, or used by a replica no rule caught).
+    window and answered, answered and in use well before the source's first caught edge, or
+    used by a replica no rule caught).
     """
     hit = pl.col("rule").is_not_null()
     edges = edges.with_columns(
@@ -116,10 +119,15 @@ def escalate(
     caught = edges.filter(hit).select(c.EDGE_KEYS)
     replicas = _replica_edges(connections, caught)
     edges = edges.join(replicas, on=list(c.EDGE_KEYS), how="left", nulls_equal=True)
-    steady = (pl.col("inactive_share") <= 1.0 - thresholds.steady_active_share) & (
-        pl.col("denied_share") < thresholds.failed_share
+    answered = pl.col("denied_share") < thresholds.failed_share
+    steady = (pl.col("inactive_share") <= 1.0 - thresholds.steady_active_share) & answered
+    incident = pl.col("first_seen_at").filter(hit).min().over(c.SRC_GROUP)
+    before = answered & (pl.col("used_since") <= incident - thresholds.novelty_gap)
+    kept = (
+        ~hit
+        & (pl.col("source_rule_hits") > 0)
+        & (steady | before.fill_null(False) | pl.col("replicas").fill_null(False))
     )
-    kept = ~hit & (pl.col("source_rule_hits") > 0) & (steady | pl.col("replicas").fill_null(False))
     return (
         edges.with_columns(kept.alias("kept"))
         .with_columns(

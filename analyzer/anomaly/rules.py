@@ -93,7 +93,7 @@ class RuleThresholds:
     steady_active_share: float = 0.5
     novelty_p: float = 0.05
     novelty_gap: float = 0.2
-    shared_port_clients: int = 2
+    shared_port_clients: int = 1
     unlike_min: int = 2
 
 
@@ -145,7 +145,10 @@ def _database_lateral(t: RuleThresholds) -> pl.Expr:
         (pl.col("cross_namespace") > 0)
         & (pl.col("database_port") > 0)
         & ~established
-        & ((pl.col("namespace_clients_on_port") <= 1) | (pl.col("denied_share") >= t.failed_share))
+        & (
+            (pl.col("namespace_steady_clients_on_port") == 0)
+            | (pl.col("denied_share") >= t.failed_share)
+        )
         & ~_infrastructure()
     )
 
@@ -169,7 +172,7 @@ def _bare() -> pl.Expr:
 def _environment_crossing(t: RuleThresholds) -> pl.Expr:
     return (
         (pl.col("first_env_crossing") > 0)
-        & (pl.col("env_clients_on_port") <= 1)
+        & (pl.col("env_clients_on_port") == 0)
         & _new_pod_edge(t)
         & (_bare() | _surprising(t) | (pl.col("novelty") >= t.novelty_gap))
     )

@@ -37,6 +37,7 @@ __all__ = [
     "EXTERNAL_ENTITIES",
     "STEALTH_MODEL_FEATURES",
     "controller_kind",
+    "workload_from_pod",
     "namespace_environments",
     "stealth_features",
 ]
@@ -64,6 +65,7 @@ CONTROLLER_SHAPES: tuple[tuple[str, str], ...] = (
     ("generated", r"-\*$"),
 )
 BARE = "none"
+STEADY_SHARE = 0.5  # RuleThresholds.steady_active_share's default
 DNS_PORT = 53
 
 STEALTH_MODEL_FEATURES: tuple[str, ...] = (
@@ -77,6 +79,14 @@ STEALTH_MODEL_FEATURES: tuple[str, ...] = (
     "to_apiserver",
     "unlike_score",
 )
+
+
+def workload_from_pod(pod: pl.Expr) -> pl.Expr:
+    """The pod name without the suffix its controller generated (unchanged for bare pods)."""
+    out = pod
+    for _, pattern in reversed(CONTROLLER_SHAPES):  # the most specific shape wins
+        out = pl.when(pod.str.contains(pattern)).then(pod.str.replace(pattern, "")).otherwise(out)
+    return pl.when(out == "").then(pod).otherwise(out)
 
 
 def controller_kind(side: str) -> pl.Expr:
@@ -224,21 +234,9 @@ def _edge_extras(connections: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _unlike(edges: pl.DataFrame) -> pl.DataFrame:
-    """Label overlap of each client with the other clients of the same server port."""
-    port = [c.DST_GROUP, c.PROTOCOL, c.DST_PORT]
-    exploded = (
-        edges.select(*port, c.SRC_GROUP, "src_labels")
-        .explode("src_labels")
-        .filter(pl.col("src_labels").is_not_null())
-        .with_columns(pl.col(c.SRC_GROUP).n_unique().over([*port, "src_labels"]).alias("n"))
-        .group_by([*c.EDGE_KEYS])
-        .agg((pl.col("n") > 1).any().alias("shares_label"))
-    )
-    return exploded
-
-
-def stealth_features(connections: pl.DataFrame, edges: pl.DataFrame) -> pl.DataFrame:
+def stealth_features(
+    connections: pl.DataFrame, edges: pl.DataFrame, steady_share: float = STEADY_SHARE
+) -> pl.DataFrame:
     """Add the stealth signals to the edge frame of `features.compute_features`.
 
     Parameters
@@ -246,16 +244,19 @@ def stealth_features(connections: pl.DataFrame, edges: pl.DataFrame) -> pl.DataF
     connections
         The connection frame the edges were built from (groups filled in, times in UTC).
     edges
-        One row per edge with ``first_seen_at``, ``last_seen_at``, ``connections`` and the
-        server columns.
+        One row per edge with ``first_seen_at``, ``last_seen_at``, ``inactive_share``,
+        ``denied_share`` and ``connections``.
+    steady_share
+        Share of the window an edge must span (answered) to be an established one.
 
     Returns
     -------
     pl.DataFrame
         `edges` with the columns of `STEALTH_MODEL_FEATURES` and the helpers the rules and
         explanations read (``src_env``, ``dst_env``, ``src_kind``, ``other_clients_on_port``,
-        ``env_clients_on_port``, ``unlike_namespace``, ``unlike_kind``, ``unlike_labels``,
-        ``novelty_p``, ``named_external``, ``src_names_external``).
+        ``env_clients_on_port``, ``namespace_steady_clients_on_port``, ``steady``,
+        ``unlike_namespace``, ``unlike_kind``, ``unlike_labels``,
+        ``novelty_p``, ``named_external``, ``src_names_external``, ``used_since``).
     """
     keys = list(c.EDGE_KEYS)
     envs = namespace_environments(connections)
@@ -327,7 +328,9 @@ def stealth_features(connections: pl.DataFrame, edges: pl.DataFrame) -> pl.DataF
         crossing.alias("_crossing"),
         external.fill_null(False).alias("_external"),
         pl.col("bare_src").fill_null(False).alias("_bare"),
-        (pl.col(c.SRC_GROUP).n_unique().over(port) - 1).alias("other_clients_on_port"),
+        ((pl.col("inactive_share") <= 1.0 - steady_share) & (pl.col("denied_share") < 0.5)).alias(
+            "steady"
+        ),
         (pl.col("first_seen_at") - pl.col("first_seen_at").median().over(port))
         .clip(0.0, 1.0)
         .alias("peer_lateness"),
@@ -349,11 +352,6 @@ def stealth_features(connections: pl.DataFrame, edges: pl.DataFrame) -> pl.DataF
         .fill_null(False)
         .cast(pl.Float64)
         .alias("first_env_crossing"),
-        # Clients from the source's environment (or namespace) on this server port.
-        pl.col(c.SRC_GROUP)
-        .n_unique()
-        .over([*port, pl.coalesce("src_env", "src_namespace")])
-        .alias("env_clients_on_port"),
         (-pl.col("novelty_p").clip(1e-12, 1.0).log10()).alias("novelty_surprise"),
         pl.col("_bare").cast(pl.Float64).alias("src_bare"),
         (pl.col("dst_entity") == "kube-apiserver")
@@ -374,6 +372,11 @@ def stealth_features(connections: pl.DataFrame, edges: pl.DataFrame) -> pl.DataF
         .cast(pl.Float64)
         .alias("new_external"),
         (ext & pl.col("named").fill_null(False)).alias("named_external"),
+        # When this source first used the destination: for an external name, any address of it.
+        pl.when(ext)
+        .then(pl.col("first_seen_at").filter(ext).min().over([c.SRC_GROUP, "external_key"]))
+        .otherwise(pl.col("first_seen_at"))
+        .alias("used_since"),
         (ext & pl.col("named").fill_null(False))
         .sum()
         .over(c.SRC_GROUP)
@@ -383,21 +386,67 @@ def stealth_features(connections: pl.DataFrame, edges: pl.DataFrame) -> pl.DataF
     return edges.drop("_crossing", "_external", "_bare", "bare_src")
 
 
+def _label_overlap(edges: pl.DataFrame, port: list[str]) -> pl.DataFrame:
+    """Whether each client shares a label with an established *other* client of its port."""
+    exploded = (
+        edges.select(*c.EDGE_KEYS, "src_labels", "steady")
+        .explode("src_labels")
+        .filter(pl.col("src_labels").is_not_null())
+    )
+    steady_counts = (
+        exploded.filter(pl.col("steady"))
+        .group_by([*port, "src_labels"])
+        .agg(pl.col(c.SRC_GROUP).n_unique().alias("n"))
+    )
+    return (
+        exploded.join(steady_counts, on=[*port, "src_labels"], how="left", nulls_equal=True)
+        .with_columns((pl.col("n").fill_null(0) - pl.col("steady").cast(pl.Int64)).alias("n"))
+        .group_by(list(c.EDGE_KEYS))
+        .agg((pl.col("n") > 0).any().alias("shares_label"))
+    )
+
+
+def _others(count: pl.Expr) -> pl.Expr:
+    """An established-client count over a partition, without the edge itself."""
+    return count - pl.col("steady").cast(pl.UInt32)
+
+
 def _with_unlike(edges: pl.DataFrame, port: list[str]) -> pl.DataFrame:
-    """How unlike the other clients of its server port a client is (0-3)."""
+    """How unlike the established other clients of its server port a client is (0-3).
+
+    Only established clients (steady through the window and answered) are the yardstick: a
+    second intruder on the same port must not make the first one look ordinary.
+    """
+    steady_src = pl.col(c.SRC_GROUP).filter(pl.col("steady"))
     kind = pl.col("src_kind")
-    same_kind = pl.col(c.SRC_GROUP).n_unique().over([*port, "src_kind"])
-    known_kinds = pl.col(c.SRC_GROUP).filter(kind.is_not_null()).n_unique().over(port)
-    shares = _unlike(edges)
-    edges = edges.join(shares, on=list(c.EDGE_KEYS), how="left", nulls_equal=True)
+    edges = edges.with_columns(
+        _others(steady_src.n_unique().over(port)).alias("other_clients_on_port"),
+        _others(steady_src.n_unique().over([*port, "src_namespace"])).alias(
+            "namespace_steady_clients_on_port"
+        ),
+        _others(steady_src.n_unique().over([*port, pl.coalesce("src_env", "src_namespace")])).alias(
+            "env_clients_on_port"
+        ),
+        _others(steady_src.n_unique().over([*port, "src_kind"])).alias("same_kind_clients"),
+        pl.col(c.SRC_GROUP)
+        .filter(pl.col("steady") & pl.col("src_kind").is_not_null())
+        .n_unique()
+        .over(port)
+        .alias("known_kind_clients"),
+    )
+    edges = edges.join(_label_overlap(edges, port), on=list(c.EDGE_KEYS), how="left",
+                       nulls_equal=True)  # fmt: skip
     has_labels = pl.col("src_labels").list.len().fill_null(0) > 0
     others = pl.col("other_clients_on_port") > 0
+    known_other_kinds = pl.col("known_kind_clients") - (pl.col("steady") & kind.is_not_null()).cast(
+        pl.UInt32
+    )
     edges = edges.with_columns(
-        (others & (pl.col("namespace_clients_on_port") <= 1))
+        (others & (pl.col("namespace_steady_clients_on_port") == 0))
         .cast(pl.Float64)
         .alias("unlike_namespace"),
-        # Only when this client's kind and at least one other client's kind are known.
-        (others & kind.is_not_null() & (same_kind <= 1) & (known_kinds > 1))
+        # Only when this client's kind and some established client's kind are known.
+        (others & kind.is_not_null() & (pl.col("same_kind_clients") == 0) & (known_other_kinds > 0))
         .fill_null(False)
         .cast(pl.Float64)
         .alias("unlike_kind"),
@@ -411,4 +460,4 @@ def _with_unlike(edges: pl.DataFrame, port: list[str]) -> pl.DataFrame:
         .then(pl.sum_horizontal("unlike_namespace", "unlike_kind", "unlike_labels"))
         .otherwise(0.0)
         .alias("unlike_score")
-    ).drop("shares_label")
+    ).drop("shares_label", "same_kind_clients", "known_kind_clients")
