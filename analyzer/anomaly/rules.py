@@ -91,9 +91,9 @@ class RuleThresholds:
     failed_share: float = 0.5
     unshared_share: float = 0.5
     steady_active_share: float = 0.5
-    novelty_p: float = 0.05
+    novelty_p: float = 0.02
     novelty_gap: float = 0.2
-    shared_port_clients: int = 1
+    shared_port_clients: int = 2
     unlike_min: int = 2
 
 

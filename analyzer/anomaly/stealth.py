@@ -346,6 +346,13 @@ def stealth_features(
     crossing_col = pl.col("_crossing")
     env_first = pl.col("first_seen_at").filter(crossing_col).min().over([c.SRC_GROUP, "dst_env"])
     ext = pl.col("_external")
+    unnamed = ext & ~pl.col("named").fill_null(False)
+    # Another unnamed address on the same port that this source used earlier makes a pool
+    # (upstream resolvers, a service behind rotating addresses), not a new destination.
+    pool = unnamed & (
+        pl.col("first_seen_at").filter(unnamed).min().over([c.SRC_GROUP, c.PROTOCOL, c.DST_PORT])
+        < pl.col("first_seen_at") - 1e-9
+    )
     edges = edges.with_columns(
         crossing_col.cast(pl.Float64).alias("env_crossing"),
         (crossing_col & (pl.col("first_seen_at") <= env_first + 0.05))
@@ -362,6 +369,7 @@ def stealth_features(
         # contact before this edge (another address of a name it uses is not new).
         (
             ext
+            & ~pool.fill_null(False)
             & (pl.col(c.SRC_GROUP).filter(ext).n_unique().over("external_key") == 1)
             & (
                 pl.col("first_seen_at").filter(ext).min().over([c.SRC_GROUP, "external_key"])
