@@ -207,6 +207,13 @@ def _routine(b: _Builder) -> list[dict[str, Any]]:
             if svc.metrics_port is not None and svc.key != topo.monitor:
                 for at in b.times(30):
                     b.connect(rng.choice(b.pods[topo.monitor]), pod, svc.metrics_port, at)
+        monitor = b.pods[topo.monitor][0]
+        if svc.metrics_port is not None and svc.key != topo.monitor:
+            established.append(_path("established", _spec(monitor), _spec(b.pods[svc.key][0]),
+                                     svc.metrics_port))  # fmt: skip
+        if svc.key == topo.steady_nonprod:
+            established.append(_path("established", _spec(b.pods[svc.key][0]),
+                                     _spec(coredns[0]), 53, "UDP"))  # fmt: skip
     for up in ("8.8.8.8", "8.8.4.4"):
         for at in b.times(100):
             b.connect(rng.choice(coredns), None, 53, at, protocol="UDP", dst_ip=up,
