@@ -48,7 +48,7 @@ POPULATION: tuple[tuple[str, int, dict[str, Any]], ...] = (
 )
 SEEDS = (101, 102, 103)
 GRID = {
-    "novelty_p": (0.02, 0.05, 0.1),
+    "novelty_p": (0.01, 0.02, 0.05, 0.1),
     "novelty_gap": (0.1, 0.2, 0.3),
     "shared_port_clients": (1, 2),
 }
