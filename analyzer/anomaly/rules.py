@@ -24,8 +24,9 @@ connections would almost surely have shown earlier):
 * ``new_api_access``: a pod starting to talk to the kube-apiserver;
 * ``new_external``: an external name or address no other workload contacts, first contacted
   late by a workload that was already talking to others;
-* ``unlike_client``: a client on a server's shared port unlike every other client there in at
-  least two ways (namespace, controller kind, labels).
+* ``unlike_client``: a client on a server's shared port unlike every established client there
+  in at least two ways (namespace, controller kind, labels) when it has no controller, in all
+  three when it is only new.
 
 * ``compromised_source``: once a source is caught by one of the rules above, its other *new*
   edges (its DNS lookups included) are held back for review too; edges it used steadily through
@@ -91,7 +92,7 @@ class RuleThresholds:
     failed_share: float = 0.5
     unshared_share: float = 0.5
     steady_active_share: float = 0.5
-    novelty_p: float = 0.02
+    novelty_p: float = 0.01
     novelty_gap: float = 0.2
     shared_port_clients: int = 2
     unlike_min: int = 2
@@ -194,9 +195,13 @@ def _new_external(t: RuleThresholds) -> pl.Expr:
 def _unlike_client(t: RuleThresholds) -> pl.Expr:
     return (
         (pl.col("other_clients_on_port") >= t.shared_port_clients)
-        & (pl.col("unlike_score") >= t.unlike_min)
         & _new_pod_edge(t)
-        & (_bare() | _surprising(t))
+        # Another namespace and other labels alone are what any cross-namespace caller has:
+        # without a controller two differences suffice, with one all three must differ.
+        & (
+            (_bare() & (pl.col("unlike_score") >= t.unlike_min))
+            | (_surprising(t) & (pl.col("unlike_score") >= 3))
+        )
     )
 
 
