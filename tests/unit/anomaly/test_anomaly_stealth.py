@@ -12,6 +12,7 @@ from anomaly_toy import SCHEMA, conn
 from analyzer.anomaly import detect_anomalies
 from analyzer.anomaly.stealth import controller_kind, namespace_environments, workload_from_pod
 
+
 def frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     labels = {f"{side}_namespace_labels": pl.List(pl.String) for side in ("src", "dst")}
     return pl.DataFrame(rows, schema={**SCHEMA, **labels})
