@@ -326,12 +326,17 @@ def _without_anomalies(
     except ImportError:
         notes.append(Note("info", "", "anomaly detection is not available; nothing left out"))
         return conns, []
-    flagged = detect_anomalies(conns).flagged
+    result = detect_anomalies(conns)
+    flagged = result.flagged
     if flagged.height == 0:
         return conns, []
+    # A workload caught doing something odd may itself be compromised; its steady traffic is
+    # kept (leaving it out would break the application), so say so where people read.
+    for suspect in getattr(result.summary, "suspects", ()):
+        notes.append(Note("warning", suspect.namespace or "", _printable(suspect.message())))
     keys = ["src_key", "dst_key", "protocol", "dst_port"]
     listed = (
-        flagged.select([*keys, *[c for c in ("score", "reasons") if c in flagged.columns]])
+        flagged.select([*keys, *[c for c in ("score", "rule", "reasons") if c in flagged.columns]])
         .head(MAX_LISTED)
         .to_dicts()
     )

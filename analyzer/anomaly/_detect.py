@@ -23,6 +23,7 @@ import polars as pl
 from analyzer.anomaly import _columns as c
 from analyzer.anomaly.defaults import DEFAULT_THRESHOLD
 from analyzer.anomaly.detector import EdgeAnomalyDetector
+from analyzer.anomaly.escalate import Suspect, escalate, suspects
 from analyzer.anomaly.explain import explain_edges
 from analyzer.anomaly.features import (
     MODEL_FEATURES,
@@ -72,6 +73,8 @@ class AnomalySummary:
     model_used: bool = False
     threshold: float = DEFAULT_THRESHOLD
     random_state: int = 0
+    suspects: tuple[Suspect, ...] = ()
+    kept_edges: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict."""
@@ -85,6 +88,8 @@ class AnomalySummary:
             "model_used": self.model_used,
             "threshold": self.threshold,
             "random_state": self.random_state,
+            "kept_edges": self.kept_edges,
+            "suspects": [s.to_dict() for s in self.suspects],
         }
 
 
@@ -125,27 +130,6 @@ def _evidence() -> pl.Expr:
         pl.col("src_first_seen_at") >= 0.5,
     ]
     return pl.sum_horizontal([s.fill_null(False).cast(pl.Int32) for s in signs]).alias("evidence")
-
-
-def _escalate(edges: pl.DataFrame) -> pl.DataFrame:
-    """Name the other edges of a source that a rule caught (`rules.COMPROMISED_SOURCE`)."""
-    hit = pl.col("rule").is_not_null()
-    edges = edges.with_columns(
-        hit.sum().over(c.SRC_GROUP).alias("source_rule_hits"),
-        pl.col("rule")
-        .drop_nulls()
-        .unique()
-        .sort()
-        .implode()
-        .over(c.SRC_GROUP)
-        .alias("source_rules"),
-    )
-    return edges.with_columns(
-        pl.when(~hit & (pl.col("source_rule_hits") > 0))
-        .then(pl.lit(COMPROMISED_SOURCE))
-        .otherwise(pl.col("rule"))
-        .alias("rule")
-    )
 
 
 def _check_columns(frame: pl.DataFrame) -> None:
@@ -235,13 +219,13 @@ def detect_anomalies(
             summary=AnomalySummary(0, 0, 0, 0, random_state=random_state, threshold=threshold),
         )
 
-    edges = compute_features(connections)
+    edges = compute_features(connections, steady_share=limits.steady_active_share)
     edges, model_used = _with_model_scores(edges, random_state)
     infrastructure = pl.col("src_entity").is_in(list(INFRASTRUCTURE_ENTITIES)).fill_null(False)
     edges = (
         edges.with_columns(_evidence())
         .with_columns(rule_column(limits))
-        .pipe(_escalate)
+        .pipe(escalate, connections, limits)
         .with_columns(
             (
                 pl.col("rule").is_not_null()
@@ -310,6 +294,8 @@ def detect_anomalies(
     names = [*(rule.name for rule in RULES), COMPROMISED_SOURCE]
     by_rule = {name: int(hits.filter(pl.col("rule") == name).height) for name in names}
     summary = AnomalySummary(
+        suspects=suspects(edges, connections),
+        kept_edges=int(edges["kept"].fill_null(False).sum()),
         connections=int(connections.height),
         edges=int(edges.height),
         flagged_edges=int(hits.height),

@@ -84,7 +84,54 @@ def _rule_reason(row: Mapping[str, Any]) -> str | None:
         rules = ", ".join(str(r).replace("_", " ") for r in row["source_rules"])
         return (
             f"{src} was caught on {_plural(hits, 'other edge')} ({rules}); "
-            "its remaining traffic is held back for review"
+            "its new traffic is held back for review (its established traffic stays allowed)"
+        )
+    return _stealth_reason(row)
+
+
+def _when(row: Mapping[str, Any]) -> str:
+    """When the edge started, and the p-value of its novelty when that is telling."""
+    text = f"first seen {_pct(float(row['first_seen_at']))} into the window"
+    p = float(row.get("novelty_p", 1.0))
+    if p < 0.5:
+        text += (
+            f", {_pct(float(row['novelty']))} of it after both ends were present "
+            f"(a routine edge shows that late with p={p:.2g})"
+        )
+    return text
+
+
+def _stealth_reason(row: Mapping[str, Any]) -> str | None:
+    """Reasons of the careful attacker's rules (`stealth`)."""
+    rule = row.get("rule")
+    src, dst = row["src_name"], row["dst_name"]
+    bare = " (a pod without a controller)" if float(row.get("src_bare", 0)) > 0 else ""
+    if rule == "environment_crossing":
+        return (
+            f"{src}{bare} in environment {row['src_env']} reached {dst} in environment "
+            f"{row['dst_env']} on {_port(row)}, its first crossing into {row['dst_env']}, "
+            f"with no established client of {row['src_env']} on that port; {_when(row)}"
+        )
+    if rule == "new_api_access":
+        return f"{src}{bare} started to talk to the Kubernetes API server; {_when(row)}"
+    if rule == "new_external":
+        return (
+            f"{src} contacted {dst} outside the cluster on {_port(row)}, which no other "
+            f"workload contacts and it did not contact before; {_when(row)}"
+        )
+    if rule == "unlike_client":
+        ways = [
+            name
+            for name, col in (
+                ("namespace", "unlike_namespace"),
+                ("controller kind", "unlike_kind"),
+                ("labels", "unlike_labels"),
+            )
+            if float(row.get(col, 0)) > 0
+        ]
+        return (
+            f"{src}{bare} is a new client of {dst} on {_port(row)} unlike its established "
+            f"clients ({', '.join(ways)} differ); {_when(row)}"
         )
     return None
 

@@ -24,6 +24,7 @@ from datetime import datetime
 import polars as pl
 
 from analyzer.anomaly import _columns as c
+from analyzer.anomaly.stealth import STEALTH_MODEL_FEATURES, stealth_features, workload_from_pod
 
 __all__ = [
     "DATABASE_PORTS",
@@ -83,6 +84,7 @@ MODEL_FEATURES: tuple[str, ...] = (
     "server_share",
     "cross_namespace",
     "database_port",
+    *STEALTH_MODEL_FEATURES,
 )
 
 
@@ -97,15 +99,22 @@ SOURCE_MODEL_FEATURES: tuple[str, ...] = (
     "unshared_share",
     "log_connections_per_edge",
     "events_per_connection",
+    "bare",
+    "max_novelty_surprise",
+    "first_crossings",
+    "new_externals",
+    "max_unlike",
 )
 
 
 def _display_name(side: str, columns: set[str]) -> pl.Expr:
     """`namespace/workload` for pods, the reserved entity or address for other peers."""
     ns = pl.col(f"{side}_namespace")
-    names = [
-        pl.col(f"{side}_{part}") for part in ("workload", "pod") if f"{side}_{part}" in columns
-    ]
+    names = [pl.col(f"{side}_workload")] if f"{side}_workload" in columns else []
+    if f"{side}_pod" in columns:
+        # Without the exporter's workload name, the pod name less its generated suffix names
+        # the workload (`web-7d9fbb5c4d-x2k9q` -> `web`).
+        names.append(workload_from_pod(pl.col(f"{side}_pod")))
     within = pl.coalesce([*names, pl.col(f"{side}_key")]) if names else pl.col(f"{side}_key")
     entity = pl.col(f"{side}_entity")
     outside = (
@@ -253,6 +262,11 @@ def source_aggregations() -> list[pl.Expr]:
         pl.col("sole_client").mean().alias("unshared_share"),
         (pl.col("connections").sum() / pl.len()).log1p().alias("log_connections_per_edge"),
         (pl.col("events").sum() / pl.col("connections").sum()).alias("events_per_connection"),
+        pl.col("src_bare").max().alias("bare"),
+        pl.col("novelty_surprise").max().alias("max_novelty_surprise"),
+        pl.col("first_env_crossing").sum().alias("first_crossings"),
+        pl.col("new_external").sum().alias("new_externals"),
+        pl.col("unlike_score").max().alias("max_unlike"),
     ]
 
 
@@ -278,13 +292,16 @@ def _source_features(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def compute_features(frame: pl.DataFrame) -> pl.DataFrame:
+def compute_features(frame: pl.DataFrame, *, steady_share: float = 0.5) -> pl.DataFrame:
     """One row per edge with every feature of this module.
 
     Parameters
     ----------
     frame
         ``Connections.frame`` (see docs/architecture.md); must not be empty.
+    steady_share
+        Share of the window an answered edge must span to count as established
+        (`RuleThresholds.steady_active_share`).
 
     Returns
     -------
@@ -326,6 +343,7 @@ def compute_features(frame: pl.DataFrame) -> pl.DataFrame:
         .with_columns(shape_features())
         .join(_source_features(frame), on=c.SRC_GROUP, how="left")
     )
+    edges = stealth_features(frame, edges, steady_share)
     return edges.with_columns(
         pl.col("src_fanout_dsts").log1p().alias("log_src_fanout_dsts"),
         pl.col("src_fanout_ports").log1p().alias("log_src_fanout_ports"),

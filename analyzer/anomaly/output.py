@@ -169,4 +169,5 @@ def anomaly_table(result: AnomalyResult) -> str:
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     lines.append("")
     lines.append(summary)
+    lines.extend(f"suspect: {suspect.message()}" for suspect in s.suspects)
     return "\n".join(lines)

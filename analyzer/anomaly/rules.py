@@ -13,9 +13,24 @@ hit is a confident flag; the model only ranks what the rules did not catch.
 * ``database_lateral``: a connection to a database port of another namespace from a source
   that is not an established client of it (not steady over the window, or mostly denied), and
   that is either the only workload of its namespace using that database port or was refused.
-* ``compromised_source``: once a source is caught by one of the rules above, its other edges
-  (its DNS lookups included) are held back for review too: a compromised pod's traffic is not
-  evidence of what it needs.
+
+The careful attacker's rules read the signals of `stealth` (see docs/anomalies.md). Each needs
+a new, unsteady edge of a pod *and* either a source without a controller or a surprising
+novelty (the edge appeared so long after both of its ends that a routine edge with that many
+connections would almost surely have shown earlier):
+
+* ``environment_crossing``: the first time this source crosses from its environment into
+  another (dev -> prod), alone among the clients of its environment on that server port;
+* ``new_api_access``: a pod starting to talk to the kube-apiserver;
+* ``new_external``: an external name or address no other workload contacts, first contacted
+  late by a workload that was already talking to others;
+* ``unlike_client``: a client on a server's shared port unlike every established client there
+  in at least two ways (namespace, controller kind, labels) when it has no controller, in all
+  three when it is only new.
+
+* ``compromised_source``: once a source is caught by one of the rules above, its other *new*
+  edges (its DNS lookups included) are held back for review too; edges it used steadily through
+  the window, or that its other replicas use, stay allowed (`escalate`).
 
 Sources that are the node itself (kubelet probes), other nodes or the health checker are
 infrastructure that NetworkPolicy cannot select; no rule fires for them.
@@ -57,6 +72,19 @@ class RuleThresholds:
     steady_active_share
         Share of the window between first and last contact that counts as steady: a scan or
         a sweep is one burst, a scraper or an ingress controller keeps coming back.
+    novelty_p
+        Largest chance that a routine edge shows none of its connections between the moment
+        both of its ends were present and its first connection, for the edge to count as new
+        behaviour (`stealth` ``novelty_p``).
+    novelty_gap
+        Share of the window between both ends being present and the edge's first connection
+        that makes a one-off edge new where one connection is already telling (a first
+        environment crossing, an unnamed address from a workload that uses named ones).
+    shared_port_clients
+        Other clients a server port needs before a client can be unlike them.
+    unlike_min
+        Ways (namespace, controller kind, labels) in which a client must differ from every
+        other client of that port.
     """
 
     scan_min_ports: int = 5
@@ -64,6 +92,10 @@ class RuleThresholds:
     failed_share: float = 0.5
     unshared_share: float = 0.5
     steady_active_share: float = 0.5
+    novelty_p: float = 0.01
+    novelty_gap: float = 0.2
+    shared_port_clients: int = 2
+    unlike_min: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +146,62 @@ def _database_lateral(t: RuleThresholds) -> pl.Expr:
         (pl.col("cross_namespace") > 0)
         & (pl.col("database_port") > 0)
         & ~established
-        & ((pl.col("namespace_clients_on_port") <= 1) | (pl.col("denied_share") >= t.failed_share))
+        & (
+            (pl.col("namespace_steady_clients_on_port") == 0)
+            | (pl.col("denied_share") >= t.failed_share)
+        )
         & ~_infrastructure()
+    )
+
+
+def _new_pod_edge(t: RuleThresholds) -> pl.Expr:
+    """A pod's edge that is not steady through the window (or is mostly refused)."""
+    steady = (pl.col("inactive_share") <= 1.0 - t.steady_active_share) & (
+        pl.col("denied_share") < t.failed_share
+    )
+    return (pl.col("src_entity") == "pod").fill_null(False) & ~steady
+
+
+def _surprising(t: RuleThresholds) -> pl.Expr:
+    return pl.col("novelty_p") <= t.novelty_p
+
+
+def _bare() -> pl.Expr:
+    return pl.col("src_bare") > 0
+
+
+def _environment_crossing(t: RuleThresholds) -> pl.Expr:
+    return (
+        (pl.col("first_env_crossing") > 0)
+        & (pl.col("env_clients_on_port") == 0)
+        & _new_pod_edge(t)
+        & (_bare() | _surprising(t) | (pl.col("novelty") >= t.novelty_gap))
+    )
+
+
+def _new_api_access(t: RuleThresholds) -> pl.Expr:
+    return (pl.col("to_apiserver") > 0) & _new_pod_edge(t) & (_bare() | _surprising(t))
+
+
+def _new_external(t: RuleThresholds) -> pl.Expr:
+    unnamed_among_named = (
+        ~pl.col("named_external").fill_null(False)
+        & (pl.col("src_names_external") > 0)
+        & (pl.col("novelty") >= t.novelty_gap)
+    )
+    return (pl.col("new_external") > 0) & _new_pod_edge(t) & (_surprising(t) | unnamed_among_named)
+
+
+def _unlike_client(t: RuleThresholds) -> pl.Expr:
+    return (
+        (pl.col("other_clients_on_port") >= t.shared_port_clients)
+        & _new_pod_edge(t)
+        # Another namespace and other labels alone are what any cross-namespace caller has:
+        # without a controller two differences suffice, with one all three must differ.
+        & (
+            (_bare() & (pl.col("unlike_score") >= t.unlike_min))
+            | (_surprising(t) & (pl.col("unlike_score") >= 3))
+        )
     )
 
 
@@ -138,12 +224,32 @@ RULES: tuple[Rule, ...] = (
         "one source reached many destinations on one port, mostly denied or not steady",
         _host_sweep,
     ),
+    Rule(
+        "environment_crossing",
+        "the first crossing of this source into another environment, new and unlike its peers",
+        _environment_crossing,
+    ),
+    Rule(
+        "new_api_access",
+        "a pod starting to talk to the kube-apiserver late, or a pod without a controller",
+        _new_api_access,
+    ),
+    Rule(
+        "new_external",
+        "an external destination nobody else contacts, first contacted late",
+        _new_external,
+    ),
+    Rule(
+        "unlike_client",
+        "a new client of a shared server port unlike every other client there",
+        _unlike_client,
+    ),
 )
 
 # Not a rule over features but over rule hits: every other edge of a source that a rule caught.
 COMPROMISED_SOURCE = "compromised_source"
 COMPROMISED_SOURCE_DESCRIPTION = (
-    "another edge of a source that a rule caught scanning, sweeping or moving laterally"
+    "another new edge of a source that a rule caught; its steady edges stay allowed"
 )
 
 

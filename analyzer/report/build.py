@@ -228,7 +228,8 @@ def build_report(
     if rec is not None:
         warnings.extend(n.message for n in rec.notes if n.level == "warning" and not n.namespace)
 
-    flagged = detect_anomalies(conns, random_state=0, namespaces=namespaces).flagged
+    detected = detect_anomalies(conns, random_state=0, namespaces=namespaces)
+    flagged = detected.flagged
     scoped = _scope(conns, namespaces)
     keys = [
         edge_key(r["src_key"], r["dst_key"], r["protocol"], r["dst_port"])
@@ -293,6 +294,7 @@ def build_report(
         sections=sections,
         findings=findings,
         anomalies=anomaly_rows(flagged),
+        suspects=tuple(s.message() for s in detected.summary.suspects),
         denied=denied_rows(scoped),
         plan=plan,
         policies_source=str(policies) if policies is not None else None,

@@ -192,6 +192,7 @@ class ReportModel:
     sections: tuple[NamespaceSection, ...] = ()
     findings: tuple[Finding, ...] = ()
     anomalies: tuple[AnomalyRow, ...] = ()
+    suspects: tuple[str, ...] = ()  # workloads that look compromised, one sentence each
     denied: tuple[DeniedRow, ...] = ()
     plan: RolloutPlan = field(default_factory=RolloutPlan)
     policies_source: str | None = None  # the --policies path, when given

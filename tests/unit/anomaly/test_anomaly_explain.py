@@ -36,7 +36,7 @@ def test_sweep_and_escalation_reasons() -> None:
     dns = edges.filter(pl.col("rule") == "compromised_source").row(0, named=True)
     assert dns["reasons"][0] == (
         "develop/debug was caught on 8 other edges (host sweep); "
-        "its remaining traffic is held back for review"
+        "its new traffic is held back for review (its established traffic stays allowed)"
     )
 
 
@@ -44,7 +44,7 @@ def test_table_folds_a_sweep_into_one_row() -> None:
     result = _result()
     text = anomaly_table(result)  # type: ignore[arg-type]
     rows = [line for line in text.splitlines()[1:] if line.strip()]
-    assert len(rows) == 3  # the sweep, the DNS lookup, the summary line
+    assert len(rows) == 4  # the sweep, the DNS lookup, the summary line, the suspect
     assert rows[0].split()[:4] == [
         "0.9" + rows[0].split()[0][3],
         "host_sweep",
@@ -52,7 +52,8 @@ def test_table_folds_a_sweep_into_one_row() -> None:
         "8",
     ]
     assert "8 destinations" in rows[0] and "TCP/80" in rows[0]
-    assert rows[-1].startswith("9 of ")
+    assert rows[-2].startswith("9 of ")
+    assert rows[-1].startswith("suspect: develop/debug looks compromised (host sweep on 8 edges)")
     records = anomaly_records(result)  # type: ignore[arg-type]
     assert len(records) == 9
     assert all(r["endpoints"] for r in records)

@@ -111,6 +111,7 @@ def hostile_model(nodes_per_ns: int = 4, namespaces: int = 3) -> ReportModel:
             ),
         ),
         anomalies=(AnomalyRow(HOSTILE[0], HOSTILE[1], "TCP/4444", 3, 0.91, (HOSTILE[2],)),),
+        suspects=(f"{HOSTILE[3]} looks compromised {HOSTILE[6]}",),
         denied=(DeniedRow(HOSTILE[2], HOSTILE[3], "TCP/5432", 9, "2026-01-01T00:30:00Z"),),
         plan=RolloutPlan(
             rollout=(HOSTILE[0],),

@@ -10,6 +10,7 @@ from report_samples import hostile_capture
 from analyzer.errors import PolicyError
 from analyzer.report.build import build_report
 from analyzer.report.model import ReportModel
+from analyzer.report.render import render_report
 from analyzer.store import FlowStore, ingest
 
 
@@ -59,6 +60,12 @@ def test_anomalies_left_out_are_the_debug_pod(model: ReportModel) -> None:
     assert (
         sum(a.src.startswith("develop/debug") for a in model.anomalies) >= len(model.anomalies) // 2
     )
+
+
+def test_suspected_workloads_are_named(model: ReportModel) -> None:
+    assert any(s.startswith("develop/debug looks compromised (") for s in model.suspects)
+    html = render_report(model)
+    assert "Suspected workloads" in html and "develop/debug looks compromised" in html
 
 
 def test_sections_have_policies_evidence_and_diffs(model: ReportModel) -> None:

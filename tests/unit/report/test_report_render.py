@@ -77,6 +77,9 @@ def test_hostile_values_never_become_markup(hostile: ReportModel) -> None:
     assert "<script>alert(1)" not in html
     assert "<img src=x" not in html
     assert "<svg onload" not in html
+    # The suspected workload is named, as text, in the anomalies section.
+    assert ("ul", {"id": "suspects"}) in page.tags
+    assert f"{HOSTILE[3]} looks compromised {HOSTILE[6]}" in text
 
 
 def test_csp_hashes_match_the_inline_code(hostile: ReportModel) -> None:

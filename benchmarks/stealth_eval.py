@@ -1,0 +1,150 @@
+"""Precision and recall per attack class on both scenario families, with the baseline.
+
+* **generator family** (calibration path): `analyzer.generate` captures with careful attacks and
+  legitimate newcomers planted by `stealth_inject.py`;
+* **held-out family** (`heldout/`): written separately, never used to choose a threshold.
+
+Edge level, as in `bench_anomaly.py`: an edge is an attack edge of class C when one of its
+connections belongs to a planted path of class C. The baseline is a plain
+``IsolationForest(contamination="auto")`` over the same edge features. On the held-out family
+the policies that `recommend` writes are also replayed through the policy engine: how many of
+the five stealthy paths they deny, and whether every legitimate newcomer and established path
+stays allowed.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sklearn.ensemble import IsolationForest
+
+from analyzer.anomaly import MODEL_FEATURES, detect_anomalies
+from analyzer.anomaly.evaluate import attack_rows
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from heldout import ATTACK_CLASSES, build  # noqa: E402
+
+KEYS = ["src_group", "dst_group", "protocol", "dst_port"]
+LEGIT_NEW = ("newcomer", "scrape_newcomer", "cronjob_db")
+
+
+def _naive(edges: pl.DataFrame, seed: int) -> pl.Series:
+    x = edges.select(pl.col(list(MODEL_FEATURES)).cast(pl.Float64).fill_null(0.0).fill_nan(0.0))
+    forest = IsolationForest(contamination="auto", random_state=seed).fit(x.to_numpy())
+    return pl.Series("naive", forest.predict(x.to_numpy()) == -1)
+
+
+class Tally:
+    """Flagged/total edges per class, for the detector and the baseline."""
+
+    def __init__(self) -> None:
+        self.hit: Counter[str] = Counter()
+        self.base: Counter[str] = Counter()
+        self.total: Counter[str] = Counter()
+
+    def add(self, edges: pl.DataFrame, labels: pl.DataFrame, seed: int) -> None:
+        edges = edges.with_columns(_naive(edges, seed)).join(
+            labels, on=KEYS, how="left", nulls_equal=True
+        )
+        for row in (
+            edges.group_by(pl.col("class").fill_null("legit"))
+            .agg(pl.col("flagged").sum(), pl.col("naive").sum(), pl.len())
+            .iter_rows(named=True)
+        ):
+            self.hit[row["class"]] += int(row["flagged"])
+            self.base[row["class"]] += int(row["naive"])
+            self.total[row["class"]] += int(row["len"])
+
+    def report(self, attacks: tuple[str, ...]) -> dict[str, Any]:
+        out: dict[str, Any] = {"by_class": {}}
+        for name, counts in (("detector", self.hit), ("baseline", self.base)):
+            tp = sum(counts[k] for k in attacks)
+            n = sum(self.total[k] for k in attacks)
+            fp = sum(counts[k] for k in self.total if k not in attacks)
+            out[name] = {
+                "attack_edges": n, "true_positives": tp, "false_positives": fp,
+                "legit_edges": sum(self.total[k] for k in self.total if k not in attacks),
+                "newcomer_edges_flagged": sum(counts[k] for k in LEGIT_NEW),
+                "precision": round(tp / (tp + fp), 4) if tp + fp else 1.0,
+                "recall": round(tp / n, 4) if n else 1.0,
+            }  # fmt: skip
+        for k in (*attacks, *LEGIT_NEW):
+            out["by_class"][k] = {"edges": self.total[k], "detector": self.hit[k],
+                                  "baseline": self.base[k]}  # fmt: skip
+        return out
+
+
+def generator_family(seeds: tuple[int, ...]) -> dict[str, Any]:
+    import calibrate_anomaly
+    from calibrate_anomaly import population
+
+    calibrate_anomaly.SEEDS = seeds
+    tally = Tally()
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = population(Path(tmp), quick=False)
+    for run in runs:
+        result = detect_anomalies(run["frame"], random_state=run["seed"])
+        tally.add(result.edges, run["labels"], run["seed"])
+    from stealth_inject import CLASSES
+
+    return {"runs": len(runs), "seeds": list(seeds), **tally.report((*CLASSES, "loud"))}
+
+
+def _labels(conns: pl.DataFrame, paths: list[dict[str, Any]]) -> pl.DataFrame:
+    parts = [
+        conns.filter(attack_rows(conns, [p])).select(KEYS).unique()
+        .with_columns(pl.lit(p["class"]).alias("class"))
+        for p in paths
+    ]  # fmt: skip
+    return pl.concat(parts).unique(subset=KEYS, keep="first")
+
+
+def heldout_family(seeds: tuple[int, ...], replay: bool = True) -> dict[str, Any]:
+    from analyzer.connections import derive_connections
+    from analyzer.recommend import recommend
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests/unit/anomaly"))
+    from test_anomaly_heldout import _replay  # the test's engine replay, one truth
+
+    tally = Tally()
+    denied_counts: Counter[int] = Counter()
+    denied_by_class: Counter[str] = Counter()
+    broken: list[str] = []
+    seconds = []
+    for seed in seeds:
+        held = build(seed)
+        conns = derive_connections(held.flows).frame
+        t0 = time.perf_counter()
+        result = detect_anomalies(conns, random_state=seed)
+        seconds.append(time.perf_counter() - t0)
+        tally.add(result.edges, _labels(conns, held.attack_paths + held.newcomer_paths), seed)
+        if not replay:
+            continue
+        rec = recommend(held.flows)
+        paths = held.attack_paths + held.newcomer_paths + held.established_paths
+        allowed = _replay(list(rec.manifests), paths)
+        stealthy = [p for p in held.attack_paths if not p.get("support")]
+        denied = [p["class"] for p in stealthy if not allowed[p["id"]]]
+        denied_counts[len(denied)] += 1
+        denied_by_class.update(denied)
+        broken += [f"{held.name}: {p['id']}" for p in held.newcomer_paths + held.established_paths
+                   if not allowed[p["id"]]]  # fmt: skip
+        print(f"held-out {held.name}: {len(denied)}/5 stealthy paths denied", file=sys.stderr)
+    out = {"scenarios": len(seeds), "seeds": [seeds[0], seeds[-1]],
+           **tally.report(ATTACK_CLASSES),
+           "median_detect_seconds": round(sorted(seconds)[len(seconds) // 2], 3)}  # fmt: skip
+    if replay:
+        out["policy_replay"] = {
+            "stealthy_paths_denied_per_scenario": {
+                str(k): v for k, v in sorted(denied_counts.items())
+            },
+            "denied_by_class": {k: f"{denied_by_class[k]}/{len(seeds)}" for k in ATTACK_CLASSES},
+            "legitimate_paths_broken": broken,
+        }  # fmt: skip
+    return out
