@@ -1,0 +1,142 @@
+"""Render a :class:`PolicyDiff` for people (a table) and for scripts (JSON)."""
+
+from __future__ import annotations
+
+import json
+
+from analyzer.diff.model import Change, Decision, DiffCounts, PolicyDiff
+
+__all__ = ["render_json", "render_table"]
+
+_PORTS_SHOWN = 8
+
+
+def render_json(diff: PolicyDiff) -> str:
+    """The ``-o json`` document; byte-identical for the same inputs."""
+    return json.dumps(diff.to_dict(), indent=2, ensure_ascii=False)
+
+
+def render_table(diff: PolicyDiff, *, limit: int = 20) -> str:
+    """Totals, then each namespace pair's changes; ``limit`` caps the changes *without*
+    observed traffic listed per pair and kind (0: all); observed changes are always listed."""
+    lines = _header(diff)
+    for group in diff.groups:
+        if not (group.newly_denied or group.newly_allowed):
+            continue
+        c = group.counts
+        lines += [
+            "",
+            f"== {group.title}: {c.probes_newly_denied:,} probes and "
+            f"{c.observed_newly_denied_edges:,} observed edges newly denied, "
+            f"{c.probes_newly_allowed:,} probes and {c.observed_newly_allowed_edges:,} observed "
+            "edges newly allowed",
+        ]
+        for title, changes in (
+            ("NEWLY DENIED", group.newly_denied),
+            ("NEWLY ALLOWED", group.newly_allowed),
+        ):
+            lines += _changes(title, changes, limit)
+    if not diff.counts.changed:
+        lines += ["", "no connection changes verdict"]
+    return "\n".join(lines) + "\n"
+
+
+def _header(diff: PolicyDiff) -> list[str]:
+    u, c = diff.universe, diff.counts
+    lines = [
+        f"OLD: {', '.join(diff.old.paths) or diff.old.label} ({diff.old.policies} policies)",
+        f"NEW: {', '.join(diff.new.paths) or diff.new.label} ({diff.new.policies} policies)",
+        f"probes: {u.probes:,} = identity pairs with a pod end x {u.port_classes} port classes "
+        f"({', '.join(u.protocols)}); identities: {u.pod_identities} pod, {u.entities} entity, "
+        f"{u.address_classes} address classes; ipBlock semantics: {diff.ipblock_mode}",
+    ]
+    if diff.namespaces is not None:
+        lines.append(f"namespaces: {', '.join(diff.namespaces)}")
+    rows = [
+        ("", "NEWLY DENIED", "NEWLY ALLOWED", "UNCHANGED"),
+        _count_row("observed edges", c, "edges"),
+        _count_row("observed connections", c, "connections"),
+        (
+            "probes",
+            f"{c.probes_newly_denied:,}",
+            f"{c.probes_newly_allowed:,}",
+            f"{c.probes_unchanged_allowed + c.probes_unchanged_denied:,}",
+        ),
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines.append("")
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [
+            v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    if c.observed_newly_denied_working:
+        lines += [
+            "",
+            f"{c.observed_newly_denied_working:,} observed edge(s) the flow logs show as allowed "
+            "would be denied by NEW (applying it would break them)",
+        ]
+    return lines
+
+
+def _count_row(label: str, c: DiffCounts, unit: str) -> tuple[str, str, str, str]:
+    return (
+        label,
+        f"{getattr(c, f'observed_newly_denied_{unit}'):,}",
+        f"{getattr(c, f'observed_newly_allowed_{unit}'):,}",
+        f"{getattr(c, f'observed_unchanged_{unit}'):,}",
+    )
+
+
+def _changes(title: str, changes: tuple[Change, ...], limit: int) -> list[str]:
+    lines: list[str] = []
+    shown_quiet = 0
+    hidden = 0
+    for change in changes:
+        if change.observed is None:
+            if limit and shown_quiet >= limit:
+                hidden += 1
+                continue
+            shown_quiet += 1
+        lines += _change(title, change)
+    if hidden:
+        lines.append(
+            f"  ... {hidden} more {title.lower()} change(s) without observed traffic "
+            "(--limit 0 or -o json lists them all)"
+        )
+    return lines
+
+
+def _change(title: str, change: Change) -> list[str]:
+    lines = [
+        f"{title}  {change.src_display} -> {change.dst_display}",
+        f"  ports     {', '.join(change.ports)}"
+        + (f"  ({change.probes:,} probes)" if change.probes else "  (observed only)"),
+    ]
+    if change.observed is not None:
+        o = change.observed
+        ports = list(o.ports[:_PORTS_SHOWN])
+        if len(o.ports) > _PORTS_SHOWN:
+            ports.append(f"{len(o.ports) - _PORTS_SHOWN} more")
+        window = ""
+        if o.first_seen is not None and o.last_seen is not None:
+            window = f"; seen {_time(o.first_seen)} .. {_time(o.last_seen)}"
+        lines.append(
+            f"  observed  {o.edges:,} edges, {o.connections:,} connections on "
+            f"{', '.join(ports)}{window}"
+        )
+    lines += _decision("old", change.old)
+    lines += _decision("new", change.new)
+    return lines
+
+
+def _decision(label: str, decision: Decision) -> list[str]:
+    lines = [f"  {label}       {decision.summary()}"]
+    if not decision.allowed:
+        lines.append(f"            {decision.reason}")
+    return lines
+
+
+def _time(value: object) -> str:
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    return text.replace("+00:00", "Z")
