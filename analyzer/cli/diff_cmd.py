@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -72,6 +73,14 @@ def diff_cmd(
         bool,
         typer.Option("--staged", help="Evaluate Calico StagedKubernetesNetworkPolicy as enforced."),
     ] = False,
+    probes: Annotated[
+        bool,
+        typer.Option(
+            "--probes/--no-probes",
+            help="Also compare every identity pair on every port class (default), or only "
+            "the observed connections (faster; enough for --fail-on newly-denied-observed).",
+        ),
+    ] = True,
     limit: Annotated[
         int,
         typer.Option(
@@ -85,7 +94,7 @@ def diff_cmd(
     """Semantic diff: which connections (observed, and every identity pair on every port) are
     newly denied or newly allowed by NEW, and by which rule."""
     from analyzer.diff import run_diff
-    from analyzer.diff.render import render_json, render_table
+    from analyzer.diff.render import iter_json, render_table
 
     result = run_diff(
         [old],
@@ -95,11 +104,15 @@ def diff_cmd(
         namespaces=namespace or None,
         ipblock_mode=ipblock_mode.value,
         include_staged=staged,
+        probes=probes,
     )
     for line in result.warnings:
         warn(f"warning: {line}")
     if output == DiffFormat.json:
-        typer.echo(render_json(result))
+        for chunk in iter_json(result):
+            sys.stdout.write(chunk)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
     else:
         typer.echo(render_table(result, limit=limit), nl=False)
     if fail_on is not None and result.reaches(fail_on.value):

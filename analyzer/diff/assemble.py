@@ -12,7 +12,7 @@ an address) become changes of their own, so no observed change is ever dropped.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,85 +20,128 @@ import numpy as np
 import polars as pl
 
 from analyzer.diff.directions import OTHER_TOKEN, PORT_TOKEN, Verdicts
-from analyzer.diff.model import Change, Decision, ObservedEvidence
+from analyzer.diff.model import (
+    DST_TOKEN,
+    PORTS_TOKEN,
+    SRC_TOKEN,
+    Change,
+    Decision,
+    ObservedEvidence,
+)
 from analyzer.diff.observed import signature
 from analyzer.diff.universe import ADDRESS_TOKEN, ADDRESSES, Universe, range_text
 from analyzer.policy.evaluate import DirectionVerdict
 
-__all__ = ["probe_changes", "observed_only_changes", "decision_signatures"]
+__all__ = ["probe_changes", "observed_only_changes", "decision_combos", "combo_table"]
 
 _IDS = ["old_eg", "old_in", "new_eg", "new_in"]
 _EXAMPLES = 3
 _LISTED_RANGES = 3
 
 
-@dataclass(frozen=True, slots=True)
-class _Sets:
-    old: Verdicts
-    new: Verdicts
+def decision_combos(
+    runs: pl.DataFrame, old: Verdicts, new: Verdicts
+) -> tuple[pl.DataFrame, dict[int, _Combo]]:
+    """Replace each run's four verdict ids by one ``combo`` id.
 
-
-def decision_signatures(cells: pl.DataFrame, old: Verdicts, new: Verdicts) -> pl.DataFrame:
-    """``cells`` with ``old_sig``/``new_sig`` (as ``observed.signature``) and ``kind``."""
-    combos = cells.select(_IDS).unique()
-    rows = []
-    for oe, oi, ne, ni in combos.iter_rows():
-        rows.append(
-            (oe, oi, ne, ni, _sig(old.items[oe], old.items[oi]), _sig(new.items[ne], new.items[ni]))
-        )
-    table = pl.DataFrame(
-        rows,
-        schema={**{k: pl.Int32 for k in _IDS}, "old_sig": pl.String, "new_sig": pl.String},
-        orient="row",
+    Returns the runs with ``combo`` (ids dropped), and per combo its two decisions (with
+    reason templates), signatures (``observed.signature``) and whether it newly denies.
+    """
+    table = runs.select(_IDS).unique().sort(_IDS).with_row_index("combo")
+    combos = {}
+    for combo, oe, oi, ne, ni in table.iter_rows():
+        before = _template(old.items[oe], old.items[oi])
+        after = _template(new.items[ne], new.items[ni])
+        combos[combo] = _Combo(before, after, _sig(before), _sig(after))
+    runs = runs.join(table.with_columns(pl.col("combo").cast(pl.Int32)), on=_IDS, how="left").drop(
+        _IDS
     )
-    return cells.join(table, on=_IDS, how="left", maintain_order="left")
+    return runs, combos
 
 
-def _sig(eg: DirectionVerdict, ing: DirectionVerdict) -> str:
+@dataclass(frozen=True, slots=True)
+class _Combo:
+    old: Decision
+    new: Decision
+    old_sig: str
+    new_sig: str
+
+
+def combo_table(combos: dict[int, _Combo]) -> pl.DataFrame:
+    """``combo``, ``old_sig``, ``new_sig``, ``newly_denied`` (for joins and counts)."""
+    keys = sorted(combos)
+    return pl.DataFrame(
+        {
+            "combo": keys,
+            "old_sig": [combos[k].old_sig for k in keys],
+            "new_sig": [combos[k].new_sig for k in keys],
+            "newly_denied": [combos[k].old.allowed for k in keys],
+        },
+        schema={
+            "combo": pl.Int32,
+            "old_sig": pl.String,
+            "new_sig": pl.String,
+            "newly_denied": pl.Boolean,
+        },
+    )
+
+
+def _template(eg: DirectionVerdict, ing: DirectionVerdict) -> Decision:
+    """A decision whose reason names the ends and ports by tokens (filled per change)."""
+    texts = [
+        eg.reason.replace(ADDRESS_TOKEN, SRC_TOKEN).replace(OTHER_TOKEN, DST_TOKEN),
+        ing.reason.replace(ADDRESS_TOKEN, DST_TOKEN).replace(OTHER_TOKEN, SRC_TOKEN),
+    ]
+    failing = [t for t, v in zip(texts, (eg, ing), strict=True) if not v.allowed]
+    return Decision(
+        allowed=eg.allowed and ing.allowed,
+        egress_rules=tuple(str(r) for r in eg.allowed_by),
+        ingress_rules=tuple(str(r) for r in ing.allowed_by),
+        egress_isolated=eg.isolated,
+        ingress_isolated=ing.isolated,
+        egress_isolated_by=eg.selecting if eg.isolated else (),
+        ingress_isolated_by=ing.selecting if ing.isolated else (),
+        reason_template="; ".join(failing or texts).replace(PORT_TOKEN, PORTS_TOKEN),
+    )
+
+
+def _sig(d: Decision) -> str:
     return signature(
-        eg.allowed and ing.allowed,
-        [str(r) for r in eg.allowed_by],
-        [str(r) for r in ing.allowed_by],
-        eg.isolated,
-        ing.isolated,
+        d.allowed, d.egress_rules, d.ingress_rules, d.egress_isolated, d.ingress_isolated
     )
 
 
 def probe_changes(
-    cells: pl.DataFrame, evidence: pl.DataFrame, universe: Universe, old: Verdicts, new: Verdicts
+    runs: pl.DataFrame, combos: dict[int, _Combo], evidence: pl.DataFrame, universe: Universe
 ) -> list[Change]:
     """One change per (source group, destination group, decisions, ports).
 
-    ``cells`` are changed probes with their verdict ids; ``evidence`` the observed edges
-    per cell (``i``, ``j``, ``c``, ``old_sig``, ``new_sig`` and the evidence columns).
+    ``runs`` are changed probes folded into port-class runs (``i``, ``j``, ``combo``, ``lo``,
+    ``hi``, ``probes``); ``evidence`` the observed edges per probe (``i``, ``j``, ``c``,
+    ``combo`` and the evidence columns).
     """
-    if cells.height == 0:
+    if runs.height == 0:
         return []
     ports = universe.ports
-    proto_id = np.array([("TCP", "UDP", "SCTP").index(p.protocol) for p in ports])
-    cells = cells.join(
-        evidence, on=["i", "j", "c", "old_sig", "new_sig"], how="left", maintain_order="left"
-    ).sort([*["i", "j"], *_IDS, "c"])
-    keys = ["i", "j", *_IDS]
-    new_group = pl.any_horizontal([pl.col(k) != pl.col(k).shift(1) for k in keys]).fill_null(True)
-    gap = (pl.col("c") != pl.col("c").shift(1) + 1) | (pl.col("_p") != pl.col("_p").shift(1))
-    runs = (
-        cells.with_columns(pl.Series("_p", proto_id[cells["c"].to_numpy()]))
-        .with_columns((new_group | gap.fill_null(True)).cum_sum().alias("_run"))
-        .group_by([*keys, "_run"])
-        .agg(pl.col("c").min().alias("_lo"), pl.col("c").max().alias("_hi"), *_evidence_aggs(True))
+    keys = ["i", "j", "combo"]
+    runs = runs.rename({"probes": "_probes"}).with_row_index("_run")
+    located = evidence.join(runs.select(*keys, "lo", "hi", "_run"), on=keys).filter(
+        pl.col("c").is_between(pl.col("lo"), pl.col("hi"))
+    )
+    runs = runs.join(
+        located.group_by("_run").agg(*_evidence_aggs(first=True)[1:]), on="_run", how="left"
     )
     lows = np.array([p.low for p in ports])
     highs = np.array([p.high for p in ports])
     protos = np.array([p.protocol for p in ports])
-    lo, hi = lows[runs["_lo"].to_numpy()], highs[runs["_hi"].to_numpy()]
+    lo, hi = runs["lo"].to_numpy(), runs["hi"].to_numpy()
     text = [
         f"{p} {a}" if a == b else f"{p} {a}-{b}"
-        for p, a, b in zip(protos[runs["_lo"].to_numpy()], lo, hi, strict=True)
+        for p, a, b in zip(protos[lo], lows[lo], highs[hi], strict=True)
     ]
     pairs = (
         runs.with_columns(pl.Series("_text", text, dtype=pl.String))
-        .sort([*keys, "_lo"])
+        .sort([*keys, "lo"])
         .group_by(keys, maintain_order=True)
         .agg(pl.col("_text").alias("_ports"), *_evidence_aggs())
     )
@@ -113,7 +156,7 @@ def probe_changes(
         )
     grouped = (
         pairs.with_columns(pl.col("_ports").list.join("\x1f").alias("_pk"))
-        .group_by(["src_group", "dst_group", *_IDS, "_pk"], maintain_order=True)
+        .group_by(["src_group", "dst_group", "combo", "_pk"], maintain_order=True)
         .agg(
             pl.col("src_ns").first(),
             pl.col("dst_ns").first(),
@@ -125,8 +168,7 @@ def probe_changes(
             *_evidence_aggs(),
         )
     )
-    sets = _Sets(old, new)
-    return [_change(row, universe, sets) for row in grouped.iter_rows(named=True)]
+    return [_change(row, combos[row["combo"]], universe) for row in grouped.iter_rows(named=True)]
 
 
 def _evidence_aggs(first: bool = False) -> list[pl.Expr]:
@@ -165,17 +207,15 @@ def _endpoint_attrs(universe: Universe) -> pl.DataFrame:
     )
 
 
-def _change(row: dict[str, Any], universe: Universe, sets: _Sets) -> Change:
+def _change(row: dict[str, Any], combo: _Combo, universe: Universe) -> Change:
     src_ad = _merge_ranges(row["_src_ad"], universe)
     dst_ad = _merge_ranges(row["_dst_ad"], universe)
     src_text = _listing(src_ad) if src_ad else row["src_display"]
     dst_text = _listing(dst_ad) if dst_ad else row["dst_display"]
     ports = tuple(row["_ports"])
-    port_text = ", ".join(ports)
-    old = _decision(sets.old, row["old_eg"], row["old_in"], src_text, dst_text, port_text)
-    new = _decision(sets.new, row["new_eg"], row["new_in"], src_text, dst_text, port_text)
+    values = (src_text, dst_text, ", ".join(ports))
     return Change(
-        kind="newly_denied" if old.allowed else "newly_allowed",
+        kind="newly_denied" if combo.old.allowed else "newly_allowed",
         src_namespace=row["src_ns"],
         dst_namespace=row["dst_ns"],
         src=row["src_group"],
@@ -186,29 +226,9 @@ def _change(row: dict[str, Any], universe: Universe, sets: _Sets) -> Change:
         dst_addresses=dst_ad,
         ports=ports,
         probes=int(row["_probes"]),
-        old=old,
-        new=new,
+        old=replace(combo.old, reason_values=values),
+        new=replace(combo.new, reason_values=values),
         observed=_evidence(row),
-    )
-
-
-def _decision(
-    verdicts: Verdicts, eg_id: int, in_id: int, src: str, dst: str, ports: str
-) -> Decision:
-    eg, ing = verdicts.items[eg_id], verdicts.items[in_id]
-    texts = [
-        eg.reason.replace(ADDRESS_TOKEN, src).replace(OTHER_TOKEN, dst),
-        ing.reason.replace(ADDRESS_TOKEN, dst).replace(OTHER_TOKEN, src),
-    ]
-    failing = [t for t, v in zip(texts, (eg, ing), strict=True) if not v.allowed]
-    reason = "; ".join(failing or texts).replace(PORT_TOKEN, ports)
-    return Decision(
-        allowed=eg.allowed and ing.allowed,
-        egress_rules=tuple(str(r) for r in eg.allowed_by),
-        ingress_rules=tuple(str(r) for r in ing.allowed_by),
-        egress_isolated=eg.isolated,
-        ingress_isolated=ing.isolated,
-        reason=reason,
     )
 
 
@@ -321,7 +341,7 @@ def _observed_decision(row: dict[str, Any], prefix: str) -> Decision:
         ingress_rules=tuple(row[f"{prefix}ingress_rules"] or ()),
         egress_isolated=bool(row[f"{prefix}egress_isolated"]),
         ingress_isolated=bool(row[f"{prefix}ingress_isolated"]),
-        reason=str(row[f"{prefix}reason"]),
+        reason_template=str(row[f"{prefix}reason"]),
     )
 
 

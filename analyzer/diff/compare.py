@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -20,7 +21,13 @@ from analyzer.diff.universe import Universe
 
 __all__ = ["SetTables", "Comparison", "compare"]
 
-_BLOCK_CELLS = 2_000_000  # probes per block: four int32 arrays of this size at most
+_BLOCK_CELLS = 2_000_000
+_IDS = (
+    "old_eg",
+    "old_in",
+    "new_eg",
+    "new_in",
+)  # probes per block: four int32 arrays of this size at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +41,9 @@ class SetTables:
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """Changed probes (``i``, ``j``, ``c``, verdict ids ``old_eg``, ``old_in``, ``new_eg``,
-    ``new_in``) and, per namespace pair, how many probes stayed allowed or denied."""
+    """Changed probes as runs (``i``, ``j``, verdict ids ``old_eg``, ``old_in``, ``new_eg``,
+    ``new_in``, port classes ``lo``..``hi``, ``probes``) and, per namespace pair, how many
+    probes stayed allowed or denied."""
 
     cells: pl.DataFrame
     unchanged: pl.DataFrame
@@ -48,6 +56,8 @@ def compare(
     """Every probe judged by both sets; the changed ones, and counts of the others."""
     endpoints = universe.endpoints
     n, m = len(endpoints), len(universe.ports)
+    if not old.egress:  # probes not wanted: nothing enumerated
+        n = 0
     is_pod = np.array([e.kind == "pod" for e in endpoints], dtype=np.bool_)
     names = sorted({e.namespace for e in endpoints if e.namespace is not None})
     ns_id = np.array(
@@ -59,6 +69,7 @@ def compare(
         else is_pod
     )
     old_ok, new_ok = old.verdicts.allowed(), new.verdicts.allowed()
+    protocol = np.array([p.protocol for p in universe.ports])
     pairs = len(names) + 1
     kept_allowed = np.zeros(pairs * pairs, dtype=np.int64)
     kept_denied = np.zeros(pairs * pairs, dtype=np.int64)
@@ -85,19 +96,8 @@ def compare(
         ).astype(np.int64)
         bi, j, c = np.nonzero(valid[:, :, None] & (before != after))
         if len(bi):
-            cells.append(
-                pl.DataFrame(
-                    {
-                        "i": block[bi].astype(np.int32),
-                        "j": j.astype(np.int32),
-                        "c": c.astype(np.int32),
-                        "old_eg": oe[bi, j, c],
-                        "old_in": oi[bi, j, c],
-                        "new_eg": ne[bi, j, c],
-                        "new_in": ni[bi, j, c],
-                    }
-                )
-            )
+            ids = [a[bi, j, c] for a in (oe, oi, ne, ni)]
+            cells.append(_runs(block[bi], j, c, ids, protocol))
     labels = [None, *names]
     unchanged = pl.DataFrame(
         {
@@ -117,6 +117,38 @@ def compare(
     return Comparison(frame, unchanged, probes)
 
 
+def _runs(
+    i: IntArray,
+    j: np.ndarray[Any, Any],
+    c: np.ndarray[Any, Any],
+    ids: list[IntArray],
+    protocol: np.ndarray[Any, Any],
+) -> pl.DataFrame:
+    """Changed probes (in (i, j, c) order) folded into runs of consecutive port classes of one
+    protocol with the same four verdict ids: one row per run with ``lo``/``hi`` classes."""
+    brk = np.ones(len(i), dtype=np.bool_)
+    brk[1:] = (
+        (i[1:] != i[:-1])
+        | (j[1:] != j[:-1])
+        | (c[1:] != c[:-1] + 1)
+        | (protocol[c[1:]] != protocol[c[:-1]])
+    )
+    for a in ids:
+        brk[1:] |= a[1:] != a[:-1]
+    starts = np.flatnonzero(brk)
+    ends = np.append(starts[1:], len(i)) - 1
+    return pl.DataFrame(
+        {
+            "i": i[starts].astype(np.int32),
+            "j": j[starts].astype(np.int32),
+            **{k: a[starts] for k, a in zip(_IDS, ids, strict=True)},
+            "lo": c[starts].astype(np.int32),
+            "hi": c[ends].astype(np.int32),
+            "probes": (ends - starts + 1).astype(np.int64),
+        }
+    )
+
+
 def _gather(tables: SetTables, block: IntArray) -> tuple[IntArray, IntArray]:
     """Egress ids of the block's sources and ingress ids of every destination from them,
     both shaped (sources, destinations, port classes)."""
@@ -126,6 +158,5 @@ def _gather(tables: SetTables, block: IntArray) -> tuple[IntArray, IntArray]:
 
 
 def _empty_cells() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={k: pl.Int32 for k in ("i", "j", "c", "old_eg", "old_in", "new_eg", "new_in")}
-    )
+    schema: dict[str, Any] = {k: pl.Int32 for k in ("i", "j", *_IDS, "lo", "hi")}
+    return pl.DataFrame(schema={**schema, "probes": pl.Int64})

@@ -2,12 +2,13 @@
 
 A connection's verdict is the source's egress verdict AND the destination's ingress verdict
 (``policy.evaluate``). For one subject (the source for egress, the destination for ingress)
-``evaluate_direction`` reads the other end only through the peer matchers of the rules of the
-policies selecting the subject (or, for an end that is not a pod, the end itself), and the port
-only through those rules' port matchers. So for each subject the other endpoints fall into a
-few classes (which of its rules' peers match them) and the port classes into a few signatures
-(which of its rules' ports match them); ``evaluate_direction`` runs once per (subject, other
-class, port signature) and the answer holds for every member. Matchers are the engine's own
+``evaluate_direction`` reads the other end only through its kind and entity (and its node,
+for the host exemption: unknown for every endpoint here) and the peer matchers of the rules
+of the policies selecting the subject; it reads the port only through those rules' port
+matchers. So for each subject the other endpoints fall into a few classes (kind, entity, and
+which of its rules' peers match them) and the port classes into a few signatures (which of
+its rules' ports match them); ``evaluate_direction`` runs once per (subject, other class,
+port signature) and the answer holds for every member. Matchers are the engine's own
 (``CompiledRule``'s peers and ports); nothing here re-decides what a rule means.
 
 Verdicts are interned: a :class:`Verdicts` registry maps each distinct
@@ -77,7 +78,6 @@ def direction_tables(
     """For every endpoint as subject of ``direction``, its verdicts against every other
     endpoint on every port class."""
     endpoints, ports = universe.endpoints, universe.ports
-    is_pod = np.array([e.kind == "pod" for e in endpoints], dtype=np.bool_)
     # Named ports live on the destination: the other end for egress, the subject for ingress.
     named_of: dict[str, int] = {}
     named_group = np.array([named_of.setdefault(e.named, len(named_of)) for e in endpoints])
@@ -106,7 +106,10 @@ def direction_tables(
             )
         return port_hits[key]
 
-    unique_other = np.where(is_pod, -1, np.arange(len(endpoints)))
+    # The other end enters evaluate_direction only through its kind, its entity and its node
+    # (the host exemption; every node is unknown here) and through the rules' matchers.
+    kinds: dict[tuple[str, str | None], int] = {}
+    kind_of = np.array([kinds.setdefault((o.kind, o.entity), len(kinds)) for o in others])
     tables = []
     for subject in endpoints:
         selecting = selecting_policies(compiled, subject.peer, direction)
@@ -115,10 +118,10 @@ def direction_tables(
             for cp in selecting
             for r in ((cp.ingress if direction == INGRESS else cp.egress) or ())
         ]
-        columns = [unique_other]
+        columns = [kind_of]
         if direction != INGRESS:
             columns.append(named_group)
-        columns += [np.where(is_pod, peer_vector(r), False) for r in rules]
+        columns += [peer_vector(r) for r in rules]
         keys = np.stack(columns, axis=1)
         _, reps, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
         rows = []

@@ -31,6 +31,9 @@ __all__ = [
     "PolicyDiff",
     "FAIL_ON",
     "OUTSIDE",
+    "SRC_TOKEN",
+    "DST_TOKEN",
+    "PORTS_TOKEN",
 ]
 
 ChangeKind = Literal["newly_denied", "newly_allowed"]
@@ -38,6 +41,8 @@ ChangeKind = Literal["newly_denied", "newly_allowed"]
 # connection (observed or probe), or any change at all.
 FAIL_ON = ("newly-denied-observed", "newly-denied", "any-change")
 OUTSIDE = "(outside)"  # namespace column of a peer that is not a pod
+# Placeholders of Decision.reason_template, filled from Decision.reason_values.
+SRC_TOKEN, DST_TOKEN, PORTS_TOKEN = "\x00SRC", "\x00DST", "\x00PORTS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +51,9 @@ class Decision:
 
     ``egress_rules``/``ingress_rules`` name every rule that admits the connection
     (``namespace/name#ingress[0]``); ``*_isolated`` says whether some policy selects that end
-    for the direction. A denied side is isolated with no admitting rule. ``reason`` is the
-    engine's explanation (the isolating policies for a denial).
+    for the direction and ``*_isolated_by`` names those policies (empty for a change only
+    observed traffic shows: its ``reason`` names them). A denied side is isolated with no
+    admitting rule. ``reason`` is the engine's explanation, in words.
     """
 
     allowed: bool
@@ -55,7 +61,20 @@ class Decision:
     ingress_rules: tuple[str, ...]
     egress_isolated: bool
     ingress_isolated: bool
-    reason: str
+    egress_isolated_by: tuple[str, ...] = ()
+    ingress_isolated_by: tuple[str, ...] = ()
+    # The reason is written on demand: a large diff has ~N^2 changes and few are ever read.
+    reason_template: str = ""
+    reason_values: tuple[str, str, str] = ("", "", "")  # source, destination, ports
+
+    @property
+    def reason(self) -> str:
+        src, dst, ports = self.reason_values
+        return (
+            self.reason_template.replace(SRC_TOKEN, src)
+            .replace(DST_TOKEN, dst)
+            .replace(PORTS_TOKEN, ports)
+        )
 
     @property
     def denied_by(self) -> tuple[str, ...]:
@@ -79,7 +98,7 @@ class Decision:
             return "allowed: no policy isolates either end"
         return "denied: " + " and ".join(self.denied_by or ("isolation",)) + " isolation"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, reason: bool = True) -> dict[str, Any]:
         return {
             "allowed": self.allowed,
             "decided_by": self.summary(),
@@ -87,8 +106,10 @@ class Decision:
             "ingress_rules": list(self.ingress_rules),
             "egress_isolated": self.egress_isolated,
             "ingress_isolated": self.ingress_isolated,
+            "egress_isolated_by": list(self.egress_isolated_by),
+            "ingress_isolated_by": list(self.ingress_isolated_by),
             "denied_by": list(self.denied_by),
-            "reason": self.reason,
+            "reason": self.reason if reason else None,
         }
 
 
@@ -147,19 +168,21 @@ class Change:
     observed: ObservedEvidence | None
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON form. The engine's ``reason`` text is kept for changes with observed traffic
+        only (null otherwise): an existing -> recommended diff has ~N^2 probe-only changes and
+        the rules, isolating policies and ``decided_by`` already say what decides them."""
+        observed = self.observed is not None
         return {
             "src_namespace": self.src_namespace,
             "dst_namespace": self.dst_namespace,
             "src": self.src,
             "dst": self.dst,
-            "src_display": self.src_display,
-            "dst_display": self.dst_display,
             "src_addresses": list(self.src_addresses),
             "dst_addresses": list(self.dst_addresses),
             "ports": list(self.ports),
             "probes": self.probes,
-            "old": self.old.to_dict(),
-            "new": self.new.to_dict(),
+            "old": self.old.to_dict(reason=observed),
+            "new": self.new.to_dict(reason=observed),
             "observed": self.observed.to_dict() if self.observed else None,
         }
 
@@ -249,6 +272,7 @@ class UniverseInfo:
     port_classes: int
     protocols: tuple[str, ...]
     probes: int
+    enumerated: bool = True  # False with --no-probes: only observed connections compared
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -258,6 +282,7 @@ class UniverseInfo:
             "port_classes": self.port_classes,
             "protocols": list(self.protocols),
             "probes": self.probes,
+            "enumerated": self.enumerated,
         }
 
 
@@ -297,8 +322,10 @@ class PolicyDiff:
             return self.counts.changed
         raise ValueError(f"fail_on must be one of {FAIL_ON}, not {fail_on!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """The ``-o json`` document (docs/diff.md); deterministic for the same inputs."""
+    def to_dict(self, *, changes: bool = True) -> dict[str, Any]:
+        """The ``-o json`` document (docs/diff.md); deterministic for the same inputs.
+
+        ``changes=False`` leaves the two change lists empty (a writer streams them)."""
         return {
             "old": _set_dict(self.old),
             "new": _set_dict(self.new),
@@ -306,8 +333,8 @@ class PolicyDiff:
             "namespaces": list(self.namespaces) if self.namespaces is not None else None,
             "universe": self.universe.to_dict(),
             "counts": self.counts.to_dict(),
-            "newly_denied": [c.to_dict() for c in self.newly_denied],
-            "newly_allowed": [c.to_dict() for c in self.newly_allowed],
+            "newly_denied": [c.to_dict() for c in self.newly_denied] if changes else [],
+            "newly_allowed": [c.to_dict() for c in self.newly_allowed] if changes else [],
             "unchanged": self.counts.unchanged_dict(),
             "namespace_pairs": [
                 {

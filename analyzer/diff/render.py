@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 from analyzer.diff.model import Change, Decision, DiffCounts, PolicyDiff
 
@@ -12,8 +13,32 @@ _PORTS_SHOWN = 8
 
 
 def render_json(diff: PolicyDiff) -> str:
-    """The ``-o json`` document; byte-identical for the same inputs."""
-    return json.dumps(diff.to_dict(), indent=2, ensure_ascii=False)
+    """The ``-o json`` document (see :func:`iter_json`)."""
+    return "".join(iter_json(diff))
+
+
+def iter_json(diff: PolicyDiff) -> Iterator[str]:
+    """The ``-o json`` document in pieces; byte-identical for the same inputs.
+
+    One top-level key per line and one change per line: a diff between an open cluster and a
+    default-deny bundle lists ~N^2 changes, which ``indent=2`` (the pure-Python encoder)
+    would make several times larger and slower; this stays greppable and line-diffable, and
+    is written as it is encoded.
+    """
+    yield "{"
+    for n, (key, value) in enumerate(diff.to_dict(changes=False).items()):
+        yield ("," if n else "") + f"\n  {json.dumps(key)}: "
+        if key in ("newly_denied", "newly_allowed"):
+            changes = diff.newly_denied if key == "newly_denied" else diff.newly_allowed
+            yield "[" if changes else "[]"
+            for k, change in enumerate(changes):
+                yield (
+                    ("," if k else "") + "\n    " + json.dumps(change.to_dict(), ensure_ascii=False)
+                )
+            yield "\n  ]" if changes else ""
+        else:
+            yield json.dumps(value, ensure_ascii=False)
+    yield "\n}"
 
 
 def render_table(diff: PolicyDiff, *, limit: int = 20) -> str:
@@ -46,9 +71,14 @@ def _header(diff: PolicyDiff) -> list[str]:
     lines = [
         f"OLD: {', '.join(diff.old.paths) or diff.old.label} ({diff.old.policies} policies)",
         f"NEW: {', '.join(diff.new.paths) or diff.new.label} ({diff.new.policies} policies)",
-        f"probes: {u.probes:,} = identity pairs with a pod end x {u.port_classes} port classes "
-        f"({', '.join(u.protocols)}); identities: {u.pod_identities} pod, {u.entities} entity, "
-        f"{u.address_classes} address classes; ipBlock semantics: {diff.ipblock_mode}",
+        (
+            f"probes: {u.probes:,} = identity pairs with a pod end x {u.port_classes} port "
+            f"classes ({', '.join(u.protocols)}); identities: {u.pod_identities} pod, "
+            f"{u.entities} entity, {u.address_classes} address classes"
+            if u.enumerated
+            else "probes: not enumerated (--no-probes): observed connections only"
+        ),
+        f"ipBlock semantics: {diff.ipblock_mode}",
     ]
     if diff.namespaces is not None:
         lines.append(f"namespaces: {', '.join(diff.namespaces)}")

@@ -24,6 +24,7 @@ def run_diff(
     namespaces: Sequence[str] | None = None,
     ipblock_mode: str = "kubernetes",
     include_staged: bool = False,
+    probes: bool = True,
 ) -> PolicyDiff:
     """Diff the policies under ``old_paths`` against those under ``new_paths``.
 
@@ -74,5 +75,6 @@ def run_diff(
         ipblock_mode=ipblock_mode,
         old_info=sets[0][1],
         new_info=sets[1][1],
+        probes=probes,
     )
     return replace(result, warnings=tuple(warnings) + result.warnings)

@@ -14,7 +14,12 @@ import numpy as np
 import polars as pl
 
 from analyzer.connections import Connections
-from analyzer.diff.assemble import decision_signatures, observed_only_changes, probe_changes
+from analyzer.diff.assemble import (
+    combo_table,
+    decision_combos,
+    observed_only_changes,
+    probe_changes,
+)
 from analyzer.diff.compare import SetTables, compare
 from analyzer.diff.directions import Verdicts, direction_tables
 from analyzer.diff.model import (
@@ -34,8 +39,6 @@ from analyzer.policy.simulate import distinct_connections
 
 __all__ = ["diff_policies"]
 
-_KEYS = ["i", "j", "c", "old_sig", "new_sig"]
-
 
 def diff_policies(
     old: Sequence[NetworkPolicy],
@@ -47,6 +50,7 @@ def diff_policies(
     ipblock_mode: str = "kubernetes",
     old_info: PolicySetInfo | None = None,
     new_info: PolicySetInfo | None = None,
+    probes: bool = True,
 ) -> PolicyDiff:
     """Compare ``old`` and ``new`` on observed traffic and on every identity pair and port.
 
@@ -63,29 +67,46 @@ def diff_policies(
         Only connections with a pod end in one of these namespaces.
     ipblock_mode
         ``kubernetes`` or ``cilium`` (``policy.compile.compile_policies``), for both sets.
+    probes
+        False: compare observed connections only (what ``--fail-on newly-denied-observed``
+        needs); no identity pair is enumerated.
     """
     old_c = compile_policies(list(old), ipblock_mode=ipblock_mode)
     new_c = compile_policies(list(new), ipblock_mode=ipblock_mode)
     frame = connections.frame if isinstance(connections, Connections) else connections
     edges = distinct_connections(frame) if frame is not None and frame.height else _no_edges()
     universe = build_universe(edges, inventory, [old_c, new_c])
-    old_t, new_t = _tables(old_c, universe), _tables(new_c, universe)
+    old_t, new_t = (_tables(c, universe if probes else None) for c in (old_c, new_c))
     scope = list(namespaces) if namespaces is not None else None
     comparison = compare(universe, old_t, new_t, scope)
-    cells = decision_signatures(comparison.cells, old_t.verdicts, new_t.verdicts)
+    runs, combos = decision_combos(comparison.cells, old_t.verdicts, new_t.verdicts)
+    table = combo_table(combos)
     judged = _with_namespaces(
         judge_observed(edges, old_c, new_c, inventory, universe, scope), universe
     )
-    changed = judged.filter(pl.col("old_allowed") != pl.col("new_allowed")).with_columns(
-        _port_text().alias("_text"),
-        pl.concat_str(
-            [pl.col("src_key"), pl.lit(" -> "), pl.col("dst_key"), pl.lit(" "), _port_text()]
-        ).alias("_example"),
+    changed = (
+        judged.filter(pl.col("old_allowed") != pl.col("new_allowed"))
+        .with_columns(
+            _port_text().alias("_text"),
+            pl.concat_str(
+                [pl.col("src_key"), pl.lit(" -> "), pl.col("dst_key"), pl.lit(" "), _port_text()]
+            ).alias("_example"),
+        )
+        .with_row_index("_edge")
     )
-    probe_keys = cells.select(_KEYS).unique()
-    matched = changed.join(probe_keys, on=_KEYS, how="semi")
-    unmatched = changed.join(probe_keys, on=_KEYS, how="anti")
-    evidence = matched.group_by(_KEYS).agg(
+    # An observed change joins the probe change of its endpoints and port class when both
+    # sets decide it the same way there (same rules, same isolation).
+    matched = (
+        changed.join(runs.select("i", "j", "combo", "lo", "hi"), on=["i", "j"])
+        .filter(pl.col("c").is_between(pl.col("lo"), pl.col("hi")))
+        .join(
+            table.select("combo", pl.col("old_sig").alias("_po"), pl.col("new_sig").alias("_pn")),
+            on="combo",
+        )
+        .filter((pl.col("old_sig") == pl.col("_po")) & (pl.col("new_sig") == pl.col("_pn")))
+    )
+    unmatched = changed.join(matched.select("_edge"), on="_edge", how="anti")
+    evidence = matched.group_by(["i", "j", "c", "combo"]).agg(
         pl.len().alias("_edges"),
         pl.col("connections").sum().alias("_conns"),
         pl.col("working").sum().alias("_working"),
@@ -94,7 +115,7 @@ def diff_policies(
         pl.col("_text").alias("_oports"),
         pl.col("_example").alias("_examples"),
     )
-    changes = probe_changes(cells, evidence, universe, old_t.verdicts, new_t.verdicts)
+    changes = probe_changes(runs, combos, evidence, universe)
     changes += observed_only_changes(unmatched)
     warnings = []
     if unmatched.height:
@@ -103,7 +124,7 @@ def diff_policies(
             "(a protocol without ports, a peer without an address, or traffic from a node); "
             "they are listed with the observed decision"
         )
-    counts = _counts(cells, comparison.unchanged, judged, universe, old_t, new_t)
+    counts = _counts(runs, table, comparison.unchanged, judged, universe)
     groups = _groups(changes, counts)
     return PolicyDiff(
         old=old_info or PolicySetInfo("OLD", (), len(old_c.policies)),
@@ -117,6 +138,7 @@ def diff_policies(
             port_classes=len(universe.ports),
             protocols=PROTOCOLS,
             probes=comparison.probes,
+            enumerated=probes,
         ),
         groups=groups,
         counts=sum((g.counts for g in groups), DiffCounts()),
@@ -124,8 +146,10 @@ def diff_policies(
     )
 
 
-def _tables(compiled: CompiledPolicies, universe: Universe) -> SetTables:
+def _tables(compiled: CompiledPolicies, universe: Universe | None) -> SetTables:
     registry = Verdicts()
+    if universe is None:
+        return SetTables([], [], registry)
     return SetTables(
         egress=direction_tables(compiled, universe, EGRESS, registry),
         ingress=direction_tables(compiled, universe, INGRESS, registry),
@@ -173,26 +197,34 @@ def _with_namespaces(judged: pl.DataFrame, universe: Universe) -> pl.DataFrame:
 
 
 def _counts(
-    cells: pl.DataFrame,
+    runs: pl.DataFrame,
+    combos: pl.DataFrame,
     unchanged: pl.DataFrame,
     judged: pl.DataFrame,
     universe: Universe,
-    old: SetTables,
-    new: SetTables,
 ) -> dict[tuple[str | None, str | None], DiffCounts]:
     """Per (source namespace, destination namespace): probes and observed edges by outcome."""
-    ok = old.verdicts.allowed()
     ns = np.array([e.namespace or "" for e in universe.endpoints], dtype=object)
-    probes = pl.DataFrame(
-        {
-            "src_namespace": ns[cells["i"].to_numpy()] if cells.height else [],
-            "dst_namespace": ns[cells["j"].to_numpy()] if cells.height else [],
-            "newly_denied": ok[cells["old_eg"].to_numpy()] & ok[cells["old_in"].to_numpy()]
-            if cells.height
-            else [],
-        },
-        schema={"src_namespace": pl.String, "dst_namespace": pl.String, "newly_denied": pl.Boolean},
-    ).with_columns(pl.col("^.*_namespace$").replace("", None))
+    probes = (
+        pl.DataFrame(
+            {
+                "src_namespace": ns[runs["i"].to_numpy()],
+                "dst_namespace": ns[runs["j"].to_numpy()],
+                "combo": runs["combo"],
+                "probes": runs["probes"],
+            },
+            schema={
+                "src_namespace": pl.String,
+                "dst_namespace": pl.String,
+                "combo": pl.Int32,
+                "probes": pl.Int64,
+            },
+        )
+        .join(combos.select("combo", "newly_denied"), on="combo")
+        .group_by("src_namespace", "dst_namespace", "newly_denied")
+        .agg(pl.col("probes").sum())
+        .with_columns(pl.col("^.*_namespace$").replace("", None))
+    )
     out: dict[tuple[str | None, str | None], dict[str, int]] = {}
 
     def add(key: tuple[str | None, str | None], **values: int) -> None:
@@ -200,10 +232,8 @@ def _counts(
         for name, value in values.items():
             entry[name] = entry.get(name, 0) + int(value)
 
-    for s, d, denied, n in (
-        probes.group_by("src_namespace", "dst_namespace", "newly_denied").len().iter_rows()
-    ):
-        add((s, d), **{"probes_newly_denied" if denied else "probes_newly_allowed": n})
+    for s, d, newly_denied, n in probes.iter_rows():
+        add((s, d), **{"probes_newly_denied" if newly_denied else "probes_newly_allowed": n})
     for s, d, allowed, denied in unchanged.iter_rows():
         add((s, d), probes_unchanged_allowed=allowed, probes_unchanged_denied=denied)
     status = (
@@ -253,4 +283,12 @@ def _pair_order(key: tuple[str | None, str | None]) -> tuple[bool, str, bool, st
 
 def _change_order(c: Change) -> tuple[object, ...]:
     working = c.observed.working_edges if c.observed else 0
-    return (-working, c.observed is None, c.src_display, c.dst_display, c.ports, c.old.reason)
+    return (
+        -working,
+        c.observed is None,
+        c.src_display,
+        c.dst_display,
+        c.ports,
+        c.old.reason_template,
+        c.new.reason_template,
+    )

@@ -244,3 +244,33 @@ def test_named_port_resolves_on_the_destination() -> None:
     # port on them) and frontend's 8080 is now the only way in.
     kinds = {c.kind for c in diff.changes()}
     assert kinds == {"newly_denied"}
+
+
+EGRESS_NAMED = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: frontend-egress, namespace: develop}
+spec:
+  podSelector: {matchLabels: {app: frontend}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{podSelector: {}}]
+    ports: [{port: metrics}]
+"""
+
+
+def test_egress_named_port_resolves_on_each_destination() -> None:
+    """Only backend declares ``metrics`` (9090): isolating frontend's egress to the named port
+    keeps frontend -> backend on 9090 and denies 9090 to every other develop pod."""
+    old, new = policies(BACKEND_INGRESS), policies(BACKEND_INGRESS + "---" + EGRESS_NAMED)
+    inventory = cluster_inventory()
+    diff = diff_policies(old, new, None, inventory=inventory)
+    check_against_engine(diff, old, new, pod_peers(inventory), PORTS)
+    to_debug = [c for c in diff.newly_denied if c.dst_display == "develop:{app=debug}"]
+    assert [c.ports for c in to_debug if c.src_display == FRONTEND] == [ALL]
+    to_backend = [
+        c for c in diff.newly_denied if (c.src_display, c.dst_display) == (FRONTEND, BACKEND)
+    ]
+    # frontend -> backend was allowed only on 8080 by backend's ingress; NEW's egress admits
+    # just 9090, which backend's ingress never admitted from frontend: 8080 is newly denied.
+    assert [c.ports for c in to_backend] == [("TCP 8080",)]
