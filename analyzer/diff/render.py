@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from analyzer.diff.model import Change, Decision, DiffCounts, PolicyDiff
+from analyzer.diff.model import OUTSIDE, Change, Decision, DiffCounts, PolicyDiff
 
 __all__ = ["render_json", "render_table"]
 
@@ -42,28 +42,77 @@ def iter_json(diff: PolicyDiff) -> Iterator[str]:
 
 
 def render_table(diff: PolicyDiff, *, limit: int = 20) -> str:
-    """Totals, then each namespace pair's changes; ``limit`` caps the changes *without*
-    observed traffic listed per pair and kind (0: all); observed changes are always listed."""
+    """For people: totals; every change with observed traffic; then the changes only probes
+    show, summed per namespace pair, with the first ``limit`` pairs and the first ``limit``
+    changes of each kind listed (0: all). ``-o json`` always has everything."""
     lines = _header(diff)
-    for group in diff.groups:
-        if not (group.newly_denied or group.newly_allowed):
-            continue
-        c = group.counts
-        lines += [
-            "",
-            f"== {group.title}: {c.probes_newly_denied:,} probes and "
-            f"{c.observed_newly_denied_edges:,} observed edges newly denied, "
-            f"{c.probes_newly_allowed:,} probes and {c.observed_newly_allowed_edges:,} observed "
-            "edges newly allowed",
-        ]
+    observed = [g for g in diff.groups if any(c.observed for c in g.newly_denied + g.newly_allowed)]
+    lines += ["", "CHANGES WITH OBSERVED TRAFFIC" + ("" if observed else ": none")]
+    for group in observed:
+        lines += ["", f"== {group.title}"]
         for title, changes in (
             ("NEWLY DENIED", group.newly_denied),
             ("NEWLY ALLOWED", group.newly_allowed),
         ):
-            lines += _changes(title, changes, limit)
+            for change in changes:
+                if change.observed is not None:
+                    lines += _change(title, change)
+    lines += _probe_only(diff, limit)
     if not diff.counts.changed:
         lines += ["", "no connection changes verdict"]
     return "\n".join(lines) + "\n"
+
+
+def _probe_only(diff: PolicyDiff, limit: int) -> list[str]:
+    """Changes without observed traffic: per namespace pair counts, then examples."""
+    pairs = []
+    for g in diff.groups:
+        denied = [c for c in g.newly_denied if c.observed is None]
+        allowed = [c for c in g.newly_allowed if c.observed is None]
+        if denied or allowed:
+            pairs.append((g, denied, allowed))
+    if not pairs:
+        return []
+    total_denied = sum(len(d) for _, d, _ in pairs)
+    total_allowed = sum(len(a) for _, _, a in pairs)
+    lines = [
+        "",
+        f"CHANGES ONLY PROBES SHOW: {total_denied:,} newly denied and {total_allowed:,} newly "
+        f"allowed identity pairs in {len(pairs):,} namespace pairs",
+    ]
+    rows = [("NAMESPACE PAIR", "NEWLY DENIED (PROBES)", "NEWLY ALLOWED (PROBES)")]
+    ranked = sorted(pairs, key=lambda p: (-(len(p[1]) + len(p[2])), p[0].title))
+    shown = ranked if not limit else ranked[:limit]
+    for g, denied, allowed in shown:
+        rows.append(
+            (
+                g.title,
+                f"{len(denied):,} ({sum(c.probes for c in denied):,})",
+                f"{len(allowed):,} ({sum(c.probes for c in allowed):,})",
+            )
+        )
+    widths = [max(len(r[k]) for r in rows) for k in range(3)]
+    lines += [
+        "  " + "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    ]
+    if len(shown) < len(ranked):
+        lines.append(f"  ... {len(ranked) - len(shown):,} more namespace pairs")
+    quiet = {
+        "NEWLY DENIED": [c for _, denied, _ in pairs for c in denied],
+        "NEWLY ALLOWED": [c for _, _, allowed in pairs for c in allowed],
+    }
+    for title, changes in quiet.items():
+        listed = changes if not limit else changes[:limit]
+        if listed:
+            lines.append("")
+        for change in listed:
+            lines += _change(title, change)
+        if len(listed) < len(changes):
+            lines.append(
+                f"  ... {len(changes) - len(listed):,} more {title.lower()} changes "
+                "(--limit 0 or -o json lists them all)"
+            )
+    return lines
 
 
 def _header(diff: PolicyDiff) -> list[str]:
@@ -118,28 +167,10 @@ def _count_row(label: str, c: DiffCounts, unit: str) -> tuple[str, str, str, str
     )
 
 
-def _changes(title: str, changes: tuple[Change, ...], limit: int) -> list[str]:
-    lines: list[str] = []
-    shown_quiet = 0
-    hidden = 0
-    for change in changes:
-        if change.observed is None:
-            if limit and shown_quiet >= limit:
-                hidden += 1
-                continue
-            shown_quiet += 1
-        lines += _change(title, change)
-    if hidden:
-        lines.append(
-            f"  ... {hidden} more {title.lower()} change(s) without observed traffic "
-            "(--limit 0 or -o json lists them all)"
-        )
-    return lines
-
-
 def _change(title: str, change: Change) -> list[str]:
+    where = f"{change.src_namespace or OUTSIDE} -> {change.dst_namespace or OUTSIDE}"
     lines = [
-        f"{title}  {change.src_display} -> {change.dst_display}",
+        f"{title}  {change.src_display} -> {change.dst_display}  [{where}]",
         f"  ports     {', '.join(change.ports)}"
         + (f"  ({change.probes:,} probes)" if change.probes else "  (observed only)"),
     ]

@@ -184,11 +184,15 @@ def test_table_for_people(cluster: dict[str, Path]) -> None:
     res = _diff(cluster, "--limit", "1")
     assert res.exit_code == 0, res.output
     out = res.stdout
-    assert out.startswith("OLD: ") and "NEW: " in out and "NEWLY DENIED" in out
-    assert "== develop -> develop:" in out
-    assert "NEWLY DENIED  develop:{app=debug} -> " in out
-    assert "new       denied: " in out and "isolated for" in out
-    assert "more newly denied change(s) without observed traffic" in out
+    assert out.startswith("OLD: ") and "NEW: " in out
+    observed, _, probes_only = out.partition("CHANGES ONLY PROBES SHOW: ")
+    assert "CHANGES WITH OBSERVED TRAFFIC\n" in observed and "\n== develop -> develop\n" in observed
+    assert "NEWLY DENIED  develop:{app=debug} -> " in observed
+    assert "new       denied: " in observed and "isolated for" in observed
+    # Probe-only changes: one namespace pair and one change of each kind listed at --limit 1.
+    assert "more namespace pairs" in probes_only
+    assert "more newly denied changes (--limit 0 or -o json lists them all)" in probes_only
+    assert probes_only.count("\nNEWLY DENIED  ") == 1
     assert len(_diff(cluster, "--limit", "0").stdout) > len(out)
 
 
