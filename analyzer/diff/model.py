@@ -307,6 +307,13 @@ class PolicyDiff:
     def newly_allowed(self) -> tuple[Change, ...]:
         return tuple(c for g in self.groups for c in g.newly_allowed)
 
+    @property
+    def breaking(self) -> tuple[Change, ...]:
+        """Newly denied changes holding observed traffic that works today (what a rollout of
+        NEW would break), most working edges first."""
+        found = [c for c in self.newly_denied if c.observed and c.observed.working_edges]
+        return tuple(sorted(found, key=lambda c: -c.observed.working_edges if c.observed else 0))
+
     def changes(self) -> Iterator[Change]:
         for group in self.groups:
             yield from group.newly_denied

@@ -221,7 +221,11 @@ def _observed_rows(edges: pl.DataFrame, inventory: Inventory | None) -> list[dic
         )
         for s in ("src", "dst")
     ]
-    distinct = pl.concat(sides).unique(subset="eid").sort("eid")
+    distinct = (
+        pl.concat(sides)
+        .unique(subset="eid")
+        .sort(["namespace", "pod", "ip", "entity", "eid"], nulls_last=True)
+    )
     by_ip = {}
     if inventory is not None:
         by_ip = {ip: p for p in inventory.pods.values() if not p.host_network for ip in p.ips}

@@ -151,3 +151,13 @@ def test_newly_allowed_and_unchanged_observed_are_counted() -> None:
     assert diff.counts.observed_newly_allowed_edges == 1
     assert diff.counts.observed_unchanged_edges == 1
     assert not diff.reaches("newly-denied-observed") and diff.reaches("any-change")
+
+
+def test_breaking_lists_working_traffic_newly_denied() -> None:
+    conns = _frame([_row(PROM, BACKEND, "TCP", 9090), _row(BACKEND, PROM, "TCP", 9090)])
+    diff = diff_policies(
+        policies(BACKEND_INGRESS), policies(DROPPED), conns, inventory=cluster_inventory()
+    )
+    assert [(c.src, c.dst) for c in diff.breaking] == [
+        ("pod:monitoring:app=prometheus", "pod:develop:app=backend")
+    ]
