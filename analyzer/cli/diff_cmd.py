@@ -86,8 +86,8 @@ def diff_cmd(
         typer.Option(
             "--limit",
             min=0,
-            help="Table: changes without observed traffic listed per namespace pair and kind "
-            "(0: all). Observed changes are always listed.",
+            help="Table, changes without observed traffic: namespace pairs and changes of each "
+            "kind listed (0: all). Changes with observed traffic are always listed.",
         ),
     ] = 20,
 ) -> None:

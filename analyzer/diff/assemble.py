@@ -129,7 +129,7 @@ def probe_changes(
         pl.col("c").is_between(pl.col("lo"), pl.col("hi"))
     )
     runs = runs.join(
-        located.group_by("_run").agg(*_evidence_aggs(first=True)[1:]), on="_run", how="left"
+        located.group_by("_run").agg(*_evidence_aggs(probes=False)), on="_run", how="left"
     )
     lows = np.array([p.low for p in ports])
     highs = np.array([p.high for p in ports])
@@ -171,10 +171,11 @@ def probe_changes(
     return [_change(row, combos[row["combo"]], universe) for row in grouped.iter_rows(named=True)]
 
 
-def _evidence_aggs(first: bool = False) -> list[pl.Expr]:
-    """Evidence summed over cells (``first``: straight from the cells) or over merged rows."""
+def _evidence_aggs(probes: bool = True) -> list[pl.Expr]:
+    """Evidence columns summed when rows merge (and the probe count, unless ``probes`` is
+    False: evidence rows are observed edges, not probes)."""
     return [
-        pl.len().alias("_probes") if first else pl.col("_probes").sum(),
+        *([pl.col("_probes").sum()] if probes else []),
         pl.col("_edges").sum(),
         pl.col("_conns").sum(),
         pl.col("_working").sum(),

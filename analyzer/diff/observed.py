@@ -20,17 +20,7 @@ from analyzer.policy.compile import CompiledPolicies
 from analyzer.policy.evaluate import evaluate_connections
 from analyzer.policy.frame import RESULT_COLUMNS
 
-__all__ = ["judge_observed", "SIGNATURE_FIELDS"]
-
-# What makes two decisions the same change (the reason text names concrete endpoints).
-SIGNATURE_FIELDS = (
-    "allowed",
-    "egress_rules",
-    "ingress_rules",
-    "egress_isolated",
-    "ingress_isolated",
-)
-
+__all__ = ["judge_observed", "signature"]
 
 def judge_observed(
     edges: pl.DataFrame,
