@@ -141,6 +141,8 @@ def claimed(diff: PolicyDiff, src: Peer, dst: Peer, protocol: str, port: int) ->
 def _matches_end(group: str, addresses: tuple[str, ...], peer: Peer) -> bool:
     if peer.kind == "pod":
         return group == _peer_group(peer)
+    if peer.entity not in (None, "world"):
+        return group == f"entity:{peer.entity}"
     return group == "addresses" and peer.ip is not None and _in_addresses(addresses, peer.ip)
 
 

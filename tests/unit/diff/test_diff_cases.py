@@ -14,6 +14,7 @@ from diff_helpers import (
 )
 
 from analyzer.diff import diff_policies
+from analyzer.policy.evaluate import Peer
 
 ALL = ("TCP 1-65535", "UDP 1-65535", "SCTP 1-65535")
 
@@ -274,3 +275,40 @@ def test_egress_named_port_resolves_on_each_destination() -> None:
     # frontend -> backend was allowed only on 8080 by backend's ingress; NEW's egress admits
     # just 9090, which backend's ingress never admitted from frontend: 8080 is newly denied.
     assert [c.ports for c in to_backend] == [("TCP 8080",)]
+
+
+CILIUM_OLD = """
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: backend, namespace: develop}
+spec:
+  endpointSelector: {matchLabels: {app: backend}}
+  ingress:
+  - fromEntities: [cluster]
+    toPorts: [{ports: [{port: "8080", protocol: TCP}]}]
+  egress:
+  - toEntities: [world]
+  - toEndpoints: [{matchLabels: {k8s:io.kubernetes.pod.namespace: kube-system}}]
+    toPorts: [{ports: [{port: "53", protocol: ANY}]}]
+"""
+CILIUM_NEW = CILIUM_OLD.replace(
+    "fromEntities: [cluster]", "fromEntities: [host, remote-node]"
+).replace("toEntities: [world]", "toEntities: [kube-apiserver]")
+
+
+def test_cilium_entities_agree_with_engine() -> None:
+    """Cilium entities (cluster, world, host, remote-node, kube-apiserver) are endpoints of
+    their own; the diff agrees with the engine on each of them and on addresses."""
+    old, new = policies(CILIUM_OLD), policies(CILIUM_NEW)
+    inventory = cluster_inventory()
+    diff = diff_policies(old, new, None, inventory=inventory, ipblock_mode="cilium")
+    assert diff.universe.entities >= 3
+    entities = [
+        Peer(kind="ip", entity=e, ip=None)
+        for e in ("host", "remote-node", "kube-apiserver", "health", "ingress")
+    ]
+    peers = pod_peers(inventory) + address_peers(ADDRESSES) + entities
+    check_against_engine(diff, old, new, peers, PORTS, ipblock_mode="cilium")
+    summary_set = summary(diff)
+    assert ("newly_denied", "develop:{app=frontend}", BACKEND, ("TCP 8080",)) in summary_set
+    assert ("newly_allowed", BACKEND, "entity:kube-apiserver", ALL) in summary_set
