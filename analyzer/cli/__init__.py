@@ -14,6 +14,7 @@ from analyzer import __version__
 from analyzer.cli import (
     anomalies_cmd,
     audit_cmd,
+    diff_cmd,
     generate_cmd,
     graph_cmd,
     ingest_cmd,
@@ -68,6 +69,7 @@ for _module in (
     graph_cmd,
     recommend_cmd,
     policy_cmds,
+    diff_cmd,
     audit_cmd,
     anomalies_cmd,
     report_cmd,

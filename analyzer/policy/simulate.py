@@ -28,6 +28,7 @@ __all__ = [
     "headline",
     "resolve_peer",
     "connection_records",
+    "distinct_connections",
 ]
 
 _EDGE = ["src_key", "dst_key", "protocol", "dst_port"]
@@ -75,14 +76,28 @@ def simulate(
         conns = derive_connections(flows)
         notes = list(getattr(conns.stats, "warnings", []) or [])
         frame = conns.frame
+    return SimulationResult(
+        evaluate_connections(compiled, distinct_connections(frame), inventory), notes
+    )
+
+
+def distinct_connections(frame: pl.DataFrame) -> pl.DataFrame:
+    """One row per distinct connection (source endpoint, destination endpoint, protocol, port):
+    what ``simulate`` and ``diff`` judge.
+
+    derive_connections keeps one row per observed outcome; a verdict is per connection, so the
+    outcomes become the list ``observed``, ``connections`` is summed and the time window spans
+    every outcome. TCP rows without a port cannot be judged and are left out.
+    """
     frame = frame.filter(pl.col("dst_port").is_not_null() | (pl.col("protocol") != "TCP"))
-    # derive_connections keeps one row per observed outcome; a verdict is per connection.
-    frame = frame.group_by(_EDGE, maintain_order=True).agg(
-        pl.all().exclude(["outcome", "connections"]).first(),
+    window = [c for c in ("first_seen", "last_seen") if c in frame.columns]
+    return frame.group_by(_EDGE, maintain_order=True).agg(
+        pl.all().exclude(["outcome", "connections", *window]).first(),
+        *([pl.col("first_seen").min()] if "first_seen" in window else []),
+        *([pl.col("last_seen").max()] if "last_seen" in window else []),
         pl.col("outcome").unique().sort().alias("observed"),
         pl.col("connections").sum(),
     )
-    return SimulationResult(evaluate_connections(compiled, frame, inventory), notes)
 
 
 def _requests_fallback(flows: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
