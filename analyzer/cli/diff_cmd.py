@@ -43,21 +43,31 @@ def diff_cmd(
     inventory: Annotated[
         Path | None,
         typer.Option(
-            "--inventory", help="`kubectl get pods,namespaces -A -o json` output (JSON or YAML)."
+            "--inventory",
+            metavar="FILE",
+            help="`kubectl get pods,namespaces -A -o json` output (JSON or YAML).",
         ),
     ] = None,
     namespace: Annotated[
         list[str] | None,
-        typer.Option("--namespace", "-n", help="Only connections with a pod end here. Repeatable."),
+        typer.Option(
+            "--namespace",
+            "-n",
+            metavar="NAMESPACE",
+            help="Only connections with a pod end here. Repeatable.",
+        ),
     ] = None,
     output: Annotated[
         DiffFormat,
-        typer.Option("--output", "-o", help="table (for people) or json (for automation)."),
+        typer.Option(
+            "--output", "-o", metavar="FORMAT", help="table (for people) or json (for automation)."
+        ),
     ] = DiffFormat.table,
     fail_on: Annotated[
         FailOn | None,
         typer.Option(
             "--fail-on",
+            metavar="CONDITION",
             help="Exit 3 when: newly-denied-observed (observed working traffic would be "
             "denied), newly-denied (anything newly denied), any-change.",
         ),
@@ -66,6 +76,7 @@ def diff_cmd(
         IpblockChoice,
         typer.Option(
             "--ipblock-mode",
+            metavar="MODE",
             help="kubernetes: ipBlock also matches pod IPs; cilium: only outside addresses.",
         ),
     ] = IpblockChoice.kubernetes,
@@ -85,6 +96,7 @@ def diff_cmd(
         int,
         typer.Option(
             "--limit",
+            metavar="N",
             min=0,
             help="Table, changes without observed traffic: namespace pairs and changes of each "
             "kind listed (0: all). Changes with observed traffic are always listed.",
