@@ -87,8 +87,8 @@ def run_demo(out_dir: Path | None = None, *, seed: int = 7, flows: int = DEMO_FL
         ``out_dir`` cannot be written.
     """
     from analyzer.generate import ScenarioConfig, build_scenario, generate
-    from analyzer.policy.bundle import write_bundle
     from analyzer.recommend import RecommendOptions, recommend
+    from analyzer.recommend.bundle import write_bundle
     from analyzer.report import write_html
     from analyzer.report.build import build_report
     from analyzer.report.render import render_report

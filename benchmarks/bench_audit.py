@@ -308,7 +308,7 @@ def child_load(path: Path, pure: bool) -> dict[str, Any]:
     """``load_policies`` of one big file, with the C YAML loader or (``pure``) without it."""
     import yaml
 
-    import analyzer.yaml_io as yaml_io
+    import analyzer.k8s.yaml_io as yaml_io
     from analyzer.policy.load import load_policies
 
     if pure:

@@ -101,7 +101,7 @@ def child_diff_observed(paths: dict[str, str]) -> dict[str, Any]:
 def child_simulate_twice(paths: dict[str, str]) -> dict[str, Any]:
     import polars as pl
 
-    from analyzer.inventory import load_inventory
+    from analyzer.k8s.inventory import load_inventory
     from analyzer.policy.compile import compile_policies
     from analyzer.policy.load import load_policies
     from analyzer.policy.simulate import read_flows, simulate
@@ -132,7 +132,7 @@ def child_naive_probes(paths: dict[str, str], sample: int = 20_000) -> dict[str,
     from analyzer.connections import derive_connections
     from analyzer.diff.semantic import _tables
     from analyzer.diff.universe import build_universe
-    from analyzer.inventory import load_inventory
+    from analyzer.k8s.inventory import load_inventory
     from analyzer.policy.compile import compile_policies
     from analyzer.policy.evaluate import evaluate
     from analyzer.policy.load import load_policies

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from analyzer.inventory import Inventory, PodInfo
+from analyzer.k8s.inventory import Inventory, PodInfo
 from analyzer.policy import frame as policy_frame
 from analyzer.policy.compile import compile_policies
 from analyzer.policy.evaluate import evaluate_connections

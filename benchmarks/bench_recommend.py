@@ -80,7 +80,7 @@ def child_edges(store: Path) -> dict[str, Any]:
     import polars as pl
 
     from analyzer.connections import derive_connections
-    from analyzer.recommend import load_flows
+    from analyzer.recommend.engine import load_flows
 
     t, c0 = time.perf_counter(), _cpu()
     conns = derive_connections(load_flows(store)).frame
@@ -98,7 +98,7 @@ def child_edges(store: Path) -> dict[str, Any]:
 
 
 def child_recommend(store: Path) -> dict[str, Any]:
-    from analyzer.recommend import load_flows, recommend
+    from analyzer.recommend.engine import load_flows, recommend
 
     t, c0 = time.perf_counter(), _cpu()
     rec = recommend(load_flows(store))

@@ -54,7 +54,7 @@ def detect_store_anomalies(
 
     connections = derive_connections(FlowStore.open(store_dir).scan())
     if namespaces:
-        from analyzer.namespaces import namespaces_in, require_known
+        from analyzer.k8s.namespaces import namespaces_in, require_known
 
         require_known(namespaces, namespaces_in(connections.frame), where="the flow store")
     return detect_anomalies(

@@ -31,8 +31,8 @@ from analyzer.audit.suspicious import detect_flagged, suspicious_findings
 from analyzer.audit.universe import Universe, build_universe
 from analyzer.audit.usage import rule_usage
 from analyzer.connections import Connections
-from analyzer.graph import build_graph
-from analyzer.inventory import Inventory
+from analyzer.identity.graph import build_graph
+from analyzer.k8s.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicy, compile_policies
 from analyzer.policy.evaluate import evaluate_connections
 from analyzer.policy.model import NetworkPolicy

@@ -98,7 +98,7 @@ class Replacement:
     action: Literal["replace", "remove-rule", "remove-policy", "edit"]
     note: str
     manifest: Mapping[str, Any] | None = None
-    source: str = "analyzer.policy.synthesize"
+    source: str = "analyzer.recommend.synthesize"
 
     def to_dict(self) -> dict[str, Any]:
         return {

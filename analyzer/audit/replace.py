@@ -1,6 +1,6 @@
 """Tighter replacements for broad or unused rules, from the recommend engine.
 
-The replacement of a rule is what ``analyzer.policy.synthesize`` writes for the policy's
+The replacement of a rule is what ``analyzer.recommend.synthesize`` writes for the policy's
 namespace and the rule's direction when it sees only the observed connections that rule
 admitted: one allow policy per subject group, naming exactly the peers and ports used. A rule
 nothing used is replaced by nothing ("remove the rule").
@@ -15,8 +15,8 @@ import polars as pl
 
 from analyzer.audit.findings import Replacement
 from analyzer.errors import AnalyzerError
-from analyzer.policy.render import render
-from analyzer.policy.synthesize import synthesize
+from analyzer.recommend.render import render
+from analyzer.recommend.synthesize import synthesize
 
 __all__ = ["remove_policy", "remove_rule", "replacement_for"]
 
@@ -74,7 +74,7 @@ def replacement_for(
             "observed connection(s) it admitted that no other tight rule admits"
         ),
         manifest=manifest,
-        source="analyzer.policy.synthesize",
+        source="analyzer.recommend.synthesize",
     )
 
 

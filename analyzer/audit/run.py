@@ -52,7 +52,7 @@ def run_audit(
         Inputs that cannot be read.
     """
     from analyzer.connections import derive_connections
-    from analyzer.inventory import load_inventory
+    from analyzer.k8s.inventory import load_inventory
     from analyzer.policy.load import load_policies, require_policies
 
     if not policy_paths:
@@ -91,7 +91,7 @@ def run_audit(
 def _require_known(
     namespaces: Sequence[str], conns: pl.DataFrame, inventory: Any, policies: Sequence[Any]
 ) -> None:
-    from analyzer.namespaces import namespaces_in, require_known
+    from analyzer.k8s.namespaces import namespaces_in, require_known
 
     known = namespaces_in(conns) | {p.namespace for p in policies if p.namespace}
     if inventory is not None:

@@ -15,7 +15,7 @@ import polars as pl
 
 from analyzer.audit.index import IdentityIndex, Ids
 from analyzer.connections import side_columns
-from analyzer.inventory import Inventory
+from analyzer.k8s.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicy
 
 __all__ = ["Namespace", "Pod", "Universe", "build_universe", "label_map"]
@@ -126,7 +126,7 @@ def build_universe(conns: pl.DataFrame, inventory: Inventory | None = None) -> U
     conns
         A connections frame (``analyzer.connections`` contract).
     inventory
-        An ``analyzer.inventory.Inventory`` (or None).
+        An ``analyzer.k8s.inventory.Inventory`` (or None).
     """
     pods: dict[str, Pod] = {}
     namespaces: dict[str, Namespace] = {}

@@ -45,8 +45,8 @@ def graph(
     Replies and duplicate observations are removed first; statistics and warnings (undecidable
     flows, ignored drops, lost events) go to stderr.
     """
-    from analyzer.graph import load_graph
-    from analyzer.graph_render import render_dot, render_json, render_table, stats_lines
+    from analyzer.identity.graph import load_graph
+    from analyzer.present.graph import render_dot, render_json, render_table, stats_lines
 
     if output not in _FORMATS:
         raise UsageError(f"-o {output.value}: graph supports table, json or dot")

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 import typer
 
 from analyzer.cli._common import DEFAULT_STORE, StoreOption, handle_errors
-from analyzer.ingest.pipeline import IngestSummary, InputSummary
-from analyzer.ingest.stats import StoreStats, store_stats
 from analyzer.store import FlowStore, ingest
+from analyzer.store.pipeline import IngestSummary, InputSummary
+from analyzer.store.stats import StoreStats, store_stats
 
 __all__ = ["register"]
 
@@ -135,7 +135,7 @@ def register(app: typer.Typer) -> None:
             ),
         ] = TableOrJson.table,
     ) -> None:
-        """Thin wrapper: parse options, call ``analyzer.store.ingest``, print the summary."""
+        """Thin wrapper: parse options, call ``analyzer.store.pipeline``, print the summary."""
         with _progress(paths) as progress:
             summary = ingest(store, paths, fmt.value, progress)
         if output is TableOrJson.json:

@@ -12,7 +12,7 @@ import typer
 from analyzer.cli._common import StoreOption, handle_errors, warn
 
 if TYPE_CHECKING:
-    from analyzer.inventory import Inventory
+    from analyzer.k8s.inventory import Inventory
     from analyzer.policy.compile import CompiledPolicies
 
 __all__ = ["register"]
@@ -77,7 +77,7 @@ def _load(policies: list[Path], mode: IpblockMode, staged: bool) -> CompiledPoli
 
 
 def _inventory(path: Path | None) -> Inventory | None:
-    from analyzer.inventory import load_inventory
+    from analyzer.k8s.inventory import load_inventory
 
     return load_inventory(path) if path is not None else None
 

@@ -97,9 +97,9 @@ def recommend_command(
     deny an observed legitimate request, unless --allow-breaking. Stderr carries the warnings
     and one summary line (-v for the rest).
     """
-    from analyzer.policy.bundle import write_bundle
-    from analyzer.policy.render import to_yaml
-    from analyzer.recommend import RecommendOptions, load_flows, recommend
+    from analyzer.recommend.bundle import write_bundle
+    from analyzer.recommend.engine import RecommendOptions, load_flows, recommend
+    from analyzer.recommend.render import to_yaml
 
     rec = recommend(
         load_flows(store),
@@ -152,7 +152,7 @@ def _details(rec: Recommendation) -> None:
 
 def _summary(rec: Recommendation) -> str:
     """The one line on stderr: what was written, from how long a watch, how it verified."""
-    from analyzer.recommend_model import format_span
+    from analyzer.recommend.model import format_span
 
     first, last = rec.window
     span = f"{format_span(last - first)} of flows" if first and last else "flows (window unknown)"

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from analyzer.diff.universe import Universe, endpoint_hash
-from analyzer.inventory import Inventory
+from analyzer.k8s.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicies
 from analyzer.policy.evaluate import evaluate_connections
 from analyzer.policy.frame import RESULT_COLUMNS

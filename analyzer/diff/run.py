@@ -40,7 +40,7 @@ def run_diff(
         Inputs that cannot be read.
     """
     from analyzer.connections import derive_connections
-    from analyzer.inventory import load_inventory
+    from analyzer.k8s.inventory import load_inventory
     from analyzer.policy.load import load_policies
     from analyzer.store import FlowStore
 

@@ -32,7 +32,7 @@ from analyzer.diff.model import (
 )
 from analyzer.diff.observed import judge_observed
 from analyzer.diff.universe import ADDRESSES, PROTOCOLS, Universe, build_universe
-from analyzer.inventory import Inventory
+from analyzer.k8s.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicies, compile_policies
 from analyzer.policy.model import EGRESS, INGRESS, NetworkPolicy
 from analyzer.policy.simulate import distinct_connections

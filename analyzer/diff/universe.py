@@ -25,7 +25,7 @@ from typing import Any
 import polars as pl
 
 from analyzer.identity import group_key, stable_labels
-from analyzer.inventory import Inventory
+from analyzer.k8s.inventory import Inventory
 from analyzer.policy.classes import ip_classes
 from analyzer.policy.compile import (
     CLUSTER_ENTITIES,

@@ -16,7 +16,7 @@ from analyzer.policy.compile import CompiledPolicies, IPPeers, PortRange, ip_key
 from analyzer.policy.model import INGRESS
 
 if TYPE_CHECKING:
-    from analyzer.inventory import Inventory
+    from analyzer.k8s.inventory import Inventory
 
 __all__ = ["ip_classes", "side_blocks", "port_classes"]
 

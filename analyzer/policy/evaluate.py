@@ -23,7 +23,7 @@ from analyzer.policy.model import EGRESS, INGRESS
 if TYPE_CHECKING:
     import polars as pl
 
-    from analyzer.inventory import Inventory
+    from analyzer.k8s.inventory import Inventory
 
 __all__ = [
     "NS_NAME_LABEL",

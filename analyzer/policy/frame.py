@@ -21,7 +21,7 @@ from analyzer.policy.evaluate import Peer, evaluate_direction, selecting_policie
 from analyzer.policy.model import EGRESS, INGRESS
 
 if TYPE_CHECKING:
-    from analyzer.inventory import Inventory
+    from analyzer.k8s.inventory import Inventory
 
 __all__ = ["RESULT_COLUMNS", "evaluate_frame", "parse_labels"]
 

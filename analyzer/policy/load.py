@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from analyzer.errors import PolicyError
-from analyzer.k8s_syntax import dns_label_error, dns_subdomain_error
+from analyzer.k8s.syntax import dns_label_error, dns_subdomain_error
+from analyzer.k8s.yaml_io import ShapeError, load_json, load_yaml_all
 from analyzer.policy.model import (
     EGRESS,
     INGRESS,
@@ -41,7 +42,6 @@ from analyzer.policy.validate import (
     parse_protocol,
     parse_selector,
 )
-from analyzer.yaml_io import ShapeError, load_json, load_yaml_all
 
 __all__ = [
     "LoadResult",

@@ -30,7 +30,7 @@ from analyzer.policy.frame import parse_labels
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from analyzer.inventory import Inventory, PodInfo
+    from analyzer.k8s.inventory import Inventory, PodInfo
 
 __all__ = ["Resolved", "resolve_endpoint", "resolve_peer"]
 

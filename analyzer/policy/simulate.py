@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from analyzer.inventory import Inventory
+from analyzer.k8s.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicies
 from analyzer.policy.evaluate import evaluate_connections
 from analyzer.policy.peers import resolve_peer

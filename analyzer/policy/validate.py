@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from analyzer.k8s_syntax import (
+from analyzer.k8s.syntax import (
     dns_label_error,
     dns_subdomain_error,
     label_key_error,

@@ -30,7 +30,7 @@ from analyzer.report.model import (
 )
 
 if TYPE_CHECKING:
-    from analyzer.inventory import Inventory
+    from analyzer.k8s.inventory import Inventory
     from analyzer.policy.load import LoadResult
     from analyzer.recommend import Recommendation
 
@@ -104,7 +104,7 @@ def _recommend(
     warnings: list[str],
     connections: Connections,
 ) -> Recommendation | None:
-    from analyzer.namespaces import is_system_namespace
+    from analyzer.k8s.namespaces import is_system_namespace
     from analyzer.recommend import RecommendOptions, recommend
 
     given = (str(policies),) if policies is not None else ()
@@ -143,7 +143,7 @@ def _recommend(
 def _require_known(
     namespaces: Sequence[str], conns: pl.DataFrame, inv: Inventory | None, loaded: Any
 ) -> None:
-    from analyzer.namespaces import namespaces_in, require_known
+    from analyzer.k8s.namespaces import namespaces_in, require_known
 
     known = namespaces_in(conns)
     if loaded is not None:
@@ -201,7 +201,7 @@ def build_report(
     # Read every user input first: a bad path fails in a second, not after the analysis.
     inv: Inventory | None = None
     if inventory is not None:
-        from analyzer.inventory import load_inventory
+        from analyzer.k8s.inventory import load_inventory
 
         inv = load_inventory(inventory)
     loaded: LoadResult | None = None

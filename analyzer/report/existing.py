@@ -17,13 +17,13 @@ from typing import Any
 import polars as pl
 
 from analyzer.errors import PolicyError
-from analyzer.inventory import Inventory
+from analyzer.k8s.inventory import Inventory
+from analyzer.k8s.yaml_io import safe_dump_all
 from analyzer.policy.compile import CompiledPolicies
 from analyzer.policy.evaluate import Peer, evaluate_connections, selecting_policies
 from analyzer.policy.load import read_documents
 from analyzer.policy.model import EGRESS, INGRESS
 from analyzer.report.model import CoverageRow
-from analyzer.yaml_io import safe_dump_all
 
 __all__ = ["coverage_rows", "existing_manifests", "manifests_yaml", "normalize_manifest"]
 

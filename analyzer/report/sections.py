@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.audit.findings import AuditResult
-from analyzer.policy.render import to_yaml
 from analyzer.recommend import Recommendation
-from analyzer.recommend_model import PolicySpec, Rule
+from analyzer.recommend.model import PolicySpec, Rule
+from analyzer.recommend.render import to_yaml
 from analyzer.report.existing import manifests_yaml
 from analyzer.report.model import (
     Finding,

@@ -247,7 +247,7 @@ def test_observed_verdicts_equal_their_probe_classes(cluster: dict[str, Path]) -
     from analyzer.diff.observed import judge_observed
     from analyzer.diff.semantic import _tables
     from analyzer.diff.universe import build_universe
-    from analyzer.inventory import load_inventory
+    from analyzer.k8s.inventory import load_inventory
     from analyzer.policy.compile import compile_policies
     from analyzer.policy.load import load_policies
     from analyzer.policy.simulate import distinct_connections

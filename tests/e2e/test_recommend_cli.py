@@ -94,7 +94,7 @@ def test_output_is_valid_multi_document_yaml(scenario: dict[str, Any]) -> None:
 
 
 def test_every_legitimate_path_is_allowed(scenario: dict[str, Any]) -> None:
-    from analyzer.recommend import load_flows
+    from analyzer.recommend.engine import load_flows
 
     # "every legitimate *observed* path": an external address the capture never saw (the truth
     # lists every address a name resolves to) is rightly not allowed.

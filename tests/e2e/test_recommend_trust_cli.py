@@ -19,7 +19,7 @@ import yaml
 from typer.testing import CliRunner
 
 from analyzer.cli import app
-from analyzer.inventory import load_inventory
+from analyzer.k8s.inventory import load_inventory
 from analyzer.policy.compile import compile_policies
 from analyzer.policy.load import load_policies
 from analyzer.policy.simulate import read_flows, simulate

@@ -22,7 +22,7 @@ import polars as pl
 import pytest
 
 from analyzer.generate import ScenarioConfig, build_scenario, generate
-from analyzer.inventory import Inventory, load_inventory
+from analyzer.k8s.inventory import Inventory, load_inventory
 from analyzer.policy.compile import CompiledPolicies, compile_policies
 from analyzer.policy.evaluate import evaluate
 from analyzer.policy.load import load_policies

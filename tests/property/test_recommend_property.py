@@ -19,8 +19,8 @@ from recommend_fixtures import End, conn, frame, groups_of, world  # noqa: E402
 from analyzer.policy.compile import compile_policies  # noqa: E402
 from analyzer.policy.evaluate import evaluate_connections  # noqa: E402
 from analyzer.policy.load import LoadResult, parse_documents  # noqa: E402
-from analyzer.policy.render import render  # noqa: E402
-from analyzer.policy.synthesize import synthesize  # noqa: E402
+from analyzer.recommend.render import render  # noqa: E402
+from analyzer.recommend.synthesize import synthesize  # noqa: E402
 
 TARGETS = ["shop"]
 PORTS = [(80, "TCP"), (443, "TCP"), (8080, "TCP"), (5353, "UDP")]

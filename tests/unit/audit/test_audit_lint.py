@@ -10,7 +10,7 @@ import yaml
 from audit_shop import shop_connections
 
 from analyzer.audit import AuditResult, audit, render_table
-from analyzer.inventory import inventory_from_objects
+from analyzer.k8s.inventory import inventory_from_objects
 from analyzer.policy.load import LoadResult, parse_documents
 from analyzer.policy.model import NetworkPolicy
 

@@ -12,7 +12,7 @@ from analyzer.connections import derive_connections
 from analyzer.generate import build_scenario, write_flows
 from analyzer.generate.model import ScenarioConfig
 from analyzer.ingest import read_flow_file
-from analyzer.inventory import inventory_from_objects
+from analyzer.k8s.inventory import inventory_from_objects
 from analyzer.policy.load import LoadResult, parse_documents
 from analyzer.recommend import recommend
 

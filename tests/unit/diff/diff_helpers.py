@@ -11,7 +11,7 @@ import yaml
 
 from analyzer.diff import Change, PolicyDiff
 from analyzer.identity import group_key
-from analyzer.inventory import Inventory, inventory_from_objects
+from analyzer.k8s.inventory import Inventory, inventory_from_objects
 from analyzer.policy.compile import compile_policies
 from analyzer.policy.evaluate import Peer, evaluate
 from analyzer.policy.load import LoadResult, parse_documents

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from analyzer.connections import derive_connections
-from analyzer.graph import EDGE_SCHEMA, build_graph
-from analyzer.graph_render import dot_quote, graph_to_dict, render_dot, render_json, render_table
+from analyzer.identity.graph import EDGE_SCHEMA, build_graph
+from analyzer.present.graph import dot_quote, graph_to_dict, render_dot, render_json, render_table
 from analyzer.schema import conform
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

@@ -17,8 +17,8 @@ import pytest
 from analyzer.ingest import read_flow_file
 from analyzer.ingest._decompress import zstd
 from analyzer.ingest._io import digest_file, open_input
-from analyzer.ingest.stats import store_stats
 from analyzer.store import FlowStore, ingest
+from analyzer.store.stats import store_stats
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "ingest"
 BASE = json.loads((FIX / "hubble_envelope.jsonl").read_bytes().splitlines()[0])

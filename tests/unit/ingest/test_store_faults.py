@@ -225,7 +225,7 @@ def test_disk_full_while_writing_a_part(tmp_path: Path, monkeypatch: pytest.Monk
 def test_disk_full_while_writing_the_manifest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import analyzer.store as store_module
+    import analyzer.store.flowstore as store_module
 
     store = tmp_path / "store"
     ingest(store, [str(FIX / "calico_flows.log")])

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from analyzer.errors import PolicyError
+from analyzer.k8s.yaml_io import MAX_DEPTH, SafeDumper, SafeLoader
 from analyzer.policy.load import LoadResult, load_policies, parse_documents, require_policies
-from analyzer.yaml_io import MAX_DEPTH, SafeDumper, SafeLoader
 
 
 def _np(spec: dict[str, Any], name: str = "p", ns: str = "shop", **extra: Any) -> dict[str, Any]:
@@ -270,7 +270,7 @@ def test_a_large_file_without_aliases_is_not_a_bomb(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # 50 MB of real policies hold more values than the alias limit: size alone is no bomb.
-    import analyzer.yaml_io as yaml_io
+    import analyzer.k8s.yaml_io as yaml_io
 
     monkeypatch.setattr(yaml_io, "MAX_EXPANDED_NODES", 500)
     docs = [_np({"podSelector": {"matchLabels": {"app": f"a{i}"}}}, name=f"p{i}")

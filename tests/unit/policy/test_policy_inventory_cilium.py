@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from analyzer.errors import InventoryError
-from analyzer.inventory import load_inventory
+from analyzer.k8s.inventory import load_inventory
 from analyzer.policy.compile import compile_policies
 from analyzer.policy.evaluate import Peer, evaluate
 from analyzer.policy.load import LoadResult, parse_documents

@@ -16,7 +16,7 @@ from policy_oracle_helpers import (
     peer_for,
 )
 
-from analyzer.inventory import inventory_from_objects
+from analyzer.k8s.inventory import inventory_from_objects
 from analyzer.policy.evaluate import Peer, evaluate, evaluate_connections
 
 TABLES = Path(__file__).resolve().parents[2] / "fixtures" / "policies" / "truth-tables.yaml"

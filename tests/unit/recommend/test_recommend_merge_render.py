@@ -7,8 +7,8 @@ import yaml
 from recommend_fixtures import conn, frame, groups_of, pod, validate_manifest
 
 from analyzer.errors import VerificationError
-from analyzer.policy.merge import merge_peers, merge_selectors
-from analyzer.policy.render import (
+from analyzer.recommend.merge import merge_peers, merge_selectors
+from analyzer.recommend.render import (
     label_error,
     name_error,
     policy_name,
@@ -16,7 +16,7 @@ from analyzer.policy.render import (
     render_policy,
     to_yaml,
 )
-from analyzer.policy.synthesize import Peer, PolicySpec, Selector, synthesize
+from analyzer.recommend.synthesize import Peer, PolicySpec, Selector, synthesize
 
 
 def sel(**labels: str) -> Selector:

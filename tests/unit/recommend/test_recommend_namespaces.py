@@ -1,4 +1,4 @@
-"""Known and system namespaces (analyzer.namespaces)."""
+"""Known and system namespaces (analyzer.k8s.namespaces)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from analyzer.errors import UsageError
-from analyzer.namespaces import is_system_namespace, namespaces_in, require_known
+from analyzer.k8s.namespaces import is_system_namespace, namespaces_in, require_known
 
 
 @pytest.mark.parametrize(

@@ -16,8 +16,8 @@ from recommend_fixtures import (
     world,
 )
 
-from analyzer.policy.render import render
-from analyzer.policy.synthesize import SynthesisOptions, synthesize
+from analyzer.recommend.render import render
+from analyzer.recommend.synthesize import SynthesisOptions, synthesize
 
 
 def _by_name(manifests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -11,13 +11,13 @@ import yaml
 from recommend_fixtures import seed_scenario
 
 from analyzer.errors import VerificationError
-from analyzer.policy.bundle import SNAPSHOT, write_bundle
 from analyzer.policy.load import load_policies
-from analyzer.policy.probes import make_probes
-from analyzer.policy.render import render
-from analyzer.policy.synthesize import synthesize
-from analyzer.policy.verify import Verification, rows_in_scope, rows_to_verify, verify
 from analyzer.recommend import Recommendation
+from analyzer.recommend.bundle import SNAPSHOT, write_bundle
+from analyzer.recommend.probes import make_probes
+from analyzer.recommend.render import render
+from analyzer.recommend.synthesize import synthesize
+from analyzer.recommend.verify import Verification, rows_in_scope, rows_to_verify, verify
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_given_policies_take_part_and_same_names_are_replaced(tmp_path: Path, se
 
 
 def test_cilium_manifests_fall_back_to_the_kubernetes_equivalent(seed: tuple) -> None:
-    from analyzer.policy.synthesize import SynthesisOptions
+    from analyzer.recommend.synthesize import SynthesisOptions
 
     conns, _, rows, _ = seed
     _, groups = seed_scenario()

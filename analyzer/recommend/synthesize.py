@@ -1,11 +1,12 @@
 """Least-privilege rules from observed connection requests (the flavour-neutral model).
 
 The input is the connections frame of ``analyzer.connections`` (one row per distinct request
-edge, replies already removed) and the identity groups of ``analyzer.graph``. The output is a
-list of :class:`PolicySpec`: per namespace a default-deny, the DNS guardrail, an ingress policy
-per destination group and an egress policy per source group, each rule listing exactly the
-peers and ports that were observed, with the evidence that justifies it. ``merge.py`` folds
-groups with identical rules together; ``render.py`` turns specs into manifests.
+edge, replies already removed) and the identity groups of ``analyzer.identity.graph``. The
+output is a list of :class:`PolicySpec`: per namespace a default-deny, the DNS guardrail, an
+ingress policy per destination group and an egress policy per source group, each rule listing
+exactly the peers and ports that were observed, with the evidence that justifies it.
+``merge.py`` folds groups with identical rules together; ``render.py`` turns specs into
+manifests.
 
 Bulk work (aggregating millions of connection rows into edges) is polars; the Python loops run
 over edges between identity groups, which number in the thousands.
@@ -21,9 +22,9 @@ from typing import Any
 
 import polars as pl
 
-from analyzer.k8s_syntax import dns_name_error
-from analyzer.policy.merge import merge_owners, merge_peers
-from analyzer.recommend_model import (
+from analyzer.k8s.syntax import dns_name_error
+from analyzer.recommend.merge import merge_owners, merge_peers
+from analyzer.recommend.model import (
     DNS_NAMESPACE,
     DNS_SELECTORS,
     EXAMPLES_PER_EDGE,
@@ -161,7 +162,7 @@ def synthesize(
         Callable ``(labels: Mapping[str, str]) -> str | None`` returning why a selector is
         refused (invalid label syntax), or None; refused groups get no rule and a warning.
     """
-    from analyzer.policy.render import name_error, selector_error
+    from analyzer.recommend.render import name_error, selector_error
 
     opts = options or SynthesisOptions()
     check = selector_check or selector_error
@@ -441,7 +442,7 @@ def _namespace_policies(
     targets: frozenset[str],
     notes: list[Note],
 ) -> list[PolicySpec]:
-    from analyzer.policy.render import policy_name, selector_base
+    from analyzer.recommend.render import policy_name, selector_base
 
     def internal(peer: Peer) -> bool:
         # A pod of a namespace we write policies for: default-deny plus exact egress rules

@@ -16,13 +16,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 from analyzer.errors import VerificationError
-from analyzer.k8s_syntax import (
+from analyzer.k8s.syntax import (
     dns_label_error,
     dns_name_error,
     label_key_error,
     label_value_error,
 )
-from analyzer.recommend_model import (
+from analyzer.k8s.yaml_io import safe_dump_all
+from analyzer.recommend.model import (
     DNS_NAMESPACE,
     DNS_SELECTORS,
     NAMESPACE_NAME_LABEL,
@@ -33,7 +34,6 @@ from analyzer.recommend_model import (
     Selector,
     format_span,
 )
-from analyzer.yaml_io import safe_dump_all
 
 __all__ = [
     "FLAVORS",

@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 
 from analyzer import schema as S
-from analyzer.store import FlowStore
+from analyzer.store.flowstore import FlowStore
 
 __all__ = ["StoreStats", "store_stats"]
 

@@ -25,32 +25,25 @@ import json
 import os
 import shutil
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import polars as pl
 
 from analyzer.errors import StoreError
-from analyzer.ingest._oserror import os_error_text
 from analyzer.ingest.report import SkipReason
 from analyzer.schema import FLOW_COLUMNS, FLOW_POLARS_SCHEMA, empty_flows
-
-if TYPE_CHECKING:
-    from analyzer.ingest.pipeline import IngestSummary
+from analyzer.store.files import atomic_write, fsync, os_error_text
 
 __all__ = [
-    "ingest",
     "MANIFEST",
     "FLOWS_DIR",
+    "LOCK",
     "ManifestEntry",
     "FlowStore",
-    "atomic_write",
-    "fsync_dir",
-    "os_error_text",
     "STAGING_PREFIX",
 ]
 
@@ -129,28 +122,6 @@ class ManifestEntry:
             file_sha256=str(data.get("file_sha256") or data["ingest_id"]),
             compression=str(data["compression"]) if data.get("compression") else None,
         )
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a fsynced temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
 
 
 class FlowStore:
@@ -326,7 +297,7 @@ class FlowStore:
                     moved = True
                     break
         if moved:
-            fsync_dir(self.flows_dir)
+            fsync(self.flows_dir)
         for path in self.flows_dir.glob("part-*.parquet"):
             if path.name not in listed:
                 path.unlink(missing_ok=True)
@@ -343,7 +314,7 @@ class FlowStore:
         keep ``staged`` (the data is committed; ``recover`` moves it later).
         """
         entries = self.manifest()
-        fsync_dir(staged)
+        fsync(staged)
         try:
             self.write_manifest([*entries, *new_entries])
         except OSError:
@@ -356,26 +327,7 @@ class FlowStore:
             for entry in new_entries:
                 for part in entry.parts:
                     os.replace(staged / part, self.flows_dir / part)
-            fsync_dir(self.flows_dir)
+            fsync(self.flows_dir)
         except OSError:
             return False
         return True
-
-
-def ingest(
-    store_dir: Path,
-    inputs: Sequence[str],
-    fmt: str = "auto",
-    progress: Callable[[int], None] | bool | None = None,
-) -> IngestSummary:
-    """Ingest flow files, directories or ``-`` (stdin) into the store at ``store_dir``.
-
-    ``progress``, when callable, is called with the number of input bytes consumed since the
-    last call (a bool is accepted and means no callback: the library never prints).
-    All-or-nothing: on error the store is left exactly as it was. See
-    ``analyzer.ingest.pipeline.run_ingest``.
-    """
-    from analyzer.ingest.pipeline import run_ingest
-
-    callback = progress if callable(progress) else None
-    return run_ingest(Path(store_dir), inputs, fmt, callback)

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from analyzer.errors import InventoryError
-from analyzer.yaml_io import ShapeError, load_json, load_yaml_all
+from analyzer.k8s.yaml_io import ShapeError, load_json, load_yaml_all
 
 __all__ = ["PodInfo", "Inventory", "load_inventory", "inventory_from_objects"]
 

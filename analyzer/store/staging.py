@@ -7,7 +7,6 @@ that are not; this is the last line of defence), or the ingest fails with the st
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections import deque
@@ -21,10 +20,10 @@ import pyarrow.parquet as pq
 
 from analyzer.errors import IngestError, StoreError
 from analyzer.ingest._io import Digest
-from analyzer.ingest._oserror import os_error_text
 from analyzer.schema import FLOW_SCHEMA, INGEST_ID
+from analyzer.store.files import os_error_text
 
-__all__ = ["PART_ROWS", "PartWriter", "fsync_file", "spool"]
+__all__ = ["PART_ROWS", "PartWriter", "spool"]
 
 PART_ROWS = 4_000_000
 _STATISTICS = [f.name for f in FLOW_SCHEMA if not pa.types.is_list(f.type)]
@@ -73,14 +72,6 @@ def spool(staged: Path, source: Path | None, label: str) -> Path:
         if source is not None:
             src.close()
     return target
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class PartWriter:

@@ -14,7 +14,7 @@ from typing import Any
 from analyzer import connections as C
 from analyzer import schema as S
 from analyzer.connections import ConnectionStats
-from analyzer.graph import EVIDENCE, NODE_LOCAL, IdentityGraph, IdentityGroup
+from analyzer.identity.graph import EVIDENCE, NODE_LOCAL, IdentityGraph, IdentityGroup
 
 __all__ = [
     "display_name",

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from typing import TypeVar
 
-from analyzer.recommend_model import Peer, Selector
+from analyzer.recommend.model import Peer, Selector
 
 __all__ = ["merge_owners", "merge_peers", "merge_selectors"]
 

@@ -24,19 +24,19 @@ import polars as pl
 from analyzer.errors import IngestError, StoreError
 from analyzer.ingest import _native
 from analyzer.ingest._io import Digest, digest_file, is_compressed
-from analyzer.ingest._staging import PART_ROWS, PartWriter, fsync_file, spool
 from analyzer.ingest.detect import spec_for
 from analyzer.ingest.reader import DEFAULT_BATCH_ROWS, FlowReader, empty_result_error
 from analyzer.ingest.report import SkipReason
-from analyzer.store import (
+from analyzer.store.files import fsync, os_error_text
+from analyzer.store.flowstore import (
     FLOWS_DIR,
     LOCK,
     MANIFEST,
     STAGING_PREFIX,
     FlowStore,
     ManifestEntry,
-    os_error_text,
 )
+from analyzer.store.staging import PART_ROWS, PartWriter, spool
 
 __all__ = ["InputSummary", "IngestSummary", "run_ingest", "expand_inputs", "PART_ROWS"]
 
@@ -250,7 +250,7 @@ def _load_hashed(
             raise IngestError(err, path=label)
         return InputSummary(label, "skipped", reader.format, message=err), None
     for part in writer.parts:
-        fsync_file(staged / part)
+        fsync(staged / part)
     skipped = reader.report.reasons()
     warnings = tuple(reader.report.warnings)
     entry = ManifestEntry(

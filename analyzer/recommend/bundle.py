@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analyzer.errors import ConfigError
-from analyzer.policy.render import to_yaml
-from analyzer.yaml_io import safe_dump
+from analyzer.k8s.yaml_io import safe_dump
+from analyzer.recommend.render import to_yaml
 
 if TYPE_CHECKING:
-    from analyzer.policy.verify import Verification
     from analyzer.recommend import Recommendation
+    from analyzer.recommend.verify import Verification
 
 __all__ = ["SNAPSHOT", "write_bundle"]
 

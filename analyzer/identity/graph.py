@@ -2,7 +2,7 @@
 requests between them, each edge with its counts, time range and evidence.
 
 Built from `analyzer.connections.Connections`; renderers for people (table), scripts (JSON)
-and Graphviz (DOT) are in `analyzer.graph_render`.
+and Graphviz (DOT) are in `analyzer.present.graph`.
 """
 
 from __future__ import annotations
@@ -256,7 +256,7 @@ def load_graph(store: Path, namespaces: Iterable[str] | None = None) -> Identity
     flow_store = FlowStore.open(store)
     connections = derive_connections(flow_store.scan())
     if namespaces:
-        from analyzer.namespaces import namespaces_in, require_known
+        from analyzer.k8s.namespaces import namespaces_in, require_known
 
         require_known(list(namespaces), namespaces_in(connections.frame), where="the flow store")
     warnings = list(connections.stats.warnings)

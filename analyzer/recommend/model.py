@@ -1,6 +1,6 @@
 """The flavour-neutral model of a recommendation: selectors, peers, ports, rules, evidence.
 
-``analyzer.policy.synthesize`` builds these from observed connections; ``render`` turns them
+``analyzer.recommend.synthesize`` builds these from observed connections; ``render`` turns them
 into Kubernetes, Cilium or Calico manifests; ``merge`` folds them together. Everything here is a
 frozen, ordered value so that merging and rendering are deterministic.
 """
@@ -54,7 +54,7 @@ PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 
 
 class GroupLike(Protocol):
-    """What synthesis needs of an identity group (``analyzer.graph.IdentityGroup``)."""
+    """What synthesis needs of an identity group (``analyzer.identity.graph.IdentityGroup``)."""
 
     @property
     def key(self) -> str: ...

@@ -17,27 +17,27 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from analyzer.errors import UsageError, VerificationError
-from analyzer.namespaces import (
+from analyzer.k8s.namespaces import (
     SYSTEM_NAMESPACES,
     is_system_namespace,
     namespaces_in,
     require_known,
 )
-from analyzer.policy.probes import Probe, make_probes
-from analyzer.policy.render import FLAVORS, name_error, render
-from analyzer.policy.synthesize import (
+from analyzer.recommend.model import format_span
+from analyzer.recommend.probes import Probe, make_probes
+from analyzer.recommend.render import FLAVORS, name_error, render
+from analyzer.recommend.synthesize import (
     GroupLike,
     Note,
     PolicySpec,
     SynthesisOptions,
     synthesize,
 )
-from analyzer.policy.verify import Verification, rows_in_scope, rows_to_verify, verify
-from analyzer.recommend_model import format_span
+from analyzer.recommend.verify import Verification, rows_in_scope, rows_to_verify, verify
 
 if TYPE_CHECKING:
     from analyzer.connections import Connections
-    from analyzer.inventory import Inventory
+    from analyzer.k8s.inventory import Inventory
 
 __all__ = ["SYSTEM_NAMESPACES", "Recommendation", "RecommendOptions", "recommend"]
 
@@ -146,7 +146,7 @@ def recommend(
     notes: list[Note] = [Note("warning", "", w) for w in dict.fromkeys(connections.stats.warnings)]
     inventory = None
     if opts.inventory:
-        from analyzer.inventory import load_inventory
+        from analyzer.k8s.inventory import load_inventory
 
         inventory = load_inventory(opts.inventory)
         connections = _inventory_labels(connections, inventory, notes)
@@ -237,7 +237,7 @@ class _Group:
 def identity_groups(connections: Any) -> Mapping[str, GroupLike]:
     """Identity groups with their chosen selectors (``graph.build_graph`` when present)."""
     try:
-        from analyzer.graph import build_graph
+        from analyzer.identity.graph import build_graph
     except ImportError:  # the graph module is newer than this code path
         return _groups_from_identity(connections)
     groups: Mapping[str, GroupLike] = build_graph(connections).groups
