@@ -36,7 +36,7 @@ import polars as pl
 from analyzer.k8s.inventory import Inventory, PodInfo
 from analyzer.policy import frame as policy_frame
 from analyzer.policy.compile import compile_policies
-from analyzer.policy.evaluate import evaluate_connections
+from analyzer.policy.frame import evaluate_connections
 from analyzer.policy.load import LoadResult, parse_documents
 from analyzer.policy.model import LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort, Rule
 

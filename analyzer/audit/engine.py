@@ -34,7 +34,7 @@ from analyzer.connections import Connections
 from analyzer.identity.graph import build_graph
 from analyzer.k8s.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicy, compile_policies
-from analyzer.policy.evaluate import evaluate_connections
+from analyzer.policy.frame import evaluate_connections
 from analyzer.policy.model import NetworkPolicy
 
 __all__ = ["audit"]

@@ -17,8 +17,7 @@ import polars as pl
 from analyzer.diff.universe import Universe, endpoint_hash
 from analyzer.k8s.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicies
-from analyzer.policy.evaluate import evaluate_connections
-from analyzer.policy.frame import RESULT_COLUMNS
+from analyzer.policy.frame import RESULT_COLUMNS, evaluate_connections
 
 __all__ = ["judge_observed", "signature"]
 

@@ -16,66 +16,19 @@ import ipaddress
 import math
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from analyzer.errors import UsageError
+from analyzer.generate.calico import render_calico
+from analyzer.generate.goldmane import goldmane_renderer
 from analyzer.generate.model import Pod, TrafficPath, Workload
+from analyzer.generate.records import AggRecord, PolicyHit, Side
 from analyzer.generate.scenario import Scenario
+from analyzer.generate.whisker import render_whisker
 
-__all__ = ["AggRecord", "PolicyHit", "Side", "aggregate_lines", "INTERVALS"]
+__all__ = ["aggregate_lines", "INTERVALS"]
 
 INTERVALS: dict[str, int] = {"calico": 300, "goldmane-emitter": 300, "goldmane": 15, "whisker": 15}
 _PER_NODE = {"calico"}  # Felix writes a file per node; Goldmane aggregates the cluster
-
-
-@dataclass(frozen=True, slots=True)
-class Side:
-    """One end of an aggregated record."""
-
-    type: str  # wep (pod) or net (anything else)
-    namespace: str  # "-" when not namespaced
-    name: str  # pod name, or "-" when aggregated away / not a pod
-    name_aggr: str  # pod prefix with "*", or pub / pvt
-    ip: str | None
-    labels: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyHit:
-    """One step of a Calico policy trace."""
-
-    kind: str  # Profile, NetworkPolicy, EndOfTier
-    namespace: str
-    name: str
-    tier: str
-    action: str  # allow / deny
-    rule_index: int
-    trigger: PolicyHit | None = None
-
-
-@dataclass(slots=True)
-class AggRecord:
-    """A record being accumulated over one interval."""
-
-    start: int  # Unix seconds
-    end: int
-    reporter: str  # src / dst
-    action: str  # allow / deny
-    node: str
-    src: Side
-    dst: Side
-    proto: str  # tcp / udp
-    dst_port: int
-    policies: tuple[PolicyHit, ...]
-    dest_domains: tuple[str, ...] = ()
-    num_flows: int = 0
-    started: int = 0
-    completed: int = 0
-    packets_in: int = 0
-    packets_out: int = 0
-    bytes_in: int = 0
-    bytes_out: int = 0
-    pods: set[str] = field(default_factory=set)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -377,15 +330,9 @@ def aggregate_lines(
 
 def _renderer(fmt: str) -> Callable[[AggRecord], str]:
     if fmt == "calico":
-        from analyzer.generate.calico import render_calico
-
         return render_calico
     if fmt in ("goldmane", "goldmane-emitter"):
-        from analyzer.generate.goldmane import goldmane_renderer
-
         return goldmane_renderer(emitter=fmt == "goldmane-emitter")
     if fmt == "whisker":
-        from analyzer.generate.whisker import render_whisker
-
         return render_whisker
     raise UsageError(f"unknown aggregated format {fmt!r}")

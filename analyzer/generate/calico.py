@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from analyzer.generate.aggregate import AggRecord, PolicyHit
+from analyzer.generate.records import AggRecord, PolicyHit
 
 __all__ = ["render_calico", "policy_string"]
 

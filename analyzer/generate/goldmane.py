@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from analyzer.generate.aggregate import AggRecord, PolicyHit, Side
+from analyzer.generate.records import AggRecord, PolicyHit, Side
 
 __all__ = ["goldmane_renderer", "KIND_NUMBERS"]
 

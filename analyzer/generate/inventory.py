@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from analyzer.generate.model import Pod, Workload
-    from analyzer.generate.scenario import Scenario
+from analyzer.generate.model import Namespace, Pod, ScenarioConfig, Workload
+
+
+class Cluster(Protocol):
+    """What the inventory reads of a scenario (``scenario.Scenario`` is one)."""
+
+    @property
+    def config(self) -> ScenarioConfig: ...
+
+    @property
+    def workloads(self) -> Sequence[Workload]: ...
+
+    @property
+    def namespaces(self) -> Sequence[Namespace]: ...
+
 
 __all__ = ["build_inventory", "stable_uid"]
 
@@ -19,7 +32,7 @@ def stable_uid(*parts: str) -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:32]}"
 
 
-def _pod_item(scenario: Scenario, w: Workload, pod: Pod, created: str) -> dict[str, Any]:
+def _pod_item(scenario: Cluster, w: Workload, pod: Pod, created: str) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "creationTimestamp": created,
         "labels": dict(pod.labels),
@@ -99,7 +112,7 @@ def _pod_item(scenario: Scenario, w: Workload, pod: Pod, created: str) -> dict[s
     }
 
 
-def build_inventory(scenario: Scenario) -> dict[str, Any]:
+def build_inventory(scenario: Cluster) -> dict[str, Any]:
     """A ``kind: List`` of Pod and Namespace items, exactly kubectl's JSON shape."""
     start = scenario.config.start
     fmt = "%Y-%m-%dT%H:%M:%SZ"

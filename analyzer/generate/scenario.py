@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyzer.errors import UsageError
+from analyzer.generate.inventory import build_inventory
 from analyzer.generate.model import (
     ATTACKS,
     ContainerPort,
@@ -81,8 +82,6 @@ class Scenario:
 
     def inventory(self) -> dict[str, Any]:
         """The JSON of ``kubectl get pods,namespaces -A -o json`` for this cluster."""
-        from analyzer.generate.inventory import build_inventory
-
         return build_inventory(self)
 
     def truth(self) -> dict[str, Any]:

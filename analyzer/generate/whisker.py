@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from analyzer.generate.aggregate import AggRecord, PolicyHit
+from analyzer.generate.records import AggRecord, PolicyHit
 
 __all__ = ["render_whisker"]
 

@@ -21,9 +21,8 @@ from analyzer.policy.compile import (
 from analyzer.policy.model import EGRESS, INGRESS
 
 if TYPE_CHECKING:
-    import polars as pl
 
-    from analyzer.k8s.inventory import Inventory
+    pass
 
 __all__ = [
     "NS_NAME_LABEL",
@@ -35,7 +34,6 @@ __all__ = [
     "evaluate_direction",
     "selecting_policies",
     "matching_rules",
-    "evaluate_connections",
 ]
 
 NS_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -234,14 +232,3 @@ def evaluate(
     egress = evaluate_direction(compiled, src, dst, port, protocol, EGRESS, dst.ports)
     ingress = evaluate_direction(compiled, dst, src, port, protocol, INGRESS, dst.ports)
     return Verdict(egress.allowed and ingress.allowed, ingress, egress)
-
-
-def evaluate_connections(
-    compiled: CompiledPolicies, frame: pl.DataFrame, inventory: Inventory | None = None
-) -> pl.DataFrame:
-    """Add ``allowed``, ``ingress_rules``, ``egress_rules``, ``ingress_isolated``,
-    ``egress_isolated`` and ``reason`` to a connections frame, evaluating each distinct edge
-    once. See :func:`analyzer.policy.frame.evaluate_frame`."""
-    from analyzer.policy.frame import evaluate_frame
-
-    return evaluate_frame(compiled, frame, inventory)

@@ -23,7 +23,7 @@ from analyzer.policy.model import EGRESS, INGRESS
 if TYPE_CHECKING:
     from analyzer.k8s.inventory import Inventory
 
-__all__ = ["RESULT_COLUMNS", "evaluate_frame", "parse_labels"]
+__all__ = ["RESULT_COLUMNS", "evaluate_connections", "parse_labels"]
 
 RESULT_COLUMNS = (
     "allowed",
@@ -200,7 +200,7 @@ def _endpoints(
     )
 
 
-def evaluate_frame(
+def evaluate_connections(
     compiled: CompiledPolicies, frame: pl.DataFrame, inventory: Inventory | None = None
 ) -> pl.DataFrame:
     """Add the verdict columns (:data:`RESULT_COLUMNS`) to ``frame``.

@@ -3,7 +3,7 @@
 ``resolve_peer`` (``policy/peers.py``) names endpoints the way this module sees them.
 Flows become connection requests (replies never count) via ``connections.derive_connections``;
 each distinct connection (source endpoint, destination endpoint, port, protocol) is evaluated
-once by :func:`analyzer.policy.evaluate.evaluate_connections`.
+once by :func:`analyzer.policy.frame.evaluate_connections`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import polars as pl
 
 from analyzer.k8s.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicies
-from analyzer.policy.evaluate import evaluate_connections
+from analyzer.policy.frame import evaluate_connections
 from analyzer.policy.peers import resolve_peer
 
 __all__ = [

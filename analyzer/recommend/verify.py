@@ -223,7 +223,7 @@ def verify(
         request would be denied.
     """
     from analyzer.policy.compile import compile_policies
-    from analyzer.policy.evaluate import evaluate_connections
+    from analyzer.policy.frame import evaluate_connections
 
     loaded = _load(manifests, "<recommended>")
     if loaded.problems:

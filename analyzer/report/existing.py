@@ -20,7 +20,8 @@ from analyzer.errors import PolicyError
 from analyzer.k8s.inventory import Inventory
 from analyzer.k8s.yaml_io import safe_dump_all
 from analyzer.policy.compile import CompiledPolicies
-from analyzer.policy.evaluate import Peer, evaluate_connections, selecting_policies
+from analyzer.policy.evaluate import Peer, selecting_policies
+from analyzer.policy.frame import evaluate_connections
 from analyzer.policy.load import read_documents
 from analyzer.policy.model import EGRESS, INGRESS
 from analyzer.report.model import CoverageRow

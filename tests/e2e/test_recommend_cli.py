@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from analyzer.cli import app
 from analyzer.policy.compile import compile_policies
-from analyzer.policy.evaluate import evaluate_connections
+from analyzer.policy.frame import evaluate_connections
 from analyzer.policy.load import load_policies
 
 runner = CliRunner()

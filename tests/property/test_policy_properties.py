@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from analyzer.policy.classes import ip_classes
 from analyzer.policy.compile import IPPeers, PortRange, _range, compile_policies, ip_key
-from analyzer.policy.evaluate import Peer, evaluate, evaluate_connections
+from analyzer.policy.evaluate import Peer, evaluate
+from analyzer.policy.frame import evaluate_connections
 from analyzer.policy.load import LoadResult, parse_documents
 from analyzer.policy.validate import Collector, parse_selector
 

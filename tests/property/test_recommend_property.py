@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "recommend
 from recommend_fixtures import End, conn, frame, groups_of, world  # noqa: E402
 
 from analyzer.policy.compile import compile_policies  # noqa: E402
-from analyzer.policy.evaluate import evaluate_connections  # noqa: E402
+from analyzer.policy.frame import evaluate_connections  # noqa: E402
 from analyzer.policy.load import LoadResult, parse_documents  # noqa: E402
 from analyzer.recommend.render import render  # noqa: E402
 from analyzer.recommend.synthesize import synthesize  # noqa: E402

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 from heldout import ATTACK_CLASSES, Heldout, build  # noqa: E402
 
 from analyzer.policy.compile import compile_policies  # noqa: E402
-from analyzer.policy.evaluate import evaluate_connections  # noqa: E402
+from analyzer.policy.frame import evaluate_connections  # noqa: E402
 from analyzer.policy.load import LoadResult, parse_documents  # noqa: E402
 from analyzer.recommend import recommend  # noqa: E402
 

@@ -17,7 +17,8 @@ from policy_oracle_helpers import (
 )
 
 from analyzer.k8s.inventory import inventory_from_objects
-from analyzer.policy.evaluate import Peer, evaluate, evaluate_connections
+from analyzer.policy.evaluate import Peer, evaluate
+from analyzer.policy.frame import evaluate_connections
 
 TABLES = Path(__file__).resolve().parents[2] / "fixtures" / "policies" / "truth-tables.yaml"
 CASES = load_truth_tables(TABLES)
