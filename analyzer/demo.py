@@ -86,13 +86,13 @@ def run_demo(out_dir: Path | None = None, *, seed: int = 7, flows: int = DEMO_FL
     ConfigError
         ``out_dir`` cannot be written.
     """
+    from analyzer.analysis import Analysis, load_inventory_file, load_policy_files, open_store
     from analyzer.generate import ScenarioConfig, build_scenario, generate
-    from analyzer.recommend import RecommendOptions, recommend
     from analyzer.recommend.bundle import write_bundle
     from analyzer.report import write_html
     from analyzer.report.build import build_report
     from analyzer.report.render import render_report
-    from analyzer.store import FlowStore, ingest
+    from analyzer.store import ingest
 
     root = (Path(out_dir) if out_dir is not None else Path.cwd() / "reports").resolve()
     if root.exists() and not root.is_dir():
@@ -114,18 +114,19 @@ def run_demo(out_dir: Path | None = None, *, seed: int = 7, flows: int = DEMO_FL
     inventory = cluster / "inventory.json"
 
     ingest(store_dir, [str(flow_file)], progress=False)
-    store = FlowStore.open(store_dir)
-
-    options = RecommendOptions(policies=(str(policies),))
-    rec = recommend(store.scan(), options=options)
+    analysis = Analysis(
+        open_store(store_dir),
+        policies=load_policy_files([policies]),
+        inventory=load_inventory_file(inventory),
+    )
+    rec = analysis.recommendation()
     write_bundle(rec, bundle)
     model = build_report(
-        store,
-        policies=policies,
-        inventory=inventory,
+        analysis,
         bundle_dir=bundle,
         recommendation=rec,
         title=f"Network policy review: demo cluster (seed {seed})",
+        policies_source=str(policies),
     )
     write_html(render_report(model), report)
     return DemoResult(

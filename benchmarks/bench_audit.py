@@ -10,7 +10,7 @@ ingress and one egress allow per workload naming its observed peers. Inputs are 
 under ``benchmarks/out/audit/`` and reused.
 
 Each measurement is its own subprocess running what ``analyzer audit -o json`` runs
-(``run_audit`` + ``render_json``, with the inventory and the anomaly detector), so its peak
+(``Analysis(...).audit()`` + ``render_json``, with the inventory and the anomaly detector), so its peak
 RSS is its own:
 
 - ``new``: this checkout's ``analyzer``;
@@ -287,12 +287,27 @@ def child(src: Path, case: Path) -> dict[str, Any]:
 
     assert Path(analyzer.__file__).resolve().is_relative_to(src.resolve()), analyzer.__file__
     from analyzer.audit.render import render_json
-    from analyzer.audit.run import run_audit
 
     t, c0 = time.perf_counter(), _cpu()
-    result = run_audit(
-        [case / "policies.yaml"], store=case / "store", inventory_path=case / "inventory.json",
-    )
+    try:
+        from analyzer.analysis import (
+            Analysis,
+            load_inventory_file,
+            load_policy_files,
+            open_store,
+        )
+    except ImportError:  # a baseline from before the analysis layer
+        from analyzer.audit.run import run_audit  # type: ignore[import-not-found]
+
+        result = run_audit(
+            [case / "policies.yaml"], store=case / "store", inventory_path=case / "inventory.json",
+        )
+    else:
+        result = Analysis(
+            open_store(case / "store"),
+            policies=load_policy_files([case / "policies.yaml"]),
+            inventory=load_inventory_file(case / "inventory.json"),
+        ).audit()
     document = render_json(result)
     seconds = time.perf_counter() - t
     summary = result.summary()

@@ -20,11 +20,12 @@ if TYPE_CHECKING:
         AnomalySummary,
         detect_anomalies,
         exclude_anomalies,
+        restrict_anomalies,
     )
     from analyzer.anomaly.detector import EdgeAnomalyDetector
     from analyzer.anomaly.evaluate import EdgeMetrics, evaluate_against_truth
     from analyzer.anomaly.features import DATABASE_PORTS, MODEL_FEATURES, compute_features
-    from analyzer.anomaly.output import detect_store_anomalies
+    from analyzer.anomaly.records import flagged_edge_records
     from analyzer.anomaly.rules import RULES, Rule, RuleThresholds
 
 # scikit-learn takes about a second to import; load the heavy modules on first use so that
@@ -34,13 +35,14 @@ _LAZY = {
     "AnomalySummary": "_detect",
     "detect_anomalies": "_detect",
     "exclude_anomalies": "_detect",
+    "restrict_anomalies": "_detect",
     "EdgeAnomalyDetector": "detector",
     "EdgeMetrics": "evaluate",
     "evaluate_against_truth": "evaluate",
     "DATABASE_PORTS": "features",
     "MODEL_FEATURES": "features",
     "compute_features": "features",
-    "detect_store_anomalies": "output",
+    "flagged_edge_records": "records",
     "RULES": "rules",
     "Rule": "rules",
     "RuleThresholds": "rules",
@@ -67,7 +69,8 @@ __all__ = [
     "RuleThresholds",
     "compute_features",
     "detect_anomalies",
-    "detect_store_anomalies",
+    "flagged_edge_records",
     "evaluate_against_truth",
     "exclude_anomalies",
+    "restrict_anomalies",
 ]

@@ -45,6 +45,7 @@ __all__ = [
     "AnomalySummary",
     "detect_anomalies",
     "exclude_anomalies",
+    "restrict_anomalies",
     "MIN_EDGES_FOR_MODEL",
     "MIN_SOURCES_FOR_MODEL",
     "MIN_EVIDENCE",
@@ -219,6 +220,39 @@ def detect_anomalies(
             summary=AnomalySummary(0, 0, 0, 0, random_state=random_state, threshold=threshold),
         )
 
+    edges, model_used = _scored_edges(connections, random_state, threshold, limits)
+    if namespaces:
+        edges = _in_namespaces(edges, namespaces)
+    return _result(edges, connections, model_used, threshold, random_state)
+
+
+def _in_namespaces(edges: pl.DataFrame, namespaces: Sequence[str]) -> pl.DataFrame:
+    wanted = list(namespaces)
+    return edges.filter(
+        pl.col("src_namespace").is_in(wanted).fill_null(False)
+        | pl.col("dst_namespace").is_in(wanted).fill_null(False)
+    )
+
+
+def restrict_anomalies(
+    result: AnomalyResult, connections: pl.DataFrame, namespaces: Sequence[str]
+) -> AnomalyResult:
+    """``result`` (scored over every namespace) limited to edges from or to ``namespaces``.
+
+    The scores stay those of the whole population; only what is reported changes, exactly as
+    ``detect_anomalies(connections, namespaces=namespaces)`` with the same other arguments.
+    """
+    if not namespaces or result.edges.height == 0:
+        return result
+    edges = _in_namespaces(result.edges.drop(c.REASONS), namespaces)
+    s = result.summary
+    return _result(edges, connections, s.model_used, s.threshold, s.random_state)
+
+
+def _scored_edges(
+    connections: pl.DataFrame, random_state: int, threshold: float, limits: RuleThresholds
+) -> tuple[pl.DataFrame, bool]:
+    """Every edge with its features, model scores, rule, ``flagged`` and ``score``."""
     edges = compute_features(connections, steady_share=limits.steady_active_share)
     edges, model_used = _with_model_scores(edges, random_state)
     infrastructure = pl.col("src_entity").is_in(list(INFRASTRUCTURE_ENTITIES)).fill_null(False)
@@ -247,12 +281,16 @@ def detect_anomalies(
             .alias(c.SCORE)
         )
     )
-    if namespaces:
-        wanted = list(namespaces)
-        edges = edges.filter(
-            pl.col("src_namespace").is_in(wanted).fill_null(False)
-            | pl.col("dst_namespace").is_in(wanted).fill_null(False)
-        )
+    return edges, model_used
+
+
+def _result(
+    edges: pl.DataFrame,
+    connections: pl.DataFrame,
+    model_used: bool,
+    threshold: float,
+    random_state: int,
+) -> AnomalyResult:
     hits = edges.filter(pl.col("flagged"))
     hits = hits.with_columns(explain_edges(hits)).sort(
         [c.SCORE, "edge_model_score", *c.EDGE_KEYS],

@@ -33,7 +33,7 @@ from analyzer.audit.usage import rule_usage
 from analyzer.connections import Connections
 from analyzer.identity.graph import build_graph
 from analyzer.k8s.inventory import Inventory
-from analyzer.policy.compile import CompiledPolicy, compile_policies
+from analyzer.policy.compile import CompiledPolicies, CompiledPolicy, compile_policies
 from analyzer.policy.frame import evaluate_connections
 from analyzer.policy.model import NetworkPolicy
 
@@ -51,6 +51,10 @@ def audit(
     ipblock_mode: str = "kubernetes",
     random_state: int = 0,
     service_cidrs: Sequence[str] = (),
+    compiled: CompiledPolicies | None = None,
+    evaluated: pl.DataFrame | None = None,
+    groups: Mapping[str, Any] | None = None,
+    flagged: pl.DataFrame | None = None,
 ) -> AuditResult:
     """Audit ``policies`` against observed ``connections``.
 
@@ -73,6 +77,10 @@ def audit(
     service_cidrs
         The cluster's Service ranges (``--service-cidr``), for ``ipblock-cluster-range``; pod
         addresses are learned from the flows and the inventory.
+    compiled, evaluated, groups, flagged
+        What the caller computed already for the same inputs (``compile_policies``,
+        ``evaluate_connections`` of the frame, ``build_graph(...).groups``, the flagged
+        connection rows of the anomaly detector for ``namespaces``); computed here when None.
     """
     if isinstance(connections, Connections):
         frame = connections.frame
@@ -82,15 +90,18 @@ def audit(
     else:
         frame = connections
         window = _window(frame)
-    compiled = compile_policies(list(policies), ipblock_mode=ipblock_mode)
-    evaluated = evaluate_connections(compiled, frame, inventory)
+    if compiled is None:
+        compiled = compile_policies(list(policies), ipblock_mode=ipblock_mode)
+    if evaluated is None:
+        evaluated = evaluate_connections(compiled, frame, inventory)
     universe = build_universe(frame, inventory)
     scope = _scope(policies, universe, namespaces)
     wanted = set(scope) if namespaces is not None else None
     only = sorted(wanted) if wanted is not None else None
     in_scope = [cp for cp in compiled.policies if wanted is None or cp.namespace in wanted]
     usage = rule_usage(compiled, evaluated, None)
-    groups = _groups(frame)
+    if groups is None:
+        groups = _groups(frame)
 
     findings: list[Finding] = []
     span = window_text(window)
@@ -118,11 +129,10 @@ def audit(
             f"namespace {ns}: no policy and no observed pod; nothing to audit there"
             for ns in sorted(wanted - known)
         )
-    flagged = (
-        detect_flagged(evaluated, wanted, random_state, warnings)
-        if anomalies and evaluated.height
-        else None
-    )
+    if not anomalies or not evaluated.height:
+        flagged = None
+    elif flagged is None:
+        flagged = detect_flagged(evaluated, wanted, random_state, warnings)
     findings.extend(
         breakage_findings(compiled, evaluated, only, flagged)
     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
 import sys
-from collections.abc import Callable
-from enum import StrEnum
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -17,10 +17,18 @@ from analyzer.errors import AnalyzerError
 __all__ = [
     "DEFAULT_STORE",
     "HelpCommand",
+    "InventoryOption",
+    "NamespaceOption",
+    "SinceOption",
+    "StagedOption",
     "StoreOption",
+    "UntilOption",
+    "choice_option",
+    "emit_json",
     "handle_errors",
+    "ipblock_option",
+    "output_option",
     "warn",
-    "OutputFormat",
 ]
 
 P = ParamSpec("P")
@@ -40,11 +48,92 @@ StoreOption = Annotated[
 ]
 
 
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
-    dot = "dot"
+NamespaceOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--namespace",
+        "-n",
+        metavar="NAMESPACE",
+        help="Only edges from or to this namespace (repeatable).",
+        show_default=False,
+    ),
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        metavar="TIME",
+        help="Only flows at or after TIME: RFC 3339 (2026-11-02T09:00:00Z) or a duration "
+        "before now (24h, 7d).",
+        show_default=False,
+    ),
+]
+UntilOption = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        metavar="TIME",
+        help="Only flows before TIME: RFC 3339 or a duration before now.",
+        show_default=False,
+    ),
+]
+InventoryOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--inventory",
+        metavar="FILE",
+        help="`kubectl get pods,namespaces -A -o json` output (JSON or YAML).",
+    ),
+]
+StagedOption = Annotated[
+    bool,
+    typer.Option("--staged", help="Evaluate Calico StagedKubernetesNetworkPolicy as enforced."),
+]
+
+
+def _choices(names: Sequence[str]) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in names:
+            shown = ", ".join(repr(n) for n in names)
+            raise typer.BadParameter(f"{value!r} is not one of {shown}.")
+        return value
+
+    return parse
+
+
+def choice_option(
+    default: str | None, *names: str, decls: Sequence[str], metavar: str, help: str
+) -> Any:
+    """An option that takes one of ``names`` (the one helper behind every enumerated option)."""
+    return typer.Option(
+        default, *decls, metavar=metavar, help=help, parser=_choices(names),
+        show_default=default is not None,
+    )
+
+
+def output_option(default: str, *formats: str, help: str) -> Any:
+    """``-o/--output FORMAT``, the same option on every command; ``formats`` it supports."""
+    return choice_option(
+        default, *formats, decls=("--output", "-o"), metavar="FORMAT", help=help
+    )
+
+
+def ipblock_option() -> Any:
+    """``--ipblock-mode kubernetes|cilium``."""
+    return choice_option(
+        "kubernetes",
+        "kubernetes",
+        "cilium",
+        decls=("--ipblock-mode",),
+        metavar="MODE",
+        help="kubernetes: ipBlock also matches pod IPs (upstream e2e); cilium: only "
+        "addresses outside the cluster.",
+    )
+
+
+def emit_json(document: Any) -> None:
+    """A JSON document on stdout: indented, keys in the order given, deterministic."""
+    typer.echo(json.dumps(document, indent=2, default=str))
 
 
 class HelpCommand(TyperCommand):

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from analyzer.anomaly.defaults import DEFAULT_THRESHOLD
-from analyzer.cli._common import DEFAULT_STORE, StoreOption, handle_errors
+from analyzer.cli._common import (
+    DEFAULT_STORE,
+    SinceOption,
+    StoreOption,
+    UntilOption,
+    emit_json,
+    handle_errors,
+    output_option,
+)
 
 __all__ = ["register"]
-
-
-class AnomaliesFormat(StrEnum):
-    table = "table"
-    json = "json"
-    jsonl = "jsonl"
 
 
 @handle_errors
@@ -33,15 +34,15 @@ def anomalies(
             "from the whole store.",
         ),
     ] = None,
-    output: Annotated[
-        AnomaliesFormat,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FORMAT",
-            help="table (for people), json, or jsonl (one flagged edge per line).",
-        ),
-    ] = AnomaliesFormat.table,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    output: str = output_option(
+        "table",
+        "table",
+        "json",
+        "jsonl",
+        help="table (for people), json, or jsonl (one flagged edge per line).",
+    ),
     seed: Annotated[
         int, typer.Option("--seed", metavar="N", help="Random state of the isolation forest.")
     ] = 0,
@@ -58,20 +59,26 @@ def anomalies(
 
     These are the edges `recommend` leaves out of the allow-list by default.
     """
-    from analyzer.anomaly.output import anomaly_records, anomaly_table, detect_store_anomalies
+    from analyzer.analysis import Analysis, AnalysisOptions, Scope, open_store
+    from analyzer.anomaly.records import flagged_edge_records
+    from analyzer.present.anomalies import anomaly_table
 
-    result = detect_store_anomalies(
-        store, namespaces=namespace or None, random_state=seed, threshold=threshold
+    analysis = Analysis(
+        open_store(store),
+        Scope.parse(namespace, since, until),
+        options=AnalysisOptions(random_state=seed, threshold=threshold),
     )
-    if output is AnomaliesFormat.table:
+    analysis.require_known_namespaces()
+    result = analysis.scoped_anomalies
+    if output == "table":
         typer.echo(anomaly_table(result))
         return
-    records = anomaly_records(result)
-    if output is AnomaliesFormat.jsonl:
+    records = flagged_edge_records(result)
+    if output == "jsonl":
         for record in records:
             typer.echo(json.dumps(record, sort_keys=True))
         return
-    typer.echo(json.dumps({"summary": result.summary.to_dict(), "anomalies": records}, indent=2))
+    emit_json({"summary": result.summary.to_dict(), "anomalies": records})
 
 
 def register(app: typer.Typer) -> None:

@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from analyzer.cli._common import StoreOption, handle_errors, warn
+from analyzer.cli._common import (
+    InventoryOption,
+    SinceOption,
+    StagedOption,
+    StoreOption,
+    UntilOption,
+    choice_option,
+    handle_errors,
+    ipblock_option,
+    output_option,
+    warn,
+)
 from analyzer.errors import EXIT_FINDINGS
 
 __all__ = ["register"]
-
-
-class AuditFormat(StrEnum):
-    table = "table"
-    json = "json"
-
-
-class SeverityChoice(StrEnum):
-    info = "info"
-    low = "low"
-    medium = "medium"
-    high = "high"
-
-
-class IpblockChoice(StrEnum):
-    kubernetes = "kubernetes"
-    cilium = "cilium"
 
 
 @handle_errors
@@ -51,47 +44,25 @@ def audit_cmd(
         ),
     ] = None,
     store: StoreOption = Path(".analyzer-store"),
-    inventory: Annotated[
-        Path | None,
-        typer.Option(
-            "--inventory",
-            metavar="FILE",
-            help="`kubectl get pods,namespaces -A -o json` output (JSON or YAML).",
-        ),
-    ] = None,
+    inventory: InventoryOption = None,
     namespace: Annotated[
         list[str] | None,
         typer.Option(
             "--namespace", "-n", metavar="NAMESPACE", help="Audit only this namespace. Repeatable."
         ),
     ] = None,
-    output: Annotated[
-        AuditFormat,
-        typer.Option(
-            "--output", "-o", metavar="FORMAT", help="table (for people) or json (for automation)."
-        ),
-    ] = AuditFormat.table,
-    fail_on: Annotated[
-        SeverityChoice | None,
-        typer.Option(
-            "--fail-on",
-            metavar="SEVERITY",
-            help="Exit 3 when any finding has this severity (info, low, medium, high) or a "
-            "higher one (CI gating).",
-        ),
-    ] = None,
-    ipblock_mode: Annotated[
-        IpblockChoice,
-        typer.Option(
-            "--ipblock-mode",
-            metavar="MODE",
-            help="kubernetes: ipBlock also matches pod IPs; cilium: only outside addresses.",
-        ),
-    ] = IpblockChoice.kubernetes,
-    staged: Annotated[
-        bool,
-        typer.Option("--staged", help="Audit Calico StagedKubernetesNetworkPolicy as enforced."),
-    ] = False,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    output: str = output_option(
+        "table", "table", "json", help="table (for people) or json (for automation)."
+    ),
+    fail_on: str | None = choice_option(
+        None, "info", "low", "medium", "high", decls=("--fail-on",), metavar="SEVERITY",
+        help="Exit 3 when any finding has this severity (info, low, medium, high) or a higher "
+        "one (CI gating).",
+    ),
+    ipblock_mode: str = ipblock_option(),
+    staged: StagedOption = False,
     anomalies: Annotated[
         bool,
         typer.Option(
@@ -112,27 +83,37 @@ def audit_cmd(
     """Audit existing NetworkPolicies against observed traffic: unused, broad, redundant and
     DNS-less rules, what a rollout would break, namespaces left open, and lint rules on the
     policies' shape."""
+    from analyzer.analysis import (
+        Analysis,
+        AnalysisOptions,
+        AuditOptions,
+        Scope,
+        load_inventory_file,
+        load_policy_files,
+        open_flows,
+    )
+    from analyzer.audit.findings import parse_severity
     from analyzer.audit.render import render_json, render_table
-    from analyzer.audit.run import run_audit
 
-    result = run_audit(
-        policies,
-        store=store,
-        flow_files=flow_files or [],
-        inventory_path=inventory,
-        namespaces=namespace or None,
-        ipblock_mode=ipblock_mode.value,
-        include_staged=staged,
-        anomalies=anomalies,
-        service_cidrs=service_cidr or (),
+    scope = Scope.parse(namespace, since, until)
+    analysis = Analysis(
+        open_flows(store, flow_files or ()),
+        scope,
+        policies=load_policy_files(policies, include_staged=staged),
+        inventory=load_inventory_file(inventory),
+        options=AnalysisOptions(ipblock_mode=ipblock_mode),
+    )
+    analysis.require_known_namespaces()
+    result = analysis.audit(
+        AuditOptions(anomalies=anomalies, service_cidrs=tuple(service_cidr or ()))
     )
     for line in result.warnings:
         warn(f"warning: {line}")
-    if output == AuditFormat.json:
+    if output == "json":
         typer.echo(render_json(result))
     else:
         typer.echo(render_table(result), nl=False)
-    if fail_on is not None and result.reaches(fail_on.value):
+    if fail_on is not None and result.reaches(parse_severity(fail_on)):
         raise typer.Exit(code=EXIT_FINDINGS)
 
 

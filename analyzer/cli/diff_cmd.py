@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from analyzer.cli._common import StoreOption, handle_errors, warn
+from analyzer.cli._common import (
+    InventoryOption,
+    SinceOption,
+    StagedOption,
+    StoreOption,
+    UntilOption,
+    choice_option,
+    handle_errors,
+    ipblock_option,
+    output_option,
+    warn,
+)
 from analyzer.errors import EXIT_FINDINGS
 
 __all__ = ["register"]
-
-
-class DiffFormat(StrEnum):
-    table = "table"
-    json = "json"
-
-
-class FailOn(StrEnum):
-    newly_denied_observed = "newly-denied-observed"
-    newly_denied = "newly-denied"
-    any_change = "any-change"
-
-
-class IpblockChoice(StrEnum):
-    kubernetes = "kubernetes"
-    cilium = "cilium"
 
 
 @handle_errors
@@ -40,14 +34,7 @@ def diff_cmd(
         Path, typer.Argument(metavar="NEW", help="Policies proposed: a file or directory.")
     ],
     store: StoreOption = Path(".analyzer-store"),
-    inventory: Annotated[
-        Path | None,
-        typer.Option(
-            "--inventory",
-            metavar="FILE",
-            help="`kubectl get pods,namespaces -A -o json` output (JSON or YAML).",
-        ),
-    ] = None,
+    inventory: InventoryOption = None,
     namespace: Annotated[
         list[str] | None,
         typer.Option(
@@ -57,33 +44,19 @@ def diff_cmd(
             help="Only connections with a pod end here. Repeatable.",
         ),
     ] = None,
-    output: Annotated[
-        DiffFormat,
-        typer.Option(
-            "--output", "-o", metavar="FORMAT", help="table (for people) or json (for automation)."
-        ),
-    ] = DiffFormat.table,
-    fail_on: Annotated[
-        FailOn | None,
-        typer.Option(
-            "--fail-on",
-            metavar="CONDITION",
-            help="Exit 3 when: newly-denied-observed (observed working traffic would be "
-            "denied), newly-denied (anything newly denied), any-change.",
-        ),
-    ] = None,
-    ipblock_mode: Annotated[
-        IpblockChoice,
-        typer.Option(
-            "--ipblock-mode",
-            metavar="MODE",
-            help="kubernetes: ipBlock also matches pod IPs; cilium: only outside addresses.",
-        ),
-    ] = IpblockChoice.kubernetes,
-    staged: Annotated[
-        bool,
-        typer.Option("--staged", help="Evaluate Calico StagedKubernetesNetworkPolicy as enforced."),
-    ] = False,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    output: str = output_option(
+        "table", "table", "json", help="table (for people) or json (for automation)."
+    ),
+    fail_on: str | None = choice_option(
+        None, "newly-denied-observed", "newly-denied", "any-change", decls=("--fail-on",),
+        metavar="CONDITION",
+        help="Exit 3 when: newly-denied-observed (observed working traffic would be denied), "
+        "newly-denied (anything newly denied), any-change.",
+    ),
+    ipblock_mode: str = ipblock_option(),
+    staged: StagedOption = False,
     probes: Annotated[
         bool,
         typer.Option(
@@ -105,29 +78,45 @@ def diff_cmd(
 ) -> None:
     """Semantic diff: which connections (observed, and every identity pair on every port) are
     newly denied or newly allowed by NEW, and by which rule."""
+    from analyzer.analysis import (
+        Analysis,
+        AnalysisOptions,
+        Scope,
+        load_inventory_file,
+        load_policy_files,
+        open_store,
+    )
     from analyzer.diff import run_diff
     from analyzer.diff.render import iter_json, render_table
 
-    result = run_diff(
-        [old],
-        [new],
-        store=store,
-        inventory_path=inventory,
-        namespaces=namespace or None,
-        ipblock_mode=ipblock_mode.value,
-        include_staged=staged,
-        probes=probes,
+    scope = Scope.parse(namespace, since, until)
+    old_set = load_policy_files([old], include_staged=staged, required=False)
+    new_set = load_policy_files([new], include_staged=staged, required=False)
+    inv = load_inventory_file(inventory)
+    early: list[str] = []
+    if inv is not None and not store.exists():
+        early.append(f"no flow store at {store}: only the inventory's identities are compared")
+        flows = None
+    else:
+        flows = open_store(store)
+    analysis = Analysis(
+        flows, scope, inventory=inv, options=AnalysisOptions(ipblock_mode=ipblock_mode)
     )
+    result = run_diff(
+        analysis, old_set, new_set, old_paths=[old], new_paths=[new], probes=probes
+    )
+    for line in early:
+        warn(f"warning: {line}")
     for line in result.warnings:
         warn(f"warning: {line}")
-    if output == DiffFormat.json:
+    if output == "json":
         for chunk in iter_json(result):
             sys.stdout.write(chunk)
         sys.stdout.write("\n")
         sys.stdout.flush()
     else:
         typer.echo(render_table(result, limit=limit), nl=False)
-    if fail_on is not None and result.reaches(fail_on.value):
+    if fail_on is not None and result.reaches(fail_on):
         raise typer.Exit(code=EXIT_FINDINGS)
 
 

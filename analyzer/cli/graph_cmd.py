@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
-from analyzer.cli._common import DEFAULT_STORE, OutputFormat, StoreOption, handle_errors, warn
-from analyzer.errors import UsageError
-
-_FORMATS = (OutputFormat.table, OutputFormat.json, OutputFormat.dot)
+from analyzer.cli._common import (
+    DEFAULT_STORE,
+    NamespaceOption,
+    SinceOption,
+    StoreOption,
+    UntilOption,
+    handle_errors,
+    output_option,
+    warn,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -20,42 +24,27 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def graph(
     store: StoreOption = DEFAULT_STORE,
-    namespace: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--namespace",
-            "-n",
-            metavar="NAMESPACE",
-            help="Only edges from or to this namespace (repeatable).",
-            show_default=False,
-        ),
-    ] = None,
-    output: Annotated[
-        OutputFormat,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FORMAT",
-            help="table (people), json (scripts) or dot (Graphviz).",
-        ),
-    ] = OutputFormat.table,
+    namespace: NamespaceOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    output: str = output_option(
+        "table", "table", "json", "dot", help="table (people), json (scripts) or dot (Graphviz)."
+    ),
 ) -> None:
     """Show who talks to whom: identity groups and the requests between them.
 
     Replies and duplicate observations are removed first; statistics and warnings (undecidable
     flows, ignored drops, lost events) go to stderr.
     """
-    from analyzer.identity.graph import load_graph
+    from analyzer.analysis import Analysis, Scope, open_store
     from analyzer.present.graph import render_dot, render_json, render_table, stats_lines
 
-    if output not in _FORMATS:
-        raise UsageError(f"-o {output.value}: graph supports table, json or dot")
-    result = load_graph(store, namespace or ())
-    for line in stats_lines(result.stats):
+    analysis = Analysis(open_store(store), Scope.parse(namespace, since, until))
+    analysis.require_known_namespaces()
+    result = analysis.scoped_graph
+    for line in stats_lines(result.stats, analysis.ingest_notes):
         warn(line)
     if namespace and not result.groups:
         warn(f"no traffic observed from or to namespace(s): {', '.join(namespace)}")
-    render = {OutputFormat.json: render_json, OutputFormat.dot: render_dot}.get(
-        output, render_table
-    )
+    render = {"json": render_json, "dot": render_dot}.get(output, render_table)
     typer.echo(render(result), nl=False)

@@ -3,35 +3,28 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from analyzer.cli._common import StoreOption, handle_errors, warn
+from analyzer.cli._common import (
+    InventoryOption,
+    SinceOption,
+    StagedOption,
+    StoreOption,
+    UntilOption,
+    handle_errors,
+    ipblock_option,
+    output_option,
+    warn,
+)
+from analyzer.present.text import text_table
 
 if TYPE_CHECKING:
-    from analyzer.k8s.inventory import Inventory
-    from analyzer.policy.compile import CompiledPolicies
+    from analyzer.analysis import Analysis, FlowSource
 
 __all__ = ["register"]
-
-
-class SimulateFormat(StrEnum):
-    table = "table"
-    jsonl = "jsonl"
-
-
-class ExplainFormat(StrEnum):
-    table = "table"
-    json = "json"
-
-
-class IpblockMode(StrEnum):
-    kubernetes = "kubernetes"
-    cilium = "cilium"
-
 
 PoliciesOption = Annotated[
     list[Path],
@@ -42,44 +35,36 @@ PoliciesOption = Annotated[
         help="Policy file or directory (YAML/JSON, multi-document, kind: List). Repeatable.",
     ),
 ]
-InventoryOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--inventory",
-        metavar="FILE",
-        help="`kubectl get pods,namespaces -A -o json` output (JSON or YAML).",
-    ),
-]
-ModeOption = Annotated[
-    IpblockMode,
-    typer.Option(
-        "--ipblock-mode",
-        metavar="MODE",
-        help="kubernetes: ipBlock also matches pod IPs (upstream e2e); "
-        "cilium: ipBlock matches only addresses outside the cluster.",
-    ),
-]
-StagedOption = Annotated[
-    bool,
-    typer.Option("--staged", help="Evaluate Calico StagedKubernetesNetworkPolicy as enforced."),
-]
 
 
-def _load(policies: list[Path], mode: IpblockMode, staged: bool) -> CompiledPolicies:
-    from analyzer.policy.compile import compile_policies
-    from analyzer.policy.load import load_policies, require_policies
+def _analysis(
+    flows: FlowSource | None,
+    policies: list[Path],
+    inventory: Path | None,
+    mode: str,
+    staged: bool,
+    since: str | None = None,
+    until: str | None = None,
+) -> Analysis:
+    from analyzer.analysis import (
+        Analysis,
+        AnalysisOptions,
+        Scope,
+        load_inventory_file,
+        load_policy_files,
+    )
 
-    loaded = load_policies(policies, include_staged=staged)
+    scope = Scope.parse(None, since, until)
+    loaded = load_policy_files(policies, include_staged=staged)
     for line in loaded.warnings():
         warn(f"warning: {line}")
-    require_policies(loaded, policies)
-    return compile_policies(loaded.policies, ipblock_mode=mode.value)
-
-
-def _inventory(path: Path | None) -> Inventory | None:
-    from analyzer.k8s.inventory import load_inventory
-
-    return load_inventory(path) if path is not None else None
+    return Analysis(
+        flows,
+        scope,
+        policies=loaded,
+        inventory=load_inventory_file(inventory),
+        options=AnalysisOptions(ipblock_mode=mode),
+    )
 
 
 @handle_errors
@@ -94,35 +79,31 @@ def simulate_cmd(
     ] = None,
     inventory: InventoryOption = None,
     store: StoreOption = Path(".analyzer-store"),
-    output: Annotated[
-        SimulateFormat,
-        typer.Option(
-            "--output", "-o", metavar="FORMAT", help="table, or jsonl (one object per connection)."
-        ),
-    ] = SimulateFormat.table,
-    ipblock_mode: ModeOption = IpblockMode.kubernetes,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    output: str = output_option(
+        "table", "table", "jsonl", help="table, or jsonl (one object per connection)."
+    ),
+    ipblock_mode: str = ipblock_option(),
     staged: StagedOption = False,
 ) -> None:
     """Replay observed connections against policies: which would be allowed, which denied."""
-    from analyzer.policy.simulate import (
-        connection_records,
-        headline,
-        read_flows,
-        simulate,
-        summarise,
-    )
+    from analyzer.analysis import open_flows
+    from analyzer.policy.simulate import connection_records, headline, simulate, summarise
 
-    compiled = _load(policies, ipblock_mode, staged)
-    inv = _inventory(inventory)
-    flows, notes = read_flows(flow_files or [], store)
-    result = simulate(compiled, flows, inv)
-    for note in notes + result.notes:
+    analysis = _analysis(
+        open_flows(store, flow_files or ()), policies, inventory, ipblock_mode, staged, since,
+        until,
+    )
+    assert analysis.compiled is not None
+    result = simulate(analysis.compiled, analysis.connections, analysis.inventory)
+    for note in [*analysis.ingest_notes.lines(), *result.notes]:
         warn(note)
-    if output == SimulateFormat.jsonl:
+    if output == "jsonl":
         for record in connection_records(result.frame):
             typer.echo(json.dumps(record, default=str))
         return
-    for line in headline(result.frame, len(compiled.policies)):
+    for line in headline(result.frame, len(analysis.compiled.policies)):
         typer.echo(line)
     summary = summarise(result.frame)
     if summary.height:
@@ -137,11 +118,8 @@ def simulate_cmd(
                     ", ".join(r["denied_ports"]) or "-",
                 )
             )
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        for row in rows:
-            typer.echo(
-                "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
-            )
+        for line in text_table(rows, last_free=True):
+            typer.echo(line)
 
 
 @handle_errors
@@ -166,11 +144,8 @@ def explain_cmd(
     ] = "TCP",
     inventory: InventoryOption = None,
     store: StoreOption = Path(".analyzer-store"),
-    output: Annotated[
-        ExplainFormat,
-        typer.Option("--output", "-o", metavar="FORMAT", help="table (sentences) or json."),
-    ] = ExplainFormat.table,
-    ipblock_mode: ModeOption = IpblockMode.kubernetes,
+    output: str = output_option("table", "table", "json", help="table (sentences) or json."),
+    ipblock_mode: str = ipblock_option(),
     staged: StagedOption = False,
 ) -> None:
     """Why a connection is allowed or denied: the policies, the rule, or what is missing."""
@@ -180,19 +155,19 @@ def explain_cmd(
 
     if protocol.upper() not in ("TCP", "UDP", "SCTP"):
         raise UsageError(f"--protocol must be TCP, UDP or SCTP, not {protocol!r}")
-    compiled = _load(policies, ipblock_mode, staged)
-    inv = _inventory(inventory)
-    flows = None
-    if store.is_dir():
-        from analyzer.store import FlowStore
+    from analyzer.analysis import open_store
 
-        flows = FlowStore.open(store).scan()
+    analysis = _analysis(
+        open_store(store) if store.is_dir() else None, policies, inventory, ipblock_mode, staged
+    )
+    compiled, inv, flows = analysis.compiled, analysis.inventory, analysis.flows
+    assert compiled is not None
     src = resolve_endpoint(source, inv, flows)
     dst = resolve_endpoint(destination, inv, flows)
     for resolved in (src, dst):
         warn(f"resolved {resolved.note}")
     result = explain(compiled, src.peer, dst.peer, port, protocol)
-    if output == ExplainFormat.json:
+    if output == "json":
         typer.echo(json.dumps(result.to_dict(), indent=2))
     else:
         typer.echo(result.text())

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import json
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from analyzer.cli._common import StoreOption, handle_errors, warn
+from analyzer.cli._common import (
+    InventoryOption,
+    SinceOption,
+    StoreOption,
+    UntilOption,
+    choice_option,
+    emit_json,
+    handle_errors,
+    output_option,
+    warn,
+)
+from analyzer.present.text import format_span, printable
 
 if TYPE_CHECKING:
     from analyzer.recommend import Recommendation
-
-
-class Flavor(StrEnum):
-    kubernetes = "kubernetes"
-    cilium = "cilium"
-    calico = "calico"
-
-
-class RecommendFormat(StrEnum):
-    yaml = "yaml"
-    json = "json"
 
 
 def register(app: typer.Typer) -> None:
@@ -40,10 +38,13 @@ def recommend_command(
                      help="Namespace to write policies for (repeatable). Default: every "
                      "observed namespace except the system ones (kube-system, the CNI's)."),
     ] = None,
-    flavor: Annotated[
-        Flavor, typer.Option("--flavor", metavar="FLAVOR", help="kubernetes (NetworkPolicy), "
-                             "cilium (CiliumNetworkPolicy) or calico (staged policies).")
-    ] = Flavor.kubernetes,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    flavor: str = choice_option(
+        "kubernetes", "kubernetes", "cilium", "calico", decls=("--flavor",), metavar="FLAVOR",
+        help="kubernetes (NetworkPolicy), cilium (CiliumNetworkPolicy) or calico (staged "
+        "policies).",
+    ),
     out: Annotated[
         Path | None,
         typer.Option("--out", metavar="DIR", help="Write a bundle (one file per policy, "
@@ -55,12 +56,7 @@ def recommend_command(
         typer.Option("--policies", metavar="PATH", help="The namespaces' existing policies "
                      "(file or directory), replayed together with the recommendation."),
     ] = None,
-    inventory: Annotated[
-        Path | None,
-        typer.Option("--inventory", metavar="FILE", help="kubectl get pods,namespaces -A -o "
-                     "json: labels for pods the flows show without any, and the pods that had "
-                     "no observed traffic (the default-deny isolates them)."),
-    ] = None,
+    inventory: InventoryOption = None,
     include_anomalies: Annotated[
         bool, typer.Option("--include-anomalies", help="Keep edges the anomaly detector flags.")
     ] = False,
@@ -80,11 +76,10 @@ def recommend_command(
         typer.Option("--ipblock-prefix", metavar="N",
                      help="Widen external IPv4 peers from /32 to /N."),
     ] = None,
-    output: Annotated[
-        RecommendFormat, typer.Option("--output", "-o", metavar="FORMAT", help="yaml (for "
-                                      "kubectl apply -f -) or json (manifests, notes, probes, "
-                                      "verification).")
-    ] = RecommendFormat.yaml,
+    output: str = output_option(
+        "yaml", "yaml", "json",
+        help="yaml (for kubectl apply -f -) or json (manifests, notes, probes, verification).",
+    ),
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also print every note, the denied and "
                            "anomalous edges and the probe commands on stderr.")
@@ -97,19 +92,28 @@ def recommend_command(
     deny an observed legitimate request, unless --allow-breaking. Stderr carries the warnings
     and one summary line (-v for the rest).
     """
+    from analyzer.analysis import (
+        Analysis,
+        Scope,
+        load_inventory_file,
+        load_policy_files,
+        open_store,
+    )
+    from analyzer.recommend import RecommendOptions
     from analyzer.recommend.bundle import write_bundle
-    from analyzer.recommend.engine import RecommendOptions, load_flows, recommend
     from analyzer.recommend.render import to_yaml
 
-    rec = recommend(
-        load_flows(store),
-        namespaces=namespace or None,
-        flavor=flavor.value,
-        options=RecommendOptions(
+    analysis = Analysis(
+        open_store(store),
+        Scope.parse(namespace, since, until),
+        policies=load_policy_files(policies) if policies else None,
+        inventory=load_inventory_file(inventory),
+    )
+    rec = analysis.recommendation(
+        flavor,
+        RecommendOptions(
             include_anomalies=include_anomalies,
             ipblock_prefix=ipblock_prefix,
-            policies=tuple(str(p) for p in policies or ()),
-            inventory=str(inventory) if inventory else None,
             allow_breaking=allow_breaking,
             include_system=include_system,
         ),
@@ -129,8 +133,8 @@ def recommend_command(
         typer.echo(f"wrote {len(rec.manifests)} policies and {len(written) - len(rec.manifests)} "
                    f"support files to {out}")
         return
-    if output is RecommendFormat.json:
-        typer.echo(json.dumps(rec.to_json(), indent=2, default=str))
+    if output == "json":
+        emit_json(rec.to_json())
         return
     typer.echo(to_yaml(rec.manifests), nl=False)
 
@@ -143,7 +147,7 @@ def _details(rec: Recommendation) -> None:
         ))
     for edge in rec.anomalies[:10]:
         warn(_printable(
-            f"anomalous: {edge.get('src_key')} -> {edge.get('dst_key')} "
+            f"anomalous: {edge.get('src_name')} -> {edge.get('dst_name')} "
             f"{edge.get('protocol')}/{edge.get('dst_port')}"
         ))
     for probe in rec.probes:
@@ -152,8 +156,6 @@ def _details(rec: Recommendation) -> None:
 
 def _summary(rec: Recommendation) -> str:
     """The one line on stderr: what was written, from how long a watch, how it verified."""
-    from analyzer.recommend.model import format_span
-
     first, last = rec.window
     span = f"{format_span(last - first)} of flows" if first and last else "flows (window unknown)"
     text = (f"{len(rec.manifests)} policies for {', '.join(rec.namespaces)} from {span}")
@@ -162,6 +164,5 @@ def _summary(rec: Recommendation) -> str:
     return f"{text}; {rec.verification.summary()}"
 
 
-def _printable(text: str) -> str:
-    # Notes quote values from flows; keep a hostile value from writing control characters.
-    return "".join(c if c.isprintable() else "?" for c in text)
+# Notes quote values from flows; keep a hostile value from writing control characters.
+_printable = printable

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from analyzer.cli._common import DEFAULT_STORE, StoreOption, handle_errors, warn
-
-
-class ReportFormat(StrEnum):
-    text = "text"
-    json = "json"
+from analyzer.cli._common import (
+    DEFAULT_STORE,
+    SinceOption,
+    StoreOption,
+    UntilOption,
+    handle_errors,
+    output_option,
+    warn,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -53,26 +55,39 @@ def report_command(
             help="Limit the report to this namespace (repeatable).",
         ),
     ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     out: Annotated[Path, typer.Option("--out", metavar="FILE", help="HTML file to write.")] = Path(
         "reports/report.html"
     ),
-    output: Annotated[
-        ReportFormat,
-        typer.Option(
-            "--output",
-            "-o",
-            metavar="FORMAT",
-            help="text: the path (warnings on stderr); json: path, counts and warnings on stdout.",
-        ),
-    ] = ReportFormat.text,
+    output: str = output_option(
+        "text", "text", "json",
+        help="text: the path (warnings on stderr); json: path, counts and warnings on stdout.",
+    ),
 ) -> None:
     """Write the self-contained HTML security-review report of the flows in the store."""
+    from analyzer.analysis import (
+        Analysis,
+        Scope,
+        load_inventory_file,
+        load_policy_files,
+        open_store,
+    )
+    from analyzer.errors import ConfigError
     from analyzer.report import write_report
 
+    if out.is_dir():  # fail before the analysis, not after it
+        raise ConfigError(f"--out {out}: is a directory; give a file name such as report.html")
+    scope = Scope.parse(namespace, since, until)
+    flows = open_store(store)
+    # Read every user input first: a bad path fails in a second, not after the analysis.
+    inv = load_inventory_file(inventory)
+    loaded = load_policy_files([policies]) if policies is not None else None
+    analysis = Analysis(flows, scope, policies=loaded, inventory=inv)
     written = write_report(
-        store, out=out, policies=policies, inventory=inventory, namespaces=namespace or None
+        analysis, out=out, policies_source=str(policies) if policies is not None else None
     )
-    if output == ReportFormat.json:
+    if output == "json":
         typer.echo(json.dumps(written.to_json(), indent=2, sort_keys=True))
         return
     for line in written.warnings:

@@ -1,8 +1,8 @@
 """Semantic diff of two policy sets: which connections change verdict (``analyzer diff``).
 
 Library entry points: :func:`diff_policies` (policies and connections already loaded) and
-:func:`run_diff` (paths, store and inventory, as the command line gives them). Both return a
-:class:`PolicyDiff` (frozen dataclasses, grouped by namespace pair, sorted, counted).
+:func:`run_diff` (an Analysis and two loaded policy sets, as the command line gives them).
+Both return a :class:`PolicyDiff` (frozen dataclasses, grouped by namespace pair, sorted, counted).
 """
 
 from __future__ import annotations

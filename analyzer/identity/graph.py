@@ -7,22 +7,22 @@ and Graphviz (DOT) are in `analyzer.present.graph`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from analyzer import connections as C
 from analyzer import schema as S
-from analyzer.connections import Connections, ConnectionStats, derive_connections, side_columns
+from analyzer.connections import Connections, ConnectionStats, side_columns
 from analyzer.identity import choose_selectors, parse_labels
 
 __all__ = [
     "IdentityGroup",
     "IdentityGraph",
     "build_graph",
-    "load_graph",
+    "restrict_graph",
+    "display_name",
     "EDGE_SCHEMA",
     "EVIDENCE",
     "NODE_LOCAL",
@@ -109,6 +109,27 @@ class IdentityGraph:
     def namespaces(self) -> list[str]:
         """Namespaces of the pod groups, sorted."""
         return sorted({g.namespace for g in self.groups.values() if g.namespace})
+
+
+def display_name(group: IdentityGroup) -> str:
+    """A short human name: ``ns/app=web`` for pods, ``host``, ``1.2.3.4 (example.com)``."""
+    if group.key.startswith("pod:"):
+        if group.selector and group.selector_unique:
+            parts = [f"{k}={v}" for k, v in sorted(group.selector.items())]
+        else:
+            # the selector does not tell this group apart: show every label, selector first and
+            # then short ones (version=v2) before long ones, so truncation keeps what differs
+            first = [f"{k}={v}" for k, v in list(group.selector.items())[:1]]
+            rest = sorted((x for x in group.labels if x not in first), key=lambda x: (len(x), x))
+            parts = first + rest
+        return f"{group.namespace}/{','.join(parts) or '(no labels)'}"
+    if group.key.startswith("ip:"):
+        address = group.key[3:]
+        if group.dns_names:
+            extra = "" if len(group.dns_names) == 1 else f" +{len(group.dns_names) - 1}"
+            return f"{address} ({group.dns_names[0]}{extra})"
+        return address
+    return group.key.partition(":")[2] or group.key
 
 
 def _endpoint_rows(frame: pl.DataFrame) -> pl.DataFrame:
@@ -237,53 +258,19 @@ def build_graph(
         frame, stats = connections, ConnectionStats()
     if frame.height == 0:
         return IdentityGraph({}, pl.DataFrame(schema=EDGE_SCHEMA), stats)
-    groups = _groups(frame)
-    edges = _edges(frame)
-    if namespaces:
-        wanted = list(namespaces)
-        edges = edges.filter(
-            pl.col(S.SRC_NAMESPACE).is_in(wanted) | pl.col(S.DST_NAMESPACE).is_in(wanted)
-        )
-        used = set(edges[C.SRC_GROUP].to_list()) | set(edges[C.DST_GROUP].to_list())
-        groups = {k: g for k, g in groups.items() if k in used}
-    return IdentityGraph(groups, edges, stats)
+    graph = IdentityGraph(_groups(frame), _edges(frame), stats)
+    return restrict_graph(graph, namespaces) if namespaces else graph
 
 
-def load_graph(store: Path, namespaces: Iterable[str] | None = None) -> IdentityGraph:
-    """The identity graph of everything in a flow store (``analyzer graph``)."""
-    from analyzer.store import FlowStore
-
-    flow_store = FlowStore.open(store)
-    connections = derive_connections(flow_store.scan())
-    if namespaces:
-        from analyzer.k8s.namespaces import namespaces_in, require_known
-
-        require_known(list(namespaces), namespaces_in(connections.frame), where="the flow store")
-    warnings = list(connections.stats.warnings)
-    warnings.extend(_lost_events(flow_store))
-    stats = replace(connections.stats, warnings=warnings)
-    return build_graph(Connections(connections.frame, stats), namespaces=list(namespaces or ()))
-
-
-def _lost_events(store: object) -> list[str]:
-    """Warnings about events Hubble lost, from the store's manifest (the graph is incomplete)."""
-    try:
-        entries = store.manifest()  # type: ignore[attr-defined]
-    except Exception:  # the manifest is optional evidence here, never fatal
-        return []
-    said: list[str] = []
-    records = 0
-    for entry in entries:
-        for text in getattr(entry, "warnings", ()):
-            if "lost" in str(text) and f"{getattr(entry, 'path', '')}: {text}" not in said:
-                said.append(f"{getattr(entry, 'path', '')}: {text}")
-        for skip in getattr(entry, "skipped", ()):
-            if "lost_events" in str(getattr(skip, "reason", "")):
-                count = getattr(skip, "count", 0)
-                records += count if isinstance(count, int) else 0
-    if records and not said:
-        said.append(
-            f"the inputs hold {records} lost-events records (Hubble's ring buffer overflowed): "
-            "the graph may be incomplete"
-        )
-    return said
+def restrict_graph(graph: IdentityGraph, namespaces: Sequence[str]) -> IdentityGraph:
+    """The edges from or to ``namespaces`` and the groups they join; selectors stay the ones
+    chosen against every group of the namespace."""
+    if not namespaces:
+        return graph
+    wanted = list(namespaces)
+    edges = graph.edges.filter(
+        pl.col(S.SRC_NAMESPACE).is_in(wanted) | pl.col(S.DST_NAMESPACE).is_in(wanted)
+    )
+    used = set(edges[C.SRC_GROUP].to_list()) | set(edges[C.DST_GROUP].to_list())
+    groups = {k: g for k, g in graph.groups.items() if k in used}
+    return IdentityGraph(groups, edges, graph.stats)

@@ -51,6 +51,7 @@ def read_flow_file(path: str | Path, fmt: str = "auto") -> ReadResult:
             skipped=reader.report.reasons(),
             warnings=tuple(reader.report.warnings),
             content_hash=reader.stream.content_hash,
+            lost_events=reader.report.lost_events,
         )
 
 

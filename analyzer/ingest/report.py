@@ -89,3 +89,4 @@ class ReadResult:
     skipped: Skipped
     warnings: tuple[str, ...]
     content_hash: str | None
+    lost_events: int = 0  # events the source reported lost (Hubble lost_events records)

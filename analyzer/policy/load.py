@@ -72,6 +72,8 @@ class LoadResult:
     unsupported: list[Unsupported] = field(default_factory=list)
     files: int = 0
     empty_lists: int = 0
+    # the decoded documents of every file, in file order (the report shows them as YAML)
+    documents: list[Any] = field(default_factory=list)
 
     def warnings(self) -> list[str]:
         """One line per problem and per unsupported feature, for a person (the CLI prefixes
@@ -103,6 +105,7 @@ def load_policies(
     result = LoadResult()
     for file in _files(paths):
         docs = read_documents(file)
+        result.documents.extend(docs)
         result.files += 1
         result.empty_lists += sum(
             1 for d in docs

@@ -8,13 +8,12 @@ once by :func:`analyzer.policy.frame.evaluate_connections`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from analyzer.connections import Connections, derive_connections
 from analyzer.k8s.inventory import Inventory
 from analyzer.policy.compile import CompiledPolicies
 from analyzer.policy.frame import evaluate_connections
@@ -23,7 +22,6 @@ from analyzer.policy.peers import resolve_peer
 __all__ = [
     "SimulationResult",
     "simulate",
-    "read_flows",
     "summarise",
     "headline",
     "resolve_peer",
@@ -42,42 +40,18 @@ class SimulationResult:
     notes: list[str] = field(default_factory=list)
 
 
-def read_flows(flow_files: Sequence[str], store: Path | None) -> tuple[pl.LazyFrame, list[str]]:
-    """Flow rows from files (any ingest format) or, without files, from the store."""
-    notes: list[str] = []
-    if flow_files:
-        from analyzer.ingest import read_flow_file  # type: ignore[attr-defined,unused-ignore]
-
-        frames = []
-        for path in flow_files:
-            result = read_flow_file(path)
-            skipped = getattr(result, "skipped", None)
-            total = getattr(skipped, "total", 0) if skipped is not None else 0
-            if total:
-                notes.append(f"{path}: {total} records skipped while reading")
-            frames.append(result.frame)
-        return pl.concat(frames, how="vertical_relaxed").lazy(), notes
-    from analyzer.store import FlowStore
-
-    return FlowStore.open(store or Path(".analyzer-store")).scan(), notes
-
-
 def simulate(
     compiled: CompiledPolicies,
-    flows: pl.LazyFrame | pl.DataFrame,
+    connections: Connections | pl.LazyFrame | pl.DataFrame,
     inventory: Inventory | None = None,
 ) -> SimulationResult:
-    """Evaluate every distinct observed connection request against ``compiled``."""
-    try:
-        from analyzer.connections import derive_connections
-    except ImportError:  # pragma: no cover - only before the connections module exists
-        frame, notes = _requests_fallback(flows), ["connections module missing: crude filter"]
-    else:
-        conns = derive_connections(flows)
-        notes = list(getattr(conns.stats, "warnings", []) or [])
-        frame = conns.frame
+    """Evaluate every distinct observed connection request against ``compiled``
+    (flow rows are first reduced to connections with ``derive_connections``)."""
+    if not isinstance(connections, Connections):
+        connections = derive_connections(connections)
+    frame = distinct_connections(connections.frame)
     return SimulationResult(
-        evaluate_connections(compiled, distinct_connections(frame), inventory), notes
+        evaluate_connections(compiled, frame, inventory), list(connections.stats.warnings)
     )
 
 
@@ -97,37 +71,6 @@ def distinct_connections(frame: pl.DataFrame) -> pl.DataFrame:
         *([pl.col("last_seen").max()] if "last_seen" in window else []),
         pl.col("outcome").unique().sort().alias("observed"),
         pl.col("connections").sum(),
-    )
-
-
-def _requests_fallback(flows: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
-    """Requests only (not replies), one row per endpoint pair, port, protocol and outcome."""
-    lf = flows.lazy()
-    flags = pl.col("tcp_flags").fill_null("")
-    request = (pl.col("is_reply") == False) | (  # noqa: E712 - null must not count as False
-        pl.col("is_reply").is_null()
-        & ((pl.col("protocol") != "TCP") | (flags.str.contains("SYN") & ~flags.str.contains("ACK")))
-    )
-
-    def key(side: str) -> pl.Expr:
-        pod = pl.col(f"{side}_namespace") + pl.lit("/") + pl.col(f"{side}_pod")
-        return pl.coalesce(
-            pod, pl.col(f"{side}_ip"), pl.lit("reserved:") + pl.col(f"{side}_entity")
-        )
-
-    outcome = (
-        pl.when(pl.col("verdict") == "dropped").then(pl.lit("denied")).otherwise(pl.lit("allowed"))
-    )
-    return (
-        lf.filter(request)
-        .with_columns(
-            key("src").alias("src_key"), key("dst").alias("dst_key"), outcome.alias("outcome")
-        )
-        .group_by([*_EDGE, "outcome"])
-        .agg(
-            pl.all().exclude("flow_count").first(), pl.col("flow_count").sum().alias("connections")
-        )
-        .collect()
     )
 
 

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analyzer import connections as C
 from analyzer import schema as S
 from analyzer.connections import ConnectionStats
-from analyzer.identity.graph import EVIDENCE, NODE_LOCAL, IdentityGraph, IdentityGroup
+
+if TYPE_CHECKING:
+    from analyzer.analysis.inputs import IngestNotes
+from analyzer.identity.graph import EVIDENCE, NODE_LOCAL, IdentityGraph, display_name
+from analyzer.present.text import escaped as printable
+from analyzer.present.text import port_text
 
 __all__ = [
     "display_name",
@@ -31,44 +36,14 @@ __all__ = [
 _MAX_CELL = 80
 
 
-def printable(text: str) -> str:
-    """Control and other non-printable characters as ``\\xNN`` (safe for a terminal)."""
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-
-
 def dot_quote(text: str) -> str:
     """A DOT double-quoted string; backslashes, quotes and line breaks cannot escape it."""
     body = printable(text).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{body}"'
 
 
-def display_name(group: IdentityGroup) -> str:
-    """A short human name: ``ns/app=web`` for pods, ``host``, ``1.2.3.4 (example.com)``."""
-    if group.key.startswith("pod:"):
-        if group.selector and group.selector_unique:
-            parts = [f"{k}={v}" for k, v in sorted(group.selector.items())]
-        else:
-            # the selector does not tell this group apart: show every label, selector first and
-            # then short ones (version=v2) before long ones, so truncation keeps what differs
-            first = [f"{k}={v}" for k, v in list(group.selector.items())[:1]]
-            rest = sorted((x for x in group.labels if x not in first), key=lambda x: (len(x), x))
-            parts = first + rest
-        return f"{group.namespace}/{','.join(parts) or '(no labels)'}"
-    if group.key.startswith("ip:"):
-        address = group.key[3:]
-        if group.dns_names:
-            extra = "" if len(group.dns_names) == 1 else f" +{len(group.dns_names) - 1}"
-            return f"{address} ({group.dns_names[0]}{extra})"
-        return address
-    return group.key.partition(":")[2] or group.key
-
-
 def _iso(value: object) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else None
-
-
-def _port(protocol: str | None, port: int | None) -> str:
-    return f"{protocol or '?'}/{port}" if port is not None else (protocol or "?")
 
 
 def stats_dict(stats: ConnectionStats) -> dict[str, Any]:
@@ -160,7 +135,7 @@ def render_dot(graph: IdentityGraph) -> str:
         src, dst = ids.get(row[C.SRC_GROUP]), ids.get(row[C.DST_GROUP])
         if src is None or dst is None:
             continue
-        label = f"{_port(row[S.PROTOCOL], row[S.DST_PORT])} ({row[C.CONNECTIONS]})"
+        label = f"{port_text(row[S.PROTOCOL], row[S.DST_PORT])} ({row[C.CONNECTIONS]})"
         style = ', color="red", style="dashed"' if row[C.OUTCOME] == C.DENIED else ""
         lines.append(f"  {src} -> {dst} [label={dot_quote(label)}{style}];")
     lines.append("}")
@@ -186,7 +161,7 @@ def render_table(graph: IdentityGraph) -> str:
             _cell(src),
             "→",
             _cell(dst),
-            _port(row[S.PROTOCOL], row[S.DST_PORT]),
+            port_text(row[S.PROTOCOL], row[S.DST_PORT]),
             row[C.OUTCOME] + (" (audit)" if row[C.AUDIT] else ""),
             str(row[C.CONNECTIONS]),
             first.strftime("%Y-%m-%d %H:%M:%S") if first else "-",
@@ -210,8 +185,9 @@ def render_table(graph: IdentityGraph) -> str:
     return "\n".join(out) + "\n"
 
 
-def stats_lines(stats: ConnectionStats) -> list[str]:
-    """A summary of how flows became connections, and the warnings (for stderr)."""
+def stats_lines(stats: ConnectionStats, notes: IngestNotes | None = None) -> list[str]:
+    """A summary of how flows became connections, and the warnings (for stderr): events the
+    sources lost make the graph incomplete."""
     line = (
         f"{stats.rows_in} flow rows: {stats.requests} requests -> {stats.connections} "
         f"connections; {stats.replies_removed} replies removed, {stats.undecidable} undecidable, "
@@ -221,4 +197,10 @@ def stats_lines(stats: ConnectionStats) -> list[str]:
         line += f", {stats.proxy_legs_collapsed} L7-proxy legs folded into their clients"
     if stats.sock_events_ignored:
         line += f", {stats.sock_events_ignored} socket-LB events ignored"
-    return [line, *(f"warning: {w}" for w in stats.warnings)]
+    lines = [line, *(f"warning: {w}" for w in stats.warnings)]
+    if notes is not None and notes.lost_events:
+        lines.append(
+            f"warning: the sources lost {notes.lost_events} events (Hubble's ring buffer "
+            "overflowed): the graph may be incomplete"
+        )
+    return lines

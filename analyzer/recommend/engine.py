@@ -1,6 +1,6 @@
-"""``recommend``: least-privilege policies for namespaces, from the flows in a store.
+"""``recommend``: least-privilege policies for namespaces, from observed connections.
 
-flows -> connections (requests, deduplicated) -> identity groups -> anomalies left out ->
+connections (requests, deduplicated) -> identity groups -> anomalies left out ->
 synthesis (one policy per group and direction, merged) -> manifests in a flavour ->
 verification against the policy engine -> probe commands. One call, one result; the CLI and
 ``bundle.write_bundle`` only present it.
@@ -11,33 +11,35 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 import polars as pl
 
+from analyzer import schema as S
+from analyzer.anomaly import AnomalyResult, detect_anomalies, restrict_anomalies
+from analyzer.anomaly.records import flagged_edge_records
+from analyzer.connections import DST_KEY, SRC_KEY, Connections, derive_connections
+from analyzer.connections.inventory_labels import label_from_inventory
 from analyzer.errors import UsageError, VerificationError
+from analyzer.identity.graph import IdentityGroup, build_graph
+from analyzer.k8s.inventory import Inventory
 from analyzer.k8s.namespaces import (
     SYSTEM_NAMESPACES,
     is_system_namespace,
     namespaces_in,
     require_known,
 )
+from analyzer.policy.model import NetworkPolicy
 from analyzer.recommend.model import format_span
 from analyzer.recommend.probes import Probe, make_probes
-from analyzer.recommend.render import FLAVORS, name_error, render
+from analyzer.recommend.render import FLAVORS, Flavor, name_error, render
 from analyzer.recommend.synthesize import (
-    GroupLike,
     Note,
     PolicySpec,
     SynthesisOptions,
     synthesize,
 )
 from analyzer.recommend.verify import Verification, rows_in_scope, rows_to_verify, verify
-
-if TYPE_CHECKING:
-    from analyzer.connections import Connections
-    from analyzer.k8s.inventory import Inventory
 
 __all__ = ["SYSTEM_NAMESPACES", "Recommendation", "RecommendOptions", "recommend"]
 
@@ -53,9 +55,7 @@ class RecommendOptions:
 
     include_anomalies: bool = False
     ipblock_prefix: int | None = None
-    policies: tuple[str, ...] = ()  # files/directories of the namespaces' existing policies
     verify: bool = True
-    inventory: str | None = None  # kubectl get pods,namespaces -A -o json: silent workloads
     allow_breaking: bool = False  # return a recommendation that would deny observed requests
     include_system: bool = False  # allow system namespaces (namespaces.SYSTEM_NAMESPACES)
 
@@ -99,31 +99,47 @@ class Recommendation:
 
 
 def recommend(
-    flows: pl.LazyFrame | pl.DataFrame,
+    connections: Connections | pl.LazyFrame | pl.DataFrame,
     *,
     namespaces: Sequence[str] | None = None,
     flavor: str = "kubernetes",
     options: RecommendOptions | None = None,
-    connections: Connections | None = None,
+    anomalies: AnomalyResult | None = None,
+    groups: Mapping[str, IdentityGroup] | None = None,
+    given: Sequence[NetworkPolicy] = (),
+    given_warnings: Sequence[str] = (),
+    inventory: Inventory | None = None,
+    labelled_pods: Sequence[str] = (),
 ) -> Recommendation:
-    """Recommend least-privilege policies for ``namespaces`` from observed ``flows``.
+    """Recommend least-privilege policies for ``namespaces`` from observed connections.
 
     Parameters
     ----------
-    flows
-        Flow rows in the canonical schema (``FlowStore.scan()``).
+    connections
+        ``derive_connections`` output (flow rows in the canonical schema are derived here).
     namespaces
         Namespaces to write policies for; default: every namespace with observed pods except
         the system namespaces (``namespaces.SYSTEM_NAMESPACES``; ``options.include_system``
-        allows them). Each must be in the flows or the inventory.
+        allows them). Each must be in the flows or the inventory. The anomalies listed are
+        those from or to these namespaces (all when None).
     flavor
         ``kubernetes`` (networking.k8s.io/v1), ``cilium`` (CiliumNetworkPolicy) or ``calico``
         (projectcalico.org/v3 StagedKubernetesNetworkPolicy).
     options
         :class:`RecommendOptions`.
-    connections
-        ``derive_connections(flows)`` when the caller has it already (the report does), so the
-        flows are not reduced to connections twice.
+    anomalies
+        The anomaly detector's result over every connection (``detect_anomalies``); computed
+        here when None.
+    groups
+        The identity groups of ``connections`` (``build_graph(...).groups``); built when None.
+    given
+        The namespaces' existing policies, replayed together with the recommendation.
+    given_warnings
+        What loading them reported (kept as warning notes).
+    inventory
+        Pods and namespaces: labels of pods the flows show without any, silent workloads.
+    labelled_pods
+        Pods whose labels the caller already took from ``inventory`` (said in a note).
 
     Raises
     ------
@@ -134,35 +150,35 @@ def recommend(
         An unknown flavour, an unknown or invalid namespace, a system namespace without
         ``options.include_system``, an invalid ipBlock prefix.
     """
-    from analyzer.connections import derive_connections
-
     opts = options or RecommendOptions()
     if flavor not in FLAVORS:
         raise UsageError(f"unknown flavour {flavor!r}; choose one of {', '.join(FLAVORS)}")
     if opts.ipblock_prefix is not None and not 0 < opts.ipblock_prefix <= 32:
         raise UsageError(f"--ipblock-prefix must be 1..32 (IPv4), got {opts.ipblock_prefix}")
-    if connections is None:
-        connections = derive_connections(flows)
+    if not isinstance(connections, Connections):
+        connections = derive_connections(connections)
     notes: list[Note] = [Note("warning", "", w) for w in dict.fromkeys(connections.stats.warnings)]
-    inventory = None
-    if opts.inventory:
-        from analyzer.k8s.inventory import load_inventory
-
-        inventory = load_inventory(opts.inventory)
-        connections = _inventory_labels(connections, inventory, notes)
+    if inventory is not None and not labelled_pods:
+        connections, labelled_pods = label_from_inventory(connections, inventory)
+        groups = None  # the labels changed: so did the groups
+    if labelled_pods:
+        notes.append(Note("info", "", _printable(
+            f"{len(labelled_pods)} pod(s) without labels in the flows took their labels from "
+            f"the inventory ({_first(labelled_pods, 5)})")))
     conns = connections.frame
     targets = _namespaces(conns, namespaces, notes, inventory, opts.include_system)
     window = connections.stats.window
     notes.extend(_window_notes(window))
-    groups = identity_groups(connections)
+    if groups is None:
+        groups = build_graph(connections).groups
     for group in groups.values():
-        if not group.labels:
-            continue  # pods without labels: synthesis says how its rules name them
-        if not getattr(group, "selector_unique", True) and group.namespace in targets:
+        if group.labels and not group.selector_unique and group.namespace in targets:
             notes.append(Note("warning", group.namespace or "", _printable(
                 f"the selector of {group.key} also selects other observed pods: "
-                + "; ".join(getattr(group, "notes", ())))))
-    kept, anomalies = _without_anomalies(conns, opts.include_anomalies, notes)
+                + "; ".join(group.notes))))
+    if anomalies is None:
+        anomalies = detect_anomalies(conns)
+    kept, listed = _without_anomalies(conns, anomalies, namespaces, opts.include_anomalies, notes)
     denied = _denied(kept, targets)
     if denied:
         notes.append(
@@ -172,7 +188,7 @@ def recommend(
     synth_opts = SynthesisOptions(ipblock_prefix=opts.ipblock_prefix, cilium=flavor == "cilium")
     synth = synthesize(kept, groups, targets, synth_opts)
     notes.extend(synth.notes)
-    manifests = render(synth.policies, flavor, observed=window)  # type: ignore[arg-type]
+    manifests = render(synth.policies, cast(Flavor, flavor), observed=window)
     fallback = None
     if flavor == "cilium":
         plain = synthesize(kept, groups, targets, SynthesisOptions(opts.ipblock_prefix))
@@ -180,18 +196,11 @@ def recommend(
     rows, _ = rows_to_verify(kept, targets, synth.uncovered)
     verification = None
     if opts.verify:
-        given: list[Any] = []
-        if opts.policies:
-            from analyzer.policy.load import load_policies, require_policies
-
-            loaded = load_policies(list(opts.policies))
-            require_policies(loaded, list(opts.policies))
-            given = list(loaded.policies)
-            notes.extend(Note("warning", "", w) for w in loaded.warnings())
+        notes.extend(Note("warning", "", w) for w in given_warnings)
         verification = verify(
             manifests,
             rows_in_scope(kept, targets),
-            given=given,
+            given=list(given),
             ipblock_mode="cilium" if flavor == "cilium" else "kubernetes",
             fallback=fallback,
             uncovered=synth.uncovered,
@@ -213,7 +222,7 @@ def recommend(
         verification=verification,
         probes=tuple(probes),
         denied=tuple(denied),
-        anomalies=tuple(anomalies),
+        anomalies=tuple(listed),
         window=window,
         stats={
             "rows_in": stats.rows_in,
@@ -226,44 +235,9 @@ def recommend(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Group:
-    key: str
-    namespace: str | None
-    labels: tuple[str, ...]
-    selector: dict[str, str]
-
-
-def identity_groups(connections: Any) -> Mapping[str, GroupLike]:
-    """Identity groups with their chosen selectors (``graph.build_graph`` when present)."""
-    try:
-        from analyzer.identity.graph import build_graph
-    except ImportError:  # the graph module is newer than this code path
-        return _groups_from_identity(connections)
-    groups: Mapping[str, GroupLike] = build_graph(connections).groups
-    return groups
-
-
-def _groups_from_identity(connections: Any) -> Mapping[str, GroupLike]:
-    from analyzer.identity import choose_selectors, parse_labels
-
-    conns: pl.DataFrame = connections.frame
-    pods: dict[str, tuple[str, dict[str, str]]] = {}
-    labels_of: dict[str, tuple[str, ...]] = {}
-    for side in ("src", "dst"):
-        part = conns.filter(pl.col(f"{side}_entity") == "pod").select(
-            pl.col(f"{side}_group").alias("group"),
-            pl.col(f"{side}_namespace").alias("namespace"),
-            pl.col(f"{side}_labels").alias("labels"),
-        ).unique(subset="group")
-        for row in part.iter_rows(named=True):
-            pods[row["group"]] = (row["namespace"], parse_labels(row["labels"]))
-            labels_of[row["group"]] = tuple(row["labels"] or ())
-    choices = choose_selectors(pods)
-    return {
-        key: _Group(key, ns, labels_of[key], dict(choices[key].selector))
-        for key, (ns, _) in pods.items()
-    }
+def _first(items: Sequence[str], n: int) -> str:
+    shown = sorted(items)
+    return ", ".join(shown[:n]) + (", ..." if len(shown) > n else "")
 
 
 def _namespaces(
@@ -319,34 +293,32 @@ def _namespaces(
 
 
 def _without_anomalies(
-    conns: pl.DataFrame, include: bool, notes: list[Note]
+    conns: pl.DataFrame,
+    result: AnomalyResult,
+    scope: Sequence[str] | None,
+    include: bool,
+    notes: list[Note],
 ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
-    try:
-        from analyzer.anomaly import detect_anomalies
-    except ImportError:
-        notes.append(Note("info", "", "anomaly detection is not available; nothing left out"))
-        return conns, []
-    result = detect_anomalies(conns)
-    flagged = result.flagged
-    if flagged.height == 0:
-        return conns, []
+    """The connection rows synthesis may allow, and the flagged edges to list (those from or to
+    ``scope``: the same records ``analyzer anomalies -o json`` prints for that scope)."""
+    shown = restrict_anomalies(result, conns, scope) if scope else result
+    listed = flagged_edge_records(shown)
     # A workload caught doing something odd may itself be compromised; its steady traffic is
     # kept (leaving it out would break the application), so say so where people read.
-    for suspect in getattr(result.summary, "suspects", ()):
+    for suspect in shown.summary.suspects:
         notes.append(Note("warning", suspect.namespace or "", _printable(suspect.message())))
-    keys = ["src_key", "dst_key", "protocol", "dst_port"]
-    listed = (
-        flagged.select([*keys, *[c for c in ("score", "rule", "reasons") if c in flagged.columns]])
-        .head(MAX_LISTED)
-        .to_dicts()
-    )
-    if include:
-        notes.append(Note("warning", "", f"{flagged.height} anomalous edge(s) included on request "
-                          "(--include-anomalies)"))
+    if result.flagged.height == 0:
         return conns, listed
-    notes.append(Note("warning", "", f"{flagged.height} anomalous edge(s) left out; review them "
-                      "and pass --include-anomalies if they are legitimate"))
-    kept = conns.join(flagged.select(keys).unique(), on=keys, how="anti", nulls_equal=True)
+    counted = (f"{len(listed)} anomalous edge(s) (source identity -> destination identity, "
+               f"protocol, port; {shown.summary.flagged_connections} connection row(s))")
+    if include:
+        notes.append(Note("warning", "", f"{counted} included on request (--include-anomalies)"))
+        return conns, listed
+    if listed:
+        notes.append(Note("warning", "", f"{counted} left out; review them (analyzer anomalies) "
+                          "and pass --include-anomalies if they are legitimate"))
+    keys = [SRC_KEY, DST_KEY, S.PROTOCOL, S.DST_PORT]
+    kept = conns.join(result.flagged.select(keys).unique(), on=keys, how="anti", nulls_equal=True)
     return kept, listed
 
 
@@ -366,48 +338,6 @@ def _denied(conns: pl.DataFrame, namespaces: Sequence[str]) -> list[dict[str, An
         {**r, "last_seen": None if r["last_seen"] is None else r["last_seen"].isoformat()}
         for r in denied.to_dicts()
     ]
-
-
-def _inventory_labels(
-    connections: Connections, inventory: Inventory, notes: list[Note]
-) -> Connections:
-    """Pods the flows show without labels take the inventory's (the API server's truth)."""
-    from analyzer.connections import Connections
-    from analyzer.identity import group_key_expr, stable_labels
-
-    pods = [p for p in inventory.pods.values() if p.labels]
-    known = pl.DataFrame(
-        {
-            "_ns": [p.namespace for p in pods],
-            "_pod": [p.name for p in pods],
-            "_inv": [stable_labels(f"{k}={v}" for k, v in p.labels.items()) for p in pods],
-        },
-        schema={"_ns": pl.String, "_pod": pl.String, "_inv": pl.List(pl.String)},
-    )
-    frame = connections.frame
-    filled: set[str] = set()
-    for side in ("src", "dst"):
-        ns, pod, labels = f"{side}_namespace", f"{side}_pod", f"{side}_labels"
-        frame = frame.join(known, left_on=[ns, pod], right_on=["_ns", "_pod"], how="left",
-                           maintain_order="left")
-        use = ((pl.col(f"{side}_entity") == "pod") & (pl.col(labels).list.len() == 0)
-               & pl.col("_inv").is_not_null()).fill_null(False)
-        filled.update(frame.filter(use)[f"{side}_key"].to_list())
-        frame = frame.with_columns(
-            pl.when(use).then(pl.col("_inv")).otherwise(pl.col(labels)).alias(labels),
-            pl.col(f"{side}_group").alias("_old_group"), use.alias("_use"),
-        )
-        group = group_key_expr(ns, labels, f"{side}_entity", f"{side}_ip")
-        frame = frame.with_columns(
-            pl.when(pl.col("_use")).then(group).otherwise(pl.col("_old_group"))
-            .alias(f"{side}_group")
-        ).drop("_inv", "_old_group", "_use")
-    if filled:
-        shown = ", ".join(sorted(filled)[:5]) + (", ..." if len(filled) > 5 else "")
-        notes.append(Note("info", "", _printable(
-            f"{len(filled)} pod(s) without labels in the flows took their labels from the "
-            f"inventory ({shown})")))
-    return Connections(frame=frame, stats=connections.stats)
 
 
 def _silent_workloads(
@@ -460,11 +390,3 @@ def _iso(value: datetime) -> str:
 
 def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)[:300]
-
-
-def load_flows(store: Path) -> pl.LazyFrame:
-    """The flows of the store at ``store`` (``StoreError`` when there is none)."""
-    from analyzer.store import FlowStore
-
-    flows: pl.LazyFrame = FlowStore.open(store).scan()
-    return flows

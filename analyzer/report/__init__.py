@@ -1,7 +1,9 @@
 """The HTML security-review report: a model assembled from the analysis, rendered to one page.
 
->>> from analyzer.report import write_report                      # doctest: +SKIP
->>> write_report(Path(".analyzer-store"), out=Path("reports/report.html"))  # doctest: +SKIP
+>>> from analyzer.analysis import Analysis, open_store             # doctest: +SKIP
+>>> from analyzer.report import write_report                       # doctest: +SKIP
+>>> analysis = Analysis(open_store(Path(".analyzer-store")))       # doctest: +SKIP
+>>> write_report(analysis, out=Path("reports/report.html"))        # doctest: +SKIP
 
 See docs/report.md for what each section means and how the page is protected against hostile
 values from flow logs.
@@ -9,15 +11,17 @@ values from flow logs.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analyzer.errors import ConfigError
 from analyzer.report.model import ReportModel, Summary
 from analyzer.report.render import render_report
+from analyzer.store.files import atomic_write
+
+if TYPE_CHECKING:
+    from analyzer.analysis import Analysis
 
 __all__ = ["ReportModel", "ReportWritten", "render_report", "write_html", "write_report"]
 
@@ -50,46 +54,30 @@ def write_html(html: str, out: Path) -> Path:
         raise ConfigError(f"--out {out}: is a directory; give a file name such as report.html")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".report-", suffix=".html")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(html)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
+        atomic_write(out, html.encode("utf-8"), mode=0o644)
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot write the report: {exc.strerror or exc}") from exc
     return out.resolve()
 
 
 def write_report(
-    store_dir: Path,
+    analysis: Analysis,
     *,
     out: Path = DEFAULT_REPORT,
-    policies: Path | None = None,
-    inventory: Path | None = None,
-    namespaces: Sequence[str] | None = None,
     bundle_dir: Path | None = None,
+    policies_source: str | None = None,
 ) -> ReportWritten:
-    """Analyse the store at ``store_dir`` and write the HTML report to ``out``.
+    """Build the report of ``analysis`` and write it to ``out``.
 
     Raises
     ------
-    StoreError
-        No flow store at ``store_dir``.
-    PolicyError, InventoryError, UsageError, ConfigError
-        Unreadable inputs or an unwritable ``out``.
+    UsageError, ConfigError
+        A namespace nothing mentions, or an unwritable ``out``.
     """
-    from analyzer.report.build import build_report as _build
-    from analyzer.store import FlowStore
+    from analyzer.report.build import build_report
 
     if Path(out).is_dir():  # fail before the analysis, not after it
         raise ConfigError(f"--out {out}: is a directory; give a file name such as report.html")
-    store = FlowStore.open(Path(store_dir))
-    model = _build(
-        store,
-        policies=policies,
-        inventory=inventory,
-        namespaces=namespaces,
-        bundle_dir=bundle_dir,
-    )
+    model = build_report(analysis, bundle_dir=bundle_dir, policies_source=policies_source)
     path = write_html(render_report(model), out)
     return ReportWritten(path, model.summary.warnings, len(model.findings), model.summary)

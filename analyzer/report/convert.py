@@ -1,4 +1,4 @@
-"""Turn the connection frame (analyzer.connections contract) into graph, denied and anomaly rows.
+"""The identity graph, the denied connections and the flagged ones as the report shows them.
 
 Only the documented columns of the connections frame are used, so these functions can be fed
 a hand-built frame in tests. Aggregation happens in polars; Python only sees the few hundred
@@ -7,211 +7,95 @@ resulting groups and edges.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import replace
-
 import polars as pl
 
-from analyzer.connections import side_columns
+from analyzer import connections as C
+from analyzer import schema as S
+from analyzer.anomaly import AnomalyResult
+from analyzer.identity.graph import IdentityGraph, IdentityGroup, display_name
+from analyzer.present.text import port_text_expr, ports_summary
 from analyzer.report.collapse import collapse_peers, fold_destinations
 from analyzer.report.model import AnomalyRow, DeniedRow, GraphEdge, GraphModel, GraphNode
 
-__all__ = [
-    "NAMING_LABELS",
-    "anomaly_rows",
-    "denied_rows",
-    "edge_key",
-    "graph_from_connections",
-    "port_text",
-]
+__all__ = ["anomaly_rows", "denied_rows", "graph_model"]
 
-# The label that names a workload, most preferred first (the same preference as selectors).
-NAMING_LABELS = ("app.kubernetes.io/name", "app", "k8s-app", "name", "component")
 MAX_DETAIL = 12
 MAX_ROWS = 300
 
 
-def port_text(protocol: str | None, port: int | None) -> str:
-    """``TCP/8080``; a bare protocol for ICMP and other portless protocols."""
-    proto = protocol or "?"
-    return proto if port is None else f"{proto}/{port}"
-
-
-def edge_key(src: str, dst: str, protocol: str | None, port: int | None) -> tuple[str, str, str]:
-    return (src, dst, port_text(protocol, port))
-
-
-def _node_label(
-    kind: str,
-    labels: Sequence[str],
-    workload: str | None,
-    pod: str | None,
-    ip: str | None,
-    entity: str | None,
-    names: Sequence[str],
-) -> str:
-    if kind == "pod":
-        by_key = dict(lbl.partition("=")[::2] for lbl in labels)
-        for key in NAMING_LABELS:
-            if key in by_key and by_key[key]:
-                return by_key[key]
-        if labels:
-            return labels[0]
-        return workload or pod or "(no labels)"
+def _node(group: IdentityGroup) -> GraphNode:
+    kind = group.key.partition(":")[0] if group.key.startswith(("pod:", "ip:")) else "entity"
+    name = display_name(group)
+    # pods are drawn inside their namespace's box: the box says the namespace
+    label = name.partition("/")[2] if kind == "pod" else name
+    detail = [f"labels: {', '.join(group.labels)}" if group.labels else "labels: none"]
+    detail += [f"pod {p}" for p in group.pods[:MAX_DETAIL]]
+    if len(group.pods) > MAX_DETAIL:
+        detail.append(f"… and {len(group.pods) - MAX_DETAIL} more pods")
+    detail += [f"name {n}" for n in group.dns_names[:MAX_DETAIL]]
     if kind == "ip":
-        return f"{names[0]} ({ip})" if names else (ip or "?")
-    return entity or "?"
-
-
-def _side(frame: pl.DataFrame, side: str) -> pl.DataFrame:
-    """One row per (group, namespace) seen on this side, with its pods, labels and names."""
-    return frame.select(
-        *side_columns(side, "group", "namespace", "entity", "labels", "pod", "workload", "ip"),
-        (
-            pl.col(f"{side}_names")  # src_names is a later, additive column: may be absent
-            if f"{side}_names" in frame.columns
-            else pl.lit([], dtype=pl.List(pl.String))
-        ).alias("names"),
+        detail += [f"address {ip}" for ip in group.ips[:1]]
+    return GraphNode(
+        group.key,
+        (group.namespace or "") if kind == "pod" else "",
+        label,
+        kind,
+        len(group.pods) if kind == "pod" else 0,
+        tuple(detail),
     )
 
 
-def _nodes(frame: pl.DataFrame) -> list[GraphNode]:
-    sides = pl.concat([_side(frame, "src"), _side(frame, "dst")], how="vertical_relaxed")
-    groups = (
-        sides.filter(pl.col("group").is_not_null())
-        .group_by("group")
-        .agg(
-            pl.col("namespace").drop_nulls().first(),
-            pl.col("entity").drop_nulls().first(),
-            pl.col("labels").drop_nulls().first(),
-            pl.col("workload").drop_nulls().first(),
-            pl.col("ip").drop_nulls().first(),
-            pl.col("pod").drop_nulls().unique().sort().alias("pods"),
-            pl.col("names").explode().drop_nulls().unique().sort().alias("names"),
-        )
-        .sort("group")
-    )
-    nodes: list[GraphNode] = []
-    for row in groups.iter_rows(named=True):
-        key: str = row["group"]
-        kind = "pod" if key.startswith("pod:") else ("ip" if key.startswith("ip:") else "entity")
-        labels: list[str] = row["labels"] or []
-        pods: list[str] = row["pods"] or []
-        names: list[str] = row["names"] or []
-        namespace = (row["namespace"] or "") if kind == "pod" else ""
-        label = _node_label(
-            kind,
-            labels,
-            row["workload"],
-            pods[0] if pods else None,
-            row["ip"],
-            row["entity"],
-            names,
-        )
-        detail = [f"labels: {', '.join(labels)}" if labels else "labels: none"]
-        detail += [f"pod {p}" for p in pods[:MAX_DETAIL]]
-        if len(pods) > MAX_DETAIL:
-            detail.append(f"… and {len(pods) - MAX_DETAIL} more pods")
-        detail += [f"name {n}" for n in names[:MAX_DETAIL]]
-        if kind == "ip" and row["ip"]:
-            detail.append(f"address {row['ip']}")
-        nodes.append(
-            GraphNode(key, namespace, label, kind, len(pods) if kind == "pod" else 0, tuple(detail))
-        )
-    return _disambiguate(nodes)
-
-
-def _disambiguate(nodes: list[GraphNode]) -> list[GraphNode]:
-    """Two identities drawn with the same name in one namespace get their other labels added."""
-    seen: dict[tuple[str, str], int] = defaultdict(int)
-    for n in nodes:
-        seen[(n.namespace, n.label)] += 1
-    out = []
-    for n in nodes:
-        if seen[(n.namespace, n.label)] > 1 and n.kind == "pod":
-            labels = n.key.split(":", 2)[-1]
-            n = replace(n, label=f"{n.label} [{labels}]")
-        out.append(n)
-    return out
-
-
-def graph_from_connections(
-    frame: pl.DataFrame, anomalous: Iterable[tuple[str, str, str]] = ()
-) -> GraphModel:
-    """Identity nodes and group-to-group edges with their ports and outcome.
-
-    Parameters
-    ----------
-    frame
-        A connections frame (one row per distinct request edge, `outcome` allowed/denied).
-    anomalous
-        ``edge_key(src_key, dst_key, protocol, port)`` of connections flagged as anomalous; the
-        identity edges that contain one are marked.
-    """
-    if frame.height == 0:
+def graph_model(graph: IdentityGraph, anomalies: AnomalyResult | None = None) -> GraphModel:
+    """The identity graph as the report draws it: one node per group (named as
+    ``analyzer graph`` names it), one edge per (source, destination) with its ports, outcome
+    and whether a flagged edge is among them."""
+    if graph.edges.height == 0:
         return GraphModel()
-    port = (
-        pl.when(pl.col("dst_port").is_null())
-        .then(pl.col("protocol").fill_null("?"))
-        .otherwise(pl.col("protocol").fill_null("?") + "/" + pl.col("dst_port").cast(pl.String))
-    )
     flagged = pl.DataFrame(
-        sorted(set(anomalous)),
-        schema={"src_key": pl.String, "dst_key": pl.String, "_port": pl.String},
-        orient="row",
-    ).with_columns(pl.lit(True).alias("_anomalous"))
-    marked = (
-        frame.with_columns(port.alias("_port"))
-        .join(flagged, on=["src_key", "dst_key", "_port"], how="left", nulls_equal=True)
-        .with_columns(pl.col("_anomalous").fill_null(False))
+        schema={C.SRC_GROUP: pl.String, C.DST_GROUP: pl.String, S.PROTOCOL: pl.String,
+                S.DST_PORT: pl.Int32},
     )
+    if anomalies is not None and anomalies.edges.height:
+        flagged = anomalies.edges.filter(pl.col("flagged")).select(
+            C.SRC_GROUP, C.DST_GROUP, S.PROTOCOL, pl.col(S.DST_PORT).cast(pl.Int32)
+        )
+    keys = [C.SRC_GROUP, C.DST_GROUP, S.PROTOCOL, S.DST_PORT]
+    marked = graph.edges.join(
+        flagged.unique().with_columns(pl.lit(True).alias("_anomalous")),
+        on=keys, how="left", nulls_equal=True,
+    ).with_columns(pl.col("_anomalous").fill_null(False), port_text_expr().alias("_port"))
     edges = (
-        marked.filter(pl.col("src_group").is_not_null() & pl.col("dst_group").is_not_null())
-        .sort("protocol", "dst_port", nulls_last=True)  # ports in numeric order
-        .group_by("src_group", "dst_group")
+        marked.sort(S.PROTOCOL, S.DST_PORT, nulls_last=True)  # ports in numeric order
+        .group_by(C.SRC_GROUP, C.DST_GROUP)
         .agg(
             pl.col("_port").unique(maintain_order=True).alias("ports"),
-            pl.col("connections").sum(),
-            pl.col("outcome").unique().sort().alias("outcomes"),
+            pl.col(C.CONNECTIONS).sum(),
+            pl.col(C.OUTCOME).unique().sort().alias("outcomes"),
             pl.col("_anomalous").any(),
         )
-        .sort("src_group", "dst_group")
+        .sort(C.SRC_GROUP, C.DST_GROUP)
     )
     out: list[GraphEdge] = []
     for row in edges.iter_rows(named=True):
         outcomes: list[str] = row["outcomes"]
-        outcome = outcomes[0] if len(outcomes) == 1 else "mixed"
         out.append(
             GraphEdge(
-                row["src_group"],
-                row["dst_group"],
+                row[C.SRC_GROUP],
+                row[C.DST_GROUP],
                 tuple(row["ports"]),
-                int(row["connections"] or 0),
-                outcome,
+                int(row[C.CONNECTIONS] or 0),
+                outcomes[0] if len(outcomes) == 1 else "mixed",
                 bool(row["_anomalous"]),
             )
         )
-    return collapse_peers(GraphModel(tuple(_nodes(frame)), tuple(out)))
-
-
-MAX_PORTS = 8
-
-
-def _ports_summary(ports: Sequence[str]) -> str:
-    shown = ", ".join(ports[:MAX_PORTS])
-    return shown if len(ports) <= MAX_PORTS else f"{shown} … ({len(ports)} ports)"
+    nodes = tuple(_node(graph.groups[key]) for key in sorted(graph.groups))
+    return collapse_peers(GraphModel(nodes, tuple(out)))
 
 
 def _per_pair(frame: pl.DataFrame, *extra: pl.Expr) -> pl.DataFrame:
     """One row per (source, destination): a scan of 30 ports is one line, not 30."""
-    port = (
-        pl.when(pl.col("dst_port").is_null())
-        .then(pl.col("protocol").fill_null("?"))
-        .otherwise(pl.col("protocol").fill_null("?") + "/" + pl.col("dst_port").cast(pl.String))
-    )
     return (
-        frame.with_columns(port.alias("_port"))
+        frame.with_columns(port_text_expr().alias("_port"))
         .sort("protocol", "dst_port", nulls_last=True)  # ports in numeric order
         .group_by("src_key", "dst_key", maintain_order=True)
         .agg(
@@ -236,7 +120,7 @@ def denied_rows(frame: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[DeniedRow, 
         DeniedRow(
             r["src_key"] or "?",
             r["dst_key"] or "?",
-            _ports_summary(r["ports"]),
+            ports_summary(r["ports"]),
             int(r["connections"] or 0),
             r["last_seen"].isoformat() if r["last_seen"] is not None else "",
         )
@@ -268,7 +152,7 @@ def anomaly_rows(flagged: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[AnomalyR
         AnomalyRow(
             r["src_key"] or "?",
             r["dst_key"] or "?",
-            _ports_summary(r["ports"]),
+            ports_summary(r["ports"]),
             int(r["connections"] or 0),
             float(r["score"] or 0.0),
             tuple([f"rule: {x}" for x in r["rules"]] + [str(x) for x in r["why"]]),

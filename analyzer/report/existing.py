@@ -11,36 +11,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from analyzer.errors import PolicyError
 from analyzer.k8s.inventory import Inventory
 from analyzer.k8s.yaml_io import safe_dump_all
 from analyzer.policy.compile import CompiledPolicies
 from analyzer.policy.evaluate import Peer, selecting_policies
 from analyzer.policy.frame import evaluate_connections
-from analyzer.policy.load import read_documents
 from analyzer.policy.model import EGRESS, INGRESS
 from analyzer.report.model import CoverageRow
 
-__all__ = ["coverage_rows", "existing_manifests", "manifests_yaml", "normalize_manifest"]
+__all__ = ["coverage_rows", "manifests_by_namespace", "manifests_yaml", "normalize_manifest"]
 
 _SUFFIXES = (".yaml", ".yml", ".json")
 POLICY_KINDS = ("NetworkPolicy", "CiliumNetworkPolicy", "StagedKubernetesNetworkPolicy")
-
-
-def _files(paths: Sequence[str | Path]) -> Iterator[Path]:
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file())
-        elif path.is_file():
-            yield path
-        else:
-            raise PolicyError("no such file or directory", file=str(path))
 
 
 def _flatten(doc: Any) -> Iterator[dict[str, Any]]:
@@ -70,24 +56,14 @@ def normalize_manifest(doc: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def existing_manifests(paths: str | Path | Sequence[str | Path]) -> dict[str, list[dict[str, Any]]]:
-    """Policy manifests under ``paths`` by namespace, normalised and sorted by name.
-
-    Raises
-    ------
-    PolicyError
-        A path that does not exist or a file that is not YAML.
-    """
-    if isinstance(paths, str | Path):
-        paths = [paths]
+def manifests_by_namespace(docs: Sequence[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Policy manifests among decoded documents, by namespace, normalised and sorted by name."""
     by_ns: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for file in _files(paths):
-        docs = read_documents(file)
-        for doc in docs:
-            for item in _flatten(doc):
-                if item.get("kind") in POLICY_KINDS:
-                    norm = normalize_manifest(item)
-                    by_ns[norm["metadata"]["namespace"]].append(norm)
+    for doc in docs:
+        for item in _flatten(doc):
+            if item.get("kind") in POLICY_KINDS:
+                norm = normalize_manifest(item)
+                by_ns[norm["metadata"]["namespace"]].append(norm)
     return {
         ns: sorted(items, key=lambda m: (str(m["metadata"]["name"]), str(m["kind"])))
         for ns, items in sorted(by_ns.items())
@@ -109,10 +85,12 @@ def coverage_rows(
     compiled: CompiledPolicies | None,
     connections: pl.DataFrame,
     inventory: Inventory | None = None,
+    judged: pl.DataFrame | None = None,
 ) -> tuple[CoverageRow, ...]:
     """Per namespace: observed pods, how many are isolated per direction, and how the existing
     policies would decide the observed connections into or out of the namespace. Without
-    ``compiled`` policies only the pods are counted (the other columns are None)."""
+    ``compiled`` policies only the pods are counted (the other columns are None). ``judged``
+    is ``evaluate_connections(compiled, connections, inventory)`` when the caller has it."""
     if connections.height == 0:
         return ()
     sides = [
@@ -143,7 +121,8 @@ def coverage_rows(
         counts[2] += row["n"] if selecting_policies(compiled, peer, EGRESS) else 0
     if compiled is None:
         return tuple(CoverageRow(ns, isolated[ns][0]) for ns in sorted(isolated))
-    judged = evaluate_connections(compiled, connections, inventory)
+    if judged is None:
+        judged = evaluate_connections(compiled, connections, inventory)
     out: list[CoverageRow] = []
     for ns in sorted(isolated):
         touching = judged.filter(

@@ -68,6 +68,9 @@ class Summary:
     masked_fields: int = 0
     undecidable_replies: int = 0
     decided_by_ports: int = 0
+    # flagged edges (source identity -> destination identity, protocol, port) in the scope:
+    # the count `analyzer anomalies` and `recommend -o json` give for the same scope
+    anomalous_edges: int = 0
     warnings: tuple[str, ...] = ()
 
 

@@ -74,6 +74,9 @@ class ManifestEntry:
     # version-1 stores hashed the file bytes only: there both are the same value.
     file_sha256: str = ""
     compression: str | None = None
+    # Events the source reported lost (Hubble ``lost_events`` records say how many each). Entries
+    # written before this field count one per skipped lost-events record (a lower bound).
+    lost_events: int = 0
 
     @property
     def skipped_total(self) -> int:
@@ -100,6 +103,7 @@ class ManifestEntry:
             "size_bytes": self.size_bytes,
             "file_sha256": self.file_sha256 or self.ingest_id,
             "compression": self.compression,
+            "lost_events": self.lost_events,
         }
 
     @classmethod
@@ -121,7 +125,14 @@ class ManifestEntry:
             size_bytes=int(data.get("size_bytes", 0)),
             file_sha256=str(data.get("file_sha256") or data["ingest_id"]),
             compression=str(data["compression"]) if data.get("compression") else None,
+            lost_events=int(data["lost_events"]) if "lost_events" in data else _lost_records(data),
         )
+
+
+def _lost_records(data: dict[str, Any]) -> int:
+    """Lost events of an entry written before ``lost_events`` was recorded: its skipped
+    lost-events records, one each."""
+    return sum(int(s["count"]) for s in data.get("skipped", []) if "lost" in str(s["reason"]))
 
 
 class FlowStore:

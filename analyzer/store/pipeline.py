@@ -265,6 +265,7 @@ def _load_hashed(
         size_bytes=size,
         file_sha256=digest.file,
         compression=digest.compression,
+        lost_events=reader.report.lost_events,
     )
     summary = InputSummary(
         label, "loaded", reader.format, reader.rows, skipped, warnings, digest.content

@@ -22,7 +22,8 @@ from analyzer.cli import app
 from analyzer.k8s.inventory import load_inventory
 from analyzer.policy.compile import compile_policies
 from analyzer.policy.load import load_policies
-from analyzer.policy.simulate import read_flows, simulate
+from analyzer.policy.simulate import simulate
+from analyzer.store import FlowStore
 
 runner = CliRunner()
 
@@ -91,7 +92,7 @@ def _denied_on_replay(
     path = tmp_path / "recommended.yaml"
     path.write_text(manifests)
     compiled = compile_policies(load_policies(path).policies)
-    flows, _ = read_flows([], store)
+    flows = FlowStore.open(store).scan()
     inv = load_inventory(inventory) if inventory is not None else None
     frame = simulate(compiled, flows, inv).frame
     return [f"{r['src_key']} -> {r['dst_key']} {r['dst_port']}"

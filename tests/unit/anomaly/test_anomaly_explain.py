@@ -6,7 +6,8 @@ import polars as pl
 from anomaly_toy import conn, frame
 
 from analyzer.anomaly import detect_anomalies
-from analyzer.anomaly.output import anomaly_records, anomaly_table
+from analyzer.anomaly.records import flagged_edge_records
+from analyzer.present.anomalies import anomaly_table
 
 APPS = [f"shop/app{i}" for i in range(8)]
 
@@ -54,6 +55,6 @@ def test_table_folds_a_sweep_into_one_row() -> None:
     assert "8 destinations" in rows[0] and "TCP/80" in rows[0]
     assert rows[-2].startswith("9 of ")
     assert rows[-1].startswith("suspect: develop/debug looks compromised (host sweep on 8 edges)")
-    records = anomaly_records(result)  # type: ignore[arg-type]
+    records = flagged_edge_records(result)  # type: ignore[arg-type]
     assert len(records) == 9
     assert all(r["endpoints"] for r in records)

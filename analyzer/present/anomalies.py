@@ -1,103 +1,14 @@
-"""Flagged edges for people (a table) and for scripts (JSON records), and the store entry point."""
+"""``analyzer anomalies`` for people: scans and sweeps folded into one row each."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from analyzer.anomaly import _columns as c
-from analyzer.anomaly._detect import AnomalyResult, detect_anomalies
-from analyzer.anomaly.defaults import DEFAULT_THRESHOLD
+from analyzer.anomaly._detect import AnomalyResult
+from analyzer.anomaly.records import flagged_edge_records
 
-__all__ = ["detect_store_anomalies", "anomaly_records", "anomaly_table"]
-
-_EDGE_FIELDS = (
-    "src_name",
-    "dst_name",
-    c.SRC_GROUP,
-    c.DST_GROUP,
-    "src_namespace",
-    "dst_namespace",
-    c.PROTOCOL,
-    c.DST_PORT,
-    c.SCORE,
-    "model_score",
-    c.RULE,
-    c.REASONS,
-    "connections",
-    "denied",
-    "first_seen",
-    "last_seen",
-)
-
-
-def detect_store_anomalies(
-    store_dir: Path,
-    *,
-    namespaces: Sequence[str] | None = None,
-    random_state: int = 0,
-    threshold: float = DEFAULT_THRESHOLD,
-) -> AnomalyResult:
-    """Derive the connections of a flow store and flag its anomalies (`analyzer anomalies`).
-
-    Raises
-    ------
-    StoreError
-        When `store_dir` is not a flow store.
-    """
-    from analyzer.connections import derive_connections
-    from analyzer.store import FlowStore
-
-    connections = derive_connections(FlowStore.open(store_dir).scan())
-    if namespaces:
-        from analyzer.k8s.namespaces import namespaces_in, require_known
-
-        require_known(namespaces, namespaces_in(connections.frame), where="the flow store")
-    return detect_anomalies(
-        connections.frame,
-        random_state=random_state,
-        threshold=threshold,
-        namespaces=namespaces,
-    )
-
-
-def _flagged_edges(result: AnomalyResult) -> pl.DataFrame:
-    if result.edges.height == 0:
-        return pl.DataFrame()
-    return result.edges.filter(pl.col("flagged")).sort(
-        [c.SCORE, *c.EDGE_KEYS], descending=[True, False, False, False, False], nulls_last=True
-    )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, float):
-        return round(value, 4)
-    return value
-
-
-def anomaly_records(result: AnomalyResult) -> list[dict[str, Any]]:
-    """One JSON-able dict per flagged edge, most anomalous first, with its endpoints."""
-    edges = _flagged_edges(result)
-    if edges.height == 0:
-        return []
-    endpoints = result.flagged.group_by([*c.EDGE_KEYS], maintain_order=True).agg(
-        pl.concat_str([pl.col(c.SRC_KEY), pl.lit(" -> "), pl.col(c.DST_KEY)])
-        .unique(maintain_order=True)
-        .alias("endpoints")
-    )
-    joined = edges.select(list(_EDGE_FIELDS)).join(
-        endpoints, on=list(c.EDGE_KEYS), how="left", nulls_equal=True, maintain_order="left"
-    )
-    records = []
-    for row in joined.iter_rows(named=True):
-        records.append({key: _jsonable(value) for key, value in row.items()})
-    return records
+__all__ = ["anomaly_table"]
 
 
 def _port(row: dict[str, Any]) -> str:
@@ -151,7 +62,7 @@ def anomaly_table(result: AnomalyResult) -> str:
 
     `-o json` lists every flagged edge with all of its reasons.
     """
-    records = anomaly_records(result)
+    records = flagged_edge_records(result)
     s = result.summary
     summary = (
         f"{s.flagged_edges} of {s.edges} edges flagged "
