@@ -1,4 +1,4 @@
-"""Connection frame (connections contract columns) -> graph nodes/edges, denied and anomaly rows."""
+"""Identity graph -> report graph nodes/edges; connection frame -> denied and anomaly rows."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from analyzer.report.convert import anomaly_rows, denied_rows, edge_key, graph_from_connections
+from analyzer.anomaly import AnomalyResult, AnomalySummary
+from analyzer.connections import CONNECTION_SCHEMA
+from analyzer.identity.graph import build_graph
+from analyzer.report.convert import anomaly_rows, denied_rows, graph_model
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -87,21 +90,41 @@ def _frame() -> pl.DataFrame:
     return pl.DataFrame(rows, schema_overrides=SCHEMA)
 
 
-def test_nodes_are_identity_groups_with_pods_and_names() -> None:
-    graph = graph_from_connections(_frame())
+def _connections(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame with every column of the connections contract (absent ones null)."""
+    return frame.with_columns(
+        pl.lit(None, dtype=dtype).alias(name)
+        for name, dtype in CONNECTION_SCHEMA.items()
+        if name not in frame.columns
+    ).select(pl.col(name).cast(dtype) for name, dtype in CONNECTION_SCHEMA.items())
+
+
+def _flagged(*edges: tuple[str, str, str, int]) -> AnomalyResult:
+    frame = pl.DataFrame(
+        [(*e, True) for e in edges],
+        schema={"src_group": pl.String, "dst_group": pl.String, "protocol": pl.String,
+                "dst_port": pl.Int32, "flagged": pl.Boolean},
+        orient="row",
+    )
+    return AnomalyResult(pl.DataFrame(), frame, frame.height, AnomalySummary(0, 0, 0, 0))
+
+
+def test_nodes_are_identity_groups_named_as_the_graph_command_names_them() -> None:
+    graph = graph_model(build_graph(_connections(_frame())))
     nodes = {n.key: n for n in graph.nodes}
     fe = nodes["pod:web:app=frontend,tier=x"]
-    assert (fe.namespace, fe.label, fe.kind, fe.pods) == ("web", "frontend", "pod", 2)
+    # inside the namespace's box: the name `analyzer graph` prints, less the namespace
+    assert (fe.namespace, fe.label, fe.kind, fe.pods) == ("web", "app=frontend", "pod", 2)
     assert "pod frontend-1" in fe.detail and "pod frontend-2" in fe.detail
     ext = nodes["ip:203.0.113.5"]
-    assert (ext.namespace, ext.kind, ext.label) == ("", "ip", "evil.example (203.0.113.5)")
+    assert (ext.namespace, ext.kind, ext.label) == ("", "ip", "203.0.113.5 (evil.example)")
     assert nodes["entity:host"].namespace == "" and nodes["entity:host"].label == "host"
     assert len(nodes) == 6
 
 
 def test_edges_merge_ports_and_outcomes() -> None:
-    flagged = [edge_key("develop/debug-1", "web/backend-1", "TCP", 5432)]
-    graph = graph_from_connections(_frame(), flagged)
+    flagged = _flagged(("pod:develop:app=debug,tier=x", "pod:web:app=backend,tier=x", "TCP", 5432))
+    graph = graph_model(build_graph(_connections(_frame())), flagged)
     edges = {(e.src, e.dst): e for e in graph.edges}
     fe_be = edges[("pod:web:app=frontend,tier=x", "pod:web:app=backend,tier=x")]
     assert fe_be.ports == ("TCP/8080", "TCP/9090") and fe_be.connections == 9
@@ -156,5 +179,5 @@ def test_many_ports_are_summarised() -> None:
 
 def test_empty_frame() -> None:
     empty = _frame().clear()
-    assert graph_from_connections(empty).nodes == ()
+    assert graph_model(build_graph(_connections(empty))).nodes == ()
     assert denied_rows(empty) == () and anomaly_rows(empty) == ()

@@ -10,7 +10,7 @@ import pytest
 from analyzer.errors import PolicyError
 from analyzer.policy.compile import compile_policies
 from analyzer.policy.load import load_policies
-from analyzer.report.existing import coverage_rows, existing_manifests, manifests_yaml
+from analyzer.report.existing import coverage_rows, manifests_by_namespace, manifests_yaml
 
 POLICIES = """\
 apiVersion: v1
@@ -74,7 +74,7 @@ def _conns() -> pl.DataFrame:
 
 def test_manifests_grouped_normalised_and_sorted(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text(POLICIES)
-    by_ns = existing_manifests(tmp_path)
+    by_ns = manifests_by_namespace(load_policies(tmp_path).documents)
     assert list(by_ns) == ["web"]
     assert [m["metadata"]["name"] for m in by_ns["web"]] == ["all-egress", "backend-in"]
     assert "resourceVersion" not in manifests_yaml(by_ns["web"])
@@ -83,11 +83,11 @@ def test_manifests_grouped_normalised_and_sorted(tmp_path: Path) -> None:
 
 def test_missing_and_broken_files_raise(tmp_path: Path) -> None:
     with pytest.raises(PolicyError):
-        existing_manifests(tmp_path / "nope")
+        load_policies(tmp_path / "nope")
     bad = tmp_path / "bad.yaml"
     bad.write_text("a: [\n")
     with pytest.raises(PolicyError):
-        existing_manifests(bad)
+        load_policies(bad)
 
 
 def test_coverage_counts_isolated_pods_and_verdicts(tmp_path: Path) -> None:
