@@ -10,7 +10,8 @@ ingress and one egress allow per workload naming its observed peers. Inputs are 
 under ``benchmarks/out/audit/`` and reused.
 
 Each measurement is its own subprocess running what ``analyzer audit -o json`` runs
-(``Analysis(...).audit()`` + ``render_json``, with the inventory and the anomaly detector), so its peak
+(``Analysis(...).audit()`` + ``render_json``, with the inventory and the anomaly detector), so
+its peak
 RSS is its own:
 
 - ``new``: this checkout's ``analyzer``;

@@ -38,7 +38,7 @@ from analyzer.policy import frame as policy_frame
 from analyzer.policy.compile import compile_policies
 from analyzer.policy.frame import evaluate_connections
 from analyzer.policy.load import LoadResult, parse_documents
-from analyzer.policy.model import LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort, Rule
+from analyzer.policy.model import LabelSelector, NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule
 
 APPS = ["web", "api", "db", "cache", "queue", "worker", "auth", "search", "pay", "mail"]
 PORTS = {
@@ -320,7 +320,7 @@ def _naive_side(
             continue
         isolated = True
         for rule in pol.ingress if ingress else pol.egress:
-            rule_r: Rule = rule
+            rule_r: PolicyRule = rule
             if not _naive_port(rule_r.ports, port, proto, named):
                 continue
             if not rule_r.peers or any(_naive_peer(p, pol, other) for p in rule_r.peers):

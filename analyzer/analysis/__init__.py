@@ -15,6 +15,9 @@ reads a path given on the command line.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from analyzer.analysis.core import Analysis, AnalysisOptions, AuditOptions
 from analyzer.analysis.inputs import (
     FileFlows,
@@ -30,6 +33,7 @@ from analyzer.analysis.inputs import (
 from analyzer.analysis.scope import Scope, parse_duration, parse_time
 
 __all__ = [
+    "analyse",
     "Analysis",
     "AnalysisOptions",
     "AuditOptions",
@@ -46,3 +50,26 @@ __all__ = [
     "parse_time",
     "read_flow_files",
 ]
+
+
+def analyse(
+    store: Path,
+    *,
+    policies: Path | Sequence[Path] | None = None,
+    inventory: Path | None = None,
+    namespaces: Sequence[str] | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    options: AnalysisOptions | None = None,
+) -> Analysis:
+    """The Analysis of the store at ``store`` with policy files and an inventory file, as the
+    command line gives them (``--since``/``--until`` as RFC 3339 or durations).
+
+    >>> report = build_report(analyse(Path(".analyzer-store")))  # doctest: +SKIP
+    """
+    flows = open_store(store)
+    scope = Scope.parse(namespaces, since, until)
+    inv = load_inventory_file(inventory)
+    paths = [policies] if isinstance(policies, Path | str) else list(policies or ())
+    loaded = load_policy_files(paths) if policies is not None else None
+    return Analysis(flows, scope, policies=loaded, inventory=inv, options=options)

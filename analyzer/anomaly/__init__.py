@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from analyzer.anomaly.evaluate import EdgeMetrics, evaluate_against_truth
     from analyzer.anomaly.features import DATABASE_PORTS, MODEL_FEATURES, compute_features
     from analyzer.anomaly.records import flagged_edge_records
-    from analyzer.anomaly.rules import RULES, Rule, RuleThresholds
+    from analyzer.anomaly.rules import RULES, DetectionRule, RuleThresholds
 
 # scikit-learn takes about a second to import; load the heavy modules on first use so that
 # commands which never detect anomalies (and `--help`) do not pay for it.
@@ -44,7 +44,7 @@ _LAZY = {
     "compute_features": "features",
     "flagged_edge_records": "records",
     "RULES": "rules",
-    "Rule": "rules",
+    "DetectionRule": "rules",
     "RuleThresholds": "rules",
 }
 
@@ -65,7 +65,7 @@ __all__ = [
     "EdgeMetrics",
     "MODEL_FEATURES",
     "RULES",
-    "Rule",
+    "DetectionRule",
     "RuleThresholds",
     "compute_features",
     "detect_anomalies",

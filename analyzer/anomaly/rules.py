@@ -47,7 +47,7 @@ __all__ = [
     "COMPROMISED_SOURCE",
     "INFRASTRUCTURE_ENTITIES",
     "RULES",
-    "Rule",
+    "DetectionRule",
     "RuleThresholds",
     "rule_column",
 ]
@@ -99,7 +99,7 @@ class RuleThresholds:
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class DetectionRule:
     """A named rule: its condition over the edge frame and a one-line description."""
 
     name: str
@@ -208,38 +208,38 @@ def _unlike_client(t: RuleThresholds) -> pl.Expr:
 # Explicit registry, in priority order: the first rule that fires names the edge. A scan that
 # also touched a database port is named a scan; a database lateral move beats the sweep shape
 # that a many-port scan of several neighbours also has.
-RULES: tuple[Rule, ...] = (
-    Rule(
+RULES: tuple[DetectionRule, ...] = (
+    DetectionRule(
         "port_scan",
         "one source reached one destination on many ports, mostly denied or unused by others",
         _port_scan,
     ),
-    Rule(
+    DetectionRule(
         "database_lateral",
         "cross-namespace access to a database port from a source that is not an established client",
         _database_lateral,
     ),
-    Rule(
+    DetectionRule(
         "host_sweep",
         "one source reached many destinations on one port, mostly denied or not steady",
         _host_sweep,
     ),
-    Rule(
+    DetectionRule(
         "environment_crossing",
         "the first crossing of this source into another environment, new and unlike its peers",
         _environment_crossing,
     ),
-    Rule(
+    DetectionRule(
         "new_api_access",
         "a pod starting to talk to the kube-apiserver late, or a pod without a controller",
         _new_api_access,
     ),
-    Rule(
+    DetectionRule(
         "new_external",
         "an external destination nobody else contacts, first contacted late",
         _new_external,
     ),
-    Rule(
+    DetectionRule(
         "unlike_client",
         "a new client of a shared server port unlike every other client there",
         _unlike_client,
@@ -253,7 +253,7 @@ COMPROMISED_SOURCE_DESCRIPTION = (
 )
 
 
-def rule_column(thresholds: RuleThresholds, rules: tuple[Rule, ...] = RULES) -> pl.Expr:
+def rule_column(thresholds: RuleThresholds, rules: tuple[DetectionRule, ...] = RULES) -> pl.Expr:
     """The name of the first rule that fires for each edge, or null; aliased ``rule``."""
     expr: pl.Expr = pl.lit(None, dtype=pl.String)
     for rule in reversed(rules):

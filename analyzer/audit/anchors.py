@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 
-from analyzer.policy.model import LabelSelector, PolicyPeer, Rule
+from analyzer.policy.model import LabelSelector, PolicyPeer, PolicyRule
 
 __all__ = ["AnchorIndex", "rule_anchors", "rule_lookups", "selector_anchors", "selector_lookups"]
 
@@ -66,14 +66,14 @@ def _peer_lookups(peer: PolicyPeer) -> list[Anchor]:
     return [("pod", *a) for a in selector_lookups(peer.pod_selector or LabelSelector())]
 
 
-def rule_anchors(rule: Rule) -> list[Anchor]:
+def rule_anchors(rule: PolicyRule) -> list[Anchor]:
     """Where a (covering) rule is filed: ``*`` for every peer, else each peer's anchors."""
     if not rule.peers:
         return [_EVERYTHING]
     return [a for peer in rule.peers for a in _peer_anchors(peer)]
 
 
-def rule_lookups(rule: Rule) -> list[Anchor]:
+def rule_lookups(rule: PolicyRule) -> list[Anchor]:
     """Anchors of the rules that may contain ``rule``: each of its peers must be contained in
     one of theirs, so the first peer decides; a rule admitting every peer needs the same."""
     if not rule.peers:

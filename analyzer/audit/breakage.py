@@ -18,7 +18,7 @@ import polars as pl
 
 from analyzer.audit.findings import Finding
 from analyzer.policy.compile import CompiledPolicies, CompiledPolicy
-from analyzer.policy.evaluate import Peer, selecting_policies
+from analyzer.policy.evaluate import Endpoint, selecting_policies
 from analyzer.policy.model import EGRESS, INGRESS
 
 __all__ = ["INTENDED_DENY", "breakage_findings"]
@@ -135,7 +135,7 @@ def _finding(
     suspicious: bool, group: pl.DataFrame,
 ) -> Finding:
     first = group.row(0, named=True)
-    pod = Peer(
+    pod = Endpoint(
         kind="pod",
         namespace=first["_ns"],
         labels=_labels(first["_labels"]),
@@ -204,7 +204,7 @@ def _finding(
 
 
 def _blame(
-    selecting: Sequence[CompiledPolicy], direction: str, peer: Peer, mode: str
+    selecting: Sequence[CompiledPolicy], direction: str, peer: Endpoint, mode: str
 ) -> str | None:
     """The policy to name. First one with a rule for this very peer (it forgot the port: the
     likely culprit), then a pure deny (no rules in that direction), then the widest."""
@@ -217,16 +217,16 @@ def _blame(
     return min(selecting, key=rank).key if selecting else None
 
 
-def _peer(row: dict[str, Any]) -> Peer:
+def _peer(row: dict[str, Any]) -> Endpoint:
     if row["_p_entity"] == "pod" and row["_p_ns"]:
-        return Peer(
+        return Endpoint(
             kind="pod",
             namespace=row["_p_ns"],
             labels=_labels(row["_p_labels"]),
             namespace_labels=_labels(row["_p_nslabels"]),
             ip=row["_p_ip"],
         )
-    return Peer(kind="ip", ip=row["_p_ip"], entity=row["_p_entity"] or "world")
+    return Endpoint(kind="ip", ip=row["_p_ip"], entity=row["_p_entity"] or "world")
 
 
 def _labels(items: Any) -> dict[str, str]:

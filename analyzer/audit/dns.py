@@ -17,7 +17,7 @@ import polars as pl
 from analyzer.audit.findings import Finding
 from analyzer.audit.universe import Universe
 from analyzer.policy.compile import CompiledPolicies, CompiledPolicy, IPPeers
-from analyzer.policy.evaluate import Peer, evaluate_direction, selecting_policies
+from analyzer.policy.evaluate import Endpoint, evaluate_direction, selecting_policies
 from analyzer.policy.model import EGRESS
 
 __all__ = ["DNS_LABELS", "DNS_NAMESPACE", "dns_findings", "dns_targets"]
@@ -30,9 +30,9 @@ DNS_LABELS: tuple[tuple[str, str], ...] = (
 DNS_PORT = 53
 
 
-def dns_targets(universe: Universe, conns: pl.DataFrame) -> list[Peer]:
+def dns_targets(universe: Universe, conns: pl.DataFrame) -> list[Endpoint]:
     """The DNS servers a pod may need: known kube-dns pods, observed port-53 peers, a default."""
-    targets: dict[str, Peer] = {}
+    targets: dict[str, Endpoint] = {}
     for pod in universe.pods:
         if pod.namespace == DNS_NAMESPACE and any(
             pod.labels.get(k) == v for k, v in DNS_LABELS
@@ -61,7 +61,7 @@ def dns_targets(universe: Universe, conns: pl.DataFrame) -> list[Peer]:
             elif row["dst_ip"]:
                 targets.setdefault(
                     f"ip:{row['dst_ip']}",
-                    Peer(kind="ip", ip=row["dst_ip"], entity=row["dst_entity"] or "world"),
+                    Endpoint(kind="ip", ip=row["dst_ip"], entity=row["dst_entity"] or "world"),
                 )
     return list(targets.values())
 
@@ -69,7 +69,7 @@ def dns_targets(universe: Universe, conns: pl.DataFrame) -> list[Peer]:
 def dns_findings(
     compiled: CompiledPolicies,
     universe: Universe,
-    targets: Sequence[Peer],
+    targets: Sequence[Endpoint],
     namespaces: Sequence[str] | None,
 ) -> list[Finding]:
     """One ``missing-dns`` finding per egress-isolating policy whose pods cannot resolve names."""
@@ -78,7 +78,7 @@ def dns_findings(
     # many policies select the same pods: decide once per pod identity and protocol.
     cache: dict[tuple[object, ...], bool] = {}
 
-    def resolves(subject: Peer, protocol: str) -> bool:
+    def resolves(subject: Endpoint, protocol: str) -> bool:
         key = (
             subject.namespace,
             tuple(sorted(subject.labels.items())),
@@ -139,9 +139,9 @@ def dns_findings(
     return findings
 
 
-def _subjects(cp: CompiledPolicy, universe: Universe) -> dict[str, Peer]:
+def _subjects(cp: CompiledPolicy, universe: Universe) -> dict[str, Endpoint]:
     """The distinct kinds of pod the policy selects; a synthetic one when none is known."""
-    out: dict[str, Peer] = {}
+    out: dict[str, Endpoint] = {}
     for pod in universe.selected_by(cp):
         key = f"{pod.namespace}/{pod.workload}"
         out.setdefault(key, _pod_peer(pod.namespace, pod.labels, pod.namespace_labels))
@@ -161,7 +161,7 @@ def _subjects(cp: CompiledPolicy, universe: Universe) -> dict[str, Peer]:
 
 
 def _resolves(
-    compiled: CompiledPolicies, subject: Peer, targets: Sequence[Peer], protocol: str
+    compiled: CompiledPolicies, subject: Endpoint, targets: Sequence[Endpoint], protocol: str
 ) -> bool:
     """Whether some egress rule admits one of the DNS servers, as the policy engine decides
     (same compiled policies, same ipBlock mode as every other check)."""
@@ -195,8 +195,8 @@ def _whole_family(matcher: object) -> bool:
 def _pod_peer(
     namespace: str, labels: Mapping[str, str], namespace_labels: Mapping[str, str],
     ip: str | None = None,
-) -> Peer:
-    return Peer(
+) -> Endpoint:
+    return Endpoint(
         kind="pod", namespace=namespace, labels=dict(labels),
         namespace_labels=dict(namespace_labels), ip=ip,
     )

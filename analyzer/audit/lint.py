@@ -34,7 +34,7 @@ from analyzer.policy.compile import (
     PortRange,
     ProtocolPorts,
 )
-from analyzer.policy.evaluate import Peer
+from analyzer.policy.evaluate import Endpoint
 from analyzer.policy.model import EGRESS, INGRESS
 
 __all__ = ["METADATA_ADDRESSES", "RISKY_PORTS", "lint_findings", "risky_port_findings"]
@@ -189,7 +189,7 @@ def _metadata_findings(cp: CompiledPolicy) -> list[Finding]:
 
 
 def _admits_address(rule: CompiledRule, address: str) -> bool:
-    peer = Peer(kind="ip", ip=address, entity="world")
+    peer = Endpoint(kind="ip", ip=address, entity="world")
     return any(m.matches(peer, "kubernetes") for m in rule.peers)
 
 

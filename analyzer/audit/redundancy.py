@@ -36,7 +36,7 @@ from analyzer.policy.model import (
     NetworkPolicy,
     PolicyPeer,
     PolicyPort,
-    Rule,
+    PolicyRule,
 )
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -86,7 +86,7 @@ def find_covers(
         covering = _covering_subjects(group)
         # Rules filed by their peers, per direction: A's candidates are the rules that may
         # contain its first peer, not every rule of the namespace (see anchors.py).
-        entries: dict[str, list[tuple[NetworkPolicy, int, Rule]]] = {}
+        entries: dict[str, list[tuple[NetworkPolicy, int, PolicyRule]]] = {}
         filed: dict[str, AnchorIndex] = {}
         for direction in ("ingress", "egress"):
             entries[direction], filed[direction] = [], AnchorIndex()
@@ -96,7 +96,7 @@ def find_covers(
                         entries[direction].append((pb, ib, rb))
                         filed[direction].add(rule_anchors(rb))
         known: dict[tuple[int, int], bool] = {}
-        interned: dict[Rule, int] = {}
+        interned: dict[PolicyRule, int] = {}
         for pa in group:
             subjects = covering[pa.pod_selector]
             for direction in ("ingress", "egress"):
@@ -132,12 +132,12 @@ def _covering_subjects(group: Sequence[NetworkPolicy]) -> dict[LabelSelector, se
     }
 
 
-def rule_covered(a: Rule, b: Rule, own_ns_labels: Mapping[str, str]) -> bool:
+def rule_covered(a: PolicyRule, b: PolicyRule, own_ns_labels: Mapping[str, str]) -> bool:
     """Every peer and port of ``a`` is admitted by ``b`` (same subject assumed)."""
     return ports_covered(a.ports, b.ports) and _peers_covered(a, b, own_ns_labels)
 
 
-def _peers_covered(a: Rule, b: Rule, own_ns_labels: Mapping[str, str]) -> bool:
+def _peers_covered(a: PolicyRule, b: PolicyRule, own_ns_labels: Mapping[str, str]) -> bool:
     if not b.peers:
         return True
     if not a.peers:
@@ -317,7 +317,7 @@ def find_semantic_covers(
         for cp in group:
             for i in subjects[cp.key]:
                 selecting.setdefault(i, []).append(cp)
-        interned: dict[Rule, int] = {}
+        interned: dict[PolicyRule, int] = {}
         known: dict[tuple[int, int], int | None] = {}
         for direction in ("ingress", "egress"):
             for ca in group:

@@ -11,7 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from analyzer.audit.findings import Severity, max_severity
-from analyzer.policy.model import NetworkPolicy, PolicyPeer, PolicyPort, Rule
+from analyzer.policy.model import NetworkPolicy, PolicyPeer, PolicyPort, PolicyRule
 
 __all__ = [
     "BreadthReason",
@@ -48,9 +48,11 @@ class BreadthReason:
     severity: Severity
 
 
-def iter_rules(policy: NetworkPolicy) -> list[tuple[str, int, Rule]]:
+def iter_rules(policy: NetworkPolicy) -> list[tuple[str, int, PolicyRule]]:
     """Every rule of a policy as (direction, index, rule), direction ``ingress``/``egress``."""
-    out: list[tuple[str, int, Rule]] = [("ingress", i, r) for i, r in enumerate(policy.ingress)]
+    out: list[tuple[str, int, PolicyRule]] = [
+        ("ingress", i, r) for i, r in enumerate(policy.ingress)
+    ]
     out += [("egress", i, r) for i, r in enumerate(policy.egress)]
     return out
 
@@ -91,7 +93,7 @@ def describe_ports(ports: tuple[PolicyPort, ...] | None) -> str:
     return ", ".join(parts)
 
 
-def rule_breadth(policy: NetworkPolicy, direction: str, rule: Rule) -> list[BreadthReason]:
+def rule_breadth(policy: NetworkPolicy, direction: str, rule: PolicyRule) -> list[BreadthReason]:
     """Structural reasons the rule is broad (empty when it is tight by shape).
 
     Parameters

@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from analyzer.diff.universe import Endpoint, PortClass, Universe
+from analyzer.diff.universe import PortClass, Universe, UniverseEntry
 from analyzer.policy.compile import CompiledPolicies, CompiledRule, PeerMatcher, PortMatcher
 from analyzer.policy.evaluate import (
     DirectionVerdict,
-    Peer,
+    Endpoint,
     evaluate_direction,
     selecting_policies,
 )
@@ -148,8 +148,8 @@ def direction_tables(
 
 def _port_row(
     compiled: CompiledPolicies,
-    subject: Endpoint,
-    other: Peer,
+    subject: UniverseEntry,
+    other: Endpoint,
     named: Any,
     ports: tuple[PortClass, ...],
     direction: str,

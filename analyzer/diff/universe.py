@@ -36,7 +36,7 @@ from analyzer.policy.compile import (
     PortRange,
     ip_key,
 )
-from analyzer.policy.evaluate import Peer
+from analyzer.policy.evaluate import Endpoint
 from analyzer.policy.frame import parse_labels
 
 __all__ = [
@@ -59,7 +59,7 @@ _EP_COLS = ("namespace", "pod", "ip", "entity", "labels", "namespace_labels")
 
 
 @dataclass(frozen=True, slots=True)
-class Endpoint:
+class UniverseEntry:
     """One endpoint of the universe: a pod identity, a reserved entity or an address class.
 
     ``peer`` is what the engine evaluates (its ``label`` is ``display``, or a token for an
@@ -71,7 +71,7 @@ class Endpoint:
     group: str
     display: str
     namespace: str | None
-    peer: Peer
+    peer: Endpoint
     named: str
     members: int
     span: tuple[int, int, int] | None = None
@@ -94,7 +94,7 @@ class Universe:
     the index of its endpoint (``_ep``, null when it has none: a peer without an address).
     """
 
-    endpoints: tuple[Endpoint, ...]
+    endpoints: tuple[UniverseEntry, ...]
     ports: tuple[PortClass, ...]
     observed: pl.DataFrame
 
@@ -154,7 +154,7 @@ def build_universe(
         if not any(e == entity for e, _ in entities):
             entities[(entity, "")] = []
 
-    endpoints: list[Endpoint] = []
+    endpoints: list[UniverseEntry] = []
     by_row: dict[int, int] = {}
     for key in sorted(pods, key=lambda k: (k[0], _pod_group(k), k)):
         members = pods[key]
@@ -162,9 +162,9 @@ def build_universe(
         by_row.update((id(m), endpoints[-1].index) for m in members)
     for (entity, _cls), members in sorted(entities.items()):
         ip = next((m["ip"] for m in members if m["ip"]), None)
-        peer = Peer(kind="ip", entity=entity, ip=ip, label=f"entity:{entity}")
+        peer = Endpoint(kind="ip", entity=entity, ip=ip, label=f"entity:{entity}")
         endpoints.append(
-            Endpoint(
+            UniverseEntry(
                 len(endpoints),
                 "entity",
                 f"entity:{entity}",
@@ -179,11 +179,11 @@ def build_universe(
     spans = _address_spans(blocks)
     first_address = len(endpoints)
     for version, first, last in spans:
-        peer = Peer(
+        peer = Endpoint(
             kind="ip", entity="world", ip=str(_address(version, first)), label=ADDRESS_TOKEN
         )
         endpoints.append(
-            Endpoint(
+            UniverseEntry(
                 len(endpoints),
                 ADDRESSES,
                 ADDRESSES,
@@ -283,11 +283,11 @@ def _pod_group(key: tuple[Any, ...]) -> str:
     return group_key(key[0], [f"{k}={v}" for k, v in key[1]], "pod", None)
 
 
-def _pod_endpoint(index: int, key: tuple[Any, ...], members: list[dict[str, Any]]) -> Endpoint:
+def _pod_endpoint(index: int, key: tuple[Any, ...], members: list[dict[str, Any]]) -> UniverseEntry:
     namespace, labels = key[0], dict(key[1])
     rep = min(members, key=lambda m: (m["pod"] or "", m["ip"] or ""))
     display = f"{namespace}:{{{','.join(stable_labels(f'{k}={v}' for k, v in key[1]))}}}"
-    peer = Peer(
+    peer = Endpoint(
         kind="pod",
         namespace=namespace,
         labels=labels,
@@ -297,7 +297,7 @@ def _pod_endpoint(index: int, key: tuple[Any, ...], members: list[dict[str, Any]
         label=display,
     )
     pods = {(m["namespace"], m["pod"] or m["ip"]) for m in members}
-    return Endpoint(index, "pod", _pod_group(key), display, namespace, peer, key[4], len(pods))
+    return UniverseEntry(index, "pod", _pod_group(key), display, namespace, peer, key[4], len(pods))
 
 
 def _ports_key(ports: Mapping[str, tuple[tuple[int, str], ...]]) -> str:
@@ -344,7 +344,7 @@ def _address(version: int, value: int) -> ipaddress.IPv4Address | ipaddress.IPv6
 
 
 def _port_classes(
-    sets: Sequence[CompiledPolicies], endpoints: list[Endpoint]
+    sets: Sequence[CompiledPolicies], endpoints: list[UniverseEntry]
 ) -> tuple[PortClass, ...]:
     cuts: dict[str, set[int]] = {p: {1} for p in PROTOCOLS}
     for s in sets:

@@ -26,7 +26,7 @@ from analyzer.policy.model import (
     NetworkPolicy,
     PolicyPeer,
     PolicyPort,
-    Rule,
+    PolicyRule,
 )
 from analyzer.policy.validate import (
     OBJECT_FIELDS,
@@ -180,13 +180,13 @@ def _endpoint_selector(
 
 def _rules(
     raw: Any, path: str, direction: str, namespace: str | None, col: Collector
-) -> tuple[Rule, ...] | None:
+) -> tuple[PolicyRule, ...] | None:
     if raw is None:
         return ()
     if not isinstance(raw, list):
         col.problem(path, "must be a list of rules")
         return None
-    rules: list[Rule] = []
+    rules: list[PolicyRule] = []
     for i, item in enumerate(raw):
         rpath = f"{path}[{i}]"
         if item is None:
@@ -203,7 +203,7 @@ def _rules(
 
 def _rule(
     item: dict[str, Any], path: str, direction: str, namespace: str | None, col: Collector
-) -> Rule | None:
+) -> PolicyRule | None:
     pre = "from" if direction == INGRESS else "to"
     unsupported_l3 = False
     known = _SUPPORTED[direction] | _RULE_UNSUPPORTED[direction]
@@ -258,10 +258,11 @@ def _rule(
         return None
     if not has_l3 and unsupported_l3:
         # e.g. toFQDNs + toPorts: dropping the FQDN part must not turn it into "any peer".
-        return Rule(peers=(), ports=ports, match_nothing=True)
+        return PolicyRule(peers=(), ports=ports, match_nothing=True)
     if not has_l3 and ports is None:
-        return Rule(peers=(), ports=None, match_nothing=True)  # `{}`: isolates, allows nothing
-    return Rule(peers=tuple(peers) if has_l3 else None, ports=ports)
+        # `{}`: isolates, allows nothing
+        return PolicyRule(peers=(), ports=None, match_nothing=True)
+    return PolicyRule(peers=tuple(peers) if has_l3 else None, ports=ports)
 
 
 def _reserved_entities(raw: Any) -> tuple[str, ...]:

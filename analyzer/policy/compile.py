@@ -22,7 +22,7 @@ from analyzer.policy.model import (
     NetworkPolicy,
     PolicyPeer,
     PolicyPort,
-    Rule,
+    PolicyRule,
 )
 
 __all__ = [
@@ -55,7 +55,7 @@ CLUSTER_ENTITIES = frozenset(
 
 
 class PeerLike(Protocol):
-    """What a matcher needs to know about the other end (see ``evaluate.Peer``)."""
+    """What a matcher needs to know about the other end (see ``evaluate.Endpoint``)."""
 
     @property
     def kind(self) -> str: ...
@@ -235,7 +235,7 @@ class CompiledRule:
     index: int
     peers: tuple[PeerMatcher, ...]
     ports: tuple[PortMatcher, ...]
-    rule: Rule
+    rule: PolicyRule
 
     def peer_matches(self, other: PeerLike, mode: str) -> bool:
         return any(p.matches(other, mode) for p in self.peers)
@@ -317,7 +317,7 @@ def compile_policies(
 
 
 def _compile_policy(policy: NetworkPolicy) -> CompiledPolicy:
-    def rules(direction: str, items: tuple[Rule, ...]) -> tuple[CompiledRule, ...]:
+    def rules(direction: str, items: tuple[PolicyRule, ...]) -> tuple[CompiledRule, ...]:
         section = direction.lower()
         return tuple(
             CompiledRule(
@@ -343,7 +343,7 @@ def _compile_policy(policy: NetworkPolicy) -> CompiledPolicy:
     )
 
 
-def _peers(rule: Rule, namespace: str | None) -> tuple[PeerMatcher, ...]:
+def _peers(rule: PolicyRule, namespace: str | None) -> tuple[PeerMatcher, ...]:
     if rule.match_nothing:
         return (NoPeers(),)
     if not rule.peers:  # absent or [] (Kubernetes: both mean every peer)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NS_NAME_LABEL",
-    "Peer",
+    "Endpoint",
     "RuleRef",
     "DirectionVerdict",
     "Verdict",
@@ -40,7 +40,7 @@ NS_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 @dataclass(frozen=True, slots=True)
-class Peer:
+class Endpoint:
     """One end of a connection.
 
     ``kind`` is ``pod`` or ``ip`` (anything that is not a pod: world, host, node, ...; its
@@ -121,7 +121,7 @@ class Verdict:
 
 
 def selecting_policies(
-    compiled: CompiledPolicies, pod: Peer, direction: str
+    compiled: CompiledPolicies, pod: Endpoint, direction: str
 ) -> tuple[CompiledPolicy, ...]:
     """Policies that select ``pod`` and isolate it in ``direction``."""
     out = []
@@ -134,7 +134,7 @@ def selecting_policies(
 
 def matching_rules(
     rules: tuple[CompiledRule, ...],
-    other: Peer,
+    other: Endpoint,
     port: int | None,
     protocol: str,
     named: NamedPorts,
@@ -148,8 +148,8 @@ def matching_rules(
 
 def evaluate_direction(
     compiled: CompiledPolicies,
-    subject: Peer,
-    other: Peer,
+    subject: Endpoint,
+    other: Endpoint,
     port: int | None,
     protocol: str,
     direction: str,
@@ -222,7 +222,11 @@ def evaluate_direction(
 
 
 def evaluate(
-    compiled: CompiledPolicies, src: Peer, dst: Peer, port: int | None, protocol: str = "TCP"
+    compiled: CompiledPolicies,
+    src: Endpoint,
+    dst: Endpoint,
+    port: int | None,
+    protocol: str = "TCP",
 ) -> Verdict:
     """The verdict for one connection ``src`` -> ``dst`` on ``port``/``protocol``.
 

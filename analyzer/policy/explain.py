@@ -31,7 +31,7 @@ from analyzer.policy.compile import (
 )
 from analyzer.policy.evaluate import (
     DirectionVerdict,
-    Peer,
+    Endpoint,
     Verdict,
     evaluate,
     selecting_policies,
@@ -52,8 +52,8 @@ class DirectionExplanation:
 class Explanation:
     """A verdict and the sentences that justify it."""
 
-    src: Peer
-    dst: Peer
+    src: Endpoint
+    dst: Endpoint
     port: int | None
     protocol: str
     verdict: Verdict
@@ -90,7 +90,11 @@ class Explanation:
 
 
 def explain(
-    compiled: CompiledPolicies, src: Peer, dst: Peer, port: int | None, protocol: str = "TCP"
+    compiled: CompiledPolicies,
+    src: Endpoint,
+    dst: Endpoint,
+    port: int | None,
+    protocol: str = "TCP",
 ) -> Explanation:
     """Evaluate ``src -> dst`` and explain each direction (egress first, then ingress)."""
     protocol = protocol.upper()
@@ -109,8 +113,8 @@ def _direction(
     compiled: CompiledPolicies,
     direction: str,
     dv: DirectionVerdict,
-    subject: Peer,
-    other: Peer,
+    subject: Endpoint,
+    other: Endpoint,
     port: int | None,
     protocol: str,
     named: NamedPorts,
@@ -190,7 +194,7 @@ def describe_port(port: PortMatcher) -> str:
 
 def _closest(
     rules: tuple[CompiledRule, ...],
-    other: Peer,
+    other: Endpoint,
     other_role: str,
     port: int | None,
     protocol: str,
@@ -217,7 +221,7 @@ def _closest(
     return best[1], best[2]
 
 
-def _peer_gap(peer: PeerMatcher, other: Peer, role: str, mode: str) -> tuple[int, str]:
+def _peer_gap(peer: PeerMatcher, other: Endpoint, role: str, mode: str) -> tuple[int, str]:
     if isinstance(peer, NoPeers):
         return 100, "it admits no peer"
     if isinstance(peer, IPPeers):

@@ -17,7 +17,7 @@ import polars as pl
 
 from analyzer.policy.classes import ip_classes, port_classes, side_blocks
 from analyzer.policy.compile import CompiledPolicies, CompiledPolicy
-from analyzer.policy.evaluate import Peer, evaluate_direction, selecting_policies
+from analyzer.policy.evaluate import Endpoint, evaluate_direction, selecting_policies
 from analyzer.policy.model import EGRESS, INGRESS
 
 if TYPE_CHECKING:
@@ -287,10 +287,10 @@ _RESULT_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
 }
 
 
-def _peer(ep: dict[str, Any], s: str, node: str | None) -> Peer:
+def _peer(ep: dict[str, Any], s: str, node: str | None) -> Endpoint:
     label = _SRC if s == "src" else _DST
     if ep["_kind"] == "pod":
-        return Peer(
+        return Endpoint(
             kind="pod",
             namespace=ep[f"{s}_namespace"],
             labels=parse_labels(ep[f"{s}_labels"]),
@@ -300,7 +300,7 @@ def _peer(ep: dict[str, Any], s: str, node: str | None) -> Peer:
             label=label,
             ports=_ports_from_key(ep["_ports"]),
         )
-    return Peer(
+    return Endpoint(
         kind="ip", ip=ep[f"{s}_ip"], entity=ep[f"{s}_entity"] or "world", node=node, label=label
     )
 
@@ -313,7 +313,7 @@ def _evaluate_edges(
     # Selection depends only on the subject's identity: cache it across edges.
     selected: dict[tuple[Any, ...], tuple[CompiledPolicy, ...]] = {}
 
-    def select(peer: Peer, direction: str) -> tuple[CompiledPolicy, ...]:
+    def select(peer: Endpoint, direction: str) -> tuple[CompiledPolicy, ...]:
         key = (
             direction,
             peer.namespace,

@@ -29,7 +29,7 @@ from analyzer.policy.model import (
     PolicyPeer,
     PolicyPort,
     PolicyProblem,
-    Rule,
+    PolicyRule,
     Unsupported,
 )
 from analyzer.policy.validate import (
@@ -74,6 +74,7 @@ class LoadResult:
     empty_lists: int = 0
     # the decoded documents of every file, in file order (the report shows them as YAML)
     documents: list[Any] = field(default_factory=list)
+    paths: tuple[str, ...] = ()  # the files and directories as given
 
     def warnings(self) -> list[str]:
         """One line per problem and per unsupported feature, for a person (the CLI prefixes
@@ -102,7 +103,7 @@ def load_policies(
     """
     if isinstance(paths, str | Path):
         paths = [paths]
-    result = LoadResult()
+    result = LoadResult(paths=tuple(str(p) for p in paths))
     for file in _files(paths):
         docs = read_documents(file)
         result.documents.extend(docs)
@@ -347,14 +348,14 @@ def parse_networkpolicy(
 
 def _rules(
     spec: dict[str, Any], section: str, peer_key: str, col: Collector
-) -> tuple[Rule, ...] | None:
+) -> tuple[PolicyRule, ...] | None:
     raw = spec.get(section)
     if raw is None:
         return ()
     if not isinstance(raw, list):
         col.problem(f"spec.{section}", "must be a list of rules")
         return None
-    rules: list[Rule] = []
+    rules: list[PolicyRule] = []
     ok = True
     for i, item in enumerate(raw):
         path = f"spec.{section}[{i}]"
@@ -371,7 +372,7 @@ def _rules(
         if isinstance(peers, bool) or isinstance(ports, bool):
             ok = False
             continue
-        rules.append(Rule(peers=peers, ports=ports))
+        rules.append(PolicyRule(peers=peers, ports=ports))
     return tuple(rules) if ok else None
 
 

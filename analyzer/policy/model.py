@@ -22,7 +22,7 @@ __all__ = [
     "IPBlock",
     "PolicyPeer",
     "PolicyPort",
-    "Rule",
+    "PolicyRule",
     "NetworkPolicy",
     "PolicyProblem",
     "Unsupported",
@@ -130,7 +130,7 @@ class PolicyPort:
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
+class PolicyRule:
     """One ingress or egress rule.
 
     ``peers is None``: no ``from``/``to`` key, every peer. ``ports is None``: every port.
@@ -155,8 +155,8 @@ class NetworkPolicy:
     namespace: str | None
     pod_selector: LabelSelector
     policy_types: tuple[str, ...]
-    ingress: tuple[Rule, ...] = ()
-    egress: tuple[Rule, ...] = ()
+    ingress: tuple[PolicyRule, ...] = ()
+    egress: tuple[PolicyRule, ...] = ()
     kind: str = "NetworkPolicy"
     source: str = ""
     # Cluster-wide (Cilium CCNP) subjects may be narrowed by namespace labels.

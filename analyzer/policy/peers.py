@@ -24,7 +24,7 @@ import polars as pl
 
 from analyzer.errors import UsageError
 from analyzer.identity import drop_volatile_expr
-from analyzer.policy.evaluate import Peer
+from analyzer.policy.evaluate import Endpoint
 from analyzer.policy.frame import parse_labels
 
 if TYPE_CHECKING:
@@ -42,11 +42,13 @@ _LS = pl.List(pl.String())
 class Resolved:
     """The peer, and one sentence saying where its labels came from."""
 
-    peer: Peer
+    peer: Endpoint
     note: str
 
 
-def resolve_peer(text: str, inventory: Inventory | None, flows: pl.LazyFrame | None = None) -> Peer:
+def resolve_peer(
+    text: str, inventory: Inventory | None, flows: pl.LazyFrame | None = None
+) -> Endpoint:
     """The peer named by ``text``; see :func:`resolve_endpoint`."""
     return resolve_endpoint(text, inventory, flows).peer
 
@@ -65,7 +67,7 @@ def resolve_endpoint(
     text = text.strip()
     if text.startswith(("entity:", "reserved:")):
         entity = text.split(":", 1)[1] or "world"
-        return Resolved(Peer(kind="ip", entity=entity), f"{text}: the reserved peer {entity}")
+        return Resolved(Endpoint(kind="ip", entity=entity), f"{text}: the reserved peer {entity}")
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -219,7 +221,7 @@ def _pod_peer(
     known = inventory.namespace_labels(namespace) if inventory is not None else None
     if known is not None:
         ns_labels, ns_from = dict(known), "the inventory"
-    peer = Peer(
+    peer = Endpoint(
         kind="pod",
         namespace=namespace,
         name=name,
@@ -252,7 +254,7 @@ def _by_ip(ip: str, inventory: Inventory | None, flows: pl.LazyFrame | None) -> 
             )
     entity = next((e.entity for e in seen if e.entity), None) or "world"
     where = "the flow store" if seen else "not seen in the flows: assumed outside the cluster"
-    return Resolved(Peer(kind="ip", ip=ip, entity=entity), f"{ip}: {entity} ({where})")
+    return Resolved(Endpoint(kind="ip", ip=ip, entity=entity), f"{ip}: {entity} ({where})")
 
 
 def _by_labels(
@@ -291,7 +293,7 @@ def _by_labels(
         (names,) = matches.values()
         first_seen, first_pod = candidates[names[0]]
         resolved = _pod_peer(namespace, names[0], first_seen, first_pod, inventory)
-        peer = Peer(
+        peer = Endpoint(
             kind="pod",
             namespace=namespace,
             labels=resolved.peer.labels,
@@ -304,7 +306,7 @@ def _by_labels(
         more = f" and {len(names) - 1} more with the same labels" if len(names) > 1 else ""
         return Resolved(peer, f"{text} is pod {namespace}/{names[0]}{more}: {resolved.note}")
     ns_labels, ns_from = _namespace_labels(namespace, inventory, flows)
-    peer = Peer(
+    peer = Endpoint(
         kind="pod",
         namespace=namespace,
         labels=dict(given),

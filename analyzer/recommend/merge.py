@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from typing import TypeVar
 
-from analyzer.recommend.model import Peer, Selector
+from analyzer.recommend.model import AllowedPeer, Selector
 
 __all__ = ["merge_owners", "merge_peers", "merge_selectors"]
 
@@ -77,22 +77,22 @@ def merge_owners(
     return sorted(out)
 
 
-def merge_peers(peers: Sequence[Peer]) -> list[Peer]:
+def merge_peers(peers: Sequence[AllowedPeer]) -> list[AllowedPeer]:
     """Merge pod peers: selectors differing in one value, then namespaces with equal selectors."""
     pods = [p for p in peers if p.kind == "pod"]
     others = sorted(set(p for p in peers if p.kind != "pod"))
-    by_ns: dict[tuple[str, ...], list[Peer]] = defaultdict(list)
+    by_ns: dict[tuple[str, ...], list[AllowedPeer]] = defaultdict(list)
     for p in pods:
         by_ns[p.namespaces].append(p)
-    step1: list[Peer] = []
+    step1: list[AllowedPeer] = []
     for namespaces, members in by_ns.items():
         for sel, _ in merge_selectors([(m.selector, m) for m in members]):
-            step1.append(Peer("pod", namespaces=namespaces, selector=sel))
+            step1.append(AllowedPeer("pod", namespaces=namespaces, selector=sel))
     by_sel: dict[Selector, list[str]] = defaultdict(list)
     for p in step1:
         by_sel[p.selector].extend(p.namespaces)
     merged = [
-        Peer("pod", namespaces=tuple(sorted(set(nss))), selector=sel)
+        AllowedPeer("pod", namespaces=tuple(sorted(set(nss))), selector=sel)
         for sel, nss in by_sel.items()
     ]
     return sorted(merged) + others

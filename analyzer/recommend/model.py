@@ -22,11 +22,11 @@ __all__ = [
     "Evidence",
     "GroupLike",
     "Note",
-    "Peer",
+    "AllowedPeer",
     "PolicyKind",
     "PolicySpec",
     "Port",
-    "Rule",
+    "AllowRule",
     "Selector",
     "SynthesisOptions",
     "SynthesisResult",
@@ -100,7 +100,7 @@ class Port:
 
 
 @dataclass(frozen=True, slots=True, order=True)
-class Peer:
+class AllowedPeer:
     """One peer element. ``pod``: namespaces AND selector in ONE element; ``cidr``: an ipBlock;
     ``entity``: a reserved peer (Cilium entity; ipBlocks of ``cidrs`` elsewhere)."""
 
@@ -140,8 +140,8 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
-class Rule:
-    peers: tuple[Peer, ...]
+class AllowRule:
+    peers: tuple[AllowedPeer, ...]
     ports: tuple[Port, ...]
     evidence: Evidence
 
@@ -155,7 +155,7 @@ class PolicySpec:
     kind: PolicyKind
     directions: tuple[Direction, ...]
     selector: Selector
-    rules: tuple[Rule, ...] = ()
+    rules: tuple[AllowRule, ...] = ()
     groups: tuple[str, ...] = ()
 
     @property

@@ -27,10 +27,10 @@ from analyzer.recommend.model import (
     DNS_NAMESPACE,
     DNS_SELECTORS,
     NAMESPACE_NAME_LABEL,
-    Peer,
+    AllowedPeer,
+    AllowRule,
     PolicySpec,
     Port,
-    Rule,
     Selector,
     format_span,
 )
@@ -174,7 +174,7 @@ def _ns_selector(namespaces: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _k8s_peers(peer: Peer, own_ns: str) -> list[dict[str, Any]]:
+def _k8s_peers(peer: AllowedPeer, own_ns: str) -> list[dict[str, Any]]:
     if peer.kind == "pod":
         element: dict[str, Any] = {}
         # Same namespace: a bare podSelector. Elsewhere: namespaceSelector AND podSelector in
@@ -229,7 +229,7 @@ def _k8s_spec(policy: PolicySpec) -> dict[str, Any]:
 # --- Cilium -----------------------------------------------------------------------------------
 
 
-def _cilium_endpoint(peer: Peer) -> dict[str, Any]:
+def _cilium_endpoint(peer: AllowedPeer) -> dict[str, Any]:
     sel = _k8s_selector(peer.selector)
     for ns in peer.namespaces:
         _check(name_error(ns))
@@ -242,7 +242,7 @@ def _cilium_endpoint(peer: Peer) -> dict[str, Any]:
     return sel
 
 
-def _cilium_rules(rule: Rule, direction: str) -> list[dict[str, Any]]:
+def _cilium_rules(rule: AllowRule, direction: str) -> list[dict[str, Any]]:
     ports = [{"port": str(p.port), "protocol": p.protocol} for p in map(_checked_port, rule.ports)]
     to_ports = [{"ports": ports}]
     pre = "from" if direction == "ingress" else "to"

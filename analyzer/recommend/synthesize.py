@@ -32,15 +32,15 @@ from analyzer.recommend.model import (
     NAMESPACE_NAME_LABEL,
     PORT_PROTOCOLS,
     PRIVATE_RANGES,
+    AllowedPeer,
+    AllowRule,
     Direction,
     EdgeEvidence,
     Evidence,
     GroupLike,
     Note,
-    Peer,
     PolicySpec,
     Port,
-    Rule,
     Selector,
     SynthesisOptions,
     SynthesisResult,
@@ -55,10 +55,10 @@ __all__ = [
     "Evidence",
     "GroupLike",
     "Note",
-    "Peer",
+    "AllowedPeer",
     "PolicySpec",
     "Port",
-    "Rule",
+    "AllowRule",
     "Selector",
     "SynthesisOptions",
     "SynthesisResult",
@@ -196,7 +196,8 @@ def synthesize(
         return chosen_cache[key]
 
     # owner -> direction -> peer -> ports (+ evidence pieces)
-    table: dict[tuple[str, Direction], dict[Peer, dict[Port, EdgeEvidence]]] = defaultdict(dict)
+    table: dict[tuple[str, Direction], dict[AllowedPeer, dict[Port, EdgeEvidence]]]
+    table = defaultdict(dict)
     owner_ns: dict[str, str] = {}
     owner_sel: dict[str, Selector] = {}
     active: set[str] = set()
@@ -265,7 +266,7 @@ def synthesize(
         notes.append(Note("warning", _readable(ns or ""), message))
 
     policies: list[PolicySpec] = []
-    Table = dict[tuple[str, Direction], dict[Peer, dict[Port, EdgeEvidence]]]
+    Table = dict[tuple[str, Direction], dict[AllowedPeer, dict[Port, EdgeEvidence]]]
     by_ns: dict[str, Table] = defaultdict(dict)
     for (owner, direction), owner_peers in table.items():
         by_ns[owner_ns[owner]][(owner, direction)] = owner_peers
@@ -364,9 +365,9 @@ def _label_map(labels: Sequence[str] | None) -> dict[str, str]:
 
 
 def _valid_names(
-    peers: list[Peer], row: Mapping[str, Any], direction: str, owner: str, ns: str,
+    peers: list[AllowedPeer], row: Mapping[str, Any], direction: str, owner: str, ns: str,
     notes: list[Note],
-) -> list[Peer]:
+) -> list[AllowedPeer]:
     """Drop DNS names a toFQDNs rule cannot hold (flows are untrusted), with a warning each;
     a peer left without names keeps its address rule, like every other refused value."""
     out = []
@@ -398,31 +399,31 @@ def _peers_for(
     row: Mapping[str, Any],
     opts: SynthesisOptions,
     selector_for: Callable[[str, Sequence[str] | None, str | None], Selector | None],
-) -> tuple[list[Peer], str | None]:
+) -> tuple[list[AllowedPeer], str | None]:
     """The peer elements for one edge, or why none is emitted."""
     entity, key = row["peer_entity"] or "unknown", row["peer"] or ""
     if entity == "pod":
         sel = selector_for(key, row["peer_labels"], row["peer_namespace"])
         if sel is None:
             return [], f"peer {_readable(key)} refused"
-        return [Peer("pod", namespaces=(row["peer_namespace"],), selector=sel)], None
+        return [AllowedPeer("pod", namespaces=(row["peer_namespace"],), selector=sel)], None
     if row["direction"] == "ingress" and entity in ("host", "health"):
         # Kubernetes: "traffic to and from the node where a Pod is running is always
         # allowed" for kubelet probes; Cilium allows its own health checks.
         return [], "host: traffic from the pod's own node (kubelet probes) needs no rule"
     ips = [c for c in (_cidr(ip, opts.ipblock_prefix) for ip in row["peer_ips"] or ()) if c]
     if opts.cilium and entity in ("kube-apiserver", "remote-node", "ingress", "host", "health"):
-        return [Peer("entity", entity=entity, cidrs=tuple(sorted(set(ips))))], None
+        return [AllowedPeer("entity", entity=entity, cidrs=tuple(sorted(set(ips))))], None
     if not ips:
         if entity in ("world", "public-network"):
             # Calico aggregates external addresses away: the best honest rule is "the public
             # internet on the observed port", flagged for a reviewer to narrow.
             if opts.cilium:
-                return [Peer("entity", entity="world")], None
-            return [Peer("cidr", cidr="0.0.0.0/0", excepts=PRIVATE_RANGES)], None
+                return [AllowedPeer("entity", entity="world")], None
+            return [AllowedPeer("cidr", cidr="0.0.0.0/0", excepts=PRIVATE_RANGES)], None
         if entity == "private-network" and row["direction"] == "egress":
             # e.g. the API server or node exporters behind an aggregated private address
-            return [Peer("cidr", cidr=c, excepts=()) for c in PRIVATE_RANGES], None
+            return [AllowedPeer("cidr", cidr=c, excepts=()) for c in PRIVATE_RANGES], None
         if entity == "private-network" and row["direction"] == "ingress":
             return [], (
                 "private-network sources without addresses (Calico aggregates node addresses "
@@ -431,12 +432,12 @@ def _peers_for(
             )
         return [], f"peer {_readable(key)} ({entity}) has no observed address to put in an ipBlock"
     names = tuple(sorted(set(row.get("peer_names") or ()))) if opts.cilium else ()
-    return [Peer("cidr", cidr=c, fqdns=names) for c in sorted(set(ips))], None
+    return [AllowedPeer("cidr", cidr=c, fqdns=names) for c in sorted(set(ips))], None
 
 
 def _namespace_policies(
     ns: str,
-    table: Mapping[tuple[str, Direction], Mapping[Peer, Mapping[Port, EdgeEvidence]]],
+    table: Mapping[tuple[str, Direction], Mapping[AllowedPeer, Mapping[Port, EdgeEvidence]]],
     owner_ns: Mapping[str, str],
     owner_sel: Mapping[str, Selector],
     targets: frozenset[str],
@@ -444,7 +445,7 @@ def _namespace_policies(
 ) -> list[PolicySpec]:
     from analyzer.recommend.render import policy_name, selector_base
 
-    def internal(peer: Peer) -> bool:
+    def internal(peer: AllowedPeer) -> bool:
         # A pod of a namespace we write policies for: default-deny plus exact egress rules
         # already close every path its egress did not use.
         return peer.kind == "pod" and all(n in targets for n in peer.namespaces)
@@ -454,7 +455,7 @@ def _namespace_policies(
         PolicySpec("allow-dns-egress", ns, "dns", ("egress",), Selector()),
     ]
     for direction in ("ingress", "egress"):
-        tables: dict[str, dict[Peer, dict[Port, EdgeEvidence]]] = {}
+        tables: dict[str, dict[AllowedPeer, dict[Port, EdgeEvidence]]] = {}
         for (owner, d), peers in table.items():
             if d != direction or owner_ns[owner] != ns:
                 continue
@@ -478,7 +479,7 @@ def _namespace_policies(
             served = frozenset(port for ports in peers.values() for port in ports)
             items.append((owner_sel[owner], owner, (shape, served)))
         for selector, owners in merge_owners(items):
-            union: dict[Peer, dict[Port, EdgeEvidence]] = defaultdict(dict)
+            union: dict[AllowedPeer, dict[Port, EdgeEvidence]] = defaultdict(dict)
             for owner in owners:
                 for peer, ports in tables[owner].items():
                     for port, ev in ports.items():
@@ -511,8 +512,8 @@ def _note_widened(
     ns: str,
     name: str,
     owners: Sequence[str],
-    tables: Mapping[str, Mapping[Peer, Mapping[Port, EdgeEvidence]]],
-    union: Mapping[Peer, Mapping[Port, EdgeEvidence]],
+    tables: Mapping[str, Mapping[AllowedPeer, Mapping[Port, EdgeEvidence]]],
+    union: Mapping[AllowedPeer, Mapping[Port, EdgeEvidence]],
 ) -> None:
     extra = sorted(
         {
@@ -537,9 +538,9 @@ def _note_widened(
 
 
 def _without_guardrail(
-    peers: Mapping[Peer, Mapping[Port, EdgeEvidence]], direction: str
-) -> dict[Peer, dict[Port, EdgeEvidence]]:
-    out: dict[Peer, dict[Port, EdgeEvidence]] = {}
+    peers: Mapping[AllowedPeer, Mapping[Port, EdgeEvidence]], direction: str
+) -> dict[AllowedPeer, dict[Port, EdgeEvidence]]:
+    out: dict[AllowedPeer, dict[Port, EdgeEvidence]] = {}
     for peer, ports in peers.items():
         kept = {
             p: ev for p, ev in ports.items() if not _covered_by_dns_guardrail(peer, p, direction)
@@ -549,7 +550,7 @@ def _without_guardrail(
     return out
 
 
-def _covered_by_dns_guardrail(peer: Peer, port: Port, direction: str) -> bool:
+def _covered_by_dns_guardrail(peer: AllowedPeer, port: Port, direction: str) -> bool:
     if direction != "egress" or peer.kind != "pod" or port.port != 53:
         return False
     if peer.namespaces != (DNS_NAMESPACE,) or port.protocol not in ("UDP", "TCP"):
@@ -559,14 +560,15 @@ def _covered_by_dns_guardrail(peer: Peer, port: Port, direction: str) -> bool:
     )
 
 
-def _rules(peers: Mapping[Peer, Mapping[Port, EdgeEvidence]]) -> tuple[Rule, ...]:
+def _rules(peers: Mapping[AllowedPeer, Mapping[Port, EdgeEvidence]]) -> tuple[AllowRule, ...]:
     """Group peers by identical port sets (no cross products), then merge peers per rule."""
-    by_ports: dict[tuple[Port, ...], list[tuple[Peer, list[EdgeEvidence]]]] = defaultdict(list)
+    by_ports: dict[tuple[Port, ...], list[tuple[AllowedPeer, list[EdgeEvidence]]]]
+    by_ports = defaultdict(list)
     for peer, ports in peers.items():
         by_ports[tuple(sorted(ports))].append((peer, list(ports.values())))
     rules = []
     for ports_key, members in by_ports.items():
         merged = merge_peers([m[0] for m in members])
         ev = combine_evidence(e for _, evs in members for e in evs)
-        rules.append(Rule(peers=tuple(merged), ports=ports_key, evidence=ev))
+        rules.append(AllowRule(peers=tuple(merged), ports=ports_key, evidence=ev))
     return tuple(sorted(rules, key=lambda r: (r.ports, r.peers)))

@@ -20,7 +20,7 @@ from analyzer.report.existing import coverage_rows, manifests_by_namespace
 from analyzer.report.model import (
     SEVERITIES,
     CoverageRow,
-    Finding,
+    FindingRow,
     NamespaceSection,
     ReportModel,
     RolloutPlan,
@@ -37,6 +37,12 @@ __all__ = ["build_report", "report_recommendation"]
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _source(analysis: Analysis) -> str | None:
+    if analysis.policies is None:
+        return None
+    return ", ".join(analysis.policies.paths) or "(given)"
 
 
 def report_recommendation(analysis: Analysis, warnings: list[str]) -> Recommendation | None:
@@ -93,7 +99,7 @@ def build_report(
     title, generated_at
         Page title and timestamp (defaults: a title naming the namespaces, now).
     policies_source
-        How the existing policies were given (``--policies`` value), for the page.
+        How the existing policies were given (default: the paths they were loaded from).
 
     Raises
     ------
@@ -117,7 +123,7 @@ def build_report(
     detected = analysis.scoped_anomalies
     graph = graph_model(analysis.scoped_graph, detected)
 
-    findings: tuple[Finding, ...] = ()
+    findings: tuple[FindingRow, ...] = ()
     existing = None
     coverage: tuple[CoverageRow, ...]
     if analysis.policies is not None and analysis.compiled is not None:
@@ -175,6 +181,6 @@ def build_report(
         suspects=tuple(s.message() for s in detected.summary.suspects),
         denied=denied_rows(scoped),
         plan=plan,
-        policies_source=policies_source,
+        policies_source=policies_source or _source(analysis),
         bundle_path=str(bundle_dir) if bundle_dir is not None else None,
     )

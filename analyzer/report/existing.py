@@ -18,7 +18,7 @@ import polars as pl
 from analyzer.k8s.inventory import Inventory
 from analyzer.k8s.yaml_io import safe_dump_all
 from analyzer.policy.compile import CompiledPolicies
-from analyzer.policy.evaluate import Peer, selecting_policies
+from analyzer.policy.evaluate import Endpoint, selecting_policies
 from analyzer.policy.frame import evaluate_connections
 from analyzer.policy.model import EGRESS, INGRESS
 from analyzer.report.model import CoverageRow
@@ -107,7 +107,7 @@ def coverage_rows(
     identities = pods.group_by("ns", "labels", "ns_labels").agg(pl.len().alias("n"))
     isolated: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for row in identities.iter_rows(named=True):
-        peer = Peer(
+        peer = Endpoint(
             kind="pod",
             namespace=row["ns"],
             labels=_labels(row["labels"]),

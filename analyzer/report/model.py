@@ -18,13 +18,13 @@ __all__ = [
     "AnomalyRow",
     "CoverageRow",
     "DeniedRow",
-    "Finding",
+    "FindingRow",
     "GraphEdge",
     "GraphModel",
     "GraphNode",
     "NamespaceSection",
     "PolicyView",
-    "Probe",
+    "ProbeRow",
     "ReportModel",
     "RolloutPlan",
     "RuleEvidence",
@@ -134,7 +134,7 @@ class NamespaceSection:
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
+class FindingRow:
     severity: str
     code: str
     message: str
@@ -168,7 +168,7 @@ class DeniedRow:
 
 
 @dataclass(frozen=True, slots=True)
-class Probe:
+class ProbeRow:
     """A command that proves a rule works: ``expect`` is ``allowed`` or ``denied``."""
 
     description: str
@@ -180,7 +180,7 @@ class Probe:
 class RolloutPlan:
     rollout: tuple[str, ...] = ()
     rollback: tuple[str, ...] = ()
-    probes: tuple[Probe, ...] = ()
+    probes: tuple[ProbeRow, ...] = ()
     documents: tuple[tuple[str, str], ...] = ()  # (file name, text) from the written bundle
 
 
@@ -193,7 +193,7 @@ class ReportModel:
     summary: Summary
     graph: GraphModel = field(default_factory=GraphModel)
     sections: tuple[NamespaceSection, ...] = ()
-    findings: tuple[Finding, ...] = ()
+    findings: tuple[FindingRow, ...] = ()
     anomalies: tuple[AnomalyRow, ...] = ()
     suspects: tuple[str, ...] = ()  # workloads that look compromised, one sentence each
     denied: tuple[DeniedRow, ...] = ()

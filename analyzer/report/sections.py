@@ -11,14 +11,14 @@ from typing import Any
 
 from analyzer.audit.findings import AuditResult
 from analyzer.recommend import Recommendation
-from analyzer.recommend.model import PolicySpec, Rule
+from analyzer.recommend.model import AllowRule, PolicySpec
 from analyzer.recommend.render import to_yaml
 from analyzer.report.existing import manifests_yaml
 from analyzer.report.model import (
-    Finding,
+    FindingRow,
     NamespaceSection,
     PolicyView,
-    Probe,
+    ProbeRow,
     RolloutPlan,
     RuleEvidence,
 )
@@ -29,7 +29,7 @@ __all__ = ["findings_from_audit", "plan_from_recommendation", "sections_from_rec
 BUNDLE_DOCUMENTS = ("ROLLOUT.md", "rollback.sh", "probes.sh")
 
 
-def _describe_rule(direction: str, rule: Rule) -> str:
+def _describe_rule(direction: str, rule: AllowRule) -> str:
     peers = ", ".join(p.describe() for p in rule.peers) or "anywhere"
     ports = ", ".join(f"{p.protocol}/{p.port}" for p in rule.ports) or "any port"
     word = "from" if direction.lower() == "ingress" else "to"
@@ -88,7 +88,7 @@ def sections_from_recommendation(
     return tuple(sections)
 
 
-def findings_from_audit(result: AuditResult) -> tuple[Finding, ...]:
+def findings_from_audit(result: AuditResult) -> tuple[FindingRow, ...]:
     out = []
     for f in result.findings:
         detail = []
@@ -100,7 +100,7 @@ def findings_from_audit(result: AuditResult) -> tuple[Finding, ...]:
             detail.append(f"last hit {f.last_hit.isoformat()}")
         fix = f.replacement.note if f.replacement is not None else ""
         out.append(
-            Finding(
+            FindingRow(
                 severity=str(f.severity),
                 code=f.category,
                 message=f.explanation,
@@ -144,7 +144,7 @@ def plan_from_recommendation(rec: Recommendation, bundle_dir: Path | None = None
         "Restore the snapshot: kubectl apply -f pre-change-networkpolicies.yaml",
     )
     probes = tuple(
-        Probe(
+        ProbeRow(
             description=f"{p.namespace}: {p.reason}",
             command=p.command,
             expect="allowed" if p.expect == "succeed" else "denied",

@@ -177,18 +177,17 @@ def hostile_store_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     are attack payloads, audited against existing policies that carry them too."""
     from report_samples import hostile_capture
 
+    from analyzer.analysis import analyse
     from analyzer.report import write_report
     from analyzer.store import ingest
 
     base = tmp_path_factory.mktemp("hostile-store")
     capture = hostile_capture(base / "capture")
     ingest(base / "store", [str(capture["flows"])], progress=False)
-    return write_report(
-        base / "store",
-        out=base / "out" / "report.html",
-        policies=capture["policies"],
-        inventory=capture["inventory"],
-    ).path
+    analysis = analyse(
+        base / "store", policies=capture["policies"], inventory=capture["inventory"]
+    )
+    return write_report(analysis, out=base / "out" / "report.html").path
 
 
 def test_report_of_hostile_store_is_inert(tmp_path: Path, hostile_store_report: Path) -> None:

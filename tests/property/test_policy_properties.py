@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from analyzer.policy.classes import ip_classes
 from analyzer.policy.compile import IPPeers, PortRange, _range, compile_policies, ip_key
-from analyzer.policy.evaluate import Peer, evaluate
+from analyzer.policy.evaluate import Endpoint, evaluate
 from analyzer.policy.frame import evaluate_connections
 from analyzer.policy.load import LoadResult, parse_documents
 from analyzer.policy.validate import Collector, parse_selector
@@ -111,17 +111,19 @@ def test_loaded_port_ranges(port: int, end: int | None, probe: int) -> None:
         )
         return
     compiled = compile_policies(result.policies)
-    a, b = Peer(namespace="n", labels={}), Peer(namespace="n", labels={"x": "y"})
+    a, b = Endpoint(namespace="n", labels={}), Endpoint(namespace="n", labels={"x": "y"})
     expected = port <= probe <= (end if end is not None else port)
     assert evaluate(compiled, a, b, probe, "TCP").allowed == expected
 
 
 _PODS = [
-    Peer(namespace=ns, name=f"p{i}", labels=lab, ip=f"10.0.{j}.{i}")
+    Endpoint(namespace=ns, name=f"p{i}", labels=lab, ip=f"10.0.{j}.{i}")
     for j, ns in enumerate(["n", "m"])
     for i, lab in enumerate([{"app": "a"}, {"app": "b"}, {"app": "a", "tier": "x"}, {}])
 ]
-_IPS = [Peer(kind="ip", ip=ip, entity="world") for ip in ("192.0.2.1", "10.0.0.1", "2001:db8::1")]
+_IPS = [
+    Endpoint(kind="ip", ip=ip, entity="world") for ip in ("192.0.2.1", "10.0.0.1", "2001:db8::1")
+]
 
 
 @st.composite
@@ -153,7 +155,7 @@ def policies(draw: st.DrawFn) -> list[dict[str, Any]]:
     return docs
 
 
-def _row(prefix: str, peer: Peer) -> dict[str, Any]:
+def _row(prefix: str, peer: Endpoint) -> dict[str, Any]:
     return {
         f"{prefix}_namespace": peer.namespace,
         f"{prefix}_pod": peer.name,

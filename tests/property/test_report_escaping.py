@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from analyzer.report.model import (
     DeniedRow,
-    Finding,
+    FindingRow,
     GraphEdge,
     GraphModel,
     GraphNode,
@@ -71,7 +71,7 @@ def _model(ns: str, label: str, pod: str, dns: str) -> ReportModel:
         summary=Summary("a", "b", 1, 1, (ns,), warnings=(pod,)),
         graph=GraphModel(nodes, edges),
         sections=(NamespaceSection(ns, (PolicyView(label, ns, f"name: {label}\n"),), f"+{dns}\n"),),
-        findings=(Finding("high", "c", dns, policy=f"{ns}/{label}"),),
+        findings=(FindingRow("high", "c", dns, policy=f"{ns}/{label}"),),
         denied=(DeniedRow(pod, dns, "TCP/1", 1),),
     )
 

@@ -13,7 +13,7 @@ from analyzer.diff import Change, PolicyDiff
 from analyzer.identity import group_key
 from analyzer.k8s.inventory import Inventory, inventory_from_objects
 from analyzer.policy.compile import compile_policies
-from analyzer.policy.evaluate import Peer, evaluate
+from analyzer.policy.evaluate import Endpoint, evaluate
 from analyzer.policy.load import LoadResult, parse_documents
 from analyzer.policy.model import NetworkPolicy
 
@@ -71,9 +71,9 @@ def policies(text: str) -> list[NetworkPolicy]:
     return result.policies
 
 
-def pod_peers(inventory: Inventory) -> list[Peer]:
+def pod_peers(inventory: Inventory) -> list[Endpoint]:
     return [
-        Peer(
+        Endpoint(
             kind="pod",
             namespace=p.namespace,
             name=p.name,
@@ -96,7 +96,7 @@ def summary(diff: PolicyDiff) -> set[tuple[str, str, str, tuple[str, ...]]]:
     return out
 
 
-def _peer_group(peer: Peer) -> str:
+def _peer_group(peer: Endpoint) -> str:
     labels = [f"{k}={v}" for k, v in peer.labels.items()]
     return group_key(peer.namespace, labels, "pod", peer.ip)
 
@@ -123,7 +123,7 @@ def _in_addresses(ranges: Iterable[str], ip: str) -> bool:
     return False
 
 
-def claimed(diff: PolicyDiff, src: Peer, dst: Peer, protocol: str, port: int) -> str | None:
+def claimed(diff: PolicyDiff, src: Endpoint, dst: Endpoint, protocol: str, port: int) -> str | None:
     """What the diff says happens to this concrete connection: a change kind, or None."""
     found = []
     for c in diff.changes():
@@ -138,7 +138,7 @@ def claimed(diff: PolicyDiff, src: Peer, dst: Peer, protocol: str, port: int) ->
     return found[0] if found else None
 
 
-def _matches_end(group: str, addresses: tuple[str, ...], peer: Peer) -> bool:
+def _matches_end(group: str, addresses: tuple[str, ...], peer: Endpoint) -> bool:
     if peer.kind == "pod":
         return group == _peer_group(peer)
     if peer.entity not in (None, "world"):
@@ -150,7 +150,7 @@ def check_against_engine(
     diff: PolicyDiff,
     old: list[NetworkPolicy],
     new: list[NetworkPolicy],
-    peers: list[Peer],
+    peers: list[Endpoint],
     ports: Iterable[tuple[str, int]],
     *,
     ipblock_mode: str = "kubernetes",
@@ -182,5 +182,5 @@ def check_against_engine(
     return checked
 
 
-def address_peers(ips: Iterable[str]) -> list[Peer]:
-    return [Peer(kind="ip", ip=ip, entity="world") for ip in ips]
+def address_peers(ips: Iterable[str]) -> list[Endpoint]:
+    return [Endpoint(kind="ip", ip=ip, entity="world") for ip in ips]

@@ -14,7 +14,7 @@ from diff_helpers import (
 )
 
 from analyzer.diff import diff_policies
-from analyzer.policy.evaluate import Peer
+from analyzer.policy.evaluate import Endpoint
 
 ALL = ("TCP 1-65535", "UDP 1-65535", "SCTP 1-65535")
 
@@ -304,7 +304,7 @@ def test_cilium_entities_agree_with_engine() -> None:
     diff = diff_policies(old, new, None, inventory=inventory, ipblock_mode="cilium")
     assert diff.universe.entities >= 3
     entities = [
-        Peer(kind="ip", entity=e, ip=None)
+        Endpoint(kind="ip", entity=e, ip=None)
         for e in ("host", "remote-node", "kube-apiserver", "health", "ingress")
     ]
     peers = pod_peers(inventory) + address_peers(ADDRESSES) + entities

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from analyzer.policy.compile import CompiledPolicies, compile_policies
-from analyzer.policy.evaluate import Peer
+from analyzer.policy.evaluate import Endpoint
 from analyzer.policy.load import LoadResult, parse_documents
 
 
@@ -21,7 +21,7 @@ def case_policies(case: dict[str, Any], mode: str = "kubernetes") -> CompiledPol
     return compile_policies(result.policies, ipblock_mode=mode)
 
 
-def case_peers(case: dict[str, Any]) -> dict[str, Peer]:
+def case_peers(case: dict[str, Any]) -> dict[str, Endpoint]:
     ns_labels = {n["name"]: n["labels"] for n in case["cluster"]["namespaces"]}
     peers = {}
     for pod in case["cluster"]["pods"]:
@@ -29,7 +29,7 @@ def case_peers(case: dict[str, Any]) -> dict[str, Peer]:
         for p in pod.get("ports", []):
             if p.get("name"):
                 named[p["name"]] = named.get(p["name"], ()) + ((p["port"], p["protocol"]),)
-        peers[f"{pod['namespace']}/{pod['name']}"] = Peer(
+        peers[f"{pod['namespace']}/{pod['name']}"] = Endpoint(
             kind="pod",
             namespace=pod["namespace"],
             name=pod["name"],
@@ -42,12 +42,12 @@ def case_peers(case: dict[str, Any]) -> dict[str, Peer]:
     return peers
 
 
-def peer_for(peers: dict[str, Peer], ref: str) -> Peer:
+def peer_for(peers: dict[str, Endpoint], ref: str) -> Endpoint:
     """``ns/pod``, a bare IP (world), or ``entity:NAME@NODE``."""
     if ref.startswith("entity:"):
         entity, _, node = ref[len("entity:") :].partition("@")
-        return Peer(kind="ip", entity=entity, node=node or None, ip="172.18.0.2")
-    return peers[ref] if "/" in ref else Peer(kind="ip", ip=ref, entity="world")
+        return Endpoint(kind="ip", entity=entity, node=node or None, ip="172.18.0.2")
+    return peers[ref] if "/" in ref else Endpoint(kind="ip", ip=ref, entity="world")
 
 
 def load_truth_tables(path: Path) -> list[dict[str, Any]]:

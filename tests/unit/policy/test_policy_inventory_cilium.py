@@ -11,7 +11,7 @@ import yaml
 from analyzer.errors import InventoryError
 from analyzer.k8s.inventory import load_inventory
 from analyzer.policy.compile import compile_policies
-from analyzer.policy.evaluate import Peer, evaluate
+from analyzer.policy.evaluate import Endpoint, evaluate
 from analyzer.policy.load import LoadResult, parse_documents
 
 KUBECTL = {
@@ -90,11 +90,11 @@ spec:
   - toEntities: [cluster]
   - toEndpoints: [{}]
 """)
-    a = Peer(namespace="shop", name="a", labels={"app": "a"})
-    b = Peer(namespace="shop", name="b", labels={"app": "b"})
-    other = Peer(namespace="other", name="c", labels={})
-    world = Peer(kind="ip", ip="8.8.8.8", entity="world")
-    host = Peer(kind="ip", ip="172.18.0.2", entity="kube-apiserver")
+    a = Endpoint(namespace="shop", name="a", labels={"app": "a"})
+    b = Endpoint(namespace="shop", name="b", labels={"app": "b"})
+    other = Endpoint(namespace="other", name="c", labels={})
+    world = Endpoint(kind="ip", ip="8.8.8.8", entity="world")
+    host = Endpoint(kind="ip", ip="172.18.0.2", entity="kube-apiserver")
     assert not evaluate(compiled, other, a, 80).allowed  # type: ignore[arg-type]
     assert evaluate(compiled, a, other, 80).allowed  # type: ignore[arg-type]
     assert evaluate(compiled, a, host, 443).allowed  # type: ignore[arg-type]
@@ -118,8 +118,8 @@ spec:
   ingress:
   - fromEndpoints: [{matchLabels: {app: b}}]
 """)
-    a = Peer(namespace="shop", labels={"app": "a"})
-    c = Peer(namespace="shop", labels={"app": "c"})
+    a = Endpoint(namespace="shop", labels={"app": "a"})
+    c = Endpoint(namespace="shop", labels={"app": "c"})
     assert evaluate(compiled, c, a, 80).allowed  # type: ignore[arg-type]
 
 
@@ -133,10 +133,10 @@ spec:
   ingress:
   - fromEndpoints: [{matchLabels: {"k8s:io.kubernetes.pod.namespace": monitoring}}]
 """)
-    shop = Peer(namespace="shop", labels={"app": "a"}, namespace_labels={"team": "a"})
-    other = Peer(namespace="misc", labels={"app": "a"}, namespace_labels={"team": "b"})
-    mon = Peer(namespace="monitoring", labels={"app": "prom"})
-    dev = Peer(namespace="dev", labels={"app": "prom"})
+    shop = Endpoint(namespace="shop", labels={"app": "a"}, namespace_labels={"team": "a"})
+    other = Endpoint(namespace="misc", labels={"app": "a"}, namespace_labels={"team": "b"})
+    mon = Endpoint(namespace="monitoring", labels={"app": "prom"})
+    dev = Endpoint(namespace="dev", labels={"app": "prom"})
     assert evaluate(compiled, mon, shop, 9090).allowed  # type: ignore[arg-type]
     assert not evaluate(compiled, dev, shop, 9090).allowed  # type: ignore[arg-type]
     assert evaluate(compiled, dev, other, 9090).allowed  # type: ignore[arg-type]
@@ -152,9 +152,9 @@ spec:
   ingress:
   - fromEndpoints: [{matchLabels: {"reserved:remote-node": ""}}]
 """)
-    a = Peer(namespace="shop", labels={"app": "a"}, node="n1")
-    remote = Peer(kind="ip", ip="172.18.0.3", entity="remote-node")
-    world = Peer(kind="ip", ip="8.8.8.8", entity="world")
+    a = Endpoint(namespace="shop", labels={"app": "a"}, node="n1")
+    remote = Endpoint(kind="ip", ip="172.18.0.3", entity="remote-node")
+    world = Endpoint(kind="ip", ip="8.8.8.8", entity="world")
     assert evaluate(compiled, remote, a, 10250).allowed  # type: ignore[arg-type]
     assert not evaluate(compiled, world, a, 10250).allowed  # type: ignore[arg-type]
 

@@ -9,7 +9,7 @@ import pytest
 
 from analyzer.errors import PolicyError
 from analyzer.policy.compile import compile_policies
-from analyzer.policy.evaluate import Peer, evaluate
+from analyzer.policy.evaluate import Endpoint, evaluate
 from analyzer.policy.load import load_policies
 from analyzer.policy.model import EGRESS, INGRESS
 
@@ -86,9 +86,9 @@ def test_cilium_unsupported_features_are_reported_not_ignored() -> None:
     assert ("shop/staged-calico", "staged policy", "") in features
     assert [p.key for p in result.policies] == ["shop/l7-and-fqdn"]
     compiled = compile_policies(result.policies)
-    web = Peer(namespace="shop", labels={"app": "web"})
-    lb = Peer(namespace="shop", labels={"app": "lb"})
-    world = Peer(kind="ip", ip="93.184.216.34", entity="world")
+    web = Endpoint(namespace="shop", labels={"app": "web"})
+    lb = Endpoint(namespace="shop", labels={"app": "lb"})
+    world = Endpoint(kind="ip", ip="93.184.216.34", entity="world")
     # L4 part of the L7 rule is evaluated: lb reaches web on 80.
     assert evaluate(compiled, lb, web, 80, "TCP").allowed
     # The toFQDNs rule is kept as a rule matching nothing: egress is not silently opened.
@@ -100,7 +100,8 @@ def test_staged_kubernetes_policy_evaluated_when_asked() -> None:
     keys = {p.key: p for p in result.policies}
     assert keys["shop/staged-deny"].kind == "StagedKubernetesNetworkPolicy"
     compiled = compile_policies([keys["shop/staged-deny"]])
-    a, b = Peer(namespace="shop", labels={"app": "a"}), Peer(namespace="shop", labels={"app": "b"})
+    a = Endpoint(namespace="shop", labels={"app": "a"})
+    b = Endpoint(namespace="shop", labels={"app": "b"})
     assert not evaluate(compiled, a, b, 80).allowed
 
 

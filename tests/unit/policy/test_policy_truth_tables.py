@@ -17,7 +17,7 @@ from policy_oracle_helpers import (
 )
 
 from analyzer.k8s.inventory import inventory_from_objects
-from analyzer.policy.evaluate import Peer, evaluate
+from analyzer.policy.evaluate import Endpoint, evaluate
 from analyzer.policy.frame import evaluate_connections
 
 TABLES = Path(__file__).resolve().parents[2] / "fixtures" / "policies" / "truth-tables.yaml"
@@ -34,7 +34,7 @@ def test_truth_table_evaluate(case: dict[str, Any]) -> None:
         assert verdict.allowed == probe["expected"], (probe, verdict.reasons)
 
 
-def _side(prefix: str, peer: Peer) -> dict[str, Any]:
+def _side(prefix: str, peer: Endpoint) -> dict[str, Any]:
     if peer.kind == "pod":
         return {
             f"{prefix}_namespace": peer.namespace,

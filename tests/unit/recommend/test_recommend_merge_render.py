@@ -16,7 +16,7 @@ from analyzer.recommend.render import (
     render_policy,
     to_yaml,
 )
-from analyzer.recommend.synthesize import Peer, PolicySpec, Selector, synthesize
+from analyzer.recommend.synthesize import AllowedPeer, PolicySpec, Selector, synthesize
 
 
 def sel(**labels: str) -> Selector:
@@ -44,13 +44,13 @@ def test_merge_keeps_other_labels_fixed() -> None:
 
 
 def test_peers_merge_by_label_then_by_namespace() -> None:
-    peers = [Peer("pod", ("a",), sel(app="x")), Peer("pod", ("a",), sel(app="y")),
-             Peer("pod", ("b",), sel(app="x")), Peer("pod", ("b",), sel(app="y")),
-             Peer("cidr", cidr="192.0.2.1/32")]
+    peers = [AllowedPeer("pod", ("a",), sel(app="x")), AllowedPeer("pod", ("a",), sel(app="y")),
+             AllowedPeer("pod", ("b",), sel(app="x")), AllowedPeer("pod", ("b",), sel(app="y")),
+             AllowedPeer("cidr", cidr="192.0.2.1/32")]
     merged = merge_peers(peers)
     assert merged == [
-        Peer("pod", ("a", "b"), Selector(match_in=(("app", ("x", "y")),))),
-        Peer("cidr", cidr="192.0.2.1/32"),
+        AllowedPeer("pod", ("a", "b"), Selector(match_in=(("app", ("x", "y")),))),
+        AllowedPeer("cidr", cidr="192.0.2.1/32"),
     ]
 
 

@@ -9,13 +9,13 @@ from analyzer.report.model import (
     AnomalyRow,
     CoverageRow,
     DeniedRow,
-    Finding,
+    FindingRow,
     GraphEdge,
     GraphModel,
     GraphNode,
     NamespaceSection,
     PolicyView,
-    Probe,
+    ProbeRow,
     ReportModel,
     RolloutPlan,
     RuleEvidence,
@@ -100,8 +100,8 @@ def hostile_model(nodes_per_ns: int = 4, namespaces: int = 3) -> ReportModel:
         graph=GraphModel(tuple(nodes), tuple(edges)),
         sections=(plain, section),
         findings=(
-            Finding("low", "unused-rule", HOSTILE[5], policy="ns0/x"),
-            Finding(
+            FindingRow("low", "unused-rule", HOSTILE[5], policy="ns0/x"),
+            FindingRow(
                 "high",
                 "over-broad",
                 HOSTILE[0],
@@ -117,7 +117,7 @@ def hostile_model(nodes_per_ns: int = 4, namespaces: int = 3) -> ReportModel:
             rollout=(HOSTILE[0],),
             rollback=(HOSTILE[1],),
             probes=(
-                Probe(HOSTILE[2], f"kubectl exec -n x deploy/y -- curl {HOSTILE[1]}", "denied"),
+                ProbeRow(HOSTILE[2], f"kubectl exec -n x deploy/y -- curl {HOSTILE[1]}", "denied"),
             ),
         ),
         policies_source=HOSTILE[6],

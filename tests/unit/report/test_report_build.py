@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from report_samples import hostile_capture
 
+from analyzer.analysis import analyse
 from analyzer.errors import PolicyError
 from analyzer.report.build import build_report
 from analyzer.report.model import ReportModel
 from analyzer.report.render import render_report
-from analyzer.store import FlowStore, ingest
+from analyzer.store import ingest
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +26,7 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def model(capture: dict[str, Path]) -> ReportModel:
     return build_report(
-        FlowStore.open(capture["store"]),
-        policies=capture["policies"],
-        inventory=capture["inventory"],
+        analyse(capture["store"], policies=capture["policies"], inventory=capture["inventory"])
     )
 
 
@@ -44,10 +43,11 @@ def test_summary_counts_flows_window_and_lost_events(model: ReportModel) -> None
 
 
 def test_graph_has_identities_dns_and_marks_the_attack(model: ReportModel) -> None:
+    # nodes carry the names `analyzer graph` prints (less the namespace of their box)
     nodes = {n.label: n for n in model.graph.nodes}
-    assert "debug" in nodes and nodes["debug"].namespace == "develop"
-    assert "kube-dns" in nodes or "coredns" in nodes
-    debug = nodes["debug"].key
+    assert "app=debug" in nodes and nodes["app=debug"].namespace == "develop"
+    assert "k8s-app=kube-dns" in nodes or "app=coredns" in nodes
+    debug = nodes["app=debug"].key
     assert any(e.src == debug and e.anomalous for e in model.graph.edges)
     # Edges carry ports and every edge end is a node.
     keys = {n.key for n in model.graph.nodes}
@@ -96,7 +96,7 @@ def test_plan_has_rollout_rollback_and_probes(model: ReportModel) -> None:
 
 
 def test_namespace_scope_limits_graph_and_sections(capture: dict[str, Path]) -> None:
-    scoped = build_report(FlowStore.open(capture["store"]), namespaces=["production"])
+    scoped = build_report(analyse(capture["store"], namespaces=["production"]))
     assert [s.namespace for s in scoped.sections] == ["production"]
     assert scoped.findings == ()
     assert [(c.namespace, c.ingress_isolated) for c in scoped.summary.coverage][0][1] is None
@@ -107,4 +107,4 @@ def test_namespace_scope_limits_graph_and_sections(capture: dict[str, Path]) -> 
 
 def test_missing_policies_path_is_a_policy_error(capture: dict[str, Path]) -> None:
     with pytest.raises(PolicyError):
-        build_report(FlowStore.open(capture["store"]), policies=capture["store"] / "nope.yaml")
+        build_report(analyse(capture["store"], policies=capture["store"] / "nope.yaml"))
