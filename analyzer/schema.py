@@ -1,4 +1,5 @@
-"""The canonical flow schema every reader produces (DESIGN.md, "The canonical flow schema").
+"""Every column name: the canonical flow schema every reader produces (DESIGN.md, "The
+canonical flow schema"), the connection frame, identity edges and anomaly columns.
 
 One row per flow record (a Hubble event, a Calico aggregate), replies and drops included.
 Columns are only ever added, never renamed. Column names are used through the constants
@@ -12,6 +13,8 @@ import pyarrow as pa
 
 __all__ = [
     "FLOW_SCHEMA",
+    "CONNECTION_SCHEMA",
+    "EDGE_KEYS",
     "FLOW_POLARS_SCHEMA",
     "FLOW_COLUMNS",
     "VERDICTS",
@@ -77,6 +80,93 @@ POLICIES_PENDING = "policies_pending"  # Calico staged-policy trace
 BYTES = "bytes"
 PACKETS = "packets"
 INGEST_ID = "ingest_id"  # content hash of the input this row came from (see the manifest)
+
+
+# --- connection frame columns (analyzer.connections; beside the flow names it reuses) ---------
+SRC_KEY = "src_key"
+DST_KEY = "dst_key"
+SRC_GROUP = "src_group"
+DST_GROUP = "dst_group"
+OUTCOME = "outcome"
+CONNECTIONS = "connections"
+EVENTS = "events"
+FIRST_SEEN = "first_seen"
+LAST_SEEN = "last_seen"
+NODES = "nodes"
+SRC_NODE = "src_node"
+DST_NODE = "dst_node"
+AUDIT = "audit"  # True when some event was an AUDIT verdict (would be denied if enforced)
+ALLOWED = "allowed"
+DENIED = "denied"
+OUTCOMES = (ALLOWED, DENIED)
+
+_LS = pl.List(pl.String())
+_TS = pl.Datetime("us", "UTC")
+
+CONNECTION_SCHEMA: pl.Schema = pl.Schema(
+    {
+        SRC_KEY: pl.String(),
+        DST_KEY: pl.String(),
+        SRC_NAMESPACE: pl.String(),
+        DST_NAMESPACE: pl.String(),
+        SRC_POD: pl.String(),
+        DST_POD: pl.String(),
+        SRC_WORKLOAD: pl.String(),
+        DST_WORKLOAD: pl.String(),
+        SRC_IP: pl.String(),
+        DST_IP: pl.String(),
+        SRC_ENTITY: pl.String(),
+        DST_ENTITY: pl.String(),
+        SRC_LABELS: _LS,
+        DST_LABELS: _LS,
+        SRC_NAMESPACE_LABELS: _LS,
+        DST_NAMESPACE_LABELS: _LS,
+        SRC_GROUP: pl.String(),
+        DST_GROUP: pl.String(),
+        DST_NAMES: _LS,
+        SRC_NAMES: _LS,
+        PROTOCOL: pl.String(),
+        DST_PORT: pl.Int32(),
+        OUTCOME: pl.String(),
+        CONNECTIONS: pl.Int64(),
+        EVENTS: pl.Int64(),
+        FIRST_SEEN: _TS,
+        LAST_SEEN: _TS,
+        NODES: _LS,
+        SRC_NODE: pl.String(),
+        DST_NODE: pl.String(),
+        AUDIT: pl.Boolean(),
+    }
+)
+
+# --- identity edge columns (analyzer.identity.graph; beside the connection names) -------------
+NODE_LOCAL = "node_local"  # every connection stayed on one node (true/false/null = unknown)
+EVIDENCE = "evidence"  # list of {first_seen, last_seen, src, dst, nodes, connections}
+# An edge is what a policy rule would allow: source identity -> destination identity on a port.
+EDGE_KEYS: tuple[str, ...] = (SRC_GROUP, DST_GROUP, PROTOCOL, DST_PORT)
+
+# --- anomaly columns (analyzer.anomaly) ---------------------------------------------------------
+SCORE = "score"  # 0-1, higher is more anomalous
+REASONS = "reasons"  # list of sentences
+RULE = "rule"  # the rule that fired, null for a model-only flag
+# what the detector reads of a connection frame
+ANOMALY_INPUT_COLUMNS: tuple[str, ...] = (
+    SRC_KEY,
+    DST_KEY,
+    SRC_NAMESPACE,
+    DST_NAMESPACE,
+    SRC_ENTITY,
+    DST_ENTITY,
+    SRC_GROUP,
+    DST_GROUP,
+    PROTOCOL,
+    DST_PORT,
+    OUTCOME,
+    CONNECTIONS,
+    EVENTS,
+    FIRST_SEEN,
+    LAST_SEEN,
+)
 
 _S = pa.string()
 _LS = pa.list_(pa.string())

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from analyzer.anomaly import _columns as c
+from analyzer import schema as c
 from analyzer.anomaly.defaults import DEFAULT_THRESHOLD
 from analyzer.anomaly.detector import EdgeAnomalyDetector
 from analyzer.anomaly.escalate import Suspect, escalate, suspects
@@ -134,7 +134,7 @@ def _evidence() -> pl.Expr:
 
 
 def _check_columns(frame: pl.DataFrame) -> None:
-    missing = [col for col in c.REQUIRED_COLUMNS if col not in frame.columns]
+    missing = [col for col in c.ANOMALY_INPUT_COLUMNS if col not in frame.columns]
     if missing:
         raise SchemaError(f"connections frame lacks columns: {', '.join(missing)}")
     for col in (c.FIRST_SEEN, c.LAST_SEEN):

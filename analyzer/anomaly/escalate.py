@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from analyzer.anomaly import _columns as c
+from analyzer import schema as c
 from analyzer.anomaly.rules import COMPROMISED_SOURCE, RuleThresholds
 
 __all__ = ["Suspect", "escalate", "suspects"]

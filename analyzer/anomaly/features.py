@@ -23,7 +23,7 @@ from datetime import datetime
 
 import polars as pl
 
-from analyzer.anomaly import _columns as c
+from analyzer import schema as c
 from analyzer.anomaly.stealth import STEALTH_MODEL_FEATURES, stealth_features, workload_from_pod
 
 __all__ = [
@@ -129,7 +129,7 @@ def _display_name(side: str, columns: set[str]) -> pl.Expr:
 
 def edge_aggregations(columns: set[str]) -> list[pl.Expr]:
     """Aggregations of connection rows into one row per edge (use with ``group_by(EDGE_KEYS)``)."""
-    denied = pl.col(c.OUTCOME) == c.OUTCOME_DENIED
+    denied = pl.col(c.OUTCOME) == c.DENIED
     return [
         pl.col(c.CONNECTIONS).sum().alias("connections"),
         pl.col(c.EVENTS).sum().alias("events"),
@@ -277,7 +277,7 @@ def compute_source_features(edges: pl.DataFrame) -> pl.DataFrame:
 
 def _source_features(frame: pl.DataFrame) -> pl.DataFrame:
     """Fan-out of each source group over distinct destination endpoints, ports and namespaces."""
-    denied = pl.col(c.OUTCOME) == c.OUTCOME_DENIED
+    denied = pl.col(c.OUTCOME) == c.DENIED
     return frame.group_by(c.SRC_GROUP).agg(
         pl.col(c.DST_KEY).n_unique().alias("src_fanout_dsts"),
         pl.struct(c.PROTOCOL, c.DST_PORT).n_unique().alias("src_fanout_ports"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from analyzer.anomaly import _columns as c
+from analyzer import schema as c
 
 __all__ = ["DNS_PORT", "with_unlike"]
 

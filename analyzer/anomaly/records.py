@@ -9,7 +9,7 @@ from typing import Any
 
 import polars as pl
 
-from analyzer.anomaly import _columns as c
+from analyzer import schema as c
 from analyzer.anomaly._detect import AnomalyResult
 
 __all__ = ["flagged_edge_records"]

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from analyzer.anomaly import _columns as c
+from analyzer import schema as c
 from analyzer.anomaly.peers import with_unlike
 
 __all__ = [

@@ -22,40 +22,6 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from analyzer import schema as S
-from analyzer.connections._columns import (
-    _CLASS,
-    _EDGE,
-    _IGNORED,
-    _LS,
-    _REPLY,
-    _REQUEST,
-    _ROW,
-    _SOCK,
-    _UNDECIDED,
-    _VIP,
-    ALLOWED,
-    AUDIT,
-    CALICO_FORMATS,
-    CONNECTION_SCHEMA,
-    CONNECTIONS,
-    DENIED,
-    DST_GROUP,
-    DST_KEY,
-    DST_NODE,
-    EPHEMERAL_MIN,
-    EVENTS,
-    FIRST_SEEN,
-    LAST_SEEN,
-    NODES,
-    OTHER_IDLE,
-    OUTCOME,
-    POLICY_DROP_REASONS,
-    SRC_GROUP,
-    SRC_KEY,
-    SRC_NODE,
-    TCP_IDLE,
-    side_columns,
-)
 from analyzer.connections._dedupe import (
     calico_edges,
     edge_aggs,
@@ -66,6 +32,24 @@ from analyzer.connections._dedupe import (
     hubble_edges,
     read_endpoints,
 )
+from analyzer.connections._derive_columns import (
+    _CLASS,
+    _EDGE,
+    _IGNORED,
+    _LS,
+    _REPLY,
+    _REQUEST,
+    _ROW,
+    _SOCK,
+    _UNDECIDED,
+    _VIP,
+    CALICO_FORMATS,
+    EPHEMERAL_MIN,
+    OTHER_IDLE,
+    POLICY_DROP_REASONS,
+    TCP_IDLE,
+    side_columns,
+)
 from analyzer.connections._direction import (
     classify,
     port_rule,
@@ -73,6 +57,24 @@ from analyzer.connections._direction import (
 )
 from analyzer.errors import SchemaError
 from analyzer.identity import drop_volatile_expr, group_key_expr
+from analyzer.schema import (
+    ALLOWED,
+    AUDIT,
+    CONNECTION_SCHEMA,
+    CONNECTIONS,
+    DENIED,
+    DST_GROUP,
+    DST_KEY,
+    DST_NODE,
+    EVENTS,
+    FIRST_SEEN,
+    LAST_SEEN,
+    NODES,
+    OUTCOME,
+    SRC_GROUP,
+    SRC_KEY,
+    SRC_NODE,
+)
 
 __all__ = [
     "Connections",

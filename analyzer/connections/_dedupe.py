@@ -7,7 +7,7 @@ from datetime import timedelta
 import polars as pl
 
 from analyzer import schema as S
-from analyzer.connections._columns import (
+from analyzer.connections._derive_columns import (
     _AUD,
     _DEN,
     _DK,
@@ -23,9 +23,11 @@ from analyzer.connections._columns import (
     _SN,
     _SPK,
     _SRC_H,
+    CALICO_FORMATS,
+)
+from analyzer.schema import (
     ALLOWED,
     AUDIT,
-    CALICO_FORMATS,
     CONNECTIONS,
     DENIED,
     DST_KEY,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from analyzer import schema as S
-from analyzer.connections._columns import (
+from analyzer.connections._derive_columns import (
     _AUD,
     _CLASS,
     _DEN,

@@ -16,6 +16,7 @@ from analyzer import connections as C
 from analyzer import schema as S
 from analyzer.connections import Connections, ConnectionStats, side_columns
 from analyzer.identity import choose_selectors, parse_labels
+from analyzer.schema import EVIDENCE, NODE_LOCAL
 
 __all__ = [
     "IdentityGroup",
@@ -29,8 +30,6 @@ __all__ = [
     "EVIDENCE_PER_EDGE",
 ]
 
-EVIDENCE = "evidence"  # list of {first_seen, last_seen, src, dst, nodes, connections}
-NODE_LOCAL = "node_local"  # every connection stayed on one node (true/false/null = unknown)
 EVIDENCE_PER_EDGE = 3
 
 _EVIDENCE_TYPE = pl.List(

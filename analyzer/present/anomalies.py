@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analyzer.anomaly import _columns as c
+from analyzer import schema as c
 from analyzer.anomaly._detect import AnomalyResult
 from analyzer.anomaly.records import flagged_edge_records
 

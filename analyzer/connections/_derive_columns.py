@@ -1,4 +1,5 @@
-"""Column names and schemas of the connection frame, and the working columns behind it."""
+"""The working columns and parameters behind the derivation of connections (the frame's own
+column names are in ``analyzer.schema``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,20 @@ from datetime import timedelta
 import polars as pl
 
 from analyzer import schema as S
+from analyzer.schema import (
+    AUDIT,
+    CONNECTION_SCHEMA,
+    CONNECTIONS,
+    DST_KEY,
+    DST_NODE,
+    EVENTS,
+    FIRST_SEEN,
+    LAST_SEEN,
+    NODES,
+    OUTCOME,
+    SRC_KEY,
+    SRC_NODE,
+)
 
 
 def side_columns(side: str, *fields: str) -> list[pl.Expr]:
@@ -17,37 +32,6 @@ def side_columns(side: str, *fields: str) -> list[pl.Expr]:
     """
     return [pl.col(f"{side}_{name}").alias(name) for name in fields]
 
-
-# --- connection frame columns (beside the flow-schema names it reuses) ------------------------
-SRC_KEY = "src_key"
-
-DST_KEY = "dst_key"
-
-SRC_GROUP = "src_group"
-
-DST_GROUP = "dst_group"
-
-OUTCOME = "outcome"
-
-CONNECTIONS = "connections"
-
-EVENTS = "events"
-
-FIRST_SEEN = "first_seen"
-
-LAST_SEEN = "last_seen"
-
-NODES = "nodes"
-
-SRC_NODE = "src_node"
-
-DST_NODE = "dst_node"
-
-AUDIT = "audit"  # True when some event was an AUDIT verdict (would be denied if enforced)
-
-ALLOWED = "allowed"
-
-DENIED = "denied"
 
 # Drop reasons that mean "a policy said no". Other drops (UNSUPPORTED_L3_PROTOCOL, CT_*,
 # STALE_OR_UNROUTABLE_IP, ...) say nothing about policy and are ignored. A drop without a
@@ -63,45 +47,7 @@ TCP_IDLE = timedelta(seconds=60)
 OTHER_IDLE = timedelta(seconds=30)
 
 _LS = pl.List(pl.String())
-
 _TS = pl.Datetime("us", "UTC")
-
-CONNECTION_SCHEMA: pl.Schema = pl.Schema(
-    {
-        SRC_KEY: pl.String(),
-        DST_KEY: pl.String(),
-        S.SRC_NAMESPACE: pl.String(),
-        S.DST_NAMESPACE: pl.String(),
-        S.SRC_POD: pl.String(),
-        S.DST_POD: pl.String(),
-        S.SRC_WORKLOAD: pl.String(),
-        S.DST_WORKLOAD: pl.String(),
-        S.SRC_IP: pl.String(),
-        S.DST_IP: pl.String(),
-        S.SRC_ENTITY: pl.String(),
-        S.DST_ENTITY: pl.String(),
-        S.SRC_LABELS: _LS,
-        S.DST_LABELS: _LS,
-        S.SRC_NAMESPACE_LABELS: _LS,
-        S.DST_NAMESPACE_LABELS: _LS,
-        SRC_GROUP: pl.String(),
-        DST_GROUP: pl.String(),
-        S.DST_NAMES: _LS,
-        S.SRC_NAMES: _LS,
-        S.PROTOCOL: pl.String(),
-        S.DST_PORT: pl.Int32(),
-        OUTCOME: pl.String(),
-        CONNECTIONS: pl.Int64(),
-        EVENTS: pl.Int64(),
-        FIRST_SEEN: _TS,
-        LAST_SEEN: _TS,
-        NODES: _LS,
-        SRC_NODE: pl.String(),
-        DST_NODE: pl.String(),
-        AUDIT: pl.Boolean(),
-    }
-)
-
 
 # row classes
 _REQUEST, _REPLY, _UNDECIDED, _IGNORED, _SOCK, _VIP = 1, 2, 3, 4, 5, 6
