@@ -26,7 +26,7 @@ from analyzer.analysis.connection_source import (
     flow_counts,
     flows_in,
 )
-from analyzer.analysis.inputs import FlowSource, IngestNotes
+from analyzer.analysis.inputs import FlowSource, IngestNotes, StoreFlows
 from analyzer.analysis.scope import Scope
 from analyzer.anomaly import AnomalyResult, detect_anomalies, restrict_anomalies
 from analyzer.anomaly.defaults import DEFAULT_THRESHOLD
@@ -211,7 +211,7 @@ class Analysis:
         """``UsageError`` for a namespace of the scope that nothing mentions (with a hint)."""
         if not self.scope.namespaces:
             return
-        sources = ["the flows"]
+        sources = ["the flow store" if isinstance(self.source, StoreFlows) else "the flows"]
         if self.policies is not None:
             sources.append("the policies")
         if self.inventory is not None:

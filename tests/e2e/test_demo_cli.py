@@ -42,7 +42,7 @@ def test_demo_from_another_directory(tmp_path: Path) -> None:
     assert html.startswith("<!DOCTYPE html>")
     assert 'http-equiv="Content-Security-Policy"' in html
     # The compromised debug pod is drawn, left out of the allow rules, and the audit ran.
-    assert ">debug<" in html
+    assert ">app=debug<" in html  # the identity as `analyzer graph` names it
     assert 'id="anomalies-table"' in html and 'id="findings-table"' in html
     assert html.count('<g class="node') >= 10
     bundle = sorted(p.name for p in (out / "bundle").iterdir())

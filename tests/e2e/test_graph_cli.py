@@ -150,7 +150,7 @@ def test_graph_without_store_is_one_line_error(tmp_path: Path):
 def test_graph_rejects_jsonl(hostile_store: Path):
     result = runner.invoke(app, ["graph", "--store", str(hostile_store), "-o", "jsonl"])
     assert result.exit_code == 2
-    assert "table, json or dot" in result.stderr
+    assert "'table', 'json', 'dot'" in result.stderr
 
 
 def test_graph_warns_about_lost_events(tmp_path: Path):

@@ -94,11 +94,11 @@ def test_output_is_valid_multi_document_yaml(scenario: dict[str, Any]) -> None:
 
 
 def test_every_legitimate_path_is_allowed(scenario: dict[str, Any]) -> None:
-    from analyzer.recommend.engine import load_flows
+    from analyzer.store import FlowStore
 
     # "every legitimate *observed* path": an external address the capture never saw (the truth
     # lists every address a name resolves to) is rightly not allowed.
-    flows = load_flows(scenario["store"]).select("src_ip", "dst_ip").collect()
+    flows = FlowStore.open(scenario["store"]).scan().select("src_ip", "dst_ip").collect()
     seen = set(flows["src_ip"].drop_nulls()) | set(flows["dst_ip"].drop_nulls())
     legit = []
     for p in scenario["truth"]["legit_paths"]:

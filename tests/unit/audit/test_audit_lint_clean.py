@@ -31,7 +31,7 @@ def test_recommended_policies_have_no_lint_findings(
     flows_file = write_flows(scenario, tmp_path / "flows.jsonl", "hubble", 60_000)
     flows = read_flow_file(flows_file).frame
     connections = derive_connections(flows)
-    rec = recommend(flows, flavor=flavor, connections=connections)
+    rec = recommend(connections, flavor=flavor)
     loaded = LoadResult()
     parse_documents([dict(m) for m in rec.manifests], "recommended", loaded)
     assert not loaded.problems, loaded.problems[:3]
