@@ -30,9 +30,10 @@ from analyzer.k8s.namespaces import (
     require_known,
 )
 from analyzer.policy.model import NetworkPolicy
+from analyzer.recommend.checks import name_error
 from analyzer.recommend.model import format_span
 from analyzer.recommend.probes import Probe, make_probes
-from analyzer.recommend.render import FLAVORS, Flavor, name_error, render
+from analyzer.recommend.render import FLAVORS, Flavor, render
 from analyzer.recommend.synthesize import (
     Note,
     PolicySpec,

@@ -14,7 +14,7 @@ from typing import Literal
 
 import polars as pl
 
-from analyzer.recommend.render import name_error
+from analyzer.recommend.checks import name_error
 
 __all__ = ["Probe", "make_probes"]
 

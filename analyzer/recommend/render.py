@@ -8,7 +8,6 @@ validated here once more before it enters a manifest, and YAML is written with
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -17,22 +16,29 @@ from typing import Any, Literal
 
 from analyzer.errors import VerificationError
 from analyzer.k8s.syntax import (
-    dns_label_error,
     dns_name_error,
-    label_key_error,
-    label_value_error,
 )
 from analyzer.k8s.yaml_io import safe_dump_all
+from analyzer.recommend.checks import (
+    _check,
+    _checked_cidr,
+    _checked_port,
+    _k8s_selector,
+    label_error,
+    name_error,
+)
 from analyzer.recommend.model import (
     DNS_NAMESPACE,
     DNS_SELECTORS,
     NAMESPACE_NAME_LABEL,
     AllowedPeer,
-    AllowRule,
     PolicySpec,
     Port,
     Selector,
     format_span,
+)
+from analyzer.recommend.render_cilium import (
+    _cilium_spec,
 )
 
 __all__ = [
@@ -51,7 +57,6 @@ FLAVORS: tuple[str, ...] = ("kubernetes", "cilium", "calico")
 
 ANNOTATION_PREFIX = "analyzer.io"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "analyzer"}
-CILIUM_NS_LABEL = "k8s:io.kubernetes.pod.namespace"
 MAX_EVIDENCE_CHARS = 4000
 SHORT_WINDOW_SECONDS = 86400
 Window = tuple[datetime | None, datetime | None]
@@ -62,50 +67,18 @@ _EXAMPLE = re.compile(r"^[A-Za-z0-9./:\-_ >\[\]]{1,300}$")
 # --- validators (Kubernetes apimachinery rules) -----------------------------------------------
 
 
-def name_error(name: str) -> str | None:
-    """Why ``name`` is not a DNS-1123 label (object and namespace names), or None."""
-    return dns_label_error(name)
 
 
-def label_error(key: str, value: str) -> str | None:
-    """Why ``key=value`` is not valid label syntax, or None."""
-    return label_key_error(key) or label_value_error(value)
 
 
-def selector_error(labels: Mapping[str, str]) -> str | None:
-    """Why a chosen selector (``key -> value``) cannot be written, or None."""
-    for key, value in labels.items():
-        err = label_error(key, value)
-        if err:
-            return err
-    return None
 
 
-def _check(error: str | None) -> None:
-    if error:
-        raise VerificationError(f"refusing to write an invalid manifest: {error}")
 
 
-def _checked_selector(sel: Selector) -> Selector:
-    for key, value in sel.match_labels:
-        _check(label_error(key, value))
-    for key, values in sel.match_in:
-        for value in values:
-            _check(label_error(key, value))
-    return sel
 
 
-def _checked_cidr(cidr: str) -> str:
-    try:
-        return str(ipaddress.ip_network(cidr, strict=False))
-    except ValueError as exc:
-        raise VerificationError(f"refusing to write an invalid CIDR {cidr[:60]!r}") from exc
 
 
-def _checked_port(port: Port) -> Port:
-    if port.protocol not in ("TCP", "UDP", "SCTP") or not 1 <= port.port <= 65535:
-        raise VerificationError(f"refusing to write an invalid port {port.protocol}/{port.port}")
-    return port
 
 
 # --- names ------------------------------------------------------------------------------------
@@ -150,16 +123,6 @@ def _common_stem(values: Sequence[str]) -> str:
 # --- Kubernetes -------------------------------------------------------------------------------
 
 
-def _k8s_selector(sel: Selector) -> dict[str, Any]:
-    _checked_selector(sel)
-    out: dict[str, Any] = {}
-    if sel.match_labels:
-        out["matchLabels"] = dict(sel.match_labels)
-    if sel.match_in:
-        out["matchExpressions"] = [
-            {"key": k, "operator": "In", "values": list(vs)} for k, vs in sel.match_in
-        ]
-    return out
 
 
 def _ns_selector(namespaces: Sequence[str]) -> dict[str, Any]:
@@ -229,78 +192,10 @@ def _k8s_spec(policy: PolicySpec) -> dict[str, Any]:
 # --- Cilium -----------------------------------------------------------------------------------
 
 
-def _cilium_endpoint(peer: AllowedPeer) -> dict[str, Any]:
-    sel = _k8s_selector(peer.selector)
-    for ns in peer.namespaces:
-        _check(name_error(ns))
-    if len(peer.namespaces) == 1:
-        sel["matchLabels"] = {CILIUM_NS_LABEL: peer.namespaces[0], **sel.get("matchLabels", {})}
-    else:
-        sel.setdefault("matchExpressions", []).insert(
-            0, {"key": CILIUM_NS_LABEL, "operator": "In", "values": list(peer.namespaces)}
-        )
-    return sel
 
 
-def _cilium_rules(rule: AllowRule, direction: str) -> list[dict[str, Any]]:
-    ports = [{"port": str(p.port), "protocol": p.protocol} for p in map(_checked_port, rule.ports)]
-    to_ports = [{"ports": ports}]
-    pre = "from" if direction == "ingress" else "to"
-    endpoints = [_cilium_endpoint(p) for p in rule.peers if p.kind == "pod"]
-    entities = sorted({p.entity for p in rule.peers if p.kind == "entity"})
-    fqdns = sorted(
-        {n for p in rule.peers if p.kind == "cidr" and direction == "egress" for n in p.fqdns}
-    )
-    cidrs = [
-        {"cidr": _checked_cidr(p.cidr)}
-        | ({"except": [_checked_cidr(c) for c in p.excepts]} if p.excepts else {})
-        for p in rule.peers
-        if p.kind == "cidr" and not (direction == "egress" and p.fqdns)
-    ]
-    # Cilium refuses some L3 combinations in one rule; one element per peer kind is always valid.
-    out: list[dict[str, Any]] = []
-    if endpoints:
-        out.append({f"{pre}Endpoints": endpoints, "toPorts": to_ports})
-    if entities:
-        out.append({f"{pre}Entities": entities, "toPorts": to_ports})
-    if cidrs:
-        out.append({f"{pre}CIDRSet": cidrs, "toPorts": to_ports})
-    if fqdns:
-        for name in fqdns:
-            _check(dns_name_error(name))
-        out.append({"toFQDNs": [{"matchName": n} for n in fqdns], "toPorts": to_ports})
-    return out
 
 
-def _cilium_spec(policy: PolicySpec) -> dict[str, Any]:
-    spec: dict[str, Any] = {"endpointSelector": _k8s_selector(policy.selector)}
-    if policy.kind == "default-deny":
-        # An empty rule selects the endpoints into default-deny without allowing anything.
-        spec["ingress"], spec["egress"] = [{}], [{}]
-        return spec
-    if policy.kind == "dns":
-        spec["egress"] = [
-            {
-                "toEndpoints": [
-                    {"matchLabels": {CILIUM_NS_LABEL: DNS_NAMESPACE, f"k8s:{k}": v}}
-                    for k, v in DNS_SELECTORS
-                ],
-                "toPorts": [
-                    {
-                        "ports": [
-                            {"port": "53", "protocol": "UDP"},
-                            {"port": "53", "protocol": "TCP"},
-                        ],
-                        # Cilium's DNS proxy must see the lookups for toFQDNs rules to work.
-                        "rules": {"dns": [{"matchPattern": "*"}]},
-                    }
-                ],
-            }
-        ]
-        return spec
-    direction = policy.directions[0]
-    spec[direction] = [e for rule in policy.rules for e in _cilium_rules(rule, direction)]
-    return spec
 
 
 # --- documents --------------------------------------------------------------------------------

@@ -14,24 +14,18 @@ over edges between identity groups, which number in the thousands.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import polars as pl
 
-from analyzer.k8s.syntax import dns_name_error
-from analyzer.recommend.merge import merge_owners, merge_peers
 from analyzer.recommend.model import (
     DNS_NAMESPACE,
     DNS_SELECTORS,
     EXAMPLES_PER_EDGE,
-    MANY_ADDRESSES,
     NAMESPACE_NAME_LABEL,
     PORT_PROTOCOLS,
-    PRIVATE_RANGES,
     AllowedPeer,
     AllowRule,
     Direction,
@@ -45,6 +39,17 @@ from analyzer.recommend.model import (
     SynthesisOptions,
     SynthesisResult,
     combine_evidence,
+)
+from analyzer.recommend.namespace_rules import (
+    _namespace_policies,
+)
+from analyzer.recommend.rule_peers import (
+    _UNCOVERED_SCHEMA,
+    _label_map,
+    _peers_for,
+    _readable,
+    _uncovered,
+    _valid_names,
 )
 
 __all__ = [
@@ -162,7 +167,7 @@ def synthesize(
         Callable ``(labels: Mapping[str, str]) -> str | None`` returning why a selector is
         refused (invalid label syntax), or None; refused groups get no rule and a warning.
     """
-    from analyzer.recommend.render import name_error, selector_error
+    from analyzer.recommend.checks import name_error, selector_error
 
     opts = options or SynthesisOptions()
     check = selector_check or selector_error
@@ -335,240 +340,25 @@ def _pod_groups(conns: pl.DataFrame, namespaces: Sequence[str]) -> dict[str, set
     return out
 
 
-_UNCOVERED_SCHEMA = {
-    "direction": pl.String,
-    "owner": pl.String,
-    "peer": pl.String,
-    "protocol": pl.String,
-    "dst_port": pl.Int32,
-    "reason": pl.String,
-}
 
 
-def _readable(key: str, limit: int = 120) -> str:
-    """A group key for a note: printable, bounded (it may carry hostile label values)."""
-    text = "".join(c if c.isprintable() else "?" for c in key)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _uncovered(row: Mapping[str, Any], reason: str) -> dict[str, Any]:
-    return {k: row[k] for k in _UNCOVERED_SCHEMA if k != "reason"} | {"reason": reason}
 
 
-def _label_map(labels: Sequence[str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in labels or ():
-        key, sep, value = item.partition("=")
-        if sep:
-            out[key] = value
-    return out
 
 
-def _valid_names(
-    peers: list[AllowedPeer], row: Mapping[str, Any], direction: str, owner: str, ns: str,
-    notes: list[Note],
-) -> list[AllowedPeer]:
-    """Drop DNS names a toFQDNs rule cannot hold (flows are untrusted), with a warning each;
-    a peer left without names keeps its address rule, like every other refused value."""
-    out = []
-    for peer in peers:
-        bad = [n for n in peer.fqdns if dns_name_error(n)]
-        if bad:
-            for name in bad:
-                notes.append(Note(
-                    "warning", ns,
-                    f"{direction} of {_readable(owner)}: {dns_name_error(name)}; skipped, the "
-                    f"address rule for {_readable(row['peer'])} stays",
-                ))
-            peer = replace(peer, fqdns=tuple(n for n in peer.fqdns if n not in bad))
-        out.append(peer)
-    return out
 
 
-def _cidr(ip: str, prefix: int | None) -> str | None:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return None
-    if addr.version == 4 and prefix is not None:
-        return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
-    return f"{addr}/{addr.max_prefixlen}"
 
 
-def _peers_for(
-    row: Mapping[str, Any],
-    opts: SynthesisOptions,
-    selector_for: Callable[[str, Sequence[str] | None, str | None], Selector | None],
-) -> tuple[list[AllowedPeer], str | None]:
-    """The peer elements for one edge, or why none is emitted."""
-    entity, key = row["peer_entity"] or "unknown", row["peer"] or ""
-    if entity == "pod":
-        sel = selector_for(key, row["peer_labels"], row["peer_namespace"])
-        if sel is None:
-            return [], f"peer {_readable(key)} refused"
-        return [AllowedPeer("pod", namespaces=(row["peer_namespace"],), selector=sel)], None
-    if row["direction"] == "ingress" and entity in ("host", "health"):
-        # Kubernetes: "traffic to and from the node where a Pod is running is always
-        # allowed" for kubelet probes; Cilium allows its own health checks.
-        return [], "host: traffic from the pod's own node (kubelet probes) needs no rule"
-    ips = [c for c in (_cidr(ip, opts.ipblock_prefix) for ip in row["peer_ips"] or ()) if c]
-    if opts.cilium and entity in ("kube-apiserver", "remote-node", "ingress", "host", "health"):
-        return [AllowedPeer("entity", entity=entity, cidrs=tuple(sorted(set(ips))))], None
-    if not ips:
-        if entity in ("world", "public-network"):
-            # Calico aggregates external addresses away: the best honest rule is "the public
-            # internet on the observed port", flagged for a reviewer to narrow.
-            if opts.cilium:
-                return [AllowedPeer("entity", entity="world")], None
-            return [AllowedPeer("cidr", cidr="0.0.0.0/0", excepts=PRIVATE_RANGES)], None
-        if entity == "private-network" and row["direction"] == "egress":
-            # e.g. the API server or node exporters behind an aggregated private address
-            return [AllowedPeer("cidr", cidr=c, excepts=()) for c in PRIVATE_RANGES], None
-        if entity == "private-network" and row["direction"] == "ingress":
-            return [], (
-                "private-network sources without addresses (Calico aggregates node addresses "
-                "this way: kubelet probes, which the CNI allows) get no rule; any other "
-                "private source will be dropped"
-            )
-        return [], f"peer {_readable(key)} ({entity}) has no observed address to put in an ipBlock"
-    names = tuple(sorted(set(row.get("peer_names") or ()))) if opts.cilium else ()
-    return [AllowedPeer("cidr", cidr=c, fqdns=names) for c in sorted(set(ips))], None
 
 
-def _namespace_policies(
-    ns: str,
-    table: Mapping[tuple[str, Direction], Mapping[AllowedPeer, Mapping[Port, EdgeEvidence]]],
-    owner_ns: Mapping[str, str],
-    owner_sel: Mapping[str, Selector],
-    targets: frozenset[str],
-    notes: list[Note],
-) -> list[PolicySpec]:
-    from analyzer.recommend.render import policy_name, selector_base
-
-    def internal(peer: AllowedPeer) -> bool:
-        # A pod of a namespace we write policies for: default-deny plus exact egress rules
-        # already close every path its egress did not use.
-        return peer.kind == "pod" and all(n in targets for n in peer.namespaces)
-
-    taken = {"allow-dns-egress", "default-deny"}
-    out: list[PolicySpec] = [
-        PolicySpec("allow-dns-egress", ns, "dns", ("egress",), Selector()),
-    ]
-    for direction in ("ingress", "egress"):
-        tables: dict[str, dict[AllowedPeer, dict[Port, EdgeEvidence]]] = {}
-        for (owner, d), peers in table.items():
-            if d != direction or owner_ns[owner] != ns:
-                continue
-            kept = _without_guardrail(peers, direction)
-            if kept:
-                tables[owner] = kept
-        items = []
-        for owner, peers in sorted(tables.items()):
-            # Egress merges only identical rule sets. Ingress may also merge groups whose rules
-            # differ only in sources of these namespaces (the seed's allow-backend-ingress):
-            # those sources' exact egress policies keep every unobserved path closed.
-            # They must also serve the same ports, so that no group is opened on a port it
-            # never served and the merged policy reads as one role.
-            relaxed = direction == "ingress"
-            shape = frozenset(
-                (peer, port)
-                for peer, ports in peers.items()
-                for port in ports
-                if not (relaxed and internal(peer))
-            )
-            served = frozenset(port for ports in peers.values() for port in ports)
-            items.append((owner_sel[owner], owner, (shape, served)))
-        for selector, owners in merge_owners(items):
-            union: dict[AllowedPeer, dict[Port, EdgeEvidence]] = defaultdict(dict)
-            for owner in owners:
-                for peer, ports in tables[owner].items():
-                    for port, ev in ports.items():
-                        slot = union[peer]
-                        slot[port] = slot[port].add(ev) if port in slot else ev
-            name = policy_name(selector_base(selector), direction, taken)
-            addresses = sum(1 for peer in union if peer.kind == "cidr")
-            if addresses > MANY_ADDRESSES:
-                notes.append(Note("info", ns, f"{name} lists {addresses} external addresses one "
-                                  "by one; --ipblock-prefix N widens them to /N blocks"))
-            if len(owners) > 1:
-                _note_widened(notes, ns, name, owners, tables, union)
-            out.append(
-                PolicySpec(
-                    name=name,
-                    namespace=ns,
-                    kind="allow",
-                    directions=(direction,),
-                    selector=selector,
-                    rules=_rules(union),
-                    groups=owners,
-                )
-            )
-    out.append(PolicySpec("default-deny", ns, "default-deny", ("ingress", "egress"), Selector()))
-    return out
 
 
-def _note_widened(
-    notes: list[Note],
-    ns: str,
-    name: str,
-    owners: Sequence[str],
-    tables: Mapping[str, Mapping[AllowedPeer, Mapping[Port, EdgeEvidence]]],
-    union: Mapping[AllowedPeer, Mapping[Port, EdgeEvidence]],
-) -> None:
-    extra = sorted(
-        {
-            f"{peer.describe()} {port.protocol}/{port.port}"
-            for owner in owners
-            for peer, ports in union.items()
-            for port in ports
-            if port not in tables[owner].get(peer, {})
-        }
-    )
-    if extra:
-        shown = "; ".join(extra[:8]) + (f"; and {len(extra) - 8} more" if len(extra) > 8 else "")
-        notes.append(
-            Note(
-                "info",
-                ns,
-                f"{name} admits at ingress some sources not seen for every selected group "
-                f"({_readable(shown)}); those sources' own egress policies keep the "
-                "unobserved paths closed",
-            )
-        )
 
 
-def _without_guardrail(
-    peers: Mapping[AllowedPeer, Mapping[Port, EdgeEvidence]], direction: str
-) -> dict[AllowedPeer, dict[Port, EdgeEvidence]]:
-    out: dict[AllowedPeer, dict[Port, EdgeEvidence]] = {}
-    for peer, ports in peers.items():
-        kept = {
-            p: ev for p, ev in ports.items() if not _covered_by_dns_guardrail(peer, p, direction)
-        }
-        if kept:
-            out[peer] = kept
-    return out
 
 
-def _covered_by_dns_guardrail(peer: AllowedPeer, port: Port, direction: str) -> bool:
-    if direction != "egress" or peer.kind != "pod" or port.port != 53:
-        return False
-    if peer.namespaces != (DNS_NAMESPACE,) or port.protocol not in ("UDP", "TCP"):
-        return False
-    return any(peer.selector.match_labels == ((k, v),) for k, v in DNS_SELECTORS) or any(
-        (k, v) in peer.selector.match_labels for k, v in DNS_SELECTORS
-    )
 
 
-def _rules(peers: Mapping[AllowedPeer, Mapping[Port, EdgeEvidence]]) -> tuple[AllowRule, ...]:
-    """Group peers by identical port sets (no cross products), then merge peers per rule."""
-    by_ports: dict[tuple[Port, ...], list[tuple[AllowedPeer, list[EdgeEvidence]]]]
-    by_ports = defaultdict(list)
-    for peer, ports in peers.items():
-        by_ports[tuple(sorted(ports))].append((peer, list(ports.values())))
-    rules = []
-    for ports_key, members in by_ports.items():
-        merged = merge_peers([m[0] for m in members])
-        ev = combine_evidence(e for _, evs in members for e in evs)
-        rules.append(AllowRule(peers=tuple(merged), ports=ports_key, evidence=ev))
-    return tuple(sorted(rules, key=lambda r: (r.ports, r.peers)))
