@@ -15,8 +15,8 @@ import typer
 
 from analyzer.cli._common import DEFAULT_STORE, StoreOption, handle_errors
 from analyzer.store import FlowStore, ingest
-from analyzer.store.pipeline import IngestSummary, InputSummary
 from analyzer.store.stats import StoreStats, store_stats
+from analyzer.store.summary import IngestSummary, InputSummary
 
 __all__ = ["register"]
 

@@ -16,11 +16,9 @@ the per-line path, which finds the offending lines.
 from __future__ import annotations
 
 import json
-import re
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,7 @@ import polars as pl
 
 from analyzer.errors import IngestError
 from analyzer.ingest import _native, detect, hubble
-from analyzer.ingest._format import SKIP_MARKER, Skip
+from analyzer.ingest._format import Skip
 from analyzer.ingest._io import (
     MAX_LINE_BYTES,
     Chunk,
@@ -38,6 +36,17 @@ from analyzer.ingest._io import (
     open_input,
 )
 from analyzer.ingest._jsonstream import BAD, NOT_UTF8, iter_json_values
+from analyzer.ingest._lines import (
+    _CRI,
+    _NOT_JSON,
+    _line_numbers,
+    _split_lines,
+    _uncri,
+)
+from analyzer.ingest._pending import (
+    _FastOutcome,
+    _Pending,
+)
 from analyzer.ingest._screen import (
     INVALID_UTF8,
     encodable,
@@ -53,42 +62,14 @@ __all__ = ["FlowReader", "DEFAULT_BATCH_ROWS", "empty_result_error"]
 DEFAULT_BATCH_ROWS = 65_536
 SLOW_BATCH_ROWS = 8_192
 FAST_WORKERS = 2
-_CRI = re.compile(rb"^\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) ([FP]) ?(.*)$", re.DOTALL)
 _SSE_FIELDS = (b"event:", b"id:", b"retry:", b":")
 _MALFORMED = "malformed JSON lines"
-_NOT_JSON = "lines that are not JSON"
 
 
-@dataclass(frozen=True, slots=True)
-class _FastOutcome:
-    frame: pl.DataFrame  # canonical rows of the chunk
-    skipped: list[tuple[str, list[int]]]  # (reason, line numbers)
-    lost_events: int
 
 
-@dataclass(slots=True)
-class _Pending:
-    """Decoded records waiting for a batch, with the line each came from."""
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)
-
-    def add(self, record: dict[str, Any], line: int) -> None:
-        self.records.append(record)
-        self.lines.append(line)
-
-    def take(self) -> tuple[list[dict[str, Any]], list[int]]:
-        out = self.records, self.lines
-        self.records, self.lines = [], []
-        return out
-
-    def __len__(self) -> int:
-        return len(self.records)
 
 
-def _line_numbers(first_line: int, height: int, keep: pl.Series | None = None) -> pl.Series:
-    lines = pl.int_range(first_line, first_line + height, dtype=pl.Int64, eager=True)
-    return lines if keep is None else lines.filter(keep)
 
 
 class FlowReader:
@@ -397,33 +378,10 @@ class FlowReader:
         return self._account(frame)
 
 
-_CRI_PREFIX = re.compile(rb"\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) ([FP]) ?")
-_MARK_CRI = b'{"%s":"container log lines without a JSON record"}' % SKIP_MARKER.encode()
-_MARK_NOT_JSON = b'{"%s":"%s"}' % (SKIP_MARKER.encode(), _NOT_JSON.encode())
 
 
-def _uncri(data: bytes) -> bytes:
-    """Unwrap container-log lines for the native reader, one output line per input line: a
-    JSON payload of a full (``F``) line stays, anything else becomes a skip marker."""
-    out = []
-    for line in data.split(b"\n"):
-        if line[:1] == b"{" or not line.strip():
-            out.append(line)
-            continue
-        m = _CRI_PREFIX.match(line)
-        if m is None:
-            out.append(_MARK_NOT_JSON)
-        elif m.group(1) == b"F" and line[m.end() : m.end() + 1] == b"{":
-            out.append(line[m.end() :])
-        else:
-            out.append(_MARK_CRI)
-    return b"\n".join(out)
 
 
-def _split_lines(chunk: Chunk) -> Iterator[tuple[int, bytes]]:
-    for offset, line in enumerate(chunk.data.split(b"\n")):
-        if line:
-            yield chunk.first_line + offset, line
 
 
 def empty_result_error(reader: FlowReader) -> IngestError:

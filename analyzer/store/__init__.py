@@ -24,7 +24,8 @@ from analyzer.store.flowstore import (
     FlowStore,
     ManifestEntry,
 )
-from analyzer.store.pipeline import IngestSummary, InputSummary, run_ingest
+from analyzer.store.pipeline import run_ingest
+from analyzer.store.summary import IngestSummary, InputSummary
 
 __all__ = [
     "ingest",

@@ -15,7 +15,6 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from analyzer.ingest import _native
 from analyzer.ingest._io import Digest, digest_file, is_compressed
 from analyzer.ingest.detect import spec_for
 from analyzer.ingest.reader import DEFAULT_BATCH_ROWS, FlowReader, empty_result_error
-from analyzer.ingest.report import SkipReason
 from analyzer.store.files import fsync, os_error_text
 from analyzer.store.flowstore import (
     FLOWS_DIR,
@@ -37,8 +35,12 @@ from analyzer.store.flowstore import (
     ManifestEntry,
 )
 from analyzer.store.staging import PART_ROWS, PartWriter, spool
+from analyzer.store.summary import (
+    IngestSummary,
+    InputSummary,
+)
 
-__all__ = ["InputSummary", "IngestSummary", "run_ingest", "expand_inputs", "PART_ROWS"]
+__all__ = ["run_ingest", "expand_inputs", "PART_ROWS"]
 
 EARLY_HASH_BYTES = 64 << 20
 # Hashing compressed input decompresses it: settle duplicates up front only for small files.
@@ -46,33 +48,8 @@ EARLY_HASH_COMPRESSED_BYTES = 8 << 20
 Progress = Callable[[int], None]
 
 
-@dataclass(frozen=True, slots=True)
-class InputSummary:
-    """What happened to one input: ``loaded``, ``duplicate`` (no-op) or ``skipped``."""
-
-    path: str
-    status: str
-    format: str | None = None
-    rows: int = 0
-    skipped: tuple[SkipReason, ...] = ()
-    warnings: tuple[str, ...] = ()
-    ingest_id: str | None = None
-    message: str | None = None
-
-    @property
-    def skipped_total(self) -> int:
-        return sum(s.count for s in self.skipped)
 
 
-@dataclass(frozen=True, slots=True)
-class IngestSummary:
-    store: str
-    created: bool
-    inputs: tuple[InputSummary, ...]
-
-    @property
-    def rows_loaded(self) -> int:
-        return sum(i.rows for i in self.inputs if i.status == "loaded")
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[tuple[str, bool]]:
