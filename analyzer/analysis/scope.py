@@ -40,21 +40,22 @@ def parse_time(text: str, *, option: str, now: datetime | None = None) -> dateti
     """An RFC 3339 time (``2026-11-02T09:00:00Z``), or a duration meaning that long before
     ``now`` (the current time): ``--since 24h`` is the last day, as in ``kubectl logs``."""
     spec = text.strip()
+    wrong = UsageError(
+        f"{option} {text!r} is not an RFC 3339 time (2026-11-02T09:00:00Z) or a duration "
+        "before now (24h, 7d, 1h30m)"
+    )
     if spec and spec[0].isdigit() and ("T" in spec or "-" in spec[1:]):
         try:
             value = datetime.fromisoformat(spec.replace("z", "Z").replace("Z", "+00:00"))
         except ValueError:
-            raise UsageError(
-                f"{option} {text!r} is not an RFC 3339 time (2026-11-02T09:00:00Z) or a "
-                "duration (24h)"
-            ) from None
+            raise wrong from None
         if value.tzinfo is None:
             raise UsageError(f"{option} {text!r}: give a time zone (Z or +01:00)")
         return value.astimezone(UTC)
     try:
         span = parse_duration(spec)
-    except UsageError as exc:
-        raise UsageError(f"{option}: {exc}") from None
+    except UsageError:
+        raise wrong from None
     return (now or datetime.now(UTC)) - span
 
 
