@@ -6,30 +6,17 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from analyzer.cli._common import handle_errors
+from analyzer.analysis.scope import parse_duration
+from analyzer.cli._common import choice_option, handle_errors, output_option
 from analyzer.errors import UsageError
 from analyzer.generate.model import DEFAULT_SCAN_PORTS
 
 __all__ = ["register"]
-
-
-class GenerateFormat(StrEnum):
-    hubble = "hubble"
-    calico = "calico"
-    goldmane = "goldmane"
-    goldmane_emitter = "goldmane-emitter"
-    whisker = "whisker"
-
-
-class GenerateOutput(StrEnum):
-    table = "table"
-    json = "json"
 
 
 def _progress(total: int) -> Callable[[int], None]:
@@ -47,13 +34,9 @@ def _progress(total: int) -> Callable[[int], None]:
 
 
 def _parse_window(text: str) -> int:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = text.strip().lower()
     try:
-        if text and text[-1] in units:
-            return int(float(text[:-1]) * units[text[-1]])
-        return int(text)
-    except ValueError:
+        return int(parse_duration(text).total_seconds())
+    except UsageError:
         raise UsageError(f"--window {text!r} is not a duration such as 3600, 90m or 1h") from None
 
 
@@ -75,14 +58,11 @@ def generate_command(
         Path,
         typer.Option("--out", metavar="DIR", help="Directory to write into (created if missing)."),
     ],
-    fmt: Annotated[
-        GenerateFormat, typer.Option(
-            "--format",
-            "-f",
-            metavar="FORMAT",
-            help="hubble, calico, goldmane, goldmane-emitter or whisker.",
-        )
-    ] = GenerateFormat.hubble,
+    fmt: str = choice_option(
+        "hubble", "hubble", "calico", "goldmane", "goldmane-emitter", "whisker",
+        decls=("--format", "-f"), metavar="FORMAT",
+        help="hubble, calico, goldmane, goldmane-emitter or whisker.",
+    ),
     flows: Annotated[
         int,
         typer.Option(
@@ -161,12 +141,9 @@ def generate_command(
             ),
         ),
     ] = None,
-    output: Annotated[
-        GenerateOutput,
-        typer.Option(
-            "--output", "-o", metavar="FORMAT", help="table for people, json for scripts."
-        ),
-    ] = GenerateOutput.table,
+    output: str = output_option(
+        "table", "table", "json", help="table for people, json for scripts."
+    ),
 ) -> None:
     """Write a synthetic flow capture: flows, inventory.json, truth.json and policies."""
     from analyzer.generate import ScenarioConfig, build_scenario, generate
@@ -186,12 +163,12 @@ def generate_command(
     scenario = build_scenario(config)
     progress = _progress(flows) if sys.stderr.isatty() else None
     result = generate(
-        scenario, out, fmt=fmt.value, flows=flows, compress=compress, style=style,
+        scenario, out, fmt=fmt, flows=flows, compress=compress, style=style,
         progress=progress,
     )  # fmt: skip
     if progress is not None:
         typer.echo("\r\033[K", err=True, nl=False)
-    if output is GenerateOutput.json:
+    if output == "json":
         typer.echo(json.dumps({
             "files": [str(f) for f in result.files], "flows": result.flows, "format": result.format,
             "workloads": result.workloads, "pods": result.pods,

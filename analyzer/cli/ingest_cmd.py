@@ -7,31 +7,23 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from analyzer.cli._common import DEFAULT_STORE, StoreOption, handle_errors
+from analyzer.cli._common import (
+    DEFAULT_STORE,
+    StoreOption,
+    choice_option,
+    handle_errors,
+    output_option,
+)
 from analyzer.store import FlowStore, ingest
 from analyzer.store.stats import StoreStats, store_stats
 from analyzer.store.summary import IngestSummary, InputSummary
 
 __all__ = ["register"]
-
-
-class FormatChoice(StrEnum):
-    auto = "auto"
-    hubble = "hubble"
-    calico = "calico"
-    goldmane = "goldmane"
-    whisker = "whisker"
-
-
-class TableOrJson(StrEnum):
-    table = "table"
-    json = "json"
 
 
 def _input_json(i: InputSummary) -> dict[str, Any]:
@@ -118,27 +110,19 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ],
-        fmt: Annotated[
-            FormatChoice,
-            typer.Option(
-                "--format",
-                "-f",
-                metavar="FORMAT",
-                help="auto (detect per file), hubble, calico, goldmane or whisker.",
-            ),
-        ] = FormatChoice.auto,
+        fmt: str = choice_option(
+            "auto", "auto", "hubble", "calico", "goldmane", "whisker", decls=("--format", "-f"),
+            metavar="FORMAT", help="auto (detect per file), hubble, calico, goldmane or whisker.",
+        ),
         store: StoreOption = DEFAULT_STORE,
-        output: Annotated[
-            TableOrJson,
-            typer.Option(
-                "--output", "-o", metavar="FORMAT", help="table for people, json for scripts."
-            ),
-        ] = TableOrJson.table,
+        output: str = output_option(
+            "table", "table", "json", help="table for people, json for scripts."
+        ),
     ) -> None:
         """Thin wrapper: parse options, call ``analyzer.store.pipeline``, print the summary."""
         with _progress(paths) as progress:
-            summary = ingest(store, paths, fmt.value, progress)
-        if output is TableOrJson.json:
+            summary = ingest(store, paths, fmt, progress)
+        if output == "json":
             doc = {
                 "store": summary.store,
                 "created": summary.created,
@@ -159,19 +143,16 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def stats_command(
         store: StoreOption = DEFAULT_STORE,
-        output: Annotated[
-            TableOrJson,
-            typer.Option(
-                "--output", "-o", metavar="FORMAT", help="table for people, json for scripts."
-            ),
-        ] = TableOrJson.table,
+        output: str = output_option(
+            "table", "table", "json", help="table for people, json for scripts."
+        ),
         top: Annotated[
             int, typer.Option("--top", metavar="N", help="Namespaces to list in the table.")
         ] = 20,
     ) -> None:
         """Thin wrapper: open the store, compute ``store_stats``, print it."""
         stats = store_stats(FlowStore.open(store))
-        if output is TableOrJson.json:
+        if output == "json":
             typer.echo(json.dumps(stats.to_json(), indent=2))
         else:
             _print_stats(stats, top)
