@@ -10,6 +10,8 @@ from typing import Any
 
 import polars as pl
 
+from analyzer.present.text import port_text
+
 __all__ = ["DATABASE_NAMES", "explain_edge", "explain_edges", "MAX_REASONS"]
 
 MAX_REASONS = 4
@@ -35,9 +37,7 @@ DATABASE_NAMES: dict[int, str] = {
 
 
 def _port(row: Mapping[str, Any]) -> str:
-    port = row.get("dst_port")
-    proto = row.get("protocol") or "?"
-    return proto if port is None else f"{proto}/{port}"
+    return port_text(row.get("protocol"), row.get("dst_port"))
 
 
 def _pct(share: float) -> str:

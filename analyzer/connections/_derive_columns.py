@@ -64,17 +64,12 @@ _EDGE = [SRC_KEY, DST_KEY, S.PROTOCOL, S.DST_PORT, OUTCOME]
 
 _SRC_H, _DST_H = "_src_h", "_dst_h"
 
+# one row per edge before the endpoints' attributes are joined back
 _EDGE_SCHEMA = pl.Schema(
     {
-        **{c: CONNECTION_SCHEMA[c] for c in _EDGE},
-        CONNECTIONS: pl.Int64(),
-        EVENTS: pl.Int64(),
-        FIRST_SEEN: _TS,
-        LAST_SEEN: _TS,
-        NODES: _LS,
-        SRC_NODE: pl.String(),
-        DST_NODE: pl.String(),
-        AUDIT: pl.Boolean(),
+        c: CONNECTION_SCHEMA[c]
+        for c in (*_EDGE, CONNECTIONS, EVENTS, FIRST_SEEN, LAST_SEEN, NODES, SRC_NODE, DST_NODE,
+                  AUDIT)
     }
 )
 

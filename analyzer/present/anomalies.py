@@ -7,13 +7,13 @@ from typing import Any
 from analyzer import schema as c
 from analyzer.anomaly._detect import AnomalyResult
 from analyzer.anomaly.records import flagged_edge_records
+from analyzer.present.text import port_text, text_table
 
 __all__ = ["anomaly_table"]
 
 
 def _port(row: dict[str, Any]) -> str:
-    port = row[c.DST_PORT]
-    return str(row[c.PROTOCOL]) if port is None else f"{row[c.PROTOCOL]}/{port}"
+    return port_text(row[c.PROTOCOL], row[c.DST_PORT])
 
 
 def _ports(ports: list[str]) -> str:
@@ -72,12 +72,7 @@ def anomaly_table(result: AnomalyResult) -> str:
     if not records:
         return f"no anomalies: {summary}"
     header = ("SCORE", "RULE", "SOURCE", "DESTINATION", "PORT", "CONNS", "REASON")
-    rows = _findings(records)
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header[:-1])]
-    lines = []
-    for row in (header, *rows):
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
-        lines.append("  ".join([*cells, row[-1]]).rstrip())
+    lines = text_table([header, *_findings(records)], last_free=True)
     lines.append("")
     lines.append(summary)
     lines.extend(f"suspect: {suspect.message()}" for suspect in s.suspects)

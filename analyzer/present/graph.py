@@ -173,16 +173,7 @@ def render_table(graph: IdentityGraph) -> str:
     rows.extend(cells for _, cells in sorted(body, key=lambda item: item[0]))
     if len(rows) == 1:
         return "no connections observed\n"
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    right = {5}
-    out = []
-    for r in rows:
-        padded = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        ]
-        out.append("  ".join(padded).rstrip())
-    return "\n".join(out) + "\n"
+    return "\n".join(text_table(rows, right=(5,))) + "\n"
 
 
 def stats_lines(stats: ConnectionStats, notes: IngestNotes | None = None) -> list[str]:

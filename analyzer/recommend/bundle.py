@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from analyzer.errors import ConfigError
 from analyzer.k8s.yaml_io import safe_dump
+from analyzer.present.text import printable
 from analyzer.recommend.render import to_yaml
 
 if TYPE_CHECKING:
@@ -224,12 +225,9 @@ def _rollout(rec: Recommendation, names: list[str], manifests: list[dict[str, An
             f"- {a.get('src_key')} -> {a.get('dst_key')} {a.get('protocol')}/{a.get('dst_port')}"
             for a in rec.anomalies
         ]
-    return "\n".join(_printable(line) for line in lines) + "\n"
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
-def _printable(text: str) -> str:
-    # Group keys quote label values from flows; keep control characters out of the file.
-    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _rollback(rec: Recommendation, manifests: list[dict[str, Any]]) -> str:

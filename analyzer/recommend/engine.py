@@ -30,8 +30,8 @@ from analyzer.k8s.namespaces import (
     require_known,
 )
 from analyzer.policy.model import NetworkPolicy
+from analyzer.present.text import format_span, iso_seconds, printable
 from analyzer.recommend.checks import name_error
-from analyzer.recommend.model import format_span
 from analyzer.recommend.probes import Probe, make_probes
 from analyzer.recommend.render import FLAVORS, Flavor, render
 from analyzer.recommend.synthesize import (
@@ -377,17 +377,13 @@ def _window_notes(window: tuple[datetime | None, datetime | None]) -> list[Note]
                      "time): periodic jobs may not have run while the flows were captured")]
     span = last - first
     if span >= SHORT_WINDOW:
-        return [Note("info", "", f"observed for {format_span(span)} ({_iso(first)} to "
-                     f"{_iso(last)})")]
-    return [Note("warning", "", f"observed for only {format_span(span)} ({_iso(first)} to "
-                 f"{_iso(last)}), less than a day: periodic jobs (backups, CronJobs, reports) "
-                 "that did not run in that time get no rule and will be denied; capture at least "
-                 "a day, a week for weekly jobs")]
-
-
-def _iso(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return [Note("info", "", f"observed for {format_span(span)} ({iso_seconds(first)} to "
+                     f"{iso_seconds(last)})")]
+    seen = f"{iso_seconds(first)} to {iso_seconds(last)}"
+    return [Note("warning", "", f"observed for only {format_span(span)} ({seen}), less than a "
+                 "day: periodic jobs (backups, CronJobs, reports) that did not run in that time "
+                 "get no rule and will be denied; capture at least a day, a week for weekly jobs")]
 
 
 def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)[:300]
+    return printable(text, 300)

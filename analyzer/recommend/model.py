@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import polars as pl
@@ -32,7 +32,6 @@ __all__ = [
     "SynthesisResult",
     "EdgeEvidence",
     "combine_evidence",
-    "format_span",
 ]
 
 
@@ -231,18 +230,3 @@ def _max(a: datetime | None, b: datetime | None) -> datetime | None:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def format_span(span: timedelta) -> str:
-    """A duration for people: ``2d 3h``, ``1h 0m``, ``4m 30s``, ``12s``."""
-    seconds = max(0, int(span.total_seconds()))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"

@@ -19,6 +19,7 @@ from analyzer.k8s.syntax import (
     dns_name_error,
 )
 from analyzer.k8s.yaml_io import safe_dump_all
+from analyzer.present.text import format_span
 from analyzer.recommend.checks import (
     _check,
     _checked_cidr,
@@ -35,7 +36,6 @@ from analyzer.recommend.model import (
     PolicySpec,
     Port,
     Selector,
-    format_span,
 )
 from analyzer.recommend.render_cilium import (
     _cilium_spec,

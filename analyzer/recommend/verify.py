@@ -19,6 +19,7 @@ from typing import Any
 import polars as pl
 
 from analyzer.errors import VerificationError
+from analyzer.present.text import printable
 
 __all__ = ["Breaking", "Verification", "rows_in_scope", "rows_to_verify", "verify"]
 
@@ -250,7 +251,7 @@ def verify(
             str(r["protocol"]),
             r["dst_port"],
             int(r.get("connections") or 0),
-            _printable(r["_why"] or r["reason"] or "denied"),
+            _short(r["_why"] or r["reason"] or "denied"),
         )
         for r in denied.filter(~pl.col("_covered")).iter_rows(named=True)
     )
@@ -302,11 +303,13 @@ def _with_reasons(result: pl.DataFrame, uncovered: pl.DataFrame | None) -> pl.Da
     return result.with_columns(why.alias("_why"), (covered & no_address).alias("_covered"))
 
 
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else "?" for c in text)[:300]
 
 
 def _end(row: Mapping[str, Any], side: str) -> str:
     if row.get(f"{side}_pod"):
         return f"{row.get(f'{side}_namespace')}/{row.get(f'{side}_pod')}"
     return str(row.get(f"{side}_ip") or row.get(f"{side}_entity") or "?")
+
+
+def _short(text: str) -> str:
+    return printable(text, 300)
