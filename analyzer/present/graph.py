@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from analyzer.analysis.inputs import IngestNotes
 from analyzer.identity.graph import EVIDENCE, NODE_LOCAL, IdentityGraph, display_name
 from analyzer.present.text import escaped as printable
-from analyzer.present.text import port_text
+from analyzer.present.text import port_text, text_table
 
 __all__ = [
     "display_name",
