@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from analyzer.errors import ConfigError
 from analyzer.k8s.yaml_io import safe_dump
-from analyzer.present.text import printable
+from analyzer.present.text import port_text, printable
 from analyzer.recommend.render import to_yaml
 
 if TYPE_CHECKING:
@@ -222,7 +222,9 @@ def _rollout(rec: Recommendation, names: list[str], manifests: list[dict[str, An
                   + (" (included)" if any("included" in n.message for n in rec.notes)
                      else " (left out)"), ""]
         lines += [
-            f"- {a.get('src_key')} -> {a.get('dst_key')} {a.get('protocol')}/{a.get('dst_port')}"
+            f"- {a.get('src_name')} -> {a.get('dst_name')} "
+            f"{port_text(a.get('protocol'), a.get('dst_port'))} ({a.get('rule') or 'model'}, "
+            f"score {a.get('score')}): {a.get('connections')} connection(s)"
             for a in rec.anomalies
         ]
     return "\n".join(printable(line) for line in lines) + "\n"

@@ -82,3 +82,18 @@ def test_graph_and_report_name_identities_alike(
     # the report draws a pod inside its namespace's box, under the rest of the same name
     assert names[debug] == "develop/app=debug"
     assert ">app=debug<" in html
+
+
+def test_the_bundle_lists_the_same_flagged_edges(
+    generated_store: dict[str, Path], tmp_path: Path
+) -> None:
+    store = str(generated_store["store"])
+    anomalies = _json("anomalies", "--store", store, "-o", "json")
+    done = run_analyzer("recommend", "--store", store, "--out", str(tmp_path / "bundle"))
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    rollout = (tmp_path / "bundle" / "ROLLOUT.md").read_text("utf-8")
+    listed = rollout.split("## Anomalous edges (left out)")[1].strip().splitlines()
+    assert len(listed) == anomalies["summary"]["flagged_edges"]
+    first = anomalies["anomalies"][0]
+    assert listed[0].startswith(f"- {first['src_name']} -> {first['dst_name']} ")
+    assert "None" not in rollout
