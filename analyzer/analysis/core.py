@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -28,21 +29,20 @@ from analyzer.analysis.connection_source import (
 )
 from analyzer.analysis.inputs import FlowSource, IngestNotes, StoreFlows
 from analyzer.analysis.scope import Scope
-from analyzer.anomaly import AnomalyResult, detect_anomalies, restrict_anomalies
 from analyzer.anomaly.defaults import DEFAULT_THRESHOLD
-from analyzer.audit.engine import audit
-from analyzer.audit.findings import AuditResult
-from analyzer.audit.ranges import parse_service_cidrs
-from analyzer.connections import Connections, empty_connections
+from analyzer.connections import Connections, ConnectionStats, empty_connections
 from analyzer.connections.inventory_labels import label_from_inventory
 from analyzer.errors import UsageError
 from analyzer.identity.graph import IdentityGraph, build_graph, restrict_graph
 from analyzer.k8s.inventory import Inventory
 from analyzer.k8s.namespaces import namespaces_in, require_known
 from analyzer.policy.compile import IPBLOCK_MODES, CompiledPolicies, compile_policies
-from analyzer.policy.frame import evaluate_connections
 from analyzer.policy.load import LoadResult
-from analyzer.recommend import Recommendation, RecommendOptions, recommend
+
+if TYPE_CHECKING:  # the modules behind these import scikit-learn: loaded on first use
+    from analyzer.anomaly import AnomalyResult
+    from analyzer.audit.findings import AuditResult
+    from analyzer.recommend import Recommendation, RecommendOptions
 
 __all__ = ["Analysis", "AnalysisOptions", "AuditOptions"]
 
@@ -98,7 +98,8 @@ class Analysis:
         self.options = options or AnalysisOptions()
         if self.options.ipblock_mode not in IPBLOCK_MODES:
             raise UsageError(f"--ipblock-mode must be one of {', '.join(IPBLOCK_MODES)}")
-        self._recommendations: dict[tuple[str, RecommendOptions, tuple[str, ...]], object] = {}
+        self._recommendations: dict[tuple[str, RecommendOptions, tuple[str, ...]], Recommendation]
+        self._recommendations = {}
         self._audits: dict[AuditOptions, AuditResult] = {}
 
     # --- what was read ----------------------------------------------------------------------
@@ -125,8 +126,6 @@ class Analysis:
     @cached_property
     def _derived(self) -> tuple[Connections, tuple[str, ...]]:
         if self.source is None:
-            from analyzer.connections import ConnectionStats
-
             return Connections(empty_connections(), ConnectionStats()), ()
         derived = connections_for(self.source, self.scope)
         if self.inventory is None:
@@ -166,6 +165,8 @@ class Analysis:
     @cached_property
     def anomalies(self) -> AnomalyResult:
         """Every edge scored once, over every namespace of the window."""
+        from analyzer.anomaly import detect_anomalies
+
         return detect_anomalies(
             self.connections.frame,
             random_state=self.options.random_state,
@@ -175,6 +176,8 @@ class Analysis:
     @cached_property
     def scoped_anomalies(self) -> AnomalyResult:
         """The flagged edges from or to the scope's namespaces (scores unchanged)."""
+        from analyzer.anomaly import restrict_anomalies
+
         if not self.scope.namespaces:
             return self.anomalies
         return restrict_anomalies(self.anomalies, self.connections.frame, self.scope.namespaces)
@@ -191,6 +194,8 @@ class Analysis:
     @cached_property
     def verdicts(self) -> pl.DataFrame | None:
         """Every connection row with the existing policies' verdict (``evaluate_connections``)."""
+        from analyzer.policy.frame import evaluate_connections
+
         if self.compiled is None:
             return None
         return evaluate_connections(self.compiled, self.connections.frame, self.inventory)
@@ -230,28 +235,32 @@ class Analysis:
         """The recommendation for ``namespaces`` (default: the scope's, else every observed
         non-system namespace), replaying the existing policies with it; computed once per
         flavour and options."""
+        from analyzer.recommend import RecommendOptions, recommend
+
         opts = options or RecommendOptions()
         targets = self.scope.namespaces if namespaces is None else namespaces
         key = (flavor, opts, targets)
         if key not in self._recommendations:
+            groups = self.graph.groups  # before the detector: a lower peak of memory
             self._recommendations[key] = recommend(
                 self.connections,
                 namespaces=list(targets) or None,
                 flavor=flavor,
                 options=opts,
                 anomalies=self.anomalies,
-                groups=self.graph.groups,
+                groups=groups,
                 given=self.policies.policies if self.policies is not None else (),
                 given_warnings=self.policies.warnings() if self.policies is not None else (),
                 inventory=self.inventory,
                 labelled_pods=self.labelled_pods,
             )
-        result = self._recommendations[key]
-        assert isinstance(result, Recommendation)
-        return result
+        return self._recommendations[key]
 
     def audit(self, options: AuditOptions | None = None) -> AuditResult:
         """The audit of the existing policies against the connections of the scope."""
+        from analyzer.audit.engine import audit
+        from analyzer.audit.ranges import parse_service_cidrs
+
         opts = options or AuditOptions()
         if opts in self._audits:
             return self._audits[opts]

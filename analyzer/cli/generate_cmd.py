@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 
-from analyzer.analysis.scope import parse_duration
 from analyzer.cli._common import choice_option, handle_errors, output_option
 from analyzer.errors import UsageError
 from analyzer.generate.model import DEFAULT_SCAN_PORTS
@@ -34,6 +33,8 @@ def _progress(total: int) -> Callable[[int], None]:
 
 
 def _parse_window(text: str) -> int:
+    from analyzer.analysis.scope import parse_duration
+
     try:
         return int(parse_duration(text).total_seconds())
     except UsageError:

@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import polars as pl
 
 from analyzer import schema as S
-from analyzer.anomaly import AnomalyResult, detect_anomalies, restrict_anomalies
-from analyzer.anomaly.records import flagged_edge_records
 from analyzer.connections import DST_KEY, SRC_KEY, Connections, derive_connections
 from analyzer.connections.inventory_labels import label_from_inventory
 from analyzer.errors import UsageError, VerificationError
@@ -41,6 +39,9 @@ from analyzer.recommend.synthesize import (
     synthesize,
 )
 from analyzer.recommend.verify import Verification, rows_in_scope, rows_to_verify, verify
+
+if TYPE_CHECKING:  # scikit-learn is imported on first use, after the flows are reduced
+    from analyzer.anomaly import AnomalyResult
 
 __all__ = ["SYSTEM_NAMESPACES", "Recommendation", "RecommendOptions", "recommend"]
 
@@ -178,6 +179,8 @@ def recommend(
                 f"the selector of {group.key} also selects other observed pods: "
                 + "; ".join(group.notes))))
     if anomalies is None:
+        from analyzer.anomaly import detect_anomalies
+
         anomalies = detect_anomalies(conns)
     kept, listed = _without_anomalies(conns, anomalies, namespaces, opts.include_anomalies, notes)
     denied = _denied(kept, targets)
@@ -302,6 +305,9 @@ def _without_anomalies(
 ) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
     """The connection rows synthesis may allow, and the flagged edges to list (those from or to
     ``scope``: the same records ``analyzer anomalies -o json`` prints for that scope)."""
+    from analyzer.anomaly import restrict_anomalies
+    from analyzer.anomaly.records import flagged_edge_records
+
     shown = restrict_anomalies(result, conns, scope) if scope else result
     listed = flagged_edge_records(shown)
     # A workload caught doing something odd may itself be compromised; its steady traffic is

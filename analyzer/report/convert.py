@@ -7,15 +7,19 @@ resulting groups and edges.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from analyzer import connections as C
 from analyzer import schema as S
-from analyzer.anomaly import AnomalyResult
 from analyzer.identity.graph import IdentityGraph, IdentityGroup, display_name
 from analyzer.present.text import port_text_expr, ports_summary
 from analyzer.report.collapse import collapse_peers, fold_destinations
 from analyzer.report.model import AnomalyRow, DeniedRow, GraphEdge, GraphModel, GraphNode
+
+if TYPE_CHECKING:
+    from analyzer.anomaly import AnomalyResult
 
 __all__ = ["anomaly_rows", "denied_rows", "graph_model"]
 
