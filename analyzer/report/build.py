@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from analyzer.analysis import Analysis
-from analyzer.errors import UsageError, VerificationError
+from analyzer.errors import UsageError
 from analyzer.k8s.namespaces import is_system_namespace
 from analyzer.recommend import Recommendation, RecommendOptions
 from analyzer.report.convert import anomaly_rows, denied_rows, graph_model
@@ -64,9 +64,6 @@ def report_recommendation(analysis: Analysis, warnings: list[str]) -> Recommenda
         rec = analysis.recommendation(
             options=RecommendOptions(allow_breaking=True), namespaces=targets
         )
-    except VerificationError as exc:  # pragma: no cover - allow_breaking never raises it
-        warnings.append(f"the recommendation failed verification: {exc}")
-        return None
     except UsageError as exc:
         if targets:
             raise
