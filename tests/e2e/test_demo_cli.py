@@ -5,28 +5,20 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import analyzer_command
 
 from analyzer.demo import run_demo
 from analyzer.errors import ConfigError
-
-
-def _analyzer() -> list[str]:
-    script = Path(sys.executable).parent / "analyzer"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("analyzer")
-    return [found] if found else [sys.executable, "-c", "from analyzer.cli import app; app()"]
 
 
 def test_demo_from_another_directory(tmp_path: Path) -> None:
     elsewhere = tmp_path / "somewhere" / "else"
     elsewhere.mkdir(parents=True)
     done = subprocess.run(
-        [*_analyzer(), "demo", "--out", "tmp"],
+        [*analyzer_command(), "demo", "--out", "tmp"],
         cwd=elsewhere,
         capture_output=True,
         text=True,
@@ -80,7 +72,7 @@ def test_demo_refuses_a_directory_that_is_not_its_store(tmp_path: Path) -> None:
         run_demo(tmp_path / "out", flows=10_000)
     assert (store / "precious.txt").read_text() == "keep me"
     done = subprocess.run(
-        [*_analyzer(), "demo", "--out", str(tmp_path / "out")],
+        [*analyzer_command(), "demo", "--out", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 1
@@ -90,6 +82,6 @@ def test_demo_refuses_a_directory_that_is_not_its_store(tmp_path: Path) -> None:
 def test_demo_and_report_help() -> None:
     for command in ("demo", "report"):
         done = subprocess.run(
-            [*_analyzer(), command, "--help"], capture_output=True, text=True, check=False
+            [*analyzer_command(), command, "--help"], capture_output=True, text=True, check=False
         )
         assert done.returncode == 0 and "--out" in done.stdout
