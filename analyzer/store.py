@@ -81,6 +81,9 @@ class ManifestEntry:
     # version-1 stores hashed the file bytes only: there both are the same value.
     file_sha256: str = ""
     compression: str | None = None
+    # A batch committed by a streaming ingest (``analyzer.live``): where it came from and
+    # where to resume (JSON object, kept as given); None for file ingests.
+    stream: dict[str, Any] | None = None
 
     @property
     def skipped_total(self) -> int:
@@ -92,7 +95,8 @@ class ManifestEntry:
         return frozenset({self.ingest_id, self.file_sha256 or self.ingest_id})
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        extra = {} if self.stream is None else {"stream": self.stream}
+        return extra | {
             "ingest_id": self.ingest_id,
             "path": self.path,
             "format": self.format,
@@ -128,6 +132,7 @@ class ManifestEntry:
             size_bytes=int(data.get("size_bytes", 0)),
             file_sha256=str(data.get("file_sha256") or data["ingest_id"]),
             compression=str(data["compression"]) if data.get("compression") else None,
+            stream=dict(data["stream"]) if isinstance(data.get("stream"), dict) else None,
         )
 
 
