@@ -13,7 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
+from analyzer.cli import live_cmd as live
 from analyzer.cli._common import DEFAULT_STORE, StoreOption, handle_errors
+from analyzer.errors import UsageError
 from analyzer.ingest.pipeline import IngestSummary, InputSummary
 from analyzer.ingest.stats import StoreStats, store_stats
 from analyzer.store import FlowStore, ingest
@@ -104,20 +106,22 @@ def register(app: typer.Typer) -> None:
             "Records that are not flows (malformed lines, lost-events records, ...) are skipped "
             "and counted with their first line numbers. An input with no usable flow record "
             "fails the whole command (exit 1) and leaves the store untouched. Ingesting the "
-            "same content again changes nothing."
+            "same content again changes nothing.\n\n"
+            "--follow streams a growing file or stdin, --relay reads Hubble Relay; both commit "
+            "every --commit-every and store each record once (docs/live.md)."
         ),
     )
     @handle_errors
     def ingest_command(
         paths: Annotated[
-            list[str],
+            list[str] | None,
             typer.Argument(
                 metavar="PATH",
                 help="Flow files, directories (read recursively) or - for stdin; "
                 ".gz and .zst are decompressed transparently.",
                 show_default=False,
             ),
-        ],
+        ] = None,
         fmt: Annotated[
             FormatChoice,
             typer.Option(
@@ -134,8 +138,31 @@ def register(app: typer.Typer) -> None:
                 "--output", "-o", metavar="FORMAT", help="table for people, json for scripts."
             ),
         ] = TableOrJson.table,
+        follow: live.FollowOption = False,
+        commit_every: live.CommitEveryOption = live.DEFAULT_COMMIT_EVERY,
+        relay: live.RelayOption = None,
+        since: live.SinceOption = None,
+        tls: live.TlsOption = False,
+        tls_ca_cert: live.TlsCaOption = None,
+        tls_client_cert: live.TlsCertOption = None,
+        tls_client_key: live.TlsKeyOption = None,
+        tls_server_name: live.TlsServerNameOption = None,
+        namespaces: live.NamespaceFilterOption = None,
+        verdicts: live.VerdictFilterOption = None,
     ) -> None:
         """Thin wrapper: parse options, call ``analyzer.store.ingest``, print the summary."""
+        paths = paths or []
+        request = live.LiveRequest(
+            paths=paths, fmt=fmt.value, follow=follow, commit_every=commit_every, relay=relay,
+            since=since, tls=tls, tls_ca_cert=tls_ca_cert, tls_client_cert=tls_client_cert,
+            tls_client_key=tls_client_key, tls_server_name=tls_server_name,
+            namespaces=namespaces, verdicts=verdicts,
+        )
+        if request.wanted or since or tls or namespaces or verdicts:
+            live.run_live(request, store, output is TableOrJson.json)
+            return
+        if not paths:
+            raise UsageError("give a flow file, a directory or - (stdin), or --relay HOST:PORT")
         with _progress(paths) as progress:
             summary = ingest(store, paths, fmt.value, progress)
         if output is TableOrJson.json:

@@ -121,7 +121,7 @@ class BatchWriter:
     # --- filling the batch -------------------------------------------------------------------
 
     @property
-    def bytes(self) -> int:
+    def bytes_read(self) -> int:
         return self._batch.bytes
 
     @property

@@ -7,12 +7,14 @@ keyed by its time and a hash of the row. Before rows are written, each is looked
   overlaps (part statistics, read once per part), so a restarted stream (a capture piped in
   again, ``--since`` reaching back before the last commit, a relay reconnect) adds only what
   the store does not hold yet, whoever committed it (another streaming run, a file ingest);
-* in this run: keys of the rows seen in the last ``horizon`` of stream time, with how many
-  times each was seen, so identical rows inside one stream are kept as often as they occur
-  (as a file ingest keeps them) and a row re-sent within the run is dropped.
+* in this run: keys of the rows seen in the last ``horizon`` of stream time, so a row re-sent
+  within the run (a relay reconnect asks again for the last seconds) is dropped.
 
-Rows identical in every stored column are one record (up to how many times the store holds
-it). Hashes are compared only inside one process and never stored, so they need no stability
+A key stands for as many copies as the store holds: a chunk that holds a row ``n`` times keeps
+the copies beyond those already stored (identical rows read together stay as often as a file
+ingest keeps them). The limit: two records identical in every stored column, time to the
+microsecond included, that arrive in different chunks (more than a second apart) count once.
+Hashes are compared only inside one process and never stored, so they need no stability
 across versions.
 """
 
@@ -34,8 +36,8 @@ __all__ = ["RecordDeduper", "KEY_COLUMNS", "DEFAULT_HORIZON"]
 KEY_COLUMNS = tuple(c for c in FLOW_COLUMNS if c != INGEST_ID)
 DEFAULT_HORIZON = timedelta(minutes=2)
 _NULL_TIME = -(2**63)  # the key time of a row without a time
-_T, _H, _BASE, _SEEN, _OCC = "_t", "_h", "_base", "_seen", "_occ"
-_STATE_SCHEMA = {_T: pl.Int64, _H: pl.UInt64, _BASE: pl.Int64, _SEEN: pl.Int64}
+_T, _H, _KNOWN, _OCC = "_t", "_h", "_known", "_occ"
+_STATE_SCHEMA = {_T: pl.Int64, _H: pl.UInt64, _KNOWN: pl.Int64}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,15 +121,14 @@ class RecordDeduper:
             pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(_T, _H).alias(_OCC)
         )
         known = keys.join(self._state, on=[_T, _H], how="left")
-        unknown = known.filter(pl.col(_BASE).is_null()).select(_T, _H).unique()
+        unknown = known.filter(pl.col(_KNOWN).is_null()).select(_T, _H).unique()
         stored = self._stored_counts(unknown)
         judged = (
             known.join(stored, on=[_T, _H], how="left", suffix="_stored")
             .with_columns(
-                pl.coalesce(_BASE, f"{_BASE}_stored", pl.lit(0, dtype=pl.Int64)).alias(_BASE),
-                pl.col(_SEEN).fill_null(0),
+                pl.coalesce(_KNOWN, f"{_KNOWN}_stored", pl.lit(0, dtype=pl.Int64)).alias(_KNOWN)
             )
-            .with_columns(((pl.col(_SEEN) + pl.col(_OCC)) > pl.col(_BASE)).alias("_new"))
+            .with_columns((pl.col(_OCC) > pl.col(_KNOWN)).alias("_new"))
         )
         keep = judged.get_column("_new")
         self._update_state(judged)
@@ -136,7 +137,7 @@ class RecordDeduper:
 
     def _stored_counts(self, unknown: pl.DataFrame) -> pl.DataFrame:
         """How many rows with each key the committed parts hold (keys of ``unknown``)."""
-        empty = pl.DataFrame(schema={_T: pl.Int64, _H: pl.UInt64, _BASE: pl.Int64})
+        empty = pl.DataFrame(schema=_STATE_SCHEMA)
         if unknown.height == 0:
             return empty
         times = unknown.get_column(_T)
@@ -167,12 +168,13 @@ class RecordDeduper:
             _keys(rows)
             .join(unknown, on=[_T, _H], how="semi")
             .group_by(_T, _H)
-            .agg(pl.len().cast(pl.Int64).alias(_BASE))
+            .agg(pl.len().cast(pl.Int64).alias(_KNOWN))
         )
 
     def _update_state(self, judged: pl.DataFrame) -> None:
+        # After this chunk the store (with the open batch) holds max(known, n) copies.
         seen = judged.group_by(_T, _H).agg(
-            pl.col(_BASE).first(), (pl.col(_SEEN).first() + pl.len()).alias(_SEEN)
+            pl.max_horizontal(pl.col(_KNOWN).first(), pl.len().cast(pl.Int64)).alias(_KNOWN)
         )
         state = pl.concat(
             [self._state.join(seen, on=[_T, _H], how="anti"), seen.select(list(_STATE_SCHEMA))]

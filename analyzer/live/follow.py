@@ -168,7 +168,7 @@ class _Run:
 
     def due(self) -> bool:
         cadence = self.options.cadence
-        if self.writer.bytes == 0 and self.lines.pending_bytes == 0:
+        if self.writer.bytes_read == 0 and self.lines.pending_bytes == 0:
             return False
         if cadence.records is not None:
             return self.writer.lines + self.lines.pending_lines >= cadence.records
@@ -225,6 +225,8 @@ def run_stream(
                     run.lines.restart_numbering(1)
                     note = "file rotated or truncated: reading the new file from its start"
                     run.report(LiveEvent("note", run.snapshot(), message=note))
+            for message in source.notes():
+                run.report(LiveEvent("note", run.snapshot(), message=message))
             if got.ended:
                 break
             if run.lines.pending_bytes >= options.parse_bytes or (

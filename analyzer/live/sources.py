@@ -52,6 +52,8 @@ class ByteSource(Protocol):
         read but not committed, and the line number after the committed lines."""
         ...
 
+    def notes(self) -> list[str]: ...  # things to tell the user since the last call
+
     def close(self) -> None: ...
 
 
@@ -81,6 +83,9 @@ class StdinSource:
 
     def resume_point(self, tail_bytes: int, next_line: int) -> dict[str, Any]:
         return {"bytes": self._bytes - tail_bytes, "line": next_line}
+
+    def notes(self) -> list[str]:
+        return []
 
     def close(self) -> None:
         pass
@@ -180,6 +185,9 @@ class FileFollower:
             "line": next_line,
             "head": self._head_print(offset),
         }
+
+    def notes(self) -> list[str]:
+        return []
 
     def close(self) -> None:
         self._fh.close()
