@@ -214,6 +214,10 @@ def run_stream(
     try:
         while not stop.is_set():
             got = source.read(timeout=0.2)
+            if stop.is_set() and got.ended:
+                # Interrupted, then the input closed (the writer died of the same ^C): the
+                # incomplete last line is not a record that was read before the interrupt.
+                got = replace(got, ended=False)
             if got.data:
                 if run.batch_started is None:
                     run.batch_started = time.monotonic()
