@@ -77,6 +77,7 @@ class LineAssembler:
                 self._partial += data[pos : nl + 1]
                 self._push(bytes(self._partial), 1)
                 self._partial.clear()
+                self._tail = 0
                 pos = nl + 1
                 continue
             # Every line between pos and the last newline is shorter than the block read.

@@ -22,8 +22,9 @@ from analyzer.ingest._oserror import os_error_text
 __all__ = ["ByteSource", "Read", "StdinSource", "FileFollower", "READ_BYTES", "HEAD_PRINT_BYTES"]
 
 READ_BYTES = 1 << 20
-# A resumed file must start with the bytes it started with when the offset was recorded
-# (a file truncated and written again past the old offset is another file).
+# A resumed file must hold the bytes it held when the offset was recorded, at its start and
+# just before the offset (a file truncated, or replaced, and written again past the old offset
+# is another file).
 HEAD_PRINT_BYTES = 4096
 
 
@@ -131,11 +132,16 @@ class FileFollower:
         except OSError as exc:
             raise IngestError(f"cannot read: {os_error_text(exc)}", path=self.label) from exc
 
-    def _head_print(self, length: int) -> str:
-        self._fh.seek(0)
-        digest = hashlib.sha256(self._fh.read(min(length, HEAD_PRINT_BYTES))).hexdigest()
+    def _print(self, start: int, end: int) -> str:
+        self._fh.seek(start)
+        digest = hashlib.sha256(self._fh.read(max(0, end - start))).hexdigest()
         self._fh.seek(self._pos)
         return digest
+
+    def _prints(self, offset: int) -> tuple[str, str]:
+        """Fingerprints of the bytes at the start of the file and just before ``offset``."""
+        head = self._print(0, min(offset, HEAD_PRINT_BYTES))
+        return head, self._print(max(0, offset - HEAD_PRINT_BYTES), offset)
 
     def _can_resume(self, resume: dict[str, Any], size: int) -> bool:
         try:
@@ -143,7 +149,10 @@ class FileFollower:
             same = [int(resume["dev"]), int(resume["ino"])] == list(self._id)
         except (KeyError, TypeError, ValueError):
             return False
-        return same and 0 < offset <= size and resume.get("head") == self._head_print(offset)
+        if not (same and 0 < offset <= size):
+            return False
+        head, before = self._prints(offset)
+        return resume.get("head") == head and resume.get("before") == before
 
     def read(self, timeout: float) -> Read:
         data = self._fh.read(READ_BYTES)
@@ -178,12 +187,14 @@ class FileFollower:
 
     def resume_point(self, tail_bytes: int, next_line: int) -> dict[str, Any]:
         offset = self._pos - tail_bytes
+        head, before = self._prints(offset)
         return {
             "dev": self._id[0],
             "ino": self._id[1],
             "offset": offset,
             "line": next_line,
-            "head": self._head_print(offset),
+            "head": head,
+            "before": before,
         }
 
     def notes(self) -> list[str]:
