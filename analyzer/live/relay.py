@@ -131,7 +131,10 @@ class RelaySource:
                 private_key=_read_pem(config.client_key, "client key"),
                 certificate_chain=_read_pem(config.client_cert, "client certificate"),
             )
-        self._since = config.since if config.since is not None else config.resume_since
+        self._since = config.since
+        if self._since is None and config.resume_since is not None:
+            # flows of the last seconds may still have been in flight, out of time order
+            self._since = config.resume_since - RESUME_OVERLAP
         build_request(config, self._since)  # option errors now, not on the thread
         self._queue: queue.Queue[Any] = queue.Queue(QUEUE_LINES)
         self._notes: list[str] = []
