@@ -33,6 +33,7 @@ from analyzer.live import (
 )
 from analyzer.live.cadence import DEFAULT_COMMIT_EVERY
 from analyzer.live.sources import ByteSource
+from analyzer.store import MANIFEST, FlowStore
 
 __all__ = [
     "CommitEveryOption",
@@ -209,15 +210,18 @@ class LiveRequest:
             )
 
 
-def _source(req: LiveRequest, store: Path) -> ByteSource:
-    from analyzer.live.follow import open_store
+def _existing(store: Path) -> FlowStore | None:
+    """The store if there is one (resume points); never created here."""
+    return FlowStore.open(store) if (Path(store) / MANIFEST).is_file() else None
 
+
+def _source(req: LiveRequest, store: Path) -> ByteSource:
     if req.relay is not None:
         from analyzer.live.relay import RelayConfig, RelaySource
 
-        existing = open_store(store)
+        existing = _existing(store)
         since = parse_since(req.since) if req.since is not None else None
-        resume = last_resume(existing, "relay", f"relay://{req.relay}")
+        resume = last_resume(existing, "relay", f"relay://{req.relay}") if existing else None
         config = RelayConfig(
             address=req.relay,
             follow=req.follow,
@@ -235,11 +239,9 @@ def _source(req: LiveRequest, store: Path) -> ByteSource:
     path = req.paths[0]
     if path == "-":
         return StdinSource()
-    follower_resume = None
-    if Path(store).is_dir():
-        existing = open_store(store)
-        follower_resume = last_resume(existing, "file", str(Path(path).absolute()))
-    return FileFollower(path, resume=follower_resume)
+    existing = _existing(store)
+    resume = last_resume(existing, "file", str(Path(path).absolute())) if existing else None
+    return FileFollower(path, resume=resume)
 
 
 def _resume_time(resume: dict[str, Any] | None) -> datetime | None:
@@ -332,6 +334,8 @@ def run_live(req: LiveRequest, store: Path, json_output: bool) -> None:
     """Run a streaming ingest to its end; print the summary."""
     req.check()
     cadence = parse_commit_every(req.commit_every)
+    if req.since is not None:
+        parse_since(req.since)  # a usage error before anything is opened
     options = LiveOptions(fmt="hubble" if req.relay else req.fmt, cadence=cadence)
     source = _source(req, store)
     printer = _Printer(sys.stderr.isatty())

@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from analyzer.errors import StoreError
+from analyzer.errors import IngestError, StoreError
 from analyzer.ingest._io import MAX_LINE_BYTES
 from analyzer.ingest.detect import spec_for
 from analyzer.live.batch import BatchWriter, Committed
@@ -209,11 +209,17 @@ def run_stream(
     StoreError
         The store cannot be written.
     """
-    store = open_store(store_dir)
-    run = _Run(store, source, options, report or (lambda event: None))
+    run: _Run | None = None
     try:
+        store = open_store(store_dir)
+        run = _Run(store, source, options, report or (lambda event: None))
         while not stop.is_set():
-            got = source.read(timeout=0.2)
+            try:
+                got = source.read(timeout=0.2)
+            except IngestError:
+                run.parse(final=True)
+                run.commit()  # what was read before the source failed is kept
+                raise
             if stop.is_set() and got.ended:
                 # Interrupted, then the input closed (the writer died of the same ^C): the
                 # incomplete last line is not a record that was read before the interrupt.
@@ -245,5 +251,6 @@ def run_stream(
         run.commit()
         return run.snapshot()
     finally:
-        run.writer.close()
+        if run is not None:
+            run.writer.close()
         source.close()

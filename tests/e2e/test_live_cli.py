@@ -117,3 +117,50 @@ def test_stdin_to_its_end_equals_a_file_ingest(tmp_path: Path, capture: Path) ->
     )
     assert json.loads(again.stdout)["rows_committed"] == 0
     assert json.loads(again.stdout)["duplicates"] == 3000
+
+
+def test_relay_from_the_command_line(tmp_path: Path, capture: Path) -> None:
+    from relay_server import FakeRelay, load_responses
+
+    relay = FakeRelay(load_responses(capture), drop_after=900, drops=1)
+    address = relay.start()
+    try:
+        store = tmp_path / "store"
+        done = subprocess.run(
+            [*CMD, "ingest", "--relay", address, "--since", "2000-01-01T00:00:00Z",
+             "--store", str(store), "-o", "json"],
+            capture_output=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        summary = json.loads(done.stdout)
+        assert summary["rows_committed"] == 3000 and summary["source"] == f"relay://{address}"
+        assert "relay stream lost (UNAVAILABLE" in done.stderr.decode()
+        assert rows(store).equals(reference(capture.read_bytes().splitlines(True), tmp_path))
+    finally:
+        relay.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "1h", "f.jsonl"], "--since needs --relay"),
+        (["--follow", "a.jsonl", "b.jsonl"], "--follow reads one input"),
+        (["--relay", "localhost:4245"], "--relay without --follow needs --since"),
+        (["--relay", "localhost:4245", "--since", "1h", "f.jsonl"], "give no PATH"),
+        (["--relay", "nohost", "--since", "1h"], "not HOST:PORT"),
+        (["--follow", "-", "--commit-every", "soon"], "not a duration"),
+        ([], "give a flow file"),
+    ],
+)
+def test_live_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    done = subprocess.run(
+        [*CMD, "ingest", "--store", str(tmp_path / "s"), *args],
+        capture_output=True,
+        timeout=60,
+        input=b"",
+    )
+    assert done.returncode == 2, done.stderr.decode()
+    err = done.stderr.decode()
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()  # a usage error creates no store
