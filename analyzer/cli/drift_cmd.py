@@ -47,7 +47,7 @@ def drift_cmd(
         str,
         typer.Option(
             "--since",
-            metavar="DURATION|TIME",
+            metavar="SINCE",
             help="Connections seen since 24h, 30m, 7d ago or an RFC 3339 time.",
         ),
     ] = "24h",

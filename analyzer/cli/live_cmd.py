@@ -66,16 +66,17 @@ CommitEveryOption = Annotated[
     str,
     typer.Option(
         "--commit-every",
-        metavar="DURATION|N",
-        help="With --follow or --relay: commit every DURATION (30s, 5m) or every N records.",
+        metavar="INTERVAL",
+        help="With --follow or --relay: commit every INTERVAL, a duration (30s, 5m) or a "
+        "number of records (10000).",
     ),
 ]
 RelayOption = Annotated[
     str | None,
     typer.Option(
         "--relay",
-        metavar="HOST:PORT",
-        help="Read flows from Hubble Relay's gRPC API (e.g. localhost:4245 after "
+        metavar="ADDRESS",
+        help="Read flows from Hubble Relay's gRPC API at HOST:PORT (e.g. localhost:4245 after "
         "`cilium hubble port-forward`) instead of files.",
         show_default=False,
     ),
@@ -84,7 +85,7 @@ SinceOption = Annotated[
     str | None,
     typer.Option(
         "--since",
-        metavar="DURATION|TIME",
+        metavar="SINCE",
         help="With --relay: flows since 1h, 24h, ... or an RFC 3339 time (default: resume "
         "after the last committed flow of this relay, else now).",
         show_default=False,
