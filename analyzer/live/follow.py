@@ -30,7 +30,7 @@ from analyzer.store import FLOWS_DIR, MANIFEST, FlowStore
 
 __all__ = ["LiveOptions", "LiveStatus", "LiveEvent", "run_stream", "last_resume"]
 
-PARSE_BYTES = 4 << 20  # parse when this much is waiting ...
+PARSE_BYTES = 16 << 20  # parse when this much is waiting (two reader blocks: both cores) ...
 PARSE_SECONDS = 1.0  # ... or this long after the last parse
 STATUS_SECONDS = 1.0
 

@@ -92,7 +92,9 @@ class ChunkParser:
     def _read(self, chunk: LineChunk, fmt: str) -> Parsed:
         self._file.write_bytes(chunk.data)
         frames: list[pl.DataFrame] = []
-        with FlowReader(self._file, fmt, max_line_bytes=self.max_line_bytes) as reader:
+        with FlowReader(
+            self._file, fmt, max_line_bytes=self.max_line_bytes, hash_content=False
+        ) as reader:
             if reader.layout in ("array", "stream"):
                 raise IngestError(
                     "--follow reads one record per line; this is a JSON array or pretty-printed "
