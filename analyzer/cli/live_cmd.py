@@ -147,6 +147,9 @@ VerdictFilterOption = Annotated[
 ]
 
 
+NON_FOLLOW_ATTEMPTS = 5
+
+
 class LiveRequest:
     """The live options of one ``ingest`` call, checked."""
 
@@ -235,6 +238,8 @@ def _source(req: LiveRequest, store: Path) -> ByteSource:
             client_cert=req.tls_client_cert,
             client_key=req.tls_client_key,
             server_name=req.tls_server_name,
+            # --follow runs for days: a relay restart must not end it. A one-off read gives up.
+            max_attempts=None if req.follow else NON_FOLLOW_ATTEMPTS,
         )
         return RelaySource(config)
     path = req.paths[0]
