@@ -94,10 +94,20 @@ class RecordDeduper:
         self._parts: dict[str, _Part] = {}
         self._watermark: int | None = None  # keys older than this have left the state
         self._max_t: int | None = None
+        self._manifest_stamp: tuple[int, int] | None = None
         self.refresh()
 
     def refresh(self) -> None:
-        """Learn the parts committed since the last call (by this or another writer)."""
+        """Learn the parts committed since the last call (by this or another writer); a
+        ``stat`` of the manifest when nothing was committed."""
+        try:
+            st = self.store.manifest_path.stat()
+            stamp = (st.st_mtime_ns, st.st_ino)
+        except OSError:
+            stamp = None
+        if stamp is not None and stamp == self._manifest_stamp:
+            return
+        self._manifest_stamp = stamp
         listed = {p for e in self.store.manifest() for p in e.parts}
         new = listed - self._parts.keys()
         if not new:
@@ -117,6 +127,7 @@ class RecordDeduper:
         """The rows of ``frame`` that are new, and how many were dropped as already stored."""
         if frame.height == 0:
             return frame, 0
+        self.refresh()
         keys = _keys(frame).with_columns(
             pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over(_T, _H).alias(_OCC)
         )

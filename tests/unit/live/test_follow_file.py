@@ -206,3 +206,27 @@ def test_dedup_state_stays_within_the_horizon(tmp_path: Path, capture: Path) -> 
     # rows seen again within the horizon (the last ~10 s) are dropped as a resend
     again, dropped = dedup.filter(frame.tail(30))
     assert again.height == 0 and dropped == 30
+
+
+def test_a_file_ingest_while_following_is_not_duplicated(
+    tmp_path: Path, capture_lines: list[bytes]
+) -> None:
+    from analyzer.store import ingest
+
+    log = tmp_path / "events.log"
+    store = tmp_path / "store"
+    log.write_bytes(b"".join(capture_lines[:500]))
+    run = Runner(store, log)
+    _wait(lambda: committed_rows(store) == 500)
+    # another writer commits lines 500..999 while the stream runs (the lock is free between
+    # commits) ...
+    other = tmp_path / "export.jsonl"
+    other.write_bytes(b"".join(capture_lines[500:1000]))
+    ingest(store, [str(other)])
+    time.sleep(0.3)  # a commit of the stream learns the new parts
+    with open(log, "ab") as fh:  # ... and the stream then sees them too
+        fh.write(b"".join(capture_lines[500:1200]))
+    _wait(lambda: committed_rows(store) == 1200)
+    final = run.finish()
+    assert final.duplicates == 500
+    assert rows(store).equals(reference(capture_lines[:1200], tmp_path))
