@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from analyzer.errors import IngestError, UnknownFormatError
+from analyzer.ingest._decompress import GZIP_MAGIC, is_zstd
 from analyzer.ingest.detect import HEAD_BYTES
 from analyzer.ingest.reader import FlowReader
 from analyzer.live.lines import LineChunk
@@ -65,10 +66,19 @@ class ChunkParser:
         self.label = label
         self._file = work_dir / "chunk.jsonl"
         self._held: list[LineChunk] = []  # chunks waiting for the format to be recognised
+        self._checked = False
 
     def parse(self, chunk: LineChunk, *, final: bool) -> Parsed | None:
         """Rows of ``chunk`` (and of chunks held before it); None while ``--format auto``
         has not seen enough to recognise the format (unless ``final``)."""
+        if self.format is None or not self._checked:
+            self._checked = True
+            if is_compressed_head(chunk.data):
+                raise IngestError(
+                    "compressed input (gzip or zstd) cannot be followed line by line: "
+                    "ingest it without --follow",
+                    path=self.label,
+                )
         if self.format is None:
             self._held.append(chunk)
             merged = _merge(self._held)
@@ -146,6 +156,10 @@ class ChunkParser:
         if chunk.long_lines:
             self._add_long_lines(parsed, chunk)
         return parsed
+
+
+def is_compressed_head(data: bytes) -> bool:
+    return data.startswith(GZIP_MAGIC) or is_zstd(data[:4])
 
 
 def _merge(chunks: list[LineChunk]) -> LineChunk:

@@ -188,6 +188,15 @@ def test_a_json_array_is_refused_with_follow(tmp_path: Path) -> None:
         run_stream(tmp_path / "store", StdinSource(fh), FAST, threading.Event())
 
 
+def test_compressed_input_is_refused_with_follow(tmp_path: Path, capture: Path) -> None:
+    import gzip
+
+    path = tmp_path / "flows.jsonl.gz"
+    path.write_bytes(gzip.compress(capture.read_bytes()))
+    with open(path, "rb") as fh, pytest.raises(IngestError, match="without --follow"):
+        run_stream(tmp_path / "store", StdinSource(fh), FAST, threading.Event())
+
+
 def test_dedup_state_stays_within_the_horizon(tmp_path: Path, capture: Path) -> None:
     """Days of streaming keep only the last horizon of keys in memory."""
     from analyzer.ingest import read_flow_file
