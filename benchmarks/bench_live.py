@@ -11,7 +11,8 @@ Parts (each contender in its own process; peak RSS from ``os.wait4``):
   (memory must stay flat however many commits);
 * ``relay``: a GetFlows server (tests/unit/live/relay_server.py) in another process streaming
   the capture; ``analyzer ingest --relay`` against a raw gRPC client that only receives;
-* store growth per million flows for each cadence, from the stores the parts wrote.
+* ``growth``: store size per million flows by records per commit (1k, 10k, 60k, 300k: a
+  cadence times a flow rate), manifest bytes per commit, ``analyzer stats`` time.
 
 Results go to ``benchmarks/results/live.json`` and a table on stdout.
 
@@ -243,6 +244,40 @@ def part_soak(capture: Path, rate: float, seconds: float) -> dict[str, Any]:
     }
 
 
+# --- store growth by commit size -----------------------------------------------------------
+
+
+def part_growth(capture: Path, flows: int) -> dict[str, Any]:
+    """Store size per million flows when each commit holds N records (N = flows per second
+    times the commit interval), and the manifest bytes per commit."""
+    out: dict[str, Any] = {}
+    for per_commit in (1_000, 10_000, 60_000, 300_000):
+        store = DATA / f"growth-{per_commit}"
+        shutil.rmtree(store, ignore_errors=True)
+        with open(capture, "rb") as fh:
+            proc = subprocess.Popen(
+                [*ANALYZER, "ingest", "--follow", "-", "--commit-every", str(per_commit),
+                 "--store", str(store)],
+                stdin=fh, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            _wait(proc)
+        _, commits = _committed(store)
+        started = time.perf_counter()
+        subprocess.run([*ANALYZER, "stats", "--store", str(store)], check=True,
+                       capture_output=True)
+        stats_s = time.perf_counter() - started
+        out[str(per_commit)] = {
+            "commits": commits,
+            "store_mb": round(_store_mb(store), 1),
+            "mb_per_million_flows": round(_store_mb(store) / flows * 1e6, 1),
+            "manifest_bytes_per_commit": round((store / "manifest.json").stat().st_size
+                                               / max(1, commits)),
+            "stats_s": round(stats_s, 2),
+        }
+        shutil.rmtree(store, ignore_errors=True)
+    return out
+
+
 # --- relay -----------------------------------------------------------------------------------
 
 _SERVER = """
@@ -306,7 +341,7 @@ def part_relay(capture: Path, flows: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="follow,latency,soak,relay")
+    parser.add_argument("--parts", default="follow,latency,soak,relay,growth")
     parser.add_argument("--flows", type=int, default=500_000)
     parser.add_argument("--relay-flows", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=5000.0)
@@ -332,6 +367,9 @@ def main() -> None:
     if "soak" in parts:
         soak_capture = _capture(max(args.flows, int(args.soak_rate * args.soak_seconds) + 1000))
         results["soak"] = part_soak(soak_capture, args.soak_rate, args.soak_seconds)
+    if "growth" in parts:
+        results["growth_by_commit_size"] = {"flows": args.flows,
+                                            "records_per_commit": part_growth(capture, args.flows)}
     if "relay" in parts:
         relay_capture = DATA / f"relay-{args.relay_flows}.jsonl"
         if not relay_capture.is_file():
