@@ -302,7 +302,8 @@ class _Printer:
             rate = s.flows / max(s.elapsed, 1e-9)
             self._log(
                 f"committed {c.entry.rows:,} rows{dup}{skip} in {c.seconds:.2f} s "
-                f"({s.committed:,} rows in {s.commits:,} commits, {rate:,.0f} flows/s)"
+                f"({s.committed:,} rows in {s.commits:,} commit{'s' if s.commits != 1 else ''}, "
+                f"{rate:,.0f} flows/s)"
             )
         elif event.kind == "note" and event.message:
             self._log(event.message)

@@ -118,11 +118,16 @@ class FileFollower:
         self._pos = 0
         self.first_line = 1
         self.resumed = False
+        self._notes: list[str] = []
         if resume and self._can_resume(resume, st.st_size):
             self._fh.seek(int(resume["offset"]))
             self._pos = int(resume["offset"])
             self.first_line = int(resume.get("line", 1))
             self.resumed = True
+            self._notes.append(
+                f"resuming at line {self.first_line:,} (byte {self._pos:,}), where the last "
+                "commit from this file ended"
+            )
 
     def _open(self) -> BinaryIO:
         try:
@@ -198,7 +203,8 @@ class FileFollower:
         }
 
     def notes(self) -> list[str]:
-        return []
+        out, self._notes = self._notes, []
+        return out
 
     def close(self) -> None:
         self._fh.close()
