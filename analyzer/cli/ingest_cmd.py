@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from analyzer.cli import live_cmd as live
 from analyzer.cli._common import (
     DEFAULT_STORE,
     StoreOption,
@@ -19,6 +20,7 @@ from analyzer.cli._common import (
     handle_errors,
     output_option,
 )
+from analyzer.errors import UsageError
 from analyzer.store import FlowStore, ingest
 from analyzer.store.stats import StoreStats, store_stats
 from analyzer.store.summary import IngestSummary, InputSummary
@@ -96,20 +98,22 @@ def register(app: typer.Typer) -> None:
             "Records that are not flows (malformed lines, lost-events records, ...) are skipped "
             "and counted with their first line numbers. An input with no usable flow record "
             "fails the whole command (exit 1) and leaves the store untouched. Ingesting the "
-            "same content again changes nothing."
+            "same content again changes nothing.\n\n"
+            "--follow streams a growing file or stdin, --relay reads Hubble Relay; both commit "
+            "every --commit-every and store each record once (docs/live.md)."
         ),
     )
     @handle_errors
     def ingest_command(
         paths: Annotated[
-            list[str],
+            list[str] | None,
             typer.Argument(
                 metavar="PATH",
                 help="Flow files, directories (read recursively) or - for stdin; "
                 ".gz and .zst are decompressed transparently.",
                 show_default=False,
             ),
-        ],
+        ] = None,
         fmt: str = choice_option(
             "auto", "auto", "hubble", "calico", "goldmane", "whisker", decls=("--format", "-f"),
             metavar="FORMAT", help="auto (detect per file), hubble, calico, goldmane or whisker.",
@@ -118,8 +122,31 @@ def register(app: typer.Typer) -> None:
         output: str = output_option(
             "table", "table", "json", help="table for people, json for scripts."
         ),
+        follow: live.FollowOption = False,
+        commit_every: live.CommitEveryOption = live.DEFAULT_COMMIT_EVERY,
+        relay: live.RelayOption = None,
+        since: live.SinceOption = None,
+        tls: live.TlsOption = False,
+        tls_ca_cert: live.TlsCaOption = None,
+        tls_client_cert: live.TlsCertOption = None,
+        tls_client_key: live.TlsKeyOption = None,
+        tls_server_name: live.TlsServerNameOption = None,
+        namespaces: live.NamespaceFilterOption = None,
+        verdicts: live.VerdictFilterOption = None,
     ) -> None:
-        """Thin wrapper: parse options, call ``analyzer.store.pipeline``, print the summary."""
+        """Thin wrapper: parse options, call ``analyzer.store.pipeline`` or ``analyzer.live``."""
+        paths = paths or []
+        request = live.LiveRequest(
+            paths=paths, fmt=fmt, follow=follow, commit_every=commit_every, relay=relay,
+            since=since, tls=tls, tls_ca_cert=tls_ca_cert, tls_client_cert=tls_client_cert,
+            tls_client_key=tls_client_key, tls_server_name=tls_server_name,
+            namespaces=namespaces, verdicts=verdicts,
+        )
+        if request.wanted or since or tls or namespaces or verdicts:
+            live.run_live(request, store, output == "json")
+            return
+        if not paths:
+            raise UsageError("give a flow file, a directory or - (stdin), or --relay HOST:PORT")
         with _progress(paths) as progress:
             summary = ingest(store, paths, fmt, progress)
         if output == "json":

@@ -77,6 +77,9 @@ class ManifestEntry:
     # Events the source reported lost (Hubble ``lost_events`` records say how many each). Entries
     # written before this field count one per skipped lost-events record (a lower bound).
     lost_events: int = 0
+    # A batch committed by a streaming ingest (``analyzer.live``): where it came from and
+    # where to resume (JSON object, kept as given); None for file ingests.
+    stream: dict[str, Any] | None = None
 
     @property
     def skipped_total(self) -> int:
@@ -88,7 +91,8 @@ class ManifestEntry:
         return frozenset({self.ingest_id, self.file_sha256 or self.ingest_id})
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        extra = {} if self.stream is None else {"stream": self.stream}
+        return extra | {
             "ingest_id": self.ingest_id,
             "path": self.path,
             "format": self.format,
@@ -126,6 +130,7 @@ class ManifestEntry:
             file_sha256=str(data.get("file_sha256") or data["ingest_id"]),
             compression=str(data["compression"]) if data.get("compression") else None,
             lost_events=int(data["lost_events"]) if "lost_events" in data else _lost_records(data),
+            stream=dict(data["stream"]) if isinstance(data.get("stream"), dict) else None,
         )
 
 
