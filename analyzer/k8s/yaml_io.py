@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from analyzer.k8s.yaml_dump import FastSafeDumper
+
 __all__ = [
     "ALIAS_RATIO",
     "MAX_DEPTH",
@@ -156,10 +158,11 @@ def _measure(root: Any) -> tuple[int, int, int]:
 
 
 def safe_dump_all(documents: Iterable[Any], **options: Any) -> str:
-    """``yaml.safe_dump_all`` through the C emitter where available."""
-    return str(yaml.dump_all(documents, Dumper=SafeDumper, **options))
+    """``yaml.safe_dump_all``, byte for byte, through the C emitter where available and the
+    direct representer of :mod:`analyzer.k8s.yaml_dump`."""
+    return str(yaml.dump_all(documents, Dumper=FastSafeDumper, **options))
 
 
 def safe_dump(document: Any, **options: Any) -> str:
-    """``yaml.safe_dump`` through the C emitter where available."""
-    return str(yaml.dump(document, Dumper=SafeDumper, **options))
+    """``yaml.safe_dump``, byte for byte (see :func:`safe_dump_all`)."""
+    return str(yaml.dump(document, Dumper=FastSafeDumper, **options))

@@ -8,7 +8,7 @@ succeed; for a path that was never observed (preferably into another namespace, 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -95,6 +95,10 @@ def make_probes(
         .sort(["_rank", "dst_namespace", "dst_workload", "dst_port"])
         .to_dicts()
     )
+    # Same order as ``targets``: a namespace's own targets without scanning every other one.
+    targets_by_ns: dict[object, list[dict[str, object]]] = {}
+    for target in targets:
+        targets_by_ns.setdefault(target["dst_namespace"], []).append(target)
     wanted = sorted(set(namespaces))
     by_ns = verified.filter(
         (pl.col("src_entity") == "pod")
@@ -145,18 +149,23 @@ def make_probes(
             for r in mine.iter_rows(named=True)
         }
         for workload in sorted({k[0] for k in seen})[:MAX_PER_NAMESPACE]:
-            probes.extend(_negatives(ns, workload, targets, observed))
+            probes.extend(_negatives(ns, workload, targets, targets_by_ns, observed))
     return probes
 
 
 def _negatives(
-    ns: str, workload: str, targets: Sequence[dict[str, object]], observed: set[tuple[object, ...]]
+    ns: str,
+    workload: str,
+    targets: Sequence[dict[str, object]],
+    targets_by_ns: Mapping[object, Sequence[dict[str, object]]],
+    observed: set[tuple[object, ...]],
 ) -> list[Probe]:
     """One unobserved target in another namespace (a database first, the seed's
     production-db:5432) and one in this namespace, each expected to time out."""
     out = []
     for other_namespace in (True, False):
-        probe = _negative(ns, workload, targets, observed, other_namespace)
+        candidates = targets if other_namespace else targets_by_ns.get(ns, ())
+        probe = _negative(ns, workload, candidates, observed, other_namespace)
         if probe is not None:
             out.append(probe)
     return out

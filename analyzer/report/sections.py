@@ -68,11 +68,15 @@ def sections_from_recommendation(
     for note in rec.notes:
         if note.namespace:
             notes[note.namespace].append(f"{note.level}: {note.message}")
+    # Grouped once: filtering every manifest per namespace grew with namespaces x policies.
+    recommended_by_ns: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for (mns, _), manifest in sorted(manifests.items()):
+        recommended_by_ns[mns].append(manifest)
     sections = []
     for ns in sorted(set(by_ns) | set(rec.namespaces)):
         diff = None
         if existing is not None:
-            recommended = [m for (mns, _), m in sorted(manifests.items()) if mns == ns]
+            recommended = recommended_by_ns.get(ns, [])
             before = manifests_yaml(existing.get(ns, ())) if existing.get(ns) else ""
             diff = (
                 unified_diff(
