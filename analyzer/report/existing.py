@@ -123,14 +123,34 @@ def coverage_rows(
         return tuple(CoverageRow(ns, isolated[ns][0]) for ns in sorted(isolated))
     if judged is None:
         judged = evaluate_connections(compiled, connections, inventory)
+    totals = _decided_by_namespace(judged)
     out: list[CoverageRow] = []
     for ns in sorted(isolated):
-        touching = judged.filter(
-            (pl.col("src_namespace") == ns).fill_null(False)
-            | (pl.col("dst_namespace") == ns).fill_null(False)
-        )
-        allowed = int(touching.filter(pl.col("allowed"))["connections"].sum() or 0)
-        denied = int(touching.filter(~pl.col("allowed"))["connections"].sum() or 0)
         pods_n, ing, egr = isolated[ns]
+        allowed, denied = totals.get(ns, (0, 0))
         out.append(CoverageRow(ns, pods_n, ing, egr, allowed, denied))
     return tuple(out)
+
+
+def _decided_by_namespace(judged: pl.DataFrame) -> dict[str, tuple[int, int]]:
+    """Connections allowed and denied into or out of each namespace, one group_by for all
+    (a filter per namespace grew with namespaces x connections). A connection inside one
+    namespace counts once for it; one between two namespaces counts for both."""
+    src, dst = pl.col("src_namespace"), pl.col("dst_namespace")
+    touched = pl.concat([
+        judged.filter(src.is_not_null()).select(src.alias("ns"), "allowed", "connections"),
+        judged.filter(dst.is_not_null() & (src.is_null() | (dst != src))).select(
+            dst.alias("ns"), "allowed", "connections"
+        ),
+    ])
+    sums = (
+        touched.filter(pl.col("allowed").is_not_null())
+        .group_by("ns", "allowed")
+        .agg(pl.col("connections").sum())
+    )
+    out: dict[str, tuple[int, int]] = {}
+    for ns, allowed, connections in sums.iter_rows():
+        was = out.get(ns, (0, 0))
+        n = int(connections or 0)
+        out[ns] = (was[0] + n, was[1]) if allowed else (was[0], was[1] + n)
+    return out
