@@ -324,10 +324,26 @@ def _evaluate_edges(
             selected[key] = selecting_policies(compiled, peer, direction)
         return selected[key]
 
+    # An endpoint takes part in many edges: build it (labels parsed, named ports) and find the
+    # policies selecting it once per identity and node, not once per edge. Endpoints are
+    # frozen, so sharing one between edges changes nothing.
+    peers: dict[tuple[str, str, str | None], Endpoint] = {}
+    chosen: dict[tuple[str, str, str | None], tuple[CompiledPolicy, ...] | None] = {}
+
+    def endpoint(s: str, ident: str, node: str | None, direction: str) -> Endpoint:
+        key = (s, ident, node)
+        peer = peers.get(key)
+        if peer is None:
+            peer = peers[key] = _peer(reps[s][ident], s, node)
+            chosen[key] = select(peer, direction) if peer.kind == "pod" else None
+        return peer
+
     out: list[tuple[Any, ...]] = []
     for row in rows:
-        src = _peer(reps["src"][row["_k_src"]], "src", row["_k_src_node"])
-        dst = _peer(reps["dst"][row["_k_dst"]], "dst", row["_k_dst_node"])
+        src_key = ("src", row["_k_src"], row["_k_src_node"])
+        dst_key = ("dst", row["_k_dst"], row["_k_dst_node"])
+        src = endpoint(*src_key, EGRESS)
+        dst = endpoint(*dst_key, INGRESS)
         port, protocol = row["_port"], row["_k_protocol"] or "TCP"
         eg = evaluate_direction(
             compiled,
@@ -337,7 +353,7 @@ def _evaluate_edges(
             protocol,
             EGRESS,
             dst.ports,
-            selecting=select(src, EGRESS) if src.kind == "pod" else None,
+            selecting=chosen[src_key],
         )
         ing = evaluate_direction(
             compiled,
@@ -347,7 +363,7 @@ def _evaluate_edges(
             protocol,
             INGRESS,
             dst.ports,
-            selecting=select(dst, INGRESS) if dst.kind == "pod" else None,
+            selecting=chosen[dst_key],
         )
         reasons = [v.reason for v in (eg, ing) if not v.allowed] or [eg.reason, ing.reason]
         out.append(
