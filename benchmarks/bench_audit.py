@@ -43,6 +43,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from baseline_code import baseline_source  # sibling module: benchmarks run as scripts
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS_PER_NAMESPACE = 8
 # default-deny, allow-dns, allow-metrics-scrape, then one ingress and one egress allow per
@@ -260,23 +262,6 @@ def build_case(policies: int, seed: int, work: Path, shape: str) -> dict[str, An
     }
     (case / "done.json").write_text(json.dumps(done))
     return {**info, **done}
-
-
-def baseline_source(ref: str, work: Path) -> Path:
-    """The ``analyzer`` package of ``ref``, extracted once (the old code path)."""
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", ref],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()
-    dest = work / f"baseline-{commit}"
-    if not (dest / "analyzer" / "__init__.py").is_file():
-        dest.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", commit, "analyzer"],
-            check=True, capture_output=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    return dest
 
 
 # --- child --------------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from baseline_code import baseline_source  # sibling module: benchmarks run as scripts
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
 WORKLOADS_PER_NAMESPACE = 6
@@ -46,23 +48,6 @@ _CHILD = (
     "from analyzer.cli import app; sys.argv[0] = 'analyzer'; app()"
 )
 _GENERATED = re.compile(rb"<p>Generated [^<]*?\xc2\xb7")
-
-
-def baseline_source(ref: str, work: Path) -> Path:
-    """The ``analyzer`` package of ``ref``, extracted once (the old code path)."""
-    commit = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", ref],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip()
-    dest = work / f"baseline-{commit}"
-    if not (dest / "analyzer" / "__init__.py").is_file():
-        dest.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(
-            ["git", "-C", str(ROOT), "archive", commit, "analyzer"],
-            check=True, capture_output=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    return dest
 
 
 def prepare(work: Path, workloads: int) -> Path:
