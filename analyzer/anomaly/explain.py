@@ -101,6 +101,17 @@ def _when(row: Mapping[str, Any]) -> str:
     return text
 
 
+def _lone(row: Mapping[str, Any]) -> str:
+    """The lone-replica clause: which pod alone did it while its siblings did not."""
+    if float(row.get("lone_replica") or 0) <= 0:
+        return ""
+    siblings = int(row.get("src_replicas") or 0) - 1
+    return (
+        f", only from pod {row['lone_pod']} while its {_plural(siblings, 'sibling replica')} "
+        "never did (one compromised pod among replicas?)"
+    )
+
+
 def _stealth_reason(row: Mapping[str, Any]) -> str | None:
     """Reasons of the careful attacker's rules (`stealth`)."""
     rule = row.get("rule")
@@ -113,11 +124,13 @@ def _stealth_reason(row: Mapping[str, Any]) -> str | None:
             f"with no established client of {row['src_env']} on that port; {_when(row)}"
         )
     if rule == "new_api_access":
-        return f"{src}{bare} started to talk to the Kubernetes API server; {_when(row)}"
+        return (
+            f"{src}{bare} started to talk to the Kubernetes API server{_lone(row)}; {_when(row)}"
+        )
     if rule == "new_external":
         return (
             f"{src} contacted {dst} outside the cluster on {_port(row)}, which no other "
-            f"workload contacts and it did not contact before; {_when(row)}"
+            f"workload contacts and it did not contact before{_lone(row)}; {_when(row)}"
         )
     if rule == "unlike_client":
         ways = [

@@ -24,6 +24,7 @@ from datetime import datetime
 import polars as pl
 
 from analyzer import schema as c
+from analyzer.anomaly.replicas import with_lone_replica
 from analyzer.anomaly.stealth import STEALTH_MODEL_FEATURES, stealth_features, workload_from_pod
 
 __all__ = [
@@ -343,7 +344,7 @@ def compute_features(frame: pl.DataFrame, *, steady_share: float = 0.5) -> pl.Da
         .with_columns(shape_features())
         .join(_source_features(frame), on=c.SRC_GROUP, how="left")
     )
-    edges = stealth_features(frame, edges, steady_share)
+    edges = with_lone_replica(frame, stealth_features(frame, edges, steady_share))
     return edges.with_columns(
         pl.col("src_fanout_dsts").log1p().alias("log_src_fanout_dsts"),
         pl.col("src_fanout_ports").log1p().alias("log_src_fanout_ports"),

@@ -24,6 +24,10 @@ connections would almost surely have shown earlier):
 * ``new_api_access``: a pod starting to talk to the kube-apiserver;
 * ``new_external``: an external name or address no other workload contacts, first contacted
   late by a workload that was already talking to others;
+
+  both also fire at the looser ``lone_replica_p`` when one replica alone made the edge while
+  its sibling replicas, present at the time, did not (`replicas`: a compromised pod among
+  replicas);
 * ``unlike_client``: a client on a server's shared port unlike every established client there
   in at least two ways (namespace, controller kind, labels) when it has no controller, in all
   three when it is only new.
@@ -85,6 +89,10 @@ class RuleThresholds:
     unlike_min
         Ways (namespace, controller kind, labels) in which a client must differ from every
         other client of that port.
+    lone_replica_p
+        The looser ``novelty_p`` at which a new API-server or external edge counts as new
+        behaviour when one pod of a replicated workload made it and its sibling replicas,
+        present at the time, did not (`replicas`).
     """
 
     scan_min_ports: int = 5
@@ -96,6 +104,7 @@ class RuleThresholds:
     novelty_gap: float = 0.2
     shared_port_clients: int = 2
     unlike_min: int = 2
+    lone_replica_p: float = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +179,11 @@ def _bare() -> pl.Expr:
     return pl.col("src_bare") > 0
 
 
+def _lone_and_late(t: RuleThresholds) -> pl.Expr:
+    """One replica alone made this new edge, and it came later than routine would."""
+    return (pl.col("lone_replica") > 0) & (pl.col("novelty_p") <= t.lone_replica_p)
+
+
 def _environment_crossing(t: RuleThresholds) -> pl.Expr:
     return (
         (pl.col("first_env_crossing") > 0)
@@ -180,7 +194,11 @@ def _environment_crossing(t: RuleThresholds) -> pl.Expr:
 
 
 def _new_api_access(t: RuleThresholds) -> pl.Expr:
-    return (pl.col("to_apiserver") > 0) & _new_pod_edge(t) & (_bare() | _surprising(t))
+    return (
+        (pl.col("to_apiserver") > 0)
+        & _new_pod_edge(t)
+        & (_bare() | _surprising(t) | _lone_and_late(t))
+    )
 
 
 def _new_external(t: RuleThresholds) -> pl.Expr:
@@ -189,7 +207,11 @@ def _new_external(t: RuleThresholds) -> pl.Expr:
         & (pl.col("src_names_external") > 0)
         & (pl.col("novelty") >= t.novelty_gap)
     )
-    return (pl.col("new_external") > 0) & _new_pod_edge(t) & (_surprising(t) | unnamed_among_named)
+    return (
+        (pl.col("new_external") > 0)
+        & _new_pod_edge(t)
+        & (_surprising(t) | unnamed_among_named | _lone_and_late(t))
+    )
 
 
 def _unlike_client(t: RuleThresholds) -> pl.Expr:
@@ -231,12 +253,14 @@ RULES: tuple[DetectionRule, ...] = (
     ),
     DetectionRule(
         "new_api_access",
-        "a pod starting to talk to the kube-apiserver late, or a pod without a controller",
+        "a pod starting to talk to the kube-apiserver late, or a pod without a controller, "
+        "or one replica alone",
         _new_api_access,
     ),
     DetectionRule(
         "new_external",
-        "an external destination nobody else contacts, first contacted late",
+        "an external destination nobody else contacts, first contacted late (or by one "
+        "replica alone)",
         _new_external,
     ),
     DetectionRule(
