@@ -14,10 +14,15 @@ stays allowed.
 
 from __future__ import annotations
 
+import argparse
+import fcntl
+import json
+import platform
 import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +31,10 @@ from sklearn.ensemble import IsolationForest
 
 from analyzer.anomaly import MODEL_FEATURES, detect_anomalies
 from analyzer.anomaly.evaluate import attack_rows
+from analyzer.anomaly.rules import RuleThresholds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from heldout import ATTACK_CLASSES, build  # noqa: E402
+from heldout import ATTACK_CLASSES, VARIANTS, build  # noqa: E402
 
 KEYS = ["src_group", "dst_group", "protocol", "dst_port"]
 LEGIT_NEW = ("newcomer", "scrape_newcomer", "cronjob_db")
@@ -105,7 +111,12 @@ def _labels(conns: pl.DataFrame, paths: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.concat(parts).unique(subset=KEYS, keep="first")
 
 
-def heldout_family(seeds: tuple[int, ...], replay: bool = True) -> dict[str, Any]:
+def heldout_family(
+    seeds: tuple[int, ...],
+    replay: bool = True,
+    variant: str | None = None,
+    thresholds: RuleThresholds | None = None,
+) -> dict[str, Any]:
     from analyzer.connections import derive_connections
     from analyzer.recommend import recommend
 
@@ -118,15 +129,16 @@ def heldout_family(seeds: tuple[int, ...], replay: bool = True) -> dict[str, Any
     broken: list[str] = []
     seconds = []
     for seed in seeds:
-        held = build(seed)
+        held = build(seed, variant=variant)
         conns = derive_connections(held.flows).frame
         t0 = time.perf_counter()
-        result = detect_anomalies(conns, random_state=seed)
+        result = detect_anomalies(conns, random_state=seed, thresholds=thresholds)
         seconds.append(time.perf_counter() - t0)
         tally.add(result.edges, _labels(conns, held.attack_paths + held.newcomer_paths), seed)
         if not replay:
             continue
-        rec = recommend(held.flows)
+        # recommend runs the detector itself; only other thresholds need their result passed.
+        rec = recommend(held.flows, anomalies=result) if thresholds else recommend(held.flows)
         paths = held.attack_paths + held.newcomer_paths + held.established_paths
         allowed = _replay(list(rec.manifests), paths)
         stealthy = [p for p in held.attack_paths if not p.get("support")]
@@ -136,7 +148,8 @@ def heldout_family(seeds: tuple[int, ...], replay: bool = True) -> dict[str, Any
         broken += [f"{held.name}: {p['id']}" for p in held.newcomer_paths + held.established_paths
                    if not allowed[p["id"]]]  # fmt: skip
         print(f"held-out {held.name}: {len(denied)}/5 stealthy paths denied", file=sys.stderr)
-    out = {"scenarios": len(seeds), "seeds": [seeds[0], seeds[-1]],
+    out = {"scenarios": len(seeds), "seeds": [seeds[0], seeds[-1]], "variant": variant,
+           "thresholds": asdict(thresholds or RuleThresholds()),
            **tally.report(ATTACK_CLASSES),
            "median_detect_seconds": round(sorted(seconds)[len(seconds) // 2], 3)}  # fmt: skip
     if replay:
@@ -148,3 +161,56 @@ def heldout_family(seeds: tuple[int, ...], replay: bool = True) -> dict[str, Any
             "legitimate_paths_broken": broken,
         }  # fmt: skip
     return out
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    lo, _, hi = text.partition("-")
+    return tuple(range(int(lo), int(hi or lo) + 1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Careful-attacker evaluation: one section of anomaly-stealth.json per run."
+    )
+    parser.add_argument(
+        "section",
+        help="key to write, e.g. heldout_family, fresh_heldout, sparse_replicas, "
+        "sparse_replicas_without_lone, generator_family",
+    )
+    parser.add_argument("--family", choices=("heldout", "generator"), default="heldout")
+    parser.add_argument("--seeds", default="100-159", help="LO-HI, inclusive")
+    parser.add_argument("--variant", choices=VARIANTS, default=None, help="held-out variation")
+    parser.add_argument("--no-replay", action="store_true", help="detector only, no policies")
+    parser.add_argument(
+        "--lone-replica-p",
+        type=float,
+        default=None,
+        help="override RuleThresholds.lone_replica_p (0 turns the signal off)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parent / "results/anomaly-stealth.json"
+    )
+    args = parser.parse_args(argv)
+    seeds = _seeds(args.seeds)
+    thresholds = None
+    if args.lone_replica_p is not None:
+        thresholds = replace(RuleThresholds(), lone_replica_p=args.lone_replica_p)
+    if args.family == "generator":
+        section = generator_family(seeds)
+    else:
+        section = heldout_family(seeds, replay=not args.no_replay, variant=args.variant,
+                                 thresholds=thresholds)  # fmt: skip
+    # Several sections may run at once: read-modify-write under a lock.
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        doc = json.loads(args.out.read_text()) if args.out.exists() else {}
+        doc.update(benchmark="anomaly-stealth", python=platform.python_version())
+        doc[args.section] = section
+        args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(json.dumps(section, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,6 +6,6 @@ established paths to check). See docs/anomalies.md, "Held-out evaluation".
 
 from __future__ import annotations
 
-from .scenario import ATTACK_CLASSES, Heldout, build
+from .scenario import ATTACK_CLASSES, VARIANTS, Heldout, build
 
-__all__ = ["ATTACK_CLASSES", "Heldout", "build"]
+__all__ = ["ATTACK_CLASSES", "VARIANTS", "Heldout", "build"]

@@ -20,7 +20,7 @@ from analyzer.schema import conform
 
 from .topologies import TOPOLOGIES, Route, Service, Topology
 
-__all__ = ["ATTACK_CLASSES", "Heldout", "build"]
+__all__ = ["ATTACK_CLASSES", "VARIANTS", "Heldout", "build"]
 
 ATTACK_CLASSES = ("bare_cross_env", "exfil", "api_token", "bare_db", "escalation_probe")
 APISERVER_IP = "192.168.10.5"
@@ -321,17 +321,48 @@ def _attacks(b: _Builder) -> list[dict[str, Any]]:
     return out
 
 
-def build(seed: int, topology: str | None = None) -> Heldout:
-    """One held-out scenario, deterministic from `seed` (and the topology, else by seed)."""
+VARIANTS = ("sparse_replicas",)
+
+
+def _sparse_replicas(b: _Builder) -> None:
+    """Legitimate clients with replicas and sparse traffic: each replicated workload (outside
+    kube-system) calls an update service of its own a few times a window, and one that is not
+    a victim reads the API server a few times. With 1-6 connections over 2-4 replicas one pod
+    often makes all of them, late: what a lone-replica signal must not mistake for an attack."""
+    topo, rng = b.topo, b.rng
+    replicated = [
+        s for s in topo.services
+        if s.replicas >= 2 and s.namespace != "kube-system" and s.kind != "Pod"
+    ]  # fmt: skip
+    for svc in replicated:
+        b.route(Route(svc.key, f"world:{svc.name}-updates.{svc.namespace}.example", 443,
+                      rng.uniform(2, 6)))  # fmt: skip
+    readers = [s for s in replicated if s.key not in topo.victims]
+    if readers:
+        b.route(Route(rng.choice(readers).key, "apiserver", b.api_port, rng.uniform(2, 6)))
+
+
+def build(seed: int, topology: str | None = None, variant: str | None = None) -> Heldout:
+    """One held-out scenario, deterministic from `seed` (and the topology, else by seed).
+
+    ``variant="sparse_replicas"`` adds legitimate sparse traffic from replicated workloads
+    (`_sparse_replicas`) before the newcomers and the attacks.
+    """
+    if variant is not None and variant not in VARIANTS:
+        raise ValueError(f"unknown held-out variant {variant!r}")
     name = topology or sorted(TOPOLOGIES)[seed % len(TOPOLOGIES)]
     b = _Builder(TOPOLOGIES[name](), seed)
     established = _routine(b)
+    if variant == "sparse_replicas":
+        _sparse_replicas(b)
     newcomers = _newcomers(b)
     attacks = _attacks(b)
     flows = conform(pl.DataFrame(b.rows, infer_schema_length=None)).sort("time")
     return Heldout(
-        name=f"{name}-{seed}", topology=name, flows=flows, attack_paths=attacks,
+        name=f"{name}-{seed}" + (f"-{variant}" if variant else ""),
+        topology=name, flows=flows, attack_paths=attacks,
         newcomer_paths=newcomers, established_paths=established,
         settings={"window_seconds": b.window, "workloads_field": b.workloads_field,
-                  "namespace_labels": b.namespace_labels, "scale": b.scale},
+                  "namespace_labels": b.namespace_labels, "scale": b.scale,
+                  "variant": variant},
     )  # fmt: skip
