@@ -19,10 +19,12 @@ format. For each run it records:
 - source scores (highest legitimate source vs the attacker) and a threshold sweep of the model
   path, used to choose `DEFAULT_THRESHOLD`.
 
-``--stealth`` runs the careful-attacker evaluation instead (`stealth_eval.py`): precision and
-recall per attack class on the generator family (calibration path, with planted quiet attacks)
-and on the held-out family (`heldout/`, never calibrated on), with the baseline beside them,
-plus the held-out policy replay; results in ``benchmarks/results/anomaly-stealth.json``.
+``--stealth`` runs the careful-attacker evaluation instead (`stealth_eval.py`, one section per
+run): precision and recall per attack class on the generator family (calibration path, with
+planted quiet attacks), on the held-out family (`heldout/`, never calibrated on; seeds 100-159
+and fresh seeds 300-359) and on its sparse-replicated-clients variation (with and without the
+lone-replica signal), with the baseline beside them, plus the held-out policy replays; results
+in ``benchmarks/results/anomaly-stealth.json``.
 
 Usage::
 
@@ -235,19 +237,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.stealth:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from stealth_eval import generator_family, heldout_family
+        from stealth_eval import main as stealth_main
 
-        doc = {
-            "benchmark": "anomaly-stealth",
-            "python": platform.python_version(),
-            # Seeds 0-23 of the held-out family were looked at during development; the
-            # evaluation uses fresh ones.
-            "heldout_family": heldout_family(tuple(range(100, 100 + args.heldout_seeds))),
-            "generator_family": generator_family((201, 202, 203)),
-        }
-        out = ROOT / "benchmarks/results/anomaly-stealth.json"
-        out.write_text(json.dumps(doc, indent=2) + "\n")
-        print(json.dumps(doc, indent=2))
+        # Seeds 0-23 of the held-out family were looked at during development, 100-159 while
+        # adding the lone-replica signal; 300-359 and the variation's 400-429 were not.
+        last = 100 + args.heldout_seeds - 1
+        for spec in (
+            ["heldout_family", "--seeds", f"100-{last}"],
+            ["fresh_heldout", "--seeds", "300-359"],
+            ["sparse_replicas", "--seeds", "400-429", "--variant", "sparse_replicas"],
+            ["sparse_replicas_without_lone", "--seeds", "400-429", "--variant",
+             "sparse_replicas", "--lone-replica-p", "0", "--no-replay"],
+            ["generator_family", "--family", "generator", "--seeds", "201-203"],
+        ):  # fmt: skip
+            stealth_main(spec)
         return 0
     if args.store:
         scale = run_store(*args.store)

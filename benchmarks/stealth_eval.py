@@ -163,6 +163,87 @@ def heldout_family(
     return out
 
 
+CLASS_NAMES = {
+    "bare_cross_env": "bare pod crosses into production (with its DNS lookup)",
+    "exfil": "exfiltration to a new address",
+    "api_token": "stolen token: new API-server access",
+    "bare_db": "bare pod on the shared database port",
+    "escalation_probe": "harmful escalation: one cross-environment database connection",
+    "loud": "loud attacker (scan, sweep, lateral)",
+}
+# Sections of anomaly-stealth.json in table order, with their column titles.
+SECTIONS = (
+    ("generator_family", "generator family"),
+    ("heldout_family", "held-out"),
+    ("fresh_heldout", "held-out, fresh seeds"),
+    ("sparse_replicas", "sparse replicated clients"),
+)
+
+
+def _n(v: int) -> str:
+    return f"{v:,}"
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    """The per-class table and policy-replay lines of docs/anomalies.md, from the results."""
+    cols = [(key, title, doc[key]) for key, title in SECTIONS if key in doc]
+    head = ["class"]
+    for _key, title, sec in cols:
+        lo, hi = sec["seeds"][0], sec["seeds"][-1]
+        size = f"{sec['runs']} captures" if "runs" in sec else f"{sec['scenarios']} scenarios"
+        head.append(f"{title} ({size}, seeds {lo}-{hi})")
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for cls, name in CLASS_NAMES.items():
+        cells = []
+        for _, _, sec in cols:
+            row = sec["by_class"].get(cls)
+            cells.append(
+                f"{_n(row['detector'])}/{_n(row['edges'])} / {_n(row['baseline'])}/"
+                f"{_n(row['edges'])}" if row else "—"
+            )  # fmt: skip
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    newcomer = []
+    for _, _, sec in cols:
+        edges = sum(sec["by_class"][k]["edges"] for k in LEGIT_NEW)
+        det, base = sec["detector"], sec["baseline"]
+        newcomer.append(f"{det['newcomer_edges_flagged']}/{_n(edges)} / "
+                        f"{base['newcomer_edges_flagged']}/{_n(edges)}")  # fmt: skip
+    lines.append("| legitimate newcomers flagged (Deployment, its scrape, CronJob) | "
+                 + " | ".join(newcomer) + " |")  # fmt: skip
+    for metric in ("precision", "recall"):
+        lines.append(f"| **{metric}** | " + " | ".join(
+            f"**{sec['detector'][metric]:.3f}** / {sec['baseline'][metric]:.3f}"
+            for _, _, sec in cols) + " |")  # fmt: skip
+    lines.append("| false positives (legitimate edges) | " + " | ".join(
+        f"{_n(sec['detector']['false_positives'])} of {_n(sec['detector']['legit_edges'])} / "
+        f"{_n(sec['baseline']['false_positives'])}" for _, _, sec in cols) + " |")  # fmt: skip
+    lines.append("")
+    for _key, title, sec in cols:
+        replay = sec.get("policy_replay")
+        if not replay:
+            continue
+        per = {int(k): v for k, v in replay["stealthy_paths_denied_per_scenario"].items()}
+        good = sum(v for k, v in per.items() if k >= 4)
+        spread = ", ".join(f"{k} of 5 in {v}" for k, v in sorted(per.items(), reverse=True))
+        classes = ", ".join(f"{k} {v}" for k, v in replay["denied_by_class"].items())
+        lines.append(
+            f"- {title} (seeds {sec['seeds'][0]}-{sec['seeds'][-1]}): at least 4 of 5 stealthy "
+            f"paths denied in {good} of {sec['scenarios']} scenarios ({spread}); denied by "
+            f"class: {classes}; legitimate paths broken: {len(replay['legitimate_paths_broken'])}."
+        )
+    off = doc.get("sparse_replicas_without_lone")
+    if off and "sparse_replicas" in doc:
+        on = doc["sparse_replicas"]["detector"]
+        lines.append(
+            f"- sparse replicated clients, false positives with the lone-replica signal / "
+            f"without it (`--lone-replica-p 0`): {on['false_positives']} / "
+            f"{off['detector']['false_positives']} of {_n(on['legit_edges'])} legitimate edges; "
+            f"attack edges found {on['true_positives']} / {off['detector']['true_positives']} "
+            f"of {on['attack_edges']}."
+        )
+    return "\n".join(lines) + "\n"
+
+
 def _seeds(text: str) -> tuple[int, ...]:
     lo, _, hi = text.partition("-")
     return tuple(range(int(lo), int(hi or lo) + 1))
@@ -176,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         "section",
         help="key to write, e.g. heldout_family, fresh_heldout, sparse_replicas, "
         "sparse_replicas_without_lone, generator_family",
+    )
+    parser.add_argument(
+        "--markdown", action="store_true", help="only print the docs tables from --out"
     )
     parser.add_argument("--family", choices=("heldout", "generator"), default="heldout")
     parser.add_argument("--seeds", default="100-159", help="LO-HI, inclusive")
@@ -191,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path(__file__).resolve().parent / "results/anomaly-stealth.json"
     )
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(render_markdown(json.loads(args.out.read_text())), end="")
+        return 0
     seeds = _seeds(args.seeds)
     thresholds = None
     if args.lone_replica_p is not None:
