@@ -44,6 +44,7 @@ from analyzer.store.rollup import (
     read_rollup,
     remove_stale,
     rollup_file,
+    rollup_key,
 )
 
 __all__ = [
@@ -353,7 +354,7 @@ class FlowStore:
                 publish_rollup(self.root, directory / current, names)
                 return
         if (self.root / ROLLUP_DIR).is_dir():
-            remove_stale(self.root, current)
+            remove_stale(self.root, rollup_key(names))
 
     def commit(
         self, staged: Path, new_entries: Sequence[ManifestEntry], rollup: Path | None = None
