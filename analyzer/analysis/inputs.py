@@ -16,6 +16,7 @@ from analyzer.ingest import ReadResult, read_flow_file
 from analyzer.k8s.inventory import Inventory, load_inventory
 from analyzer.policy.load import LoadResult, load_policies, require_policies
 from analyzer.store import FlowStore, ManifestEntry
+from analyzer.store.rollup import Rollup
 
 __all__ = [
     "FileFlows",
@@ -53,6 +54,10 @@ class FlowSource(Protocol):
 
     def ingest_notes(self) -> IngestNotes: ...
 
+    def rollup(self) -> Rollup | None:
+        """The connections of every row, derived at ingest, when fresh (None: derive)."""
+        ...
+
 
 def _notes(
     inputs: Sequence[tuple[str, int, Sequence[tuple[str, int]], Sequence[str]]],
@@ -79,6 +84,9 @@ class StoreFlows:
     def scan(self) -> pl.LazyFrame:
         return self.store.scan()
 
+    def rollup(self) -> Rollup | None:
+        return self.store.rollup()
+
     def ingest_notes(self) -> IngestNotes:
         entries: list[ManifestEntry] = self.store.manifest()
         return _notes(
@@ -98,6 +106,9 @@ class FileFlows:
     def scan(self) -> pl.LazyFrame:
         frames = [result.frame for _, result in self.results]
         return pl.concat(frames, how="vertical_relaxed").lazy()
+
+    def rollup(self) -> Rollup | None:
+        return None  # files read directly: derived from their rows
 
     def ingest_notes(self) -> IngestNotes:
         return _notes(

@@ -22,6 +22,7 @@ from analyzer.cli import (
     policy_cmds,
     recommend_cmd,
     report_cmd,
+    store_cmd,
 )
 from analyzer.cli._common import HelpCommand
 
@@ -75,6 +76,7 @@ for _module in (
     audit_cmd,
     anomalies_cmd,
     report_cmd,
+    store_cmd,
 ):
     _module.register(app)
 for _info in app.registered_commands:

@@ -26,7 +26,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,15 @@ from analyzer.errors import StoreError
 from analyzer.ingest.report import SkipReason
 from analyzer.schema import FLOW_COLUMNS, FLOW_POLARS_SCHEMA, empty_flows
 from analyzer.store.files import atomic_write, fsync, os_error_text
+from analyzer.store.rollup import (
+    ROLLUP_DIR,
+    Rollup,
+    publish_rollup,
+    read_rollup,
+    remove_stale,
+    rollup_file,
+    rollup_key,
+)
 
 __all__ = [
     "MANIFEST",
@@ -45,6 +54,7 @@ __all__ = [
     "ManifestEntry",
     "FlowStore",
     "STAGING_PREFIX",
+    "scan_parts",
 ]
 
 MANIFEST = "manifest.json"
@@ -140,6 +150,17 @@ def _lost_records(data: dict[str, Any]) -> int:
     return sum(int(s["count"]) for s in data.get("skipped", []) if "lost" in str(s["reason"]))
 
 
+def scan_parts(parts: Sequence[Path], root: Path) -> pl.LazyFrame:
+    """The rows of these part files, in this order, in the canonical schema."""
+    missing = [p for p in parts if not p.is_file()]
+    if missing:
+        raise StoreError(f"flow store {root} is damaged: missing {missing[0].name}")
+    if not parts:
+        return empty_flows().lazy()
+    lf = pl.scan_parquet([str(p) for p in parts], missing_columns="insert", extra_columns="ignore")
+    return lf.select(pl.col(c).cast(FLOW_POLARS_SCHEMA[c]) for c in FLOW_COLUMNS)
+
+
 class FlowStore:
     """A flow store directory. Construct with ``open`` or ``open_or_create``."""
 
@@ -224,18 +245,18 @@ class FlowStore:
             paths.append(path)
         return paths
 
+    def part_names(self) -> list[str]:
+        """The committed parts' names, in manifest order (the order ``scan`` reads them)."""
+        return [p for e in self.manifest() for p in e.parts]
+
+    def rollup(self) -> Rollup | None:
+        """The connection rollup of the committed parts, when it is fresh (see rollup.py)."""
+        return read_rollup(self.root, self.part_names())
+
     def scan(self) -> pl.LazyFrame:
         """All rows in the canonical schema (an empty frame for an empty store)."""
-        parts = self.part_paths()
-        missing = [p for p in parts if not p.is_file()]
-        if missing:
-            raise StoreError(f"flow store {self.root} is damaged: missing {missing[0].name}")
-        if not parts:
-            return empty_flows().lazy()
-        lf = pl.scan_parquet(
-            [str(p) for p in parts], missing_columns="insert", extra_columns="ignore"
-        )
-        return lf.select(pl.col(c).cast(FLOW_POLARS_SCHEMA[c]) for c in FLOW_COLUMNS)
+        return scan_parts(self.part_paths(), self.root)
+
 
     # --- writing (callers hold the lock) ----------------------------------------------------
 
@@ -317,17 +338,34 @@ class FlowStore:
         for path in self.flows_dir.glob("part-*.parquet"):
             if path.name not in listed:
                 path.unlink(missing_ok=True)
+        self._recover_rollup(staging)
         for directory in staging:
             shutil.rmtree(directory, ignore_errors=True)
         for tmp in self.root.glob(f".{MANIFEST}.*.tmp"):
             tmp.unlink(missing_ok=True)
 
-    def commit(self, staged: Path, new_entries: Sequence[ManifestEntry]) -> bool:
+    def _recover_rollup(self, staging: Sequence[Path]) -> None:
+        """Publish a rollup a killed ingest staged for the parts now committed; drop rollups
+        of other parts."""
+        names = self.part_names()
+        current = rollup_file(self.root, names).name
+        for directory in staging:
+            if (directory / current).is_file():
+                publish_rollup(self.root, directory / current, names)
+                return
+        if (self.root / ROLLUP_DIR).is_dir():
+            remove_stale(self.root, rollup_key(names))
+
+    def commit(
+        self, staged: Path, new_entries: Sequence[ManifestEntry], rollup: Path | None = None
+    ) -> bool:
         """Append ``new_entries`` to the manifest (the commit point), then move their fsynced
-        parts from ``staged`` into ``flows/``.
+        parts from ``staged`` into ``flows/``, then publish ``rollup`` (a staged rollup of the
+        store's parts after this commit, see ``rollup.stage_rollup``) when given.
 
         Returns False when a part could not be moved after the commit: the caller must then
-        keep ``staged`` (the data is committed; ``recover`` moves it later).
+        keep ``staged`` (the data is committed; ``recover`` moves it later). A rollup that
+        cannot be published leaves the old one, which is stale: readers derive from the flows.
         """
         entries = self.manifest()
         fsync(staged)
@@ -346,4 +384,7 @@ class FlowStore:
             fsync(self.flows_dir)
         except OSError:
             return False
+        if rollup is not None:
+            with suppress(OSError):
+                publish_rollup(self.root, rollup, self.part_names())
         return True

@@ -33,14 +33,16 @@ from analyzer.store.flowstore import (
     STAGING_PREFIX,
     FlowStore,
     ManifestEntry,
+    scan_parts,
 )
+from analyzer.store.rollup import Rollup, publish_rollup, read_rollup, rollup_key, stage_rollup
 from analyzer.store.staging import PART_ROWS, PartWriter, spool
 from analyzer.store.summary import (
     IngestSummary,
     InputSummary,
 )
 
-__all__ = ["run_ingest", "expand_inputs", "PART_ROWS"]
+__all__ = ["run_ingest", "expand_inputs", "rebuild_rollup", "PART_ROWS"]
 
 EARLY_HASH_BYTES = 64 << 20
 # Hashing compressed input decompresses it: settle duplicates up front only for small files.
@@ -349,7 +351,8 @@ def _ingest_locked(
             notes = "; ".join(f"{s.path}: {s.message}" for s in summaries[:3])
             raise IngestError(f"no flow file among {len(summaries)} input files ({notes})")
         if entries:
-            published = store.commit(staged, entries)
+            rollup = _stage_rollup(store, staged, entries)
+            published = store.commit(staged, entries, rollup)
     except OSError as exc:
         raise StoreError(
             f"cannot write to the flow store at {root}: {os_error_text(exc)}; "
@@ -359,6 +362,40 @@ def _ingest_locked(
         if published:  # else committed parts wait in staging for FlowStore.recover
             shutil.rmtree(staged, ignore_errors=True)
     return summaries
+
+
+def _stage_rollup(store: FlowStore, staged: Path, entries: Sequence[ManifestEntry]) -> Path:
+    """The rollup of the store as it will be after committing ``entries`` (their parts are
+    still in ``staged``), staged next to them. It is derived over every part in manifest order,
+    so it equals what a raw derivation of the committed store gives (rollup.py)."""
+    names = store.part_names() + [p for e in entries for p in e.parts]
+    paths = store.part_paths() + [staged / p for e in entries for p in e.parts]
+    return stage_rollup(staged, rollup_key(names), scan_parts(paths, store.root))
+
+
+def rebuild_rollup(store_dir: Path, *, lock_timeout: float = 600.0) -> Rollup:
+    """Derive the rollup again from the raw flows (``analyzer store rebuild``): after an
+    upgrade, or when live commits left it stale. Locked and atomic like an ingest."""
+    store = FlowStore.open(Path(store_dir))
+    try:
+        with store.lock(lock_timeout):
+            store.recover()
+            staged = store.root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
+            staged.mkdir()
+            try:
+                names = store.part_names()
+                built = stage_rollup(staged, rollup_key(names), store.scan())
+                publish_rollup(store.root, built, names)
+            finally:
+                shutil.rmtree(staged, ignore_errors=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot write the rollup of the flow store at {store.root}: {os_error_text(exc)}"
+        ) from exc
+    rollup = read_rollup(store.root, store.part_names(), switchable=False)
+    if rollup is None:
+        raise StoreError(f"the rollup of {store.root} could not be read back after rebuilding")
+    return rollup
 
 
 def _refuse_foreign_directory(root: Path) -> None:
