@@ -84,7 +84,11 @@ def spark_ingest(
     ``master``/``conf`` and stopped at the end.
     """
     require_pyspark()
+    from pyspark.sql import SparkSession
+
     paths = resolve_paths(inputs)
+    if session is None:
+        session = SparkSession.getActiveSession()  # a caller's session: used, left running
     spark = session if session is not None else build_session(master, conf)
     try:
         loader = partial(_load_on_spark, spark, fmt, batch_rows)
