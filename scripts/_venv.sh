@@ -1,4 +1,5 @@
-# Sourced by scripts/*: create .venv with the project and its dev tools when missing or stale.
+# Sourced by scripts/*: create .venv with the project, its dev tools and the spark extra
+# (pyspark: the --engine spark tests) when missing or stale.
 # The first run takes a minute or two (pip downloads polars, scikit-learn, duckdb, ...): say so
 # on stderr, so that nobody waits in front of a silent terminal.
 if [ ! -x .venv/bin/python ] || [ pyproject.toml -nt .venv/.installed ]; then
@@ -10,7 +11,7 @@ if [ ! -x .venv/bin/python ] || [ pyproject.toml -nt .venv/.installed ]; then
   fi
   echo "installing analyzer and its dependencies (polars, scikit-learn, duckdb, ...) ..." >&2
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  .venv/bin/python -m pip install --quiet -e '.[dev,spark]'
   touch .venv/.installed
   echo "ready: .venv (activate it with: source .venv/bin/activate)" >&2
 fi

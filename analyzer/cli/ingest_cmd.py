@@ -133,6 +133,27 @@ def register(app: typer.Typer) -> None:
         tls_server_name: live.TlsServerNameOption = None,
         namespaces: live.NamespaceFilterOption = None,
         verdicts: live.VerdictFilterOption = None,
+        engine: str = choice_option(
+            "local", "local", "spark", decls=("--engine",), metavar="ENGINE",
+            help="local (this process) or spark (the per-file work on Apache Spark executors; "
+            "needs pip install 'analyzer[spark]' and Java 17; docs/spark.md).",
+        ),
+        master: Annotated[
+            str | None,
+            typer.Option(
+                "--master", metavar="URL",
+                help="Spark master for --engine spark (default local[*]; e.g. local[2], "
+                "spark://host:7077, k8s://https://...).", show_default=False,
+            ),
+        ] = None,
+        spark_conf: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--spark-conf", metavar="KEY=VALUE",
+                help="Spark setting for --engine spark (repeatable), e.g. "
+                "spark.executor.memory=4g.", show_default=False,
+            ),
+        ] = None,
     ) -> None:
         """Thin wrapper: parse options, call ``analyzer.store.pipeline`` or ``analyzer.live``."""
         paths = paths or []
@@ -142,13 +163,26 @@ def register(app: typer.Typer) -> None:
             tls_client_key=tls_client_key, tls_server_name=tls_server_name,
             namespaces=namespaces, verdicts=verdicts,
         )
-        if request.wanted or since or tls or namespaces or verdicts:
+        streaming = request.wanted or since or tls or namespaces or verdicts
+        if engine != "spark" and (master is not None or spark_conf):
+            raise UsageError("--master and --spark-conf need --engine spark")
+        if engine == "spark" and streaming:
+            raise UsageError("--engine spark ingests files; --follow/--relay run locally")
+        if streaming:
             live.run_live(request, store, output == "json")
             return
         if not paths:
             raise UsageError("give a flow file, a directory or - (stdin), or --relay HOST:PORT")
-        with _progress(paths) as progress:
-            summary = ingest(store, paths, fmt, progress)
+        if engine == "spark":
+            from analyzer.spark import spark_ingest
+            from analyzer.spark.session import parse_conf
+
+            summary = spark_ingest(
+                store, paths, fmt, master=master, conf=parse_conf(spark_conf or [])
+            )
+        else:
+            with _progress(paths) as progress:
+                summary = ingest(store, paths, fmt, progress)
         if output == "json":
             doc = {
                 "store": summary.store,

@@ -42,12 +42,22 @@ from analyzer.store.summary import (
     InputSummary,
 )
 
-__all__ = ["run_ingest", "expand_inputs", "rebuild_rollup", "PART_ROWS"]
+__all__ = [
+    "run_ingest", "expand_inputs", "rebuild_rollup", "load_one", "Loader", "PART_ROWS",
+]
 
 EARLY_HASH_BYTES = 64 << 20
 # Hashing compressed input decompresses it: settle duplicates up front only for small files.
 EARLY_HASH_COMPRESSED_BYTES = 8 << 20
 Progress = Callable[[int], None]
+# Loads the inputs into the staging directory, one (summary, entry or None) per target in
+# order, given the store's known inputs. The default reads them one by one in this process;
+# ``analyzer.spark`` passes one that runs ``load_one`` on Spark executors. Either way the
+# lock, staging, and the one atomic commit below are shared.
+Loader = Callable[
+    [list[tuple[str, bool]], Path, dict[str, ManifestEntry]],
+    Iterator[tuple[InputSummary, ManifestEntry | None]],
+]
 
 
 
@@ -97,7 +107,7 @@ def _duplicate(label: str, digest: str, prior: ManifestEntry) -> InputSummary:
     )
 
 
-def _load_one(
+def load_one(
     path: str,
     named: bool,
     *,
@@ -261,6 +271,7 @@ def run_ingest(
     lock_timeout: float = 600.0,
     max_line_bytes: int | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    loader: Loader | None = None,
 ) -> IngestSummary:
     """Ingest ``inputs`` into the store at ``store_dir`` (created if missing).
 
@@ -302,6 +313,7 @@ def run_ingest(
                 progress=progress,
                 max_line_bytes=max_line_bytes or MAX_LINE_BYTES,
                 batch_rows=batch_rows,
+                loader=loader,
             )
     except BaseException:
         if fresh:
@@ -318,6 +330,7 @@ def _ingest_locked(
     progress: Progress | None,
     max_line_bytes: int,
     batch_rows: int,
+    loader: Loader | None = None,
 ) -> list[InputSummary]:
     """The ingest proper, under the writer lock; OS errors become one ``StoreError`` line."""
     root = store.root
@@ -328,12 +341,12 @@ def _ingest_locked(
         staged.mkdir()
     except OSError as exc:
         raise StoreError(f"cannot write to the flow store at {root}: {os_error_text(exc)}") from exc
-    published = True
-    try:
-        summaries: list[InputSummary] = []
-        entries: list[ManifestEntry] = []
-        for path, named in targets:
-            summary, entry = _load_one(
+
+    def load_here(
+        targets: list[tuple[str, bool]], staged: Path, known: dict[str, ManifestEntry]
+    ) -> Iterator[tuple[InputSummary, ManifestEntry | None]]:
+        for path, named in targets:  # `known` grows between inputs (see below)
+            yield load_one(
                 path,
                 named,
                 staged=staged,
@@ -343,6 +356,12 @@ def _ingest_locked(
                 max_line_bytes=max_line_bytes,
                 batch_rows=batch_rows,
             )
+
+    published = True
+    try:
+        summaries: list[InputSummary] = []
+        entries: list[ManifestEntry] = []
+        for summary, entry in (loader or load_here)(targets, staged, known):
             summaries.append(summary)
             if entry is not None:
                 entries.append(entry)
