@@ -127,6 +127,7 @@ def run_demo(out_dir: Path | None = None, *, seed: int = 7, flows: int = DEMO_FL
         recommendation=rec,
         title=f"Network policy review: demo cluster (seed {seed})",
         policies_source=str(policies),
+        report_dir=root,
     )
     write_html(render_report(model), report)
     return DemoResult(

@@ -78,6 +78,11 @@ def write_report(
 
     if Path(out).is_dir():  # fail before the analysis, not after it
         raise ConfigError(f"--out {out}: is a directory; give a file name such as report.html")
-    model = build_report(analysis, bundle_dir=bundle_dir, policies_source=policies_source)
+    model = build_report(
+        analysis,
+        bundle_dir=bundle_dir,
+        policies_source=policies_source,
+        report_dir=Path(out).parent,
+    )
     path = write_html(render_report(model), out)
     return ReportWritten(path, model.summary.warnings, len(model.findings), model.summary)

@@ -8,8 +8,11 @@ this module only converts them for display.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from analyzer.analysis import Analysis
 from analyzer.errors import UsageError
@@ -26,23 +29,79 @@ from analyzer.report.model import (
     RolloutPlan,
     Summary,
 )
+from analyzer.report.policy_diff import diff_view, recommended_diff
 from analyzer.report.sections import (
     findings_from_audit,
     plan_from_recommendation,
     sections_from_recommendation,
 )
+from analyzer.report.verdict import build_verdict, sort_findings
 
-__all__ = ["build_report", "report_recommendation"]
+__all__ = ["PathText", "build_report", "report_recommendation"]
+
+T = TypeVar("T")
 
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
-def _source(analysis: Analysis) -> str | None:
+class PathText:
+    """Paths as the report shows them: relative to the report's directory (or as the user
+    gave them), never an absolute path of the machine that built it. ``text`` rewrites the
+    free text of warnings, which name input files, the same way: every ancestor directory of
+    the report becomes ``../`` steps, the home directory ``~/``."""
+
+    def __init__(self, report_dir: Path | None) -> None:
+        self.base = Path(report_dir).resolve() if report_dir is not None else Path.cwd().resolve()
+        roots: dict[str, str] = {}
+        home = Path.home().resolve() if "HOME" in os.environ else None
+        if home is not None and home.parent != home:
+            roots[str(home) + "/"] = "~/"
+        for steps, ancestor in enumerate((self.base, *self.base.parents)):
+            if ancestor.parent == ancestor:  # "/" itself: nothing left to shorten
+                break
+            roots[str(ancestor) + "/"] = "../" * steps
+        # longest first: the report's own directory wins over the ones containing it
+        self.roots = sorted(roots.items(), key=lambda kv: -len(kv[0]))
+
+    def path(self, value: str | Path) -> str:
+        """``value`` relative to the report when it is absolute, else as given."""
+        p = Path(value)
+        if not p.is_absolute():
+            return str(value)
+        try:
+            return os.path.relpath(p, self.base)
+        except ValueError:  # another drive (Windows)
+            return p.name
+
+    def text(self, value: str) -> str:
+        for root, shown in self.roots:
+            value = value.replace(root, shown)
+        return value
+
+
+def _without_local_paths(value: T, paths: PathText) -> T:
+    """``value`` (the model, or any part of it) with every string rewritten by ``paths``:
+    notes, findings and warnings name input files, and none of them may show where the
+    report was built."""
+    if isinstance(value, str):
+        return paths.text(value)  # type: ignore[return-value]
+    if isinstance(value, tuple):
+        return tuple(_without_local_paths(v, paths) for v in value)  # type: ignore[return-value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: _without_local_paths(getattr(value, f.name), paths)
+            for f in dataclasses.fields(value)
+        }
+        return dataclasses.replace(value, **changes)
+    return value
+
+
+def _source(analysis: Analysis, paths: PathText) -> str | None:
     if analysis.policies is None:
         return None
-    return ", ".join(analysis.policies.paths) or "(given)"
+    return ", ".join(paths.path(p) for p in analysis.policies.paths) or "(given)"
 
 
 def report_recommendation(analysis: Analysis, warnings: list[str]) -> Recommendation | None:
@@ -82,6 +141,7 @@ def build_report(
     title: str | None = None,
     generated_at: datetime | None = None,
     policies_source: str | None = None,
+    report_dir: Path | None = None,
 ) -> ReportModel:
     """Collect everything the report shows from ``analysis``.
 
@@ -97,6 +157,9 @@ def build_report(
         Page title and timestamp (defaults: a title naming the namespaces, now).
     policies_source
         How the existing policies were given (default: the paths they were loaded from).
+    report_dir
+        The directory the report is written to: absolute paths (bundle, policies, input files
+        named in warnings) are shown relative to it.
 
     Raises
     ------
@@ -110,6 +173,7 @@ def build_report(
     warnings: list[str] = list(connections.stats.warnings)
     notes = analysis.ingest_notes
     warnings.extend(notes.lines())
+    paths = PathText(report_dir)
     rows = analysis.flow_counts.records
     rec = recommendation
     if rec is None and rows:
@@ -125,7 +189,7 @@ def build_report(
     coverage: tuple[CoverageRow, ...]
     if analysis.policies is not None and analysis.compiled is not None:
         warnings.extend(f"policy not loaded: {p}" for p in analysis.policies.problems)
-        findings = findings_from_audit(analysis.audit())
+        findings = sort_findings(findings_from_audit(analysis.audit()))
         judged = analysis.verdicts
         coverage = coverage_rows(
             analysis.compiled,
@@ -141,7 +205,9 @@ def build_report(
     plan = RolloutPlan()
     if rec is not None:
         sections = sections_from_recommendation(rec, existing)
-        plan = plan_from_recommendation(rec, bundle_dir)
+        plan = plan_from_recommendation(
+            rec, bundle_dir, paths.path(bundle_dir) if bundle_dir is not None else None
+        )
 
     stats = connections.stats
     observed = sorted(
@@ -166,18 +232,37 @@ def build_report(
         anomalous_edges=detected.summary.flagged_edges,
         warnings=tuple(dict.fromkeys(warnings)),
     )
+    diff = None
+    if rec is not None and rec.manifests and analysis.policies is not None:
+        result, probes = recommended_diff(analysis, rec, len(graph.nodes))
+        diff = diff_view(result, probes, len(graph.nodes))
+    anomalies = anomaly_rows(detected.flagged)
+    verdict = build_verdict(
+        rec=rec,
+        summary=summary,
+        findings=findings,
+        anomalies=anomalies,
+        sections=sections,
+        diff=diff,
+        has_policies=analysis.policies is not None,
+    )
     where = ", ".join(scope.namespaces) if scope.namespaces else "all namespaces"
-    return ReportModel(
+    model = ReportModel(
         title=title or f"Network policy review: {where}",
         generated_at=_iso(generated_at or datetime.now(UTC).replace(microsecond=0)) or "",
         summary=summary,
         graph=graph,
         sections=sections,
         findings=findings,
-        anomalies=anomaly_rows(detected.flagged),
+        anomalies=anomalies,
         suspects=tuple(s.message() for s in detected.summary.suspects),
         denied=denied_rows(scoped),
         plan=plan,
-        policies_source=policies_source or _source(analysis),
-        bundle_path=str(bundle_dir) if bundle_dir is not None else None,
+        policies_source=(
+            paths.text(policies_source) if policies_source else _source(analysis, paths)
+        ),
+        bundle_path=paths.path(bundle_dir) if bundle_dir is not None else None,
+        verdict=verdict,
+        diff=diff,
     )
+    return _without_local_paths(model, paths)

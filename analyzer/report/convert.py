@@ -7,6 +7,8 @@ resulting groups and edges.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import polars as pl
@@ -56,8 +58,12 @@ def graph_model(graph: IdentityGraph, anomalies: AnomalyResult | None = None) ->
     if graph.edges.height == 0:
         return GraphModel()
     flagged = pl.DataFrame(
-        schema={C.SRC_GROUP: pl.String, C.DST_GROUP: pl.String, S.PROTOCOL: pl.String,
-                S.DST_PORT: pl.Int32},
+        schema={
+            C.SRC_GROUP: pl.String,
+            C.DST_GROUP: pl.String,
+            S.PROTOCOL: pl.String,
+            S.DST_PORT: pl.Int32,
+        },
     )
     if anomalies is not None and anomalies.edges.height:
         flagged = anomalies.edges.filter(pl.col("flagged")).select(
@@ -66,7 +72,9 @@ def graph_model(graph: IdentityGraph, anomalies: AnomalyResult | None = None) ->
     keys = [C.SRC_GROUP, C.DST_GROUP, S.PROTOCOL, S.DST_PORT]
     marked = graph.edges.join(
         flagged.unique().with_columns(pl.lit(True).alias("_anomalous")),
-        on=keys, how="left", nulls_equal=True,
+        on=keys,
+        how="left",
+        nulls_equal=True,
     ).with_columns(pl.col("_anomalous").fill_null(False), port_text_expr().alias("_port"))
     edges = (
         marked.sort(S.PROTOCOL, S.DST_PORT, nulls_last=True)  # ports in numeric order
@@ -133,6 +141,28 @@ def denied_rows(frame: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[DeniedRow, 
     return tuple(fold_destinations(rows)[:limit])
 
 
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+MAX_REASONS = 4
+
+
+def short_reasons(reasons: Sequence[str], limit: int = MAX_REASONS) -> tuple[str, ...]:
+    """The reasons of one row without repeated clauses: the detector joins several clauses
+    with "; " and each port of a scan repeats the same ones with other numbers ("no other
+    client of X uses TCP/21", "... TCP/22"; "first seen 60% into the window ..."). Keep the
+    first clause of each shape (numbers ignored), at most ``limit``."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for reason in reasons:
+        for clause in reason.split("; "):
+            clause = clause.strip()
+            shape = _NUMBER.sub("#", clause)
+            if not clause or shape in seen:
+                continue
+            seen.add(shape)
+            out.append(clause)
+    return tuple(out[:limit]) + ((f"{len(out) - limit} more",) if len(out) > limit else ())
+
+
 def anomaly_rows(flagged: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[AnomalyRow, ...]:
     """Flagged connections (connection columns plus ``score``, ``reasons`` and optionally
     ``rule``) per source and destination, worst first."""
@@ -159,7 +189,7 @@ def anomaly_rows(flagged: pl.DataFrame, limit: int = MAX_ROWS) -> tuple[AnomalyR
             ports_summary(r["ports"]),
             int(r["connections"] or 0),
             float(r["score"] or 0.0),
-            tuple([f"rule: {x}" for x in r["rules"]] + [str(x) for x in r["why"]]),
+            tuple([f"rule: {x}" for x in r["rules"]]) + short_reasons([str(x) for x in r["why"]]),
         )
         for r in pairs.iter_rows(named=True)
     ]

@@ -50,7 +50,8 @@ def normalize_manifest(doc: Mapping[str, Any]) -> dict[str, Any]:
         "apiVersion": doc.get("apiVersion"),
         "kind": doc.get("kind"),
         "metadata": {
-            "name": meta.get("name"), "namespace": str(meta.get("namespace") or "default")
+            "name": meta.get("name"),
+            "namespace": str(meta.get("namespace") or "default"),
         },
         "spec": doc.get("spec") or {},
     }
@@ -137,12 +138,14 @@ def _decided_by_namespace(judged: pl.DataFrame) -> dict[str, tuple[int, int]]:
     (a filter per namespace grew with namespaces x connections). A connection inside one
     namespace counts once for it; one between two namespaces counts for both."""
     src, dst = pl.col("src_namespace"), pl.col("dst_namespace")
-    touched = pl.concat([
-        judged.filter(src.is_not_null()).select(src.alias("ns"), "allowed", "connections"),
-        judged.filter(dst.is_not_null() & (src.is_null() | (dst != src))).select(
-            dst.alias("ns"), "allowed", "connections"
-        ),
-    ])
+    touched = pl.concat(
+        [
+            judged.filter(src.is_not_null()).select(src.alias("ns"), "allowed", "connections"),
+            judged.filter(dst.is_not_null() & (src.is_null() | (dst != src))).select(
+                dst.alias("ns"), "allowed", "connections"
+            ),
+        ]
+    )
     sums = (
         touched.filter(pl.col("allowed").is_not_null())
         .group_by("ns", "allowed")

@@ -27,8 +27,12 @@ __all__ = [
     "ProbeRow",
     "ReportModel",
     "RolloutPlan",
+    "ReviewDecision",
     "RuleEvidence",
     "Summary",
+    "Verdict",
+    "DiffRow",
+    "DiffView",
 ]
 
 # Ordered from most to least severe; the report sorts and counts findings in this order.
@@ -185,6 +189,59 @@ class RolloutPlan:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewDecision:
+    """One decision the reviewer has to take: a line with a severity and an in-page link."""
+
+    severity: str  # one of SEVERITIES
+    text: str
+    href: str  # "#finding-3", "#diff", ... (built by us, never from data)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The first screen: what applying the recommendation does, in words, and the decisions."""
+
+    headline: str
+    points: tuple[str, ...] = ()
+    decisions: tuple[ReviewDecision, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DiffRow:
+    """One change of verdict between the existing and the recommended policies."""
+
+    kind: str  # newly_denied, newly_allowed
+    src: str
+    dst: str
+    ports: str
+    observed: int  # observed connections in it (0: only probes, nobody used it)
+    working: bool  # observed traffic that worked under the existing policies
+    old: str  # what decides it under the existing policies
+    new: str  # ... under the recommended ones
+
+
+@dataclass(frozen=True, slots=True)
+class DiffView:
+    """The semantic diff existing -> recommended, as the report shows it.
+
+    ``probes`` is False above the size where every pair of identities is compared: then only
+    observed connections are (``note`` says so, and the verdict speaks of observed edges).
+    """
+
+    probes: bool
+    note: str
+    newly_denied_observed_edges: int = 0
+    newly_denied_observed_connections: int = 0
+    newly_denied_working_edges: int = 0
+    newly_allowed_observed_edges: int = 0
+    unchanged_observed_edges: int = 0
+    probes_newly_denied: int = 0
+    probes_newly_allowed: int = 0
+    rows: tuple[DiffRow, ...] = ()
+    more: int = 0  # changes not listed
+
+
+@dataclass(frozen=True, slots=True)
 class ReportModel:
     """Everything the HTML report shows, in display order."""
 
@@ -199,4 +256,6 @@ class ReportModel:
     denied: tuple[DeniedRow, ...] = ()
     plan: RolloutPlan = field(default_factory=RolloutPlan)
     policies_source: str | None = None  # the --policies path, when given
-    bundle_path: str | None = None
+    bundle_path: str | None = None  # relative to the report, or as the user gave it
+    verdict: Verdict = field(default_factory=lambda: Verdict(""))
+    diff: DiffView | None = None  # with existing policies and a recommendation

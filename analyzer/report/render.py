@@ -130,6 +130,12 @@ def _diff_lines(diff: str) -> list[tuple[str, str]]:
     return out
 
 
+def quality_warnings(warnings: Sequence[str]) -> list[str]:
+    """The warnings listed under data quality: the lost-events warning of the flow source is
+    already the "events lost" count there (stderr and ``-o json`` keep it)."""
+    return [w for w in warnings if "events were lost" not in w]
+
+
 def _script_data(model: ReportModel, edges: Sequence[Mapping[str, str]]) -> dict[str, Any]:
     return {
         "namespaces": list(model.summary.namespaces),
@@ -176,6 +182,7 @@ def render_report(model: ReportModel) -> str:
         layout=layout,
         findings=findings,
         diffs=diffs,
+        quality_warnings=quality_warnings(model.summary.warnings),
         csp=csp_policy([css], [early_js, main_js]),
         css=Markup(css),
         early_js=Markup(early_js),

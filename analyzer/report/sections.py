@@ -11,6 +11,7 @@ from typing import Any
 
 from analyzer.audit.findings import AuditResult
 from analyzer.recommend import Recommendation
+from analyzer.recommend.bundle import apply_command, bundle_files
 from analyzer.recommend.model import AllowRule, PolicySpec
 from analyzer.recommend.render import to_yaml
 from analyzer.report.existing import manifests_yaml
@@ -117,15 +118,24 @@ def findings_from_audit(result: AuditResult) -> tuple[FindingRow, ...]:
     return tuple(out)
 
 
-def plan_from_recommendation(rec: Recommendation, bundle_dir: Path | None = None) -> RolloutPlan:
+def plan_from_recommendation(
+    rec: Recommendation, bundle_dir: Path | None = None, shown_bundle: str | None = None
+) -> RolloutPlan:
     """Rollout and rollback steps for the recommendation, its probes, and the bundle's own
-    ROLLOUT.md / rollback.sh / probes.sh when the bundle was written."""
+    ROLLOUT.md / rollback.sh / probes.sh when the bundle was written. ``shown_bundle`` is the
+    bundle's path as the report shows it (relative to the report, never the build machine's
+    absolute path); the apply steps are the bundle's real files, one command per namespace."""
     ns_args = " ".join(f"--namespace {shlex.quote(ns)}" for ns in rec.namespaces)
-    where = shlex.quote(str(bundle_dir)) if bundle_dir is not None else "BUNDLE_DIR"
+    where = shlex.quote(shown_bundle or "BUNDLE_DIR") if bundle_dir is not None else "BUNDLE_DIR"
     write = () if bundle_dir is not None else (
         "Write the bundle of these policies: analyzer recommend --out BUNDLE_DIR "
         "(same store and namespaces).",
     )  # fmt: skip
+    applies = tuple(
+        f"Apply namespace {ns} (DNS guardrail and allows before its default-deny), then watch "
+        f"its drops before the next: {apply_command(files)}"
+        for ns, files in bundle_files(rec)
+    )
     rollout = (
         *write,
         "Snapshot the policies in place: kubectl get networkpolicy -A -o yaml "
@@ -134,8 +144,8 @@ def plan_from_recommendation(rec: Recommendation, bundle_dir: Path | None = None
         "anomalies that were left out and the denied flows.",
         "Prefer an audit mode first (Cilium policy-audit-mode, Calico staged policies) and watch "
         "for would-be drops over a full business cycle.",
-        f"Apply one namespace at a time, in bundle order (DNS guardrail, then allows, then "
-        f"default-deny): kubectl apply -k {where}",
+        f"In the bundle directory (cd {where}), one namespace at a time:",
+        *applies,
         "Run the probes below: every 'allowed' probe must connect, every 'denied' probe must "
         "time out.",
         f"Watch drops for a while: hubble observe {ns_args} --verdict DROPPED "

@@ -36,6 +36,10 @@ def test_demo_from_another_directory(tmp_path: Path) -> None:
     # The compromised debug pod is drawn, left out of the allow rules, and the audit ran.
     assert ">app=debug<" in html  # the identity as `analyzer graph` names it
     assert 'id="anomalies-table"' in html and 'id="findings-table"' in html
+    # The verdict and the decisions lead; no absolute path of this machine is in the page.
+    assert html.index('id="verdict"') < html.index('id="findings"') < html.index('id="policies"')
+    assert 'id="decisions"' in html and 'id="diff-table"' in html
+    assert str(tmp_path) not in html
     assert html.count('<g class="node') >= 10
     bundle = sorted(p.name for p in (out / "bundle").iterdir())
     assert "ROLLOUT.md" in bundle and "rollback.sh" in bundle and "kustomization.yaml" in bundle
