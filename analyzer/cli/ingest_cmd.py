@@ -149,7 +149,7 @@ def register(app: typer.Typer) -> None:
         spark_conf: Annotated[
             list[str] | None,
             typer.Option(
-                "--spark-conf", metavar="KEY=VALUE",
+                "--spark-conf", metavar="SETTING",
                 help="Spark setting for --engine spark (repeatable), e.g. "
                 "spark.executor.memory=4g.", show_default=False,
             ),
