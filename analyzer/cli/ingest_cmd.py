@@ -149,8 +149,8 @@ def register(app: typer.Typer) -> None:
         spark_conf: Annotated[
             list[str] | None,
             typer.Option(
-                "--spark-conf", metavar="KEY=VALUE",
-                help="Spark setting for --engine spark (repeatable), e.g. "
+                "--spark-conf", metavar="SETTING",
+                help="Spark setting KEY=VALUE for --engine spark (repeatable), e.g. "
                 "spark.executor.memory=4g.", show_default=False,
             ),
         ] = None,
