@@ -150,7 +150,7 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(
                 "--spark-conf", metavar="SETTING",
-                help="Spark setting for --engine spark (repeatable), e.g. "
+                help="Spark setting KEY=VALUE for --engine spark (repeatable), e.g. "
                 "spark.executor.memory=4g.", show_default=False,
             ),
         ] = None,

@@ -16,18 +16,6 @@ from analyzer.spark.task import TaskSpec, run_partition
 from analyzer.store import FlowStore
 
 
-def _dying(spec: TaskSpec, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """``run_partition``, except that after loading the goldmane input (its parts are in
-    staging) the executor raises what no ``load_task`` handler catches, as a crash would.
-    Defined here, not importable by the workers: cloudpickle ships it by value."""
-    for batch in batches:
-        for answer in run_partition(spec, iter([batch])):
-            yield answer
-            if any(p.endswith(".zst") for p in batch.column("path").to_pylist()):
-                staged = list(Path(spec.staged).rglob("part-*.parquet"))
-                raise RuntimeError(f"injected executor failure after {len(staged)} parts")
-
-
 def test_a_task_failure_mid_job_leaves_the_store_unchanged(
     spark: Any, flow_inputs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -35,6 +23,17 @@ def test_a_task_failure_mid_job_leaves_the_store_unchanged(
     spark_ingest(store, [str(flow_inputs["calico"])], session=spark)
     before = sorted(p.relative_to(store) for p in store.rglob("*"))
     manifest = (store / "manifest.json").read_bytes()
+
+    def _dying(spec: TaskSpec, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """``run_partition``, except that after loading the goldmane input (its parts are in
+        staging) the executor raises what no ``load_task`` handler catches, as a crash would.
+        A closure (not importable by the workers): cloudpickle ships it by value."""
+        for batch in batches:
+            for answer in run_partition(spec, iter([batch])):
+                yield answer
+                if any(p.endswith(".zst") for p in batch.column("path").to_pylist()):
+                    staged = list(Path(spec.staged).rglob("part-*.parquet"))
+                    raise RuntimeError(f"injected executor failure after {len(staged)} parts")
 
     monkeypatch.setattr(job, "run_partition", _dying)
     inputs = [str(flow_inputs[k]) for k in ("hubble-node1", "goldmane", "whisker")]

@@ -65,6 +65,8 @@ def test_spark_store_equals_local_store_for_every_format(
     assert _manifest(tmp_path / "spark") == _manifest(tmp_path / "local")
     assert _listing(tmp_path / "spark") == _listing(tmp_path / "local")
     assert _rows(tmp_path / "spark").equals(_rows(tmp_path / "local"))
+    for part in (tmp_path / "local" / "flows").iterdir():  # the parts, byte for byte
+        assert (tmp_path / "spark" / "flows" / part.name).read_bytes() == part.read_bytes()
     # what every other command reads: stats and recommend, byte for byte
     stats = [_cli("stats", "--store", str(tmp_path / s), "-o", "json") for s in ("local", "spark")]
     assert stats[0].replace(str(tmp_path / "local"), "S") == stats[1].replace(
