@@ -391,3 +391,41 @@ def test_clicks_and_keys_drive_the_graph(tmp_path: Path, hostile_page: Path) -> 
         assert browser.eval(f"{root}.getAttribute('data-errors')") == "0"
     finally:
         browser.close()
+
+
+def _pdf_pages(pdf: bytes) -> int:
+    assert pdf.startswith(b"%PDF-")
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", pdf))
+
+
+def print_pdf(tmp_path: Path, html_file: Path, pdf: Path) -> bytes:
+    _chromium(tmp_path, html_file.as_uri(), f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    return pdf.read_bytes()
+
+
+def test_print_unfolds_every_policy(tmp_path: Path) -> None:
+    """Reviews are signed as PDFs: the print stylesheet opens every fold, so the YAML folded
+    away on screen is on paper (a policy of 600 YAML lines adds pages), and hides controls."""
+    from dataclasses import replace
+
+    base = hostile_model()
+    long_yaml = "".join(f"# line {i} {HOSTILE[0]}\n" for i in range(600))
+    section = base.sections[0]
+    folded = replace(
+        base,
+        sections=(
+            replace(section, policies=(replace(section.policies[0], yaml=long_yaml),)),
+            *base.sections[1:],
+        ),
+    )
+    pages = []
+    for name, model in (("short", base), ("long", folded)):
+        page = tmp_path / f"{name}.html"
+        page.write_text(render_report(model), "utf-8")
+        assert '<details class="policy">' in page.read_text("utf-8")  # folded on screen
+        pages.append(_pdf_pages(print_pdf(tmp_path, page, tmp_path / f"{name}.pdf")))
+    short, long = pages
+    assert short >= 1
+    assert long >= short + 5, pages  # ~600 lines at ~60 a page
+    css = (Path(__file__).resolve().parents[2] / "analyzer/report/templates/report.css").read_text()
+    assert "@media print" in css and "nav.toc, .graph-tools" in css

@@ -146,6 +146,16 @@
       root.setAttribute("data-graph-box", Math.round(box.width) + "x" + Math.round(box.height));
       root.setAttribute("data-graph-nodes", String(drawn));
     }
+    // Printing unfolds everything (the print stylesheet does it too where the browser
+    // supports ::details-content); the folds closed for printing close again afterwards.
+    var unfolded = [];
+    window.addEventListener("beforeprint", function () {
+      var closed = document.querySelectorAll("details:not([open])");
+      for (var d = 0; d < closed.length; d++) { closed[d].open = true; unfolded.push(closed[d]); }
+    });
+    window.addEventListener("afterprint", function () {
+      while (unfolded.length) { unfolded.pop().open = false; }
+    });
     root.setAttribute("data-ready", "1");
   } catch (exc) {
     record("exception: " + String(exc));
