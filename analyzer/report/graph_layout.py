@@ -41,6 +41,15 @@ ASPECT = 1.6
 MAX_COLUMNS = 5
 LABEL_CHARS = 33
 PORT_CHARS = 26
+# Edge label boxes, in SVG units, as the stylesheet draws them (10px text with a 3px halo):
+# generous per character (DejaVu Sans digits are 0.64em) so the real text fits inside.
+LABEL_CHAR_W = 6.8
+LABEL_PAD = 3.0
+LABEL_ASCENT = 10.0
+LABEL_DESCENT = 3.5
+# Where along its curve a label may sit, and how far above/below it, in the order tried.
+_LABEL_TS = (0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78)
+_LABEL_DY = (0.0, -13.0, 13.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +145,60 @@ def _bezier_point(p: tuple[float, ...], t: float) -> tuple[float, float]:
     return x, y
 
 
-def _route(src: PlacedNode, dst: PlacedNode, bend: int) -> tuple[str, float, float]:
+Rect = tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+def label_box(x: float, y: float, text: str) -> Rect:
+    """The box a label drawn centred at ``x`` with its baseline at ``y`` occupies."""
+    half = len(text) * LABEL_CHAR_W / 2 + LABEL_PAD
+    return (x - half, y - LABEL_ASCENT - LABEL_PAD, x + half, y + LABEL_DESCENT + LABEL_PAD)
+
+
+def _intersects(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+class _LabelGrid:
+    """Placed label and node boxes, bucketed by 100-unit cells: a new label is checked only
+    against the boxes near it."""
+
+    CELL = 100.0
+
+    def __init__(self) -> None:
+        self.cells: dict[tuple[int, int], list[Rect]] = defaultdict(list)
+
+    def _keys(self, r: Rect) -> list[tuple[int, int]]:
+        c = self.CELL
+        return [
+            (i, j)
+            for i in range(int(r[0] // c), int(r[2] // c) + 1)
+            for j in range(int(r[1] // c), int(r[3] // c) + 1)
+        ]
+
+    def free(self, r: Rect) -> bool:
+        return not any(_intersects(r, o) for k in self._keys(r) for o in self.cells.get(k, ()))
+
+    def add(self, r: Rect) -> None:
+        for k in self._keys(r):
+            self.cells[k].append(r)
+
+
+def _place_label(grid: _LabelGrid, pts: tuple[float, ...], text: str) -> tuple[float, float] | None:
+    """The first spot along the curve where ``text`` hits no placed label or node; None when
+    there is none (the ports stay in the arrow's tooltip)."""
+    for t in _LABEL_TS:
+        x, y = _bezier_point(pts, t)
+        for dy in _LABEL_DY:
+            box = label_box(x, y - 3 + dy, text)
+            if grid.free(box):
+                grid.add(box)
+                return x, y - 3 + dy
+    return None
+
+
+def _route(
+    src: PlacedNode, dst: PlacedNode, bend: int
+) -> tuple[str, float, float, tuple[float, ...]]:
     sy = src.y + src.h / 2
     dy = dst.y + dst.h / 2
     if dst.x >= src.x + src.w:  # forward: right edge to left edge
@@ -154,7 +216,7 @@ def _route(src: PlacedNode, dst: PlacedNode, bend: int) -> tuple[str, float, flo
         pts = (x0, sy, x0 + out, sy, x3 + out, dy, x3, dy)
     lx, ly = _bezier_point(pts, 0.5)
     d = "M{:.1f},{:.1f} C{:.1f},{:.1f} {:.1f},{:.1f} {:.1f},{:.1f}".format(*pts)
-    return d, lx, ly
+    return d, lx, ly, pts
 
 
 def _port_text(edge: GraphEdge) -> str:
@@ -254,14 +316,26 @@ def layout_graph(graph: GraphModel) -> Layout:
 
     routed: list[RoutedEdge] = []
     loops: dict[str, int] = defaultdict(int)
+    # Label positions are part of the layout: no label box crosses another label or a node,
+    # whatever the zoom (the page scales the SVG uniformly).
+    grid = _LabelGrid()
+    for pn in placed.values():
+        grid.add((pn.x, pn.y, pn.x + pn.w, pn.y + pn.h))
     for e in sorted(edges, key=lambda e: (e.src, e.dst, e.ports)):
         src, dst = placed[e.src], placed[e.dst]
         bend = loops[e.src]
         loop = x_of[e.src] == x_of[e.dst]
         if loop:
             loops[e.src] += 1
-        d, lx, ly = _route(src, dst, bend)
+        d, lx, ly, pts = _route(src, dst, bend)
         ports = _port_text(e)
+        # Loops bunch up beside their box: their ports are in the tooltip only.
+        label = "" if loop else _shorten(ports, PORT_CHARS)
+        spot = _place_label(grid, pts, label) if label else None
+        if spot is None:
+            label = ""
+        else:
+            lx, ly = spot
         title = (
             f"{src.node.label} → {dst.node.label}: {ports} "
             f"({e.connections} connections, {e.outcome})"
@@ -273,9 +347,8 @@ def layout_graph(graph: GraphModel) -> Layout:
                 nodes[e.dst].namespace,
                 d,
                 lx,
-                ly - 3,
-                # Loops bunch up beside their box: their ports are in the tooltip only.
-                "" if loop else _shorten(ports, PORT_CHARS),
+                ly if spot is not None else ly - 3,
+                label,
                 title,
             )
         )

@@ -391,3 +391,70 @@ def test_clicks_and_keys_drive_the_graph(tmp_path: Path, hostile_page: Path) -> 
         assert browser.eval(f"{root}.getAttribute('data-errors')") == "0"
     finally:
         browser.close()
+
+
+def _pdf_pages(pdf: bytes) -> int:
+    assert pdf.startswith(b"%PDF-")
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", pdf))
+
+
+def print_pdf(tmp_path: Path, html_file: Path, pdf: Path) -> bytes:
+    _chromium(tmp_path, html_file.as_uri(), f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+    return pdf.read_bytes()
+
+
+def test_print_unfolds_every_policy(tmp_path: Path) -> None:
+    """Reviews are signed as PDFs: the print stylesheet opens every fold, so the YAML folded
+    away on screen is on paper (a policy of 600 YAML lines adds pages), and hides controls."""
+    from dataclasses import replace
+
+    base = hostile_model()
+    long_yaml = "".join(f"# line {i} {HOSTILE[0]}\n" for i in range(600))
+    section = base.sections[0]
+    folded = replace(
+        base,
+        sections=(
+            replace(section, policies=(replace(section.policies[0], yaml=long_yaml),)),
+            *base.sections[1:],
+        ),
+    )
+    pages = []
+    for name, model in (("short", base), ("long", folded)):
+        page = tmp_path / f"{name}.html"
+        page.write_text(render_report(model), "utf-8")
+        assert '<details class="policy">' in page.read_text("utf-8")  # folded on screen
+        pages.append(_pdf_pages(print_pdf(tmp_path, page, tmp_path / f"{name}.pdf")))
+    short, long = pages
+    assert short >= 1
+    assert long >= short + 5, pages  # ~600 lines at ~60 a page
+    css = (Path(__file__).resolve().parents[2] / "analyzer/report/templates/report.css").read_text()
+    assert "@media print" in css and "nav.toc, .graph-tools" in css
+
+
+@pytest.mark.parametrize("width", [800, 1400, 1920])
+def test_port_labels_never_intersect(tmp_path: Path, width: int) -> None:
+    """The layout computes label positions so that no two port labels intersect; the page
+    measures the drawn boxes (getBoundingClientRect) at each window width."""
+    from analyzer.report.model import GraphEdge, GraphModel, GraphNode
+
+    # A fan: many clients in a few namespaces calling a few servers on long port lists,
+    # the shape whose labels piled up on one row before.
+    nodes = [GraphNode(f"pod:c{n}:app=c{i}", f"c{n}", f"app=c{i}") for n in range(3)
+             for i in range(8)]  # fmt: skip
+    nodes += [GraphNode(f"pod:srv:app=s{i}", "srv", f"app=s{i}") for i in range(4)]
+    edges = [
+        GraphEdge(c.key, f"pod:srv:app=s{j}", (f"TCP/{8000 + j}", "TCP/9090", "UDP/53"), 1)
+        for c in nodes[:24]
+        for j in range(4)
+        if (len(c.key) * 7 + j) % 3 or j == 0
+    ]
+    from dataclasses import replace
+
+    model = replace(hostile_model(), graph=GraphModel(tuple(nodes), tuple(edges)))
+    page = tmp_path / "fan.html"
+    page.write_text(render_report(model), "utf-8")
+    dom = _chromium(tmp_path, page.as_uri(), "--dump-dom", f"--window-size={width},1000")
+    attrs = _root_attrs(dom)
+    assert attrs.get("data-ready") == "1" and attrs.get("data-errors") == "0", _errors(dom)
+    assert int(attrs["data-graph-labels"]) >= 8  # labels are drawn, not all dropped
+    assert attrs["data-label-overlaps"] == "0"

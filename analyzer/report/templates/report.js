@@ -145,7 +145,36 @@
       }
       root.setAttribute("data-graph-box", Math.round(box.width) + "x" + Math.round(box.height));
       root.setAttribute("data-graph-nodes", String(drawn));
+      // Self-check of the layout's label placement, as drawn at this width: how many pairs
+      // of port labels intersect (the layout guarantees none; a browser test reads this).
+      var labels = svg.querySelectorAll(".edge text");
+      var rects = [];
+      for (var l = 0; l < labels.length && rects.length < 600; l++) {
+        var r = labels[l].getBoundingClientRect();
+        if (r.width > 0 && r.height > 0) { rects.push(r); }
+      }
+      var overlaps = 0;
+      for (var a = 0; a < rects.length; a++) {
+        for (var c = a + 1; c < rects.length; c++) {
+          var p = rects[a], q = rects[c];
+          if (p.left < q.right && q.left < p.right && p.top < q.bottom && q.top < p.bottom) {
+            overlaps++;
+          }
+        }
+      }
+      root.setAttribute("data-graph-labels", String(rects.length));
+      root.setAttribute("data-label-overlaps", String(overlaps));
     }
+    // Printing unfolds everything (the print stylesheet does it too where the browser
+    // supports ::details-content); the folds closed for printing close again afterwards.
+    var unfolded = [];
+    window.addEventListener("beforeprint", function () {
+      var closed = document.querySelectorAll("details:not([open])");
+      for (var d = 0; d < closed.length; d++) { closed[d].open = true; unfolded.push(closed[d]); }
+    });
+    window.addEventListener("afterprint", function () {
+      while (unfolded.length) { unfolded.pop().open = false; }
+    });
     root.setAttribute("data-ready", "1");
   } catch (exc) {
     record("exception: " + String(exc));
