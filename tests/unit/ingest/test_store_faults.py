@@ -31,6 +31,7 @@ from analyzer.store import FlowStore, ingest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faults import namespace_problem, run_in_namespace  # noqa: E402
+from kill_script import KILL_AT_RENAME
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "ingest"
 runner = CliRunner()
@@ -84,21 +85,6 @@ def _store_view(store: Path) -> dict[str, int]:
 
 # --- kill -9 during the commit --------------------------------------------------------------
 
-_KILL_AT_RENAME = """
-import os, signal, sys
-from pathlib import Path
-from analyzer.store import ingest
-target, calls = int(sys.argv[1]), 0
-real = os.replace
-def replace(*args, **kwargs):
-    global calls
-    calls += 1
-    if calls == target:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(*args, **kwargs)
-os.replace = replace
-ingest(Path(sys.argv[2]), sys.argv[3:])
-"""
 
 
 def test_kill_at_every_rename_of_a_commit_never_shows_uncommitted_rows(tmp_path: Path) -> None:
@@ -118,7 +104,7 @@ def test_kill_at_every_rename_of_a_commit_never_shows_uncommitted_rows(tmp_path:
         store = tmp_path / f"store-{target}"
         shutil.copytree(pristine, store)
         proc = subprocess.run(
-            [sys.executable, "-c", _KILL_AT_RENAME, str(target), str(store), *inputs],
+            [sys.executable, "-c", KILL_AT_RENAME, str(target), str(store), *inputs],
             capture_output=True,
             timeout=300,
         )
@@ -150,7 +136,7 @@ def test_committed_parts_still_in_staging_are_read_when_the_store_cannot_be_writ
     second = tmp_path / "more.jsonl"
     second.write_bytes(_distinct_lines(10, "x"))
     proc = subprocess.run(
-        [sys.executable, "-c", _KILL_AT_RENAME, "2", str(store), str(second)],
+        [sys.executable, "-c", KILL_AT_RENAME, "2", str(store), str(second)],
         capture_output=True,
         timeout=300,
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from kill_script import KILL_AT_RENAME
 
 from analyzer.analysis import Analysis, Scope
 from analyzer.analysis.connection_source import connections_for, flow_counts
@@ -221,21 +222,6 @@ def test_live_commits_leave_the_rollup_stale_and_commands_fall_back(
     assert_same(rebuild_rollup(store).connections(), raw(store))
 
 
-_KILL_AT_RENAME = """
-import os, signal, sys
-from pathlib import Path
-from analyzer.store import ingest
-target, calls = int(sys.argv[1]), 0
-real = os.replace
-def replace(*args, **kwargs):
-    global calls
-    calls += 1
-    if calls == target:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(*args, **kwargs)
-os.replace = replace
-ingest(Path(sys.argv[2]), sys.argv[3:])
-"""
 
 
 def test_kill_at_every_rename_never_serves_a_wrong_rollup(
@@ -249,7 +235,7 @@ def test_kill_at_every_rename_never_serves_a_wrong_rollup(
         store = tmp_path / f"store-{target}"
         shutil.copytree(pristine, store)
         proc = subprocess.run(
-            [sys.executable, "-c", _KILL_AT_RENAME, str(target), str(store), *map(str, rest)],
+            [sys.executable, "-c", KILL_AT_RENAME, str(target), str(store), *map(str, rest)],
             capture_output=True,
             timeout=300,
             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
