@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -127,22 +127,9 @@ class Rollup:
 
 
 def _stats_json(stats: ConnectionStats) -> dict[str, Any]:
-    first, last = stats.window
-    return {
-        "rows_in": stats.rows_in,
-        "requests": stats.requests,
-        "replies_removed": stats.replies_removed,
-        "undecidable": stats.undecidable,
-        "non_policy_drops_ignored": stats.non_policy_drops_ignored,
-        "sock_events_ignored": stats.sock_events_ignored,
-        "service_vip_ignored": stats.service_vip_ignored,
-        "duplicates_collapsed": stats.duplicates_collapsed,
-        "decided_by_ports": stats.decided_by_ports,
-        "proxy_legs_collapsed": stats.proxy_legs_collapsed,
-        "connections": stats.connections,
-        "window": [t.isoformat() if t else None for t in (first, last)],
-        "warnings": list(stats.warnings),
-    }
+    data = asdict(stats)
+    data["window"] = [t.isoformat() if t else None for t in stats.window]
+    return data
 
 
 def _stats_from(data: dict[str, Any]) -> ConnectionStats:
