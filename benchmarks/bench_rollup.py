@@ -405,6 +405,62 @@ def one_size(args: argparse.Namespace, work: Path, flows: int) -> dict[str, Any]
     return result
 
 
+def _cell(run: dict[str, Any]) -> str:
+    return f"{run['wall_s']:.1f} s / {run['cpu_s']:.1f} s / {run['peak_rss_mb']:,.0f} MB"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The tables of docs/rollup.md and benchmarks/README.md from a results file."""
+    sizes = sorted(result["series"], key=int)
+    lines = [
+        "| flows | command | before (raw): wall / CPU / peak RSS | after (rollup): wall / CPU "
+        "/ peak RSS | CPU before/after | DuckDB edges / after: wall, CPU | identical |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for size in sizes:
+        entry = result["series"][size]
+        duck_cpu = entry["duckdb_edges"]["cpu_s"]
+        for name, row in entry["commands"].items():
+            vs_cpu = duck_cpu / max(row["after"]["cpu_s"], 1e-9)
+            lines.append(
+                f"| {int(size):,} | `{name}` | {_cell(row['before'])} | {_cell(row['after'])} | "
+                f"{row['cpu_ratio']:.2f}x | {row.get('after_vs_duckdb_wall', '-')}x, "
+                f"{vs_cpu:.2f}x | "
+                f"{'yes' if row['outputs_identical'] else 'NO'} |"
+            )
+    lines += [
+        "",
+        "| flows | DuckDB: the same edges from the Parquet (wall / CPU / RSS) | edges rollup / "
+        "DuckDB | connections rollup / DuckDB | edges differing | rollup = raw derivation |",
+        "|---|---|---|---|---|---|",
+    ]
+    for size in sizes:
+        entry = result["series"][size]
+        ex = entry["exactness"]
+        lines.append(
+            f"| {int(size):,} | {_cell(entry['duckdb_edges'])} | {ex['edges_rollup']:,} / "
+            f"{ex['edges_duckdb']:,} | {ex['connections_rollup']:,} / "
+            f"{ex['connections_duckdb']:,} | {ex['edges_differing']} | "
+            f"{'yes' if ex['rollup_equals_raw_derivation'] else 'NO'} |"
+        )
+    lines += [
+        "",
+        "| flows | per-node files (MB) | ingest, all files: wall / CPU / max peak RSS | last "
+        "file (rollup over the whole store) | DuckDB read_json + GROUP BY: wall / CPU / RSS | "
+        "CPU DuckDB / ingest |",
+        "|---|---|---|---|---|---|",
+    ]
+    for size in sizes:
+        entry = result["series"][size]
+        ing, dk = entry["ingest"], entry["ingest_duckdb_read_json"]
+        last = ing.get("per_file", [ing.get("last_file")])[-1]
+        lines.append(
+            f"| {int(size):,} | {ing['files']} ({entry['input_bytes'] / 1e6:,.0f}) | "
+            f"{_cell(ing)} | {_cell(last)} | {_cell(dk)} | {entry['ingest_vs_duckdb_cpu']}x |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=Path("/work/data/events"))
@@ -412,7 +468,12 @@ def main() -> None:
     parser.add_argument("--baseline-ref", default="9bea3a8", help="code before the rollup")
     parser.add_argument("--baseline-ingest", action="store_true",
                         help="also ingest with the code of --baseline-ref (no rollup)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the tables of the last results and exit")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(RESULTS.read_text())))
+        return
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
