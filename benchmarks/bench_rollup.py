@@ -56,6 +56,15 @@ _CHILD = (
     "from analyzer.cli import app; sys.argv[0] = 'analyzer'; app()"
 )
 _DUCK_CHILD = "import sys; sys.path.insert(0, sys.argv[1]); import bench_rollup as b; b.duck_main()"
+# The comparison loads the store in its own process too: a parent grown by it would raise the
+# peak RSS every later child reports (Linux carries the parent's high-water mark into a
+# vfork+exec child's ru_maxrss).
+_EXACT_CHILD = (
+    "import sys, json; sys.path.insert(0, sys.argv[1]); import bench_rollup as b; "
+    "from pathlib import Path; "
+    "Path(sys.argv[4]).write_text(json.dumps(b.exactness(Path(sys.argv[2]), Path(sys.argv[3])), "
+    "default=str))"
+)
 _GENERATED = re.compile(rb"<p>Generated [^<]*?\xc2\xb7")
 
 
@@ -346,7 +355,9 @@ def exactness(store: Path, duck_edges: Path) -> dict[str, Any]:
     }
 
 
-def one_size(args: argparse.Namespace, work: Path, flows: int) -> dict[str, Any]:
+def one_size(
+    args: argparse.Namespace, work: Path, flows: int, previous: dict[str, Any]
+) -> dict[str, Any]:
     case, files = prepare(work, flows)
     policies = case / "existing-policies.yaml"
     runs = work / "runs" / str(flows)
@@ -357,25 +368,34 @@ def one_size(args: argparse.Namespace, work: Path, flows: int) -> dict[str, Any]
         "node_files": [f.name for f in files],
     }
     store = work / f"store-{flows}"
-    print(f"[{flows}] ingest {len(files)} per-node files (rollup written at each) ...", flush=True)
-    result["ingest"] = ingest_all(ROOT, files, store, runs / "ingest")
-    print(f"[{flows}] ingest {result['ingest']}", flush=True)
-    ducks = [duck("ingest", f, runs / f"duck-ingest-{i}" / "n", runs / f"duck-ingest-{i}")
-             for i, f in enumerate(files)]
-    result["ingest_duckdb_read_json"] = {
-        "cpu_s": round(sum(r["cpu_s"] for r in ducks), 2),
-        "wall_s": round(sum(r["wall_s"] for r in ducks), 2),
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in ducks),
-    }
-    result["ingest_vs_duckdb_cpu"] = round(
-        result["ingest_duckdb_read_json"]["cpu_s"] / max(result["ingest"]["cpu_s"], 1e-9), 2
-    )
-    print(f"[{flows}] duckdb read_json {result['ingest_duckdb_read_json']}", flush=True)
-    if args.baseline_ingest:
-        old = baseline_source(args.baseline_ref, work)
-        print(f"[{flows}] ingest with the code before the rollup ...", flush=True)
-        result["ingest_before"] = ingest_all(old, files, work / "store-before", runs / "ib")
-        shutil.rmtree(work / "store-before", ignore_errors=True)
+    if args.reuse_stores and (store / "manifest.json").is_file() and str(flows) in previous:
+        # the ingest numbers of the run that built the store; the rollup rebuilt for this code
+        for key in ("ingest", "ingest_duckdb_read_json", "ingest_vs_duckdb_cpu", "ingest_before"):
+            if key in previous[str(flows)]:
+                result[key] = previous[str(flows)][key]
+        result["rebuild"] = cli(ROOT, ["store", "rebuild", "--store", str(store)],
+                                runs / "rebuild")
+        print(f"[{flows}] reused the store; store rebuild {result['rebuild']}", flush=True)
+    else:
+        print(f"[{flows}] ingest {len(files)} per-node files (rollup written at each)", flush=True)
+        result["ingest"] = ingest_all(ROOT, files, store, runs / "ingest")
+        print(f"[{flows}] ingest {result['ingest']}", flush=True)
+        ducks = [duck("ingest", f, runs / f"duck-ingest-{i}" / "n", runs / f"duck-ingest-{i}")
+                 for i, f in enumerate(files)]
+        result["ingest_duckdb_read_json"] = {
+            "cpu_s": round(sum(r["cpu_s"] for r in ducks), 2),
+            "wall_s": round(sum(r["wall_s"] for r in ducks), 2),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in ducks),
+        }
+        result["ingest_vs_duckdb_cpu"] = round(
+            result["ingest_duckdb_read_json"]["cpu_s"] / max(result["ingest"]["cpu_s"], 1e-9), 2
+        )
+        print(f"[{flows}] duckdb read_json {result['ingest_duckdb_read_json']}", flush=True)
+        if args.baseline_ingest:
+            old = baseline_source(args.baseline_ref, work)
+            print(f"[{flows}] ingest with the code before the rollup ...", flush=True)
+            result["ingest_before"] = ingest_all(old, files, work / "store-before", runs / "ib")
+            shutil.rmtree(work / "store-before", ignore_errors=True)
 
     duck_out = runs / "duckdb" / "edges.parquet"
     duck_out.parent.mkdir(parents=True, exist_ok=True)
@@ -400,7 +420,10 @@ def one_size(args: argparse.Namespace, work: Path, flows: int) -> dict[str, Any]
               f"x{row['cpu_ratio']} identical={row['outputs_identical']}", flush=True)
     result["commands"] = commands
     result["graph_vs_duckdb_wall"] = commands["graph"]["after_vs_duckdb_wall"]
-    result["exactness"] = exactness(store, duck_out)
+    exact = runs / "exactness"
+    run([sys.executable, "-c", _EXACT_CHILD, str(HERE), str(store), str(duck_out),
+         str(exact / "exactness.json")], exact, {**os.environ, "PYTHONPATH": str(ROOT)})
+    result["exactness"] = json.loads((exact / "exactness.json").read_text())
     print(json.dumps(result["exactness"], indent=2, default=str), flush=True)
     return result
 
@@ -468,6 +491,9 @@ def main() -> None:
     parser.add_argument("--baseline-ref", default="9bea3a8", help="code before the rollup")
     parser.add_argument("--baseline-ingest", action="store_true",
                         help="also ingest with the code of --baseline-ref (no rollup)")
+    parser.add_argument("--reuse-stores", action="store_true",
+                        help="keep stores built by an earlier run (and its ingest numbers); "
+                        "rebuild their rollup for this code (timed) and time the commands")
     parser.add_argument("--markdown", action="store_true",
                         help="print the tables of the last results and exit")
     args = parser.parse_args()
@@ -484,7 +510,7 @@ def main() -> None:
         "series": previous.get("series", {}) if "series" in previous else {},
     }
     for flows in (int(n) for n in args.series.split(",")):
-        result["series"][str(flows)] = one_size(args, work, flows)
+        result["series"][str(flows)] = one_size(args, work, flows, result["series"])
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(result, indent=2, default=str) + "\n")
         print(f"written {RESULTS}", flush=True)
