@@ -5,9 +5,10 @@ not connections, so the connection rollup cannot answer it. Every one of those n
 (or min/max) over rows, so one small table grouped by (format, verdict, source namespace,
 destination namespace) holds them all exactly: a few thousand rows for a cluster, whatever the
 number of events. The rollup carries this table in its Parquet key-value metadata (under
-``analyzer.flow_summary``), so it is written in the same locked, atomic commit and is fresh
-exactly when the rollup is; ``stats`` derives from the table, and builds the same table from the
-raw flows (one streaming pass) when the rollup is stale or switched off.
+``analyzer.flow_summary``; ``attach_summary`` adds it to a staged rollup before the commit), so
+it is written in the same locked, atomic commit and is fresh exactly when the rollup is;
+``stats`` derives from the table, and builds the same table from the raw flows (one streaming
+pass) when the rollup is stale, switched off or carries no summary.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from analyzer import schema as S
+from analyzer.store.files import fsync
 
-__all__ = ["SUMMARY_META", "read_summary", "summary_metadata", "summary_table"]
+__all__ = ["SUMMARY_META", "attach_summary", "read_summary", "summary_metadata", "summary_table"]
 
 SUMMARY_META = b"analyzer.flow_summary"
 _KEYS = (S.SOURCE_FORMAT, S.VERDICT, S.SRC_NAMESPACE, S.DST_NAMESPACE)
@@ -64,6 +66,19 @@ def summary_metadata(flows: pl.LazyFrame) -> dict[bytes, bytes]:
         for row in frame.iter_rows(named=True)
     ]
     return {SUMMARY_META: json.dumps({"columns": list(_SCHEMA), "rows": rows}).encode()}
+
+
+def attach_summary(staged: Path, flows: pl.LazyFrame) -> None:
+    """Add the summary of ``flows`` to the metadata of the staged rollup file ``staged`` and
+    fsync it. The file is rewritten in place: it sits in the ingest's private staging
+    directory and the commit (the manifest's replacement) comes after this, so a kill here
+    leaves an uncommitted staging directory that the next ``recover`` removes with the file."""
+    table = pq.read_table(staged)
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), **summary_metadata(flows)}
+    )
+    pq.write_table(table, staged, compression="zstd")
+    fsync(staged)
 
 
 def read_summary(path: Path) -> pl.DataFrame | None:

@@ -26,6 +26,7 @@ from analyzer.ingest._io import Digest, digest_file, is_compressed
 from analyzer.ingest.detect import spec_for
 from analyzer.ingest.reader import DEFAULT_BATCH_ROWS, FlowReader, empty_result_error
 from analyzer.store.files import fsync, os_error_text
+from analyzer.store.flow_summary import attach_summary
 from analyzer.store.flowstore import (
     FLOWS_DIR,
     LOCK,
@@ -389,7 +390,10 @@ def _stage_rollup(store: FlowStore, staged: Path, entries: Sequence[ManifestEntr
     so it equals what a raw derivation of the committed store gives (rollup.py)."""
     names = store.part_names() + [p for e in entries for p in e.parts]
     paths = store.part_paths() + [staged / p for e in entries for p in e.parts]
-    return stage_rollup(staged, rollup_key(names), scan_parts(paths, store.root))
+    flows = scan_parts(paths, store.root)
+    rollup = stage_rollup(staged, rollup_key(names), flows)
+    attach_summary(rollup, flows)  # what `analyzer stats` counts (store/flow_summary.py)
+    return rollup
 
 
 def rebuild_rollup(store_dir: Path, *, lock_timeout: float = 600.0) -> Rollup:
@@ -404,6 +408,7 @@ def rebuild_rollup(store_dir: Path, *, lock_timeout: float = 600.0) -> Rollup:
             try:
                 names = store.part_names()
                 built = stage_rollup(staged, rollup_key(names), store.scan())
+                attach_summary(built, store.scan())
                 publish_rollup(store.root, built, names)
             finally:
                 shutil.rmtree(staged, ignore_errors=True)

@@ -39,7 +39,6 @@ import pyarrow.parquet as pq
 from analyzer import schema as S
 from analyzer.connections import Connections, ConnectionStats, derive_connections
 from analyzer.store.files import atomic_write, fsync
-from analyzer.store.flow_summary import summary_metadata
 
 __all__ = [
     "INDEX",
@@ -161,12 +160,7 @@ def stage_rollup(directory: Path, key: str, flows: pl.LazyFrame) -> Path:
     }
     table = connections.frame.to_arrow()
     table = table.replace_schema_metadata(
-        {
-            **(table.schema.metadata or {}),
-            _META: json.dumps(meta, sort_keys=True).encode(),
-            # what ``analyzer stats`` counts (flow rows, not connections): see flow_summary
-            **summary_metadata(flows),
-        }
+        {**(table.schema.metadata or {}), _META: json.dumps(meta, sort_keys=True).encode()}
     )
     path = directory / f"{_PREFIX}{key}.parquet"
     pq.write_table(table, path, compression="zstd")
