@@ -15,6 +15,7 @@ from analyzer.generate import ScenarioConfig, build_scenario, write_flows
 from analyzer.store import FlowStore, ingest
 from analyzer.store import stats as stats_module
 from analyzer.store.flow_summary import SUMMARY_META, read_summary
+from analyzer.store.pipeline import rebuild_rollup
 from analyzer.store.rollup import ROLLUP_ENV
 from analyzer.store.stats import StoreStats, store_stats
 
@@ -102,7 +103,7 @@ def test_stats_never_scan_the_flows_when_the_rollup_is_fresh(
     assert store_stats(FlowStore.open(store_dir)) == expected
 
 
-def test_a_rollup_without_a_summary_falls_back_to_the_raw_flows(
+def test_a_rollup_without_a_summary_falls_back_to_the_raw_flows_until_rebuilt(
     tmp_path: Path, node_files: list[Path]
 ) -> None:
     store_dir = tmp_path / "store"
@@ -116,4 +117,7 @@ def test_a_rollup_without_a_summary_falls_back_to_the_raw_flows(
     pq.write_table(table.replace_schema_metadata(meta), rollup.path)  # an older rollup
     assert FlowStore.open(store_dir).rollup() is not None
     assert read_summary(rollup.path) is None
+    assert store_stats(FlowStore.open(store_dir)) == expected
+    rebuilt = rebuild_rollup(store_dir)  # `analyzer store rebuild` writes the summary again
+    assert read_summary(rebuilt.path) is not None
     assert store_stats(FlowStore.open(store_dir)) == expected
