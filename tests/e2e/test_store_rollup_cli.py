@@ -131,6 +131,11 @@ def test_windows_and_rebuild(stores: dict[str, Path], tmp_path: Path) -> None:
     again = _ok("store", "compact", "--store", str(store), "--now", "2026-11-04T00:00:00Z",
                 "--days-after", "off").decode()
     assert again.startswith("nothing to coarsen")
+    bad = _run("store", "compact", "--store", str(store), "--hours-after", "soon")
+    assert bad.returncode == 2 and b"'soon' is not a duration" in bad.stderr
+    gone = _run("store", "compact", "--store", str(tmp_path / "nothing"))
+    assert gone.returncode != 0 and b"no flow store" in gone.stderr
+    assert len(gone.stderr.decode().strip().splitlines()) == 1
     missing = _run("store", "rebuild", "--store", str(tmp_path / "nothing"))
     assert missing.returncode != 0
     assert b"no flow store" in missing.stderr
