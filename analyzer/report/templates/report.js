@@ -202,6 +202,20 @@
         }
       }
       root.setAttribute("data-graph-labels", String(rects.length));
+      // The smallest text drawn in any visible graph, in CSS pixels as rendered (font size
+      // times the SVG's scale): fit to width keeps it readable (a browser test reads this).
+      var smallest = Infinity;
+      var texts = document.querySelectorAll("svg.graph text");
+      for (var t = 0; t < texts.length; t++) {
+        var tb = texts[t].getBoundingClientRect();
+        var ctm = texts[t].getScreenCTM();
+        if (tb.width > 0 && tb.height > 0 && ctm) {
+          var px = parseFloat(window.getComputedStyle(texts[t]).fontSize) * Math.abs(ctm.a);
+          if (px < smallest) { smallest = px; }
+        }
+      }
+      root.setAttribute("data-graph-min-font", smallest === Infinity ? ""
+        : String(Math.round(smallest * 100) / 100));
       root.setAttribute("data-label-overlaps", String(overlaps));
     }
     // Printing unfolds everything (the print stylesheet does it too where the browser
