@@ -109,7 +109,8 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Argument(
                 metavar="PATH",
-                help="Flow files, directories (read recursively) or - for stdin; "
+                help="Flow files, directories (read recursively), s3:// s3a:// gs:// hdfs:// "
+                "URLs (objects, prefixes or patterns; docs/ingest.md) or - for stdin; "
                 ".gz and .zst are decompressed transparently.",
                 show_default=False,
             ),

@@ -35,28 +35,26 @@ from analyzer.spark.session import build_session, require_pyspark
 from analyzer.spark.task import IN_SCHEMA, OUT_SCHEMA, Outcome, TaskSpec, run_partition
 from analyzer.store.flowstore import ManifestEntry
 from analyzer.store.pipeline import _duplicate, run_ingest
+from analyzer.store.remote import S3Settings, is_remote, is_url, remote_size
 from analyzer.store.summary import IngestSummary, InputSummary
 
-__all__ = ["spark_ingest", "resolve_paths"]
+__all__ = ["spark_ingest", "resolve_paths", "s3a_settings"]
 
 _GLOB = frozenset("*?[")
 
 
 def resolve_paths(inputs: Sequence[str]) -> list[str]:
     """Paths the executors open themselves: local paths, ``file://`` URIs, globs (expanded
-    here, sorted). Other schemes (s3a://, hdfs://, gs://) need a shared mount (docs/spark.md)."""
+    here, sorted), and object-store or HDFS URLs (``store.remote``), which the executors
+    copy into the staging directory before reading them."""
     out: list[str] = []
     for item in inputs:
         if item == "-":
             raise UsageError("--engine spark reads files, not stdin (-): save it to a file first")
-        if item.startswith("file://"):
-            item = item.removeprefix("file://")
-        elif "://" in item:
-            scheme = item.split("://", 1)[0]
-            raise UsageError(
-                f"--engine spark opens inputs on the executors: {scheme}:// is not supported "
-                f"yet; mount the bucket at the same path on every node (docs/spark.md): {item}"
-            )
+        if is_url(item):  # listed and expanded by the store's input expansion
+            out.append(item)
+            continue
+        item = item.removeprefix("file://")
         if not os.path.exists(item) and _GLOB & set(item):
             matches = sorted(glob.glob(item, recursive=True))
             if not matches:
@@ -91,27 +89,49 @@ def spark_ingest(
         session = SparkSession.getActiveSession()  # a caller's session: used, left running
     spark = session if session is not None else build_session(master, conf)
     try:
-        loader = partial(_load_on_spark, spark, fmt, batch_rows)
+        s3 = s3a_settings(spark)
+        loader = partial(_load_on_spark, spark, fmt, batch_rows, s3)
         return run_ingest(
-            Path(store_dir), paths, fmt, None, lock_timeout=lock_timeout, loader=loader
+            Path(store_dir), paths, fmt, None, lock_timeout=lock_timeout, loader=loader, s3=s3
         )
     finally:
         if session is None:
             spark.stop()
 
 
+def s3a_settings(spark: Any) -> S3Settings | None:
+    """The S3 settings a Spark user gives for ``s3a://`` (``spark.hadoop.fs.s3a.*``), for the
+    executors' pyarrow reads; None when none is set (the executors' AWS environment then)."""
+
+    def get(key: str) -> str | None:
+        value = spark.conf.get(f"spark.hadoop.fs.s3a.{key}", None)
+        return str(value) if value else None
+
+    tls = get("connection.ssl.enabled")
+    settings = S3Settings(
+        endpoint=get("endpoint"),
+        access_key=get("access.key"),
+        secret_key=get("secret.key"),
+        session_token=get("session.token"),
+        region=get("endpoint.region") or get("region"),
+        tls=None if tls is None else tls.strip().lower() == "true",
+    )
+    return None if settings == S3Settings() else settings
+
+
 def _load_on_spark(
     spark: Any,
     fmt: str,
     batch_rows: int,
+    s3: S3Settings | None,
     targets: list[tuple[str, bool]],
     staged: Path,
     known: dict[str, ManifestEntry],
 ) -> Iterator[tuple[InputSummary, ManifestEntry | None]]:
-    spec = TaskSpec(str(staged), fmt, dict(known), MAX_LINE_BYTES, batch_rows)
+    spec = TaskSpec(str(staged), fmt, dict(known), MAX_LINE_BYTES, batch_rows, s3)
     rows = [(i, path, named) for i, (path, named) in enumerate(targets)]
     # Largest first: the long tasks start early, the small ones fill in (tasks run in order).
-    rows.sort(key=lambda r: -_size(r[1]))
+    rows.sort(key=lambda r: -_size(r[1], s3))
     paths = spark.createDataFrame(spark.sparkContext.parallelize(rows, len(rows)), IN_SCHEMA)
     try:
         answers = paths.mapInArrow(partial(run_partition, spec), OUT_SCHEMA).collect()
@@ -162,7 +182,9 @@ def _raise(outcome: Outcome) -> None:
     raise AnalyzerError(outcome.message)
 
 
-def _size(path: str) -> int:
+def _size(path: str, s3: S3Settings | None) -> int:
+    if is_remote(path):
+        return remote_size(path, s3)
     try:
         return os.stat(path).st_size
     except OSError:

@@ -20,6 +20,7 @@ import pyarrow as pa
 from analyzer.errors import AnalyzerError, IngestError, StoreError, UnknownFormatError
 from analyzer.store.flowstore import ManifestEntry
 from analyzer.store.pipeline import load_one
+from analyzer.store.remote import S3Settings
 from analyzer.store.summary import InputSummary
 
 __all__ = ["TaskSpec", "Outcome", "OUT_SCHEMA", "IN_SCHEMA", "run_partition", "load_task"]
@@ -38,6 +39,7 @@ class TaskSpec:
     known: dict[str, ManifestEntry]
     max_line_bytes: int
     batch_rows: int
+    s3: S3Settings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ def load_task(spec: TaskSpec, idx: int, path: str, named: bool) -> Outcome:
             progress=None,
             max_line_bytes=spec.max_line_bytes,
             batch_rows=spec.batch_rows,
+            s3=spec.s3,
         )
     except UnknownFormatError as exc:
         return Outcome(error="format", message=_bare(exc), path=exc.path)

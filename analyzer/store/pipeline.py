@@ -35,6 +35,7 @@ from analyzer.store.flowstore import (
     ManifestEntry,
     scan_parts,
 )
+from analyzer.store.remote import S3Settings, expand_remote, is_remote, is_url, spool_remote
 from analyzer.store.rollup import Rollup, publish_rollup, read_rollup, rollup_key, stage_rollup
 from analyzer.store.staging import PART_ROWS, PartWriter, spool
 from analyzer.store.summary import (
@@ -60,19 +61,21 @@ Loader = Callable[
 ]
 
 
-
-
-
-
-def expand_inputs(inputs: Sequence[str]) -> list[tuple[str, bool]]:
+def expand_inputs(
+    inputs: Sequence[str], s3: S3Settings | None = None
+) -> list[tuple[str, bool]]:
     """``(path, named)`` pairs: named inputs as given, directories walked (hidden entries and
-    the store's own files skipped), sorted for a stable order."""
+    the store's own files skipped), sorted for a stable order; object-store URLs expanded the
+    same way (``store.remote``)."""
     out: list[tuple[str, bool]] = []
     for item in inputs:
         if item == "-":
             out.append(("-", True))
             continue
-        path = Path(item)
+        if is_url(item):  # an unsupported scheme is refused there, in one line
+            out.extend(expand_remote(item, s3))
+            continue
+        path = Path(item.removeprefix("file://"))
         if path.is_dir():
             for dirpath, dirnames, filenames in os.walk(path):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -117,13 +120,46 @@ def load_one(
     progress: Progress | None,
     max_line_bytes: int,
     batch_rows: int,
+    s3: S3Settings | None = None,
 ) -> tuple[InputSummary, ManifestEntry | None]:
     label = path
-    source = Path(path)
+    source = Path(path.removeprefix("file://"))
+    spooled: Path | None = None
     if path == "-":
         label, source = "<stdin>", spool(staged, None, "standard input")
+    elif is_remote(path):
+        spooled = source = spool_remote(staged, path, s3)
     elif source.exists() and not source.is_file():
         source = spool(staged, source, label)
+    try:
+        return _load_file(
+            label,
+            named,
+            source,
+            staged=staged,
+            fmt=fmt,
+            known=known,
+            progress=progress,
+            max_line_bytes=max_line_bytes,
+            batch_rows=batch_rows,
+        )
+    finally:
+        if spooled is not None:  # a copy of a remote object: its parts are written by now
+            spooled.unlink(missing_ok=True)
+
+
+def _load_file(
+    label: str,
+    named: bool,
+    source: Path,
+    *,
+    staged: Path,
+    fmt: str,
+    known: dict[str, ManifestEntry],
+    progress: Progress | None,
+    max_line_bytes: int,
+    batch_rows: int,
+) -> tuple[InputSummary, ManifestEntry | None]:
     try:
         size = source.stat().st_size
     except OSError as exc:
@@ -146,6 +182,10 @@ def load_one(
             max_line_bytes=max_line_bytes,
             batch_rows=batch_rows,
         )
+
+
+def _absolute(label: str) -> str:
+    return str(Path(label.removeprefix("file://")).absolute())
 
 
 def _digest_of(future: Future[Digest], label: str) -> Digest:
@@ -244,7 +284,7 @@ def _load_hashed(
     warnings = tuple(reader.report.warnings)
     entry = ManifestEntry(
         ingest_id=digest.content,
-        path=label if label == "<stdin>" else str(Path(label).absolute()),
+        path=label if label == "<stdin>" or is_url(label) else _absolute(label),
         format=reader.format,
         rows=reader.rows,
         skipped=skipped,
@@ -272,6 +312,7 @@ def run_ingest(
     max_line_bytes: int | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     loader: Loader | None = None,
+    s3: S3Settings | None = None,
 ) -> IngestSummary:
     """Ingest ``inputs`` into the store at ``store_dir`` (created if missing).
 
@@ -291,7 +332,7 @@ def run_ingest(
     if root.exists() and not root.is_dir():
         raise StoreError(f"{root} is not a flow store (it is a file)")
     _refuse_foreign_directory(root)
-    targets = expand_inputs(inputs)
+    targets = expand_inputs(inputs, s3)
     if not targets:
         raise IngestError("no input files found", path=", ".join(inputs))
     made_root = not root.exists()
@@ -314,6 +355,7 @@ def run_ingest(
                 max_line_bytes=max_line_bytes or MAX_LINE_BYTES,
                 batch_rows=batch_rows,
                 loader=loader,
+                s3=s3,
             )
     except BaseException:
         if fresh:
@@ -331,6 +373,7 @@ def _ingest_locked(
     max_line_bytes: int,
     batch_rows: int,
     loader: Loader | None = None,
+    s3: S3Settings | None = None,
 ) -> list[InputSummary]:
     """The ingest proper, under the writer lock; OS errors become one ``StoreError`` line."""
     root = store.root
@@ -355,6 +398,7 @@ def _ingest_locked(
                 progress=progress,
                 max_line_bytes=max_line_bytes,
                 batch_rows=batch_rows,
+                s3=s3,
             )
 
     published = True
