@@ -217,6 +217,7 @@ def test_folded_hostile_namespaces_render_as_text() -> None:
     folded = fold_graph(model.graph)
     assert HOSTILE[0] in folded.folded  # the hostile namespace folds too
     html = render_report(model)
+    assert render_report(model) == html  # deterministic, folds and all
     page = _Tags()
     page.feed(html)
     svgs = [a for t, a in page.tags if t == "svg"]
