@@ -11,12 +11,13 @@ from typing import Protocol
 
 import polars as pl
 
+from analyzer.connections import Buckets
 from analyzer.errors import UsageError
 from analyzer.ingest import ReadResult, read_flow_file
 from analyzer.k8s.inventory import Inventory, load_inventory
 from analyzer.policy.load import LoadResult, load_policies, require_policies
 from analyzer.store import FlowStore, ManifestEntry
-from analyzer.store.rollup import Rollup
+from analyzer.store.rollup import Rollup, read_schedule
 
 __all__ = [
     "FileFlows",
@@ -58,6 +59,10 @@ class FlowSource(Protocol):
         """The connections of every row, derived at ingest, when fresh (None: derive)."""
         ...
 
+    def buckets(self) -> Buckets:
+        """The time buckets a window is made of (``analyzer.connections.buckets``)."""
+        ...
+
 
 def _notes(
     inputs: Sequence[tuple[str, int, Sequence[tuple[str, int]], Sequence[str]]],
@@ -87,6 +92,9 @@ class StoreFlows:
     def rollup(self) -> Rollup | None:
         return self.store.rollup()
 
+    def buckets(self) -> Buckets:
+        return read_schedule(self.store.root)
+
     def ingest_notes(self) -> IngestNotes:
         entries: list[ManifestEntry] = self.store.manifest()
         return _notes(
@@ -109,6 +117,9 @@ class FileFlows:
 
     def rollup(self) -> Rollup | None:
         return None  # files read directly: derived from their rows
+
+    def buckets(self) -> Buckets:
+        return Buckets()  # minutes
 
     def ingest_notes(self) -> IngestNotes:
         return _notes(

@@ -1,10 +1,11 @@
 """What an analysis looks at: namespaces and a time window.
 
-The time window selects flow records (``since <= time < until``, on the record's start time)
-before anything is derived; the namespaces only filter results (an edge is in scope when its
-source or its destination is in one of them). Derived values that need the whole population,
-such as the anomaly model's "normal" and the selectors that must stay unique per namespace,
-are computed over every namespace of the window and then filtered.
+The time window selects time buckets of the connections derived over the whole source
+(``analysis.connection_source.window_of`` rounds it out to whole buckets; see
+``analyzer.connections.buckets`` for the definition); the namespaces only filter results (an
+edge is in scope when its source or its destination is in one of them). Derived values that
+need the whole population, such as the anomaly model's "normal" and the selectors that must
+stay unique per namespace, are computed over every namespace of the window and then filtered.
 """
 
 from __future__ import annotations

@@ -55,6 +55,14 @@ from analyzer.connections._direction import (
     port_rule,
     request_rows,
 )
+from analyzer.connections.buckets import (
+    BUCKET,
+    EDGE_INDEX,
+    BucketedConnections,
+    Buckets,
+    sort_buckets,
+    sort_counts,
+)
 from analyzer.errors import SchemaError
 from analyzer.identity import drop_volatile_expr, group_key_expr
 from analyzer.schema import (
@@ -77,6 +85,11 @@ from analyzer.schema import (
 )
 
 __all__ = [
+    "BucketedConnections",
+    "Buckets",
+    "derive_bucketed",
+    "window_connections",
+    "masked_expr",
     "Connections",
     "ConnectionStats",
     "derive_connections",
@@ -225,8 +238,84 @@ def derive_connections(
     SchemaError
         When the frame lacks canonical flow columns.
     """
+    frame, counts, proxied, _ = _derive(flows, tcp_idle, other_idle, None)
+    return Connections(frame=frame, stats=_stats(counts.row(0, named=True), frame, proxied))
+
+
+def derive_bucketed(
+    flows: pl.LazyFrame | pl.DataFrame,
+    schedule: Buckets,
+    *,
+    tcp_idle: timedelta = TCP_IDLE,
+    other_idle: timedelta = OTHER_IDLE,
+) -> tuple[Connections, BucketedConnections]:
+    """``derive_connections`` of ``flows``, and the same connections per time bucket of
+    ``schedule`` (see ``analyzer.connections.buckets``: what a time window means). The first
+    equals ``derive_connections(flows)``; the buckets of each edge sum to its row."""
+    frame, counts, proxied, buckets = _derive(flows, tcp_idle, other_idle, schedule)
+    assert buckets is not None
+    whole = counts.select(
+        *(pl.col(c).sum() for c in counts.columns if c not in (BUCKET, "first", "last")),
+        pl.col("first").min(),
+        pl.col("last").max(),
+    )
+    stats = _stats(whole.row(0, named=True), frame, proxied)
+    edges = frame.select(_EDGE).with_row_index(EDGE_INDEX)
+    placed = buckets.join(edges, on=_EDGE, how="left", nulls_equal=True)
+    # buckets of L7-proxy legs collapsed into their client's connection: counted, not kept
+    legs = (
+        placed.filter(pl.col(EDGE_INDEX).is_null())
+        .group_by(BUCKET)
+        .agg(pl.col(CONNECTIONS).sum().alias("proxied"))
+    )
+    counts = counts.join(legs, on=BUCKET, how="left", nulls_equal=True).with_columns(
+        pl.col("proxied").fill_null(0)
+    )
+    bucketed = BucketedConnections(
+        frame=frame,
+        buckets=sort_buckets(placed.filter(pl.col(EDGE_INDEX).is_not_null())),
+        counts=sort_counts(counts),
+        schedule=schedule,
+    )
+    return Connections(frame=frame, stats=stats), bucketed
+
+
+def window_connections(
+    bucketed: BucketedConnections, since: datetime | None, until: datetime | None
+) -> Connections:
+    """The connections observed in the buckets from ``since`` to ``until`` (bucket
+    boundaries), with the window's statistics (``analyzer.connections.buckets``)."""
+    frame, row = bucketed.window(since, until)
+    return Connections(frame=frame, stats=_stats(row, frame, int(row["proxied"] or 0)))
+
+
+def masked_expr() -> pl.Expr:
+    """Flow rows whose addresses or pod names were masked or aggregated away (Calico
+    aggregation, field masks)."""
+
+    def side(name: str) -> pl.Expr:
+        pod = pl.col(f"{name}_pod")
+        return (pl.col(f"{name}_entity") == "pod") & (
+            pl.col(f"{name}_ip").is_null()
+            | pod.is_null()
+            | pod.str.contains("*", literal=True)
+            | (pod == "-")
+        )
+
+    return (side("src") | side("dst")).fill_null(False)
+
+
+def _derive(
+    flows: pl.LazyFrame | pl.DataFrame,
+    tcp_idle: timedelta,
+    other_idle: timedelta,
+    schedule: Buckets | None,
+) -> tuple[pl.DataFrame, pl.DataFrame, int, pl.DataFrame | None]:
+    """The connection frame, the row counts (one row, or one per bucket with ``schedule``),
+    the proxy legs collapsed, and with ``schedule`` the per-bucket edge rows."""
     lf = flows.lazy() if isinstance(flows, pl.DataFrame) else flows
     _check_columns(lf)
+    bucket = schedule.expr if schedule is not None else None
     # a row index lets label lists be read back for a few rows instead of carried for all
     lf = lf.with_row_index(_ROW)
     classified = lf.with_columns(classify().alias(_CLASS))
@@ -250,8 +339,8 @@ def derive_connections(
     )
     cls = pl.col(_CLASS)
     is_req = cls == _REQUEST
-    counts_q = decided.select(
-        pl.len().alias("rows_in"),
+    count_exprs = [
+        pl.len().cast(pl.Int64).alias("rows_in"),
         is_req.sum().alias("requests"),
         (cls == _REPLY).sum().alias("replies"),
         (cls == _UNDECIDED).sum().alias("undecidable"),
@@ -261,7 +350,13 @@ def derive_connections(
         ((pl.col("_class0") == _UNDECIDED) & (cls != _UNDECIDED)).sum().alias("by_ports"),
         pl.col(S.TIME).filter(is_req).min().alias("first"),
         pl.coalesce(S.END_TIME, S.TIME).filter(is_req).max().alias("last"),
-    )
+    ]
+    if bucket is None:
+        counts_q = decided.select(count_exprs)
+    else:
+        counts_q = decided.group_by(bucket(pl.col(S.TIME)).alias(BUCKET)).agg(
+            *count_exprs, masked_expr().sum().cast(pl.Int64).alias("masked")
+        )
     req = request_rows(decided)
     # Each query streams over the flows on its own: sharing one scan would cache every
     # request row in memory (the cost of a few more scans buys bounded memory).
@@ -270,8 +365,8 @@ def derive_connections(
         "counts": counts_q,
         "scalars": endpoint_scalars(req),
         "names": endpoint_names(req),
-        "hub": hubble_edges(req, tcp_idle, other_idle) if present["hubble"][0] else None,
-        "cal": calico_edges(req) if present["calico"][0] else None,
+        "hub": hubble_edges(req, tcp_idle, other_idle, bucket) if present["hubble"][0] else None,
+        "cal": calico_edges(req, bucket) if present["calico"][0] else None,
     }
     done = {
         name: query.collect(engine="streaming", optimizations=no_cse)
@@ -279,8 +374,9 @@ def derive_connections(
         if query is not None
     }
     counts, scalars, names = done["counts"], done["scalars"], done["names"]
-    hub = done.get("hub", empty_hub())
-    cal = done.get("cal", empty_cal())
+    keyed = [*_EDGE, BUCKET] if bucket is not None else _EDGE
+    hub = done.get("hub", empty_hub(bucket is not None))
+    cal = done.get("cal", empty_cal(bucket is not None))
     endpoints = read_endpoints(lf, scalars, names)
     hashes = endpoints.select(pl.col("key"), pl.col("key").hash().alias("_h"))
     for side, column in (("src", SRC_KEY), ("dst", DST_KEY)):
@@ -288,9 +384,12 @@ def derive_connections(
             hashes.rename({"key": column, "_h": f"_{side}_h"}), on=f"_{side}_h", how="left"
         ).drop(f"_{side}_h")
     edges = pl.concat([hub.select(cal.columns), cal], how="vertical_relaxed")
-    edges = edges.group_by(_EDGE).agg(edge_aggs())
+    edges = edges.group_by(keyed).agg(edge_aggs())
+    per_bucket = None
+    if bucket is not None:
+        per_bucket, edges = edges, edges.group_by(_EDGE).agg(edge_aggs())
     frame, proxied = _collapse_proxy_legs(_attach(edges, endpoints))
-    return Connections(frame=frame, stats=_stats(counts.row(0, named=True), frame, proxied))
+    return frame, counts, proxied, per_bucket
 
 
 def _stats(c: dict[str, object], frame: pl.DataFrame, proxied: int) -> ConnectionStats:

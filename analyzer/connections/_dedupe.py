@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import polars as pl
@@ -9,6 +10,7 @@ import polars as pl
 from analyzer import schema as S
 from analyzer.connections._derive_columns import (
     _AUD,
+    _BUCKET,
     _DEN,
     _DK,
     _DN,
@@ -55,9 +57,15 @@ def edge_aggs() -> list[pl.Expr]:
     ]
 
 
-def hubble_edges(req: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta) -> pl.LazyFrame:
+Bucketer = Callable[[pl.Expr], pl.Expr] | None
+
+
+def hubble_edges(
+    req: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta, bucket: Bucketer = None
+) -> pl.LazyFrame:
     """Per-event rows: sessions of one 5-tuple (several observation points, both nodes,
-    retransmits) become one connection; a new one starts after an idle gap."""
+    retransmits) become one connection; a new one starts after an idle gap. With ``bucket``,
+    one row per edge and time bucket of the connection's first event."""
     # the 5-tuple as one 64-bit hash: sorting by it keeps each tuple's rows together at a
     # fraction of the cost (and memory) of a multi-column string sort
     five_tuple = pl.struct(
@@ -120,15 +128,26 @@ def hubble_edges(req: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta) 
         .with_columns(pl.concat_list("_n1", "_n2", SRC_NODE, DST_NODE).alias(NODES))
         .drop("_n1", "_n2")
     )
-    return sessions.group_by([_SRC_H, _DST_H, S.PROTOCOL, S.DST_PORT, OUTCOME]).agg(edge_aggs())
+    keys = [_SRC_H, _DST_H, S.PROTOCOL, S.DST_PORT, OUTCOME]
+    if bucket is not None:
+        sessions = sessions.with_columns(bucket(pl.col(FIRST_SEEN)).alias(_BUCKET))
+        keys.append(_BUCKET)
+    return sessions.group_by(keys).agg(edge_aggs())
 
 
-def calico_edges(req: pl.LazyFrame) -> pl.LazyFrame:
+def calico_edges(req: pl.LazyFrame, bucket: Bucketer = None) -> pl.LazyFrame:
     """Calico aggregates: ``flow_count`` connections each, reported by the source side and the
     destination side. A connection the source allowed can still be denied at the destination,
     so allowed = destination's count when it reports, else the source's; denied = both sides'
-    denials (a connection denied at the source never reaches the destination)."""
+    denials (a connection denied at the source never reaches the destination).
+
+    With ``bucket``, one row per edge and time bucket of the aggregate's start; which sides
+    report is still decided over all the rows of the edge (so the buckets sum to the edge)."""
     rows = req.filter(pl.col(S.SOURCE_FORMAT).is_in(CALICO_FORMATS).fill_null(False))
+    keys = [SRC_KEY, DST_KEY, S.PROTOCOL, S.DST_PORT]
+    groups = [pl.col(_SK).alias(SRC_KEY), pl.col(_DK).alias(DST_KEY), S.PROTOCOL, S.DST_PORT]
+    if bucket is not None:
+        groups.append(bucket(pl.col(S.TIME)).alias(_BUCKET))
     fc = pl.col(S.FLOW_COUNT).fill_null(1).clip(lower_bound=1)
     rep = pl.col(S.REPORTER).fill_null("").str.to_lowercase()
     den = pl.col(_DEN)
@@ -143,9 +162,7 @@ def calico_edges(req: pl.LazyFrame) -> pl.LazyFrame:
             pl.col(S.NODE).filter(keep).drop_nulls().unique().alias(f"{outcome}_nodes"),
         ]
 
-    agg = rows.group_by(
-        [pl.col(_SK).alias(SRC_KEY), pl.col(_DK).alias(DST_KEY), S.PROTOCOL, S.DST_PORT]
-    ).agg(
+    agg = rows.group_by(groups).agg(
         fc.filter(is_src & ~den).sum().alias("a_src"),
         fc.filter(is_dst & ~den).sum().alias("a_dst"),
         fc.filter(other & ~den).sum().alias("a_oth"),
@@ -159,6 +176,8 @@ def calico_edges(req: pl.LazyFrame) -> pl.LazyFrame:
         *side(ALLOWED, ~den),
         *side(DENIED, den),
     )
+    if bucket is not None:
+        agg = agg.with_columns(pl.col("has_src", "has_dst").any().over(keys))
     allowed = (
         pl.when(pl.col("has_dst"))
         .then(pl.col("a_dst"))
@@ -171,10 +190,15 @@ def calico_edges(req: pl.LazyFrame) -> pl.LazyFrame:
         + pl.col("d_dst")
         + pl.when(pl.col("has_src") | pl.col("has_dst")).then(0).otherwise(pl.col("d_oth"))
     )
-    keys = [SRC_KEY, DST_KEY, S.PROTOCOL, S.DST_PORT]
+    # an edge without requests on one side is no edge; with buckets, the whole edge decides
+    # (a bucket of an edge may hold 0 requests but events, first/last seen, nodes)
+    positive = pl.col(CONNECTIONS) > 0
+    if bucket is not None:
+        positive = pl.col(CONNECTIONS).sum().over(keys) > 0
     parts = [
         agg.select(
             *keys,
+            *([_BUCKET] if bucket is not None else []),
             pl.lit(outcome).alias(OUTCOME),
             count.cast(pl.Int64).alias(CONNECTIONS),
             pl.col(f"{outcome}_events").alias(EVENTS),
@@ -184,7 +208,7 @@ def calico_edges(req: pl.LazyFrame) -> pl.LazyFrame:
             SRC_NODE,
             DST_NODE,
             pl.lit(False).alias(AUDIT),
-        ).filter(pl.col(CONNECTIONS) > 0)
+        ).filter(positive)
         for outcome, count in ((ALLOWED, allowed), (DENIED, denied))
     ]
     return pl.concat(parts)
@@ -286,10 +310,15 @@ def read_endpoints(lf: pl.LazyFrame, scalars: pl.DataFrame, names: pl.DataFrame)
     )
 
 
-def empty_hub() -> pl.DataFrame:
+_TS = pl.Datetime("us", "UTC")
+
+
+def empty_hub(bucketed: bool = False) -> pl.DataFrame:
     schema = {k: v for k, v in _EDGE_SCHEMA.items() if k not in (SRC_KEY, DST_KEY)}
-    return pl.DataFrame(schema={_SRC_H: pl.UInt64(), _DST_H: pl.UInt64(), **schema})
+    extra = {_BUCKET: _TS} if bucketed else {}
+    return pl.DataFrame(schema={_SRC_H: pl.UInt64(), _DST_H: pl.UInt64(), **schema, **extra})
 
 
-def empty_cal() -> pl.DataFrame:
-    return pl.DataFrame(schema=_EDGE_SCHEMA)
+def empty_cal(bucketed: bool = False) -> pl.DataFrame:
+    extra = {_BUCKET: _TS} if bucketed else {}
+    return pl.DataFrame(schema={**_EDGE_SCHEMA, **extra})

@@ -64,6 +64,8 @@ _EDGE = [SRC_KEY, DST_KEY, S.PROTOCOL, S.DST_PORT, OUTCOME]
 
 _SRC_H, _DST_H = "_src_h", "_dst_h"
 
+_BUCKET = "bucket"  # the time bucket of a connection (analyzer.connections.buckets)
+
 # one row per edge before the endpoints' attributes are joined back
 _EDGE_SCHEMA = pl.Schema(
     {

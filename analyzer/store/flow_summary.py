@@ -23,7 +23,14 @@ import pyarrow.parquet as pq
 from analyzer import schema as S
 from analyzer.store.files import fsync
 
-__all__ = ["SUMMARY_META", "attach_summary", "read_summary", "summary_metadata", "summary_table"]
+__all__ = [
+    "SUMMARY_META",
+    "attach_summary",
+    "copy_summary",
+    "read_summary",
+    "summary_metadata",
+    "summary_table",
+]
 
 SUMMARY_META = b"analyzer.flow_summary"
 _KEYS = (S.SOURCE_FORMAT, S.VERDICT, S.SRC_NAMESPACE, S.DST_NAMESPACE)
@@ -70,13 +77,26 @@ def summary_metadata(flows: pl.LazyFrame) -> dict[bytes, bytes]:
 
 def attach_summary(staged: Path, flows: pl.LazyFrame) -> None:
     """Add the summary of ``flows`` to the metadata of the staged rollup file ``staged`` and
-    fsync it. The file is rewritten in place: it sits in the ingest's private staging
-    directory and the commit (the manifest's replacement) comes after this, so a kill here
+    fsync it. The file is rewritten in place: it sits in a private staging directory and the
+    commit (the manifest's or the schedule's replacement) comes after this, so a kill here
     leaves an uncommitted staging directory that the next ``recover`` removes with the file."""
+    _add_metadata(staged, summary_metadata(flows))
+
+
+def copy_summary(source: Path, staged: Path) -> None:
+    """Carry the summary of the rollup file ``source`` over to ``staged``, a rollup of the same
+    parts (``store compact`` changes buckets, never which rows the store holds); nothing when
+    ``source`` has none (``stats`` then counts the raw flows)."""
+    try:
+        entry = (pq.read_schema(source).metadata or {})[SUMMARY_META]
+    except (OSError, KeyError, ValueError):
+        return
+    _add_metadata(staged, {SUMMARY_META: entry})
+
+
+def _add_metadata(staged: Path, extra: dict[bytes, bytes]) -> None:
     table = pq.read_table(staged)
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), **summary_metadata(flows)}
-    )
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
     pq.write_table(table, staged, compression="zstd")
     fsync(staged)
 

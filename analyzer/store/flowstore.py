@@ -44,7 +44,6 @@ from analyzer.store.rollup import (
     read_rollup,
     remove_stale,
     rollup_file,
-    rollup_key,
 )
 
 __all__ = [
@@ -354,7 +353,7 @@ class FlowStore:
                 publish_rollup(self.root, directory / current, names)
                 return
         if (self.root / ROLLUP_DIR).is_dir():
-            remove_stale(self.root, rollup_key(names))
+            remove_stale(self.root, current.removeprefix("connections-").removesuffix(".parquet"))
 
     def commit(
         self, staged: Path, new_entries: Sequence[ManifestEntry], rollup: Path | None = None

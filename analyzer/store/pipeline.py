@@ -37,7 +37,14 @@ from analyzer.store.flowstore import (
     scan_parts,
 )
 from analyzer.store.remote import S3Settings, expand_remote, is_remote, is_url, spool_remote
-from analyzer.store.rollup import Rollup, publish_rollup, read_rollup, rollup_key, stage_rollup
+from analyzer.store.rollup import (
+    Rollup,
+    publish_rollup,
+    read_rollup,
+    read_schedule,
+    rollup_key,
+    stage_rollup,
+)
 from analyzer.store.staging import PART_ROWS, PartWriter, spool
 from analyzer.store.summary import (
     IngestSummary,
@@ -434,8 +441,9 @@ def _stage_rollup(store: FlowStore, staged: Path, entries: Sequence[ManifestEntr
     so it equals what a raw derivation of the committed store gives (rollup.py)."""
     names = store.part_names() + [p for e in entries for p in e.parts]
     paths = store.part_paths() + [staged / p for e in entries for p in e.parts]
+    schedule = read_schedule(store.root)
     flows = scan_parts(paths, store.root)
-    rollup = stage_rollup(staged, rollup_key(names), flows)
+    rollup = stage_rollup(staged, rollup_key(names, schedule), flows, schedule)
     attach_summary(rollup, flows)  # what `analyzer stats` counts (store/flow_summary.py)
     return rollup
 
@@ -451,7 +459,8 @@ def rebuild_rollup(store_dir: Path, *, lock_timeout: float = 600.0) -> Rollup:
             staged.mkdir()
             try:
                 names = store.part_names()
-                built = stage_rollup(staged, rollup_key(names), store.scan())
+                schedule = read_schedule(store.root)
+                built = stage_rollup(staged, rollup_key(names, schedule), store.scan(), schedule)
                 attach_summary(built, store.scan())
                 publish_rollup(store.root, built, names)
             finally:

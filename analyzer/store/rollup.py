@@ -5,20 +5,27 @@
     STORE/rollup/connections-<key>.parquet   CONNECTION_SCHEMA rows (one per edge); the
                                              derivation's statistics and the flow-record counts
                                              in the file's key-value metadata
-    STORE/rollup/rollup.json                 which file is current, for people and other readers
+    STORE/rollup/buckets-<key>.parquet       BUCKET_SCHEMA rows: each edge (its row number in
+                                             the connections file) per time bucket
+    STORE/rollup/counts-<key>.parquet        COUNT_SCHEMA rows: flow statistics per bucket
+    STORE/rollup/rollup.json                 which files are current, for people and other readers
+    STORE/buckets.json                       the bucket schedule (minutes, hours, days: which
+                                             grain where); absent: minutes everywhere
 
 ``key`` is the SHA-256 of the code fingerprint (rollup version, connection schema, and the
-source of the modules that derive connections) and the ordered part names of the manifest. A
-reader computes the key from the manifest it sees and reads ``connections-<key>.parquet`` only
-when it exists: a rollup of other parts (a live commit, which does not rebuild it) or of older
-code is *stale*, never read, and the caller derives from the raw flows instead (same answer,
-slower). Nothing but the key decides freshness, so ``rollup.json`` is informative only.
+source of the modules that derive connections), the bucket schedule and the ordered part names
+of the manifest. A reader computes the key from the manifest and schedule it sees and reads the
+rollup only when all three files of that key exist: a rollup of other parts (a live commit,
+which does not rebuild it), another schedule or older code is *stale*, never read, and the
+caller derives from the raw flows instead (same answer, slower). Nothing but the key decides
+freshness, so ``rollup.json`` is informative only.
 
-Exactness: the rollup *is* ``derive_connections`` over every committed flow, in manifest order
+Exactness: the rollup *is* ``derive_bucketed`` over every committed flow, in manifest order
 (the order the raw scan reads), so its rows and statistics equal a raw derivation of the same
-store whatever files the rows came from and in whatever order they were ingested. It is the
-answer for "the whole store"; a ``--since``/``--until`` window reads the raw flows (see
-docs/rollup.md for why a per-bucket rollup would not be exact).
+store whatever files the rows came from and in whatever order they were ingested. Without a
+window, the connections file is the answer; a ``--since``/``--until`` window sums the buckets
+it covers (``analyzer.connections.buckets``: the window's definition, which the raw fallback
+applies too).
 """
 
 from __future__ import annotations
@@ -37,12 +44,25 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from analyzer import schema as S
-from analyzer.connections import Connections, ConnectionStats, derive_connections
+from analyzer.connections import (
+    BucketedConnections,
+    Buckets,
+    Connections,
+    ConnectionStats,
+    derive_bucketed,
+    masked_expr,
+)
+from analyzer.connections.buckets import BUCKET_SCHEMA, COUNT_SCHEMA
+from analyzer.errors import StoreError
 from analyzer.store.files import atomic_write, fsync
 
 __all__ = [
     "INDEX",
     "ROLLUP_DIR",
+    "SCHEDULE",
+    "coarsen_rollup",
+    "read_schedule",
+    "write_schedule",
     "ROLLUP_ENV",
     "Rollup",
     "build_rollup",
@@ -58,11 +78,15 @@ __all__ = [
 
 ROLLUP_DIR = "rollup"
 INDEX = "rollup.json"
-ROLLUP_VERSION = 1
+ROLLUP_VERSION = 2
+SCHEDULE = "buckets.json"
 # Set to 1 to ignore the rollup and derive from the raw flows (benchmarks, checks).
 ROLLUP_ENV = "ANALYZER_NO_ROLLUP"
 _META = b"analyzer.rollup"
 _PREFIX = "connections-"
+# the files of one rollup, in the order they are published (the connections file last: it is
+# what marks a rollup as present)
+_PREFIXES = ("buckets-", "counts-", _PREFIX)
 # Modules whose code decides what a connection is: a change to any of them makes every
 # existing rollup stale (an upgrade never serves numbers of the old derivation).
 _DERIVING = ("connections", "identity")
@@ -82,22 +106,30 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def rollup_key(parts: Sequence[str]) -> str:
-    """The key of the rollup over ``parts`` (manifest order) with this code."""
+def rollup_key(parts: Sequence[str], schedule: Buckets) -> str:
+    """The key of the rollup over ``parts`` (manifest order) under ``schedule`` with this code."""
     digest = hashlib.sha256(code_fingerprint().encode())
+    digest.update(b"\n" + schedule.token().encode())
     for part in parts:
         digest.update(b"\n" + part.encode())
     return digest.hexdigest()[:32]
 
 
-def _masked(side: str) -> pl.Expr:
-    name = pl.col(f"{side}_pod")
-    return (pl.col(f"{side}_entity") == "pod") & (
-        pl.col(f"{side}_ip").is_null()
-        | name.is_null()
-        | name.str.contains("*", literal=True)
-        | (name == "-")
-    )
+def read_schedule(root: Path) -> Buckets:
+    """The store's bucket schedule (minutes everywhere until ``analyzer store compact``)."""
+    path = root / SCHEDULE
+    try:
+        return Buckets.from_json(json.loads(path.read_bytes()))
+    except FileNotFoundError:
+        return Buckets()
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise StoreError(f"{path} is not a bucket schedule of this analyzer: {exc}") from exc
+
+
+def write_schedule(root: Path, schedule: Buckets) -> None:
+    """Replace the store's schedule atomically (callers hold the lock)."""
+    doc = json.dumps(schedule.to_json(), indent=2, sort_keys=True).encode() + b"\n"
+    atomic_write(root / SCHEDULE, doc)
 
 
 def flow_record_counts(flows: pl.LazyFrame) -> tuple[int, int]:
@@ -105,25 +137,46 @@ def flow_record_counts(flows: pl.LazyFrame) -> tuple[int, int]:
     (Calico aggregation, field masks): one streaming pass."""
     row = flows.select(
         pl.len().alias("rows"),
-        (_masked("src") | _masked("dst")).fill_null(False).sum().alias("masked"),
+        masked_expr().sum().alias("masked"),
     ).collect(engine="streaming")
     return int(row["rows"][0]), int(row["masked"][0] or 0)
 
 
+def _sibling(path: Path, prefix: str) -> Path:
+    return path.with_name(prefix + path.name.removeprefix(_PREFIX))
+
+
+def _read(path: Path, schema: pl.Schema) -> pl.DataFrame:
+    return pl.read_parquet(path).select(pl.col(n).cast(t) for n, t in schema.items())
+
+
 @dataclass(frozen=True, slots=True)
 class Rollup:
-    """A fresh rollup: its connections and the flow-record counts of the whole store."""
+    """A fresh rollup: its connections and the flow-record counts of the whole store, its
+    buckets under ``schedule``."""
 
     key: str
     path: Path
     stats: ConnectionStats
     records: int
     masked: int
+    schedule: Buckets
 
     def connections(self) -> Connections:
-        frame = pl.read_parquet(self.path)
-        frame = frame.select(pl.col(n).cast(t) for n, t in S.CONNECTION_SCHEMA.items())
-        return Connections(frame=frame, stats=self.stats)
+        return Connections(frame=_read(self.path, S.CONNECTION_SCHEMA), stats=self.stats)
+
+    def counts(self) -> pl.DataFrame:
+        """Flow statistics per bucket (``COUNT_SCHEMA``)."""
+        return _read(_sibling(self.path, "counts-"), COUNT_SCHEMA)
+
+    def bucketed(self) -> BucketedConnections:
+        """The connections with their per-bucket rows (what a time window reads)."""
+        return BucketedConnections(
+            frame=_read(self.path, S.CONNECTION_SCHEMA),
+            buckets=_read(_sibling(self.path, "buckets-"), BUCKET_SCHEMA),
+            counts=self.counts(),
+            schedule=self.schedule,
+        )
 
 
 def _stats_json(stats: ConnectionStats) -> dict[str, Any]:
@@ -140,49 +193,90 @@ def _stats_from(data: dict[str, Any]) -> ConnectionStats:
     )
 
 
-def build_rollup(flows: pl.LazyFrame) -> tuple[Connections, int, int]:
-    """The rollup's content: connections of ``flows`` (all of the store's, in manifest order)
-    and the flow-record counts."""
-    records, masked = flow_record_counts(flows)
-    return derive_connections(flows), records, masked
+def build_rollup(
+    flows: pl.LazyFrame, schedule: Buckets
+) -> tuple[Connections, BucketedConnections, int, int]:
+    """The rollup's content: connections of ``flows`` (all of the store's, in manifest order),
+    per bucket of ``schedule``, and the flow-record counts."""
+    connections, bucketed = derive_bucketed(flows, schedule)
+    records = int(bucketed.counts["rows_in"].sum() or 0)
+    masked = int(bucketed.counts["masked"].sum() or 0)
+    return connections, bucketed, records, masked
 
 
-def stage_rollup(directory: Path, key: str, flows: pl.LazyFrame) -> Path:
-    """Build the rollup of ``flows`` and write it, fsynced, into ``directory`` (a staging
-    directory: invisible until ``publish_rollup``)."""
-    connections, records, masked = build_rollup(flows)
+def _write(frame: pl.DataFrame, path: Path, meta: dict[str, Any]) -> None:
+    table = frame.to_arrow()
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), _META: json.dumps(meta, sort_keys=True).encode()}
+    )
+    pq.write_table(table, path, compression="zstd")
+    fsync(path)
+
+
+def write_rollup(
+    directory: Path,
+    key: str,
+    connections: Connections,
+    bucketed: BucketedConnections,
+    records: int,
+    masked: int,
+) -> Path:
+    """Write a rollup's three files, fsynced, into ``directory`` (a staging directory:
+    invisible until ``publish_rollup``); returns the connections file."""
     meta = {
         "version": ROLLUP_VERSION,
         "key": key,
         "records": records,
         "masked": masked,
         "stats": _stats_json(connections.stats),
+        "schedule": bucketed.schedule.to_json(),
     }
-    table = connections.frame.to_arrow()
-    table = table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), _META: json.dumps(meta, sort_keys=True).encode()}
-    )
     path = directory / f"{_PREFIX}{key}.parquet"
-    pq.write_table(table, path, compression="zstd")
-    fsync(path)
+    small = {"version": ROLLUP_VERSION, "key": key}
+    _write(bucketed.buckets, _sibling(path, "buckets-"), small)
+    _write(bucketed.counts, _sibling(path, "counts-"), small)
+    _write(connections.frame, path, meta)
     return path
 
 
+def stage_rollup(directory: Path, key: str, flows: pl.LazyFrame, schedule: Buckets) -> Path:
+    """Build the rollup of ``flows`` under ``schedule`` and write it into ``directory``."""
+    return write_rollup(directory, key, *build_rollup(flows, schedule))
+
+
+def coarsen_rollup(
+    directory: Path, rollup: Rollup, key: str, schedule: Buckets
+) -> Path:
+    """Stage ``rollup`` re-aggregated under the coarser ``schedule`` (no raw flow read):
+    equal to a rollup built under ``schedule`` from the start."""
+    bucketed = rollup.bucketed().coarsen(schedule)
+    connections = Connections(frame=bucketed.frame, stats=rollup.stats)
+    return write_rollup(directory, key, connections, bucketed, rollup.records, rollup.masked)
+
+
 def publish_rollup(root: Path, staged: Path, parts: Sequence[str]) -> None:
-    """Move a staged rollup into ``root/rollup/`` (after the manifest commit: a rollup whose
-    key matches no manifest is never read), describe it in ``rollup.json`` and remove the
-    rollups it replaces. Callers hold the store's lock."""
+    """Move a staged rollup (its connections file ``staged`` and the files beside it) into
+    ``root/rollup/`` (after the manifest commit: a rollup whose key matches no manifest is
+    never read), describe it in ``rollup.json`` and remove the rollups it replaces. Callers
+    hold the store's lock."""
     directory = root / ROLLUP_DIR
     directory.mkdir(exist_ok=True)
-    os.replace(staged, directory / staged.name)
+    for prefix in _PREFIXES:
+        source = _sibling(staged, prefix)
+        if source.exists() or not (directory / source.name).is_file():
+            os.replace(source, directory / source.name)
+        # else: moved by a publish that was killed before the next file (recover resumes it)
     fsync(directory)
     key = staged.name.removeprefix(_PREFIX).removesuffix(".parquet")
     index = {
         "version": ROLLUP_VERSION,
         "key": key,
         "file": staged.name,
+        "files": [_sibling(staged, prefix).name for prefix in _PREFIXES],
         "parts": list(parts),
-        "note": "connections of every flow part listed, one row per edge (CONNECTION_SCHEMA)",
+        "schedule": read_schedule(root).to_json(),
+        "note": "connections of every flow part listed: one row per edge (CONNECTION_SCHEMA), "
+        "per edge and time bucket (buckets-), flow statistics per bucket (counts-)",
     }
     atomic_write(directory / INDEX, json.dumps(index, indent=2, sort_keys=True).encode() + b"\n")
     remove_stale(root, key)
@@ -190,29 +284,34 @@ def publish_rollup(root: Path, staged: Path, parts: Sequence[str]) -> None:
 
 def remove_stale(root: Path, keep: str) -> None:
     """Delete rollup files other than ``keep``'s (callers hold the lock)."""
-    for path in (root / ROLLUP_DIR).glob(f"{_PREFIX}*.parquet"):
-        if path.name != f"{_PREFIX}{keep}.parquet":
-            path.unlink(missing_ok=True)
+    for prefix in _PREFIXES:
+        for path in (root / ROLLUP_DIR).glob(f"{prefix}*.parquet"):
+            if path.name != f"{prefix}{keep}.parquet":
+                path.unlink(missing_ok=True)
 
 
-def rollup_file(root: Path, parts: Sequence[str]) -> Path:
-    """Where the rollup of ``parts`` lives once published."""
-    return root / ROLLUP_DIR / f"{_PREFIX}{rollup_key(parts)}.parquet"
+def rollup_file(root: Path, parts: Sequence[str], schedule: Buckets | None = None) -> Path:
+    """Where the rollup of ``parts`` (under the store's schedule) lives once published."""
+    key = rollup_key(parts, read_schedule(root) if schedule is None else schedule)
+    return root / ROLLUP_DIR / f"{_PREFIX}{key}.parquet"
 
 
 def read_rollup(root: Path, parts: Sequence[str], *, switchable: bool = True) -> Rollup | None:
-    """The rollup of exactly ``parts`` with this code, or None (missing, stale, unreadable,
-    or, when ``switchable``, switched off with ``ANALYZER_NO_ROLLUP=1``)."""
+    """The rollup of exactly ``parts`` under the store's schedule with this code, or None
+    (missing, stale, unreadable, or, when ``switchable``, switched off with
+    ``ANALYZER_NO_ROLLUP=1``)."""
     if switchable and os.environ.get(ROLLUP_ENV, "") not in ("", "0"):
         return None
-    key = rollup_key(parts)
-    path = rollup_file(root, parts)
+    schedule = read_schedule(root)
+    key = rollup_key(parts, schedule)
+    path = rollup_file(root, parts, schedule)
     try:
-        metadata = pq.read_schema(path).metadata or {}
-        meta = json.loads(metadata[_META])
-        if meta["key"] != key or int(meta["version"]) != ROLLUP_VERSION:
-            return None
-        stats = _stats_from(meta["stats"])
-        return Rollup(key, path, stats, int(meta["records"]), int(meta["masked"]))
+        for prefix in _PREFIXES:
+            metadata = pq.read_schema(_sibling(path, prefix)).metadata or {}
+            meta = json.loads(metadata[_META])
+            if meta["key"] != key or int(meta["version"]) != ROLLUP_VERSION:
+                return None
+        stats = _stats_from(meta["stats"])  # the connections file's (read last)
+        return Rollup(key, path, stats, int(meta["records"]), int(meta["masked"]), schedule)
     except (OSError, KeyError, ValueError, TypeError):
         return None  # the raw flows give the same answer

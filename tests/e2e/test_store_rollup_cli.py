@@ -21,6 +21,11 @@ COMMANDS: list[tuple[str, ...]] = [
     ("recommend", "-o", "json", "-n", "production"),
     ("anomalies", "-o", "json"),
     ("audit", "-o", "json"),
+    # windows sum the rollup's time buckets; the raw fallback applies the same definition
+    ("graph", "-o", "json", "--since", "2026-11-02T09:20:00Z", "--until", "2026-11-02T09:40:00Z"),
+    ("recommend", "-o", "json", "--since", "2026-11-02T09:20:30Z"),
+    ("anomalies", "-o", "json", "--until", "2026-11-02T09:31:00Z"),
+    ("audit", "-o", "json", "--since", "2026-11-02T09:45:00Z"),
 ]
 
 
@@ -107,6 +112,30 @@ def test_windows_and_rebuild(stores: dict[str, Path], tmp_path: Path) -> None:
     assert _ok("recommend", "-o", "json", "--store", str(store)) == before
     text = _ok("store", "rebuild", "--store", str(store)).decode()
     assert "rollup of 12,000 flow records" in text
+    # compaction: the whole-store answers stay, windows are rounded out to the hour
+    window = ("--since", "2026-11-02T09:20:00Z", "--until", "2026-11-02T09:40:00Z")
+    minutes = json.loads(_ok("graph", "-o", "json", "--store", str(store), *window))
+    assert not any("rounded out" in w for w in minutes["stats"]["warnings"])
+    done = json.loads(
+        _ok("store", "compact", "--store", str(store), "--now", "2026-11-04T00:00:00Z",
+            "--days-after", "off", "-o", "json")
+    )
+    assert done["schedule"]["hours_before"] == "2026-11-03T00:00:00Z"
+    assert done["bucket_rows_after"] < done["bucket_rows_before"]
+    assert _ok("recommend", "-o", "json", "--store", str(store)) == before
+    hours = _ok("graph", "-o", "json", "--store", str(store), *window)
+    assert hours == _ok("graph", "-o", "json", "--store", str(store), *window, raw=True)
+    said = json.loads(hours)["stats"]["warnings"][-1]
+    assert "2026-11-02T09:00:00Z to 2026-11-02T10:00:00Z" in said
+    assert json.loads(hours)["stats"]["rows_in"] == 12000  # the whole generated hour
+    again = _ok("store", "compact", "--store", str(store), "--now", "2026-11-04T00:00:00Z",
+                "--days-after", "off").decode()
+    assert again.startswith("nothing to coarsen")
+    bad = _run("store", "compact", "--store", str(store), "--hours-after", "soon")
+    assert bad.returncode == 2 and b"'soon' is not a duration" in bad.stderr
+    gone = _run("store", "compact", "--store", str(tmp_path / "nothing"))
+    assert gone.returncode != 0 and b"no flow store" in gone.stderr
+    assert len(gone.stderr.decode().strip().splitlines()) == 1
     missing = _run("store", "rebuild", "--store", str(tmp_path / "nothing"))
     assert missing.returncode != 0
     assert b"no flow store" in missing.stderr

@@ -23,7 +23,13 @@ from kill_script import KILL_AT_RENAME
 from analyzer.analysis import Analysis, Scope
 from analyzer.analysis.connection_source import connections_for, flow_counts
 from analyzer.analysis.inputs import StoreFlows
-from analyzer.connections import Connections, derive_connections
+from analyzer.connections import (
+    Buckets,
+    Connections,
+    derive_bucketed,
+    derive_connections,
+    window_connections,
+)
 from analyzer.generate import ScenarioConfig, build_scenario, write_flows
 from analyzer.live import FileFollower, LiveOptions, run_stream
 from analyzer.live.cadence import Cadence
@@ -116,7 +122,7 @@ def test_per_node_files_in_any_order_give_the_edges_of_one_file(
         assert edge_counts(rollup.connections()).equals(reference), order
 
 
-def test_commands_read_the_rollup_and_windows_read_the_flows(
+def test_commands_read_the_rollup_and_windows_its_buckets(
     tmp_path: Path, capture: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = tmp_path / "store"
@@ -127,17 +133,22 @@ def test_commands_read_the_rollup_and_windows_read_the_flows(
     counts = flow_counts(source, whole)
     assert (counts.records, counts.masked) == flow_record_counts(FlowStore.open(store).scan())
     first = FlowStore.open(store).scan().select(pl.col("time").min()).collect().item()
+    # a window is the whole-store derivation's connections in the window's minute buckets
+    # (the window rounded out): see tests/unit/store/test_rollup_windows.py for the definition
     window = Scope(since=first + timedelta(minutes=10))
-    windowed_raw = derive_connections(
-        FlowStore.open(store).scan().filter(pl.col("time") >= window.since)
-    )
+    since = window.since.replace(second=0, microsecond=0)  # type: ignore[union-attr]
+    _, bucketed = derive_bucketed(FlowStore.open(store).scan(), Buckets())
+    expected = window_connections(bucketed, since, None)
 
     def no_rollup(self: R.Rollup) -> Connections:
-        raise AssertionError("read the rollup for a window")
+        raise AssertionError("read the whole-store rollup for a window")
 
     monkeypatch.setattr(R.Rollup, "connections", no_rollup)
-    assert_same(connections_for(source, window), windowed_raw)
-    assert flow_counts(source, window).records < counts.records
+    got = connections_for(source, window)
+    assert got.frame.equals(expected.frame)
+    assert got.stats.warnings[:-1] == expected.stats.warnings
+    assert "rounded out to whole buckets" in got.stats.warnings[-1]
+    assert flow_counts(source, window).records == expected.stats.rows_in < counts.records
     with pytest.raises(AssertionError, match="rollup"):
         connections_for(source, whole)
 
