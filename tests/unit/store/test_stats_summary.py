@@ -4,6 +4,7 @@ raw flow rows, after every per-node ingest, and the raw pass when the rollup can
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -14,6 +15,7 @@ from analyzer import schema as S
 from analyzer.generate import ScenarioConfig, build_scenario, write_flows
 from analyzer.store import FlowStore, ingest
 from analyzer.store import stats as stats_module
+from analyzer.store.compact import compact_store
 from analyzer.store.flow_summary import SUMMARY_META, read_summary
 from analyzer.store.pipeline import rebuild_rollup
 from analyzer.store.rollup import ROLLUP_ENV
@@ -120,4 +122,23 @@ def test_a_rollup_without_a_summary_falls_back_to_the_raw_flows_until_rebuilt(
     assert store_stats(FlowStore.open(store_dir)) == expected
     rebuilt = rebuild_rollup(store_dir)  # `analyzer store rebuild` writes the summary again
     assert read_summary(rebuilt.path) is not None
+    assert store_stats(FlowStore.open(store_dir)) == expected
+
+
+def test_compaction_keeps_the_summary_and_the_numbers(
+    tmp_path: Path, node_files: list[Path]
+) -> None:
+    store_dir = tmp_path / "store"
+    ingest(store_dir, [str(p) for p in node_files])
+    before = FlowStore.open(store_dir).rollup()
+    assert before is not None
+    expected = store_stats(FlowStore.open(store_dir))
+    last = before.stats.window[1]
+    assert last is not None
+    result = compact_store(store_dir, hours_after=timedelta(0), days_after=None,
+                           now=last + timedelta(days=3))
+    assert result.after != result.before  # the buckets really were coarsened
+    after = FlowStore.open(store_dir).rollup()
+    assert after is not None and after.key != before.key
+    assert read_summary(after.path) is not None  # carried over, no raw pass needed
     assert store_stats(FlowStore.open(store_dir)) == expected
