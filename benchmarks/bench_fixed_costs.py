@@ -48,7 +48,8 @@ COMMANDS: dict[str, list[str]] = {
 def output_of(out: Path, name: str) -> bytes:
     if name == "report":
         html = _GENERATED.sub(b"<p>Generated \xc2\xb7", (out / "report.html").read_bytes())
-        return html + (out / "stdout").read_bytes()
+        # the JSON names the report's path, which is the run's own directory
+        return html + (out / "stdout").read_bytes().replace(str(out).encode(), b"{out}")
     return (out / "stdout").read_bytes()
 
 
