@@ -66,6 +66,8 @@ def main() -> None:
     parser.add_argument("--policies", type=Path, required=True)
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--only", default="", help="comma-separated command names")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs per side, alternating before/after; the median CPU run is kept")
     args = parser.parse_args()
     before_src = baseline_source(args.baseline_ref, args.work)
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
@@ -78,11 +80,16 @@ def main() -> None:
         for name in names:
             row: dict[str, Any] = {}
             outputs = {}
-            for side, src in (("before", before_src), ("after", ROOT)):
-                out = args.work / "runs" / label / re.sub(r"\W+", "-", name) / side
-                argv = [a.format(policies=args.policies, out=out) for a in COMMANDS[name]]
-                row[side] = command(src, [*argv, "--store", store], out)
-                outputs[side] = output_of(out, name)
+            runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
+            for _ in range(args.repeat):  # alternating: both sides see the same load
+                for side, src in (("before", before_src), ("after", ROOT)):
+                    out = args.work / "runs" / label / re.sub(r"\W+", "-", name) / side
+                    argv = [a.format(policies=args.policies, out=out) for a in COMMANDS[name]]
+                    runs[side].append(command(src, [*argv, "--store", store], out))
+                    outputs[side] = output_of(out, name)
+            for side, measured in runs.items():
+                row[side] = sorted(measured, key=lambda r: r["cpu_s"])[len(measured) // 2]
+                row[side]["runs"] = len(measured)
             row["outputs_identical"] = outputs["before"] == outputs["after"]
             row["cpu_ratio"] = round(row["before"]["cpu_s"] / max(row["after"]["cpu_s"], 1e-9), 2)
             entry[name] = row
