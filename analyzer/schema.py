@@ -229,8 +229,10 @@ FLOW_SCHEMA: pa.Schema = pa.schema(
 
 FLOW_COLUMNS: tuple[str, ...] = tuple(FLOW_SCHEMA.names)
 
+# from an empty table of batches: ``Schema.empty_table()`` imports pandas (half a second of
+# every command's start)
 FLOW_POLARS_SCHEMA: pl.Schema = pl.Schema(
-    pl.from_arrow(FLOW_SCHEMA.empty_table()).schema  # type: ignore[union-attr]
+    pl.from_arrow(pa.Table.from_batches([], schema=FLOW_SCHEMA)).schema  # type: ignore[union-attr]
 )
 
 VERDICTS = (
