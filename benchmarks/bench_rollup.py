@@ -1,27 +1,31 @@
 """Benchmark the connection rollup (issue 11): every command before (raw derivation) and after
-(rollup), DuckDB computing the same edges from the raw Parquet, and ingest with and without
-the rollup, in one run on one generated store.
+(rollup), DuckDB computing the same edges from the raw Parquet, and ingest against DuckDB
+``read_json`` + GROUP BY, in one run per store size of a series (``--series 1000000,4000000``).
 
-The store is built the way a cluster's exporters deliver flows: the generated capture is split
-into one file per node (``node_name``) and each file is ingested on its own, so the two ends of
-a connection arrive in different ingests.
+Each store is built the way a cluster's exporters deliver flows: the generated capture (~500
+workload identities) is split into one file per node (``node_name``) and each file is ingested
+on its own, so the two ends of a connection arrive in different ingests.
 
-* ingest: the per-node files into a fresh store with this code (rollup written at each ingest)
-  and with the code of ``--baseline-ref`` (no rollup);
+* ingest: the per-node files into a fresh store (the rollup is rebuilt and written at each
+  ingest); baseline: DuckDB ``read_json`` + GROUP BY over each node file, each in its own
+  process (``--baseline-ingest`` adds the code of ``--baseline-ref``, before the rollup);
 * commands: ``graph``, ``recommend -n production``, ``recommend`` (all), ``anomalies``,
-  ``audit`` and ``report`` on the same store, ``before`` = ``ANALYZER_NO_ROLLUP=1`` (derived
-  from the raw flows, exactly what the code did before), ``after`` = the rollup. Their outputs
-  are compared byte for byte (the report's HTML without its "Generated" time);
-* DuckDB: the same edges (request rows, sessions of one 5-tuple split at the idle gap, counted
-  per source/destination endpoint, protocol and port) from ``flows/*.parquet``; its edges and
-  counts are also the *independent derivation* the rollup's are checked against.
+  ``audit``, ``report``, ``stats`` and ``simulate`` on the same store, ``before`` =
+  ``ANALYZER_NO_ROLLUP=1`` (derived from the raw flows, exactly what the code did before),
+  ``after`` = the rollup. Their outputs are compared byte for byte (the report's HTML without
+  its "Generated" time);
+* DuckDB: the same edges computed in SQL from ``flows/*.parquet`` (``DUCK_EDGES``: the
+  request/reply classification, the port rule, 5-tuple sessions split at the idle gap, the
+  outcome); its edges, connections, events, first and last seen are the *independent
+  derivation* the rollup's are compared with, edge by edge.
 
 Each run is its own process; wall time, CPU seconds (user + system) and peak RSS from
-``wait4``. Results: ``benchmarks/results/rollup.json``.
+``wait4``. Results: ``benchmarks/results/rollup.json`` (one entry per size; sizes not run keep
+their previous entry).
 
 Usage::
 
-    nice -n 10 python benchmarks/bench_rollup.py --work /work/bench-data/rollup --flows 1000000
+    nice -n 10 python benchmarks/bench_rollup.py --work /work/data/rollup --series 1000000,4000000
 """
 
 from __future__ import annotations
@@ -52,6 +56,15 @@ _CHILD = (
     "from analyzer.cli import app; sys.argv[0] = 'analyzer'; app()"
 )
 _DUCK_CHILD = "import sys; sys.path.insert(0, sys.argv[1]); import bench_rollup as b; b.duck_main()"
+# The comparison loads the store in its own process too: a parent grown by it would raise the
+# peak RSS every later child reports (Linux carries the parent's high-water mark into a
+# vfork+exec child's ru_maxrss).
+_EXACT_CHILD = (
+    "import sys, json; sys.path.insert(0, sys.argv[1]); import bench_rollup as b; "
+    "from pathlib import Path; "
+    "Path(sys.argv[4]).write_text(json.dumps(b.exactness(Path(sys.argv[2]), Path(sys.argv[3])), "
+    "default=str))"
+)
 _GENERATED = re.compile(rb"<p>Generated [^<]*?\xc2\xb7")
 
 
@@ -81,6 +94,10 @@ def cli(src: Path, args: list[str], out: Path, *, raw: bool = False) -> dict[str
     return run([sys.executable, "-c", _CHILD, str(src), *args], out, env)
 
 
+# ~500 workload identities (502 workloads, 880 pods, 84 namespaces), 6 nodes
+GENERATE = ["--nodes", "4", "--namespaces-extra", "82", "--workloads-per-namespace", "6"]
+
+
 def prepare(work: Path, flows: int) -> tuple[Path, list[Path]]:
     """The generated capture (cached) and its per-node files."""
     case = work / f"gen-{flows}"
@@ -88,7 +105,7 @@ def prepare(work: Path, flows: int) -> tuple[Path, list[Path]]:
         shutil.rmtree(case, ignore_errors=True)
         subprocess.run(
             [sys.executable, "-c", _CHILD, str(ROOT), "generate", "--out", str(case),
-             "--flows", str(flows), "--nodes", "4"],
+             "--flows", str(flows), *GENERATE],
             check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
         )
         split_by_node(case / "flows.jsonl", case / "nodes")
@@ -107,7 +124,7 @@ def ingest_all(src: Path, files: list[Path], store: Path, out: Path) -> dict[str
         "cpu_s": round(sum(r["cpu_s"] for r in runs), 2),
         "wall_s": round(sum(r["wall_s"] for r in runs), 2),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-        "last_file": runs[-1],
+        "per_file": runs,
     }
 
 
@@ -118,6 +135,8 @@ COMMANDS: dict[str, list[str]] = {
     "anomalies": ["anomalies", "-o", "json"],
     "audit": ["audit", "-o", "json", "--policies", "{policies}"],
     "report": ["report", "--policies", "{policies}", "--out", "{out}/report.html", "-o", "json"],
+    "stats": ["stats", "-o", "json"],
+    "simulate": ["simulate", "--policies", "{policies}", "-o", "jsonl"],
 }
 
 
@@ -129,55 +148,172 @@ def output_of(out: Path, name: str) -> bytes:
 
 # --- DuckDB: the same edges from the raw Parquet ---------------------------------------------
 
-# Requests only (Hubble marks replies), policy drops kept, other drops and errors left out;
-# one connection per 5-tuple session (a new one after 60 s idle for TCP, 30 s otherwise);
-# an endpoint is ``namespace/pod``, else its IP, else ``reserved:<entity>``.
+# An independent derivation in SQL of what analyzer/connections derives, step by step (docs:
+# DESIGN.md "Connections, not events"; docs/rollup.md "Checked against DuckDB"):
+#  c0         request / reply / ignored from the row's own fields, first rule that applies
+#             (non-policy drops and errors ignored; SOCK traces; Service-VIP rows; is_reply;
+#             L7 type; policy-verdict events; trace reason; SYN/ACK; ICMP type; policy drops;
+#             observation point + traffic direction);
+#  listening  (protocol, port) pairs that are the destination of a known request;
+#  req        still undecided rows: a request when the destination port serves (privileged or
+#             listening), the source port is ephemeral (>= 32768) and does not serve;
+#             endpoint keys ``namespace/pod``, else ``ip#identity`` for a pod identity without
+#             a pod name (an L7 proxy leg), else the IP, else ``reserved:<entity>``;
+#  sessions   per 5-tuple, a new connection at the first row and after an idle gap (60 s TCP,
+#             30 s otherwise); a connection takes the pod key any of its rows named;
+#  outcome    denied when a non-L7 policy drop hit it or nothing but drops was seen.
+# Hubble rows only: Calico/Goldmane/Whisker aggregates (summed per reporter) are not part of
+# this baseline, and neither is the collapse of L7-proxy legs (it needs identity groups);
+# the generated series has neither (its stats say 0 of both).
 DUCK_EDGES = """
-WITH req AS (
-  SELECT
-    coalesce(CASE WHEN src_namespace <> '' AND src_pod <> ''
-                  THEN src_namespace || '/' || src_pod END,
-             nullif(src_ip, ''), 'reserved:' || coalesce(src_entity, 'unknown')) AS src_key,
-    coalesce(CASE WHEN dst_namespace <> '' AND dst_pod <> ''
-                  THEN dst_namespace || '/' || dst_pod END,
-             nullif(dst_ip, ''), 'reserved:' || coalesce(dst_entity, 'unknown')) AS dst_key,
-    src_ip, src_port, dst_ip, dst_port, protocol, "time"
+WITH f AS (
+  SELECT *,
+    coalesce(verdict, 'unknown') AS v,
+    list_contains(string_split(coalesce(tcp_flags, ''), ','), 'SYN') AS syn,
+    list_contains(string_split(coalesce(tcp_flags, ''), ','), 'ACK') AS ack,
+    coalesce(observation_point, '') AS pt,
+    coalesce(direction, '') AS dir,
+    coalesce(protocol, '') AS proto
   FROM read_parquet('{glob}')
-  WHERE is_reply = false
-    AND coalesce(verdict, '') <> 'error'
-    AND NOT (verdict = 'dropped' AND drop_reason IS NOT NULL
-             AND drop_reason NOT IN ({policy_reasons}))
-    AND coalesce(flow_type, '') <> 'SOCK'
-    AND NOT (dst_service IS NOT NULL AND dst_pod IS NULL AND coalesce(dst_entity, '') <> 'pod')
+), c0 AS (
+  SELECT *, CASE
+    WHEN (v = 'dropped' AND drop_reason IS NOT NULL AND drop_reason NOT IN ({policy_reasons}))
+         OR v = 'error' THEN 'ignored'
+    WHEN flow_type = 'SOCK' THEN 'sock'
+    WHEN dst_service IS NOT NULL AND dst_pod IS NULL
+         AND coalesce(dst_entity, 'unknown') <> 'pod' THEN 'vip'
+    WHEN source_format IN ('calico', 'goldmane', 'whisker') THEN 'request'
+    WHEN is_reply THEN 'reply'
+    WHEN NOT is_reply THEN 'request'
+    WHEN lower(l7_type) = 'response' THEN 'reply'
+    WHEN lower(l7_type) = 'request' THEN 'request'
+    WHEN event_type = 5 THEN 'request'
+    WHEN upper(trace_reason) = 'REPLY' THEN 'reply'
+    WHEN upper(trace_reason) = 'NEW' THEN 'request'
+    WHEN syn AND NOT ack THEN 'request'
+    WHEN syn AND ack THEN 'reply'
+    WHEN (proto = 'ICMPv4' AND icmp_type = 8) OR (proto = 'ICMPv6' AND icmp_type = 128)
+      THEN 'request'
+    WHEN (proto = 'ICMPv4' AND icmp_type = 0) OR (proto = 'ICMPv6' AND icmp_type = 129)
+      THEN 'reply'
+    WHEN v = 'dropped' THEN 'request'
+    WHEN (pt = 'TO_ENDPOINT' AND dir = 'ingress')
+         OR (pt IN ('FROM_ENDPOINT', 'TO_STACK', 'TO_OVERLAY') AND dir = 'egress') THEN 'request'
+    WHEN (pt = 'TO_ENDPOINT' AND dir = 'egress')
+         OR (pt IN ('FROM_ENDPOINT', 'TO_STACK', 'TO_OVERLAY') AND dir = 'ingress') THEN 'reply'
+    ELSE 'undecided' END AS cls0
+  FROM f
+), listening AS (
+  SELECT DISTINCT protocol AS l_proto, dst_port AS l_port FROM c0
+  WHERE cls0 = 'request' AND dst_port IS NOT NULL AND protocol IS NOT NULL
+), c1 AS (
+  SELECT c0.*,
+    coalesce(c0.src_port < 1024, false) OR ls.l_port IS NOT NULL AS src_srv,
+    coalesce(c0.dst_port < 1024, false) OR ld.l_port IS NOT NULL AS dst_srv
+  FROM c0
+  LEFT JOIN listening ls ON c0.cls0 = 'undecided' AND ls.l_proto = c0.protocol
+                          AND ls.l_port = c0.src_port
+  LEFT JOIN listening ld ON c0.cls0 = 'undecided' AND ld.l_proto = c0.protocol
+                          AND ld.l_port = c0.dst_port
+), req AS (
+  SELECT *,
+    CASE WHEN src_namespace <> '' AND src_pod <> '' THEN src_namespace || '/' || src_pod END
+      AS spk,
+    CASE WHEN dst_namespace <> '' AND dst_pod <> '' THEN dst_namespace || '/' || dst_pod END
+      AS dpk,
+    coalesce(
+      CASE WHEN src_namespace <> '' AND src_pod <> '' THEN src_namespace || '/' || src_pod END,
+      CASE WHEN src_ip <> '' AND src_namespace IS NOT NULL AND len(src_labels) > 0
+                AND src_identity IS NOT NULL
+           THEN src_ip || '#' || CAST(src_identity AS VARCHAR) END,
+      CASE WHEN src_ip <> '' THEN src_ip END,
+      'reserved:' || coalesce(src_entity, 'unknown')) AS sk,
+    coalesce(
+      CASE WHEN dst_namespace <> '' AND dst_pod <> '' THEN dst_namespace || '/' || dst_pod END,
+      CASE WHEN dst_ip <> '' AND dst_namespace IS NOT NULL AND len(dst_labels) > 0
+                AND dst_identity IS NOT NULL
+           THEN dst_ip || '#' || CAST(dst_identity AS VARCHAR) END,
+      CASE WHEN dst_ip <> '' THEN dst_ip END,
+      'reserved:' || coalesce(dst_entity, 'unknown')) AS dk,
+    coalesce(v = 'dropped', false) AS den,
+    coalesce(flow_type = 'L7' OR event_type = 129, false) AS l7
+  FROM c1
+  WHERE CASE WHEN cls0 <> 'undecided' THEN cls0
+             WHEN dst_srv AND coalesce(src_port >= 32768, false) AND NOT src_srv THEN 'request'
+             ELSE cls0 END = 'request'
+    AND coalesce(source_format NOT IN ('calico', 'goldmane', 'whisker'), true)
 ), gaps AS (
-  SELECT *, CASE WHEN lag("time") OVER w IS NULL
-                   OR "time" - lag("time") OVER w >
-                      CASE WHEN protocol = 'TCP' THEN INTERVAL 60 SECOND ELSE INTERVAL 30 SECOND END
-                 THEN 1 ELSE 0 END AS new
+  SELECT *,
+    CASE WHEN lag("time") OVER w IS NOT NULL
+              AND "time" - lag("time") OVER w
+                  <= CASE WHEN protocol = 'TCP' THEN INTERVAL 60 SECOND ELSE INTERVAL 30 SECOND END
+         THEN 0 ELSE 1 END AS new
   FROM req
-  WINDOW w AS (PARTITION BY coalesce(src_ip, src_key), src_port, coalesce(dst_ip, dst_key),
-                            dst_port, protocol ORDER BY "time")
+  WINDOW w AS (PARTITION BY coalesce(src_ip, sk), src_port, coalesce(dst_ip, dk), dst_port,
+                            protocol ORDER BY "time" NULLS LAST)
+), sessions AS (
+  SELECT *, sum(new) OVER (PARTITION BY coalesce(src_ip, sk), src_port, coalesce(dst_ip, dk),
+                                        dst_port, protocol
+                           ORDER BY "time" NULLS LAST, new DESC
+                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS conn
+  FROM gaps
+), connections AS (
+  SELECT
+    coalesce(max(spk), max(sk)) AS src_key,
+    coalesce(max(dpk), max(dk)) AS dst_key,
+    protocol, dst_port,
+    CASE WHEN bool_or(den AND NOT l7) OR bool_and(den) THEN 'denied' ELSE 'allowed' END
+      AS outcome,
+    count(*) AS events,
+    max(greatest(coalesce(flow_count, 1), 1)) AS connections,
+    min("time") AS first_seen,
+    max(coalesce(end_time, "time")) AS last_seen
+  FROM sessions
+  GROUP BY coalesce(src_ip, sk), src_port, coalesce(dst_ip, dk), dst_port, protocol, conn
 )
-SELECT src_key, dst_key, protocol, dst_port, sum(new) AS connections, count(*) AS events
-FROM gaps GROUP BY ALL
+SELECT src_key, dst_key, protocol, dst_port, outcome, sum(connections) AS connections,
+       sum(events) AS events, min(first_seen) AS first_seen, max(last_seen) AS last_seen
+FROM connections GROUP BY ALL
+"""
+
+
+# the drop reasons DESIGN.md calls policy decisions (every other drop says nothing of policy)
+POLICY_REASONS = "'AUTH_REQUIRED', 'POLICY_DENIED', 'POLICY_DENY'"
+
+# DuckDB reading the per-node exporter files: the ingest baseline of bench_ingest.py
+DUCK_INGEST = """
+SELECT flow.source.labels AS src_labels, flow.destination.labels AS dst_labels,
+       coalesce(flow.l4.TCP.destination_port, flow.l4.UDP.destination_port) AS port,
+       count(*) AS n
+FROM read_json('{path}', format='newline_delimited', maximum_object_size=16777216)
+GROUP BY ALL
 """
 
 
 def duck_main() -> None:
     import duckdb
 
-    store, out = Path(sys.argv[2]), Path(sys.argv[3])
-    from analyzer.connections import POLICY_DROP_REASONS
-
-    reasons = ", ".join(f"'{r}'" for r in sorted(POLICY_DROP_REASONS))
+    mode, target, out = sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
     con = duckdb.connect()
     con.execute("SET threads TO 2")
-    query = DUCK_EDGES.format(glob=f"{store}/flows/*.parquet", policy_reasons=reasons)
+    if mode == "ingest":
+        rows = con.sql(DUCK_INGEST.format(path=target)).fetchall()
+        out.write_text(f"{sum(int(r[3]) for r in rows)}\n")
+        return
+    query = DUCK_EDGES.format(glob=f"{target}/flows/*.parquet", policy_reasons=POLICY_REASONS)
     con.execute(f"COPY ({query}) TO '{out}' (FORMAT parquet)")
 
 
+def duck(mode: str, target: Path, out: Path, run_dir: Path) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return run([sys.executable, "-c", _DUCK_CHILD, str(HERE), mode, str(target), str(out)],
+               run_dir, env)
+
+
 def exactness(store: Path, duck_edges: Path) -> dict[str, Any]:
-    """Rollup vs raw derivation (the analyzer's own code) and vs DuckDB (independent)."""
+    """Rollup vs raw derivation (the analyzer's own code) and vs DuckDB (independent): every
+    edge (source, destination, protocol, port, outcome) with its connections, events, first
+    and last seen."""
     import polars as pl
 
     sys.path.insert(0, str(ROOT))
@@ -189,64 +325,82 @@ def exactness(store: Path, duck_edges: Path) -> dict[str, Any]:
     assert rollup is not None, "no fresh rollup"
     rolled = rollup.connections()
     derived = derive_connections(opened.scan())
-    keys = ["src_key", "dst_key", "protocol", "dst_port"]
+    keys = ["src_key", "dst_key", "protocol", "dst_port", "outcome"]
+    values = ["connections", "events", "first_seen", "last_seen"]
 
-    def per_edge(frame: pl.DataFrame) -> pl.DataFrame:
-        return (
-            frame.group_by(keys)
-            .agg(pl.col("connections").sum(), pl.col("events").sum())
-            .with_columns(pl.col("dst_port").cast(pl.Int64), pl.col("connections").cast(pl.Int64),
-                          pl.col("events").cast(pl.Int64))
-            .sort(keys, nulls_last=True)
-        )
+    def norm(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select(
+            *keys[:3], pl.col("dst_port").cast(pl.Int64), "outcome",
+            pl.col("connections", "events").cast(pl.Int64),
+            pl.col("first_seen", "last_seen").cast(pl.Datetime("us", "UTC")),
+        ).sort(keys, nulls_last=True)
 
-    mine, duck = per_edge(rolled.frame), per_edge(pl.read_parquet(duck_edges))
-    both = mine.join(duck, on=keys, how="full", suffix="_duck", nulls_equal=True, coalesce=True)
+    mine, other = norm(rolled.frame), norm(pl.read_parquet(duck_edges))
+    both = mine.join(other, on=keys, how="full", suffix="_duck", nulls_equal=True, coalesce=True)
     differ = both.filter(
-        (pl.col("connections") != pl.col("connections_duck")).fill_null(True)
-        | (pl.col("events") != pl.col("events_duck")).fill_null(True)
+        pl.any_horizontal([(pl.col(v) != pl.col(f"{v}_duck")).fill_null(True) for v in values])
     )
     return {
         "rollup_equals_raw_derivation": rolled.frame.equals(derived.frame)
         and rollup.stats == derived.stats,
         "edges_rollup": mine.height,
-        "edges_duckdb": duck.height,
+        "edges_duckdb": other.height,
         "connections_rollup": int(mine["connections"].sum()),
-        "connections_duckdb": int(duck["connections"].sum()),
+        "connections_duckdb": int(other["connections"].sum()),
+        "events_rollup": int(mine["events"].sum()),
+        "events_duckdb": int(other["events"].sum()),
         "edges_differing": differ.height,
         "differing_examples": differ.head(5).to_dicts(),
+        "compared": keys + values,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=Path("/work/bench-data/rollup"))
-    parser.add_argument("--flows", type=int, default=1_000_000)
-    parser.add_argument("--baseline-ref", default="9bea3a8", help="code before the rollup")
-    parser.add_argument("--skip-baseline-ingest", action="store_true")
-    args = parser.parse_args()
-    work = args.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    case, files = prepare(work, args.flows)
+def one_size(
+    args: argparse.Namespace, work: Path, flows: int, previous: dict[str, Any]
+) -> dict[str, Any]:
+    case, files = prepare(work, flows)
     policies = case / "existing-policies.yaml"
-    runs = work / "runs"
+    runs = work / "runs" / str(flows)
     shutil.rmtree(runs, ignore_errors=True)
-
     result: dict[str, Any] = {
-        "flows": args.flows,
+        "flows": flows,
+        "input_bytes": sum(f.stat().st_size for f in files),
         "node_files": [f.name for f in files],
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "baseline_ref": args.baseline_ref,
     }
-    store = work / "store"
-    print(f"ingest {len(files)} per-node files (with rollup) ...", flush=True)
-    result["ingest_after"] = ingest_all(ROOT, files, store, runs / "ingest-after")
-    if not args.skip_baseline_ingest:
-        old = baseline_source(args.baseline_ref, work)
-        print("ingest with the code before the rollup ...", flush=True)
-        result["ingest_before"] = ingest_all(old, files, work / "store-before", runs / "ib")
-        shutil.rmtree(work / "store-before", ignore_errors=True)
+    store = work / f"store-{flows}"
+    if args.reuse_stores and (store / "manifest.json").is_file() and str(flows) in previous:
+        # the ingest numbers of the run that built the store; the rollup rebuilt for this code
+        for key in ("ingest", "ingest_duckdb_read_json", "ingest_vs_duckdb_cpu", "ingest_before"):
+            if key in previous[str(flows)]:
+                result[key] = previous[str(flows)][key]
+        result["rebuild"] = cli(ROOT, ["store", "rebuild", "--store", str(store)],
+                                runs / "rebuild")
+        print(f"[{flows}] reused the store; store rebuild {result['rebuild']}", flush=True)
+    else:
+        print(f"[{flows}] ingest {len(files)} per-node files (rollup written at each)", flush=True)
+        result["ingest"] = ingest_all(ROOT, files, store, runs / "ingest")
+        print(f"[{flows}] ingest {result['ingest']}", flush=True)
+        ducks = [duck("ingest", f, runs / f"duck-ingest-{i}" / "n", runs / f"duck-ingest-{i}")
+                 for i, f in enumerate(files)]
+        result["ingest_duckdb_read_json"] = {
+            "cpu_s": round(sum(r["cpu_s"] for r in ducks), 2),
+            "wall_s": round(sum(r["wall_s"] for r in ducks), 2),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in ducks),
+        }
+        result["ingest_vs_duckdb_cpu"] = round(
+            result["ingest_duckdb_read_json"]["cpu_s"] / max(result["ingest"]["cpu_s"], 1e-9), 2
+        )
+        print(f"[{flows}] duckdb read_json {result['ingest_duckdb_read_json']}", flush=True)
+        if args.baseline_ingest:
+            old = baseline_source(args.baseline_ref, work)
+            print(f"[{flows}] ingest with the code before the rollup ...", flush=True)
+            result["ingest_before"] = ingest_all(old, files, work / "store-before", runs / "ib")
+            shutil.rmtree(work / "store-before", ignore_errors=True)
 
+    duck_out = runs / "duckdb" / "edges.parquet"
+    duck_out.parent.mkdir(parents=True, exist_ok=True)
+    result["duckdb_edges"] = duck("edges", store, duck_out, runs / "duckdb")
+    print(f"[{flows}] duckdb edges {result['duckdb_edges']}", flush=True)
     commands: dict[str, Any] = {}
     for name, template in COMMANDS.items():
         row: dict[str, Any] = {}
@@ -258,28 +412,108 @@ def main() -> None:
             outputs[label] = output_of(out, name)
         row["outputs_identical"] = outputs["before"] == outputs["after"]
         row["cpu_ratio"] = round(row["before"]["cpu_s"] / max(row["after"]["cpu_s"], 1e-9), 2)
+        row["after_vs_duckdb_wall"] = round(
+            result["duckdb_edges"]["wall_s"] / max(row["after"]["wall_s"], 1e-9), 2
+        )
         commands[name] = row
-        print(f"{name:<26} before {row['before']}  after {row['after']}  "
+        print(f"[{flows}] {name:<24} before {row['before']}  after {row['after']}  "
               f"x{row['cpu_ratio']} identical={row['outputs_identical']}", flush=True)
     result["commands"] = commands
-
-    duck_out = runs / "duckdb" / "edges.parquet"
-    duck_out.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}"}
-    result["duckdb_edges"] = run(
-        [sys.executable, "-c", _DUCK_CHILD, str(HERE), str(store), str(duck_out)],
-        runs / "duckdb", env,
-    )
-    graph_after = commands["graph"]["after"]
-    result["graph_vs_duckdb_wall"] = round(
-        result["duckdb_edges"]["wall_s"] / max(graph_after["wall_s"], 1e-9), 2
-    )
-    print(f"duckdb edges {result['duckdb_edges']}", flush=True)
-    result["exactness"] = exactness(store, duck_out)
+    result["graph_vs_duckdb_wall"] = commands["graph"]["after_vs_duckdb_wall"]
+    exact = runs / "exactness"
+    run([sys.executable, "-c", _EXACT_CHILD, str(HERE), str(store), str(duck_out),
+         str(exact / "exactness.json")], exact, {**os.environ, "PYTHONPATH": str(ROOT)})
+    result["exactness"] = json.loads((exact / "exactness.json").read_text())
     print(json.dumps(result["exactness"], indent=2, default=str), flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(f"written {RESULTS}")
+    return result
+
+
+def _cell(run: dict[str, Any]) -> str:
+    return f"{run['wall_s']:.1f} s / {run['cpu_s']:.1f} s / {run['peak_rss_mb']:,.0f} MB"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The tables of docs/rollup.md and benchmarks/README.md from a results file."""
+    sizes = sorted(result["series"], key=int)
+    lines = [
+        "| flows | command | before (raw): wall / CPU / peak RSS | after (rollup): wall / CPU "
+        "/ peak RSS | CPU before/after | DuckDB edges / after: wall, CPU | identical |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for size in sizes:
+        entry = result["series"][size]
+        duck_cpu = entry["duckdb_edges"]["cpu_s"]
+        for name, row in entry["commands"].items():
+            vs_cpu = duck_cpu / max(row["after"]["cpu_s"], 1e-9)
+            lines.append(
+                f"| {int(size):,} | `{name}` | {_cell(row['before'])} | {_cell(row['after'])} | "
+                f"{row['cpu_ratio']:.2f}x | {row.get('after_vs_duckdb_wall', '-')}x, "
+                f"{vs_cpu:.2f}x | "
+                f"{'yes' if row['outputs_identical'] else 'NO'} |"
+            )
+    lines += [
+        "",
+        "| flows | DuckDB: the same edges from the Parquet (wall / CPU / RSS) | edges rollup / "
+        "DuckDB | connections rollup / DuckDB | edges differing | rollup = raw derivation |",
+        "|---|---|---|---|---|---|",
+    ]
+    for size in sizes:
+        entry = result["series"][size]
+        ex = entry["exactness"]
+        lines.append(
+            f"| {int(size):,} | {_cell(entry['duckdb_edges'])} | {ex['edges_rollup']:,} / "
+            f"{ex['edges_duckdb']:,} | {ex['connections_rollup']:,} / "
+            f"{ex['connections_duckdb']:,} | {ex['edges_differing']} | "
+            f"{'yes' if ex['rollup_equals_raw_derivation'] else 'NO'} |"
+        )
+    lines += [
+        "",
+        "| flows | per-node files (MB) | ingest, all files: wall / CPU / max peak RSS | last "
+        "file (rollup over the whole store) | DuckDB read_json + GROUP BY: wall / CPU / RSS | "
+        "CPU DuckDB / ingest |",
+        "|---|---|---|---|---|---|",
+    ]
+    for size in sizes:
+        entry = result["series"][size]
+        ing, dk = entry["ingest"], entry["ingest_duckdb_read_json"]
+        last = ing.get("per_file", [ing.get("last_file")])[-1]
+        lines.append(
+            f"| {int(size):,} | {ing['files']} ({entry['input_bytes'] / 1e6:,.0f}) | "
+            f"{_cell(ing)} | {_cell(last)} | {_cell(dk)} | {entry['ingest_vs_duckdb_cpu']}x |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=Path("/work/data/events"))
+    parser.add_argument("--series", default="1000000", help="flow counts, comma-separated")
+    parser.add_argument("--baseline-ref", default="9bea3a8", help="code before the rollup")
+    parser.add_argument("--baseline-ingest", action="store_true",
+                        help="also ingest with the code of --baseline-ref (no rollup)")
+    parser.add_argument("--reuse-stores", action="store_true",
+                        help="keep stores built by an earlier run (and its ingest numbers); "
+                        "rebuild their rollup for this code (timed) and time the commands")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the tables of the last results and exit")
+    args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(RESULTS.read_text())))
+        return
+    work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    result: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_at_start": os.getloadavg()},
+        "generate": GENERATE,
+        "series": previous.get("series", {}) if "series" in previous else {},
+    }
+    for flows in (int(n) for n in args.series.split(",")):
+        result["series"][str(flows)] = one_size(args, work, flows, result["series"])
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(result, indent=2, default=str) + "\n")
+        print(f"written {RESULTS}", flush=True)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from analyzer.report.model import AnomalyRow, DeniedRow, GraphEdge, GraphModel, GraphNode
 
-__all__ = ["collapse_peers", "fold_destinations"]
+__all__ = ["collapse_peers", "fold_destinations", "merge_edges"]
 
 R = TypeVar("R", AnomalyRow, DeniedRow)
 
@@ -29,7 +29,7 @@ def _port_key(port: str) -> tuple[str, int]:
     return (proto, int(number) if number.isdigit() else -1)
 
 
-def _merge_edges(edges: list[GraphEdge], src: str, dst: str) -> GraphEdge:
+def merge_edges(edges: list[GraphEdge], src: str, dst: str) -> GraphEdge:
     outcomes = {e.outcome for e in edges}
     return GraphEdge(
         src=src,
@@ -38,6 +38,7 @@ def _merge_edges(edges: list[GraphEdge], src: str, dst: str) -> GraphEdge:
         connections=sum(e.connections for e in edges),
         outcome=outcomes.pop() if len(outcomes) == 1 else "mixed",
         anomalous=any(e.anomalous for e in edges),
+        merged=sum(e.merged for e in edges),
     )
 
 
@@ -71,7 +72,7 @@ def collapse_peers(graph: GraphModel, min_size: int = 3) -> GraphModel:
     grouped: dict[tuple[str, str], list[GraphEdge]] = defaultdict(list)
     for e in graph.edges:
         grouped[(alias.get(e.src, e.src), alias.get(e.dst, e.dst))].append(e)
-    edges = [_merge_edges(es, src, dst) for (src, dst), es in sorted(grouped.items())]
+    edges = [merge_edges(es, src, dst) for (src, dst), es in sorted(grouped.items())]
     return GraphModel(tuple(sorted(nodes, key=lambda n: n.key)), tuple(edges))
 
 

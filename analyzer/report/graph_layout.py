@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from analyzer.report.model import GraphEdge, GraphModel, GraphNode
 
+FOLDED_KIND = "namespace"  # a folded namespace's one row (analyzer.report.graph_fold)
+
 __all__ = ["OUTSIDE", "Box", "Layout", "PlacedNode", "RoutedEdge", "layout_graph"]
 
 OUTSIDE = ""  # namespace of peers that are not pods: world, host, external addresses
@@ -48,7 +50,7 @@ LABEL_PAD = 3.0
 LABEL_ASCENT = 10.0
 LABEL_DESCENT = 3.5
 # Where along its curve a label may sit, and how far above/below it, in the order tried.
-_LABEL_TS = (0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78)
+_LABEL_TS = (0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78, 0.15, 0.85, 0.1, 0.9)
 _LABEL_DY = (0.0, -13.0, 13.0)
 
 
@@ -146,6 +148,7 @@ def _bezier_point(p: tuple[float, ...], t: float) -> tuple[float, float]:
 
 
 Rect = tuple[float, float, float, float]  # x0, y0, x1, y1
+Seg = tuple[float, float, float, float]  # x0, y0, x1, y1
 
 
 def label_box(x: float, y: float, text: str) -> Rect:
@@ -183,17 +186,93 @@ class _LabelGrid:
             self.cells[k].append(r)
 
 
-def _place_label(grid: _LabelGrid, pts: tuple[float, ...], text: str) -> tuple[float, float] | None:
-    """The first spot along the curve where ``text`` hits no placed label or node; None when
-    there is none (the ports stay in the arrow's tooltip)."""
+def _segment_hits(seg: Seg, r: Rect) -> bool:
+    """Whether the segment crosses the rectangle (Liang-Barsky clipping)."""
+    x0, y0, x1, y1 = seg
+    dx, dy = x1 - x0, y1 - y0
+    lo, hi = 0.0, 1.0
+    for p, q in ((-dx, x0 - r[0]), (dx, r[2] - x0), (-dy, y0 - r[1]), (dy, r[3] - y0)):
+        if p == 0:
+            if q < 0:
+                return False
+            continue
+        t = q / p
+        if p < 0:
+            lo = max(lo, t)
+        else:
+            hi = min(hi, t)
+        if lo > hi:
+            return False
+    return True
+
+
+class _PathGrid:
+    """Every routed curve as a polyline, bucketed like `_LabelGrid`: how many other arrows a
+    label box would sit on."""
+
+    CELL = 40.0
+    SAMPLES = 20
+
+    def __init__(self) -> None:
+        # per cell: (x_min, y_min, x_max, y_max, edge index, segment)
+        self.cells: dict[tuple[int, int], list[tuple[float, float, float, float, int, Seg]]]
+        self.cells = defaultdict(list)
+
+    def add(self, index: int, pts: tuple[float, ...]) -> None:
+        c = self.CELL
+        prev = _bezier_point(pts, 0.0)
+        for i in range(1, self.SAMPLES + 1):
+            cur = _bezier_point(pts, i / self.SAMPLES)
+            seg = (*prev, *cur)
+            x0, x1 = min(seg[0], seg[2]), max(seg[0], seg[2])
+            y0, y1 = min(seg[1], seg[3]), max(seg[1], seg[3])
+            entry = (x0, y0, x1, y1, index, seg)
+            for gx in range(int(x0 // c), int(x1 // c) + 1):
+                for gy in range(int(y0 // c), int(y1 // c) + 1):
+                    self.cells[(gx, gy)].append(entry)
+            prev = cur
+
+    def crossings(self, r: Rect, own: int, limit: int) -> int:
+        """Other arrows crossing ``r``, counted up to ``limit`` (enough to compare spots)."""
+        c = self.CELL
+        hit: set[int] = set()
+        rx0, ry0, rx1, ry1 = r
+        for gx in range(int(rx0 // c), int(rx1 // c) + 1):
+            for gy in range(int(ry0 // c), int(ry1 // c) + 1):
+                for x0, y0, x1, y1, index, seg in self.cells.get((gx, gy), ()):
+                    if x0 > rx1 or x1 < rx0 or y0 > ry1 or y1 < ry0:
+                        continue
+                    if index != own and index not in hit and _segment_hits(seg, r):
+                        hit.add(index)
+                        if len(hit) >= limit:
+                            return limit
+        return len(hit)
+
+
+def _place_label(
+    grid: _LabelGrid, paths: _PathGrid, own: int, pts: tuple[float, ...], text: str
+) -> tuple[float, float] | None:
+    """The first spot along the curve where ``text`` hits no placed label or node and no other
+    arrow; failing that, the free spot crossing the fewest arrows; None when no spot is free
+    (the ports stay in the arrow's tooltip)."""
+    best: tuple[int, Rect, float, float] | None = None
     for t in _LABEL_TS:
         x, y = _bezier_point(pts, t)
         for dy in _LABEL_DY:
             box = label_box(x, y - 3 + dy, text)
-            if grid.free(box):
-                grid.add(box)
-                return x, y - 3 + dy
-    return None
+            if not grid.free(box):
+                continue
+            crossed = paths.crossings(box, own, best[0] if best is not None else 1 << 30)
+            if best is None or crossed < best[0]:
+                best = (crossed, box, x, y - 3 + dy)
+            if crossed == 0:
+                break
+        if best is not None and best[0] == 0:
+            break
+    if best is None:
+        return None
+    grid.add(best[1])
+    return best[2], best[3]
 
 
 def _route(
@@ -217,6 +296,12 @@ def _route(
     lx, ly = _bezier_point(pts, 0.5)
     d = "M{:.1f},{:.1f} C{:.1f},{:.1f} {:.1f},{:.1f} {:.1f},{:.1f}".format(*pts)
     return d, lx, ly, pts
+
+
+def _end_name(node: GraphNode) -> str:
+    if node.kind == FOLDED_KIND:
+        return f"namespace {node.namespace} ({node.label})"
+    return f"{node.namespace}/{node.label}" if node.namespace else node.label
 
 
 def _port_text(edge: GraphEdge) -> str:
@@ -317,29 +402,45 @@ def layout_graph(graph: GraphModel) -> Layout:
     routed: list[RoutedEdge] = []
     loops: dict[str, int] = defaultdict(int)
     # Label positions are part of the layout: no label box crosses another label or a node,
-    # whatever the zoom (the page scales the SVG uniformly).
+    # whatever the zoom (the page scales the SVG uniformly), and where the curve leaves room
+    # no label sits on another arrow. Curves first (they do not depend on labels), labels next.
     grid = _LabelGrid()
     for pn in placed.values():
         grid.add((pn.x, pn.y, pn.x + pn.w, pn.y + pn.h))
-    for e in sorted(edges, key=lambda e: (e.src, e.dst, e.ports)):
+    ordered = sorted(edges, key=lambda e: (e.src, e.dst, e.ports))
+    curves: list[tuple[str, float, float, tuple[float, ...], bool]] = []
+    paths = _PathGrid()
+    for i, e in enumerate(ordered):
         src, dst = placed[e.src], placed[e.dst]
         bend = loops[e.src]
         loop = x_of[e.src] == x_of[e.dst]
         if loop:
             loops[e.src] += 1
         d, lx, ly, pts = _route(src, dst, bend)
+        curves.append((d, lx, ly, pts, loop))
+        paths.add(i, pts)
+    for i, (e, (d, lx, ly, pts, loop)) in enumerate(zip(ordered, curves, strict=True)):
+        src, dst = placed[e.src], placed[e.dst]
         ports = _port_text(e)
+        folded = FOLDED_KIND in (src.node.kind, dst.node.kind)
+        shown = f"{e.merged} edges: {ports}" if folded and e.merged > 1 else ports
         # Loops bunch up beside their box: their ports are in the tooltip only.
-        label = "" if loop else _shorten(ports, PORT_CHARS)
-        spot = _place_label(grid, pts, label) if label else None
+        label = "" if loop else _shorten(shown, PORT_CHARS)
+        spot = _place_label(grid, paths, i, pts, label) if label else None
         if spot is None:
             label = ""
         else:
             lx, ly = spot
+        stands = f"{e.merged} identity edges, " if e.merged > 1 else ""
         title = (
             f"{src.node.label} → {dst.node.label}: {ports} "
-            f"({e.connections} connections, {e.outcome})"
+            f"({stands}{e.connections} connections, {e.outcome})"
         )
+        if folded:  # "12 identities → 3 identities" says nothing without the namespaces
+            title = (
+                f"{_end_name(src.node)} → {_end_name(dst.node)}: {ports} ({stands}"
+                f"{e.connections} connections, {e.outcome})"
+            )
         routed.append(
             RoutedEdge(
                 e,

@@ -100,6 +100,7 @@ class GraphEdge:
     connections: int = 0
     outcome: str = "allowed"  # allowed, denied, mixed
     anomalous: bool = False
+    merged: int = 1  # identity edges this arrow stands for (folded addresses or namespaces)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -31,7 +32,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from analyzer.report.graph_layout import layout_graph
+from analyzer.report.graph_fold import NAMESPACE_FOLD, ROW_BUDGET, fold_graph
+from analyzer.report.graph_layout import Layout, layout_graph
 from analyzer.report.model import SEVERITIES, ReportModel
 
 __all__ = ["render_report", "unified_diff", "csp_policy"]
@@ -41,6 +43,32 @@ PORT_LABEL_LIMIT = 120
 # Graphs up to this wide start scaled to the page width (text stays legible, ~0.65x on a
 # laptop screen); wider ones start at full size and scroll. A checkbox switches.
 FIT_WIDTH_LIMIT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class GraphView:
+    """One drawn graph of the page: the overview (``namespace`` empty) or the unfolded view of
+    one folded namespace; ``base`` is the index of its first edge in the page's edge data."""
+
+    layout: Layout
+    base: int
+    namespace: str = ""
+    identities: int = 0
+    edges: int = 0
+
+
+def _graph_views(model: ReportModel) -> tuple[GraphView, tuple[GraphView, ...]]:
+    folded = fold_graph(model.graph)
+    overview = GraphView(layout_graph(folded.overview), 0)
+    base = len(overview.layout.edges)
+    views: list[GraphView] = []
+    for ns, graph, identities, edges in zip(
+        folded.folded, folded.views, folded.identities, folded.edges, strict=True
+    ):
+        view = GraphView(layout_graph(graph), base, ns, identities, edges)
+        base += len(view.layout.edges)
+        views.append(view)
+    return overview, tuple(views)
 
 
 @cache
@@ -159,10 +187,11 @@ def render_report(model: ReportModel) -> str:
     css = _asset("report.css")
     early_js = _asset("report-early.js")
     main_js = _asset("report.js")
-    layout = layout_graph(model.graph)
+    overview, unfolds = _graph_views(model)
     edges = [
         {"src": e.edge.src, "dst": e.edge.dst, "srcNs": e.src_ns, "dstNs": e.dst_ns}
-        for e in layout.edges
+        for view in (overview, *unfolds)
+        for e in view.layout.edges
     ]
     severity_rank = {s: i for i, s in enumerate(SEVERITIES)}
     findings = sorted(
@@ -179,7 +208,12 @@ def render_report(model: ReportModel) -> str:
     return template.render(
         model=model,
         summary=model.summary,
-        layout=layout,
+        layout=overview.layout,
+        overview=overview,
+        unfolds=unfolds,
+        unfold_index={v.namespace: i for i, v in enumerate(unfolds)},
+        namespace_fold=NAMESPACE_FOLD,
+        row_budget=ROW_BUDGET,
         findings=findings,
         diffs=diffs,
         quality_warnings=quality_warnings(model.summary.warnings),

@@ -6,7 +6,8 @@
     pipeline.py    inputs -> staged parts -> one commit (``analyzer ingest``)
     staging.py     what an ingest writes before the commit (spooled stdin, Parquet parts)
     files.py       fsync, atomic_write, OS errors as one-line reasons
-    stats.py       ``analyzer stats``
+    stats.py       ``analyzer stats`` (from the flow summary the rollup carries: flow_summary.py)
+    rollup.py      the connection rollup written at ingest (docs/rollup.md)
 
 The store knows the readers of ``analyzer.ingest``; the readers know nothing of the store.
 """

@@ -24,6 +24,7 @@ from pathlib import Path
 from analyzer.connections import Buckets
 from analyzer.errors import StoreError
 from analyzer.store.files import os_error_text
+from analyzer.store.flow_summary import attach_summary, copy_summary
 from analyzer.store.flowstore import STAGING_PREFIX, FlowStore
 from analyzer.store.rollup import (
     Rollup,
@@ -85,6 +86,7 @@ def compact_store(
                 staged.mkdir()
                 try:
                     built = coarsen_rollup(staged, current, rollup_key(names, after), after)
+                    copy_summary(current.path, built)  # `analyzer stats` (flow_summary.py)
                     write_schedule(store.root, after)  # the commit point
                     publish_rollup(store.root, built, names)
                 finally:
@@ -107,6 +109,7 @@ def _rebuilt(store: FlowStore, names: list[str], schedule: Buckets) -> Rollup:
     staged.mkdir()
     try:
         built = stage_rollup(staged, rollup_key(names, schedule), store.scan(), schedule)
+        attach_summary(built, store.scan())
         publish_rollup(store.root, built, names)
     finally:
         shutil.rmtree(staged, ignore_errors=True)

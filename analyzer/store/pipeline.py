@@ -27,6 +27,7 @@ from analyzer.ingest._io import Digest, digest_file, is_compressed
 from analyzer.ingest.detect import spec_for
 from analyzer.ingest.reader import DEFAULT_BATCH_ROWS, FlowReader, empty_result_error
 from analyzer.store.files import fsync, os_error_text
+from analyzer.store.flow_summary import attach_summary
 from analyzer.store.flowstore import (
     FLOWS_DIR,
     LOCK,
@@ -459,7 +460,9 @@ def _stage_rollup(store: FlowStore, staged: Path, entries: Sequence[ManifestEntr
     paths = store.part_paths() + [staged / p for e in entries for p in e.parts]
     schedule = read_schedule(store.root)
     flows = scan_parts(paths, store.root)
-    return stage_rollup(staged, rollup_key(names, schedule), flows, schedule)
+    rollup = stage_rollup(staged, rollup_key(names, schedule), flows, schedule)
+    attach_summary(rollup, flows)  # what `analyzer stats` counts (store/flow_summary.py)
+    return rollup
 
 
 def rebuild_rollup(store_dir: Path, *, lock_timeout: float = 600.0) -> Rollup:
@@ -475,6 +478,7 @@ def rebuild_rollup(store_dir: Path, *, lock_timeout: float = 600.0) -> Rollup:
                 names = store.part_names()
                 schedule = read_schedule(store.root)
                 built = stage_rollup(staged, rollup_key(names, schedule), store.scan(), schedule)
+                attach_summary(built, store.scan())
                 publish_rollup(store.root, built, names)
             finally:
                 shutil.rmtree(staged, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""``analyzer stats``: what the store holds, computed lazily over its Parquet parts."""
+"""``analyzer stats``: what the store holds, from the flow summary the rollup carries (see
+``flow_summary``), or one streaming pass over the Parquet parts when the rollup is stale."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import polars as pl
 
 from analyzer import schema as S
+from analyzer.store.flow_summary import read_summary, summary_table
 from analyzer.store.flowstore import FlowStore
 
 __all__ = ["StoreStats", "store_stats"]
@@ -51,16 +53,27 @@ class StoreStats:
         }
 
 
-def _counts(lf: pl.LazyFrame, key: str) -> tuple[tuple[str, int, int], ...]:
+def _counts(table: pl.DataFrame, key: str | pl.Expr) -> tuple[tuple[str, int, int], ...]:
+    """Rows and flows per ``key`` of the summary table, most rows first."""
+    name = "key"
+    column = pl.col(key) if isinstance(key, str) else key
+    keyed = table.select(column.alias(name), "rows", "flows")
+    if isinstance(key, pl.Expr):
+        keyed = keyed.explode(name)  # a list of keys per row (a namespace list)
     out = (
-        lf.group_by(key)
-        .agg(pl.len().alias("rows"), pl.col(S.FLOW_COUNT).sum().alias("flows"))
-        .sort(["rows", key], descending=[True, False], nulls_last=True)
-        .collect()
+        keyed.group_by(name)
+        .agg(pl.col("rows").sum(), pl.col("flows").sum())
+        .sort(["rows", name], descending=[True, False], nulls_last=True)
     )
     return tuple(
         (str(k) if k is not None else "(none)", int(r), int(f or 0)) for k, r, f in out.iter_rows()
     )
+
+
+def _summary(store: FlowStore) -> pl.DataFrame:
+    rollup = store.rollup()
+    table = read_summary(rollup.path) if rollup is not None else None
+    return table if table is not None else summary_table(store.scan())
 
 
 def store_stats(store: FlowStore) -> StoreStats:
@@ -68,21 +81,14 @@ def store_stats(store: FlowStore) -> StoreStats:
 
     A row counts for a namespace when either end is in it (once, even when both are).
     """
-    lf = store.scan()
-    totals = lf.select(
-        pl.len().alias("rows"),
-        pl.col(S.FLOW_COUNT).sum().alias("flows"),
-        pl.col(S.TIME).min().alias("first"),
-        pl.max_horizontal(pl.col(S.TIME).max(), pl.col(S.END_TIME).max()).alias("last"),
-    ).collect()
+    table = _summary(store)
+    totals = table.select(
+        pl.col("rows").sum(), pl.col("flows").sum(), pl.col("first").min(), pl.col("last").max()
+    )
     rows, flows, first, last = totals.row(0)
-    ns = lf.select(
-        pl.concat_list(S.SRC_NAMESPACE, S.DST_NAMESPACE)
-        .list.drop_nulls()
-        .list.unique()
-        .alias("namespace"),
-        S.FLOW_COUNT,
-    ).explode("namespace")
+    namespaces = (
+        pl.concat_list(S.SRC_NAMESPACE, S.DST_NAMESPACE).list.drop_nulls().list.unique()
+    )
     manifest = store.manifest()
     skipped: dict[str, int] = {}
     for entry in manifest:
@@ -91,13 +97,13 @@ def store_stats(store: FlowStore) -> StoreStats:
     return StoreStats(
         store=str(store.root),
         inputs=len(manifest),
-        rows=int(rows),
+        rows=int(rows or 0),
         flows=int(flows or 0),
         first=first,
         last=last,
-        by_format=_counts(lf, S.SOURCE_FORMAT),
-        by_verdict=_counts(lf, S.VERDICT),
-        by_namespace=_counts(ns, "namespace"),
+        by_format=_counts(table, S.SOURCE_FORMAT),
+        by_verdict=_counts(table, S.VERDICT),
+        by_namespace=_counts(table, namespaces),
         skipped=tuple(sorted(skipped.items(), key=lambda kv: (-kv[1], kv[0]))),
         warnings=tuple((e.path, w) for e in manifest for w in e.warnings),
     )

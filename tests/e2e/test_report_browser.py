@@ -184,9 +184,7 @@ def hostile_store_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("hostile-store")
     capture = hostile_capture(base / "capture")
     ingest(base / "store", [str(capture["flows"])], progress=False)
-    analysis = analyse(
-        base / "store", policies=capture["policies"], inventory=capture["inventory"]
-    )
+    analysis = analyse(base / "store", policies=capture["policies"], inventory=capture["inventory"])
     return write_report(analysis, out=base / "out" / "report.html").path
 
 
@@ -458,3 +456,120 @@ def test_port_labels_never_intersect(tmp_path: Path, width: int) -> None:
     assert attrs.get("data-ready") == "1" and attrs.get("data-errors") == "0", _errors(dom)
     assert int(attrs["data-graph-labels"]) >= 8  # labels are drawn, not all dropped
     assert attrs["data-label-overlaps"] == "0"
+
+
+def _folded_page(tmp_path: Path) -> tuple[Path, int]:
+    """A hostile model whose namespaces (hostile names among them) are all past the fold size."""
+    from analyzer.report.graph_fold import NAMESPACE_FOLD, fold_graph
+
+    model = hostile_model(nodes_per_ns=NAMESPACE_FOLD + 2, namespaces=2)
+    page = tmp_path / "folded.html"
+    page.write_text(render_report(model), "utf-8")
+    return page, len(fold_graph(model.graph).folded)
+
+
+@pytest.mark.parametrize("shape", ["hostile", "folded", "fan"])
+def test_graph_text_is_readable_at_800px(tmp_path: Path, shape: str) -> None:
+    """At an 800 px window, fit to width never shrinks graph text below 9 px (a wide graph
+    scrolls in its frame instead) and no two port labels intersect."""
+    from dataclasses import replace
+
+    from analyzer.report.model import GraphEdge, GraphModel, GraphNode
+
+    if shape == "folded":
+        page, _ = _folded_page(tmp_path)
+    else:
+        model = hostile_model(nodes_per_ns=8, namespaces=6)
+        if shape == "fan":
+            nodes = [GraphNode(f"pod:c:app=c{i}", "c", f"app=c{i}") for i in range(12)]
+            nodes += [GraphNode(f"pod:srv:app=s{i}", "srv", f"app=s{i}") for i in range(3)]
+            edges = [GraphEdge(c.key, f"pod:srv:app=s{j}", ("TCP/8080", "UDP/53"), 1)
+                     for c in nodes[:12] for j in range(3)]  # fmt: skip
+            model = replace(model, graph=GraphModel(tuple(nodes), tuple(edges)))
+        page = tmp_path / f"{shape}.html"
+        page.write_text(render_report(model), "utf-8")
+    dom = _chromium(tmp_path, page.as_uri(), "--dump-dom", "--window-size=800,1000")
+    attrs = _root_attrs(dom)
+    assert attrs.get("data-ready") == "1" and attrs.get("data-errors") == "0", _errors(dom)
+    assert float(attrs["data-graph-min-font"]) >= 8.99, attrs["data-graph-min-font"]
+    assert attrs["data-label-overlaps"] == "0"
+    assert int(attrs["data-graph-labels"]) >= 2
+
+
+def test_folded_namespaces_unfold_from_address_and_click(tmp_path: Path) -> None:
+    """A folded namespace is one row; ``#unfold-N`` or a click on the row opens its unfolded
+    view (a <details> under the graph); hostile namespace names stay text throughout."""
+    import time
+
+    page, folds = _folded_page(tmp_path)
+    assert folds == 3
+    dom = dump_dom(tmp_path, page, "#unfold-1")
+    attrs = _root_attrs(dom)
+    assert attrs.get("data-ready") == "1" and attrs.get("data-errors") == "0", _errors(dom)
+    assert attrs.get("data-unfolded") == "1"
+    opened = re.findall(r'<details class="unfold" id="(unfold-\d+)"[^>]*?( open="")?>', dom)
+    assert [name for name, is_open in opened if is_open] == ["unfold-1"]
+    assert len(opened) == folds
+    assert len(re.findall(r"<svg\b", dom)) == 1 + folds
+    assert len(re.findall(r"<script\b", dom)) == 3
+    assert not re.search(r"<(img|iframe|object|embed)\b", dom)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;: 22 identities" in dom  # a fold's summary
+    # A hostile fragment is ignored.
+    dom = dump_dom(tmp_path, page, "#unfold-%3Cimg%20src%3Dx%3E")
+    attrs = _root_attrs(dom)
+    assert attrs.get("data-errors") == "0" and "data-unfolded" not in attrs
+
+    browser = _DevTools(page.as_uri(), tmp_path / "profile-cdp")
+    try:
+        browser.attach()
+        root = "document.documentElement"
+        for _ in range(200):
+            if browser.eval(f"{root}.getAttribute('data-ready')") == "1":
+                break
+            time.sleep(0.05)
+        row = "document.querySelector('svg.graph .node.namespace[data-unfold=\"2\"]')"
+        x, y = browser.eval(
+            "(function (el) { el.scrollIntoView({block: 'center'});"
+            " var r = el.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2];"
+            f" }})({row})"
+        )  # type: ignore[misc]
+        browser.click(x, y)
+        assert browser.eval("document.getElementById('unfold-2').open") is True
+        assert browser.eval(f"{root}.getAttribute('data-unfolded')") == "2"
+        # The unfolded view is drawn: its identities have boxes on screen.
+        drawn = browser.eval(
+            "Array.prototype.filter.call(document.querySelectorAll('#unfold-2 .node rect'),"
+            " function (r) { return r.getBoundingClientRect().width > 0; }).length"
+        )
+        assert isinstance(drawn, int) and drawn >= 22
+        # Print media: every fold open (the unfolded views drawn), the controls hidden.
+        browser.eval("document.getElementById('unfold-2').open = false")
+        browser.send("Emulation.setEmulatedMedia", {"media": "print"})
+        shown = browser.eval(
+            "Array.prototype.filter.call(document.querySelectorAll('svg.graph'),"
+            " function (s) { return s.getBoundingClientRect().height > 0; }).length"
+        )
+        assert shown == 1 + folds
+        tools = browser.eval(
+            "document.querySelector('.graph-tools').getBoundingClientRect().height"
+        )
+        assert tools == 0
+        assert browser.eval(f"{root}.getAttribute('data-errors')") == "0"
+    finally:
+        browser.close()
+
+
+def test_print_unfolds_folded_namespaces(tmp_path: Path) -> None:
+    """On paper every folded namespace is unfolded: the PDF has more pages than the same page
+    without the unfolded views."""
+    page, folds = _folded_page(tmp_path)
+    html = page.read_text("utf-8")
+    assert html.count('<details class="unfold"') == folds
+    stripped, n = re.subn(r'<div class="unfolds">.*?</div>\n</section>', "</section>", html,
+                          count=1, flags=re.S)  # fmt: skip
+    assert n == 1
+    bare = tmp_path / "bare.html"
+    bare.write_text(stripped, "utf-8")
+    with_views = _pdf_pages(print_pdf(tmp_path, page, tmp_path / "folded.pdf"))
+    without = _pdf_pages(print_pdf(tmp_path, bare, tmp_path / "bare.pdf"))
+    assert with_views >= without + 2, (with_views, without)

@@ -110,28 +110,67 @@
     }
     var focusWanted = hashParam("focus");
     if (focusWanted !== null && nodeKeys()[focusWanted] === true) { state.focus = focusWanted; }
-    if (svg) {
-      var pick = function (target) {
-        var node = target && target.closest ? target.closest(".node") : null;
-        var key = node ? node.getAttribute("data-key") : null;
-        state.focus = key === null || key === state.focus ? null : key;
-        applyView(data);
-      };
-      svg.addEventListener("click", function (ev) { pick(ev.target); });
-      svg.addEventListener("keydown", function (ev) {
+    var svgs = document.querySelectorAll("svg.graph");
+    var unfold = function (index) {
+      // Folded namespaces are unfolded in <details id="unfold-N"> under the graph; N is our
+      // own number (digits only), never a value from the data.
+      if (!/^[0-9]+$/.test(String(index))) { return false; }
+      var fold = document.getElementById("unfold-" + index);
+      if (!fold) { return false; }
+      fold.open = true;
+      fold.scrollIntoView({ block: "start" });
+      root.setAttribute("data-unfolded", String(index));
+      return true;
+    };
+    var pick = function (target) {
+      var node = target && target.closest ? target.closest(".node") : null;
+      if (node && node.hasAttribute("data-unfold")) {
+        unfold(node.getAttribute("data-unfold"));
+        return;
+      }
+      var key = node ? node.getAttribute("data-key") : null;
+      state.focus = key === null || key === state.focus ? null : key;
+      applyView(data);
+    };
+    for (var g = 0; g < svgs.length; g++) {
+      svgs[g].addEventListener("click", function (ev) { pick(ev.target); });
+      svgs[g].addEventListener("keydown", function (ev) {
         if (ev.key === "Enter" || ev.key === " ") { pick(ev.target); ev.preventDefault(); }
         if (ev.key === "Escape") { state.focus = null; applyView(data); }
       });
     }
+    var unfoldFromHash = function () {
+      var match = /^#unfold-([0-9]+)$/.exec(String(window.location.hash || ""));
+      if (match) { unfold(match[1]); }
+    };
+    window.addEventListener("hashchange", unfoldFromHash);
+    unfoldFromHash();
     applyView(data);
     var ports = document.getElementById("show-ports");
     var fit = document.getElementById("fit-graph");
-    if (fit && svg) {
-      fit.addEventListener("change", function () { svg.classList.toggle("fit", fit.checked); });
+    // Fit to width never scales a graph below MIN_SCALE of its size (text stays >= 9 px on an
+    // 800 px window): a wider graph scrolls in its own frame instead. Set through the CSSOM,
+    // not a style attribute, which the CSP allows.
+    var MIN_SCALE = 0.9;
+    var sizeGraphs = function () {
+      for (var s = 0; s < svgs.length; s++) {
+        var natural = Number(svgs[s].getAttribute("width")) || 0;
+        svgs[s].style.minWidth = svgs[s].classList.contains("fit")
+          ? Math.round(natural * MIN_SCALE) + "px" : "";
+      }
+    };
+    sizeGraphs();
+    if (fit) {
+      fit.addEventListener("change", function () {
+        for (var f = 0; f < svgs.length; f++) { svgs[f].classList.toggle("fit", fit.checked); }
+        sizeGraphs();
+      });
     }
-    if (ports && svg) {
+    if (ports) {
       ports.addEventListener("change", function () {
-        svg.classList.toggle("hide-ports", !ports.checked);
+        for (var p = 0; p < svgs.length; p++) {
+          svgs[p].classList.toggle("hide-ports", !ports.checked);
+        }
       });
     }
     if (svg) {
@@ -163,6 +202,20 @@
         }
       }
       root.setAttribute("data-graph-labels", String(rects.length));
+      // The smallest text drawn in any visible graph, in CSS pixels as rendered (font size
+      // times the SVG's scale): fit to width keeps it readable (a browser test reads this).
+      var smallest = Infinity;
+      var texts = document.querySelectorAll("svg.graph text");
+      for (var t = 0; t < texts.length; t++) {
+        var tb = texts[t].getBoundingClientRect();
+        var ctm = texts[t].getScreenCTM();
+        if (tb.width > 0 && tb.height > 0 && ctm) {
+          var px = parseFloat(window.getComputedStyle(texts[t]).fontSize) * Math.abs(ctm.a);
+          if (px < smallest) { smallest = px; }
+        }
+      }
+      root.setAttribute("data-graph-min-font", smallest === Infinity ? ""
+        : String(Math.round(smallest * 100) / 100));
       root.setAttribute("data-label-overlaps", String(overlaps));
     }
     // Printing unfolds everything (the print stylesheet does it too where the browser

@@ -178,7 +178,7 @@ def test_unified_diff() -> None:
 
 def test_port_labels_start_hidden_on_crowded_graphs() -> None:
     small = _parse(render_report(hostile_model()))
-    big = _parse(render_report(hostile_model(nodes_per_ns=30, namespaces=6)))
+    big = _parse(render_report(hostile_model(nodes_per_ns=20, namespaces=6)))  # not folded
 
     def state(page: _Page) -> tuple[str, bool]:
         svg = next(a for t, a in page.tags if t == "svg")

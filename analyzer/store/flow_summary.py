@@ -1,0 +1,117 @@
+"""The flow rows of a store summarised for ``analyzer stats``, written beside the rollup.
+
+``analyzer stats`` counts flow *rows* (by format, verdict and namespace, and the time window),
+not connections, so the connection rollup cannot answer it. Every one of those numbers is a sum
+(or min/max) over rows, so one small table grouped by (format, verdict, source namespace,
+destination namespace) holds them all exactly: a few thousand rows for a cluster, whatever the
+number of events. The rollup carries this table in its Parquet key-value metadata (under
+``analyzer.flow_summary``; ``attach_summary`` adds it to a staged rollup before the commit), so
+it is written in the same locked, atomic commit and is fresh exactly when the rollup is;
+``stats`` derives from the table, and builds the same table from the raw flows (one streaming
+pass) when the rollup is stale, switched off or carries no summary.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from analyzer import schema as S
+from analyzer.store.files import fsync
+
+__all__ = [
+    "SUMMARY_META",
+    "attach_summary",
+    "copy_summary",
+    "read_summary",
+    "summary_metadata",
+    "summary_table",
+]
+
+SUMMARY_META = b"analyzer.flow_summary"
+_KEYS = (S.SOURCE_FORMAT, S.VERDICT, S.SRC_NAMESPACE, S.DST_NAMESPACE)
+_TS = pl.Datetime("us", "UTC")
+_SCHEMA = pl.Schema(
+    {
+        **{k: pl.String() for k in _KEYS},
+        "rows": pl.Int64(),
+        "flows": pl.Int64(),
+        "first": _TS,
+        "last": _TS,
+    }
+)
+
+
+def summary_table(flows: pl.LazyFrame) -> pl.DataFrame:
+    """Rows, flows (``flow_count`` summed), first and last time per (format, verdict, source
+    namespace, destination namespace): one streaming pass."""
+    frame = (
+        flows.group_by(*_KEYS)
+        .agg(
+            pl.len().alias("rows"),
+            pl.col(S.FLOW_COUNT).sum().alias("flows"),
+            pl.col(S.TIME).min().alias("first"),
+            pl.max_horizontal(pl.col(S.TIME).max(), pl.col(S.END_TIME).max()).alias("last"),
+        )
+        .collect(engine="streaming")
+    )
+    return frame.select(pl.col(n).cast(t) for n, t in _SCHEMA.items()).sort(
+        _KEYS, nulls_last=True
+    )
+
+
+def summary_metadata(flows: pl.LazyFrame) -> dict[bytes, bytes]:
+    """The summary of ``flows`` as a Parquet key-value metadata entry."""
+    frame = summary_table(flows)
+    rows = [
+        [*(row[k] for k in _KEYS), row["rows"], row["flows"],
+         *(row[t].isoformat() if row[t] is not None else None for t in ("first", "last"))]
+        for row in frame.iter_rows(named=True)
+    ]
+    return {SUMMARY_META: json.dumps({"columns": list(_SCHEMA), "rows": rows}).encode()}
+
+
+def attach_summary(staged: Path, flows: pl.LazyFrame) -> None:
+    """Add the summary of ``flows`` to the metadata of the staged rollup file ``staged`` and
+    fsync it. The file is rewritten in place: it sits in a private staging directory and the
+    commit (the manifest's or the schedule's replacement) comes after this, so a kill here
+    leaves an uncommitted staging directory that the next ``recover`` removes with the file."""
+    _add_metadata(staged, summary_metadata(flows))
+
+
+def copy_summary(source: Path, staged: Path) -> None:
+    """Carry the summary of the rollup file ``source`` over to ``staged``, a rollup of the same
+    parts (``store compact`` changes buckets, never which rows the store holds); nothing when
+    ``source`` has none (``stats`` then counts the raw flows)."""
+    try:
+        entry = (pq.read_schema(source).metadata or {})[SUMMARY_META]
+    except (OSError, KeyError, ValueError):
+        return
+    _add_metadata(staged, {SUMMARY_META: entry})
+
+
+def _add_metadata(staged: Path, extra: dict[bytes, bytes]) -> None:
+    table = pq.read_table(staged)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **extra})
+    pq.write_table(table, staged, compression="zstd")
+    fsync(staged)
+
+
+def read_summary(path: Path) -> pl.DataFrame | None:
+    """The summary stored in the metadata of the Parquet file at ``path`` (a rollup), or None
+    when it has none or cannot be read (the caller summarises the raw flows instead)."""
+    try:
+        data = json.loads((pq.read_schema(path).metadata or {})[SUMMARY_META])
+        if data["columns"] != list(_SCHEMA):
+            return None
+        rows = [
+            [*r[:6], *(datetime.fromisoformat(t) if t is not None else None for t in r[6:])]
+            for r in data["rows"]
+        ]
+        return pl.DataFrame(rows, schema=_SCHEMA, orient="row")
+    except (OSError, KeyError, ValueError, TypeError, IndexError):
+        return None
