@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 
@@ -29,7 +30,7 @@ from analyzer.connections._dedupe import (
     empty_hub,
     endpoint_names,
     endpoint_scalars,
-    hubble_edges,
+    partitioned_hubble,
     read_endpoints,
 )
 from analyzer.connections._derive_columns import (
@@ -248,11 +249,16 @@ def derive_bucketed(
     *,
     tcp_idle: timedelta = TCP_IDLE,
     other_idle: timedelta = OTHER_IDLE,
+    spill: Path | None = None,
 ) -> tuple[Connections, BucketedConnections]:
     """``derive_connections`` of ``flows``, and the same connections per time bucket of
     ``schedule`` (see ``analyzer.connections.buckets``: what a time window means). The first
-    equals ``derive_connections(flows)``; the buckets of each edge sum to its row."""
-    frame, counts, proxied, buckets = _derive(flows, tcp_idle, other_idle, schedule)
+    equals ``derive_connections(flows)``; the buckets of each edge sum to its row.
+
+    ``spill``: a directory for a temporary file that bounds memory on big inputs (the store's
+    staging directory at ingest); without it, big inputs are scanned once more per partition
+    instead (``_dedupe.partitioned_hubble``)."""
+    frame, counts, proxied, buckets = _derive(flows, tcp_idle, other_idle, schedule, spill)
     assert buckets is not None
     whole = counts.select(
         *(pl.col(c).sum() for c in counts.columns if c not in (BUCKET, "first", "last")),
@@ -310,6 +316,7 @@ def _derive(
     tcp_idle: timedelta,
     other_idle: timedelta,
     schedule: Buckets | None,
+    spill: Path | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, int, pl.DataFrame | None]:
     """The connection frame, the row counts (one row, or one per bucket with ``schedule``),
     the proxy legs collapsed, and with ``schedule`` the per-bucket edge rows."""
@@ -361,22 +368,23 @@ def _derive(
     # Each query streams over the flows on its own: sharing one scan would cache every
     # request row in memory (the cost of a few more scans buys bounded memory).
     no_cse = pl.QueryOptFlags(comm_subplan_elim=False)
-    queries = {
-        "counts": counts_q,
-        "scalars": endpoint_scalars(req),
-        "names": endpoint_names(req),
-        "hub": hubble_edges(req, tcp_idle, other_idle, bucket) if present["hubble"][0] else None,
-        "cal": calico_edges(req, bucket) if present["calico"][0] else None,
-    }
-    done = {
-        name: query.collect(engine="streaming", optimizations=no_cse)
-        for name, query in queries.items()
-        if query is not None
-    }
-    counts, scalars, names = done["counts"], done["scalars"], done["names"]
+
+    def collect(query: pl.LazyFrame) -> pl.DataFrame:
+        return query.collect(engine="streaming", optimizations=no_cse)
+
+    counts = collect(counts_q)
+    scalars = collect(endpoint_scalars(req))
+    names = collect(endpoint_names(req))
     keyed = [*_EDGE, BUCKET] if bucket is not None else _EDGE
-    hub = done.get("hub", empty_hub(bucket is not None))
-    cal = done.get("cal", empty_cal(bucket is not None))
+    hub = empty_hub(bucket is not None)
+    if present["hubble"][0]:
+        requests = int(counts["requests"].sum() or 0)
+        hub = partitioned_hubble(
+            req, requests, tcp_idle, other_idle, bucket, spill=spill, collect=collect
+        )
+    cal = collect(calico_edges(req, bucket)) if present["calico"][0] else empty_cal(
+        bucket is not None
+    )
     endpoints = read_endpoints(lf, scalars, names)
     hashes = endpoints.select(pl.col("key"), pl.col("key").hash().alias("_h"))
     for side, column in (("src", SRC_KEY), ("dst", DST_KEY)):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import timedelta
+from pathlib import Path
 
 import polars as pl
 
@@ -60,19 +64,16 @@ def edge_aggs() -> list[pl.Expr]:
 Bucketer = Callable[[pl.Expr], pl.Expr] | None
 
 
-def hubble_edges(
-    req: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta, bucket: Bucketer = None
-) -> pl.LazyFrame:
-    """Per-event rows: sessions of one 5-tuple (several observation points, both nodes,
-    retransmits) become one connection; a new one starts after an idle gap. With ``bucket``,
-    one row per edge and time bucket of the connection's first event."""
+def hubble_rows(req: pl.LazyFrame) -> pl.LazyFrame:
+    """The compact per-event projection ``hubble_sessions`` works on (Hubble requests only):
+    the 5-tuple hash ``_h``, times, nodes and hashed endpoint keys."""
     # the 5-tuple as one 64-bit hash: sorting by it keeps each tuple's rows together at a
     # fraction of the cost (and memory) of a multi-column string sort
     five_tuple = pl.struct(
         pl.coalesce(S.SRC_IP, _SK), S.SRC_PORT, pl.coalesce(S.DST_IP, _DK), S.DST_PORT, S.PROTOCOL
     ).hash()
     node = pl.col(S.NODE).cast(pl.Categorical())
-    rows = req.filter(~pl.col(S.SOURCE_FORMAT).is_in(CALICO_FORMATS).fill_null(False)).select(
+    return req.filter(~pl.col(S.SOURCE_FORMAT).is_in(CALICO_FORMATS).fill_null(False)).select(
         five_tuple.alias("_h"),
         S.DST_PORT,
         pl.col(S.PROTOCOL).cast(pl.Categorical()),
@@ -93,6 +94,24 @@ def hubble_edges(
         pl.col(_SN).cast(pl.Categorical()),
         pl.col(_DN).cast(pl.Categorical()),
     )
+
+
+def hubble_edges(
+    req: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta, bucket: Bucketer = None
+) -> pl.LazyFrame:
+    """Per-event rows: sessions of one 5-tuple (several observation points, both nodes,
+    retransmits) become one connection; a new one starts after an idle gap. With ``bucket``,
+    one row per edge and time bucket of the connection's first event."""
+    return hubble_sessions(hubble_rows(req), tcp_idle, other_idle, bucket)
+
+
+def hubble_sessions(
+    rows: pl.LazyFrame, tcp_idle: timedelta, other_idle: timedelta, bucket: Bucketer = None
+) -> pl.LazyFrame:
+    """``hubble_edges`` of rows projected by ``hubble_rows``. Every session lives inside one
+    5-tuple, and the edge aggregates re-aggregate exactly (sums, min, max, unions, any), so
+    the edges of a partition of the rows by ``_h`` concatenated and grouped again by edge
+    equal the edges of all rows: that bounds the sort's memory on big stores."""
     same = pl.col("_h") == pl.col("_h").shift(1)
     idle = pl.when(pl.col(S.PROTOCOL) == "TCP").then(pl.lit(tcp_idle)).otherwise(pl.lit(other_idle))
     gap = pl.col(S.TIME) - pl.col(S.TIME).shift(1)
@@ -322,3 +341,55 @@ def empty_hub(bucketed: bool = False) -> pl.DataFrame:
 def empty_cal(bucketed: bool = False) -> pl.DataFrame:
     extra = {_BUCKET: _TS} if bucketed else {}
     return pl.DataFrame(schema={**_EDGE_SCHEMA, **extra})
+
+
+# Hubble request rows sorted at once at most (about 80 bytes each in the sort): above, the
+# rows are split by 5-tuple hash and sorted partition by partition (``partitioned_hubble``).
+PARTITION_ROWS = 500_000
+# Overrides PARTITION_ROWS (tests force partitioning on small stores with it).
+PARTITION_ENV = "ANALYZER_PARTITION_ROWS"
+
+
+def partition_count(rows: int) -> int:
+    """How many 5-tuple-hash partitions ``rows`` Hubble request rows are sorted in."""
+    limit = int(os.environ.get(PARTITION_ENV) or PARTITION_ROWS)
+    return max(1, -(-rows // max(1, limit)))
+
+
+def partitioned_hubble(
+    req: pl.LazyFrame,
+    rows: int,
+    tcp_idle: timedelta,
+    other_idle: timedelta,
+    bucket: Bucketer,
+    *,
+    spill: Path | None,
+    collect: Callable[[pl.LazyFrame], pl.DataFrame],
+) -> pl.DataFrame:
+    """``hubble_edges(req, ...)`` collected with bounded memory: with more than
+    ``PARTITION_ROWS`` request rows (``rows``: an upper bound), the compact projection is
+    written once to a temporary Parquet file in ``spill`` (or, without one, recomputed per
+    partition) and each partition of it by 5-tuple hash is sessionized on its own. Exact:
+    sessions never span 5-tuples, and the caller groups the edges again (``edge_aggs``)."""
+    k = partition_count(rows)
+    if k == 1:
+        return collect(hubble_edges(req, tcp_idle, other_idle, bucket))
+    with tempfile.TemporaryDirectory(dir=spill, prefix=".hubble-") if spill else nullcontext(
+        None
+    ) as tmp:
+        source = hubble_rows(req)
+        if tmp is not None:
+            path = Path(tmp) / "rows.parquet"
+            source.sink_parquet(path, compression="lz4", engine="streaming")
+            source = pl.scan_parquet(path)
+        return pl.concat(
+            [
+                collect(
+                    hubble_sessions(
+                        source.filter(pl.col("_h") % k == part), tcp_idle, other_idle, bucket
+                    )
+                )
+                for part in range(k)
+            ],
+            how="vertical_relaxed",
+        )

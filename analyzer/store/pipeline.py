@@ -15,6 +15,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -422,6 +423,7 @@ def _ingest_locked(
             notes = "; ".join(f"{s.path}: {s.message}" for s in summaries[:3])
             raise IngestError(f"no flow file among {len(summaries)} input files ({notes})")
         if entries:
+            release_memory()  # what parsing freed, before the derivation allocates its own
             rollup = _stage_rollup(store, staged, entries)
             published = store.commit(staged, entries, rollup)
     except OSError as exc:
@@ -433,6 +435,21 @@ def _ingest_locked(
         if published:  # else committed parts wait in staging for FlowStore.recover
             shutil.rmtree(staged, ignore_errors=True)
     return summaries
+
+
+def release_memory() -> None:
+    """Hand memory that is free but cached back to the OS (Arrow's pool, the C heap), so the
+    rollup's derivation does not stack its peak on what parsing left behind."""
+    import ctypes
+    import ctypes.util
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    libc = ctypes.util.find_library("c")
+    if libc:
+        with suppress(OSError, AttributeError):
+            ctypes.CDLL(libc).malloc_trim(0)  # glibc only
 
 
 def _stage_rollup(store: FlowStore, staged: Path, entries: Sequence[ManifestEntry]) -> Path:

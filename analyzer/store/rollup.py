@@ -194,11 +194,12 @@ def _stats_from(data: dict[str, Any]) -> ConnectionStats:
 
 
 def build_rollup(
-    flows: pl.LazyFrame, schedule: Buckets
+    flows: pl.LazyFrame, schedule: Buckets, spill: Path | None = None
 ) -> tuple[Connections, BucketedConnections, int, int]:
     """The rollup's content: connections of ``flows`` (all of the store's, in manifest order),
-    per bucket of ``schedule``, and the flow-record counts."""
-    connections, bucketed = derive_bucketed(flows, schedule)
+    per bucket of ``schedule``, and the flow-record counts. ``spill``: where a big store's
+    derivation may write a temporary file (bounded memory)."""
+    connections, bucketed = derive_bucketed(flows, schedule, spill=spill)
     records = int(bucketed.counts["rows_in"].sum() or 0)
     masked = int(bucketed.counts["masked"].sum() or 0)
     return connections, bucketed, records, masked
@@ -241,7 +242,7 @@ def write_rollup(
 
 def stage_rollup(directory: Path, key: str, flows: pl.LazyFrame, schedule: Buckets) -> Path:
     """Build the rollup of ``flows`` under ``schedule`` and write it into ``directory``."""
-    return write_rollup(directory, key, *build_rollup(flows, schedule))
+    return write_rollup(directory, key, *build_rollup(flows, schedule, spill=directory))
 
 
 def coarsen_rollup(

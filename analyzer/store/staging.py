@@ -92,7 +92,7 @@ class PartWriter:
         self.parts: list[str] = []
 
     def submit(self, frame: pl.DataFrame) -> None:
-        while len(self._pending) >= 2:  # bounded: at most two frames wait in memory
+        while len(self._pending) >= 1:  # bounded: at most one frame waits in memory
             self._pending.popleft().result()
         self._pending.append(self._pool.submit(self._write, frame))
 
