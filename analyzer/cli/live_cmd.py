@@ -15,25 +15,19 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from analyzer.errors import UsageError
-from analyzer.live import (
-    FileFollower,
-    LiveEvent,
-    LiveOptions,
-    LiveStatus,
-    StdinSource,
-    last_resume,
-    parse_commit_every,
-    parse_since,
-    run_stream,
-)
+from analyzer.live import FileFollower, StdinSource, parse_commit_every, parse_since
 from analyzer.live.cadence import DEFAULT_COMMIT_EVERY
 from analyzer.live.sources import ByteSource
 from analyzer.store import MANIFEST, FlowStore
+
+if TYPE_CHECKING:
+    # analyzer.live.follow (ingest readers, store writer) loads on first use: see below
+    from analyzer.live.follow import LiveEvent, LiveStatus
 
 __all__ = [
     "CommitEveryOption",
@@ -220,6 +214,8 @@ def _existing(store: Path) -> FlowStore | None:
 
 
 def _source(req: LiveRequest, store: Path) -> ByteSource:
+    from analyzer.live.follow import last_resume
+
     if req.relay is not None:
         from analyzer.live.relay import RelayConfig, RelaySource
 
@@ -339,6 +335,8 @@ def _status_text(s: LiveStatus) -> str:
 
 def run_live(req: LiveRequest, store: Path, json_output: bool) -> None:
     """Run a streaming ingest to its end; print the summary."""
+    from analyzer.live.follow import LiveOptions, run_stream
+
     req.check()
     cadence = parse_commit_every(req.commit_every)
     if req.since is not None:

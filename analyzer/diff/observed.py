@@ -28,18 +28,29 @@ def judge_observed(
     inventory: Inventory | None,
     universe: Universe,
     namespaces: Sequence[str] | None,
+    old_judged: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """``edges`` (distinct connections) with ``old_*``/``new_*`` verdicts, ``working``
     (the flow logs show it allowed), the signatures ``old_sig``/``new_sig`` and the probe
-    coordinates ``i``, ``j``, ``c`` (null where the universe has no class for it)."""
+    coordinates ``i``, ``j``, ``c`` (null where the universe has no class for it).
+
+    ``old_judged``: ``edges`` row for row with ``old``'s verdict columns already added
+    (``evaluate_connections``), when the caller has them (the report: ``Analysis.verdicts``);
+    the old set is then not evaluated a second time."""
     if namespaces is not None:
         ns = list(namespaces)
-        edges = edges.filter(pl.col("src_namespace").is_in(ns) | pl.col("dst_namespace").is_in(ns))
+        within = pl.col("src_namespace").is_in(ns) | pl.col("dst_namespace").is_in(ns)
+        edges = edges.filter(within)
+        if old_judged is not None:
+            old_judged = old_judged.filter(within)
     judged = edges
     for prefix, compiled in (("old_", old), ("new_", new)):
-        judged = evaluate_connections(compiled, judged, inventory).rename(
-            {c: prefix + c for c in RESULT_COLUMNS}
-        )
+        if prefix == "old_" and old_judged is not None:
+            # evaluate_connections returns the frame untouched plus RESULT_COLUMNS: the same
+            judged = pl.concat([judged, old_judged.select(RESULT_COLUMNS)], how="horizontal")
+        else:
+            judged = evaluate_connections(compiled, judged, inventory)
+        judged = judged.rename({c: prefix + c for c in RESULT_COLUMNS})
     judged = judged.with_columns(
         pl.col("observed").list.contains("allowed").alias("working"),
         *(_signature(prefix).alias(f"{prefix}sig") for prefix in ("old_", "new_")),

@@ -51,6 +51,7 @@ def diff_policies(
     old_info: PolicySetInfo | None = None,
     new_info: PolicySetInfo | None = None,
     probes: bool = True,
+    old_evaluated: pl.DataFrame | None = None,
 ) -> PolicyDiff:
     """Compare ``old`` and ``new`` on observed traffic and on every identity pair and port.
 
@@ -70,11 +71,20 @@ def diff_policies(
     probes
         False: compare observed connections only (what ``--fail-on newly-denied-observed``
         needs); no identity pair is enumerated.
+    old_evaluated
+        ``connections`` with ``old``'s verdict columns (``evaluate_connections`` with the same
+        inventory and ipblock mode), when the caller already has them (``Analysis.verdicts``):
+        the observed edges then take their old verdicts from it instead of a second evaluation.
     """
     old_c = compile_policies(list(old), ipblock_mode=ipblock_mode)
     new_c = compile_policies(list(new), ipblock_mode=ipblock_mode)
     frame = connections.frame if isinstance(connections, Connections) else connections
     edges = distinct_connections(frame) if frame is not None and frame.height else _no_edges()
+    old_judged = None
+    if old_evaluated is not None and frame is not None and frame.height:
+        # the same rows in the same order as ``edges`` (one group_by, maintain_order); the
+        # verdict is the same for every row of a distinct connection, so ``first`` is it
+        old_judged = distinct_connections(old_evaluated)
     universe = build_universe(edges, inventory, [old_c, new_c])
     old_t, new_t = (_tables(c, universe if probes else None) for c in (old_c, new_c))
     scope = list(namespaces) if namespaces is not None else None
@@ -82,7 +92,7 @@ def diff_policies(
     runs, combos = decision_combos(comparison.cells, old_t.verdicts, new_t.verdicts)
     table = combo_table(combos)
     judged = _with_namespaces(
-        judge_observed(edges, old_c, new_c, inventory, universe, scope), universe
+        judge_observed(edges, old_c, new_c, inventory, universe, scope, old_judged), universe
     )
     changed = (
         judged.filter(pl.col("old_allowed") != pl.col("new_allowed"))

@@ -61,6 +61,8 @@ def recommended_diff(
         old_info=PolicySetInfo("existing", (), len(old)),
         new_info=PolicySetInfo("recommended", (), len(new)),
         probes=probes,
+        # the existing policies' verdicts on these connections: the Analysis' own, not again
+        old_evaluated=analysis.verdicts if analysis.source is not None else None,
     )
     return result, probes
 
