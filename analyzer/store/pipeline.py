@@ -141,56 +141,31 @@ def load_one(
     elif source.exists() and not source.is_file():
         source = spool(staged, source, label)
     try:
-        return _load_file(
-            label,
-            named,
-            source,
-            staged=staged,
-            fmt=fmt,
-            known=known,
-            progress=progress,
-            max_line_bytes=max_line_bytes,
-            batch_rows=batch_rows,
-        )
+        try:
+            size = source.stat().st_size
+        except OSError as exc:
+            raise IngestError(f"cannot read: {exc.strerror or exc}", path=label) from exc
+        early = EARLY_HASH_COMPRESSED_BYTES if is_compressed(source) else EARLY_HASH_BYTES
+        with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher:
+            digest_future = hasher.submit(digest_file, source)
+            if size < early:
+                digest_future.result()  # cheap: settle "already ingested?" before parsing
+            return _load_hashed(
+                label,
+                named,
+                source,
+                size,
+                digest_future,
+                staged=staged,
+                fmt=fmt,
+                known=known,
+                progress=progress,
+                max_line_bytes=max_line_bytes,
+                batch_rows=batch_rows,
+            )
     finally:
         if spooled is not None:  # a copy of a remote object: its parts are written by now
             spooled.unlink(missing_ok=True)
-
-
-def _load_file(
-    label: str,
-    named: bool,
-    source: Path,
-    *,
-    staged: Path,
-    fmt: str,
-    known: dict[str, ManifestEntry],
-    progress: Progress | None,
-    max_line_bytes: int,
-    batch_rows: int,
-) -> tuple[InputSummary, ManifestEntry | None]:
-    try:
-        size = source.stat().st_size
-    except OSError as exc:
-        raise IngestError(f"cannot read: {exc.strerror or exc}", path=label) from exc
-    early = EARLY_HASH_COMPRESSED_BYTES if is_compressed(source) else EARLY_HASH_BYTES
-    with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher:
-        digest_future = hasher.submit(digest_file, source)
-        if size < early:
-            digest_future.result()  # cheap: settle "already ingested?" before parsing
-        return _load_hashed(
-            label,
-            named,
-            source,
-            size,
-            digest_future,
-            staged=staged,
-            fmt=fmt,
-            known=known,
-            progress=progress,
-            max_line_bytes=max_line_bytes,
-            batch_rows=batch_rows,
-        )
 
 
 def _absolute(label: str) -> str:

@@ -20,15 +20,13 @@ segment, ``**`` across segments), expanded here in sorted order.
 from __future__ import annotations
 
 import fnmatch
-import uuid
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from analyzer.errors import IngestError, StoreError, UsageError
-from analyzer.store.files import os_error_text
+from analyzer.errors import IngestError, UsageError
+from analyzer.store.staging import spool
 
 __all__ = [
     "REMOTE_SCHEMES",
@@ -44,7 +42,6 @@ __all__ = [
 _ALIASES = {"s3": "s3", "s3a": "s3", "s3n": "s3", "gs": "gs", "gcs": "gs", "hdfs": "hdfs"}
 REMOTE_SCHEMES = frozenset(_ALIASES)
 _GLOB = frozenset("*?[")
-_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,35 +202,13 @@ def remote_size(url: str, s3: S3Settings | None = None) -> int:
 
 def spool_remote(staged: Path, url: str, s3: S3Settings | None = None) -> Path:
     """Copy the object at ``url`` into ``staged``, as it is (no decompression), in bounded
-    memory; the caller removes the copy. A read error names the URL; a write error is the
-    store's (nothing is committed either way)."""
+    memory (``staging.spool``); the caller removes the copy."""
     fs, path = _filesystem(url, s3)
-    target = staged / f"spool-{uuid.uuid4().hex}"
     try:
         source = fs.open_input_stream(path, compression=None)
     except OSError as exc:
         raise IngestError(f"cannot read: {_one_line(exc)}", path=url) from exc
-    try:
-        with source, open(target, "wb") as out:
-            while True:
-                try:
-                    block = source.read(_BLOCK)
-                except OSError as exc:
-                    raise IngestError(f"cannot read: {_one_line(exc)}", path=url) from exc
-                if not block:
-                    break
-                out.write(block)
-    except OSError as exc:
-        target.unlink(missing_ok=True)
-        raise StoreError(
-            f"cannot copy {url} into the flow store at {staged.parent}: "
-            f"{os_error_text(exc)}; the store is unchanged"
-        ) from exc
-    except BaseException:
-        with suppress(OSError):
-            target.unlink()
-        raise
-    return target
+    return spool(staged, source, url)
 
 
 def _one_line(exc: BaseException) -> str:

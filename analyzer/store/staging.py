@@ -13,6 +13,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
+from typing import Protocol
 
 import polars as pl
 import pyarrow as pa
@@ -23,16 +24,25 @@ from analyzer.ingest._io import Digest
 from analyzer.schema import FLOW_SCHEMA, INGEST_ID
 from analyzer.store.files import os_error_text
 
-__all__ = ["PART_ROWS", "PartWriter", "spool"]
+__all__ = ["PART_ROWS", "PartWriter", "Readable", "spool"]
 
 PART_ROWS = 4_000_000
 _STATISTICS = [f.name for f in FLOW_SCHEMA if not pa.types.is_list(f.type)]
 
 
-def spool(staged: Path, source: Path | None, label: str) -> Path:
-    """Copy stdin or a pipe (``<(...)``) into the staging directory: it is read twice (hash,
-    parse) and a pipe can be read only once. Bounded memory; the copy is removed afterwards
-    (or, if the process is killed, by the next command that opens the store)."""
+class Readable(Protocol):
+    """An open binary stream: a file, stdin, or a pyarrow stream of a remote object."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+def spool(staged: Path, source: Path | Readable | None, label: str) -> Path:
+    """Copy stdin (None), a pipe (``<(...)``) or an open stream (closed here) into the staging
+    directory: it is read twice (hash, parse) and a pipe can be read only once. Bounded
+    memory; the copy is removed afterwards (or, if the process is killed, by the next command
+    that opens the store)."""
     target = staged / f"spool-{uuid.uuid4().hex}"
 
     def store_error(exc: OSError) -> StoreError:
@@ -43,7 +53,13 @@ def spool(staged: Path, source: Path | None, label: str) -> Path:
         )
 
     try:
-        src = sys.stdin.buffer if source is None else open(source, "rb")  # noqa: SIM115
+        src: Readable = (
+            sys.stdin.buffer
+            if source is None
+            else open(source, "rb")  # noqa: SIM115 - closed below
+            if isinstance(source, Path)
+            else source
+        )
     except OSError as exc:
         raise IngestError(f"cannot read: {os_error_text(exc)}", path=label) from exc
     try:
