@@ -71,7 +71,7 @@ def compact_store(
             before = read_schedule(store.root)
             current = read_rollup(store.root, names, switchable=False)
             if current is None:
-                current = _rebuilt(store, names, before)
+                current = rebuild_locked(store, names, before)
             rows_before = current.bucketed().buckets.height
             reference = now if now is not None else current.stats.window[1]
             after = before
@@ -103,8 +103,9 @@ def compact_store(
     )
 
 
-def _rebuilt(store: FlowStore, names: list[str], schedule: Buckets) -> Rollup:
-    """A missing or stale rollup is derived from the raw flows first (lock held)."""
+def rebuild_locked(store: FlowStore, names: list[str], schedule: Buckets) -> Rollup:
+    """Derive the rollup of ``names`` from the raw flows, publish it and read it back (lock
+    held): ``analyzer store rebuild``, and compaction of a missing or stale rollup."""
     staged = store.root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
     staged.mkdir()
     try:

@@ -26,6 +26,7 @@ from analyzer.ingest import _native
 from analyzer.ingest._io import Digest, digest_file, is_compressed
 from analyzer.ingest.detect import spec_for
 from analyzer.ingest.reader import DEFAULT_BATCH_ROWS, FlowReader, empty_result_error
+from analyzer.store.compact import rebuild_locked
 from analyzer.store.files import fsync, os_error_text
 from analyzer.store.flow_summary import attach_summary
 from analyzer.store.flowstore import (
@@ -40,8 +41,6 @@ from analyzer.store.flowstore import (
 from analyzer.store.remote import S3Settings, expand_remote, is_remote, is_url, spool_remote
 from analyzer.store.rollup import (
     Rollup,
-    publish_rollup,
-    read_rollup,
     read_schedule,
     rollup_key,
     stage_rollup,
@@ -447,24 +446,11 @@ def rebuild_rollup(store_dir: Path, *, lock_timeout: float = 600.0) -> Rollup:
     try:
         with store.lock(lock_timeout):
             store.recover()
-            staged = store.root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
-            staged.mkdir()
-            try:
-                names = store.part_names()
-                schedule = read_schedule(store.root)
-                built = stage_rollup(staged, rollup_key(names, schedule), store.scan(), schedule)
-                attach_summary(built, store.scan())
-                publish_rollup(store.root, built, names)
-            finally:
-                shutil.rmtree(staged, ignore_errors=True)
+            return rebuild_locked(store, store.part_names(), read_schedule(store.root))
     except OSError as exc:
         raise StoreError(
             f"cannot write the rollup of the flow store at {store.root}: {os_error_text(exc)}"
         ) from exc
-    rollup = read_rollup(store.root, store.part_names(), switchable=False)
-    if rollup is None:
-        raise StoreError(f"the rollup of {store.root} could not be read back after rebuilding")
-    return rollup
 
 
 def _refuse_foreign_directory(root: Path) -> None:
