@@ -32,16 +32,13 @@ RESULTS = HERE / "results" / "fixed-costs.json"
 sys.path.insert(0, str(HERE))
 from baseline_code import baseline_source  # noqa: E402
 from bench_rollup import _CHILD, run  # noqa: E402
+from bench_rollup import COMMANDS as ROLLUP_COMMANDS  # noqa: E402
 
 _GENERATED = re.compile(rb"<p>Generated [^<]*?\xc2\xb7")
 
+# the commands of the rollup series whose fixed costs matter (stats and simulate are small)
 COMMANDS: dict[str, list[str]] = {
-    "graph": ["graph", "-o", "json"],
-    "recommend -n production": ["recommend", "-n", "production", "-o", "json"],
-    "recommend (all)": ["recommend", "-o", "json"],
-    "anomalies": ["anomalies", "-o", "json"],
-    "audit": ["audit", "-o", "json", "--policies", "{policies}"],
-    "report": ["report", "--policies", "{policies}", "--out", "{out}/report.html", "-o", "json"],
+    name: argv for name, argv in ROLLUP_COMMANDS.items() if name not in ("stats", "simulate")
 }
 
 
