@@ -62,6 +62,7 @@ def edge_aggs() -> list[pl.Expr]:
 
 
 Bucketer = Callable[[pl.Expr], pl.Expr] | None
+_TS = pl.Datetime("us", "UTC")
 
 
 def hubble_rows(req: pl.LazyFrame) -> pl.LazyFrame:
@@ -195,8 +196,18 @@ def calico_edges(req: pl.LazyFrame, bucket: Bucketer = None) -> pl.LazyFrame:
         *side(ALLOWED, ~den),
         *side(DENIED, den),
     )
-    if bucket is not None:
-        agg = agg.with_columns(pl.col("has_src", "has_dst").any().over(keys))
+    if bucket is None:
+        return calico_select(agg.with_columns(pl.lit(None, _TS).alias(_BUCKET)), keys).drop(
+            _BUCKET
+        )
+    return calico_select(agg, keys)
+
+
+def calico_select(agg: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """Allowed and denied edge rows (per bucket) from the per-(edge, bucket) pre-aggregates of
+    ``calico_edges``: which sides report is decided over all the buckets of the edge (so the
+    buckets sum to the edge)."""
+    agg = agg.with_columns(pl.col("has_src", "has_dst").any().over(keys))
     allowed = (
         pl.when(pl.col("has_dst"))
         .then(pl.col("a_dst"))
@@ -209,15 +220,13 @@ def calico_edges(req: pl.LazyFrame, bucket: Bucketer = None) -> pl.LazyFrame:
         + pl.col("d_dst")
         + pl.when(pl.col("has_src") | pl.col("has_dst")).then(0).otherwise(pl.col("d_oth"))
     )
-    # an edge without requests on one side is no edge; with buckets, the whole edge decides
-    # (a bucket of an edge may hold 0 requests but events, first/last seen, nodes)
-    positive = pl.col(CONNECTIONS) > 0
-    if bucket is not None:
-        positive = pl.col(CONNECTIONS).sum().over(keys) > 0
+    # an edge without requests on one side is no edge; the whole edge decides (a bucket of an
+    # edge may hold 0 requests but events, first/last seen, nodes)
+    positive = pl.col(CONNECTIONS).sum().over(keys) > 0
     parts = [
         agg.select(
             *keys,
-            *([_BUCKET] if bucket is not None else []),
+            _BUCKET,
             pl.lit(outcome).alias(OUTCOME),
             count.cast(pl.Int64).alias(CONNECTIONS),
             pl.col(f"{outcome}_events").alias(EVENTS),
@@ -328,8 +337,6 @@ def read_endpoints(lf: pl.LazyFrame, scalars: pl.DataFrame, names: pl.DataFrame)
         .join(names, on="key", how="left")
     )
 
-
-_TS = pl.Datetime("us", "UTC")
 
 
 def empty_hub(bucketed: bool = False) -> pl.DataFrame:
