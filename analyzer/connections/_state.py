@@ -628,9 +628,10 @@ def finish_state(
     """The edge rows before endpoints are attached (grouped by ``_EDGE`` and, with
     ``schedule``, bucket), the row counts (per bucket, or one row), the endpoint table, and
     with ``schedule`` the per-bucket edge rows."""
-    bucket = (lambda e: schedule.expr(e)) if schedule is not None else (
-        lambda e: pl.lit(None, _TS)
-    )
+    def bucket(time: pl.Expr) -> pl.Expr:
+        # without a schedule, one bucket (null) holds everything
+        return schedule.expr(time) if schedule is not None else pl.lit(None, _TS)
+
     fates = _fates(state)
 
     def fated(frame: pl.DataFrame) -> pl.DataFrame:
