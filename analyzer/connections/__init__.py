@@ -9,7 +9,7 @@ replies, SYN retransmits); one Calico connection is reported by both ends. Rules
 3. Hubble-style rows: sort by 5-tuple and time; a new connection starts at the first row of a
    5-tuple or after an idle gap (60 s for TCP, which covers SYN retransmits; 30 s otherwise);
 4. Calico aggregates: the two reporters describe the same connections, so each side's
-   ``flow_count`` is summed and the larger side counts (see `_dedupe.calico_edges`);
+   ``flow_count`` is summed and the larger side counts (see `_state._map_calico`);
 5. one row per (src endpoint, dst endpoint, protocol, dst port, outcome), with endpoint
    attributes joined back from a per-endpoint table.
 """
@@ -245,7 +245,7 @@ def derive_bucketed(
 
     ``spill``: a directory for a temporary file that bounds memory on big inputs (the store's
     staging directory at ingest); without it, big inputs are scanned once more per partition
-    instead (``_dedupe.partitioned_hubble``)."""
+    instead (``_state._map_sessions``)."""
     lf = flows.lazy() if isinstance(flows, pl.DataFrame) else flows
     _check_columns(lf)
     state = derive_state(lf, tcp_idle=tcp_idle, other_idle=other_idle, spill=spill)

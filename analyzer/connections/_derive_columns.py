@@ -77,7 +77,6 @@ _EDGE_SCHEMA = pl.Schema(
 
 _ROW = "_row"
 
-_LISTS = (S.SRC_LABELS, S.DST_LABELS, S.SRC_NAMESPACE_LABELS, S.DST_NAMESPACE_LABELS)
 
 
 def masked_expr() -> pl.Expr:

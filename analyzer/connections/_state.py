@@ -12,13 +12,13 @@ state merges exactly:
   pattern and the *final* listening set, so ``finish`` decides it; adding a listening port
   later can change it either way, so they are never folded into the decided rows.
 * ``sessions``: Hubble request rows per 5-tuple hash ``_h`` as partial sessions (intervals:
-  first/last time with the row's global position as tie-break, the aggregates of
-  ``hubble_sessions``). Rows within the idle gap belong to one session, and inserting rows
+  first/last time with the row's global position as tie-break, the per-session
+  aggregates). Rows within the idle gap belong to one session, and inserting rows
   only shrinks gaps, so every partial session lies inside one session of all the rows; two
   partials (sorted by start) belong together exactly when the next starts within the idle gap
   of the latest end before it. Undecided rows form their own partials (``_pending``), folded
   into the requests in ``finish`` when the port rule makes them requests.
-* ``calico``: the per-(edge, minute) pre-aggregates of ``calico_edges`` before the choice of
+* ``calico``: the per-(edge, minute) pre-aggregates of the Calico aggregates before the choice of
   reporting side — sums, any, min, max, unions.
 * ``endpoints``: per endpoint key (and pattern, for undecided rows) the max of its scalars,
   any(is pod), DNS names (union) and the latest non-empty label lists with their global
@@ -30,7 +30,6 @@ from ``rows`` on, so ties in time resolve the same way whichever ingest brought 
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -42,12 +41,11 @@ import polars as pl
 
 from analyzer import schema as S
 from analyzer.connections._dedupe import (
-    PARTITION_ENV,
-    PARTITION_ROWS,
     calico_select,
     edge_aggs,
     empty_cal,
     empty_hub,
+    partition_count,
 )
 from analyzer.connections._derive_columns import (
     _AUD,
@@ -468,8 +466,7 @@ def _map_sessions(
     """Partial sessions of the rows, with bounded memory: above ``PARTITION_ROWS`` rows the
     projection is spilled (or recomputed) and sessionized per 5-tuple-hash partition (exact:
     a session never spans 5-tuples)."""
-    limit = int(os.environ.get(PARTITION_ENV) or PARTITION_ROWS)
-    k = max(1, -(-rows // max(1, limit)))
+    k = partition_count(rows)
     source = _session_rows(req)
     if k == 1:
         return collect(_sessionize(source, tcp_idle, other_idle))
