@@ -74,7 +74,11 @@ def one_size(args: argparse.Namespace, work: Path, flows: int) -> dict[str, Any]
         "input_bytes": sum(f.stat().st_size for f in files),
         "node_files": [f.name for f in files],
     }
-    before_src = baseline_source(args.before_ref, work)
+    # a directory holding an ``analyzer`` package, or a git ref of this repository
+    before = Path(args.before_ref)
+    before_src = before if (before / "analyzer").is_dir() else baseline_source(
+        args.before_ref, work
+    )
     stores = {"before": work / f"store-before-{flows}", "after": work / f"store-after-{flows}"}
     for label, src in (("after", ROOT), ("before", before_src)):
         print(f"[{flows}] ingest {len(files)} per-node files one by one: {label}", flush=True)
