@@ -245,8 +245,9 @@ def derive_state(
         .select(S.PROTOCOL, S.DST_PORT)
         .unique()
     )
-    counts, pending, listening = (
-        collect(q) for q in (counts_q, pending_q, listening_q)
+    # three small aggregates of one scan
+    counts, pending, listening = pl.collect_all(
+        [counts_q, pending_q, listening_q], engine="streaming"
     )
     # request rows and undecided rows (requests-to-be), with the working columns
     req = request_columns(classified.filter(is_req | (cls == _UNDECIDED))).with_columns(
@@ -495,7 +496,11 @@ def _merge_sessions(frame: pl.DataFrame, tcp_idle: timedelta, other_idle: timede
     """Partial sessions of one (5-tuple, pending) joined where they belong to one session:
     sorted by start, the next joins when it starts within the idle gap of the latest end."""
     group = ["_h", _PEND]
-    ordered = frame.sort([*group, "t0", "p0"], nulls_last=True)
+    # only partials that share a (5-tuple, pending) can join: the rest pass through (most
+    # sessions of a store lie within one ingest)
+    shared = pl.len().over(group) > 1
+    alone = frame.filter(~shared)
+    ordered = frame.filter(shared).sort([*group, "t0", "p0"], nulls_last=True)
     reach = pl.col("t1").cum_max().over(group).shift(1)
     same = (pl.col("_h") == pl.col("_h").shift(1)) & (pl.col(_PEND) == pl.col(_PEND).shift(1))
     new = (
@@ -537,7 +542,9 @@ def _merge_sessions(frame: pl.DataFrame, tcp_idle: timedelta, other_idle: timede
         )
         .drop("_conn")
     )
-    return _conform(merged, SESSION_SCHEMA).sort([*group, "t0", "p0"], nulls_last=True)
+    return pl.concat([_conform(alone, SESSION_SCHEMA), _conform(merged, SESSION_SCHEMA)]).sort(
+        [*group, "t0", "p0"], nulls_last=True
+    )
 
 
 def _merge_endpoints(frame: pl.DataFrame, group: list[str]) -> pl.DataFrame:
