@@ -117,7 +117,7 @@ def _store_endpoints(flows: pl.LazyFrame | None, where: Callable[[str], pl.Expr]
     """Endpoints of the rows where ``where(side)`` holds, latest label sets first-class.
 
     Labels and namespace labels are each the latest non-empty list seen for the endpoint (row
-    order is ingest order), as ``connections.endpoint_scalars`` picks them.
+    order is ingest order), as the derivation of connections picks them (``connections._state``).
     """
     if flows is None:
         return []
