@@ -542,24 +542,34 @@ def _merge_sessions(frame: pl.DataFrame, tcp_idle: timedelta, other_idle: timede
         )
         .drop("_conn")
     )
-    return pl.concat([_conform(alone, SESSION_SCHEMA), _conform(merged, SESSION_SCHEMA)]).sort(
-        [*group, "t0", "p0"], nulls_last=True
-    )
+    return pl.concat([_conform(alone, SESSION_SCHEMA), _conform(merged, SESSION_SCHEMA)])
 
 
 def _merge_endpoints(frame: pl.DataFrame, group: list[str]) -> pl.DataFrame:
-    def latest(value: str, at: str) -> pl.Expr:
-        return pl.col(value).filter(pl.col(at) == pl.col(at).max()).first()
-
-    return frame.group_by(group).agg(
-        *(pl.col(c).max() for c in _SCALARS),
-        pl.col("_is_pod").any(),
-        pl.col("labels_at").max(),
-        latest("labels", "labels_at"),
-        pl.col("ns_labels_at").max(),
-        latest("namespace_labels", "ns_labels_at"),
-        pl.col("names").explode().drop_nulls().unique().sort(),
+    """Endpoint rows of one group combined: max, any, union, and the label lists at the largest
+    position. A position (row and side) names one endpoint row, so the lists are joined back
+    by position instead of carried through the group-by."""
+    # rows alone in their group pass through (most undecided patterns are seen once)
+    shared = pl.len().over(group) > 1
+    alone = frame.filter(~shared).with_columns(
+        pl.col("names").list.unique().list.sort().fill_null(pl.lit([], dtype=_LS))
     )
+    many = frame.filter(shared)
+    merged = (
+        many.group_by(group)
+        .agg(
+            *(pl.col(c).max() for c in _SCALARS),
+            pl.col("_is_pod").any(),
+            pl.col("labels_at").max(),
+            pl.col("ns_labels_at").max(),
+            pl.col("names").explode().drop_nulls().unique().sort(),
+        )
+        .join(many.select("labels_at", "labels").drop_nulls("labels_at"), on="labels_at",
+              how="left")
+        .join(many.select("ns_labels_at", "namespace_labels").drop_nulls("ns_labels_at"),
+              on="ns_labels_at", how="left")
+    )
+    return pl.concat([alone.select(merged.columns), merged])
 
 
 def _merge_calico(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -698,10 +708,17 @@ def _hubble_edges(
 ) -> pl.DataFrame:
     if state.sessions.height == 0:
         return empty_hub(True)
-    parts = state.sessions.join(fates, on=_PATTERN, how="left", nulls_equal=True)
-    requests = parts.filter(~pl.col(_PEND) | (pl.col("_fate") == _REQUEST)).drop("_fate")
+    # undecided partial sessions that the port rule makes requests join the requests' ones
+    pending = (
+        state.sessions.filter(pl.col(_PEND))
+        .join(fates.filter(pl.col("_fate") == _REQUEST), on=_PATTERN, how="semi",
+              nulls_equal=True)
+        .with_columns(pl.lit(False).alias(_PEND))
+    )
     sessions = _merge_sessions(
-        requests.with_columns(pl.lit(False).alias(_PEND)), state.tcp_idle, state.other_idle
+        pl.concat([state.sessions.filter(~pl.col(_PEND)), pending]),
+        state.tcp_idle,
+        state.other_idle,
     )
     if sessions.height == 0:
         return empty_hub(True)
