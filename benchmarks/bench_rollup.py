@@ -324,7 +324,7 @@ def exactness(store: Path, duck_edges: Path) -> dict[str, Any]:
     rollup = opened.rollup()
     assert rollup is not None, "no fresh rollup"
     rolled = rollup.connections()
-    derived = derive_connections(opened.scan())
+    derived = None if os.environ.get("BENCH_ROLLUP_NO_RAW") else derive_connections(opened.scan())
     keys = ["src_key", "dst_key", "protocol", "dst_port", "outcome"]
     values = ["connections", "events", "first_seen", "last_seen"]
 
@@ -341,8 +341,8 @@ def exactness(store: Path, duck_edges: Path) -> dict[str, Any]:
         pl.any_horizontal([(pl.col(v) != pl.col(f"{v}_duck")).fill_null(True) for v in values])
     )
     return {
-        "rollup_equals_raw_derivation": rolled.frame.equals(derived.frame)
-        and rollup.stats == derived.stats,
+        "rollup_equals_raw_derivation": None if derived is None
+        else rolled.frame.equals(derived.frame) and rollup.stats == derived.stats,
         "edges_rollup": mine.height,
         "edges_duckdb": other.height,
         "connections_rollup": int(mine["connections"].sum()),
@@ -368,7 +368,13 @@ def one_size(
         "node_files": [f.name for f in files],
     }
     store = work / f"store-{flows}"
-    if args.reuse_stores and (store / "manifest.json").is_file() and str(flows) in previous:
+    if args.commands_only:
+        # the store as it is (built by an earlier ingest of this code, its rollup fresh):
+        # no ingest, no rebuild
+        if not (store / "manifest.json").is_file():
+            raise SystemExit(f"--commands-only: no store at {store}")
+        print(f"[{flows}] commands only, on {store} as it is", flush=True)
+    elif args.reuse_stores and (store / "manifest.json").is_file() and str(flows) in previous:
         # the ingest numbers of the run that built the store; the rollup rebuilt for this code
         for key in ("ingest", "ingest_duckdb_read_json", "ingest_vs_duckdb_cpu", "ingest_before"):
             if key in previous[str(flows)]:
@@ -439,8 +445,11 @@ def one_size(
     result["commands"] = commands
     result["graph_vs_duckdb_wall"] = commands["graph"]["after_vs_duckdb_wall"]
     exact = runs / "exactness"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if args.skip_before:
+        env["BENCH_ROLLUP_NO_RAW"] = "1"  # the raw derivation is what --skip-before skips
     run([sys.executable, "-c", _EXACT_CHILD, str(HERE), str(store), str(duck_out),
-         str(exact / "exactness.json")], exact, {**os.environ, "PYTHONPATH": str(ROOT)})
+         str(exact / "exactness.json")], exact, env)
     result["exactness"] = json.loads((exact / "exactness.json").read_text())
     print(json.dumps(result["exactness"], indent=2, default=str), flush=True)
     return result
@@ -486,7 +495,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {int(size):,} | {_cell(entry['duckdb_edges'])} | {ex['edges_rollup']:,} / "
             f"{ex['edges_duckdb']:,} | {ex['connections_rollup']:,} / "
             f"{ex['connections_duckdb']:,} | {ex['edges_differing']} | "
-            f"{'yes' if ex['rollup_equals_raw_derivation'] else 'NO'} |"
+            + {True: "yes", False: "NO", None: "not run"}[ex["rollup_equals_raw_derivation"]]
+            + " |"
         )
     lines += [
         "",
@@ -497,6 +507,8 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for size in sizes:
         entry = result["series"][size]
+        if "ingest_duckdb_read_json" not in entry:
+            continue  # --commands-only: the store's ingest was not timed in this run
         ing, dk = entry["ingest"], entry["ingest_duckdb_read_json"]
         last = ing.get("per_file", [ing.get("last_file")])[-1]
         lines.append(
@@ -523,6 +535,9 @@ def main() -> None:
                         help="time the commands with the rollup only (no raw derivation runs, "
                         "outputs not compared with it); the edges are still checked against "
                         "DuckDB's")
+    parser.add_argument("--commands-only", action="store_true",
+                        help="time the commands (and DuckDB's edges) on the store already in "
+                        "--work, as it is: no ingest, no rebuild")
     parser.add_argument("--markdown", action="store_true",
                         help="print the tables of the last results and exit")
     args = parser.parse_args()
