@@ -324,7 +324,7 @@ def exactness(store: Path, duck_edges: Path) -> dict[str, Any]:
     rollup = opened.rollup()
     assert rollup is not None, "no fresh rollup"
     rolled = rollup.connections()
-    derived = derive_connections(opened.scan())
+    derived = None if os.environ.get("BENCH_ROLLUP_NO_RAW") else derive_connections(opened.scan())
     keys = ["src_key", "dst_key", "protocol", "dst_port", "outcome"]
     values = ["connections", "events", "first_seen", "last_seen"]
 
@@ -341,8 +341,8 @@ def exactness(store: Path, duck_edges: Path) -> dict[str, Any]:
         pl.any_horizontal([(pl.col(v) != pl.col(f"{v}_duck")).fill_null(True) for v in values])
     )
     return {
-        "rollup_equals_raw_derivation": rolled.frame.equals(derived.frame)
-        and rollup.stats == derived.stats,
+        "rollup_equals_raw_derivation": None if derived is None
+        else rolled.frame.equals(derived.frame) and rollup.stats == derived.stats,
         "edges_rollup": mine.height,
         "edges_duckdb": other.height,
         "connections_rollup": int(mine["connections"].sum()),
@@ -368,7 +368,13 @@ def one_size(
         "node_files": [f.name for f in files],
     }
     store = work / f"store-{flows}"
-    if args.reuse_stores and (store / "manifest.json").is_file() and str(flows) in previous:
+    if args.commands_only:
+        # the store as it is (built by an earlier ingest of this code, its rollup fresh):
+        # no ingest, no rebuild
+        if not (store / "manifest.json").is_file():
+            raise SystemExit(f"--commands-only: no store at {store}")
+        print(f"[{flows}] commands only, on {store} as it is", flush=True)
+    elif args.reuse_stores and (store / "manifest.json").is_file() and str(flows) in previous:
         # the ingest numbers of the run that built the store; the rollup rebuilt for this code
         for key in ("ingest", "ingest_duckdb_read_json", "ingest_vs_duckdb_cpu", "ingest_before"):
             if key in previous[str(flows)]:
@@ -377,8 +383,19 @@ def one_size(
                                 runs / "rebuild")
         print(f"[{flows}] reused the store; store rebuild {result['rebuild']}", flush=True)
     else:
-        print(f"[{flows}] ingest {len(files)} per-node files (rollup written at each)", flush=True)
-        result["ingest"] = ingest_all(ROOT, files, store, runs / "ingest")
+        if args.single_ingest:
+            # one `analyzer ingest` of the node directory: the rollup is derived once, over
+            # the whole store (at 10M flows, ingesting file by file re-derives it six times)
+            print(f"[{flows}] ingest {len(files)} per-node files in one ingest", flush=True)
+            shutil.rmtree(store, ignore_errors=True)
+            one = cli(ROOT, ["ingest", "--store", str(store), str(case / "nodes")],
+                      runs / "ingest" / "all")
+            result["ingest"] = {**one, "files": len(files), "single_ingest": True,
+                                "per_file": [one]}
+        else:
+            print(f"[{flows}] ingest {len(files)} per-node files (rollup written at each)",
+                  flush=True)
+            result["ingest"] = ingest_all(ROOT, files, store, runs / "ingest")
         print(f"[{flows}] ingest {result['ingest']}", flush=True)
         ducks = [duck("ingest", f, runs / f"duck-ingest-{i}" / "n", runs / f"duck-ingest-{i}")
                  for i, f in enumerate(files)]
@@ -405,30 +422,42 @@ def one_size(
     for name, template in COMMANDS.items():
         row: dict[str, Any] = {}
         outputs = {}
-        for label, raw in (("before", True), ("after", False)):
+        labels = (("after", False),) if args.skip_before else (("before", True), ("after", False))
+        for label, raw in labels:
             out = runs / re.sub(r"\W+", "-", name) / label
             argv = [a.format(policies=policies, out=out) for a in template]
             row[label] = cli(ROOT, [*argv, "--store", str(store)], out, raw=raw)
             outputs[label] = output_of(out, name)
-        row["outputs_identical"] = outputs["before"] == outputs["after"]
-        row["cpu_ratio"] = round(row["before"]["cpu_s"] / max(row["after"]["cpu_s"], 1e-9), 2)
+        if args.skip_before:
+            row["outputs_identical"] = None  # not compared: the raw derivation was not run
+            row["cpu_ratio"] = None
+        else:
+            row["outputs_identical"] = outputs["before"] == outputs["after"]
+            row["cpu_ratio"] = round(
+                row["before"]["cpu_s"] / max(row["after"]["cpu_s"], 1e-9), 2
+            )
         row["after_vs_duckdb_wall"] = round(
             result["duckdb_edges"]["wall_s"] / max(row["after"]["wall_s"], 1e-9), 2
         )
         commands[name] = row
-        print(f"[{flows}] {name:<24} before {row['before']}  after {row['after']}  "
+        print(f"[{flows}] {name:<24} before {row.get('before')}  after {row['after']}  "
               f"x{row['cpu_ratio']} identical={row['outputs_identical']}", flush=True)
     result["commands"] = commands
     result["graph_vs_duckdb_wall"] = commands["graph"]["after_vs_duckdb_wall"]
     exact = runs / "exactness"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if args.skip_before:
+        env["BENCH_ROLLUP_NO_RAW"] = "1"  # the raw derivation is what --skip-before skips
     run([sys.executable, "-c", _EXACT_CHILD, str(HERE), str(store), str(duck_out),
-         str(exact / "exactness.json")], exact, {**os.environ, "PYTHONPATH": str(ROOT)})
+         str(exact / "exactness.json")], exact, env)
     result["exactness"] = json.loads((exact / "exactness.json").read_text())
     print(json.dumps(result["exactness"], indent=2, default=str), flush=True)
     return result
 
 
-def _cell(run: dict[str, Any]) -> str:
+def _cell(run: dict[str, Any] | None) -> str:
+    if run is None:
+        return "not run"
     return f"{run['wall_s']:.1f} s / {run['cpu_s']:.1f} s / {run['peak_rss_mb']:,.0f} MB"
 
 
@@ -446,10 +475,12 @@ def markdown(result: dict[str, Any]) -> str:
         for name, row in entry["commands"].items():
             vs_cpu = duck_cpu / max(row["after"]["cpu_s"], 1e-9)
             lines.append(
-                f"| {int(size):,} | `{name}` | {_cell(row['before'])} | {_cell(row['after'])} | "
-                f"{row['cpu_ratio']:.2f}x | {row.get('after_vs_duckdb_wall', '-')}x, "
-                f"{vs_cpu:.2f}x | "
-                f"{'yes' if row['outputs_identical'] else 'NO'} |"
+                f"| {int(size):,} | `{name}` | {_cell(row.get('before'))} | "
+                f"{_cell(row['after'])} | "
+                + (f"{row['cpu_ratio']:.2f}x" if row["cpu_ratio"] is not None else "-")
+                + f" | {row.get('after_vs_duckdb_wall', '-')}x, {vs_cpu:.2f}x | "
+                + {True: "yes", False: "NO", None: "not compared"}[row["outputs_identical"]]
+                + " |"
             )
     lines += [
         "",
@@ -464,7 +495,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {int(size):,} | {_cell(entry['duckdb_edges'])} | {ex['edges_rollup']:,} / "
             f"{ex['edges_duckdb']:,} | {ex['connections_rollup']:,} / "
             f"{ex['connections_duckdb']:,} | {ex['edges_differing']} | "
-            f"{'yes' if ex['rollup_equals_raw_derivation'] else 'NO'} |"
+            + {True: "yes", False: "NO", None: "not run"}[ex["rollup_equals_raw_derivation"]]
+            + " |"
         )
     lines += [
         "",
@@ -475,6 +507,8 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for size in sizes:
         entry = result["series"][size]
+        if "ingest_duckdb_read_json" not in entry:
+            continue  # --commands-only: the store's ingest was not timed in this run
         ing, dk = entry["ingest"], entry["ingest_duckdb_read_json"]
         last = ing.get("per_file", [ing.get("last_file")])[-1]
         lines.append(
@@ -494,6 +528,16 @@ def main() -> None:
     parser.add_argument("--reuse-stores", action="store_true",
                         help="keep stores built by an earlier run (and its ingest numbers); "
                         "rebuild their rollup for this code (timed) and time the commands")
+    parser.add_argument("--single-ingest", action="store_true",
+                        help="build the store with one ingest of all node files (the rollup "
+                        "derived once) instead of one ingest per file")
+    parser.add_argument("--skip-before", action="store_true",
+                        help="time the commands with the rollup only (no raw derivation runs, "
+                        "outputs not compared with it); the edges are still checked against "
+                        "DuckDB's")
+    parser.add_argument("--commands-only", action="store_true",
+                        help="time the commands (and DuckDB's edges) on the store already in "
+                        "--work, as it is: no ingest, no rebuild")
     parser.add_argument("--markdown", action="store_true",
                         help="print the tables of the last results and exit")
     args = parser.parse_args()

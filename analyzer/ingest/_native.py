@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -94,10 +93,13 @@ def _tail_is_whole(path: Path) -> bool:
 
 
 def _threads() -> int:
-    """DuckDB's parser threads: at least two (one thread costs a fifth of the wall time on
-    two cores, measured), at most four: each thread holds its own read buffers, so more add
-    memory more than speed."""
-    return max(2, min(4, os.cpu_count() or 2))
+    """DuckDB's parser threads: one. Each thread holds its own read buffer and parsed
+    documents: a second one raised the peak RSS of a 1M-flow ingest by ~50 MB (420 -> 370
+    MB) for no CPU saved (issue 11: ingest bounded in memory; benchmarks/README.md). Parsing
+    still overlaps classification and Parquet writing, which run on other threads. With one
+    thread DuckDB also cuts its record batches at exactly ``batch_rows`` rows instead of at its
+    read-buffer boundaries, so a part's row groups no longer depend on DuckDB's buffering."""
+    return 1
 
 
 def read_envelopes(
