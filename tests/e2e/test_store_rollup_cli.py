@@ -140,3 +140,33 @@ def test_windows_and_rebuild(stores: dict[str, Path], tmp_path: Path) -> None:
     assert missing.returncode != 0
     assert b"no flow store" in missing.stderr
     assert len(missing.stderr.decode().strip().splitlines()) == 1
+
+
+def test_a_stale_rollup_is_noted_once_and_changes_no_output(
+    stores: dict[str, Path], tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(stores["split"], store)
+    fresh = _run("graph", "-o", "json", "--store", str(store))
+    assert fresh.returncode == 0 and b"note:" not in fresh.stderr
+    # a live ingest commits parts without rebuilding the rollup: it is stale
+    lines = (stores["capture"] / "flows.jsonl").read_bytes().splitlines(keepends=True)[:300]
+    later = b"".join(lines).replace(b"2026-11-02T09:", b"2026-11-02T11:")
+    live = subprocess.run(
+        [*analyzer_command(), "ingest", "--follow", "-", "--store", str(store)],
+        input=later, capture_output=True, timeout=600, check=False,
+    )
+    assert live.returncode == 0, live.stderr.decode()[-2000:]
+    for command in (("graph", "-o", "json"), ("stats",)):
+        stale = _run(*command, "--store", str(store))
+        raw = _run(*command, "--store", str(store), raw=True)
+        assert stale.returncode == 0 and stale.stdout == raw.stdout
+        notes = [n for n in stale.stderr.decode().splitlines() if n.startswith("note:")]
+        assert len(notes) == 1, stale.stderr.decode()  # once, though read twice
+        assert "connection rollup is stale (1 flow part(s) committed since it was built" in notes[0]
+        assert f"run 'analyzer store rebuild --store {store}'" in notes[0]
+        assert b"note:" not in raw.stderr  # ANALYZER_NO_ROLLUP=1: asked for, no hint
+    _ok("store", "rebuild", "--store", str(store))
+    assert b"note:" not in _run("graph", "-o", "json", "--store", str(store)).stderr
+    shutil.rmtree(store / "rollup")  # a store without a rollup: nothing stale to rebuild
+    assert b"note:" not in _run("graph", "-o", "json", "--store", str(store)).stderr
