@@ -238,3 +238,20 @@ def test_folded_hostile_namespaces_render_as_text() -> None:
     # Every drawn arrow has its own entry in the page's data, the overview's first.
     indexes = [int(a["data-index"] or -1) for t, a in page.tags if t == "g" and "data-index" in a]
     assert sorted(indexes) == list(range(len(indexes)))
+
+
+def test_past_the_arrow_limit_labels_still_avoid_labels_and_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hairball skips the arrow search (AVOID_ARROWS_MAX), never the label/node rule."""
+    model = hostile_model(8, 6).graph
+    searched = layout_graph(model)
+    monkeypatch.setattr(graph_layout, "AVOID_ARROWS_MAX", len(model.edges) - 1)
+    hairball = layout_graph(model)
+    assert _label_crossings(hairball) > _label_crossings(searched)
+    boxes = [label_box(e.label_x, e.label_y, e.label) for e in hairball.edges if e.label]
+    nodes = [(n.x, n.y, n.x + n.w, n.y + n.h) for n in hairball.nodes]
+    assert boxes
+    for i, box in enumerate(boxes):
+        assert not any(graph_layout._intersects(box, other) for other in boxes[i + 1 :])
+        assert not any(graph_layout._intersects(box, node) for node in nodes)
