@@ -9,7 +9,7 @@ replies, SYN retransmits); one Calico connection is reported by both ends. Rules
 3. Hubble-style rows: sort by 5-tuple and time; a new connection starts at the first row of a
    5-tuple or after an idle gap (60 s for TCP, which covers SYN retransmits; 30 s otherwise);
 4. Calico aggregates: the two reporters describe the same connections, so each side's
-   ``flow_count`` is summed and the larger side counts (see `_dedupe.calico_edges`);
+   ``flow_count`` is summed and the larger side counts (see `_state._map_calico`);
 5. one row per (src endpoint, dst endpoint, protocol, dst port, outcome), with endpoint
    attributes joined back from a per-endpoint table.
 """
@@ -23,38 +23,22 @@ from pathlib import Path
 import polars as pl
 
 from analyzer import schema as S
-from analyzer.connections._dedupe import (
-    calico_edges,
-    edge_aggs,
-    empty_cal,
-    empty_hub,
-    endpoint_names,
-    endpoint_scalars,
-    partitioned_hubble,
-    read_endpoints,
-)
 from analyzer.connections._derive_columns import (
-    _CLASS,
     _EDGE,
-    _IGNORED,
     _LS,
-    _REPLY,
-    _REQUEST,
-    _ROW,
-    _SOCK,
-    _UNDECIDED,
-    _VIP,
     CALICO_FORMATS,
     EPHEMERAL_MIN,
     OTHER_IDLE,
     POLICY_DROP_REASONS,
     TCP_IDLE,
+    masked_expr,
     side_columns,
 )
-from analyzer.connections._direction import (
-    classify,
-    port_rule,
-    request_rows,
+from analyzer.connections._state import (
+    DerivationState,
+    derive_state,
+    finish_state,
+    merge_states,
 )
 from analyzer.connections.buckets import (
     BUCKET,
@@ -86,6 +70,10 @@ from analyzer.schema import (
 )
 
 __all__ = [
+    "DerivationState",
+    "derive_state",
+    "merge_states",
+    "finish_bucketed",
     "BucketedConnections",
     "Buckets",
     "derive_bucketed",
@@ -257,8 +245,19 @@ def derive_bucketed(
 
     ``spill``: a directory for a temporary file that bounds memory on big inputs (the store's
     staging directory at ingest); without it, big inputs are scanned once more per partition
-    instead (``_dedupe.partitioned_hubble``)."""
-    frame, counts, proxied, buckets = _derive(flows, tcp_idle, other_idle, schedule, spill)
+    instead (``_state._map_sessions``)."""
+    lf = flows.lazy() if isinstance(flows, pl.DataFrame) else flows
+    _check_columns(lf)
+    state = derive_state(lf, tcp_idle=tcp_idle, other_idle=other_idle, spill=spill)
+    return finish_bucketed(state, schedule)
+
+
+def finish_bucketed(
+    state: DerivationState, schedule: Buckets
+) -> tuple[Connections, BucketedConnections]:
+    """``derive_bucketed`` of the rows whose derivation state is ``state`` (``derive_state``
+    of them, or ``merge_states`` of the states of consecutive runs of them: the same)."""
+    frame, counts, proxied, buckets = _finish(state, schedule)
     assert buckets is not None
     whole = counts.select(
         *(pl.col(c).sum() for c in counts.columns if c not in (BUCKET, "first", "last")),
@@ -295,22 +294,6 @@ def window_connections(
     return Connections(frame=frame, stats=_stats(row, frame, int(row["proxied"] or 0)))
 
 
-def masked_expr() -> pl.Expr:
-    """Flow rows whose addresses or pod names were masked or aggregated away (Calico
-    aggregation, field masks)."""
-
-    def side(name: str) -> pl.Expr:
-        pod = pl.col(f"{name}_pod")
-        return (pl.col(f"{name}_entity") == "pod") & (
-            pl.col(f"{name}_ip").is_null()
-            | pod.is_null()
-            | pod.str.contains("*", literal=True)
-            | (pod == "-")
-        )
-
-    return (side("src") | side("dst")).fill_null(False)
-
-
 def _derive(
     flows: pl.LazyFrame | pl.DataFrame,
     tcp_idle: timedelta,
@@ -319,83 +302,18 @@ def _derive(
     spill: Path | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, int, pl.DataFrame | None]:
     """The connection frame, the row counts (one row, or one per bucket with ``schedule``),
-    the proxy legs collapsed, and with ``schedule`` the per-bucket edge rows."""
+    the proxy legs collapsed, and with ``schedule`` the per-bucket edge rows: the finish of
+    the map of every row (``_state``), the one code path of every derivation."""
     lf = flows.lazy() if isinstance(flows, pl.DataFrame) else flows
     _check_columns(lf)
-    bucket = schedule.expr if schedule is not None else None
-    # a row index lets label lists be read back for a few rows instead of carried for all
-    lf = lf.with_row_index(_ROW)
-    classified = lf.with_columns(classify().alias(_CLASS))
-    calico = pl.col(S.SOURCE_FORMAT).is_in(CALICO_FORMATS).fill_null(False)
-    listening, present = pl.collect_all(
-        [
-            classified.filter(
-                (pl.col(_CLASS) == _REQUEST)
-                & pl.col(S.DST_PORT).is_not_null()
-                & pl.col(S.PROTOCOL).is_not_null()
-            )
-            .group_by(S.PROTOCOL)
-            .agg(pl.col(S.DST_PORT).unique().sort()),
-            classified.select(calico.any().alias("calico"), (~calico).any().alias("hubble")),
-        ],
-        engine="streaming",
-    )
-    ports = {row[0]: list(row[1]) for row in listening.iter_rows()}
-    decided = classified.with_columns(
-        pl.col(_CLASS).alias("_class0"), port_rule(ports).alias(_CLASS)
-    )
-    cls = pl.col(_CLASS)
-    is_req = cls == _REQUEST
-    count_exprs = [
-        pl.len().cast(pl.Int64).alias("rows_in"),
-        is_req.sum().alias("requests"),
-        (cls == _REPLY).sum().alias("replies"),
-        (cls == _UNDECIDED).sum().alias("undecidable"),
-        (cls == _IGNORED).sum().alias("ignored"),
-        (cls == _SOCK).sum().alias("sock"),
-        (cls == _VIP).sum().alias("vip"),
-        ((pl.col("_class0") == _UNDECIDED) & (cls != _UNDECIDED)).sum().alias("by_ports"),
-        pl.col(S.TIME).filter(is_req).min().alias("first"),
-        pl.coalesce(S.END_TIME, S.TIME).filter(is_req).max().alias("last"),
-    ]
-    if bucket is None:
-        counts_q = decided.select(count_exprs)
-    else:
-        counts_q = decided.group_by(bucket(pl.col(S.TIME)).alias(BUCKET)).agg(
-            *count_exprs, masked_expr().sum().cast(pl.Int64).alias("masked")
-        )
-    req = request_rows(decided)
-    # Each query streams over the flows on its own: sharing one scan would cache every
-    # request row in memory (the cost of a few more scans buys bounded memory).
-    no_cse = pl.QueryOptFlags(comm_subplan_elim=False)
+    state = derive_state(lf, tcp_idle=tcp_idle, other_idle=other_idle, spill=spill)
+    return _finish(state, schedule)
 
-    def collect(query: pl.LazyFrame) -> pl.DataFrame:
-        return query.collect(engine="streaming", optimizations=no_cse)
 
-    counts = collect(counts_q)
-    scalars = collect(endpoint_scalars(req))
-    names = collect(endpoint_names(req))
-    keyed = [*_EDGE, BUCKET] if bucket is not None else _EDGE
-    hub = empty_hub(bucket is not None)
-    if present["hubble"][0]:
-        requests = int(counts["requests"].sum() or 0)
-        hub = partitioned_hubble(
-            req, requests, tcp_idle, other_idle, bucket, spill=spill, collect=collect
-        )
-    cal = collect(calico_edges(req, bucket)) if present["calico"][0] else empty_cal(
-        bucket is not None
-    )
-    endpoints = read_endpoints(lf, scalars, names)
-    hashes = endpoints.select(pl.col("key"), pl.col("key").hash().alias("_h"))
-    for side, column in (("src", SRC_KEY), ("dst", DST_KEY)):
-        hub = hub.join(
-            hashes.rename({"key": column, "_h": f"_{side}_h"}), on=f"_{side}_h", how="left"
-        ).drop(f"_{side}_h")
-    edges = pl.concat([hub.select(cal.columns), cal], how="vertical_relaxed")
-    edges = edges.group_by(keyed).agg(edge_aggs())
-    per_bucket = None
-    if bucket is not None:
-        per_bucket, edges = edges, edges.group_by(_EDGE).agg(edge_aggs())
+def _finish(
+    state: DerivationState, schedule: Buckets | None
+) -> tuple[pl.DataFrame, pl.DataFrame, int, pl.DataFrame | None]:
+    edges, counts, endpoints, per_bucket = finish_state(state, schedule)
     frame, proxied = _collapse_proxy_legs(_attach(edges, endpoints))
     return frame, counts, proxied, per_bucket
 

@@ -77,4 +77,19 @@ _EDGE_SCHEMA = pl.Schema(
 
 _ROW = "_row"
 
-_LISTS = (S.SRC_LABELS, S.DST_LABELS, S.SRC_NAMESPACE_LABELS, S.DST_NAMESPACE_LABELS)
+
+
+def masked_expr() -> pl.Expr:
+    """Flow rows whose addresses or pod names were masked or aggregated away (Calico
+    aggregation, field masks)."""
+
+    def side(name: str) -> pl.Expr:
+        pod = pl.col(f"{name}_pod")
+        return (pl.col(f"{name}_entity") == "pod") & (
+            pl.col(f"{name}_ip").is_null()
+            | pod.is_null()
+            | pod.str.contains("*", literal=True)
+            | (pod == "-")
+        )
+
+    return (side("src") | side("dst")).fill_null(False)

@@ -158,10 +158,15 @@ def _pod_key(side: str) -> pl.Expr:
 
 
 def request_rows(decided: pl.LazyFrame) -> pl.LazyFrame:
+    return request_columns(decided.filter(pl.col(_CLASS) == _REQUEST))
+
+
+def request_columns(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """The working columns of request rows (endpoint keys, denial, audit, nodes, last time)."""
     node = pl.col(S.NODE)
     direction = pl.col(S.DIRECTION).fill_null("")
     point = pl.col(S.OBSERVATION_POINT).fill_null("")
-    return decided.filter(pl.col(_CLASS) == _REQUEST).with_columns(
+    return rows.with_columns(
         _pod_key("src").alias(_SPK),
         _pod_key("dst").alias(_DPK),
         _side_key("src").alias(_SK),

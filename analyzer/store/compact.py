@@ -109,7 +109,7 @@ def rebuild_locked(store: FlowStore, names: list[str], schedule: Buckets) -> Rol
     staged = store.root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
     staged.mkdir()
     try:
-        built = stage_rollup(staged, rollup_key(names, schedule), store.scan(), schedule)
+        built = stage_rollup(staged, rollup_key(names, schedule), store.scan(), schedule, names)
         attach_summary(built, store.scan())
         publish_rollup(store.root, built, names)
     finally:

@@ -37,6 +37,7 @@ __all__ = [
     "read_summary",
     "summary_metadata",
     "summary_table",
+    "attach_merged_summary",
 ]
 
 SUMMARY_META = b"analyzer.flow_summary"
@@ -74,7 +75,12 @@ def summary_table(flows: pl.LazyFrame) -> pl.DataFrame:
 
 def summary_metadata(flows: pl.LazyFrame) -> dict[bytes, bytes]:
     """The summary of ``flows`` as a Parquet key-value metadata entry."""
-    frame = summary_table(flows)
+    return _metadata(summary_table(flows), flows)
+
+
+def _metadata(frame: pl.DataFrame, flows: pl.LazyFrame) -> dict[bytes, bytes]:
+    """The summary ``frame`` and the endpoint table of ``flows`` (all of the store's rows: not
+    merged incrementally yet, see docs/rollup.md) as metadata entries."""
     rows = [
         [*(row[k] for k in _KEYS), row["rows"], row["flows"],
          *(row[t].isoformat() if row[t] is not None else None for t in ("first", "last"))]
@@ -92,6 +98,27 @@ def attach_summary(staged: Path, flows: pl.LazyFrame) -> None:
     commit (the manifest's or the schedule's replacement) comes after this, so a kill here
     leaves an uncommitted staging directory that the next ``recover`` removes with the file."""
     _add_metadata(staged, summary_metadata(flows))
+
+
+def attach_merged_summary(
+    staged: Path, before: Path, added: pl.LazyFrame, flows: pl.LazyFrame
+) -> None:
+    """``attach_summary(staged, flows)`` where ``flows`` is the rows summarised in the rollup
+    file ``before`` followed by ``added``: that summary and the summary of ``added`` alone,
+    merged (sums, min, max per key: the same table). Without a readable summary in ``before``,
+    ``flows`` is summarised whole."""
+    old = read_summary(before)
+    if old is None:
+        attach_summary(staged, flows)
+        return
+    merged = (
+        pl.concat([old, summary_table(added)])
+        .group_by(*_KEYS)
+        .agg(pl.col("rows", "flows").sum(), pl.col("first").min(), pl.col("last").max())
+        .select(pl.col(n).cast(t) for n, t in _SCHEMA.items())
+        .sort(_KEYS, nulls_last=True)
+    )
+    _add_metadata(staged, _metadata(merged, flows))
 
 
 def copy_summary(source: Path, staged: Path) -> None:

@@ -28,7 +28,7 @@ from analyzer.ingest.detect import spec_for
 from analyzer.ingest.reader import DEFAULT_BATCH_ROWS, FlowReader, empty_result_error
 from analyzer.store.compact import rebuild_locked
 from analyzer.store.files import fsync, os_error_text
-from analyzer.store.flow_summary import attach_summary
+from analyzer.store.flow_summary import attach_merged_summary, attach_summary
 from analyzer.store.flowstore import (
     FLOWS_DIR,
     LOCK,
@@ -42,7 +42,9 @@ from analyzer.store.remote import S3Settings, expand_remote, is_remote, is_url, 
 from analyzer.store.rollup import (
     Rollup,
     read_schedule,
+    rollup_file,
     rollup_key,
+    stage_incremental,
     stage_rollup,
 )
 from analyzer.store.staging import PART_ROWS, PartWriter, spool
@@ -428,14 +430,26 @@ def release_memory() -> None:
 
 def _stage_rollup(store: FlowStore, staged: Path, entries: Sequence[ManifestEntry]) -> Path:
     """The rollup of the store as it will be after committing ``entries`` (their parts are
-    still in ``staged``), staged next to them. It is derived over every part in manifest order,
-    so it equals what a raw derivation of the committed store gives (rollup.py)."""
-    names = store.part_names() + [p for e in entries for p in e.parts]
-    paths = store.part_paths() + [staged / p for e in entries for p in e.parts]
+    still in ``staged``), staged next to them with its derivation state. The stored state of
+    the committed parts is extended by the new parts' rows alone (``rollup.stage_incremental``:
+    exact, see connections/_state.py); without one (a new store, live commits since, other
+    code) it is derived over every part in manifest order. Either way it equals what a raw
+    derivation of the committed store gives (rollup.py)."""
+    before = store.part_names()
+    added_names = [p for e in entries for p in e.parts]
+    added = [staged / p for p in added_names]
+    names = before + added_names
+    paths = store.part_paths() + added
     schedule = read_schedule(store.root)
     flows = scan_parts(paths, store.root)
-    rollup = stage_rollup(staged, rollup_key(names, schedule), flows, schedule)
-    attach_summary(rollup, flows)  # what `analyzer stats` counts (store/flow_summary.py)
+    new_rows = scan_parts(added, store.root)
+    rollup = stage_incremental(staged, store.root, before, new_rows, added_names, schedule)
+    if rollup is None:
+        rollup = stage_rollup(staged, rollup_key(names, schedule), flows, schedule, names)
+        attach_summary(rollup, flows)  # what `analyzer stats` counts (store/flow_summary.py)
+    else:
+        previous = rollup_file(store.root, before, schedule)
+        attach_merged_summary(rollup, previous, new_rows, flows)
     return rollup
 
 

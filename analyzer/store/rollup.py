@@ -35,7 +35,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -45,13 +45,19 @@ import pyarrow.parquet as pq
 
 from analyzer import schema as S
 from analyzer.connections import (
+    OTHER_IDLE,
+    TCP_IDLE,
     BucketedConnections,
     Buckets,
     Connections,
     ConnectionStats,
-    derive_bucketed,
+    DerivationState,
+    derive_state,
+    finish_bucketed,
     masked_expr,
+    merge_states,
 )
+from analyzer.connections._state import STATE_VERSION
 from analyzer.connections.buckets import BUCKET_SCHEMA, COUNT_SCHEMA
 from analyzer.errors import StoreError
 from analyzer.store.files import atomic_write, fsync
@@ -74,6 +80,9 @@ __all__ = [
     "rollup_file",
     "rollup_key",
     "stage_rollup",
+    "stage_incremental",
+    "read_state",
+    "state_key",
 ]
 
 ROLLUP_DIR = "rollup"
@@ -87,6 +96,10 @@ _PREFIX = "connections-"
 # the files of one rollup, in the order they are published (the connections file last: it is
 # what marks a rollup as present)
 _PREFIXES = ("buckets-", "counts-", _PREFIX)
+# the derivation state the next ingest extends (connections._state): one file per frame,
+# ``state-<state key>-<frame>.parquet``, keyed by the parts only (compaction keeps it)
+_STATE = "state-"
+_STATE_META = b"analyzer.rollup_state"
 # Modules whose code decides what a connection is: a change to any of them makes every
 # existing rollup stale (an upgrade never serves numbers of the old derivation).
 _DERIVING = ("connections", "identity")
@@ -199,7 +212,14 @@ def build_rollup(
     """The rollup's content: connections of ``flows`` (all of the store's, in manifest order),
     per bucket of ``schedule``, and the flow-record counts. ``spill``: where a big store's
     derivation may write a temporary file (bounded memory)."""
-    connections, bucketed = derive_bucketed(flows, schedule, spill=spill)
+    state = derive_state(flows, tcp_idle=TCP_IDLE, other_idle=OTHER_IDLE, spill=spill)
+    return _content(state, schedule)
+
+
+def _content(
+    state: DerivationState, schedule: Buckets
+) -> tuple[Connections, BucketedConnections, int, int]:
+    connections, bucketed = finish_bucketed(state, schedule)
     records = int(bucketed.counts["rows_in"].sum() or 0)
     masked = int(bucketed.counts["masked"].sum() or 0)
     return connections, bucketed, records, masked
@@ -240,9 +260,105 @@ def write_rollup(
     return path
 
 
-def stage_rollup(directory: Path, key: str, flows: pl.LazyFrame, schedule: Buckets) -> Path:
-    """Build the rollup of ``flows`` under ``schedule`` and write it into ``directory``."""
-    return write_rollup(directory, key, *build_rollup(flows, schedule, spill=directory))
+def stage_rollup(
+    directory: Path,
+    key: str,
+    flows: pl.LazyFrame,
+    schedule: Buckets,
+    parts: Sequence[str] | None = None,
+) -> Path:
+    """Build the rollup of ``flows`` under ``schedule`` and write it into ``directory``; with
+    ``parts`` (the names of the parts ``flows`` reads), its derivation state too, so the next
+    ingest extends it instead of deriving the store again."""
+    state = derive_state(flows, tcp_idle=TCP_IDLE, other_idle=OTHER_IDLE, spill=directory)
+    if parts is not None:
+        write_state(directory, state_key(parts), state)
+    return write_rollup(directory, key, *_content(state, schedule))
+
+
+def stage_incremental(
+    directory: Path,
+    root: Path,
+    before: Sequence[str],
+    added: pl.LazyFrame,
+    added_names: Sequence[str],
+    schedule: Buckets,
+) -> Path | None:
+    """Stage the rollup and state of the store's parts ``before`` followed by new parts: the
+    stored state of ``before`` extended by the map of the added rows alone (``added``, the
+    parts named ``added_names``), merged and finished: exactly what a derivation of every row
+    gives (``connections._state``). None when no state of ``before`` is stored (or it is of
+    other code or another polars): the caller derives the whole store."""
+    state = read_state(root, before)
+    if state is None:
+        return None
+    new = derive_state(
+        added,
+        offset=state.rows,
+        tcp_idle=state.tcp_idle,
+        other_idle=state.other_idle,
+        spill=directory,
+    )
+    merged = merge_states(state, new)
+    parts = [*before, *added_names]
+    write_state(directory, state_key(parts), merged)
+    return write_rollup(directory, rollup_key(parts, schedule), *_content(merged, schedule))
+
+
+def state_key(parts: Sequence[str]) -> str:
+    """The key of the derivation state of ``parts`` (manifest order) with this code and
+    polars (the state holds polars' 64-bit hashes of 5-tuples and endpoint keys)."""
+    digest = hashlib.sha256(code_fingerprint().encode())
+    digest.update(f"\nstate {STATE_VERSION} polars {pl.__version__}".encode())
+    for part in parts:
+        digest.update(b"\n" + part.encode())
+    return digest.hexdigest()[:32]
+
+
+def _state_path(directory: Path, key: str, frame: str) -> Path:
+    return directory / f"{_STATE}{key}-{frame}.parquet"
+
+
+def write_state(directory: Path, key: str, state: DerivationState) -> None:
+    """Write ``state`` (one fsynced Parquet file per frame) into the staging ``directory``."""
+    meta = {
+        "version": STATE_VERSION,
+        "key": key,
+        "rows": state.rows,
+        "tcp_idle_us": state.tcp_idle // timedelta(microseconds=1),
+        "other_idle_us": state.other_idle // timedelta(microseconds=1),
+    }
+    for name in DerivationState.frames():
+        frame: pl.DataFrame = getattr(state, name)
+        table = frame.to_arrow()
+        table = table.replace_schema_metadata(
+            {_STATE_META: json.dumps(meta, sort_keys=True).encode()}
+        )
+        path = _state_path(directory, key, name)
+        pq.write_table(table, path, compression="zstd")
+        fsync(path)
+
+
+def read_state(root: Path, parts: Sequence[str]) -> DerivationState | None:
+    """The stored derivation state of exactly ``parts`` with this code, or None."""
+    key = state_key(parts)
+    frames: dict[str, pl.DataFrame] = {}
+    meta: dict[str, Any] = {}
+    try:
+        for name, schema in DerivationState.frames().items():
+            path = _state_path(root / ROLLUP_DIR, key, name)
+            meta = json.loads((pq.read_schema(path).metadata or {})[_STATE_META])
+            if meta["key"] != key or int(meta["version"]) != STATE_VERSION:
+                return None
+            frames[name] = _read(path, schema)
+        return DerivationState(
+            rows=int(meta["rows"]),
+            tcp_idle=timedelta(microseconds=int(meta["tcp_idle_us"])),
+            other_idle=timedelta(microseconds=int(meta["other_idle_us"])),
+            **frames,
+        )
+    except (OSError, KeyError, ValueError, TypeError, pl.exceptions.PolarsError):
+        return None  # the caller derives the whole store
 
 
 def coarsen_rollup(
@@ -262,6 +378,9 @@ def publish_rollup(root: Path, staged: Path, parts: Sequence[str]) -> None:
     hold the store's lock."""
     directory = root / ROLLUP_DIR
     directory.mkdir(exist_ok=True)
+    state = state_key(parts)
+    for source in sorted(staged.parent.glob(f"{_STATE}{state}-*.parquet")):
+        os.replace(source, directory / source.name)  # before the connections file (the marker)
     for prefix in _PREFIXES:
         source = _sibling(staged, prefix)
         if source.exists() or not (directory / source.name).is_file():
@@ -280,14 +399,19 @@ def publish_rollup(root: Path, staged: Path, parts: Sequence[str]) -> None:
         "per edge and time bucket (buckets-), flow statistics per bucket (counts-)",
     }
     atomic_write(directory / INDEX, json.dumps(index, indent=2, sort_keys=True).encode() + b"\n")
-    remove_stale(root, key)
+    remove_stale(root, key, state)
 
 
-def remove_stale(root: Path, keep: str) -> None:
-    """Delete rollup files other than ``keep``'s (callers hold the lock)."""
+def remove_stale(root: Path, keep: str, state: str | None = None) -> None:
+    """Delete rollup files other than ``keep``'s, and with ``state`` derivation states other
+    than that one (callers hold the lock)."""
     for prefix in _PREFIXES:
         for path in (root / ROLLUP_DIR).glob(f"{prefix}*.parquet"):
             if path.name != f"{prefix}{keep}.parquet":
+                path.unlink(missing_ok=True)
+    if state is not None:
+        for path in (root / ROLLUP_DIR).glob(f"{_STATE}*.parquet"):
+            if not path.name.startswith(f"{_STATE}{state}-"):
                 path.unlink(missing_ok=True)
 
 

@@ -28,6 +28,7 @@ from analyzer.connections import (
     Connections,
     derive_bucketed,
     derive_connections,
+    finish_bucketed,
     window_connections,
 )
 from analyzer.generate import ScenarioConfig, build_scenario, write_flows
@@ -242,7 +243,7 @@ def test_kill_at_every_rename_never_serves_a_wrong_rollup(
     pristine = tmp_path / "pristine"
     ingest(pristine, [str(first)])
     crashed = 0
-    for target in range(1, 20):
+    for target in range(1, 30):  # every rename: manifest, parts, state files, rollup, index
         store = tmp_path / f"store-{target}"
         shutil.copytree(pristine, store)
         proc = subprocess.run(
@@ -264,5 +265,9 @@ def test_kill_at_every_rename_never_serves_a_wrong_rollup(
         rollup = opened.rollup()
         assert rollup is not None, target
         assert_same(rollup.connections(), raw(store))
+        # the derivation state the next ingest extends, when present, is that of these parts
+        state = R.read_state(store, opened.part_names())
+        if state is not None:
+            assert_same(finish_bucketed(state, rollup.schedule)[0], rollup.connections())
         assert not list(store.glob(".tmp-*"))
-    assert crashed >= 4  # manifest, parts, rollup, its index
+    assert crashed >= 10  # manifest, parts, state files, rollup, its index

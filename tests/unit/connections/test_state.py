@@ -1,0 +1,254 @@
+"""The derivation as map -> merge -> finish (issue 11, incremental rollup): the states of
+consecutive runs of rows, merged and finished, give exactly the derivation of all the rows —
+connections, statistics, buckets and counts — however the rows are split."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from analyzer.connections import (
+    OTHER_IDLE,
+    TCP_IDLE,
+    Buckets,
+    DerivationState,
+    derive_bucketed,
+    derive_connections,
+    derive_state,
+    finish_bucketed,
+    merge_states,
+)
+from analyzer.connections import _dedupe as D
+from analyzer.generate import ScenarioConfig, build_scenario, write_flows
+from analyzer.ingest import read_flow_file
+from analyzer.schema import CONNECTIONS, conform
+
+Frame = Callable[..., pl.DataFrame]
+
+
+def _map(rows: pl.DataFrame, offset: int = 0) -> DerivationState:
+    return derive_state(rows, offset=offset, tcp_idle=TCP_IDLE, other_idle=OTHER_IDLE)
+
+
+MINUTES = Buckets()
+
+
+def _outputs(state: DerivationState, schedule: Buckets = MINUTES) -> tuple[Any, ...]:
+    connections, bucketed = finish_bucketed(state, schedule)
+    return connections.frame, bucketed.buckets, bucketed.counts, repr(connections.stats)
+
+
+def _split_state(rows: pl.DataFrame, cuts: list[int]) -> DerivationState:
+    """Map each run of rows between ``cuts`` on its own (from its global position), merge."""
+    bounds = [0, *cuts, rows.height]
+    state = None
+    for start, end in zip(bounds, bounds[1:], strict=False):
+        part = _map(rows.slice(start, end - start), offset=start)
+        state = part if state is None else merge_states(state, part)
+    assert state is not None
+    return state
+
+
+def assert_same(a: tuple[Any, ...], b: tuple[Any, ...]) -> None:
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, pl.DataFrame):
+            assert x.equals(y)
+        else:
+            assert x == y
+
+
+def _check_splits(rows: pl.DataFrame, trials: int, seed: int) -> None:
+    whole = _outputs(_map(rows))
+    connections, bucketed = derive_bucketed(rows, Buckets())  # the public path is the same
+    assert_same(whole, (connections.frame, bucketed.buckets, bucketed.counts,
+                        repr(connections.stats)))
+    rnd = random.Random(seed)
+    for _ in range(trials):
+        cuts = sorted(rnd.sample(range(1, rows.height), rnd.randint(1, 4)))
+        assert_same(_outputs(_split_state(rows, cuts)), whole)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> pl.DataFrame:
+    """Generated Hubble events then Calico aggregates (mixed formats), as one run of rows."""
+    directory = tmp_path_factory.mktemp("state")
+    scenario = build_scenario(ScenarioConfig(seed=11))
+    hubble = write_flows(scenario, directory / "h.jsonl", "hubble", 10_000)
+    calico = write_flows(scenario, directory / "c.jsonl", "calico", 10_000)
+    return pl.concat(
+        [read_flow_file(hubble).frame.head(6_000), read_flow_file(calico).frame.head(1_500)]
+    )
+
+
+def test_random_splits_of_generated_data_merge_to_the_whole(generated: pl.DataFrame) -> None:
+    _check_splits(generated, trials=4, seed=1)
+
+
+def test_per_node_runs_merge_to_the_whole(generated: pl.DataFrame) -> None:
+    """One run per exporter node (the two ends of a connection in different runs, sessions
+    of one 5-tuple straddling them), in manifest order."""
+    by_node = generated.sort("node", maintain_order=True, nulls_last=True)
+    sizes = by_node.group_by("node", maintain_order=True).len()["len"].to_list()
+    assert len(sizes) >= 3
+    cuts = [sum(sizes[: i + 1]) for i in range(len(sizes) - 1)]
+    state = _split_state(by_node, cuts)
+    assert_same(_outputs(state), _outputs(_map(by_node)))
+    # the per-node partial sessions really were joined across runs
+    singles = [_map(by_node.slice(a, b - a)) for a, b in zip([0, *cuts], [*cuts, by_node.height],
+                                                              strict=True)]
+    assert sum(s.sessions.height for s in singles) > state.sessions.height
+
+
+def test_partitioned_map_merges_to_the_whole(
+    generated: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _outputs(_map(generated))
+    monkeypatch.setenv(D.PARTITION_ENV, "900")
+    assert_same(_outputs(_split_state(generated, [2_000, 5_000])), whole)
+
+
+def test_coarse_schedule_of_a_merged_state(generated: pl.DataFrame) -> None:
+    """Finishing under a coarser schedule gives what ``derive_bucketed`` gives under it (what
+    ``store compact`` relies on), for merged states too."""
+    first = generated["time"].min()
+    assert first is not None
+    midnight = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    coarse = Buckets(hours_before=midnight + timedelta(days=1))
+    connections, bucketed = derive_bucketed(generated, coarse)
+    merged = _split_state(generated, [3_000])
+    assert_same(
+        _outputs(merged, coarse),
+        (connections.frame, bucketed.buckets, bucketed.counts, repr(connections.stats)),
+    )
+
+
+def test_samples_split_anywhere_merge_to_the_whole(shared_dir: Path) -> None:
+    files = sorted((shared_dir / "samples" / "hubble").glob("*.json")) + sorted(
+        (shared_dir / "samples" / "calico").glob("*.jsonl")
+    )
+    rows = pl.concat([read_flow_file(f).frame for f in files], how="vertical_relaxed")
+    assert rows.height > 800
+    _check_splits(rows, trials=4, seed=2)
+    # every single-row boundary in the smallest samples too
+    small = rows.head(60)
+    whole = _outputs(_map(small))
+    for cut in range(1, small.height):
+        assert_same(_outputs(_split_state(small, [cut])), whole)
+
+
+# --- the cases that are not decomposable naively, by hand ----------------------------------
+
+
+def _rows(frame: Frame, *rows: dict[str, Any]) -> pl.DataFrame:
+    return frame(*rows)
+
+
+def _every_split_equal(rows: pl.DataFrame) -> tuple[Any, ...]:
+    whole = _outputs(_map(rows))
+    for cut in range(1, rows.height):
+        assert_same(_outputs(_split_state(rows, [cut])), whole)
+    return whole
+
+
+def test_session_straddling_the_split(frame: Frame, flow: Callable[..., dict[str, Any]]) -> None:
+    # 0, 50, 100 s: one session (gaps of 50 s < 60 s) only when the 50 s row is seen; the
+    # run holding 0 and 100 alone would count two
+    rows = _rows(frame, flow(0, node="n1"), flow(100, node="n1"), flow(50, node="n2"),
+                 flow(200, node="n2"))
+    whole = _every_split_equal(rows)
+    assert whole[0][CONNECTIONS].sum() == 2
+    assert _outputs(_map(rows.head(2)))[0][CONNECTIONS].sum() == 2  # 0 and 100 apart
+
+
+def test_undecided_rows_change_fate_when_a_later_part_adds_a_listening_port(
+    frame: Frame, flow: Callable[..., dict[str, Any]]
+) -> None:
+    # ACK-only rows 40000 -> 8080 are undecided; a later SYN to 8080 makes 8080 listening and
+    # so them requests; a still later SYN to 40000 makes the source port listening too, and
+    # the rule no longer decides them
+    undecided = dict(tcp_flags="ACK", is_reply=None, direction=None, src_port=40001)
+    rows = _rows(
+        frame,
+        flow(0, **undecided),
+        flow(1, **undecided),
+        flow(10, src_port=40002),  # SYN: 8080 listens
+        flow(20, src_port=50000, dst_port=40001),  # SYN to 40001: it listens too
+        flow(30, **undecided),
+    )
+    whole = _every_split_equal(rows)
+    assert "undecidable" in whole[3] and "undecidable=3" in whole[3]
+    first_three = _outputs(_map(rows.head(3)))
+    assert "decided_by_ports=2" in first_three[3]  # before the SYN to 40001 they were requests
+
+
+def test_label_changes_across_parts_take_the_latest(
+    frame: Frame, flow: Callable[..., dict[str, Any]]
+) -> None:
+    rows = _rows(
+        frame,
+        flow(0, src_labels=["app=web", "v=1"]),
+        flow(5, src_labels=[], src_port=40010),
+        flow(9, src_labels=["app=web", "v=2"], src_port=40011),
+        flow(9, src_labels=[], src_port=40012),
+    )
+    whole = _every_split_equal(rows)
+    assert whole[0]["src_labels"].to_list() == [["app=web", "v=2"]]
+
+
+def test_ties_in_time_resolve_by_position(
+    frame: Frame, flow: Callable[..., dict[str, Any]]
+) -> None:
+    # equal times on two nodes: which node is "first" is decided by the row's position
+    rows = _rows(
+        frame,
+        flow(0, node="n2", direction="ingress", observation_point="TO_ENDPOINT"),
+        flow(0, node="n1"),
+        flow(0, node="n3", direction="ingress", observation_point="TO_ENDPOINT"),
+        flow(0, node="n0"),
+    )
+    whole = _every_split_equal(rows)
+    frame_ = whole[0]
+    assert frame_["src_node"].to_list() == ["n1"] and frame_["dst_node"].to_list() == ["n2"]
+    assert frame_["nodes"].to_list() == [["n0", "n1", "n2"]]
+
+
+def test_calico_and_hubble_mixed(frame: Frame, flow: Callable[..., dict[str, Any]]) -> None:
+    calico = dict(source_format="calico", tcp_flags=None, is_reply=None, flow_count=3)
+    rows = _rows(
+        frame,
+        flow(0),
+        flow(1, reporter="src", node="n1", **calico),
+        flow(2, reporter="dst", node="n2", verdict="dropped", **calico),
+        flow(70, reporter="dst", node="n2", **calico),
+        flow(90),
+    )
+    _every_split_equal(rows)
+
+
+def test_derive_connections_is_the_unbucketed_finish(generated: pl.DataFrame) -> None:
+    merged = _split_state(generated, [1_000, 4_000])
+    connections, _ = finish_bucketed(merged, Buckets())
+    direct = derive_connections(generated)
+    assert connections.frame.equals(direct.frame)
+    assert connections.stats == direct.stats
+
+
+def test_the_state_is_far_smaller_than_the_rows(generated: pl.DataFrame) -> None:
+    state = _map(generated)
+    held = sum(getattr(state, name).height for name in DerivationState.frames())
+    assert state.rows == generated.height
+    assert held < generated.height / 2
+    assert json.dumps(sorted(DerivationState.frames()))  # the persisted frames are named
+
+
+def test_conformed_empty_run_merges_as_nothing(generated: pl.DataFrame) -> None:
+    empty = conform(generated.head(0))
+    state = merge_states(_map(generated), _map(empty, offset=generated.height))
+    assert_same(_outputs(state), _outputs(_map(generated)))
