@@ -14,12 +14,18 @@
     └── ConfigError               inconsistent settings
 
 The library never prints, exits or raises anything else for bad user input.
+
+Notes that change no answer (a stale rollup: slower, same output) are Python warnings of
+``AnalyzerNote`` subclasses; the CLI prints each distinct one once per command as ``note: ...``
+on stderr (``cli._common.handle_errors``).
 """
 
 from __future__ import annotations
 
 __all__ = [
     "AnalyzerError",
+    "AnalyzerNote",
+    "StaleRollupWarning",
     "ConfigError",
     "IngestError",
     "InventoryError",
@@ -101,3 +107,12 @@ class VerificationError(AnalyzerError):
 
 class ConfigError(AnalyzerError):
     """Settings that contradict each other."""
+
+
+class AnalyzerNote(UserWarning):
+    """Something a person should know that changes no result (printed as ``note: ...``)."""
+
+
+class StaleRollupWarning(AnalyzerNote):
+    """The store has a connection rollup, but not the one of its current parts, bucket
+    schedule and code: commands derive from the raw flows (``store.freshness``)."""

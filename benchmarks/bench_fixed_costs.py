@@ -12,7 +12,12 @@ Usage::
     nice -n 10 python benchmarks/bench_fixed_costs.py --baseline-ref main \\
         --store 1000000=/work/data/fixedcost/store-1000000 \\
         --store 4000000=/work/data/fixedcost/store-4000000 \\
-        --policies /work/data/events/gen-4000000/existing-policies.yaml --work /work/data/fixedcost
+        --policies /work/data/events/gen-4000000/existing-policies.yaml \\
+        --work /work/data/fixedcost \\
+        [--explain develop/frontend-xgvv7pwl8x-2p8t9 extra-038:app=svc-1]
+
+A store can hold the fresh rollups of both codes side by side (each reads only the files of its
+own key): rebuild a copy with the baseline code and copy its ``rollup/*-<key>.parquet`` in.
 """
 
 from __future__ import annotations
@@ -63,6 +68,9 @@ def main() -> None:
     parser.add_argument("--policies", type=Path, required=True)
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--only", default="", help="comma-separated command names")
+    parser.add_argument("--explain", nargs=2, metavar=("FROM", "TO"), default=None,
+                        help="also time `explain --from FROM --to TO --port 8080` (peers of the "
+                        "store's capture; it resolves them from the rollup's endpoint table)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per side, alternating before/after; the median CPU run is kept")
     args = parser.parse_args()
@@ -70,6 +78,9 @@ def main() -> None:
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count()}
     results["baseline"] = before_src.name
+    if args.explain:
+        COMMANDS["explain"] = ["explain", "--policies", "{policies}", "--from", args.explain[0],
+                               "--to", args.explain[1], "--port", "8080", "-o", "json"]
     names = [n for n in COMMANDS if not args.only or n in args.only.split(",")]
     for spec in args.store:
         label, store = spec.split("=", 1)

@@ -28,9 +28,18 @@ from analyzer.connections import (
     window_connections,
 )
 from analyzer.connections.buckets import in_window
+from analyzer.identity.seen import SeenTable
+from analyzer.store.flow_summary import read_endpoints
 from analyzer.store.rollup import flow_record_counts
 
-__all__ = ["FlowCounts", "connections_for", "flow_counts", "flows_in", "window_of"]
+__all__ = [
+    "FlowCounts",
+    "connections_for",
+    "endpoints_for",
+    "flow_counts",
+    "flows_in",
+    "window_of",
+]
 
 
 def window_of(source: FlowSource, scope: Scope) -> tuple[datetime | None, datetime | None]:
@@ -102,3 +111,13 @@ def flow_counts(source: FlowSource, scope: Scope) -> FlowCounts:
         )
         return FlowCounts(int(row["rows_in"][0] or 0), int(row["masked"][0] or 0))
     return FlowCounts(*flow_record_counts(flows_in(source, scope)))
+
+
+def endpoints_for(source: FlowSource, scope: Scope) -> SeenTable | pl.LazyFrame:
+    """Where a named peer is looked up (``policy.peers``): the endpoint table the rollup
+    carries (``identity.seen``, every row of the store), else the window's flow rows, of which
+    ``peers`` reads only those naming the peer. A window needs the rows: the table is the whole
+    store's."""
+    rollup = source.rollup() if not scope.windowed else None
+    table = read_endpoints(rollup.path) if rollup is not None else None
+    return SeenTable(table) if table is not None else flows_in(source, scope)

@@ -24,6 +24,7 @@ import polars as pl
 from analyzer.analysis.connection_source import (
     FlowCounts,
     connections_for,
+    endpoints_for,
     flow_counts,
     flows_in,
 )
@@ -34,6 +35,7 @@ from analyzer.connections import Connections, ConnectionStats, empty_connections
 from analyzer.connections.inventory_labels import label_from_inventory
 from analyzer.errors import UsageError
 from analyzer.identity.graph import IdentityGraph, build_graph, restrict_graph
+from analyzer.identity.seen import SeenTable
 from analyzer.k8s.inventory import Inventory
 from analyzer.k8s.namespaces import namespaces_in, require_known
 from analyzer.policy.compile import IPBLOCK_MODES, CompiledPolicies, compile_policies
@@ -115,6 +117,14 @@ class Analysis:
         if self.source is None:
             return None
         return flows_in(self.source, self.scope)
+
+    @cached_property
+    def endpoints(self) -> SeenTable | pl.LazyFrame | None:
+        """Where ``explain`` resolves a named peer: the rollup's endpoint table, else the
+        window's flow rows (``connection_source.endpoints_for``); None without a source."""
+        if self.source is None:
+            return None
+        return endpoints_for(self.source, self.scope)
 
     @cached_property
     def flow_counts(self) -> FlowCounts:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TextIO, TypeVar
 
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
-from analyzer.errors import AnalyzerError
+from analyzer.errors import AnalyzerError, AnalyzerNote
 
 __all__ = [
     "DEFAULT_STORE",
@@ -191,13 +193,41 @@ def warn(message: str) -> None:
     typer.echo(message, err=True)
 
 
+@contextlib.contextmanager
+def _notes_once() -> Iterator[None]:
+    """Print each distinct ``AnalyzerNote`` the library raises as one ``note: ...`` line on
+    stderr, once per command, when it happens; other warnings are shown as Python shows them."""
+    shown: set[str] = set()
+    with warnings.catch_warnings():  # restores the filters and showwarning afterwards
+        warnings.simplefilter("always", AnalyzerNote)  # every time: deduplicated here
+        show = warnings.showwarning
+
+        def note(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
+            if not issubclass(category, AnalyzerNote):
+                show(message, category, filename, lineno, file, line)
+            elif str(message) not in shown:
+                shown.add(str(message))
+                warn(f"note: {message}")
+
+        warnings.showwarning = note
+        yield
+
+
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn an AnalyzerError into one line on stderr and its exit code; never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return func(*args, **kwargs)
+            with _notes_once():
+                return func(*args, **kwargs)
         except AnalyzerError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=exc.exit_code) from None

@@ -160,10 +160,10 @@ def explain_cmd(
     analysis = _analysis(
         open_store(store) if store.is_dir() else None, policies, inventory, ipblock_mode, staged
     )
-    compiled, inv, flows = analysis.compiled, analysis.inventory, analysis.flows
+    compiled, inv, seen = analysis.compiled, analysis.inventory, analysis.endpoints
     assert compiled is not None
-    src = resolve_endpoint(source, inv, flows)
-    dst = resolve_endpoint(destination, inv, flows)
+    src = resolve_endpoint(source, inv, seen)
+    dst = resolve_endpoint(destination, inv, seen)
     for resolved in (src, dst):
         warn(f"resolved {resolved.note}")
     result = explain(compiled, src.peer, dst.peer, port, protocol)

@@ -1,12 +1,13 @@
 """``drift``: what changed since the applied policies were generated, judged by the engine.
 
-Connections seen since ``since`` are evaluated against the applied policies with
+Connections that started since ``since`` (the store's time-bucket window, docs/scope.md) are
+evaluated against the applied policies with
 ``evaluate_connections`` (the one implementation of the semantics). A connection they deny is
 ``would-break`` (it went through when seen) or ``blocked`` (it was dropped by policy when
 seen). One they allow whose identity edge (source group, destination group, protocol, port)
-does not occur in the flows from before the baseline (when the policies were generated) is a
-``new-edge``. Findings are per identity edge, ordered so that ``-o json`` is byte-identical
-across runs.
+does not occur in the connections first seen before the baseline (when the policies were
+generated; rounded down to its bucket) is a ``new-edge``. Findings are per identity edge,
+ordered so that ``-o json`` is byte-identical across runs.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import polars as pl
 from analyzer.drift.model import CATEGORY_SEVERITY, DriftFinding
 from analyzer.policy.compile import compile_policies
 from analyzer.policy.frame import evaluate_connections
-from analyzer.schema import TIME
 
 if TYPE_CHECKING:
+    from analyzer.connections import BucketedConnections
     from analyzer.k8s.inventory import Inventory
     from analyzer.policy.model import NetworkPolicy
 
@@ -32,13 +33,15 @@ EDGE_KEYS = ["src_group", "dst_group", "protocol", "dst_port"]
 EXAMPLES = 3
 
 
-def known_edges(flows: pl.LazyFrame, baseline: datetime) -> tuple[pl.DataFrame, int]:
-    """Identity edges of the flows before ``baseline``, and how many flow rows that was."""
-    from analyzer.connections import derive_connections
+def known_edges(bucketed: BucketedConnections, baseline: datetime) -> tuple[pl.DataFrame, int]:
+    """Identity edges of the connections first seen before ``baseline`` -- rounded *down* to
+    its bucket, so that an edge first seen after the baseline is never taken for a known one
+    (at worst one first seen in the baseline's own bucket is reported new) -- and how many
+    flow rows those buckets hold."""
+    from analyzer.connections import window_connections
 
-    before = flows.filter(pl.col(TIME) < baseline)
-    conns = derive_connections(before)
-    return conns.frame.select(EDGE_KEYS).unique(), conns.stats.rows_in
+    before = window_connections(bucketed, None, bucketed.schedule.floor(baseline))
+    return before.frame.select(EDGE_KEYS).unique(), before.stats.rows_in
 
 
 def _name(side: str) -> pl.Expr:

@@ -6,19 +6,28 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-import polars as pl
-
+from analyzer.connections import BucketedConnections, derive_bucketed, window_connections
 from analyzer.drift.engine import drift_findings, known_edges
 from analyzer.drift.evidence import WINDOW_ANNOTATION, read_generated
 from analyzer.drift.model import DriftResult
 from analyzer.errors import UsageError
-from analyzer.schema import TIME
+from analyzer.store import FlowStore
+from analyzer.store.rollup import read_schedule
 
 __all__ = ["run_drift"]
 
 
 def _iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _bucketed(store: FlowStore) -> BucketedConnections:
+    """The store's connections per time bucket: the rollup's, else derived from the raw flows
+    under the store's schedule (the same definition: docs/scope.md)."""
+    rollup = store.rollup()
+    if rollup is not None:
+        return rollup.bucketed()
+    return derive_bucketed(store.scan(), read_schedule(store.root))[1]
 
 
 def run_drift(
@@ -41,10 +50,8 @@ def run_drift(
     PolicyError, StoreError, InventoryError, UsageError
         Inputs that cannot be read, or option values that cannot be used.
     """
-    from analyzer.connections import derive_connections
     from analyzer.k8s.inventory import load_inventory
     from analyzer.policy.load import load_policies, require_policies
-    from analyzer.store import FlowStore
 
     if not policy_paths:
         raise UsageError("give the applied policies with --policies PATH")
@@ -55,9 +62,15 @@ def run_drift(
     require_policies(loaded, policy_paths)
     warnings = loaded.warnings()
     inventory = load_inventory(inventory_path) if inventory_path is not None else None
-    flows = FlowStore.open(store).scan()
-    recent = derive_connections(flows.filter(pl.col(TIME) >= since))
+    bucketed = _bucketed(FlowStore.open(store))
+    start = bucketed.schedule.floor(since)
+    recent = window_connections(bucketed, start, None)
     warnings.extend(recent.stats.warnings)
+    if start != since:
+        warnings.append(
+            f"time window rounded out to whole buckets ({bucketed.schedule.describe()}): "
+            f"{_iso(start)} onwards"
+        )
     generated = read_generated(policy_paths)
     baseline_from = "--baseline" if baseline is not None else "unknown"
     ends = [g.last for g in generated if g.last is not None]
@@ -65,7 +78,7 @@ def run_drift(
         baseline, baseline_from = max(ends), "annotations"
     known = None
     if baseline is not None:
-        known, before = known_edges(flows, baseline)
+        known, before = known_edges(bucketed, baseline)
         if before == 0:
             warnings.append(
                 f"the store holds no flows from before {_iso(baseline)} (when the policies were "
@@ -79,8 +92,12 @@ def run_drift(
         )
     first, last = recent.stats.window
     if recent.frame.height == 0:
-        newest = flows.select(pl.col(TIME).max()).collect().item()
-        where = f" (the newest flow in the store is from {_iso(newest)})" if newest else ""
+        newest = bucketed.counts["last"].max()
+        where = (
+            f" (the newest flow in the store is from {_iso(newest)})"
+            if isinstance(newest, datetime)
+            else ""
+        )
         warnings.append(f"no connection seen since {_iso(since)}{where}")
     findings = drift_findings(
         loaded.policies,

@@ -24,6 +24,7 @@ import polars as pl
 
 from analyzer.errors import UsageError
 from analyzer.identity import drop_volatile_expr
+from analyzer.identity.seen import SeenTable, seen_endpoints
 from analyzer.policy.evaluate import Endpoint
 from analyzer.policy.frame import parse_labels
 
@@ -35,7 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["Resolved", "resolve_endpoint", "resolve_peer"]
 
 MAX_LISTED = 5
-_LS = pl.List(pl.String())
+# where endpoints are looked up: the flow rows, or the endpoint table computed from them
+# (``identity.seen``; the rollup carries it), or nothing
+Flows = pl.LazyFrame | SeenTable | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +50,14 @@ class Resolved:
 
 
 def resolve_peer(
-    text: str, inventory: Inventory | None, flows: pl.LazyFrame | None = None
+    text: str, inventory: Inventory | None, flows: Flows = None
 ) -> Endpoint:
     """The peer named by ``text``; see :func:`resolve_endpoint`."""
     return resolve_endpoint(text, inventory, flows).peer
 
 
 def resolve_endpoint(
-    text: str, inventory: Inventory | None, flows: pl.LazyFrame | None = None
+    text: str, inventory: Inventory | None, flows: Flows = None
 ) -> Resolved:
     """A peer from ``namespace/pod``, ``namespace:key=value,...``, an IP, or ``entity:NAME``.
 
@@ -113,33 +116,21 @@ class _Seen:
     namespace_labels: dict[str, str]
 
 
-def _store_endpoints(flows: pl.LazyFrame | None, where: Callable[[str], pl.Expr]) -> list[_Seen]:
-    """Endpoints of the rows where ``where(side)`` holds, latest label sets first-class.
+def _store_endpoints(flows: Flows, where: Callable[[str], pl.Expr]) -> list[_Seen]:
+    """Endpoints of the rows where ``where(side + "_")`` holds, the latest seen first.
 
     Labels and namespace labels are each the latest non-empty list seen for the endpoint (row
-    order is ingest order), as the derivation of connections picks them (``connections._state``).
+    order is ingest order), as ``connections.endpoint_scalars`` picks them. ``where(prefix)``
+    names the columns ``{prefix}namespace``, ``{prefix}pod``, ``{prefix}ip``: a filter on the
+    rows' sides (``src_``, ``dst_``) and on the endpoint table (``""``) alike, so the table the
+    rollup carries and the one computed here from the matching rows give the same answer.
     """
     if flows is None:
         return []
-    indexed = flows.with_row_index("_row")
-    sides = []
-    for bit, side in enumerate(("src", "dst")):
-        ns, pod = pl.col(f"{side}_namespace"), pl.col(f"{side}_pod")
-        pod_key = pl.when((ns != "") & (pod != "")).then(ns + pl.lit("/") + pod)
-        sides.append(
-            indexed.filter(where(side)).select(
-                (pl.col("_row").cast(pl.Int64) * 2 + bit).alias("_at"),
-                pl.coalesce(pod_key, pl.col(f"{side}_ip")).alias("_key"),
-                pod_key.is_not_null().alias("_is_pod"),
-                ns.alias("namespace"),
-                pod.alias("pod"),
-                pl.col(f"{side}_ip").alias("ip"),
-                pl.col(f"{side}_entity").alias("entity"),
-                pl.col(f"{side}_labels").cast(_LS).alias("labels"),
-                pl.col(f"{side}_namespace_labels").cast(_LS).alias("namespace_labels"),
-            )
-        )
-    rows = pl.concat(sides).filter(pl.col("_key").is_not_null()).sort("_at").collect()
+    if isinstance(flows, SeenTable):
+        rows = flows.frame.filter(where(""))
+    else:  # only the rows that name the peer (predicate pushdown into the Parquet scan)
+        rows = seen_endpoints(flows.filter(where("src_") | where("dst_"))).filter(where(""))
     if rows.is_empty():
         return []
 
@@ -147,22 +138,23 @@ def _store_endpoints(flows: pl.LazyFrame | None, where: Callable[[str], pl.Expr]
         return pl.col(column).filter(pl.col(column).list.len() > 0).last()
 
     table = (
-        rows.group_by("_key", maintain_order=True)
+        rows.sort("at")
+        .group_by("key", maintain_order=True)
         .agg(
             pl.col("namespace").drop_nulls().last(),
             pl.col("pod").drop_nulls().last(),
             pl.col("ip").drop_nulls().last(),
-            pl.when(pl.col("_is_pod").any())
+            pl.when(pl.col("is_pod").any())
             .then(pl.lit("pod"))
             .otherwise(pl.col("entity").drop_nulls().last())
             .first()
             .alias("entity"),
             latest("labels").alias("labels"),
             latest("namespace_labels").alias("namespace_labels"),
-            pl.col("_at").max(),
+            pl.col("at").max(),
         )
         .with_columns(drop_volatile_expr("labels").alias("labels"))
-        .sort("_at", descending=True)
+        .sort("at", descending=True)
     )
     return [
         _Seen(
@@ -178,13 +170,13 @@ def _store_endpoints(flows: pl.LazyFrame | None, where: Callable[[str], pl.Expr]
 
 
 def _namespace_labels(
-    namespace: str, inventory: Inventory | None, flows: pl.LazyFrame | None
+    namespace: str, inventory: Inventory | None, flows: Flows
 ) -> tuple[dict[str, str], str]:
     """A namespace's labels: the inventory's, else the latest the flows carried."""
     known = inventory.namespace_labels(namespace) if inventory is not None else None
     if known is not None:
         return dict(known), "the inventory"
-    seen = _store_endpoints(flows, lambda s: pl.col(f"{s}_namespace") == namespace)
+    seen = _store_endpoints(flows, lambda s: pl.col(f"{s}namespace") == namespace)
     for endpoint in seen:  # latest first
         if endpoint.namespace_labels:
             return endpoint.namespace_labels, "the flow store"
@@ -195,10 +187,10 @@ def _namespace_labels(
 
 
 def _by_name(
-    namespace: str, name: str, inventory: Inventory | None, flows: pl.LazyFrame | None
+    namespace: str, name: str, inventory: Inventory | None, flows: Flows
 ) -> Resolved | None:
     seen = _store_endpoints(
-        flows, lambda s: (pl.col(f"{s}_namespace") == namespace) & (pl.col(f"{s}_pod") == name)
+        flows, lambda s: (pl.col(f"{s}namespace") == namespace) & (pl.col(f"{s}pod") == name)
     )
     pod = inventory.pod(namespace, name) if inventory is not None else None
     if pod is None and not seen:
@@ -239,13 +231,13 @@ def _pod_peer(
     return Resolved(peer, note)
 
 
-def _by_ip(ip: str, inventory: Inventory | None, flows: pl.LazyFrame | None) -> Resolved:
+def _by_ip(ip: str, inventory: Inventory | None, flows: Flows) -> Resolved:
     pod = inventory.pod_by_ip(ip) if inventory is not None else None
     if pod is not None:
         found = _by_name(pod.namespace, pod.name, inventory, flows)
         assert found is not None  # the inventory knows the pod
         return Resolved(found.peer, f"{ip} is pod {found.note}")
-    seen = _store_endpoints(flows, lambda s: pl.col(f"{s}_ip") == ip)
+    seen = _store_endpoints(flows, lambda s: pl.col(f"{s}ip") == ip)
     for endpoint in seen:
         if endpoint.entity == "pod" and endpoint.namespace and endpoint.pod:
             resolved = _pod_peer(endpoint.namespace, endpoint.pod, endpoint, None, inventory)
@@ -262,11 +254,11 @@ def _by_labels(
     namespace: str,
     given: Mapping[str, str],
     inventory: Inventory | None,
-    flows: pl.LazyFrame | None,
+    flows: Flows,
 ) -> Resolved:
     label = f"{namespace}:{{{','.join(f'{k}={v}' for k, v in sorted(given.items()))}}}"
     candidates: dict[str, tuple[_Seen | None, PodInfo | None]] = {}
-    seen = _store_endpoints(flows, lambda s: pl.col(f"{s}_namespace") == namespace)
+    seen = _store_endpoints(flows, lambda s: pl.col(f"{s}namespace") == namespace)
     for observed in seen:
         if observed.entity == "pod" and observed.pod:
             pod = inventory.pod(namespace, observed.pod) if inventory is not None else None

@@ -143,12 +143,25 @@ def _namespace_ranks(
     return rank
 
 
+def _bezier_weights(t: float) -> tuple[float, float, float, float]:
+    u = 1 - t
+    # each weight multiplied out in the order ``u**3 * x0 + 3 * u * u * t * x1 + ...`` takes,
+    # so that a cached weight gives the very same floats
+    return u**3, 3 * u * u * t, 3 * u * t * t, t**3
+
+
+# The curve parameters the layout samples again and again (label spots, path samples): their
+# weights computed once. Same floats as computing them per call (see _bezier_weights).
+_WEIGHTS: dict[float, tuple[float, float, float, float]] = {}
+
+
 def _bezier_point(p: tuple[float, ...], t: float) -> tuple[float, float]:
     x0, y0, x1, y1, x2, y2, x3, y3 = p
-    u = 1 - t
-    x = u**3 * x0 + 3 * u * u * t * x1 + 3 * u * t * t * x2 + t**3 * x3
-    y = u**3 * y0 + 3 * u * u * t * y1 + 3 * u * t * t * y2 + t**3 * y3
-    return x, y
+    w = _WEIGHTS.get(t)
+    if w is None:
+        w = _WEIGHTS[t] = _bezier_weights(t)
+    a, b, c, d = w
+    return a * x0 + b * x1 + c * x2 + d * x3, a * y0 + b * y1 + c * y2 + d * y3
 
 
 Rect = tuple[float, float, float, float]  # x0, y0, x1, y1
@@ -183,7 +196,13 @@ class _LabelGrid:
         ]
 
     def free(self, r: Rect) -> bool:
-        return not any(_intersects(r, o) for k in self._keys(r) for o in self.cells.get(k, ()))
+        cells = self.cells
+        x0, y0, x1, y1 = r
+        for k in self._keys(r):
+            for o in cells.get(k, ()):
+                if x0 < o[2] and o[0] < x1 and y0 < o[3] and o[1] < y1:  # _intersects(r, o)
+                    return False
+        return True
 
     def add(self, r: Rect) -> None:
         for k in self._keys(r):
@@ -191,10 +210,12 @@ class _LabelGrid:
 
 
 def _segment_hits(seg: Seg, r: Rect) -> bool:
-    """Whether the segment crosses the rectangle (Liang-Barsky clipping)."""
+    """Whether the segment crosses the rectangle (Liang-Barsky clipping; the four boundaries
+    unrolled: this runs for every candidate spot of every label)."""
     x0, y0, x1, y1 = seg
     dx, dy = x1 - x0, y1 - y0
     lo, hi = 0.0, 1.0
+    # left (p = -dx), right (p = dx), top (p = -dy), bottom (p = dy); t = q / p
     for p, q in ((-dx, x0 - r[0]), (dx, r[2] - x0), (-dy, y0 - r[1]), (dy, r[3] - y0)):
         if p == 0:
             if q < 0:
@@ -202,9 +223,10 @@ def _segment_hits(seg: Seg, r: Rect) -> bool:
             continue
         t = q / p
         if p < 0:
-            lo = max(lo, t)
-        else:
-            hi = min(hi, t)
+            if t > lo:
+                lo = t
+        elif t < hi:
+            hi = t
         if lo > hi:
             return False
     return True
@@ -227,17 +249,18 @@ class _PathGrid:
         if not self.enabled:
             return
         c = self.CELL
-        prev = _bezier_point(pts, 0.0)
+        cells = self.cells
+        px, py = _bezier_point(pts, 0.0)
         for i in range(1, self.SAMPLES + 1):
-            cur = _bezier_point(pts, i / self.SAMPLES)
-            seg = (*prev, *cur)
-            x0, x1 = min(seg[0], seg[2]), max(seg[0], seg[2])
-            y0, y1 = min(seg[1], seg[3]), max(seg[1], seg[3])
+            cx, cy = _bezier_point(pts, i / self.SAMPLES)
+            seg = (px, py, cx, cy)
+            x0, x1 = (px, cx) if px <= cx else (cx, px)  # min, max
+            y0, y1 = (py, cy) if py <= cy else (cy, py)
             entry = (x0, y0, x1, y1, index, seg)
             for gx in range(int(x0 // c), int(x1 // c) + 1):
                 for gy in range(int(y0 // c), int(y1 // c) + 1):
-                    self.cells[(gx, gy)].append(entry)
-            prev = cur
+                    cells[(gx, gy)].append(entry)
+            px, py = cx, cy
 
     def crossings(self, r: Rect, own: int, limit: int) -> int:
         """Other arrows crossing ``r``, counted up to ``limit`` (enough to compare spots)."""
@@ -247,9 +270,11 @@ class _PathGrid:
         for gx in range(int(rx0 // c), int(rx1 // c) + 1):
             for gy in range(int(ry0 // c), int(ry1 // c) + 1):
                 for x0, y0, x1, y1, index, seg in self.cells.get((gx, gy), ()):
+                    if index == own or index in hit:
+                        continue  # (tested first: cheaper, and the answer is the same)
                     if x0 > rx1 or x1 < rx0 or y0 > ry1 or y1 < ry0:
                         continue
-                    if index != own and index not in hit and _segment_hits(seg, r):
+                    if _segment_hits(seg, r):
                         hit.add(index)
                         if len(hit) >= limit:
                             return limit

@@ -9,10 +9,15 @@ number of events. The rollup carries this table in its Parquet key-value metadat
 it is written in the same locked, atomic commit and is fresh exactly when the rollup is;
 ``stats`` derives from the table, and builds the same table from the raw flows (one streaming
 pass) when the rollup is stale, switched off or carries no summary.
+
+The same metadata carries, under ``analyzer.seen_endpoints``, the endpoint table ``explain``
+resolves its peers from (``identity.seen``: every endpoint as the rows name it, replies
+included; a few rows per endpoint), written and carried over with the summary.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import datetime
 from pathlib import Path
@@ -21,12 +26,14 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from analyzer import schema as S
+from analyzer.identity.seen import SEEN_SCHEMA, seen_endpoints
 from analyzer.store.files import fsync
 
 __all__ = [
     "SUMMARY_META",
     "attach_summary",
     "copy_summary",
+    "read_endpoints",
     "read_summary",
     "summary_metadata",
     "summary_table",
@@ -34,6 +41,7 @@ __all__ = [
 ]
 
 SUMMARY_META = b"analyzer.flow_summary"
+ENDPOINTS_META = b"analyzer.seen_endpoints"
 _KEYS = (S.SOURCE_FORMAT, S.VERDICT, S.SRC_NAMESPACE, S.DST_NAMESPACE)
 _TS = pl.Datetime("us", "UTC")
 _SCHEMA = pl.Schema(
@@ -67,16 +75,21 @@ def summary_table(flows: pl.LazyFrame) -> pl.DataFrame:
 
 def summary_metadata(flows: pl.LazyFrame) -> dict[bytes, bytes]:
     """The summary of ``flows`` as a Parquet key-value metadata entry."""
-    return _metadata(summary_table(flows))
+    return _metadata(summary_table(flows), flows)
 
 
-def _metadata(frame: pl.DataFrame) -> dict[bytes, bytes]:
+def _metadata(frame: pl.DataFrame, flows: pl.LazyFrame) -> dict[bytes, bytes]:
+    """The summary ``frame`` and the endpoint table of ``flows`` (all of the store's rows: not
+    merged incrementally yet, see docs/rollup.md) as metadata entries."""
     rows = [
         [*(row[k] for k in _KEYS), row["rows"], row["flows"],
          *(row[t].isoformat() if row[t] is not None else None for t in ("first", "last"))]
         for row in frame.iter_rows(named=True)
     ]
-    return {SUMMARY_META: json.dumps({"columns": list(_SCHEMA), "rows": rows}).encode()}
+    return {
+        SUMMARY_META: json.dumps({"columns": list(_SCHEMA), "rows": rows}).encode(),
+        ENDPOINTS_META: seen_endpoints(flows).write_json().encode(),
+    }
 
 
 def attach_summary(staged: Path, flows: pl.LazyFrame) -> None:
@@ -105,18 +118,21 @@ def attach_merged_summary(
         .select(pl.col(n).cast(t) for n, t in _SCHEMA.items())
         .sort(_KEYS, nulls_last=True)
     )
-    _add_metadata(staged, _metadata(merged))
+    _add_metadata(staged, _metadata(merged, flows))
 
 
 def copy_summary(source: Path, staged: Path) -> None:
-    """Carry the summary of the rollup file ``source`` over to ``staged``, a rollup of the same
-    parts (``store compact`` changes buckets, never which rows the store holds); nothing when
-    ``source`` has none (``stats`` then counts the raw flows)."""
+    """Carry the summary (and the endpoint table) of the rollup file ``source`` over to
+    ``staged``, a rollup of the same parts (``store compact`` changes buckets, never which
+    rows the store holds); nothing when ``source`` has none (``stats`` then counts the raw
+    flows, ``explain`` reads the rows that name its peers)."""
     try:
-        entry = (pq.read_schema(source).metadata or {})[SUMMARY_META]
-    except (OSError, KeyError, ValueError):
+        metadata = pq.read_schema(source).metadata or {}
+    except (OSError, ValueError):
         return
-    _add_metadata(staged, {SUMMARY_META: entry})
+    carried = {k: metadata[k] for k in (SUMMARY_META, ENDPOINTS_META) if k in metadata}
+    if carried:
+        _add_metadata(staged, carried)
 
 
 def _add_metadata(staged: Path, extra: dict[bytes, bytes]) -> None:
@@ -139,4 +155,15 @@ def read_summary(path: Path) -> pl.DataFrame | None:
         ]
         return pl.DataFrame(rows, schema=_SCHEMA, orient="row")
     except (OSError, KeyError, ValueError, TypeError, IndexError):
+        return None
+
+
+def read_endpoints(path: Path) -> pl.DataFrame | None:
+    """The endpoint table (``identity.seen.SEEN_SCHEMA``) stored in the metadata of the rollup
+    file at ``path``, or None when it has none (a rollup written before it existed) or it
+    cannot be read: ``explain`` then reads the raw rows that name its peers."""
+    try:
+        data = (pq.read_schema(path).metadata or {})[ENDPOINTS_META]
+        return pl.read_json(io.BytesIO(data), schema=SEEN_SCHEMA)
+    except (OSError, KeyError, ValueError, TypeError, pl.exceptions.PolarsError):
         return None

@@ -37,6 +37,7 @@ from analyzer.errors import StoreError
 from analyzer.ingest.report import SkipReason
 from analyzer.schema import FLOW_COLUMNS, FLOW_POLARS_SCHEMA, empty_flows
 from analyzer.store.files import atomic_write, fsync, os_error_text
+from analyzer.store.freshness import warn_if_stale
 from analyzer.store.rollup import (
     ROLLUP_DIR,
     Rollup,
@@ -249,8 +250,13 @@ class FlowStore:
         return [p for e in self.manifest() for p in e.parts]
 
     def rollup(self) -> Rollup | None:
-        """The connection rollup of the committed parts, when it is fresh (see rollup.py)."""
-        return read_rollup(self.root, self.part_names())
+        """The connection rollup of the committed parts, when it is fresh (see rollup.py);
+        a ``freshness.StaleRollupWarning`` when the store has one that is stale."""
+        names = self.part_names()
+        found = read_rollup(self.root, names)
+        if found is None:
+            warn_if_stale(self.root, names)
+        return found
 
     def scan(self) -> pl.LazyFrame:
         """All rows in the canonical schema (an empty frame for an empty store)."""

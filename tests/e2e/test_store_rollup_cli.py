@@ -140,3 +140,76 @@ def test_windows_and_rebuild(stores: dict[str, Path], tmp_path: Path) -> None:
     assert missing.returncode != 0
     assert b"no flow store" in missing.stderr
     assert len(missing.stderr.decode().strip().splitlines()) == 1
+
+
+def test_a_stale_rollup_is_noted_once_and_changes_no_output(
+    stores: dict[str, Path], tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(stores["split"], store)
+    fresh = _run("graph", "-o", "json", "--store", str(store))
+    assert fresh.returncode == 0 and b"note:" not in fresh.stderr
+    # a live ingest commits parts without rebuilding the rollup: it is stale
+    lines = (stores["capture"] / "flows.jsonl").read_bytes().splitlines(keepends=True)[:300]
+    later = b"".join(lines).replace(b"2026-11-02T09:", b"2026-11-02T11:")
+    live = subprocess.run(
+        [*analyzer_command(), "ingest", "--follow", "-", "--store", str(store)],
+        input=later, capture_output=True, timeout=600, check=False,
+    )
+    assert live.returncode == 0, live.stderr.decode()[-2000:]
+    for command in (("graph", "-o", "json"), ("stats",)):
+        stale = _run(*command, "--store", str(store))
+        raw = _run(*command, "--store", str(store), raw=True)
+        assert stale.returncode == 0 and stale.stdout == raw.stdout
+        notes = [n for n in stale.stderr.decode().splitlines() if n.startswith("note:")]
+        assert len(notes) == 1, stale.stderr.decode()  # once, though read twice
+        assert "connection rollup is stale (1 flow part(s) committed since it was built" in notes[0]
+        assert f"run 'analyzer store rebuild --store {store}'" in notes[0]
+        assert b"note:" not in raw.stderr  # ANALYZER_NO_ROLLUP=1: asked for, no hint
+    _ok("store", "rebuild", "--store", str(store))
+    assert b"note:" not in _run("graph", "-o", "json", "--store", str(store)).stderr
+    shutil.rmtree(store / "rollup")  # a store without a rollup: nothing stale to rebuild
+    assert b"note:" not in _run("graph", "-o", "json", "--store", str(store)).stderr
+
+
+def _explain_peers(capture: Path) -> list[tuple[str, str]]:
+    """Pairs of peers of the generated capture, in every naming form."""
+    inventory = json.loads((capture / "inventory.json").read_bytes())
+    pods = [
+        i for i in inventory["items"] if i["kind"] == "Pod" and "app" in i["metadata"]["labels"]
+    ]
+    a, b = pods[0], pods[len(pods) // 2]
+
+    def forms(pod: dict[str, Any]) -> list[str]:
+        meta = pod["metadata"]
+        return [
+            f"{meta['namespace']}/{meta['name']}",
+            str(pod["status"]["podIP"]),
+            f"{meta['namespace']}:app={meta['labels']['app']}",
+        ]
+
+    pairs = list(zip(forms(a), forms(b), strict=True))
+    return [*pairs, (forms(a)[0], "203.0.113.7"), ("entity:world", forms(b)[0])]
+
+
+def test_explain_answers_from_the_rollup(stores: dict[str, Path], tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(stores["split"], store)
+    policies = str(stores["capture"] / "existing-policies.yaml")
+    runs = []
+    for src, dst in _explain_peers(stores["capture"]):
+        for output in ("table", "json"):
+            args = ("explain", "--policies", policies, "--from", src, "--to", dst,
+                    "--port", "8080", "-o", output, "--store", str(store))
+            fast, raw = _run(*args), _run(*args, raw=True)
+            assert fast.returncode == 0, fast.stderr.decode()
+            # same verdict, same sentences, same "resolved ..." notes on stderr
+            assert (fast.stdout, fast.stderr) == (raw.stdout, raw.stderr)
+            assert b"resolved" in fast.stderr
+            runs.append((args, fast))
+    # the rollup alone answers: without the raw parts, explain prints the same
+    for part in (store / "flows").glob("*.parquet"):
+        part.unlink()
+    for args, fast in runs:
+        again = _run(*args)
+        assert (again.returncode, again.stdout, again.stderr) == (0, fast.stdout, fast.stderr)

@@ -22,6 +22,7 @@ import polars as pl
 import pytest
 
 from analyzer.generate import ScenarioConfig, build_scenario, generate
+from analyzer.identity.seen import SeenTable, seen_endpoints
 from analyzer.k8s.inventory import Inventory, load_inventory
 from analyzer.policy.compile import CompiledPolicies, compile_policies
 from analyzer.policy.evaluate import evaluate
@@ -217,6 +218,7 @@ def test_every_naming_form_agrees_with_simulate(world: World, with_inventory: bo
     inventory = world.inventory if with_inventory else None
     simulated = _simulated(world, inventory)
     forms: dict[str, list[tuple[str, Any]]] = {}
+    table = SeenTable(seen_endpoints(world.flows))
     for ep in world.endpoints:
         names = [ep.key] if ep.pod else []
         if ep.key in world.label_forms:
@@ -224,6 +226,8 @@ def test_every_naming_form_agrees_with_simulate(world: World, with_inventory: bo
         if ep.ip:
             names.append(ep.ip)
         forms[ep.key] = [(n, resolve_peer(n, inventory, world.flows)) for n in names]
+        # the endpoint table the rollup carries resolves every form the same way
+        assert [resolve_peer(n, inventory, table) for n in names] == [p for _, p in forms[ep.key]]
     disagreements = []
     checked = 0
     for src, dst in itertools.product(world.endpoints, world.endpoints):

@@ -193,3 +193,39 @@ def test_cli_fail_on_and_deterministic_json(cluster: tuple[Path, Path], tmp_path
     assert quiet.returncode == 0, quiet.stdout.decode()
     bad = subprocess.run([*args, "--since", "yesterday"], capture_output=True, timeout=60)
     assert bad.returncode == 2 and b"neither a duration" in bad.stderr
+
+
+def test_the_rollup_and_the_raw_flows_give_the_same_drift(
+    cluster: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analyzer.drift import render_json
+
+    store, policies = cluster
+    since = datetime(2026, 11, 1, 12, 30, 30, tzinfo=UTC)  # inside a minute bucket
+    fast = run_drift([policies], store=store, since=since)
+    monkeypatch.setenv("ANALYZER_NO_ROLLUP", "1")
+    raw = run_drift([policies], store=store, since=since)
+    assert render_json(fast) == render_json(raw)
+    # rounded out to the start of its bucket, and said so
+    assert any("rounded out to whole buckets (minutes): 2026-11-01T12:30:00Z onwards" in w
+               for w in fast.warnings)
+    whole = run_drift([policies], store=store, since=SINCE)
+    assert fast.findings == whole.findings
+
+
+def test_the_baseline_rounds_down_never_hiding_a_new_edge(tmp_path: Path) -> None:
+    lines = [
+        _line("2026-11-01T10:00:00Z", "shop/web", "shop/api", "TCP", 8080, 1),
+        # first seen 10 s after the baseline, in the baseline's own minute
+        _line("2026-11-01T12:00:40Z", "dev/debug", "kube-system/coredns", "UDP", 53, 2),
+    ]
+    flows = tmp_path / "flows.jsonl"
+    flows.write_text("\n".join(lines) + "\n")
+    store = tmp_path / "store"
+    ingest(store, [str(flows)])
+    policies = tmp_path / "applied.yaml"
+    policies.write_text(POLICIES)
+    result = run_drift([policies], store=store, since=datetime(2026, 11, 1, 12, tzinfo=UTC),
+                       baseline=datetime(2026, 11, 1, 12, 0, 30, tzinfo=UTC))
+    new = {(f.src, f.dst) for f in result.findings if f.category == "new-edge"}
+    assert ("dev/debug", "kube-system/coredns") in new
