@@ -13,8 +13,8 @@ positions, so the answer equals the one from the rows themselves.
 
 It is small (a few rows per endpoint: one per label set it was seen with) and is computed in
 one streaming pass: ``analyzer.store.flow_summary`` keeps it with the rollup (written at
-ingest, fresh exactly when the rollup is), and ``peers`` computes it from the raw rows (only
-those that name the peer) when there is none.
+ingest, merged with the new rows' table at each one, fresh exactly when the rollup is), and
+``peers`` computes it from the raw rows (only those that name the peer) when there is none.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-__all__ = ["SEEN_SCHEMA", "SeenTable", "seen_endpoints"]
+__all__ = ["SEEN_SCHEMA", "SeenTable", "merge_seen", "seen_endpoints"]
 
 _LS = pl.List(pl.String())
 SEEN_SCHEMA = pl.Schema(
@@ -72,6 +72,20 @@ def seen_endpoints(flows: pl.LazyFrame) -> pl.DataFrame:
         .agg(pl.col("at").max())
     )
     return table.select(pl.col(n).cast(t) for n, t in SEEN_SCHEMA.items()).sort("at")
+
+
+def merge_seen(before: pl.DataFrame, added: pl.DataFrame, rows_before: int) -> pl.DataFrame:
+    """``seen_endpoints`` of rows A followed by rows B, from the tables of A (``before``, of
+    ``rows_before`` rows) and of B alone (``added``): B's positions shifted past A's, and the
+    latest position kept per combination, as over the rows together."""
+    shifted = added.with_columns(pl.col("at") + 2 * rows_before)
+    return (
+        pl.concat([before, shifted], how="vertical_relaxed")
+        .group_by(_GROUP)
+        .agg(pl.col("at").max())
+        .select(pl.col(n).cast(t) for n, t in SEEN_SCHEMA.items())
+        .sort("at")
+    )
 
 
 @dataclass(frozen=True, slots=True)

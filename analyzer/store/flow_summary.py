@@ -12,7 +12,8 @@ pass) when the rollup is stale, switched off or carries no summary.
 
 The same metadata carries, under ``analyzer.seen_endpoints``, the endpoint table ``explain``
 resolves its peers from (``identity.seen``: every endpoint as the rows name it, replies
-included; a few rows per endpoint), written and carried over with the summary.
+included; a few rows per endpoint), written, merged at each ingest and carried over with the
+summary.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from analyzer import schema as S
-from analyzer.identity.seen import SEEN_SCHEMA, seen_endpoints
+from analyzer.identity.seen import SEEN_SCHEMA, merge_seen, seen_endpoints
 from analyzer.store.files import fsync
 
 __all__ = [
@@ -74,13 +75,12 @@ def summary_table(flows: pl.LazyFrame) -> pl.DataFrame:
 
 
 def summary_metadata(flows: pl.LazyFrame) -> dict[bytes, bytes]:
-    """The summary of ``flows`` as a Parquet key-value metadata entry."""
-    return _metadata(summary_table(flows), flows)
+    """The summary and the endpoint table of ``flows`` as Parquet key-value metadata."""
+    return _metadata(summary_table(flows), seen_endpoints(flows))
 
 
-def _metadata(frame: pl.DataFrame, flows: pl.LazyFrame) -> dict[bytes, bytes]:
-    """The summary ``frame`` and the endpoint table of ``flows`` (all of the store's rows: not
-    merged incrementally yet, see docs/rollup.md) as metadata entries."""
+def _metadata(frame: pl.DataFrame, seen: pl.DataFrame) -> dict[bytes, bytes]:
+    """The summary ``frame`` and the endpoint table ``seen`` as metadata entries."""
     rows = [
         [*(row[k] for k in _KEYS), row["rows"], row["flows"],
          *(row[t].isoformat() if row[t] is not None else None for t in ("first", "last"))]
@@ -88,7 +88,7 @@ def _metadata(frame: pl.DataFrame, flows: pl.LazyFrame) -> dict[bytes, bytes]:
     ]
     return {
         SUMMARY_META: json.dumps({"columns": list(_SCHEMA), "rows": rows}).encode(),
-        ENDPOINTS_META: seen_endpoints(flows).write_json().encode(),
+        ENDPOINTS_META: seen.write_json().encode(),
     }
 
 
@@ -104,11 +104,12 @@ def attach_merged_summary(
     staged: Path, before: Path, added: pl.LazyFrame, flows: pl.LazyFrame
 ) -> None:
     """``attach_summary(staged, flows)`` where ``flows`` is the rows summarised in the rollup
-    file ``before`` followed by ``added``: that summary and the summary of ``added`` alone,
-    merged (sums, min, max per key: the same table). Without a readable summary in ``before``,
-    ``flows`` is summarised whole."""
-    old = read_summary(before)
-    if old is None:
+    file ``before`` followed by ``added``, from ``added`` alone: the summaries merged (sums,
+    min, max per key) and the endpoint tables merged (``identity.seen.merge_seen``, the new
+    rows' positions after the old rows'): the same tables. Without a readable summary and
+    endpoint table in ``before``, ``flows`` is summarised whole."""
+    old, old_seen = read_summary(before), read_endpoints(before)
+    if old is None or old_seen is None:
         attach_summary(staged, flows)
         return
     merged = (
@@ -118,7 +119,8 @@ def attach_merged_summary(
         .select(pl.col(n).cast(t) for n, t in _SCHEMA.items())
         .sort(_KEYS, nulls_last=True)
     )
-    _add_metadata(staged, _metadata(merged, flows))
+    seen = merge_seen(old_seen, seen_endpoints(added), int(old["rows"].sum() or 0))
+    _add_metadata(staged, _metadata(merged, seen))
 
 
 def copy_summary(source: Path, staged: Path) -> None:

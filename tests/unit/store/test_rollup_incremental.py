@@ -10,14 +10,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from analyzer.connections import Buckets, DerivationState, derive_bucketed, derive_connections
 from analyzer.generate import ScenarioConfig, build_scenario, write_flows
-from analyzer.store import FlowStore, ingest
+from analyzer.identity.seen import seen_endpoints
+from analyzer.store import FlowStore, flow_summary, ingest
 from analyzer.store import rollup as R
 from analyzer.store.compact import compact_store
-from analyzer.store.flow_summary import read_summary, summary_table
+from analyzer.store.flow_summary import read_endpoints, read_summary, summary_table
 from analyzer.store.pipeline import rebuild_rollup
 
 
@@ -72,6 +74,8 @@ def _assert_fresh_and_exact(store: Path) -> None:
     assert mine.counts.equals(bucketed.counts)
     summary = read_summary(rollup.path)
     assert summary is not None and summary.equals(summary_table(flows.scan()))
+    seen = read_endpoints(rollup.path)  # explain's endpoint table, merged per ingest
+    assert seen is not None and seen.equals(seen_endpoints(flows.scan()))
     assert R.read_state(store, flows.part_names()) is not None
     states = {p.name.split("-")[1] for p in (store / "rollup").glob("state-*.parquet")}
     assert states == {R.state_key(flows.part_names())}  # older states removed
@@ -81,12 +85,20 @@ def test_each_ingest_maps_only_its_rows_and_equals_the_raw_derivation(
     tmp_path: Path, node_files: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = Spy(monkeypatch)
+    seen_rows: list[int] = []
+
+    def seen_spy(flows: Any) -> Any:
+        seen_rows.append(flows.select(pl.len()).collect().item())
+        return seen_endpoints(flows)
+
+    monkeypatch.setattr(flow_summary, "seen_endpoints", seen_spy)
     store = tmp_path / "store"
     total = 0
     for path in node_files:
         ingest(store, [str(path)])
         rows = FlowStore.open(store).scan().collect().height
         assert spy.maps[-1] == (total, rows - total)  # the new rows alone, from their position
+        assert seen_rows[-1] == rows - total  # explain's endpoint table too
         total = rows
         _assert_fresh_and_exact(store)
     assert len(spy.maps) == len(node_files)
