@@ -504,6 +504,8 @@ def session_range(part: int, parts: int) -> pl.Expr:
     own; contiguous ranges (not ``_h % parts``) let a file written range by range skip the
     others' row groups by their statistics, whatever ``parts`` it was written with."""
     h = pl.col("_h")
+    if parts == 1:
+        return pl.lit(True)
     low = pl.lit((part << 64) // parts, _U64)
     if part + 1 == parts:
         return h >= low
@@ -803,9 +805,11 @@ def hubble_edges(
 def merge_hubble_edges(parts: list[pl.DataFrame]) -> pl.DataFrame:
     """``hubble_edges`` of the union of disjoint sets of 5-tuples, from each set's (sums,
     minima, maxima and unions: exact in any order)."""
-    if not parts:
-        return empty_hub(True)
-    return pl.concat(parts, how="vertical_relaxed").group_by(_HUB_KEYS).agg(edge_aggs())
+    empty = empty_hub(True)
+    rows = [p.select(empty.columns) for p in parts if p.height]
+    if not rows:
+        return empty
+    return pl.concat(rows, how="vertical_relaxed").group_by(_HUB_KEYS).agg(edge_aggs())
 
 
 def _calico_edges(pre: pl.DataFrame, bucket: Callable[[pl.Expr], pl.Expr]) -> pl.DataFrame:

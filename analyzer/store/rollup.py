@@ -35,7 +35,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -62,7 +62,7 @@ from analyzer.connections import (
     merge_states,
     session_range,
 )
-from analyzer.connections._dedupe import partition_count
+from analyzer.connections._dedupe import SESSION_PARTITION_ROWS, partition_count
 from analyzer.connections._state import SESSION_SCHEMA, STATE_VERSION
 from analyzer.connections.buckets import BUCKET_SCHEMA, COUNT_SCHEMA
 from analyzer.errors import StoreError
@@ -277,7 +277,7 @@ def stage_rollup(
     ``parts`` (the names of the parts ``flows`` reads), its derivation state too, so the next
     ingest extends it instead of deriving the store again."""
     state = derive_state(flows, tcp_idle=TCP_IDLE, other_idle=OTHER_IDLE, spill=directory)
-    k = partition_count(state.sessions.height)
+    k = partition_count(state.sessions.height, SESSION_PARTITION_ROWS)
     hubs = []
     with _sessions_sink(directory, state_key(parts) if parts is not None else None,
                         state) as sink:
@@ -285,6 +285,7 @@ def stage_rollup(
             sessions = state.sessions.filter(session_range(part, k))
             sink(sessions)
             hubs.append(hubble_edges(sessions, state, schedule))
+    state = replace(state, sessions=SESSION_SCHEMA.to_frame())  # finished: free them
     if parts is not None:
         write_state(directory, state_key(parts), state)
     return write_rollup(directory, key, *_content(state, schedule, merge_hubble_edges(hubs)))
@@ -322,7 +323,7 @@ def stage_incremental(
     merged = merge_states(state, new, sessions=False)
     parts = [*before, *added_names]
     key = state_key(parts)
-    k = partition_count(stored_sessions + new.sessions.height)
+    k = partition_count(stored_sessions + new.sessions.height, SESSION_PARTITION_ROWS)
     hubs = []
     with _sessions_sink(directory, key, merged) as sink:
         for part in range(k):
