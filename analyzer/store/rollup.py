@@ -321,15 +321,17 @@ def stage_incremental(
         spill=directory,
     )
     merged = merge_states(state, new, sessions=False)
+    added_sessions = new.sessions
+    del state, new  # the frames merged: only the merge and the new sessions stay
     parts = [*before, *added_names]
     key = state_key(parts)
-    k = partition_count(stored_sessions + new.sessions.height, SESSION_PARTITION_ROWS)
+    k = partition_count(stored_sessions + added_sessions.height, SESSION_PARTITION_ROWS)
     hubs = []
     with _sessions_sink(directory, key, merged) as sink:
         for part in range(k):
             rows = session_range(part, k)
             sessions = merge_sessions(
-                _read_sessions(sessions_file, rows), new.sessions.filter(rows),
+                _read_sessions(sessions_file, rows), added_sessions.filter(rows),
                 merged.tcp_idle, merged.other_idle,
             )
             sink(sessions)
