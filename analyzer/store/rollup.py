@@ -75,6 +75,7 @@ __all__ = [
     "code_fingerprint",
     "flow_record_counts",
     "publish_rollup",
+    "read_kept_rollup",
     "read_rollup",
     "remove_stale",
     "rollup_file",
@@ -419,6 +420,40 @@ def rollup_file(root: Path, parts: Sequence[str], schedule: Buckets | None = Non
     """Where the rollup of ``parts`` (under the store's schedule) lives once published."""
     key = rollup_key(parts, read_schedule(root) if schedule is None else schedule)
     return root / ROLLUP_DIR / f"{_PREFIX}{key}.parquet"
+
+
+def read_kept_rollup(root: Path, parts: Sequence[str]) -> Rollup | None:
+    """The published rollup of exactly ``parts`` under the store's schedule whatever code
+    built it (``rollup.json`` names it), when its files are readable as this code's: for a
+    store that did not keep its raw flows, which nothing could derive again. None otherwise
+    (and when switched off with ``ANALYZER_NO_ROLLUP=1``)."""
+    if os.environ.get(ROLLUP_ENV, "") not in ("", "0"):
+        return None
+    directory = root / ROLLUP_DIR
+    try:
+        index = json.loads((directory / INDEX).read_bytes())
+        schedule = read_schedule(root)
+        if [str(p) for p in index["parts"]] != list(parts) or index["schedule"] != (
+            schedule.to_json()
+        ):
+            return None
+        path = directory / str(index["file"])
+        key = str(index["key"])
+        for prefix, schema in (
+            ("buckets-", BUCKET_SCHEMA),
+            ("counts-", COUNT_SCHEMA),
+            (_PREFIX, S.CONNECTION_SCHEMA),
+        ):
+            file_schema = pq.read_schema(_sibling(path, prefix))
+            meta = json.loads((file_schema.metadata or {})[_META])
+            if meta["key"] != key or int(meta["version"]) != ROLLUP_VERSION:
+                return None
+            if not set(schema.names()) <= set(file_schema.names):
+                return None
+        stats = _stats_from(meta["stats"])
+        return Rollup(key, path, stats, int(meta["records"]), int(meta["masked"]), schedule)
+    except (OSError, KeyError, ValueError, TypeError, StoreError):
+        return None
 
 
 def read_rollup(root: Path, parts: Sequence[str], *, switchable: bool = True) -> Rollup | None:
