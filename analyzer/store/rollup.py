@@ -83,6 +83,8 @@ __all__ = [
     "stage_rollup",
     "stage_incremental",
     "read_state",
+    "rekey_rollup",
+    "write_state",
     "state_key",
 ]
 
@@ -370,6 +372,23 @@ def coarsen_rollup(
     bucketed = rollup.bucketed().coarsen(schedule)
     connections = Connections(frame=bucketed.frame, stats=rollup.stats)
     return write_rollup(directory, key, connections, bucketed, rollup.records, rollup.masked)
+
+
+def rekey_rollup(directory: Path, rollup: Rollup, key: str) -> Path:
+    """Stage ``rollup``'s three files under ``key`` (the same rows, the same metadata but the
+    key): the rollup of parts that hold the same rows in the same order under other names
+    (``store compact`` merging small parts)."""
+    target = directory / f"{_PREFIX}{key}.parquet"
+    for prefix in _PREFIXES:
+        table = pq.read_table(_sibling(rollup.path, prefix))
+        metadata = dict(table.schema.metadata or {})
+        metadata[_META] = json.dumps(
+            {**json.loads(metadata[_META]), "key": key}, sort_keys=True
+        ).encode()
+        path = _sibling(target, prefix)
+        pq.write_table(table.replace_schema_metadata(metadata), path, compression="zstd")
+        fsync(path)
+    return target
 
 
 def publish_rollup(root: Path, staged: Path, parts: Sequence[str]) -> None:
