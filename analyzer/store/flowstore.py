@@ -431,7 +431,8 @@ class FlowStore:
 
     def _recover_rollup(self, staging: Sequence[Path]) -> None:
         """Publish a rollup a killed ingest staged for the parts now committed; drop rollups
-        of other parts."""
+        of other parts (or code: but a store without all its raw flows keeps the one it
+        serves, ``read_kept_rollup``)."""
         names = self.part_names()
         current = rollup_file(self.root, names).name
         for directory in staging:
@@ -439,7 +440,12 @@ class FlowStore:
                 publish_rollup(self.root, directory / current, names)
                 return
         if (self.root / ROLLUP_DIR).is_dir():
-            remove_stale(self.root, current.removeprefix("connections-").removesuffix(".parquet"))
+            keep = current.removeprefix("connections-").removesuffix(".parquet")
+            if self.dropped() and (
+                served := read_kept_rollup(self.root, names, switchable=False)
+            ) is not None:
+                keep = served.key  # another version's, and nothing could derive it again
+            remove_stale(self.root, keep)
 
     def commit(
         self, staged: Path, new_entries: Sequence[ManifestEntry], rollup: Path | None = None

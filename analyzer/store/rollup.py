@@ -441,12 +441,14 @@ def rollup_file(root: Path, parts: Sequence[str], schedule: Buckets | None = Non
     return root / ROLLUP_DIR / f"{_PREFIX}{key}.parquet"
 
 
-def read_kept_rollup(root: Path, parts: Sequence[str]) -> Rollup | None:
+def read_kept_rollup(
+    root: Path, parts: Sequence[str], *, switchable: bool = True
+) -> Rollup | None:
     """The published rollup of exactly ``parts`` under the store's schedule whatever code
     built it (``rollup.json`` names it), when its files are readable as this code's: for a
     store that did not keep its raw flows, which nothing could derive again. None otherwise
-    (and when switched off with ``ANALYZER_NO_ROLLUP=1``)."""
-    if os.environ.get(ROLLUP_ENV, "") not in ("", "0"):
+    (and, when ``switchable``, switched off with ``ANALYZER_NO_ROLLUP=1``)."""
+    if switchable and os.environ.get(ROLLUP_ENV, "") not in ("", "0"):
         return None
     directory = root / ROLLUP_DIR
     try:

@@ -164,6 +164,14 @@ def test_after_an_upgrade_the_old_rollup_is_served_with_a_note_and_ingests_refus
         with pytest.raises(FlowsNotKeptError, match="derivation state is missing or of another"):
             ingest(store, [str(node_files[2])], keep_flows=False)
     assert (store / "manifest.json").read_bytes() == manifest
+    # recovery (run by that ingest, and by any writer) never deletes the only rollup there is
+    monkeypatch.setenv(R.ROLLUP_ENV, "1")
+    with FlowStore.open(store).lock():
+        FlowStore(store).recover()
+    monkeypatch.delenv(R.ROLLUP_ENV)
+    with pytest.warns(KeptRollupWarning):
+        again = FlowStore.open(store).rollup()
+    assert again is not None and again.connections().frame.equals(built.connections().frame)
     # a store that kept its flows is not served an old rollup: it derives again instead
     whole = tmp_path / "kept"
     ingest(whole, [str(node_files[0])])
