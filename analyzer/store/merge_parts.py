@@ -142,6 +142,19 @@ def merge_small_parts(store: FlowStore, schedule: Buckets) -> PartsMerged:
     return PartsMerged(count, kept_after, len(runs))
 
 
+def _copy_rows(store: FlowStore, path: Path, writer: pq.ParquetWriter) -> None:
+    """Append the rows of the part at ``path`` to ``writer``, one row group at a time (memory
+    bounded by a row group, not the part); a part of an older schema goes through
+    ``scan_parts`` (missing columns inserted as nulls), whole: it predates this compaction."""
+    source = pq.ParquetFile(path)
+    if source.schema_arrow.remove_metadata().equals(FLOW_SCHEMA.remove_metadata()):
+        for group in range(source.num_row_groups):
+            writer.write_table(source.read_row_group(group))
+        return
+    frame = scan_parts([path], store.root).collect()
+    writer.write_table(frame.to_arrow().cast(FLOW_SCHEMA))
+
+
 def _commit(
     store: FlowStore,
     staged: Path,
@@ -158,8 +171,7 @@ def _commit(
         writer = part_writer(staged / name)
         try:
             for part in run:
-                frame = scan_parts([store.flows_dir / part], store.root).collect()
-                writer.write_table(frame.to_arrow().cast(FLOW_SCHEMA))
+                _copy_rows(store, store.flows_dir / part, writer)
         finally:
             writer.close()
         fsync(staged / name)
