@@ -167,7 +167,7 @@ class ManifestEntry:
             compression=str(data["compression"]) if data.get("compression") else None,
             lost_events=int(data["lost_events"]) if "lost_events" in data else _lost_records(data),
             stream=dict(data["stream"]) if isinstance(data.get("stream"), dict) else None,
-            kept=bool(data.get("flows_kept", True)),
+            kept=data.get("flows_kept", True) is not False,
             merged_into=str(data["merged_into"]) if data.get("merged_into") else None,
         )
 
