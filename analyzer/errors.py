@@ -26,7 +26,9 @@ __all__ = [
     "AnalyzerError",
     "AnalyzerNote",
     "StaleRollupWarning",
+    "KeptRollupWarning",
     "ConfigError",
+    "FlowsNotKeptError",
     "IngestError",
     "InventoryError",
     "PolicyError",
@@ -79,6 +81,11 @@ class StoreError(AnalyzerError):
     """The flow store is missing, locked by another writer, or damaged."""
 
 
+class FlowsNotKeptError(StoreError):
+    """What was asked needs raw flow rows the store did not keep (``ingest --no-keep-flows``):
+    only its rollup answers (docs/rollup.md, "Stores without raw flows")."""
+
+
 class PolicyError(AnalyzerError):
     """A policy document that cannot be loaded, located by file, policy and field path."""
 
@@ -111,6 +118,11 @@ class ConfigError(AnalyzerError):
 
 class AnalyzerNote(UserWarning):
     """Something a person should know that changes no result (printed as ``note: ...``)."""
+
+
+class KeptRollupWarning(AnalyzerNote):
+    """A store without raw flows serves a rollup built by another version of the analyzer:
+    it cannot be derived again (``FlowStore.rollup``)."""
 
 
 class StaleRollupWarning(AnalyzerNote):

@@ -1,4 +1,5 @@
-"""Subprocess script for tests: an ingest killed (SIGKILL) at the Nth os.replace of its commit."""
+"""Subprocess script for tests: an ingest killed (SIGKILL) at the Nth os.replace of its commit
+(``KILL_KEEP_FLOWS=0`` in the environment: an ingest with ``--no-keep-flows``)."""
 
 KILL_AT_RENAME = """
 import os, signal, sys
@@ -13,5 +14,6 @@ def replace(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGKILL)
     return real(*args, **kwargs)
 os.replace = replace
-ingest(Path(sys.argv[2]), sys.argv[3:])
+keep = os.environ.get("KILL_KEEP_FLOWS")
+ingest(Path(sys.argv[2]), sys.argv[3:], keep_flows=None if keep is None else keep == "1")
 """

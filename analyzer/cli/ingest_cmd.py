@@ -100,7 +100,11 @@ def register(app: typer.Typer) -> None:
             "fails the whole command (exit 1) and leaves the store untouched. Ingesting the "
             "same content again changes nothing.\n\n"
             "--follow streams a growing file or stdin, --relay reads Hubble Relay; both commit "
-            "every --commit-every and store each record once (docs/live.md)."
+            "every --commit-every and store each record once (docs/live.md).\n\n"
+            "--no-keep-flows commits the connection rollup alone, not the raw flow parts "
+            "(smaller, faster; the store then remembers it until --keep-flows): commands that "
+            "need raw flows (store rebuild, ANALYZER_NO_ROLLUP=1, live ingest) refuse "
+            "(docs/rollup.md)."
         ),
     )
     @handle_errors
@@ -155,9 +159,23 @@ def register(app: typer.Typer) -> None:
                 "spark.executor.memory=4g.", show_default=False,
             ),
         ] = None,
+        keep_flows: Annotated[
+            bool | None,
+            typer.Option(
+                "--keep-flows/--no-keep-flows",
+                help="Keep the raw flow parts (default) or commit the rollup alone; not given: "
+                "as the store's last ingest did.",
+                show_default=False,
+            ),
+        ] = None,
     ) -> None:
         """Thin wrapper: parse options, call ``analyzer.store.pipeline`` or ``analyzer.live``."""
         paths = paths or []
+        if keep_flows is not None and (follow or relay):
+            raise UsageError(
+                "--keep-flows/--no-keep-flows are for file ingests; a live ingest keeps its "
+                "flows (docs/live.md)"
+            )
         request = live.LiveRequest(
             paths=paths, fmt=fmt, follow=follow, commit_every=commit_every, relay=relay,
             since=since, tls=tls, tls_ca_cert=tls_ca_cert, tls_client_cert=tls_client_cert,
@@ -179,11 +197,16 @@ def register(app: typer.Typer) -> None:
             from analyzer.spark.session import parse_conf
 
             summary = spark_ingest(
-                store, paths, fmt, master=master, conf=parse_conf(spark_conf or [])
+                store,
+                paths,
+                fmt,
+                master=master,
+                conf=parse_conf(spark_conf or []),
+                keep_flows=keep_flows,
             )
         else:
             with _progress(paths) as progress:
-                summary = ingest(store, paths, fmt, progress)
+                summary = ingest(store, paths, fmt, progress, keep_flows=keep_flows)
         if output == "json":
             doc = {
                 "store": summary.store,
@@ -232,6 +255,12 @@ def _section(title: str, rows: tuple[tuple[str, int, int], ...], limit: int | No
 def _print_stats(stats: StoreStats, top: int) -> None:
     typer.echo(f"store      {stats.store}")
     typer.echo(f"inputs     {stats.inputs}")
+    if stats.inputs_without_raw_flows or not stats.keeps_raw_flows:
+        next_ingest = "keeps" if stats.keeps_raw_flows else "does not keep"
+        typer.echo(
+            f"raw flows  not kept for {stats.inputs_without_raw_flows} of {stats.inputs} inputs "
+            f"(--no-keep-flows: the rollup alone answers); the next ingest {next_ingest} them"
+        )
     typer.echo(f"rows       {stats.rows:,} (standing for {stats.flows:,} flows)")
     if stats.first is not None:
         last = stats.last.isoformat() if stats.last else "?"

@@ -68,7 +68,9 @@ def register(app: typer.Typer) -> None:
         "compact",
         cls=HelpCommand,
         help=(
-            "Coarsen the rollup's old time buckets so that long histories stay small: buckets "
+            "Merge small raw flow parts into larger ones (the same rows; the rollup is re-keyed, "
+            "not derived again), and coarsen the rollup's old time buckets so that long "
+            "histories stay small: buckets "
             "older than --hours-after become hours, older than --days-after days (ages before "
             "--now, default the newest flow; rounded down to UTC midnight). Counts, first and "
             "last seen are kept exactly; windows on older data are then rounded out to hours "
@@ -105,10 +107,17 @@ def register(app: typer.Typer) -> None:
             "bucket_rows_before": done.bucket_rows_before,
             "bucket_rows_after": done.bucket_rows_after,
             "connections": done.rollup.stats.connections,
+            "parts_before": done.parts.parts_before,
+            "parts_after": done.parts.parts_after,
         }
         if output == "json":
             typer.echo(json.dumps(doc, indent=2))
             return
+        if done.parts.runs:
+            typer.echo(
+                f"flow parts merged: {done.parts.parts_before:,} -> {done.parts.parts_after:,} "
+                "files (the same rows)"
+            )
         if done.after == done.before:
             typer.echo(f"nothing to coarsen: buckets are {done.after.describe()}")
             return

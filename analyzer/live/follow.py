@@ -99,7 +99,13 @@ def open_store(store_dir: Path) -> FlowStore:
                 f"{root} is not a flow store (no {MANIFEST}, and it holds other files such as "
                 f"{sorted(foreign)[0]!r}); use a new or empty directory for --store"
             )
-    return FlowStore.open_or_create(root)
+    store = FlowStore.open_or_create(root)
+    # Live commits leave the rollup to be derived again from the raw flows (docs/live.md).
+    store.refuse_without_flows(
+        "cannot ingest live (--follow, --relay): its commits leave the rollup to be derived "
+        "again from the raw flows"
+    )
+    return store
 
 
 class _Run:

@@ -75,8 +75,10 @@ def spark_ingest(
     session: Any = None,
     lock_timeout: float = 600.0,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    keep_flows: bool | None = None,
 ) -> IngestSummary:
-    """``analyzer ingest`` with the per-file work on Spark; same store, same errors.
+    """``analyzer ingest`` with the per-file work on Spark; same store, same errors (and the
+    same ``keep_flows``: ``--no-keep-flows``).
 
     ``session``: an existing SparkSession (left running); else one is started from
     ``master``/``conf`` and stopped at the end.
@@ -92,7 +94,14 @@ def spark_ingest(
         s3 = s3a_settings(spark)
         loader = partial(_load_on_spark, spark, fmt, batch_rows, s3)
         return run_ingest(
-            Path(store_dir), paths, fmt, None, lock_timeout=lock_timeout, loader=loader, s3=s3
+            Path(store_dir),
+            paths,
+            fmt,
+            None,
+            lock_timeout=lock_timeout,
+            loader=loader,
+            s3=s3,
+            keep_flows=keep_flows,
         )
     finally:
         if session is None:

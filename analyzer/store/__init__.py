@@ -48,13 +48,15 @@ def ingest(
     inputs: Sequence[str],
     fmt: str = "auto",
     progress: Callable[[int], None] | bool | None = None,
+    *,
+    keep_flows: bool | None = None,
 ) -> IngestSummary:
     """Ingest flow files, directories or ``-`` (stdin) into the store at ``store_dir``.
 
     ``progress``, when callable, is called with the number of input bytes consumed since the
     last call (a bool is accepted and means no callback: the library never prints).
     All-or-nothing: on error the store is left exactly as it was. See
-    ``analyzer.store.pipeline.run_ingest``.
+    ``analyzer.store.pipeline.run_ingest`` (``keep_flows``: ``--no-keep-flows``).
     """
     callback = progress if callable(progress) else None
-    return run_ingest(Path(store_dir), inputs, fmt, callback)
+    return run_ingest(Path(store_dir), inputs, fmt, callback, keep_flows=keep_flows)

@@ -1,4 +1,5 @@
-"""``analyzer store compact``: coarsen old time buckets of the rollup (minutes -> hours -> days).
+"""``analyzer store compact``: merge small raw parts (``merge_parts``), then coarsen old time
+buckets of the rollup (minutes -> hours -> days).
 
 The rollup keeps one row per edge and minute in which the edge was used; over weeks that grows
 with time. Compaction moves the store's bucket schedule (``STORE/buckets.json``) so that
@@ -26,6 +27,7 @@ from analyzer.errors import StoreError
 from analyzer.store.files import os_error_text
 from analyzer.store.flow_summary import attach_summary, copy_summary
 from analyzer.store.flowstore import STAGING_PREFIX, FlowStore
+from analyzer.store.merge_parts import PartsMerged, merge_small_parts
 from analyzer.store.rollup import (
     Rollup,
     coarsen_rollup,
@@ -42,7 +44,8 @@ __all__ = ["CompactResult", "compact_store"]
 
 @dataclass(frozen=True, slots=True)
 class CompactResult:
-    """What compaction did: the schedules, bucket rows before and after, the rollup."""
+    """What compaction did: the schedules, bucket rows before and after, the rollup, the
+    raw parts merged."""
 
     before: Buckets
     after: Buckets
@@ -50,6 +53,7 @@ class CompactResult:
     bucket_rows_after: int
     reference: datetime | None
     rollup: Rollup
+    parts: PartsMerged
 
 
 def compact_store(
@@ -71,7 +75,19 @@ def compact_store(
             before = read_schedule(store.root)
             current = read_rollup(store.root, names, switchable=False)
             if current is None:
+                store.refuse_without_flows(
+                    "cannot compact: the store's rollup is stale or of another version of "
+                    "the analyzer, and cannot be derived again"
+                )
                 current = rebuild_locked(store, names, before)
+            merged = merge_small_parts(store, before)
+            if merged.runs:
+                names = store.part_names()
+                current = read_rollup(store.root, names, switchable=False)
+                if current is None:
+                    raise StoreError(
+                        f"the rollup of {store.root} could not be read back after merging parts"
+                    )
             rows_before = current.bucketed().buckets.height
             reference = now if now is not None else current.stats.window[1]
             after = before
@@ -99,7 +115,7 @@ def compact_store(
     if rollup is None:
         raise StoreError(f"the rollup of {store.root} could not be read back after compacting")
     return CompactResult(
-        before, after, rows_before, rollup.bucketed().buckets.height, reference, rollup
+        before, after, rows_before, rollup.bucketed().buckets.height, reference, rollup, merged
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -101,16 +102,16 @@ def attach_summary(staged: Path, flows: pl.LazyFrame) -> None:
 
 
 def attach_merged_summary(
-    staged: Path, before: Path, added: pl.LazyFrame, flows: pl.LazyFrame
+    staged: Path, before: Path, added: pl.LazyFrame, flows: Callable[[], pl.LazyFrame]
 ) -> None:
     """``attach_summary(staged, flows)`` where ``flows`` is the rows summarised in the rollup
     file ``before`` followed by ``added``, from ``added`` alone: the summaries merged (sums,
     min, max per key) and the endpoint tables merged (``identity.seen.merge_seen``, the new
     rows' positions after the old rows'): the same tables. Without a readable summary and
-    endpoint table in ``before``, ``flows`` is summarised whole."""
+    endpoint table in ``before``, ``flows()`` is summarised whole."""
     old, old_seen = read_summary(before), read_endpoints(before)
     if old is None or old_seen is None:
-        attach_summary(staged, flows)
+        attach_summary(staged, flows())
         return
     merged = (
         pl.concat([old, summary_table(added)])

@@ -8,6 +8,11 @@
       .lock                    held (flock) by the one process writing
       .tmp-<id>/               staging of a running ingest (parts, spooled stdin)
 
+An input ingested with ``--no-keep-flows`` keeps its manifest entry (its content hash makes
+the same input a duplicate; its part names key the rollup and the derivation state) but
+``flows_kept: false``: its parts were never published. Such a store answers from its rollup
+alone: reading its raw rows (``scan``) raises one ``FlowsNotKeptError`` line.
+
 The manifest is the commit. An ingest writes and fsyncs its parts in a staging directory
 *outside* ``flows/``, replaces the manifest (the commit point), and only then renames the parts
 into ``flows/``. So ``flows/`` never holds a part the manifest does not list, and readers of the
@@ -25,23 +30,26 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from analyzer.errors import StoreError
+from analyzer.errors import FlowsNotKeptError, KeptRollupWarning, StoreError
 from analyzer.ingest.report import SkipReason
 from analyzer.schema import FLOW_COLUMNS, FLOW_POLARS_SCHEMA, empty_flows
 from analyzer.store.files import atomic_write, fsync, os_error_text
-from analyzer.store.freshness import warn_if_stale
+from analyzer.store.freshness import stale_reason, warn_if_stale
 from analyzer.store.rollup import (
     ROLLUP_DIR,
+    ROLLUP_ENV,
     Rollup,
     publish_rollup,
+    read_kept_rollup,
     read_rollup,
     remove_stale,
     rollup_file,
@@ -62,8 +70,11 @@ FLOWS_DIR = "flows"
 LOCK = ".lock"
 STAGING_PREFIX = ".tmp-"
 # 1: ingest_id was the SHA-256 of the file bytes. 2: of the decompressed content, with the file
-# bytes' hash in file_sha256. Version 1 manifests are read as they are.
-MANIFEST_VERSION = 2
+# bytes' hash in file_sha256. Version 1 manifests are read as they are. 3: some entry did not
+# keep its flows (written only then, so an analyzer that cannot honour that refuses the store
+# instead of reporting its parts missing).
+MANIFEST_VERSION = 3
+_KEPT_VERSION = 2
 LOCK_TIMEOUT = 600.0
 
 
@@ -90,6 +101,17 @@ class ManifestEntry:
     # A batch committed by a streaming ingest (``analyzer.live``): where it came from and
     # where to resume (JSON object, kept as given); None for file ingests.
     stream: dict[str, Any] | None = None
+    # False: ingested with ``--no-keep-flows``; ``parts`` name rows the rollup and its
+    # derivation state hold but no file does.
+    kept: bool = True
+    # The compacted part now holding this entry's rows (``store compact`` merged them into
+    # the part an earlier entry lists); ``parts`` is then empty.
+    merged_into: str | None = None
+
+    @property
+    def kept_parts(self) -> tuple[str, ...]:
+        """The part files this entry has in the store."""
+        return self.parts if self.kept else ()
 
     @property
     def skipped_total(self) -> int:
@@ -101,7 +123,11 @@ class ManifestEntry:
         return frozenset({self.ingest_id, self.file_sha256 or self.ingest_id})
 
     def to_json(self) -> dict[str, Any]:
-        extra = {} if self.stream is None else {"stream": self.stream}
+        extra: dict[str, Any] = {} if self.stream is None else {"stream": self.stream}
+        if not self.kept:
+            extra["flows_kept"] = False
+        if self.merged_into is not None:
+            extra["merged_into"] = self.merged_into
         return extra | {
             "ingest_id": self.ingest_id,
             "path": self.path,
@@ -141,6 +167,8 @@ class ManifestEntry:
             compression=str(data["compression"]) if data.get("compression") else None,
             lost_events=int(data["lost_events"]) if "lost_events" in data else _lost_records(data),
             stream=dict(data["stream"]) if isinstance(data.get("stream"), dict) else None,
+            kept=data.get("flows_kept", True) is not False,
+            merged_into=str(data["merged_into"]) if data.get("merged_into") else None,
         )
 
 
@@ -148,6 +176,16 @@ def _lost_records(data: dict[str, Any]) -> int:
     """Lost events of an entry written before ``lost_events`` was recorded: its skipped
     lost-events records, one each."""
     return sum(int(s["count"]) for s in data.get("skipped", []) if "lost" in str(s["reason"]))
+
+
+def _why_raw(root: Path, names: Sequence[str]) -> str:
+    """What makes a reader want the raw rows, for ``FlowStore.refuse_without_flows``."""
+    if os.environ.get(ROLLUP_ENV, "") not in ("", "0"):
+        return f"cannot derive from the raw flows as {ROLLUP_ENV}=1 asks"
+    if read_rollup(root, names) is None and read_kept_rollup(root, names) is None:
+        reason = stale_reason(root, names) or "the store has no rollup"
+        return f"cannot derive the connections again ({reason})"
+    return "cannot read the raw flow rows"
 
 
 def scan_parts(parts: Sequence[Path], root: Path) -> pl.LazyFrame:
@@ -232,12 +270,39 @@ class FlowStore:
     def _staging_dirs(self) -> list[Path]:
         return sorted(p for p in self.root.glob(f"{STAGING_PREFIX}*") if p.is_dir())
 
+    def dropped(self) -> list[ManifestEntry]:
+        """The inputs whose raw flows the store did not keep (``ingest --no-keep-flows``)."""
+        return [e for e in self.manifest() if not e.kept]
+
+    def keeps_flows(self) -> bool:
+        """Whether the next file ingest keeps its raw flows when not told: as the last file
+        ingest did (``--no-keep-flows`` is sticky until ``--keep-flows``)."""
+        return next((e.kept for e in reversed(self.manifest()) if e.stream is None), True)
+
+    def refuse_without_flows(self, what: str) -> None:
+        """One ``FlowsNotKeptError`` line when some raw flows were not kept: ``what`` says
+        what cannot be done ("cannot ...")."""
+        entries = self.manifest()
+        dropped = sum(1 for e in entries if not e.kept)
+        if dropped:
+            raise FlowsNotKeptError(
+                f"{what}: the flow store at {self.root} did not keep the raw flows of "
+                f"{dropped} of its {len(entries)} inputs (ingested with --no-keep-flows); "
+                "only its rollup answers (docs/rollup.md)"
+            )
+
     def part_paths(self) -> list[Path]:
         """The files of every committed part. A part committed by an ingest that was killed
-        before moving it into ``flows/`` is read from its staging directory."""
+        before moving it into ``flows/`` is read from its staging directory. Raises
+        ``FlowsNotKeptError`` when some part was not kept: no subset of the rows is served
+        as the store's."""
+        self.refuse_without_flows(_why_raw(self.root, self.part_names()))
+        return self._kept_paths()
+
+    def _kept_paths(self) -> list[Path]:
         paths = []
         staging: list[Path] | None = None
-        for part in (p for e in self.manifest() for p in e.parts):
+        for part in (p for e in self.manifest() for p in e.kept_parts):
             path = self.flows_dir / part
             if not path.is_file():
                 staging = self._staging_dirs() if staging is None else staging
@@ -251,9 +316,23 @@ class FlowStore:
 
     def rollup(self) -> Rollup | None:
         """The connection rollup of the committed parts, when it is fresh (see rollup.py);
-        a ``freshness.StaleRollupWarning`` when the store has one that is stale."""
+        a ``freshness.StaleRollupWarning`` when the store has one that is stale. A store
+        without all its raw flows serves the rollup of its parts even when another version
+        of the analyzer built it (with a ``KeptRollupWarning``): nothing could derive it
+        again."""
         names = self.part_names()
         found = read_rollup(self.root, names)
+        if found is None and self.dropped():
+            found = read_kept_rollup(self.root, names)
+            if found is not None:
+                warnings.warn(
+                    "the store's rollup was built by another version of the analyzer and its "
+                    "raw flows were not kept (--no-keep-flows): it is served as it was built; "
+                    "ingests that need a new derivation are refused",
+                    KeptRollupWarning,
+                    stacklevel=2,
+                )
+            return found  # else reading the raw rows refuses, saying why
         if found is None:
             warn_if_stale(self.root, names)
         return found
@@ -296,14 +375,15 @@ class FlowStore:
             os.close(fd)
 
     def write_manifest(self, entries: Sequence[ManifestEntry]) -> None:
-        doc = {"version": MANIFEST_VERSION, "inputs": [e.to_json() for e in entries]}
+        version = _KEPT_VERSION if all(e.kept for e in entries) else MANIFEST_VERSION
+        doc = {"version": version, "inputs": [e.to_json() for e in entries]}
         atomic_write(self.manifest_path, json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n")
 
     def _leftovers(self) -> bool:
         """Whether a killed ingest left anything to finish or remove."""
         if self._staging_dirs() or any(self.root.glob(f".{MANIFEST}.*.tmp")):
             return True
-        listed = {p for e in self.manifest() for p in e.parts}
+        listed = {p for e in self.manifest() for p in e.kept_parts}
         present = {p.name for p in self.flows_dir.glob("part-*.parquet")}
         return present != listed
 
@@ -316,7 +396,7 @@ class FlowStore:
             # A staging directory alone may belong to a running ingest: do not wait for it.
             # Committed parts outside flows/ mean a writer is renaming them right now (or was
             # killed doing so): wait for it, then nothing is left to read from staging.
-            unpublished = any(not p.is_file() for p in self.part_paths())
+            unpublished = any(not p.is_file() for p in self._kept_paths())
             with self.lock(timeout=LOCK_TIMEOUT if unpublished else 0):
                 self.recover()
         except (StoreError, OSError):
@@ -326,7 +406,7 @@ class FlowStore:
         """Finish what killed ingests left (callers hold the lock): move committed parts
         still in staging into ``flows/``, delete staging directories (with spooled stdin),
         parts no manifest entry lists, and temporary manifest files."""
-        listed = {p for e in self.manifest() for p in e.parts}
+        listed = {p for e in self.manifest() for p in e.kept_parts}
         staging = self._staging_dirs()
         moved = False
         for part in sorted(listed):
@@ -351,7 +431,8 @@ class FlowStore:
 
     def _recover_rollup(self, staging: Sequence[Path]) -> None:
         """Publish a rollup a killed ingest staged for the parts now committed; drop rollups
-        of other parts."""
+        of other parts (or code: but a store without all its raw flows keeps the one it
+        serves, ``read_kept_rollup``)."""
         names = self.part_names()
         current = rollup_file(self.root, names).name
         for directory in staging:
@@ -359,7 +440,12 @@ class FlowStore:
                 publish_rollup(self.root, directory / current, names)
                 return
         if (self.root / ROLLUP_DIR).is_dir():
-            remove_stale(self.root, current.removeprefix("connections-").removesuffix(".parquet"))
+            keep = current.removeprefix("connections-").removesuffix(".parquet")
+            if self.dropped() and (
+                served := read_kept_rollup(self.root, names, switchable=False)
+            ) is not None:
+                keep = served.key  # another version's, and nothing could derive it again
+            remove_stale(self.root, keep)
 
     def commit(
         self, staged: Path, new_entries: Sequence[ManifestEntry], rollup: Path | None = None
@@ -384,12 +470,16 @@ class FlowStore:
                 raise
         try:
             for entry in new_entries:
-                for part in entry.parts:
+                for part in entry.kept_parts:
                     os.replace(staged / part, self.flows_dir / part)
             fsync(self.flows_dir)
         except OSError:
             return False
         if rollup is not None:
-            with suppress(OSError):
+            try:
                 publish_rollup(self.root, rollup, self.part_names())
+            except OSError:
+                # Committed: ``recover`` publishes it from ``staged`` later (a store
+                # without raw flows has no other way to get it back).
+                return False
         return True

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -298,8 +299,11 @@ def run_ingest(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     loader: Loader | None = None,
     s3: S3Settings | None = None,
+    keep_flows: bool | None = None,
 ) -> IngestSummary:
-    """Ingest ``inputs`` into the store at ``store_dir`` (created if missing).
+    """Ingest ``inputs`` into the store at ``store_dir`` (created if missing). ``keep_flows``
+    False (``--no-keep-flows``): commit the rollup, its state and summaries but not the raw
+    flow parts; None: as the store's last file ingest did (keep, for a new store).
 
     Raises
     ------
@@ -341,6 +345,7 @@ def run_ingest(
                 batch_rows=batch_rows,
                 loader=loader,
                 s3=s3,
+                keep_flows=keep_flows,
             )
     except BaseException:
         if fresh:
@@ -359,11 +364,13 @@ def _ingest_locked(
     batch_rows: int,
     loader: Loader | None = None,
     s3: S3Settings | None = None,
+    keep_flows: bool | None = None,
 ) -> list[InputSummary]:
     """The ingest proper, under the writer lock; OS errors become one ``StoreError`` line."""
     root = store.root
     try:
         store.recover()
+        keep = store.keeps_flows() if keep_flows is None else keep_flows
         known = {i: e for e in store.manifest() for i in e.identities}
         staged = root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
         staged.mkdir()
@@ -393,6 +400,7 @@ def _ingest_locked(
         for summary, entry in (loader or load_here)(targets, staged, known):
             summaries.append(summary)
             if entry is not None:
+                entry = entry if keep else replace(entry, kept=False)
                 entries.append(entry)
                 known.update((i, entry) for i in entry.identities)
         if not entries and not any(s.status == "duplicate" for s in summaries):
@@ -401,6 +409,8 @@ def _ingest_locked(
         if entries:
             release_memory()  # what parsing freed, before the derivation allocates its own
             rollup = _stage_rollup(store, staged, entries)
+            for part in (p for e in entries if not e.kept for p in e.parts):
+                (staged / part).unlink()  # read by the rollup's map only: never committed
             published = store.commit(staged, entries, rollup)
     except OSError as exc:
         raise StoreError(
@@ -439,14 +449,20 @@ def _stage_rollup(store: FlowStore, staged: Path, entries: Sequence[ManifestEntr
     added_names = [p for e in entries for p in e.parts]
     added = [staged / p for p in added_names]
     names = before + added_names
-    paths = store.part_paths() + added
     schedule = read_schedule(store.root)
-    flows = scan_parts(paths, store.root)
+
+    def flows() -> pl.LazyFrame:  # every row: raises when the store did not keep them all
+        return scan_parts(store.part_paths() + added, store.root)
+
     new_rows = scan_parts(added, store.root)
     rollup = stage_incremental(staged, store.root, before, new_rows, added_names, schedule)
     if rollup is None:
-        rollup = stage_rollup(staged, rollup_key(names, schedule), flows, schedule, names)
-        attach_summary(rollup, flows)  # what `analyzer stats` counts (store/flow_summary.py)
+        store.refuse_without_flows(
+            "cannot ingest: the store's derivation state is missing or of another version "
+            "of the analyzer, so the whole store would have to be derived again"
+        )
+        rollup = stage_rollup(staged, rollup_key(names, schedule), flows(), schedule, names)
+        attach_summary(rollup, flows())  # what `analyzer stats` counts (store/flow_summary.py)
     else:
         previous = rollup_file(store.root, before, schedule)
         attach_merged_summary(rollup, previous, new_rows, flows)
@@ -458,6 +474,7 @@ def rebuild_rollup(store_dir: Path, *, lock_timeout: float = 600.0) -> Rollup:
     upgrade, or when live commits left it stale. Locked and atomic like an ingest."""
     store = FlowStore.open(Path(store_dir))
     try:
+        store.refuse_without_flows("cannot rebuild the rollup (nothing to derive it from)")
         with store.lock(lock_timeout):
             store.recover()
             return rebuild_locked(store, store.part_names(), read_schedule(store.root))

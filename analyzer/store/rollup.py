@@ -75,6 +75,7 @@ __all__ = [
     "code_fingerprint",
     "flow_record_counts",
     "publish_rollup",
+    "read_kept_rollup",
     "read_rollup",
     "remove_stale",
     "rollup_file",
@@ -82,6 +83,8 @@ __all__ = [
     "stage_rollup",
     "stage_incremental",
     "read_state",
+    "rekey_rollup",
+    "write_state",
     "state_key",
 ]
 
@@ -371,6 +374,23 @@ def coarsen_rollup(
     return write_rollup(directory, key, connections, bucketed, rollup.records, rollup.masked)
 
 
+def rekey_rollup(directory: Path, rollup: Rollup, key: str) -> Path:
+    """Stage ``rollup``'s three files under ``key`` (the same rows, the same metadata but the
+    key): the rollup of parts that hold the same rows in the same order under other names
+    (``store compact`` merging small parts)."""
+    target = directory / f"{_PREFIX}{key}.parquet"
+    for prefix in _PREFIXES:
+        table = pq.read_table(_sibling(rollup.path, prefix))
+        metadata = dict(table.schema.metadata or {})
+        metadata[_META] = json.dumps(
+            {**json.loads(metadata[_META]), "key": key}, sort_keys=True
+        ).encode()
+        path = _sibling(target, prefix)
+        pq.write_table(table.replace_schema_metadata(metadata), path, compression="zstd")
+        fsync(path)
+    return target
+
+
 def publish_rollup(root: Path, staged: Path, parts: Sequence[str]) -> None:
     """Move a staged rollup (its connections file ``staged`` and the files beside it) into
     ``root/rollup/`` (after the manifest commit: a rollup whose key matches no manifest is
@@ -419,6 +439,42 @@ def rollup_file(root: Path, parts: Sequence[str], schedule: Buckets | None = Non
     """Where the rollup of ``parts`` (under the store's schedule) lives once published."""
     key = rollup_key(parts, read_schedule(root) if schedule is None else schedule)
     return root / ROLLUP_DIR / f"{_PREFIX}{key}.parquet"
+
+
+def read_kept_rollup(
+    root: Path, parts: Sequence[str], *, switchable: bool = True
+) -> Rollup | None:
+    """The published rollup of exactly ``parts`` under the store's schedule whatever code
+    built it (``rollup.json`` names it), when its files are readable as this code's: for a
+    store that did not keep its raw flows, which nothing could derive again. None otherwise
+    (and, when ``switchable``, switched off with ``ANALYZER_NO_ROLLUP=1``)."""
+    if switchable and os.environ.get(ROLLUP_ENV, "") not in ("", "0"):
+        return None
+    directory = root / ROLLUP_DIR
+    try:
+        index = json.loads((directory / INDEX).read_bytes())
+        schedule = read_schedule(root)
+        if [str(p) for p in index["parts"]] != list(parts) or index["schedule"] != (
+            schedule.to_json()
+        ):
+            return None
+        path = directory / str(index["file"])
+        key = str(index["key"])
+        for prefix, schema in (
+            ("buckets-", BUCKET_SCHEMA),
+            ("counts-", COUNT_SCHEMA),
+            (_PREFIX, S.CONNECTION_SCHEMA),
+        ):
+            file_schema = pq.read_schema(_sibling(path, prefix))
+            meta = json.loads((file_schema.metadata or {})[_META])
+            if meta["key"] != key or int(meta["version"]) != ROLLUP_VERSION:
+                return None
+            if not set(schema.names()) <= set(file_schema.names):
+                return None
+        stats = _stats_from(meta["stats"])
+        return Rollup(key, path, stats, int(meta["records"]), int(meta["masked"]), schedule)
+    except (OSError, KeyError, ValueError, TypeError, StoreError):
+        return None
 
 
 def read_rollup(root: Path, parts: Sequence[str], *, switchable: bool = True) -> Rollup | None:

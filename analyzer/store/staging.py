@@ -24,7 +24,7 @@ from analyzer.ingest._io import Digest
 from analyzer.schema import FLOW_SCHEMA, INGEST_ID
 from analyzer.store.files import os_error_text
 
-__all__ = ["PART_ROWS", "PartWriter", "Readable", "spool"]
+__all__ = ["PART_ROWS", "PartWriter", "Readable", "part_writer", "spool"]
 
 PART_ROWS = 4_000_000
 _STATISTICS = [f.name for f in FLOW_SCHEMA if not pa.types.is_list(f.type)]
@@ -90,6 +90,19 @@ def spool(staged: Path, source: Path | Readable | None, label: str) -> Path:
     return target
 
 
+def part_writer(path: Path) -> pq.ParquetWriter:
+    """A Parquet writer of flow parts (``FLOW_SCHEMA``), as ingest and compaction write them."""
+    return pq.ParquetWriter(
+        path,
+        FLOW_SCHEMA,
+        compression="zstd",
+        # level 1: the parts are as small as at the default level, and written faster
+        compression_level=1,
+        # min/max of list columns help no reader; they cost a fifth of the write
+        write_statistics=_STATISTICS,
+    )
+
+
 class PartWriter:
     """Writes canonical frames to Parquet parts on a background thread, in order, stamping each
     row with the input's content hash once it is known (hashing runs concurrently too).
@@ -127,15 +140,7 @@ class PartWriter:
             if self._writer is not None:
                 self._writer.close()
             self.parts.append(f"part-{digest[:16]}-{len(self.parts):04d}.parquet")
-            self._writer = pq.ParquetWriter(
-                self._staged / self.parts[-1],
-                FLOW_SCHEMA,
-                compression="zstd",
-                # level 1: the parts are as small as at the default level, and written faster
-                compression_level=1,
-                # min/max of list columns help no reader; they cost a fifth of the write
-                write_statistics=_STATISTICS,
-            )
+            self._writer = part_writer(self._staged / self.parts[-1])
             self._rows_in_part = 0
         table = frame.with_columns(pl.lit(digest).alias(INGEST_ID)).to_arrow().cast(FLOW_SCHEMA)
         try:

@@ -1,0 +1,234 @@
+"""Stores without raw flows (issue 11, ``ingest --no-keep-flows``): the rollup, its derivation
+state, the ``stats`` summary and explain's endpoint table are committed as with kept flows and
+equal those of a store that kept them; no part file is published; idempotence, stickiness and
+kill-safety hold; everything that would need the raw rows refuses in one line; a store built by
+another version of the analyzer keeps serving its rollup and refuses ingests it cannot extend."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+from kill_script import KILL_AT_RENAME
+
+from analyzer.errors import FlowsNotKeptError, KeptRollupWarning, StoreError
+from analyzer.generate import ScenarioConfig, build_scenario, write_flows
+from analyzer.live.follow import open_store
+from analyzer.store import FlowStore, ingest
+from analyzer.store import rollup as R
+from analyzer.store.flow_summary import read_endpoints, read_summary
+from analyzer.store.pipeline import rebuild_rollup
+
+
+@pytest.fixture(scope="module")
+def node_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Generated Hubble events of a 3-node cluster, one file per exporter node."""
+    directory = tmp_path_factory.mktemp("nokeep")
+    capture = write_flows(build_scenario(ScenarioConfig(seed=11)), directory / "all.jsonl",
+                          "hubble", 10_000)
+    lines: dict[str, list[bytes]] = {}
+    for line in capture.read_bytes().splitlines(keepends=True):
+        lines.setdefault(str(json.loads(line)["flow"]["node_name"]), []).append(line)
+    files = []
+    for node, chunk in sorted(lines.items()):
+        files.append(directory / f"{node}.jsonl")
+        files[-1].write_bytes(b"".join(chunk))
+    assert len(files) >= 3
+    return files
+
+
+@pytest.fixture(scope="module")
+def kept(node_files: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference: the same files ingested one by one, raw flows kept."""
+    store = tmp_path_factory.mktemp("kept") / "store"
+    for path in node_files:
+        ingest(store, [str(path)])
+    return store
+
+
+def _same_rollup(a: Path, b: Path) -> None:
+    """The two stores' rollups, states, summaries and endpoint tables hold the same."""
+    ra, rb = FlowStore.open(a).rollup(), FlowStore.open(b).rollup()
+    assert ra is not None and rb is not None
+    assert ra.key == rb.key  # same part names, same schedule, same code
+    assert ra.connections().frame.equals(rb.connections().frame)
+    assert ra.stats == rb.stats
+    assert (ra.records, ra.masked) == (rb.records, rb.masked)
+    assert ra.bucketed().buckets.equals(rb.bucketed().buckets)
+    summary_a, summary_b = read_summary(ra.path), read_summary(rb.path)
+    assert summary_a is not None and summary_b is not None and summary_a.equals(summary_b)
+    seen_a, seen_b = read_endpoints(ra.path), read_endpoints(rb.path)
+    assert seen_a is not None and seen_b is not None and seen_a.equals(seen_b)
+    names = FlowStore.open(a).part_names()
+    assert names == FlowStore.open(b).part_names()
+    state_a, state_b = R.read_state(a, names), R.read_state(b, names)
+    assert state_a is not None and state_b is not None
+    for frame in state_a.frames():  # the state's frames are sets of rows: order is free
+        fa, fb = getattr(state_a, frame), getattr(state_b, frame)
+        assert fa.sort(fa.columns, nulls_last=True).equals(fb.sort(fb.columns, nulls_last=True))
+
+
+def test_no_keep_ingests_commit_the_same_rollup_and_no_part(
+    tmp_path: Path, node_files: list[Path], kept: Path
+) -> None:
+    store = tmp_path / "store"
+    for path in node_files:
+        ingest(store, [str(path)], keep_flows=False)
+        assert not list((store / "flows").iterdir())
+        assert not list(store.glob(".tmp-*"))
+    _same_rollup(store, kept)
+    doc = json.loads((store / "manifest.json").read_text())
+    assert doc["version"] == 3
+    assert all(e["flows_kept"] is False for e in doc["inputs"])
+    assert json.loads((kept / "manifest.json").read_text())["version"] == 2
+    # idempotent: the same content again is a duplicate, nothing changes
+    before = (store / "manifest.json").read_bytes()
+    again = ingest(store, [str(node_files[0])])
+    assert [i.status for i in again.inputs] == ["duplicate"]
+    assert (store / "manifest.json").read_bytes() == before
+
+
+def test_no_keep_is_sticky_until_keep_flows(tmp_path: Path, node_files: list[Path]) -> None:
+    store = tmp_path / "store"
+    ingest(store, [str(node_files[0])], keep_flows=False)
+    assert not FlowStore.open(store).keeps_flows()
+    ingest(store, [str(node_files[1])])  # not told: as the last ingest
+    assert [e.kept for e in FlowStore.open(store).manifest()] == [False, False]
+    ingest(store, [str(node_files[2])], keep_flows=True)
+    entries = FlowStore.open(store).manifest()
+    assert [e.kept for e in entries] == [False, False, True]
+    assert sorted(p.name for p in (store / "flows").iterdir()) == sorted(entries[2].parts)
+    assert FlowStore.open(store).keeps_flows()
+
+
+def test_a_mixed_store_answers_from_its_rollup_and_refuses_raw_reads(
+    tmp_path: Path, node_files: list[Path], kept: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    for i, path in enumerate(node_files):
+        ingest(store, [str(path)], keep_flows=i % 2 == 0)
+    _same_rollup(store, kept)
+    opened = FlowStore.open(store)
+    with pytest.raises(FlowsNotKeptError, match="did not keep the raw flows of 1 of its 3 inputs"):
+        opened.scan()
+    with pytest.raises(FlowsNotKeptError, match="cannot rebuild the rollup"):
+        rebuild_rollup(store)
+    with pytest.raises(FlowsNotKeptError, match="cannot ingest live"):
+        open_store(store)
+    monkeypatch.setenv(R.ROLLUP_ENV, "1")
+    assert opened.rollup() is None
+    with pytest.raises(FlowsNotKeptError, match="ANALYZER_NO_ROLLUP=1"):
+        opened.scan()
+
+
+def test_a_missing_state_refuses_the_ingest_and_leaves_the_store(
+    tmp_path: Path, node_files: list[Path]
+) -> None:
+    store = tmp_path / "store"
+    ingest(store, [str(node_files[0])], keep_flows=False)
+    for path in (store / "rollup").glob("state-*"):
+        path.unlink()
+    before = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    with pytest.raises(FlowsNotKeptError, match="cannot ingest: the store's derivation state"):
+        ingest(store, [str(node_files[1])], keep_flows=False)
+    after = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    assert after == before
+    assert FlowStore.open(store).rollup() is not None  # still serves what it has
+
+
+def test_after_an_upgrade_the_old_rollup_is_served_with_a_note_and_ingests_refused(
+    tmp_path: Path, node_files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    for path in node_files[:2]:
+        ingest(store, [str(path)], keep_flows=False)
+    built = FlowStore.open(store).rollup()
+    assert built is not None
+    monkeypatch.setattr(R, "code_fingerprint", lambda: "another analyzer")
+    assert R.read_rollup(store, FlowStore.open(store).part_names()) is None  # stale by key
+    with pytest.warns(KeptRollupWarning, match="built by another version"):
+        served = FlowStore.open(store).rollup()
+    assert served is not None and served.path == built.path
+    assert served.connections().frame.equals(built.connections().frame)
+    assert served.stats == built.stats
+    manifest = (store / "manifest.json").read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", KeptRollupWarning)
+        with pytest.raises(FlowsNotKeptError, match="derivation state is missing or of another"):
+            ingest(store, [str(node_files[2])], keep_flows=False)
+    assert (store / "manifest.json").read_bytes() == manifest
+    # recovery (run by that ingest, and by any writer) never deletes the only rollup there is
+    monkeypatch.setenv(R.ROLLUP_ENV, "1")
+    with FlowStore.open(store).lock():
+        FlowStore(store).recover()
+    monkeypatch.delenv(R.ROLLUP_ENV)
+    with pytest.warns(KeptRollupWarning):
+        again = FlowStore.open(store).rollup()
+    assert again is not None and again.connections().frame.equals(built.connections().frame)
+    # a store that kept its flows is not served an old rollup: it derives again instead
+    whole = tmp_path / "kept"
+    ingest(whole, [str(node_files[0])])
+    monkeypatch.undo()
+    ingest(whole, [str(node_files[1])])
+    monkeypatch.setattr(R, "code_fingerprint", lambda: "another analyzer")
+    assert FlowStore(whole).rollup() is None
+
+
+def test_an_old_analyzer_refuses_a_store_without_flows(
+    tmp_path: Path, node_files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    ingest(store, [str(node_files[0])], keep_flows=False)
+    monkeypatch.setattr("analyzer.store.flowstore.MANIFEST_VERSION", 2)
+    with pytest.raises(StoreError, match="written by a newer analyzer"):
+        FlowStore.open(store)
+
+
+def test_kill_at_every_rename_of_a_no_keep_ingest(
+    tmp_path: Path, node_files: list[Path], kept: Path
+) -> None:
+    first, *rest = node_files
+    pristine = tmp_path / "pristine"
+    ingest(pristine, [str(first)], keep_flows=False)
+    crashed = 0
+    for target in range(1, 30):  # every rename: manifest, state files, rollup, its index
+        store = tmp_path / f"store-{target}"
+        shutil.copytree(pristine, store)
+        proc = subprocess.run(
+            [sys.executable, "-c", KILL_AT_RENAME, str(target), str(store), *map(str, rest)],
+            capture_output=True,
+            timeout=300,
+            env={
+                **os.environ,
+                "KILL_KEEP_FLOWS": "0",
+                "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
+            },
+        )
+        if proc.returncode == 0:
+            break
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        crashed += 1
+        committed = len(FlowStore(store).manifest())
+        seen = FlowStore(store).rollup()  # before any recovery: none, or the committed rows'
+        if seen is not None:
+            assert seen.records == sum(e.rows for e in FlowStore(store).manifest())
+        opened = FlowStore.open(store)  # recovers: the commit is finished, rollup included
+        rollup = opened.rollup()
+        assert rollup is not None, target
+        assert not list((store / "flows").iterdir())
+        assert not list(store.glob(".tmp-*"))
+        if committed == len(node_files):  # the ingest was committed: the kept store's rollup
+            _same_rollup(store, kept)
+        else:  # it was not: the store is the pristine one
+            assert opened.part_names() == FlowStore.open(pristine).part_names()
+            assert rollup.connections().frame.equals(
+                FlowStore.open(pristine).rollup().connections().frame  # type: ignore[union-attr]
+            )
+    assert crashed >= 8  # manifest, six state files, rollup, its index
