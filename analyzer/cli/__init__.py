@@ -6,6 +6,7 @@ function; the registry below is an explicit list, not discovery.
 
 from __future__ import annotations
 
+import gc
 from typing import Annotated
 
 import typer
@@ -63,6 +64,19 @@ def _root(
     ] = False,
 ) -> None:
     """Least-privilege NetworkPolicies from Hubble and Calico flow logs."""
+    _fewer_collections()
+
+
+# CPython's cycle collector (thresholds 700, 10, 10) runs a full collection each time the
+# heap has grown by a quarter, walking every live object: a command holds millions (policies,
+# frames turned into rows, the report model), so the report at 10,000 workloads spent 17 of
+# its 51 CPU seconds there. Data is freed by reference counting; cycles are rare and still
+# collected, a hundred times less often.
+GC_THRESHOLDS = (100_000, 50, 100)
+
+
+def _fewer_collections() -> None:
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 for _module in (

@@ -255,6 +255,12 @@ def _section(title: str, rows: tuple[tuple[str, int, int], ...], limit: int | No
 def _print_stats(stats: StoreStats, top: int) -> None:
     typer.echo(f"store      {stats.store}")
     typer.echo(f"inputs     {stats.inputs}")
+    if stats.inputs_without_raw_flows or not stats.keeps_raw_flows:
+        next_ingest = "keeps" if stats.keeps_raw_flows else "does not keep"
+        typer.echo(
+            f"raw flows  not kept for {stats.inputs_without_raw_flows} of {stats.inputs} inputs "
+            f"(--no-keep-flows: the rollup alone answers); the next ingest {next_ingest} them"
+        )
     typer.echo(f"rows       {stats.rows:,} (standing for {stats.flows:,} flows)")
     if stats.first is not None:
         last = stats.last.isoformat() if stats.last else "?"

@@ -109,6 +109,9 @@ class RecordDeduper:
             return
         self._manifest_stamp = stamp
         listed = {p for e in self.store.manifest() for p in e.parts}
+        # ``store compact`` replaces runs of parts by one merged part (same rows): forget the
+        # deleted ones, learn the merged one like any other writer's part.
+        self._parts = {name: part for name, part in self._parts.items() if name in listed}
         new = listed - self._parts.keys()
         if not new:
             return
@@ -146,7 +149,7 @@ class RecordDeduper:
         new = frame.filter(keep)
         return new, frame.height - new.height
 
-    def _stored_counts(self, unknown: pl.DataFrame) -> pl.DataFrame:
+    def _stored_counts(self, unknown: pl.DataFrame, *, retried: bool = False) -> pl.DataFrame:
         """How many rows with each key the committed parts hold (keys of ``unknown``)."""
         empty = pl.DataFrame(schema=_STATE_SCHEMA)
         if unknown.height == 0:
@@ -167,12 +170,22 @@ class RecordDeduper:
         cond = epoch.is_in(wanted.filter(wanted != _NULL_TIME).implode())
         if with_null:
             cond = cond | pl.col(TIME).is_null()
-        rows = (
-            pl.scan_parquet(paths, missing_columns="insert", extra_columns="ignore")
-            .select(pl.col(c).cast(FLOW_POLARS_SCHEMA[c]) for c in KEY_COLUMNS)
-            .filter(cond)
-            .collect()
-        )
+        try:
+            rows = (
+                pl.scan_parquet(paths, missing_columns="insert", extra_columns="ignore")
+                .select(pl.col(c).cast(FLOW_POLARS_SCHEMA[c]) for c in KEY_COLUMNS)
+                .filter(cond)
+                .collect()
+            )
+        except FileNotFoundError:
+            if retried:
+                raise
+            # compacted between our last look at the manifest and this read (or a merged part
+            # moved out of staging by ``recover``): forget the missing files, look again
+            self._parts = {n: p for n, p in self._parts.items() if p.path.is_file()}
+            self._manifest_stamp = None
+            self.refresh()
+            return self._stored_counts(unknown, retried=True)
         if rows.height == 0:
             return empty
         return (

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
@@ -64,6 +66,8 @@ class PathText:
             roots[str(ancestor) + "/"] = "../" * steps
         # longest first: the report's own directory wins over the ones containing it
         self.roots = sorted(roots.items(), key=lambda kv: -len(kv[0]))
+        # one C scan tells the few strings holding a root from the ~500,000 without one
+        self._any = re.compile("|".join(re.escape(root) for root, _ in self.roots) or "(?!)")
 
     def path(self, value: str | Path) -> str:
         """``value`` relative to the report when it is absolute, else as given."""
@@ -76,6 +80,8 @@ class PathText:
             return p.name
 
     def text(self, value: str) -> str:
+        if self._any.search(value) is None:
+            return value
         for root, shown in self.roots:
             value = value.replace(root, shown)
         return value
@@ -88,14 +94,24 @@ def _without_local_paths(value: T, paths: PathText) -> T:
     if isinstance(value, str):
         return paths.text(value)  # type: ignore[return-value]
     if isinstance(value, tuple):
-        return tuple(_without_local_paths(v, paths) for v in value)  # type: ignore[return-value]
+        items = tuple(_without_local_paths(v, paths) for v in value)
+        # the same object when nothing changed: no copy of a model of 15,000 policies
+        same = all(a is b for a, b in zip(items, value, strict=True))
+        return value if same else items  # type: ignore[return-value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {
-            f.name: _without_local_paths(getattr(value, f.name), paths)
-            for f in dataclasses.fields(value)
-        }
-        return dataclasses.replace(value, **changes)
+        changes = {}
+        for name in _field_names(type(value)):
+            was = getattr(value, name)
+            now = _without_local_paths(was, paths)
+            if now is not was:
+                changes[name] = now
+        return dataclasses.replace(value, **changes) if changes else value
     return value
+
+
+@cache
+def _field_names(kind: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(kind))
 
 
 def _source(analysis: Analysis, paths: PathText) -> str | None:

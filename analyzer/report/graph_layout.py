@@ -21,7 +21,7 @@ from analyzer.report.model import GraphEdge, GraphModel, GraphNode
 
 FOLDED_KIND = "namespace"  # a folded namespace's one row (analyzer.report.graph_fold)
 
-__all__ = ["OUTSIDE", "Box", "Layout", "PlacedNode", "RoutedEdge", "layout_graph"]
+__all__ = ["OUTSIDE", "Box", "Layout", "PlacedNode", "RoutedEdge", "end_name", "layout_graph"]
 
 OUTSIDE = ""  # namespace of peers that are not pods: world, host, external addresses
 # Outside peers are drawn in two boxes: those that only call in (left of everything) and
@@ -330,7 +330,8 @@ def _route(
     return d, lx, ly, pts
 
 
-def _end_name(node: GraphNode) -> str:
+def end_name(node: GraphNode) -> str:
+    """An end of an edge as text: ``namespace/label``, a folded namespace by name."""
     if node.kind == FOLDED_KIND:
         return f"namespace {node.namespace} ({node.label})"
     return f"{node.namespace}/{node.label}" if node.namespace else node.label
@@ -471,7 +472,7 @@ def layout_graph(graph: GraphModel) -> Layout:
         )
         if folded:  # "12 identities → 3 identities" says nothing without the namespaces
             title = (
-                f"{_end_name(src.node)} → {_end_name(dst.node)}: {ports} ({stands}"
+                f"{end_name(src.node)} → {end_name(dst.node)}: {ports} ({stands}"
                 f"{e.connections} connections, {e.outcome})"
             )
         routed.append(

@@ -136,6 +136,9 @@ class NamespaceSection:
     policies: tuple[PolicyView, ...] = ()
     diff: str | None = None  # unified diff existing -> recommended, when policies were given
     notes: tuple[str, ...] = ()
+    # existing policies of the namespace (None without --policies); with none there is no diff:
+    # it would repeat the recommended YAML shown above line for line
+    existing: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

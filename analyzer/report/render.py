@@ -32,7 +32,15 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from analyzer.report.graph_fold import NAMESPACE_FOLD, ROW_BUDGET, fold_graph
+from analyzer.report.graph_fold import (
+    NAMESPACE_FOLD,
+    ROW_BUDGET,
+    UNFOLD_DRAWN,
+    EdgeLine,
+    drawn_unfolds,
+    edge_lines,
+    fold_graph,
+)
 from analyzer.report.graph_layout import Layout, layout_graph
 from analyzer.report.model import SEVERITIES, ReportModel
 
@@ -47,27 +55,33 @@ FIT_WIDTH_LIMIT = 2000
 
 @dataclass(frozen=True, slots=True)
 class GraphView:
-    """One drawn graph of the page: the overview (``namespace`` empty) or the unfolded view of
-    one folded namespace; ``base`` is the index of its first edge in the page's edge data."""
+    """One graph of the page: the overview (``namespace`` empty) or the unfolded view of one
+    folded namespace; ``base`` is the index of its first edge in the page's edge data. A view
+    that is not drawn (`drawn_unfolds`) has no layout and lists its edges as ``lines``."""
 
-    layout: Layout
+    layout: Layout | None
     base: int
     namespace: str = ""
     identities: int = 0
     edges: int = 0
+    lines: tuple[EdgeLine, ...] = ()
 
 
-def _graph_views(model: ReportModel) -> tuple[GraphView, tuple[GraphView, ...]]:
+def _graph_views(model: ReportModel) -> tuple[Layout, tuple[GraphView, ...]]:
     folded = fold_graph(model.graph)
-    overview = GraphView(layout_graph(folded.overview), 0)
-    base = len(overview.layout.edges)
+    overview = layout_graph(folded.overview)
+    drawn = drawn_unfolds(folded, limit=UNFOLD_DRAWN)
+    base = len(overview.edges)
     views: list[GraphView] = []
     for ns, graph, identities, edges in zip(
         folded.folded, folded.views, folded.identities, folded.edges, strict=True
     ):
-        view = GraphView(layout_graph(graph), base, ns, identities, edges)
-        base += len(view.layout.edges)
-        views.append(view)
+        if ns not in drawn:
+            views.append(GraphView(None, base, ns, identities, edges, edge_lines(graph)))
+            continue
+        layout = layout_graph(graph)
+        views.append(GraphView(layout, base, ns, identities, edges))
+        base += len(layout.edges)
     return overview, tuple(views)
 
 
@@ -187,11 +201,13 @@ def render_report(model: ReportModel) -> str:
     css = _asset("report.css")
     early_js = _asset("report-early.js")
     main_js = _asset("report.js")
-    overview, unfolds = _graph_views(model)
+    overview_layout, unfolds = _graph_views(model)
+    overview = GraphView(overview_layout, 0)
     edges = [
         {"src": e.edge.src, "dst": e.edge.dst, "srcNs": e.src_ns, "dstNs": e.dst_ns}
-        for view in (overview, *unfolds)
-        for e in view.layout.edges
+        for layout in (overview_layout, *(v.layout for v in unfolds))
+        if layout is not None
+        for e in layout.edges
     ]
     severity_rank = {s: i for i, s in enumerate(SEVERITIES)}
     findings = sorted(
@@ -208,11 +224,13 @@ def render_report(model: ReportModel) -> str:
     return template.render(
         model=model,
         summary=model.summary,
-        layout=overview.layout,
+        layout=overview_layout,
         overview=overview,
         unfolds=unfolds,
+        unfolds_drawn=sum(1 for v in unfolds if v.layout is not None),
         unfold_index={v.namespace: i for i, v in enumerate(unfolds)},
         namespace_fold=NAMESPACE_FOLD,
+        unfold_drawn_limit=UNFOLD_DRAWN,
         row_budget=ROW_BUDGET,
         findings=findings,
         diffs=diffs,

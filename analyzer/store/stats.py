@@ -22,6 +22,10 @@ class StoreStats:
 
     store: str
     inputs: int
+    # inputs ingested with --no-keep-flows (the rollup alone holds them), and whether the
+    # next file ingest keeps its raw flows when not told (the option is sticky)
+    inputs_without_raw_flows: int
+    keeps_raw_flows: bool
     rows: int
     flows: int
     first: datetime | None
@@ -39,6 +43,8 @@ class StoreStats:
         return {
             "store": self.store,
             "inputs": self.inputs,
+            "inputs_without_raw_flows": self.inputs_without_raw_flows,
+            "keeps_raw_flows": self.keeps_raw_flows,
             "rows": self.rows,
             "flows": self.flows,
             "time_window": {
@@ -97,6 +103,8 @@ def store_stats(store: FlowStore) -> StoreStats:
     return StoreStats(
         store=str(store.root),
         inputs=len(manifest),
+        inputs_without_raw_flows=sum(1 for e in manifest if not e.kept),
+        keeps_raw_flows=store.keeps_flows(),
         rows=int(rows or 0),
         flows=int(flows or 0),
         first=first,

@@ -74,11 +74,23 @@ def stores(files: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 
 def _normal(command: tuple[str, ...], out: bytes) -> bytes:
-    if command[0] == "stats":  # names the store's directory
+    if command[0] == "stats":  # names the store's directory and what it keeps (checked apart)
         data = json.loads(out)
-        data.pop("store", None)
+        for key in ("store", "inputs_without_raw_flows", "keeps_raw_flows"):
+            data.pop(key, None)
         return json.dumps(data, sort_keys=True).encode()
     return out
+
+
+def test_stats_says_which_raw_flows_were_not_kept(stores: dict[str, Path]) -> None:
+    dropped = json.loads(_ok("stats", "-o", "json", "--store", str(stores["dropped"])))
+    kept = json.loads(_ok("stats", "-o", "json", "--store", str(stores["kept"])))
+    assert dropped["inputs_without_raw_flows"] == dropped["inputs"] >= 3
+    assert dropped["keeps_raw_flows"] is False
+    assert (kept["inputs_without_raw_flows"], kept["keeps_raw_flows"]) == (0, True)
+    text = _ok("stats", "--store", str(stores["dropped"])).decode()
+    assert f"not kept for {dropped['inputs']} of {dropped['inputs']} inputs" in text
+    assert "raw flows" not in _ok("stats", "--store", str(stores["kept"])).decode()
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c))

@@ -239,3 +239,63 @@ def test_a_file_ingest_while_following_is_not_duplicated(
     final = run.finish()
     assert final.duplicates == 500
     assert rows(store).equals(reference(capture_lines[:1200], tmp_path))
+
+
+def test_store_compact_while_following(tmp_path: Path, capture_lines: list[bytes]) -> None:
+    """``store compact`` merges the parts a running stream has learned: the stream reads the
+    merged part from then on, not the deleted ones, and still drops resent rows."""
+    from analyzer.store import ingest
+    from analyzer.store.compact import compact_store
+
+    log = tmp_path / "events.log"
+    store = tmp_path / "store"
+    log.write_bytes(b"".join(capture_lines[:300]))
+    run = Runner(store, log)
+    _wait(lambda: committed_rows(store) == 300)
+    for start in (300, 600):  # other writers' small parts, learned by the stream
+        other = tmp_path / f"export-{start}.jsonl"
+        other.write_bytes(b"".join(capture_lines[start : start + 300]))
+        ingest(store, [str(other)])
+    with open(log, "ab") as fh:
+        fh.write(b"".join(capture_lines[900:1000]))
+    _wait(lambda: committed_rows(store) == 1000)
+    before = len(list((store / "flows").glob("part-*.parquet")))
+    done = compact_store(store, hours_after=None, days_after=None)
+    assert done.parts.parts_after < before
+    with open(log, "ab") as fh:  # resends of the merged rows, then new ones
+        fh.write(b"".join(capture_lines[300:1200]))
+    _wait(lambda: committed_rows(store) == 1200)
+    final = run.finish()
+    assert final.duplicates == 700
+    assert rows(store).equals(reference(capture_lines[:1200], tmp_path))
+
+
+def test_deduper_reads_again_when_compacted_mid_chunk(
+    tmp_path: Path, capture: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compaction between the deduper's look at the manifest and its read of the parts: the
+    read finds a deleted part, looks at the manifest again and reads the merged one."""
+    from analyzer.ingest import read_flow_file
+    from analyzer.store import ingest
+    from analyzer.store.compact import compact_store
+
+    frame = read_flow_file(capture).frame
+    store_dir = tmp_path / "store"
+    lines = capture.read_bytes().splitlines(keepends=True)
+    for start in (0, 1000):
+        part = tmp_path / f"p{start}.jsonl"
+        part.write_bytes(b"".join(lines[start : start + 1000]))
+        ingest(store_dir, [str(part)])
+    dedup = RecordDeduper(FlowStore.open(store_dir))
+    compact_store(store_dir, hours_after=None, days_after=None)
+    learned = RecordDeduper.refresh
+    calls = []
+
+    def stale_once(self: RecordDeduper) -> None:
+        calls.append(1)
+        if len(calls) > 1:  # the first look (in filter) misses the compaction
+            learned(self)
+
+    monkeypatch.setattr(RecordDeduper, "refresh", stale_once)
+    new, dropped = dedup.filter(frame.slice(500, 1000))
+    assert len(calls) == 2 and dropped == 1000 and new.height == 0

@@ -15,6 +15,8 @@ from analyzer.report.graph_fold import (
     FOLDED_KIND,
     NAMESPACE_FOLD,
     ROW_BUDGET,
+    drawn_unfolds,
+    edge_lines,
     fold_graph,
     folded_namespaces,
     namespace_key,
@@ -255,3 +257,60 @@ def test_past_the_arrow_limit_labels_still_avoid_labels_and_nodes(
     for i, box in enumerate(boxes):
         assert not any(graph_layout._intersects(box, other) for other in boxes[i + 1 :])
         assert not any(graph_layout._intersects(box, node) for node in nodes)
+
+
+def test_drawn_unfolds_are_all_up_to_the_limit_then_the_ones_to_review_first() -> None:
+    sizes = {f"n{i:02d}": 3 + i % 4 for i in range(12)}
+    flagged = GraphEdge("pod:n07:app=s0", "entity:world", ("TCP/4444",), 1, anomalous=True)
+    denied = GraphEdge("pod:n09:app=s1", "entity:world", ("TCP/25",), 2, outcome="denied")
+    folded = fold_graph(_graph(sizes, extra_edges=(flagged, denied)), namespace_fold=2)
+    assert folded.folded == tuple(sorted(sizes))
+    assert drawn_unfolds(folded, limit=12) == set(sizes)
+    # n07 has a flagged edge, n09 a denied one (and n00 calls world: allowed); then the
+    # largest (6 identities: n03, n07, n11), ties by name.
+    assert drawn_unfolds(folded, limit=1) == {"n07"}
+    assert drawn_unfolds(folded, limit=2) == {"n07", "n09"}
+    assert drawn_unfolds(folded, limit=4) == {"n07", "n09", "n03", "n11"}
+    assert drawn_unfolds(folded, limit=0) == set()
+
+
+def test_edge_lines_list_every_edge_of_the_view_by_name() -> None:
+    graph = _graph({"a": 3, "b": 2})
+    view = fold_graph(graph, namespace_fold=2).views[0]  # namespace a
+    lines = edge_lines(view)
+    assert len(lines) == len(view.edges)
+    assert [line.text for line in lines] == sorted(line.text for line in lines)
+    assert "a/app=s0 → b/app=s0: TCP/80 (3 connections, allowed)" in [x.text for x in lines]
+    assert "a/app=s0 → world: TCP/443 (1 connections, allowed)" in [x.text for x in lines]
+
+
+def test_undrawn_unfolds_list_their_edges_as_escaped_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from analyzer.report import render
+
+    model = hostile_model(nodes_per_ns=NAMESPACE_FOLD + 2, namespaces=3)
+    folded = fold_graph(model.graph)
+    assert len(folded.folded) == 4
+    monkeypatch.setattr(render, "UNFOLD_DRAWN", 2)
+    drawn = drawn_unfolds(folded, limit=2)
+    html = render_report(model)
+    assert render_report(model) == html
+    page = _Tags()
+    page.feed(html)
+    assert len([a for t, a in page.tags if t == "svg"]) == 1 + 2
+    details = [a for t, a in page.tags if t == "details" and a.get("class") == "unfold"]
+    # every folded namespace keeps its fold (and its row's link to it), drawn or not
+    assert [d["id"] for d in details] == [f"unfold-{i}" for i in range(4)]
+    rows = [a for t, a in page.tags if t == "g" and a.get("class") == f"node {FOLDED_KIND}"]
+    assert sorted(r["data-unfold"] or "" for r in rows) == ["0", "1", "2", "3"]
+    text = "".join(page.text)
+    undrawn = [v for ns, v in zip(folded.folded, folded.views, strict=True) if ns not in drawn]
+    assert len(undrawn) == 2
+    for view in undrawn:
+        assert all(line.text in text for line in edge_lines(view))
+    assert html.count('<ul class="edge-lines">') == 2
+    assert "The unfolded views of 2 of them are drawn" in text
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
+    indexes = [int(a["data-index"] or -1) for t, a in page.tags if t == "g" and "data-index" in a]
+    assert sorted(indexes) == list(range(len(indexes)))

@@ -106,9 +106,14 @@ def test_namespace_diffs_equal_the_per_namespace_scan() -> None:
     assert set(sections) == {"a", "b", "c", "d"}
     for ns, section in sections.items():
         recommended = _old_recommended(by_key, ns)
-        before = manifests_yaml(existing.get(ns, ())) if existing.get(ns) else ""
+        assert section.existing == len(existing.get(ns, ()))
+        if not existing.get(ns):
+            # no diff: every line would repeat the recommended YAML the section shows
+            assert section.diff is None
+            continue
         expected = unified_diff(
-            before, manifests_yaml(recommended) if recommended else "",
+            manifests_yaml(existing[ns]), manifests_yaml(recommended) if recommended else "",
             before_name=f"existing/{ns}", after_name=f"recommended/{ns}",
         ) or None
         assert section.diff == expected
+    assert sections["d"].diff is not None and "-  name: " in sections["d"].diff
