@@ -38,7 +38,11 @@ from analyzer.connections._state import (
     DerivationState,
     derive_state,
     finish_state,
+    hubble_edges,
+    merge_hubble_edges,
+    merge_sessions,
     merge_states,
+    session_range,
 )
 from analyzer.connections.buckets import (
     BUCKET,
@@ -73,6 +77,10 @@ __all__ = [
     "DerivationState",
     "derive_state",
     "merge_states",
+    "merge_sessions",
+    "session_range",
+    "hubble_edges",
+    "merge_hubble_edges",
     "finish_bucketed",
     "BucketedConnections",
     "Buckets",
@@ -253,11 +261,14 @@ def derive_bucketed(
 
 
 def finish_bucketed(
-    state: DerivationState, schedule: Buckets
+    state: DerivationState, schedule: Buckets, hub: pl.DataFrame | None = None
 ) -> tuple[Connections, BucketedConnections]:
     """``derive_bucketed`` of the rows whose derivation state is ``state`` (``derive_state``
-    of them, or ``merge_states`` of the states of consecutive runs of them: the same)."""
-    frame, counts, proxied, buckets = _finish(state, schedule)
+    of them, or ``merge_states`` of the states of consecutive runs of them: the same).
+    ``hub``: the Hubble edge rows of the sessions, finished range by range by the caller
+    (``hubble_edges`` per ``session_range``, ``merge_hubble_edges``; ``state.sessions`` is
+    then unused)."""
+    frame, counts, proxied, buckets = _finish(state, schedule, hub)
     assert buckets is not None
     whole = counts.select(
         *(pl.col(c).sum() for c in counts.columns if c not in (BUCKET, "first", "last")),
@@ -311,9 +322,9 @@ def _derive(
 
 
 def _finish(
-    state: DerivationState, schedule: Buckets | None
+    state: DerivationState, schedule: Buckets | None, hub: pl.DataFrame | None = None
 ) -> tuple[pl.DataFrame, pl.DataFrame, int, pl.DataFrame | None]:
-    edges, counts, endpoints, per_bucket = finish_state(state, schedule)
+    edges, counts, endpoints, per_bucket = finish_state(state, schedule, hub)
     frame, proxied = _collapse_proxy_legs(_attach(edges, endpoints))
     return frame, counts, proxied, per_bucket
 

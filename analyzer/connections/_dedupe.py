@@ -99,11 +99,16 @@ def empty_cal(bucketed: bool = False) -> pl.DataFrame:
 # Hubble request rows sorted at once at most (about 80 bytes each in the sort): above, the
 # rows are split by 5-tuple hash and sorted partition by partition (``_state._map_sessions``).
 PARTITION_ROWS = 500_000
-# Overrides PARTITION_ROWS (tests force partitioning on small stores with it).
+# Partial sessions of a stored derivation state merged and finished at once (about 160 bytes
+# each, a few copies in the merge): the ranges ``store.rollup.stage_incremental`` reads.
+SESSION_PARTITION_ROWS = 100_000
+# Overrides PARTITION_ROWS and SESSION_PARTITION_ROWS (tests force partitioning on small
+# stores with it).
 PARTITION_ENV = "ANALYZER_PARTITION_ROWS"
 
 
-def partition_count(rows: int) -> int:
-    """How many 5-tuple-hash partitions ``rows`` Hubble request rows are sorted in."""
-    limit = int(os.environ.get(PARTITION_ENV) or PARTITION_ROWS)
+def partition_count(rows: int, limit: int = PARTITION_ROWS) -> int:
+    """How many 5-tuple-hash partitions ``rows`` Hubble request rows (or ``limit``-sized
+    batches of other rows) are split in."""
+    limit = int(os.environ.get(PARTITION_ENV) or limit)
     return max(1, -(-rows // max(1, limit)))

@@ -92,9 +92,19 @@ from analyzer.schema import (
     SRC_NODE,
 )
 
-__all__ = ["DerivationState", "derive_state", "merge_states", "finish_state", "STATE_VERSION"]
+__all__ = [
+    "DerivationState",
+    "STATE_VERSION",
+    "derive_state",
+    "finish_state",
+    "hubble_edges",
+    "merge_hubble_edges",
+    "merge_sessions",
+    "merge_states",
+    "session_range",
+]
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: sessions stored in contiguous ranges of the 5-tuple hash
 _TS = pl.Datetime("us", "UTC")
 _MINUTE = Buckets()  # the state's grain: every schedule's buckets are unions of minutes
 _PEND = "_pending"
@@ -480,12 +490,26 @@ def _map_sessions(
             source = pl.scan_parquet(path)
         return pl.concat(
             [
-                collect(_sessionize(source.filter(pl.col("_h") % k == part), tcp_idle,
+                collect(_sessionize(source.filter(session_range(part, k)), tcp_idle,
                                     other_idle))
                 for part in range(k)
             ],
             how="vertical_relaxed",
         )
+
+
+def session_range(part: int, parts: int) -> pl.Expr:
+    """Rows of the ``part``-th of ``parts`` contiguous ranges of the 5-tuple hash ``_h``.
+    Sessions of different 5-tuples never interact, so each range merges and finishes on its
+    own; contiguous ranges (not ``_h % parts``) let a file written range by range skip the
+    others' row groups by their statistics, whatever ``parts`` it was written with."""
+    h = pl.col("_h")
+    if parts == 1:
+        return pl.lit(True)
+    low = pl.lit((part << 64) // parts, _U64)
+    if part + 1 == parts:
+        return h >= low
+    return (h >= low) & (h < pl.lit(((part + 1) << 64) // parts, _U64))
 
 
 # --- merge ----------------------------------------------------------------------------------
@@ -591,8 +615,20 @@ def _count_aggs() -> list[pl.Expr]:
     ]
 
 
-def merge_states(a: DerivationState, b: DerivationState) -> DerivationState:
-    """The state of a's rows followed by b's (b mapped from position ``a.rows``)."""
+def merge_sessions(
+    a: pl.DataFrame, b: pl.DataFrame, tcp_idle: timedelta, other_idle: timedelta
+) -> pl.DataFrame:
+    """The partial sessions of two consecutive runs of rows (of the same 5-tuples, or all)
+    merged: what ``merge_states`` does to the sessions, for one ``session_range`` at a time."""
+    return _merge_sessions(pl.concat([a, b]), tcp_idle, other_idle)
+
+
+def merge_states(
+    a: DerivationState, b: DerivationState, *, sessions: bool = True
+) -> DerivationState:
+    """The state of a's rows followed by b's (b mapped from position ``a.rows``). Without
+    ``sessions``, the merged state has no sessions: the caller merges them range by range
+    (``merge_sessions``, bounded memory)."""
     if (a.tcp_idle, a.other_idle) != (b.tcp_idle, b.other_idle):
         raise ValueError("states of different idle gaps do not merge")
     listening = pl.concat([a.listening, b.listening]).unique().sort(pl.all(), nulls_last=True)
@@ -600,7 +636,11 @@ def merge_states(a: DerivationState, b: DerivationState) -> DerivationState:
     pending = pl.concat([a.pending, b.pending]).group_by(*_PATTERN, _BUCKET).agg(
         pl.col("rows", "masked").sum(), pl.col("first").min(), pl.col("last").max()
     )
-    sessions = _merge_sessions(pl.concat([a.sessions, b.sessions]), a.tcp_idle, a.other_idle)
+    merged_sessions = (
+        merge_sessions(a.sessions, b.sessions, a.tcp_idle, a.other_idle)
+        if sessions
+        else SESSION_SCHEMA.to_frame()
+    )
     calico = _merge_calico(pl.concat([a.calico, b.calico]),
                            [SRC_KEY, DST_KEY, S.PROTOCOL, S.DST_PORT, _BUCKET])
     endpoints = _merge_endpoints(pl.concat([a.endpoints, b.endpoints]),
@@ -612,7 +652,7 @@ def merge_states(a: DerivationState, b: DerivationState) -> DerivationState:
         listening=_conform(listening, LISTENING_SCHEMA),
         counts=_conform(counts, COUNTS_SCHEMA).sort(_BUCKET, nulls_last=True),
         pending=_conform(pending, PENDING_SCHEMA).sort([*_PATTERN, _BUCKET], nulls_last=True),
-        sessions=sessions,
+        sessions=merged_sessions,
         calico=_conform(calico, CALICO_SCHEMA),
         endpoints=_conform(endpoints, ENDPOINT_SCHEMA),
     )
@@ -621,38 +661,41 @@ def merge_states(a: DerivationState, b: DerivationState) -> DerivationState:
 # --- finish ---------------------------------------------------------------------------------
 
 
-def _fates(state: DerivationState) -> pl.DataFrame:
-    """Each undecided pattern's class under the final listening set (``port_rule``)."""
+def _fated(frame: pl.DataFrame, listening: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with ``_fate``: the class of its undecided pattern under the final listening
+    set (``port_rule``; a function of the row's pattern alone, so any subset of the rows
+    gets the same fates)."""
     ports: dict[str, list[int]] = {}
-    for proto, port in state.listening.drop_nulls().iter_rows():
+    for proto, port in listening.drop_nulls().iter_rows():
         ports.setdefault(proto, []).append(port)
-    patterns = pl.concat(
-        [state.pending.select(_PATTERN),
-         state.sessions.filter(pl.col(_PEND)).select(_PATTERN),
-         state.endpoints.filter(pl.col(_PEND)).select(_PATTERN)]
-    ).unique()
-    return patterns.with_columns(pl.lit(_UNDECIDED, pl.Int8).alias(_CLASS)).with_columns(
-        port_rule({k: sorted(v) for k, v in ports.items()}).alias("_fate")
-    ).drop(_CLASS)
+    rule = port_rule({k: sorted(v) for k, v in ports.items()})
+    return (
+        frame.with_columns(pl.lit(_UNDECIDED, pl.Int8).alias(_CLASS))
+        .with_columns(rule.alias("_fate"))
+        .drop(_CLASS)
+    )
 
 
-def finish_state(
-    state: DerivationState, schedule: Buckets | None
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
-    """The edge rows before endpoints are attached (grouped by ``_EDGE`` and, with
-    ``schedule``, bucket), the row counts (per bucket, or one row), the endpoint table, and
-    with ``schedule`` the per-bucket edge rows."""
+def _bucket_of(schedule: Buckets | None) -> Callable[[pl.Expr], pl.Expr]:
     def bucket(time: pl.Expr) -> pl.Expr:
         # without a schedule, one bucket (null) holds everything
         return schedule.expr(time) if schedule is not None else pl.lit(None, _TS)
 
-    fates = _fates(state)
+    return bucket
 
-    def fated(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.join(fates, on=_PATTERN, how="left", nulls_equal=True)
+
+def finish_state(
+    state: DerivationState, schedule: Buckets | None, hub: pl.DataFrame | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
+    """The edge rows before endpoints are attached (grouped by ``_EDGE`` and, with
+    ``schedule``, bucket), the row counts (per bucket, or one row), the endpoint table, and
+    with ``schedule`` the per-bucket edge rows. ``hub``: the Hubble edge rows of the sessions
+    when the caller finished them range by range (``hubble_edges``, ``merge_hubble_edges``);
+    else they are finished from ``state.sessions``."""
+    bucket = _bucket_of(schedule)
 
     # counts: decided rows as they are; undecided rows by their pattern's fate
-    pend = fated(state.pending)
+    pend = _fated(state.pending, state.listening)
     fate = pl.col("_fate")
     n = pl.col("rows")
     from_pending = pend.select(
@@ -675,7 +718,7 @@ def finish_state(
         counts = counts.group_by(_BUCKET).agg(_count_aggs())
 
     # endpoints: decided requests and undecided rows that are requests
-    ends = fated(state.endpoints).filter(~pl.col(_PEND) | (fate == _REQUEST))
+    ends = _fated(state.endpoints, state.listening).filter(~pl.col(_PEND) | (fate == _REQUEST))
     endpoints = (
         _merge_endpoints(ends, ["key"])
         .with_columns(
@@ -687,7 +730,8 @@ def finish_state(
     )
 
     keyed = [*_EDGE, _BUCKET]
-    hub = _hubble_edges(state, fates, bucket)
+    if hub is None:
+        hub = hubble_edges(state.sessions, state, schedule)
     hashes = endpoints.select(pl.col("key"), pl.col("key").hash().alias("_h"))
     for side, column in (("src", SRC_KEY), ("dst", DST_KEY)):
         hub = hub.join(
@@ -703,25 +747,33 @@ def finish_state(
     return edges, counts, endpoints, per_bucket
 
 
-def _hubble_edges(
-    state: DerivationState, fates: pl.DataFrame, bucket: Callable[[pl.Expr], pl.Expr]
+_HUB_KEYS = [_SRC_H, _DST_H, S.PROTOCOL, S.DST_PORT, OUTCOME, _BUCKET]
+
+
+def hubble_edges(
+    sessions: pl.DataFrame, state: DerivationState, schedule: Buckets | None
 ) -> pl.DataFrame:
-    if state.sessions.height == 0:
+    """The Hubble edge rows (per endpoint-key hash and bucket) of ``sessions``: every partial
+    session of some 5-tuples (all of them, or one ``session_range``) under the final
+    listening set and idle gaps of ``state``. The rows of disjoint sets of 5-tuples combine
+    with ``merge_hubble_edges``."""
+    if sessions.height == 0:
         return empty_hub(True)
     # undecided partial sessions that the port rule makes requests join the requests' ones
     pending = (
-        state.sessions.filter(pl.col(_PEND))
-        .join(fates.filter(pl.col("_fate") == _REQUEST), on=_PATTERN, how="semi",
-              nulls_equal=True)
+        _fated(sessions.filter(pl.col(_PEND)), state.listening)
+        .filter(pl.col("_fate") == _REQUEST)
+        .drop("_fate")
         .with_columns(pl.lit(False).alias(_PEND))
     )
     sessions = _merge_sessions(
-        pl.concat([state.sessions.filter(~pl.col(_PEND)), pending]),
+        pl.concat([sessions.filter(~pl.col(_PEND)), pending]),
         state.tcp_idle,
         state.other_idle,
     )
     if sessions.height == 0:
         return empty_hub(True)
+    bucket = _bucket_of(schedule)
     return (
         sessions.select(
             pl.coalesce(_SPK, _SK).alias(_SRC_H),
@@ -745,9 +797,19 @@ def _hubble_edges(
             CONNECTIONS,
             bucket(pl.col("t0")).alias(_BUCKET),
         )
-        .group_by([_SRC_H, _DST_H, S.PROTOCOL, S.DST_PORT, OUTCOME, _BUCKET])
+        .group_by(_HUB_KEYS)
         .agg(edge_aggs())
     )
+
+
+def merge_hubble_edges(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """``hubble_edges`` of the union of disjoint sets of 5-tuples, from each set's (sums,
+    minima, maxima and unions: exact in any order)."""
+    empty = empty_hub(True)
+    rows = [p.select(empty.columns) for p in parts if p.height]
+    if not rows:
+        return empty
+    return pl.concat(rows, how="vertical_relaxed").group_by(_HUB_KEYS).agg(edge_aggs())
 
 
 def _calico_edges(pre: pl.DataFrame, bucket: Callable[[pl.Expr], pl.Expr]) -> pl.DataFrame:

@@ -33,8 +33,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -54,10 +55,15 @@ from analyzer.connections import (
     DerivationState,
     derive_state,
     finish_bucketed,
+    hubble_edges,
     masked_expr,
+    merge_hubble_edges,
+    merge_sessions,
     merge_states,
+    session_range,
 )
-from analyzer.connections._state import STATE_VERSION
+from analyzer.connections._dedupe import SESSION_PARTITION_ROWS, partition_count
+from analyzer.connections._state import SESSION_SCHEMA, STATE_VERSION
 from analyzer.connections.buckets import BUCKET_SCHEMA, COUNT_SCHEMA
 from analyzer.errors import StoreError
 from analyzer.store.files import atomic_write, fsync
@@ -220,9 +226,9 @@ def build_rollup(
 
 
 def _content(
-    state: DerivationState, schedule: Buckets
+    state: DerivationState, schedule: Buckets, hub: pl.DataFrame | None = None
 ) -> tuple[Connections, BucketedConnections, int, int]:
-    connections, bucketed = finish_bucketed(state, schedule)
+    connections, bucketed = finish_bucketed(state, schedule, hub)
     records = int(bucketed.counts["rows_in"].sum() or 0)
     masked = int(bucketed.counts["masked"].sum() or 0)
     return connections, bucketed, records, masked
@@ -274,9 +280,18 @@ def stage_rollup(
     ``parts`` (the names of the parts ``flows`` reads), its derivation state too, so the next
     ingest extends it instead of deriving the store again."""
     state = derive_state(flows, tcp_idle=TCP_IDLE, other_idle=OTHER_IDLE, spill=directory)
+    k = partition_count(state.sessions.height, SESSION_PARTITION_ROWS)
+    hubs = []
+    with _sessions_sink(directory, state_key(parts) if parts is not None else None,
+                        state) as sink:
+        for part in range(k):
+            sessions = state.sessions.filter(session_range(part, k))
+            sink(sessions)
+            hubs.append(hubble_edges(sessions, state, schedule))
+    state = replace(state, sessions=SESSION_SCHEMA.to_frame())  # finished: free them
     if parts is not None:
-        write_state(directory, state_key(parts), state)
-    return write_rollup(directory, key, *_content(state, schedule))
+        write_state(directory, state_key(parts), state, sessions=False)
+    return write_rollup(directory, key, *_content(state, schedule, merge_hubble_edges(hubs)))
 
 
 def stage_incremental(
@@ -291,10 +306,16 @@ def stage_incremental(
     stored state of ``before`` extended by the map of the added rows alone (``added``, the
     parts named ``added_names``), merged and finished: exactly what a derivation of every row
     gives (``connections._state``). None when no state of ``before`` is stored (or it is of
-    other code or another polars): the caller derives the whole store."""
-    state = read_state(root, before)
-    if state is None:
+    other code or another polars): the caller derives the whole store.
+
+    Memory stays bounded whatever the store's size: the stored sessions (the state's bulk)
+    are read, merged with the new ones, written and finished one 5-tuple-hash range at a
+    time (``session_range``; sessions of different 5-tuples never interact); only the rest
+    of the state, small, is merged whole."""
+    stored = _stored_state(root, before)
+    if stored is None:
         return None
+    state, sessions_file, stored_sessions = stored
     new = derive_state(
         added,
         offset=state.rows,
@@ -302,10 +323,28 @@ def stage_incremental(
         other_idle=state.other_idle,
         spill=directory,
     )
-    merged = merge_states(state, new)
+    merged = merge_states(state, new, sessions=False)
+    added_sessions = new.sessions
+    del state, new  # the frames merged: only the merge and the new sessions stay
     parts = [*before, *added_names]
-    write_state(directory, state_key(parts), merged)
-    return write_rollup(directory, rollup_key(parts, schedule), *_content(merged, schedule))
+    key = state_key(parts)
+    k = partition_count(stored_sessions + added_sessions.height, SESSION_PARTITION_ROWS)
+    hubs = []
+    with _sessions_sink(directory, key, merged) as sink:
+        for part in range(k):
+            rows = session_range(part, k)
+            sessions = merge_sessions(
+                _read_sessions(sessions_file, rows), added_sessions.filter(rows),
+                merged.tcp_idle, merged.other_idle,
+            )
+            sink(sessions)
+            hubs.append(hubble_edges(sessions, merged, schedule))
+            del sessions
+    write_state(directory, key, merged, sessions=False)
+    return write_rollup(
+        directory, rollup_key(parts, schedule), *_content(merged, schedule,
+                                                          merge_hubble_edges(hubs))
+    )
 
 
 def state_key(parts: Sequence[str]) -> str:
@@ -322,8 +361,7 @@ def _state_path(directory: Path, key: str, frame: str) -> Path:
     return directory / f"{_STATE}{key}-{frame}.parquet"
 
 
-def write_state(directory: Path, key: str, state: DerivationState) -> None:
-    """Write ``state`` (one fsynced Parquet file per frame) into the staging ``directory``."""
+def _state_meta(key: str, state: DerivationState) -> dict[bytes, bytes]:
     meta = {
         "version": STATE_VERSION,
         "key": key,
@@ -331,37 +369,100 @@ def write_state(directory: Path, key: str, state: DerivationState) -> None:
         "tcp_idle_us": state.tcp_idle // timedelta(microseconds=1),
         "other_idle_us": state.other_idle // timedelta(microseconds=1),
     }
+    return {_STATE_META: json.dumps(meta, sort_keys=True).encode()}
+
+
+@contextmanager
+def _sessions_sink(
+    directory: Path, key: str | None, state: DerivationState
+) -> Iterator[Callable[[pl.DataFrame], None]]:
+    """A writer of the state's sessions file, fed one ``session_range`` after the other (so
+    each range is its own row groups, which a later ingest reads alone); with no ``key``
+    (no state kept), a sink that drops them."""
+    if key is None:
+        yield lambda frame: None
+        return
+    schema = SESSION_SCHEMA.to_frame().to_arrow().schema.with_metadata(_state_meta(key, state))
+    path = _state_path(directory, key, "sessions")
+    with pq.ParquetWriter(path, schema, compression="zstd") as writer:
+        yield lambda frame: writer.write_table(frame.to_arrow().cast(schema))
+    fsync(path)
+
+
+def write_state(
+    directory: Path, key: str, state: DerivationState, *, sessions: bool = True
+) -> None:
+    """Write ``state`` into the staging ``directory``: one fsynced Parquet file per frame, the
+    sessions range by range (``_sessions_sink``). ``sessions=False``: the caller has written
+    them through its own sink (merging and finishing one range at a time)."""
+    if sessions:
+        k = partition_count(state.sessions.height, SESSION_PARTITION_ROWS)
+        with _sessions_sink(directory, key, state) as sink:
+            for part in range(k):
+                sink(state.sessions.filter(session_range(part, k)))
     for name in DerivationState.frames():
+        if name == "sessions":
+            continue
         frame: pl.DataFrame = getattr(state, name)
         table = frame.to_arrow()
-        table = table.replace_schema_metadata(
-            {_STATE_META: json.dumps(meta, sort_keys=True).encode()}
-        )
+        table = table.replace_schema_metadata(_state_meta(key, state))
         path = _state_path(directory, key, name)
         pq.write_table(table, path, compression="zstd")
         fsync(path)
 
 
-def read_state(root: Path, parts: Sequence[str]) -> DerivationState | None:
-    """The stored derivation state of exactly ``parts`` with this code, or None."""
+def _read_sessions(path: Path, rows: pl.Expr | None = None) -> pl.DataFrame:
+    """The stored sessions (those of one ``session_range``: the other ranges' row groups are
+    skipped by their statistics)."""
+    scan = pl.scan_parquet(path)
+    if rows is not None:
+        scan = scan.filter(rows)
+    return scan.select(pl.col(n).cast(t) for n, t in SESSION_SCHEMA.items()).collect()
+
+
+def _stored_state(
+    root: Path, parts: Sequence[str]
+) -> tuple[DerivationState, Path, int] | None:
+    """The stored derivation state of exactly ``parts`` with this code but its sessions (left
+    empty), the sessions file and how many sessions it holds; or None."""
     key = state_key(parts)
     frames: dict[str, pl.DataFrame] = {}
     meta: dict[str, Any] = {}
+    sessions = 0
     try:
         for name, schema in DerivationState.frames().items():
             path = _state_path(root / ROLLUP_DIR, key, name)
             meta = json.loads((pq.read_schema(path).metadata or {})[_STATE_META])
             if meta["key"] != key or int(meta["version"]) != STATE_VERSION:
                 return None
-            frames[name] = _read(path, schema)
-        return DerivationState(
+            if name == "sessions":
+                sessions = pq.ParquetFile(path).metadata.num_rows
+                frames[name] = schema.to_frame()
+            else:
+                frames[name] = _read(path, schema)
+        state = DerivationState(
             rows=int(meta["rows"]),
             tcp_idle=timedelta(microseconds=int(meta["tcp_idle_us"])),
             other_idle=timedelta(microseconds=int(meta["other_idle_us"])),
             **frames,
         )
+        return state, _state_path(root / ROLLUP_DIR, key, "sessions"), sessions
     except (OSError, KeyError, ValueError, TypeError, pl.exceptions.PolarsError):
         return None  # the caller derives the whole store
+
+
+def read_state(root: Path, parts: Sequence[str]) -> DerivationState | None:
+    """The stored derivation state of exactly ``parts`` with this code, or None."""
+    stored = _stored_state(root, parts)
+    if stored is None:
+        return None
+    state, path, _ = stored
+    try:
+        sessions = _read_sessions(path)
+    except (OSError, pl.exceptions.PolarsError):
+        return None
+    return DerivationState(**{**{f: getattr(state, f) for f in DerivationState.field_names()},
+                              "sessions": sessions})
 
 
 def coarsen_rollup(

@@ -23,7 +23,11 @@ from analyzer.connections import (
     derive_connections,
     derive_state,
     finish_bucketed,
+    hubble_edges,
+    merge_hubble_edges,
+    merge_sessions,
     merge_states,
+    session_range,
 )
 from analyzer.connections import _dedupe as D
 from analyzer.generate import ScenarioConfig, build_scenario, write_flows
@@ -54,6 +58,31 @@ def _split_state(rows: pl.DataFrame, cuts: list[int]) -> DerivationState:
         state = part if state is None else merge_states(state, part)
     assert state is not None
     return state
+
+
+def _ranged_outputs(
+    runs: list[DerivationState], parts: int, schedule: Buckets = MINUTES
+) -> tuple[Any, ...]:
+    """What an incremental ingest does (``store.rollup.stage_incremental``): the states of
+    consecutive runs merged without their sessions, the sessions merged and finished one
+    ``session_range`` of ``parts`` at a time."""
+    ranges = [session_range(p, parts) for p in range(parts)]
+    rest = runs[0]
+    sessions = [rest.sessions.filter(r) for r in ranges]
+    assert sum(s.height for s in sessions) == rest.sessions.height  # the ranges cover all
+    for run in runs[1:]:
+        rest = merge_states(rest, run, sessions=False)
+        sessions = [merge_sessions(s, run.sessions.filter(r), TCP_IDLE, OTHER_IDLE)
+                    for s, r in zip(sessions, ranges, strict=True)]
+    hub = merge_hubble_edges([hubble_edges(s, rest, schedule) for s in sessions])
+    connections, bucketed = finish_bucketed(rest, schedule, hub)
+    return connections.frame, bucketed.buckets, bucketed.counts, repr(connections.stats)
+
+
+def _runs(rows: pl.DataFrame, cuts: list[int]) -> list[DerivationState]:
+    bounds = [0, *cuts, rows.height]
+    return [_map(rows.slice(a, b - a), offset=a) for a, b in zip(bounds, bounds[1:],
+                                                                   strict=False)]
 
 
 def assert_same(a: tuple[Any, ...], b: tuple[Any, ...]) -> None:
@@ -114,6 +143,28 @@ def test_partitioned_map_merges_to_the_whole(
     assert_same(_outputs(_split_state(generated, [2_000, 5_000])), whole)
 
 
+def test_sessions_merged_and_finished_range_by_range_equal_the_whole(
+    generated: pl.DataFrame,
+) -> None:
+    """Per-node runs (sessions of one 5-tuple straddling them), their sessions merged and
+    finished in several 5-tuple-hash ranges: the derivation of all the rows."""
+    by_node = generated.sort("node", maintain_order=True, nulls_last=True)
+    sizes = by_node.group_by("node", maintain_order=True).len()["len"].to_list()
+    cuts = [sum(sizes[: i + 1]) for i in range(len(sizes) - 1)]
+    runs = _runs(by_node, cuts)
+    whole = _outputs(_map(by_node))
+    for parts in (1, 3, 8):
+        if parts > 1:  # every range holds sessions: the split is real
+            assert all(runs[0].sessions.filter(session_range(p, parts)).height
+                       for p in range(parts))
+        assert_same(_ranged_outputs(runs, parts), whole)
+    first = generated["time"].min()
+    assert first is not None
+    coarse = Buckets(hours_before=first.replace(hour=0, minute=0, second=0, microsecond=0)
+                     + timedelta(days=1))
+    assert_same(_ranged_outputs(runs, 4, coarse), _outputs(_map(by_node), coarse))
+
+
 def test_coarse_schedule_of_a_merged_state(generated: pl.DataFrame) -> None:
     """Finishing under a coarser schedule gives what ``derive_bucketed`` gives under it (what
     ``store compact`` relies on), for merged states too."""
@@ -151,9 +202,13 @@ def _rows(frame: Frame, *rows: dict[str, Any]) -> pl.DataFrame:
 
 
 def _every_split_equal(rows: pl.DataFrame) -> tuple[Any, ...]:
+    """Every split in two equals the whole, merged whole and merged range by range (the
+    incremental ingest's way; 5-tuple-hash ranges of 1 to 4)."""
     whole = _outputs(_map(rows))
     for cut in range(1, rows.height):
         assert_same(_outputs(_split_state(rows, [cut])), whole)
+        for parts in (1, 2, 4):
+            assert_same(_ranged_outputs(_runs(rows, [cut]), parts), whole)
     return whole
 
 
