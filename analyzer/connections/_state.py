@@ -255,10 +255,9 @@ def derive_state(
         .select(S.PROTOCOL, S.DST_PORT)
         .unique()
     )
-    # three small aggregates of one scan
-    counts, pending, listening = pl.collect_all(
-        [counts_q, pending_q, listening_q], engine="streaming"
-    )
+    # three small aggregates, one scan each: collected together (``collect_all``) their
+    # pipelines' buffers stack (a fresh 4M-flow store: 737 MB against 339 MB one after another)
+    counts, pending, listening = (collect(q) for q in (counts_q, pending_q, listening_q))
     # request rows and undecided rows (requests-to-be), with the working columns
     req = request_columns(classified.filter(is_req | (cls == _UNDECIDED))).with_columns(
         (cls == _UNDECIDED).alias(_PEND)
