@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import analyzer_command
 
+from benchmarks.split_nodes import split_by_node
+
 COMMANDS: list[tuple[str, ...]] = [
     ("graph", "-o", "json"),
     ("recommend", "-o", "json"),
@@ -36,13 +38,7 @@ def _ok(*args: str, raw: bool = False) -> bytes:
 def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("incremental-cli")
     _ok("generate", "--out", str(base / "capture"), "--flows", "12000", "--seed", "4")
-    per_node: dict[str, list[bytes]] = {}
-    for line in (base / "capture" / "flows.jsonl").read_bytes().splitlines(keepends=True):
-        per_node.setdefault(str(json.loads(line)["flow"]["node_name"]), []).append(line)
-    files = []
-    for node, lines in sorted(per_node.items()):
-        files.append(base / f"{node}.jsonl")
-        files[-1].write_bytes(b"".join(lines))
+    files = split_by_node(base / "capture" / "flows.jsonl", base / "nodes")
     assert len(files) >= 3
     for path in files:
         _ok("ingest", str(path), "--store", str(base / "each"))

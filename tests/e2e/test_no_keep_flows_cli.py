@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import analyzer_command
 
+from benchmarks.split_nodes import split_by_node
+
 COMMANDS: list[tuple[str, ...]] = [
     ("graph", "-o", "json"),
     ("recommend", "-o", "json"),
@@ -51,15 +53,9 @@ def _refused(*args: str, raw: bool = False) -> str:
 def files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     base = tmp_path_factory.mktemp("nokeep-cli")
     _ok("generate", "--out", str(base / "capture"), "--flows", "12000", "--seed", "6")
-    per_node: dict[str, list[bytes]] = {}
-    for line in (base / "capture" / "flows.jsonl").read_bytes().splitlines(keepends=True):
-        per_node.setdefault(str(json.loads(line)["flow"]["node_name"]), []).append(line)
-    out = []
-    for node, lines in sorted(per_node.items()):
-        out.append(base / f"{node}.jsonl")
-        out[-1].write_bytes(b"".join(lines))
-    assert len(out) >= 3
-    return out
+    files = split_by_node(base / "capture" / "flows.jsonl", base / "nodes")
+    assert len(files) >= 3
+    return files
 
 
 @pytest.fixture(scope="module")

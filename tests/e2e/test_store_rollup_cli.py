@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from cli_helpers import analyzer_command
 
+from benchmarks.split_nodes import split_by_node
+
 COMMANDS: list[tuple[str, ...]] = [
     ("graph", "-o", "json"),
     ("recommend", "-o", "json"),
@@ -50,17 +52,10 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("rollup-cli")
     _ok("generate", "--out", str(base / "capture"), "--flows", "12000", "--seed", "3")
     capture = base / "capture" / "flows.jsonl"
-    per_node: dict[str, list[bytes]] = {}
-    for line in capture.read_bytes().splitlines(keepends=True):
-        node = str(json.loads(line)["flow"]["node_name"])
-        per_node.setdefault(node, []).append(line)
-    assert len(per_node) >= 3
-    nodes = base / "nodes"
-    nodes.mkdir()
-    for node, lines in per_node.items():
-        (nodes / f"{node}.jsonl").write_bytes(b"".join(lines))
+    files = split_by_node(capture, base / "nodes")
+    assert len(files) >= 3
     split = base / "split"
-    for path in sorted(nodes.iterdir(), reverse=True):  # one ingest per exporter file
+    for path in reversed(files):  # one ingest per exporter file
         _ok("ingest", str(path), "--store", str(split))
     whole = base / "whole"
     _ok("ingest", str(capture), "--store", str(whole))

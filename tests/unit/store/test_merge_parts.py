@@ -5,7 +5,6 @@ step, the store serves the same rows and the next command that opens it finishes
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -20,6 +19,7 @@ from analyzer.store import merge_parts as M
 from analyzer.store import rollup as R
 from analyzer.store.compact import compact_store
 from analyzer.store.flow_summary import read_endpoints, read_summary
+from benchmarks.split_nodes import split_by_node
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +27,7 @@ def node_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     directory = tmp_path_factory.mktemp("merge")
     capture = write_flows(build_scenario(ScenarioConfig(seed=3)), directory / "all.jsonl",
                           "hubble", 10_000)
-    lines: dict[str, list[bytes]] = {}
-    for line in capture.read_bytes().splitlines(keepends=True):
-        lines.setdefault(str(json.loads(line)["flow"]["node_name"]), []).append(line)
-    files = []
-    for node, chunk in sorted(lines.items()):
-        files.append(directory / f"{node}.jsonl")
-        files[-1].write_bytes(b"".join(chunk))
+    files = split_by_node(capture, directory / "nodes")
     assert len(files) >= 3
     return files
 

@@ -25,6 +25,7 @@ from analyzer.store import FlowStore, ingest
 from analyzer.store import rollup as R
 from analyzer.store.flow_summary import read_endpoints, read_summary
 from analyzer.store.pipeline import rebuild_rollup
+from benchmarks.split_nodes import split_by_node
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +34,7 @@ def node_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     directory = tmp_path_factory.mktemp("nokeep")
     capture = write_flows(build_scenario(ScenarioConfig(seed=11)), directory / "all.jsonl",
                           "hubble", 10_000)
-    lines: dict[str, list[bytes]] = {}
-    for line in capture.read_bytes().splitlines(keepends=True):
-        lines.setdefault(str(json.loads(line)["flow"]["node_name"]), []).append(line)
-    files = []
-    for node, chunk in sorted(lines.items()):
-        files.append(directory / f"{node}.jsonl")
-        files[-1].write_bytes(b"".join(chunk))
+    files = split_by_node(capture, directory / "nodes")
     assert len(files) >= 3
     return files
 

@@ -21,25 +21,17 @@ from analyzer.store import rollup as R
 from analyzer.store.compact import compact_store
 from analyzer.store.flow_summary import read_endpoints, read_summary, summary_table
 from analyzer.store.pipeline import rebuild_rollup
+from benchmarks.split_nodes import split_by_node
 
 
 @pytest.fixture(scope="module")
 def node_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Generated Hubble events of a 3-node cluster, one file per exporter node, plus a Calico
     capture of the same cluster."""
-    import json
-
     directory = tmp_path_factory.mktemp("incremental")
     scenario = build_scenario(ScenarioConfig(seed=5))
     capture = write_flows(scenario, directory / "all.jsonl", "hubble", 10_000)
-    lines: dict[str, list[bytes]] = {}
-    for line in capture.read_bytes().splitlines(keepends=True):
-        node = str(json.loads(line)["flow"]["node_name"])
-        lines.setdefault(node, []).append(line)
-    files = []
-    for node, chunk in sorted(lines.items()):
-        files.append(directory / f"{node}.jsonl")
-        files[-1].write_bytes(b"".join(chunk))
+    files = split_by_node(capture, directory / "nodes")
     calico = write_flows(scenario, directory / "calico.jsonl", "calico", 10_000)
     assert len(files) >= 3
     return [*files, calico]
