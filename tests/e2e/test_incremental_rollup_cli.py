@@ -6,12 +6,10 @@ derivation (``ANALYZER_NO_ROLLUP=1``)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
-from cli_helpers import analyzer_command
+from cli_helpers import store_command_ok as _ok
 
 from benchmarks.split_nodes import split_by_node
 
@@ -20,18 +18,6 @@ COMMANDS: list[tuple[str, ...]] = [
     ("recommend", "-o", "json"),
     ("stats", "-o", "json"),
 ]
-
-
-def _ok(*args: str, raw: bool = False) -> bytes:
-    env = dict(os.environ)
-    env.pop("ANALYZER_NO_ROLLUP", None)
-    if raw:
-        env["ANALYZER_NO_ROLLUP"] = "1"
-    done = subprocess.run(
-        [*analyzer_command(), *args], capture_output=True, timeout=600, check=False, env=env
-    )
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
-    return done.stdout
 
 
 @pytest.fixture(scope="module")

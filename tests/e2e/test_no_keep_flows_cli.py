@@ -7,13 +7,12 @@ extends the state."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from cli_helpers import analyzer_command
+from cli_helpers import run_store_command as _run
+from cli_helpers import store_command_ok as _ok
 
 from benchmarks.split_nodes import split_by_node
 
@@ -22,22 +21,6 @@ COMMANDS: list[tuple[str, ...]] = [
     ("recommend", "-o", "json"),
     ("stats", "-o", "json"),
 ]
-
-
-def _run(*args: str, raw: bool = False) -> subprocess.CompletedProcess[bytes]:
-    env = dict(os.environ)
-    env.pop("ANALYZER_NO_ROLLUP", None)
-    if raw:
-        env["ANALYZER_NO_ROLLUP"] = "1"
-    return subprocess.run(
-        [*analyzer_command(), *args], capture_output=True, timeout=600, check=False, env=env
-    )
-
-
-def _ok(*args: str, raw: bool = False) -> bytes:
-    done = _run(*args, raw=raw)
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
-    return done.stdout
 
 
 def _refused(*args: str, raw: bool = False) -> str:

@@ -6,7 +6,6 @@ restores a rollup that is missing or stale."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +13,8 @@ from typing import Any
 
 import pytest
 from cli_helpers import analyzer_command
+from cli_helpers import run_store_command as _run
+from cli_helpers import store_command_ok as _ok
 
 from benchmarks.split_nodes import split_by_node
 
@@ -29,22 +30,6 @@ COMMANDS: list[tuple[str, ...]] = [
     ("anomalies", "-o", "json", "--until", "2026-11-02T09:31:00Z"),
     ("audit", "-o", "json", "--since", "2026-11-02T09:45:00Z"),
 ]
-
-
-def _run(*args: str, raw: bool = False) -> subprocess.CompletedProcess[bytes]:
-    env = dict(os.environ)
-    env.pop("ANALYZER_NO_ROLLUP", None)
-    if raw:
-        env["ANALYZER_NO_ROLLUP"] = "1"
-    return subprocess.run(
-        [*analyzer_command(), *args], capture_output=True, timeout=600, check=False, env=env
-    )
-
-
-def _ok(*args: str, raw: bool = False) -> bytes:
-    done = _run(*args, raw=raw)
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
-    return done.stdout
 
 
 @pytest.fixture(scope="module")
