@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import mmap
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -63,14 +64,62 @@ def _columns_sql(schema: pl.Schema) -> str:
     return "{" + items + "}"
 
 
-def _count_lines(path: Path, compressed: bool) -> int:
+def _scan_lines(path: Path, compressed: bool, cap: int) -> tuple[int, bool]:
+    """The number of lines of the (decompressed) file, and whether one is longer than ``cap``."""
     lines = 0
+    run = 0  # bytes of the line still open at the end of the blocks read so far
+    over = False
     last = b"\n"
     with gzip.open(path, "rb") if compressed else open(path, "rb") as fh:
         while block := fh.read(_READ_BLOCK):
             lines += block.count(b"\n")
             last = block[-1:]
-    return lines + (0 if last == b"\n" else 1)
+            if over:
+                continue
+            first = block.find(b"\n")
+            if first < 0:
+                run += len(block)
+            else:
+                end = block.rfind(b"\n")
+                over = run + first > cap or _line_over(block, first + 1, end, cap)
+                run = len(block) - end - 1
+            over = over or run > cap
+    return lines + (0 if last == b"\n" else 1), over
+
+
+def _line_over(data: bytes | mmap.mmap, start: int, end: int, cap: int) -> bool:
+    """Whether the whole lines in ``data[start:end]`` hold one longer than ``cap`` bytes, the
+    newline not counted: the lines ``_io.iter_chunks`` skips and reports.
+
+    DuckDB's ``maximum_object_size`` is no such cap: it reads objects up to the size of its
+    read buffer (measured: a 25 MB line with a 16 MiB cap). A line longer than ``cap`` covers
+    at least one whole window of ``h = cap // 2`` bytes of any grid of step ``h`` that starts
+    at or before it, so only windows without a newline are measured; finding a newline in
+    the others reads a few kilobytes (one line)."""
+    if end - start <= cap:
+        return False
+    half = max(1, cap // 2)
+    pos = start
+    while pos < end:
+        stop = min(end, pos + half)
+        if data.find(b"\n", pos, stop) < 0:
+            before = data.rfind(b"\n", start, pos)
+            after = data.find(b"\n", stop, end)
+            first = start if before < 0 else before + 1
+            last = end if after < 0 else after
+            if last - first > cap:
+                return True
+            pos = last  # the next grid starts at this line's newline
+        pos += half
+    return False
+
+
+def _plain_line_over(path: Path, cap: int) -> bool:
+    size = path.stat().st_size
+    if size <= cap:
+        return False
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return _line_over(mm, 0, size, cap)
 
 
 def _tail_is_whole(path: Path) -> bool:
@@ -127,6 +176,9 @@ def read_envelopes(
         # An interrupted copy: DuckDB would fail only after parsing the whole file, and the
         # file would then be read twice.
         raise Refused("the last line is not a whole JSON value")
+    if compression is None and _plain_line_over(path, max_line_bytes):
+        # The chunked path skips such a line and reports its number; DuckDB would read it.
+        raise Refused(f"a line is longer than {max_line_bytes} bytes")
     literal = "'" + str(path).replace("'", "''") + "'"
     sql = (
         f"SELECT * FROM read_json({literal}, format='newline_delimited', "
@@ -151,7 +203,7 @@ def read_envelopes(
         except duckdb.Error as exc:
             raise Refused(str(exc).splitlines()[0]) from exc
         yield from _pipelined(
-            result, classify, (duckdb.Error, OSError), path, compression == "gzip"
+            result, classify, (duckdb.Error, OSError), path, compression == "gzip", max_line_bytes
         )
     finally:
         con.close()
@@ -166,9 +218,13 @@ def _pipelined(
     errors: tuple[type[BaseException], ...],
     path: Path,
     compressed: bool,
+    cap: int,
 ) -> Iterator[NativeBatch]:
     """Pull and classify batches on a worker thread, one batch ahead of the consumer: DuckDB
-    parses only while it is being pulled, so this keeps it busy while the caller writes."""
+    parses only while it is being pulled, so this keeps it busy while the caller writes.
+
+    At the end, a compressed file is read once more for lines over the cap (a plain file was
+    checked before parsing), and so is any file with skips, for blank lines."""
     out: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
@@ -199,9 +255,13 @@ def _pipelined(
                 rows += env.height
                 if not put(item):
                     return
-            # DuckDB drops blank lines; then row numbers are not line numbers.
-            if skipped_any and _count_lines(path, compressed) != rows:
-                raise Refused("blank lines: row numbers are not line numbers")
+            if compressed or skipped_any:
+                lines, over = _scan_lines(path, compressed, cap)
+                if compressed and over:
+                    raise Refused(f"a line is longer than {cap} bytes")
+                # DuckDB drops blank lines; then row numbers are not line numbers.
+                if skipped_any and lines != rows:
+                    raise Refused("blank lines: row numbers are not line numbers")
             put(_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             put(exc)
