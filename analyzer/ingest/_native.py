@@ -17,6 +17,7 @@ import json
 import mmap
 import queue
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -256,7 +257,10 @@ def _pipelined(
                 if not put(item):
                     return
             if compressed or skipped_any:
-                lines, over = _scan_lines(path, compressed, cap)
+                try:
+                    lines, over = _scan_lines(path, compressed, cap)
+                except (OSError, EOFError, zlib.error) as exc:  # gzip damage DuckDB read past
+                    raise Refused(f"cannot read the file again: {exc}") from exc
                 if compressed and over:
                     raise Refused(f"a line is longer than {cap} bytes")
                 # DuckDB drops blank lines; then row numbers are not line numbers.

@@ -366,3 +366,19 @@ def test_the_long_line_scans_find_every_length_around_the_cap(
                 lines, over = _native._scan_lines(path, False, cap)
                 assert over is (longest > cap), case
                 assert lines == data.count(b"\n") + (not data.endswith(b"\n")), case
+
+
+def test_a_gzip_file_that_cannot_be_read_again_takes_the_chunked_path(
+    tmp_path: Path, hubble_lines: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the line-cap scan of a gzip file re-reads it after DuckDB: a read error there is a
+    # refusal (the chunked path decides), never an error of the ingest
+    path = tmp_path / "flows.jsonl.gz"
+    path.write_bytes(gzip.compress(b"\n".join(hubble_lines[:50]) + b"\n"))
+
+    def fail(*_: object) -> tuple[int, bool]:
+        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+    monkeypatch.setattr(_native, "_scan_lines", fail)
+    with FlowReader(path) as reader, pytest.raises(_native.Refused, match="again"):
+        list(reader.native_batches())
