@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import mmap
+import os
 import queue
 import threading
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -88,7 +88,45 @@ def _scan_lines(path: Path, compressed: bool, cap: int) -> tuple[int, bool]:
     return lines + (0 if last == b"\n" else 1), over
 
 
-def _line_over(data: bytes | mmap.mmap, start: int, end: int, cap: int) -> bool:
+class _Searchable(Protocol):
+    def find(self, sub: bytes, start: int, end: int, /) -> int: ...
+
+    def rfind(self, sub: bytes, start: int, end: int, /) -> int: ...
+
+
+class _FileBytes:
+    """``find``/``rfind`` of a byte over an open file, reading it in small pieces: a window
+    of a normal file finds a newline in its first piece, and a huge line is measured without
+    holding it (an mmap would count every page of it in the RSS)."""
+
+    _PIECE = 1 << 16
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def find(self, sub: bytes, start: int, end: int, /) -> int:
+        pos = start
+        while pos < end:
+            data = os.pread(self._fd, min(self._PIECE, end - pos), pos)
+            if not data:
+                return -1
+            if (i := data.find(sub)) >= 0:
+                return pos + i
+            pos += len(data)
+        return -1
+
+    def rfind(self, sub: bytes, start: int, end: int, /) -> int:
+        pos = end
+        while pos > start:
+            low = max(start, pos - self._PIECE)
+            data = os.pread(self._fd, pos - low, low)
+            if (i := data.rfind(sub)) >= 0:
+                return low + i
+            pos = low
+        return -1
+
+
+def _line_over(data: _Searchable, start: int, end: int, cap: int) -> bool:
     """Whether the whole lines in ``data[start:end]`` hold one longer than ``cap`` bytes, the
     newline not counted: the lines ``_io.iter_chunks`` skips and reports.
 
@@ -119,8 +157,8 @@ def _plain_line_over(path: Path, cap: int) -> bool:
     size = path.stat().st_size
     if size <= cap:
         return False
-    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        return _line_over(mm, 0, size, cap)
+    with open(path, "rb") as fh:
+        return _line_over(_FileBytes(fh.fileno()), 0, size, cap)
 
 
 def _tail_is_whole(path: Path) -> bool:
