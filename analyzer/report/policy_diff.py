@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from analyzer.diff import Change, PolicyDiff, PolicySetInfo, diff_policies
-from analyzer.policy.load import LoadResult, parse_documents
+from analyzer.policy.load import STAGED_KUBERNETES_KIND, LoadResult, parse_documents
 from analyzer.report.model import DiffRow, DiffView
-
-STAGED = "StagedKubernetesNetworkPolicy"  # what parse_documents skips unless include_staged
 
 if TYPE_CHECKING:
     from analyzer.analysis import Analysis
@@ -42,7 +40,7 @@ def applied_set(
     if rec.parsed is not None:
         # the verification's parse (it loaded without problems, or it raised): staged
         # policies are not in force, as the loader's default says
-        return kept + [p for p in rec.parsed if p.kind != STAGED], []
+        return kept + [p for p in rec.parsed if p.kind != STAGED_KUBERNETES_KIND], []
     loaded = LoadResult()
     parse_documents([dict(m) for m in rec.manifests], "recommended", loaded)
     return kept + list(loaded.policies), [str(p) for p in loaded.problems]
