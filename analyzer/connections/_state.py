@@ -33,7 +33,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -196,6 +196,10 @@ class DerivationState:
         return [f.name for f in fields(DerivationState)]
 
 
+# what ``derive_state`` hands its bulk to, when asked: (frame name, rows, the state so far)
+Consume = Callable[[str, pl.DataFrame, DerivationState], None]
+
+
 def _conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     return frame.select(pl.col(n).cast(t) for n, t in schema.items())
 
@@ -216,10 +220,15 @@ def derive_state(
     tcp_idle: timedelta,
     other_idle: timedelta,
     spill: Path | None = None,
+    consume: Consume | None = None,
 ) -> DerivationState:
     """Map flow rows (canonical schema, manifest order, the first at global position
     ``offset``) to their derivation state. Each query streams over the flows on its own
-    (sharing one scan would cache every request row)."""
+    (sharing one scan would cache every request row). With ``consume``, the state's bulk is
+    handed over as it is mapped instead of kept (the returned state has no sessions and no
+    endpoint rows): ``consume("endpoints", rows, early)`` once, then ``consume("sessions",
+    rows, early)`` per contiguous ``session_range`` (at least once), ``early`` being the state
+    without its bulk (rows, listening set, counts, pending: all final)."""
     lf = flows.lazy() if isinstance(flows, pl.DataFrame) else flows
     lf = lf.with_row_index(_ROW)
     pos = (pl.col(_ROW).cast(_I64) + offset).alias(_POS)
@@ -263,27 +272,40 @@ def derive_state(
     # three small aggregates, one scan each: collected together (``collect_all``) their
     # pipelines' buffers stack (a fresh 4M-flow store: 737 MB against 339 MB one after another)
     counts, pending, listening = (collect(q) for q in (counts_q, pending_q, listening_q))
-    # request rows and undecided rows (requests-to-be), with the working columns
-    req = request_columns(classified.filter(is_req | (cls == _UNDECIDED))).with_columns(
-        (cls == _UNDECIDED).alias(_PEND)
-    )
-    # the key's hash: the range the row is stored and finished in (``endpoint_range``)
-    endpoints = _map_endpoints(lf, req, offset, collect).with_columns(
-        pl.col("key").hash().alias("_kh")
-    )
-    calico = collect(_map_calico(req))
-    hub_rows = int(counts["requests"].sum() or 0) + int(pending["rows"].sum() or 0)
-    sessions = _map_sessions(req, hub_rows, tcp_idle, other_idle, spill, collect)
-    return DerivationState(
+    early = DerivationState(
         rows=offset + int(counts["rows_in"].sum() or 0) + int(pending["rows"].sum() or 0),
         tcp_idle=tcp_idle,
         other_idle=other_idle,
         listening=_conform(listening, LISTENING_SCHEMA),
         counts=_conform(counts, COUNTS_SCHEMA),
         pending=_conform(pending, PENDING_SCHEMA),
-        sessions=_conform(sessions, SESSION_SCHEMA),
+        sessions=SESSION_SCHEMA.to_frame(),
+        calico=CALICO_SCHEMA.to_frame(),
+        endpoints=ENDPOINT_SCHEMA.to_frame(),
+    )
+    # request rows and undecided rows (requests-to-be), with the working columns
+    req = request_columns(classified.filter(is_req | (cls == _UNDECIDED))).with_columns(
+        (cls == _UNDECIDED).alias(_PEND)
+    )
+    # the key's hash: the range the row is stored and finished in (``endpoint_range``)
+    endpoints = _conform(
+        _map_endpoints(lf, req, offset, collect).with_columns(pl.col("key").hash().alias("_kh")),
+        ENDPOINT_SCHEMA,
+    )
+    if consume is not None:
+        consume("endpoints", endpoints, early)
+        endpoints = ENDPOINT_SCHEMA.to_frame()
+    calico = collect(_map_calico(req))
+    hub_rows = int(counts["requests"].sum() or 0) + int(pending["rows"].sum() or 0)
+    sessions = _map_sessions(
+        req, hub_rows, tcp_idle, other_idle, spill, collect,
+        None if consume is None else (lambda rows: consume("sessions", rows, early)),
+    )
+    return replace(
+        early,
+        sessions=sessions,
         calico=_conform(calico, CALICO_SCHEMA),
-        endpoints=_conform(endpoints, ENDPOINT_SCHEMA),
+        endpoints=endpoints,
     )
 
 
@@ -480,14 +502,26 @@ def _map_sessions(
     other_idle: timedelta,
     spill: Path | None,
     collect: Callable[[pl.LazyFrame], pl.DataFrame],
+    consume: Callable[[pl.DataFrame], None] | None = None,
 ) -> pl.DataFrame:
     """Partial sessions of the rows, with bounded memory: above ``PARTITION_ROWS`` rows the
     projection is spilled (or recomputed) and sessionized per 5-tuple-hash partition (exact:
-    a session never spans 5-tuples)."""
+    a session never spans 5-tuples). With ``consume``, each partition's sessions go to it
+    instead of into the result (then empty)."""
     k = partition_count(rows)
     source = _session_rows(req)
+    kept: list[pl.DataFrame] = []
+
+    def take(sessions: pl.DataFrame) -> None:
+        sessions = _conform(sessions, SESSION_SCHEMA)
+        if consume is None:
+            kept.append(sessions)
+        else:
+            consume(sessions)
+
     if k == 1:
-        return collect(_sessionize(source, tcp_idle, other_idle))
+        take(collect(_sessionize(source, tcp_idle, other_idle)))
+        return kept[0] if kept else SESSION_SCHEMA.to_frame()
     with tempfile.TemporaryDirectory(dir=spill, prefix=".hubble-") if spill else nullcontext(
         None
     ) as tmp:
@@ -495,14 +529,10 @@ def _map_sessions(
             path = Path(tmp) / "rows.parquet"
             source.sink_parquet(path, compression="lz4", engine="streaming")
             source = pl.scan_parquet(path)
-        return pl.concat(
-            [
-                collect(_sessionize(source.filter(session_range(part, k)), tcp_idle,
-                                    other_idle))
-                for part in range(k)
-            ],
-            how="vertical_relaxed",
-        )
+        for part in range(k):
+            take(collect(_sessionize(source.filter(session_range(part, k)), tcp_idle,
+                                     other_idle)))
+    return pl.concat(kept) if kept else SESSION_SCHEMA.to_frame()
 
 
 def session_range(part: int, parts: int) -> pl.Expr:

@@ -34,7 +34,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
@@ -294,17 +294,38 @@ def stage_rollup(
 ) -> Path:
     """Build the rollup of ``flows`` under ``schedule`` and write it into ``directory``; with
     ``parts`` (the names of the parts ``flows`` reads), its derivation state too, so the next
-    ingest extends it instead of deriving the store again."""
-    state = derive_state(flows, tcp_idle=TCP_IDLE, other_idle=OTHER_IDLE, spill=directory)
+    ingest extends it instead of deriving the store again. The state's bulk (endpoint rows,
+    sessions) is written and finished range by range as the map produces it, never held
+    whole."""
     skey = state_key(parts) if parts is not None else None
-    sessions, endpoints = state.sessions, state.endpoints
-    # finished: free them (what is left is small)
-    state = replace(state, sessions=SESSION_SCHEMA.to_frame(),
-                    endpoints=ENDPOINT_SCHEMA.to_frame())
-    hub, ends = _finish_ranges(directory, skey, state, schedule, sessions, endpoints)
+    hubs: list[pl.DataFrame] = []
+    ends: list[pl.DataFrame] = []
+    with ExitStack() as stack:
+        sinks: dict[str, Callable[[pl.DataFrame], None]] = {}
+
+        def consume(frame: str, rows: pl.DataFrame, early: DerivationState) -> None:
+            if frame not in sinks:
+                sinks[frame] = stack.enter_context(_ranged_sink(directory, skey, early, frame))
+            if frame == "sessions":  # already one contiguous range of the 5-tuple hash
+                sinks[frame](rows)
+                hubs.append(hubble_edges(rows, early, schedule))
+                return
+            in_range, limit, _ = _RANGED[frame]
+            k = partition_count(rows.height, limit)
+            for part in range(k):
+                chunk = rows.filter(in_range(part, k))
+                sinks[frame](chunk)
+                ends.append(finish_endpoints(chunk, early.listening))
+
+        state = derive_state(flows, tcp_idle=TCP_IDLE, other_idle=OTHER_IDLE, spill=directory,
+                             consume=consume)
     if skey is not None:
         write_state(directory, skey, state, ranged=False)
-    return write_rollup(directory, key, *_content(state, schedule, hub, ends))
+    hub = merge_hubble_edges(hubs)
+    hubs.clear()
+    return write_rollup(
+        directory, key, *_content(state, schedule, hub, pl.concat(ends, how="vertical_relaxed"))
+    )
 
 
 def _finish_ranges(
