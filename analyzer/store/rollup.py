@@ -308,7 +308,7 @@ def stage_rollup(
                 sinks[frame] = stack.enter_context(_ranged_sink(directory, skey, early, frame))
             if frame == "sessions":  # already one contiguous range of the 5-tuple hash
                 sinks[frame](rows)
-                hubs.append(hubble_edges(rows, early, schedule))
+                hubs[:] = [merge_hubble_edges([*hubs, hubble_edges(rows, early, schedule)])]
                 return
             in_range, limit, _ = _RANGED[frame]
             k = partition_count(rows.height, limit)
@@ -346,12 +346,16 @@ def _finish_ranges(
     def merge_s(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
         return merge_sessions(old, new, state.tcp_idle, state.other_idle)
 
-    hubs = _ranges(directory, key, state, "sessions", sessions, stored, merge_s,
-                   lambda rows: hubble_edges(rows, state, schedule))
+    hub = _ranges(directory, key, state, "sessions", sessions, stored, merge_s,
+                  lambda rows: hubble_edges(rows, state, schedule), merge_hubble_edges)
     del sessions
     ends = _ranges(directory, key, state, "endpoints", endpoints, stored, merge_endpoints,
-                   lambda rows: finish_endpoints(rows, state.listening))
-    return merge_hubble_edges(hubs), pl.concat(ends, how="vertical_relaxed")
+                   lambda rows: finish_endpoints(rows, state.listening), _concat)
+    return hub, ends
+
+
+def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat(frames, how="vertical_relaxed")
 
 
 def _ranges(
@@ -363,23 +367,27 @@ def _ranges(
     stored: dict[str, tuple[Path, int]] | None,
     merge: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame],
     finish: Callable[[pl.DataFrame], pl.DataFrame],
-) -> list[pl.DataFrame]:
-    """``finish`` of each hash range of a ranged frame (``_RANGED``): the range's ``added``
-    rows, merged with the stored rows of the range when there are ``stored`` ones, written to
-    the state's file of ``frame`` (one row group per range) when there is a ``key``."""
+    combine: Callable[[list[pl.DataFrame]], pl.DataFrame],
+) -> pl.DataFrame:
+    """``finish`` of each hash range of a ranged frame (``_RANGED``) combined: the range's
+    ``added`` rows, merged with the stored rows of the range when there are ``stored`` ones,
+    written to the state's file of ``frame`` (one row group per range) when there is a
+    ``key``. Each range's result is combined into the previous ones' at once (the Hubble
+    edge rows of every 5-tuple range name mostly the same edges: kept apart, they would
+    stack up)."""
     in_range, limit, _ = _RANGED[frame]
     path, rows = stored[frame] if stored is not None else (None, 0)
     k = partition_count(rows + added.height, limit)
-    out = []
+    out: list[pl.DataFrame] = []
     with _ranged_sink(directory, key, state, frame) as sink:
         for part in range(k):
             chunk = added.filter(in_range(part, k))
             if path is not None:
                 chunk = merge(_read_ranged(path, frame, in_range(part, k)), chunk)
             sink(chunk)
-            out.append(finish(chunk))
+            out = [combine([*out, finish(chunk)])]
             del chunk
-    return out
+    return out[0]
 
 
 def stage_incremental(
