@@ -106,15 +106,18 @@ def main() -> None:
                     runs[label][mode].append(result)
                     print(f"{label:7} {mode:12} {result}", flush=True)
     parts = len(list((args.store / "flows").glob("*.parquet")))
-    doc = {
-        "benchmark": "derivation-memory",
-        "store": str(args.store),
+    entry = {
         "parts": parts,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "load_avg_1m_end": round(os.getloadavg()[0], 2)},
         "before": str(args.before),
         "runs": runs,
     }
+    # one entry per store; the other stores' entries of earlier runs are kept
+    doc: dict[str, Any] = {"benchmark": "derivation-memory", "stores": {}}
+    if args.out.is_file():
+        doc = json.loads(args.out.read_text())
+    doc["stores"][str(args.store)] = entry
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
 
