@@ -68,13 +68,40 @@ _EXACT_CHILD = (
 _GENERATED = re.compile(rb"<p>Generated [^<]*?\xc2\xb7")
 
 
+def _tree_rss_kb(pid: int) -> int:
+    """Resident KB of ``pid`` and its children (the anomaly commands' forest helper)."""
+    total = 0
+    pids = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                pids += [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next((int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:")), 0)
+        except OSError:
+            pass
+    return total
+
+
 def run(argv: list[str], out: Path, env: dict[str, str]) -> dict[str, Any]:
-    """One process: wall, CPU (user + system) and peak RSS via wait4."""
+    """One process: wall, CPU (user + system, its reaped children included) and peak RSS via
+    wait4 (the largest process), and the summed RSS of the process and its children sampled
+    every 10 ms (``tree_rss_mb``: the command and its forest helper together)."""
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
+    tree = 0
     with open(out / "stdout", "wb") as stdout, open(out / "stderr", "wb") as stderr:
         proc = subprocess.Popen(argv, cwd=out, env=env, stdout=stdout, stderr=stderr)
-        _, status, usage = os.wait4(proc.pid, 0)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            tree = max(tree, _tree_rss_kb(proc.pid))
+            time.sleep(0.01)
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
@@ -83,6 +110,7 @@ def run(argv: list[str], out: Path, env: dict[str, str]) -> dict[str, Any]:
         "wall_s": round(wall, 2),
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "tree_rss_mb": round(max(tree, usage.ru_maxrss) / 1024, 1),
     }
 
 

@@ -22,7 +22,6 @@ import polars as pl
 
 from analyzer import schema as c
 from analyzer.anomaly.defaults import DEFAULT_THRESHOLD
-from analyzer.anomaly.detector import EdgeAnomalyDetector
 from analyzer.anomaly.escalate import Suspect, escalate, suspects
 from analyzer.anomaly.explain import explain_edges
 from analyzer.anomaly.features import (
@@ -31,6 +30,8 @@ from analyzer.anomaly.features import (
     compute_features,
     compute_source_features,
 )
+from analyzer.anomaly.forest_helper import forest_scores
+from analyzer.anomaly.forest_helper import stop as stop_forest_helper
 from analyzer.anomaly.rules import (
     COMPROMISED_SOURCE,
     INFRASTRUCTURE_ENTITIES,
@@ -146,6 +147,12 @@ def _forest_scores(frame: pl.DataFrame, columns: Sequence[str], random_state: in
     matrix = frame.select(
         pl.col(list(columns)).cast(pl.Float64).fill_null(0.0).fill_nan(0.0)
     ).to_numpy()
+    scores = forest_scores(matrix, random_state)  # the helper process, when the CLI started it
+    if scores is not None:
+        return scores
+    # scikit-learn is imported here, not with this module: with the helper, never
+    from analyzer.anomaly.detector import EdgeAnomalyDetector
+
     detector = EdgeAnomalyDetector(random_state=random_state).fit(matrix)
     return detector.anomaly_score(matrix)
 
@@ -167,6 +174,9 @@ def _with_model_scores(edges: pl.DataFrame, random_state: int) -> tuple[pl.DataF
         if edges.height >= MIN_EDGES_FOR_MODEL
         else np.zeros(edges.height)
     )
+    # A command scores its edges once: the helper's ~230 MB go back now, not with the
+    # command's exit (its own peak comes later, in the report's diff and render).
+    stop_forest_helper()
     scored_sources = sources.select(
         c.SRC_GROUP, pl.Series("model_score", source_scores, dtype=pl.Float64)
     )

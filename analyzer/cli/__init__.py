@@ -7,12 +7,31 @@ function; the registry below is an explicit list, not discovery.
 from __future__ import annotations
 
 import gc
+import sys
+from collections.abc import Sequence
 from typing import Annotated
 
-import typer
+from analyzer.anomaly.forest_helper import start as start_forest_helper
 
-from analyzer import __version__
-from analyzer.cli import (
+# The commands that fit the isolation forest. Their helper process (anomaly.forest_helper)
+# starts here, before the command modules below import polars, pyarrow and the store code
+# (~0.5 s): scikit-learn's import then runs on the other core meanwhile.
+SCORING_COMMANDS = frozenset({"recommend", "anomalies", "audit", "report"})
+
+
+def _start_helper_for(argv: Sequence[str]) -> None:
+    # (not for help, nor for an audit told not to score: the helper would only be killed)
+    if len(argv) > 1 and argv[1] in SCORING_COMMANDS:
+        if not {"-h", "--help", "--no-anomalies"} & set(argv):
+            start_forest_helper()
+
+
+_start_helper_for(sys.argv)
+
+import typer  # noqa: E402
+
+from analyzer import __version__  # noqa: E402
+from analyzer.cli import (  # noqa: E402
     anomalies_cmd,
     audit_cmd,
     diff_cmd,
@@ -25,7 +44,7 @@ from analyzer.cli import (
     report_cmd,
     store_cmd,
 )
-from analyzer.cli._common import HelpCommand
+from analyzer.cli._common import HelpCommand  # noqa: E402
 
 __all__ = ["app"]
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import queue
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -63,14 +65,100 @@ def _columns_sql(schema: pl.Schema) -> str:
     return "{" + items + "}"
 
 
-def _count_lines(path: Path, compressed: bool) -> int:
+def _scan_lines(path: Path, compressed: bool, cap: int) -> tuple[int, bool]:
+    """The number of lines of the (decompressed) file, and whether one is longer than ``cap``."""
     lines = 0
+    run = 0  # bytes of the line still open at the end of the blocks read so far
+    over = False
     last = b"\n"
     with gzip.open(path, "rb") if compressed else open(path, "rb") as fh:
         while block := fh.read(_READ_BLOCK):
             lines += block.count(b"\n")
             last = block[-1:]
-    return lines + (0 if last == b"\n" else 1)
+            if over:
+                continue
+            first = block.find(b"\n")
+            if first < 0:
+                run += len(block)
+            else:
+                end = block.rfind(b"\n")
+                over = run + first > cap or _line_over(block, first + 1, end, cap)
+                run = len(block) - end - 1
+            over = over or run > cap
+    return lines + (0 if last == b"\n" else 1), over
+
+
+class _Searchable(Protocol):
+    def find(self, sub: bytes, start: int, end: int, /) -> int: ...
+
+    def rfind(self, sub: bytes, start: int, end: int, /) -> int: ...
+
+
+class _FileBytes:
+    """``find``/``rfind`` of a byte over an open file, reading it in small pieces: a window
+    of a normal file finds a newline in its first piece, and a huge line is measured without
+    holding it (an mmap would count every page of it in the RSS)."""
+
+    _PIECE = 1 << 16
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def find(self, sub: bytes, start: int, end: int, /) -> int:
+        pos = start
+        while pos < end:
+            data = os.pread(self._fd, min(self._PIECE, end - pos), pos)
+            if not data:
+                return -1
+            if (i := data.find(sub)) >= 0:
+                return pos + i
+            pos += len(data)
+        return -1
+
+    def rfind(self, sub: bytes, start: int, end: int, /) -> int:
+        pos = end
+        while pos > start:
+            low = max(start, pos - self._PIECE)
+            data = os.pread(self._fd, pos - low, low)
+            if (i := data.rfind(sub)) >= 0:
+                return low + i
+            pos = low
+        return -1
+
+
+def _line_over(data: _Searchable, start: int, end: int, cap: int) -> bool:
+    """Whether the whole lines in ``data[start:end]`` hold one longer than ``cap`` bytes, the
+    newline not counted: the lines ``_io.iter_chunks`` skips and reports.
+
+    DuckDB's ``maximum_object_size`` is no such cap: it reads objects up to the size of its
+    read buffer (measured: a 25 MB line with a 16 MiB cap). A line longer than ``cap`` covers
+    at least one whole window of ``h = cap // 2`` bytes of any grid of step ``h`` that starts
+    at or before it, so only windows without a newline are measured; finding a newline in
+    the others reads a few kilobytes (one line)."""
+    if end - start <= cap:
+        return False
+    half = max(1, cap // 2)
+    pos = start
+    while pos < end:
+        stop = min(end, pos + half)
+        if data.find(b"\n", pos, stop) < 0:
+            before = data.rfind(b"\n", start, pos)
+            after = data.find(b"\n", stop, end)
+            first = start if before < 0 else before + 1
+            last = end if after < 0 else after
+            if last - first > cap:
+                return True
+            pos = last  # the next grid starts at this line's newline
+        pos += half
+    return False
+
+
+def _plain_line_over(path: Path, cap: int) -> bool:
+    size = path.stat().st_size
+    if size <= cap:
+        return False
+    with open(path, "rb") as fh:
+        return _line_over(_FileBytes(fh.fileno()), 0, size, cap)
 
 
 def _tail_is_whole(path: Path) -> bool:
@@ -127,6 +215,9 @@ def read_envelopes(
         # An interrupted copy: DuckDB would fail only after parsing the whole file, and the
         # file would then be read twice.
         raise Refused("the last line is not a whole JSON value")
+    if compression is None and _plain_line_over(path, max_line_bytes):
+        # The chunked path skips such a line and reports its number; DuckDB would read it.
+        raise Refused(f"a line is longer than {max_line_bytes} bytes")
     literal = "'" + str(path).replace("'", "''") + "'"
     sql = (
         f"SELECT * FROM read_json({literal}, format='newline_delimited', "
@@ -151,7 +242,7 @@ def read_envelopes(
         except duckdb.Error as exc:
             raise Refused(str(exc).splitlines()[0]) from exc
         yield from _pipelined(
-            result, classify, (duckdb.Error, OSError), path, compression == "gzip"
+            result, classify, (duckdb.Error, OSError), path, compression == "gzip", max_line_bytes
         )
     finally:
         con.close()
@@ -166,9 +257,13 @@ def _pipelined(
     errors: tuple[type[BaseException], ...],
     path: Path,
     compressed: bool,
+    cap: int,
 ) -> Iterator[NativeBatch]:
     """Pull and classify batches on a worker thread, one batch ahead of the consumer: DuckDB
-    parses only while it is being pulled, so this keeps it busy while the caller writes."""
+    parses only while it is being pulled, so this keeps it busy while the caller writes.
+
+    At the end, a compressed file is read once more for lines over the cap (a plain file was
+    checked before parsing), and so is any file with skips, for blank lines."""
     out: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
@@ -199,9 +294,16 @@ def _pipelined(
                 rows += env.height
                 if not put(item):
                     return
-            # DuckDB drops blank lines; then row numbers are not line numbers.
-            if skipped_any and _count_lines(path, compressed) != rows:
-                raise Refused("blank lines: row numbers are not line numbers")
+            if compressed or skipped_any:
+                try:
+                    lines, over = _scan_lines(path, compressed, cap)
+                except (OSError, EOFError, zlib.error) as exc:  # gzip damage DuckDB read past
+                    raise Refused(f"cannot read the file again: {exc}") from exc
+                if compressed and over:
+                    raise Refused(f"a line is longer than {cap} bytes")
+                # DuckDB drops blank lines; then row numbers are not line numbers.
+                if skipped_any and lines != rows:
+                    raise Refused("blank lines: row numbers are not line numbers")
             put(_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             put(exc)

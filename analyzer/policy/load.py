@@ -36,6 +36,7 @@ from analyzer.policy.validate import (
 )
 
 __all__ = [
+    "STAGED_KUBERNETES_KIND",
     "LoadResult",
     "load_policies",
     "parse_documents",
@@ -43,6 +44,9 @@ __all__ = [
     "read_documents",
     "require_policies",
 ]
+
+# evaluated as a NetworkPolicy only with ``include_staged`` (Calico does not enforce it)
+STAGED_KUBERNETES_KIND = "StagedKubernetesNetworkPolicy"
 
 _SUFFIXES = {".yaml", ".yml", ".json"}
 K8S_API = "networking.k8s.io/v1"
@@ -234,7 +238,7 @@ def parse_documents(
             policy = parse_networkpolicy(doc, col)
         elif kind in ("CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"):
             policy = parse_cilium_policy(doc, col)
-        elif kind == "StagedKubernetesNetworkPolicy":
+        elif kind == STAGED_KUBERNETES_KIND:
             if include_staged:
                 policy = parse_networkpolicy(doc, col, kind=kind)
             else:

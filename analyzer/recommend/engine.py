@@ -38,7 +38,13 @@ from analyzer.recommend.synthesize import (
     SynthesisOptions,
     synthesize,
 )
-from analyzer.recommend.verify import Verification, rows_in_scope, rows_to_verify, verify
+from analyzer.recommend.verify import (
+    Verification,
+    parse_manifests,
+    rows_in_scope,
+    rows_to_verify,
+    verify,
+)
 
 if TYPE_CHECKING:  # scikit-learn is imported on first use, after the flows are reduced
     from analyzer.anomaly import AnomalyResult
@@ -78,6 +84,10 @@ class Recommendation:
     # the observation window: first and last request of the flows the recommendation read
     window: tuple[datetime | None, datetime | None] = (None, None)
     stats: dict[str, Any] = field(default_factory=dict)
+    # ``manifests`` as the policy loader read them for the verification (staged policies
+    # included; None when not verified): the report applies the same policies in its diff
+    # instead of parsing them again. Not part of the JSON.
+    parsed: tuple[NetworkPolicy, ...] | None = None
 
     def warnings(self) -> list[str]:
         return [f"{n.namespace}: {n.message}" for n in self.notes if n.level == "warning"]
@@ -199,8 +209,10 @@ def recommend(
         fallback = render(plain.policies, "kubernetes")
     rows, _ = rows_to_verify(kept, targets, synth.uncovered)
     verification = None
+    parsed = None
     if opts.verify:
         notes.extend(Note("warning", "", w) for w in given_warnings)
+        loaded = parse_manifests(manifests)
         verification = verify(
             manifests,
             rows_in_scope(kept, targets),
@@ -209,7 +221,9 @@ def recommend(
             fallback=fallback,
             uncovered=synth.uncovered,
             allow_breaking=True,
+            parsed=loaded,
         )
+        parsed = tuple(loaded.policies)
         if not verification.ok and not opts.allow_breaking:
             raise VerificationError(f"{verification.failure()}; nothing written "
                                     "(--allow-breaking writes the policies anyway)")
@@ -236,6 +250,7 @@ def recommend(
             "connection_edges": conns.height,
             "policies": len(synth.policies),
         },
+        parsed=parsed,
     )
 
 

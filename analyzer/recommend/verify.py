@@ -14,17 +14,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from analyzer.errors import VerificationError
 from analyzer.present.text import printable
 
-__all__ = ["Breaking", "Verification", "rows_in_scope", "rows_to_verify", "verify"]
+if TYPE_CHECKING:
+    from analyzer.policy.load import LoadResult
+
+__all__ = [
+    "Breaking",
+    "Verification",
+    "parse_manifests",
+    "rows_in_scope",
+    "rows_to_verify",
+    "verify",
+]
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 MAX_LISTED = 10
+RECOMMENDED = "<recommended>"  # the file name the parsed recommended policies carry
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +188,10 @@ def _with_namespace_names(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(out)
 
 
-def _load(manifests: Sequence[Mapping[str, Any]], name: str) -> Any:
+def parse_manifests(manifests: Sequence[Mapping[str, Any]], name: str = RECOMMENDED) -> LoadResult:
+    """``manifests`` through the policy loader, staged (Calico) policies evaluated as
+    NetworkPolicies: what :func:`verify` replays, parsed once by the caller and kept (the
+    report's diff applies the same policies)."""
     from analyzer.policy.load import LoadResult, parse_documents
 
     result = LoadResult()
@@ -194,6 +208,7 @@ def verify(
     fallback: Sequence[Mapping[str, Any]] | None = None,
     uncovered: pl.DataFrame | None = None,
     allow_breaking: bool = False,
+    parsed: LoadResult | None = None,
 ) -> Verification:
     """Replay ``rows`` against ``manifests`` plus ``given`` policies.
 
@@ -216,6 +231,8 @@ def verify(
         denied edge gives, and which edges without an address are covered anyway.
     allow_breaking
         Return a verification that lists breaking edges instead of raising.
+    parsed
+        ``parse_manifests(manifests)`` when the caller has it (not parsed again).
 
     Raises
     ------
@@ -226,13 +243,13 @@ def verify(
     from analyzer.policy.compile import compile_policies
     from analyzer.policy.frame import evaluate_connections
 
-    loaded = _load(manifests, "<recommended>")
+    loaded = parsed if parsed is not None else parse_manifests(manifests)
     if loaded.problems:
         listed = "; ".join(str(p) for p in loaded.problems[:MAX_LISTED])
         raise VerificationError(f"recommended manifests do not load: {listed}")
     method = f"recommended manifests, {ipblock_mode} ipBlock semantics"
     if loaded.unsupported and fallback is not None:
-        loaded = _load(fallback, "<recommended:kubernetes>")
+        loaded = parse_manifests(fallback, "<recommended:kubernetes>")
         method = "equivalent Kubernetes manifests (engine cannot evaluate every Cilium field)"
         ipblock_mode = "kubernetes"
     ours = {(p.namespace, p.name) for p in loaded.policies}

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from analyzer.diff import Change, PolicyDiff, PolicySetInfo, diff_policies
-from analyzer.policy.load import LoadResult, parse_documents
+from analyzer.policy.load import STAGED_KUBERNETES_KIND, LoadResult, parse_documents
 from analyzer.report.model import DiffRow, DiffView
 
 if TYPE_CHECKING:
@@ -35,10 +35,14 @@ def applied_set(
     """The policies in force after applying ``rec``: its manifests replace the existing
     policies of its namespaces; the other namespaces keep theirs. Returns the set and the
     problems of parsing the recommended manifests (none expected)."""
-    loaded = LoadResult()
-    parse_documents([dict(m) for m in rec.manifests], "recommended", loaded)
     replaced = set(rec.namespaces)
     kept = [p for p in existing if p.namespace not in replaced]
+    if rec.parsed is not None:
+        # the verification's parse (it loaded without problems, or it raised): staged
+        # policies are not in force, as the loader's default says
+        return kept + [p for p in rec.parsed if p.kind != STAGED_KUBERNETES_KIND], []
+    loaded = LoadResult()
+    parse_documents([dict(m) for m in rec.manifests], "recommended", loaded)
     return kept + list(loaded.policies), [str(p) for p in loaded.problems]
 
 

@@ -4,6 +4,7 @@ back to it (so skip reports keep their line numbers)."""
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 from pathlib import Path
 
@@ -292,3 +293,92 @@ def test_json_reader_parses_on_one_duckdb_thread(
     # which are counted, not kept: a batch holding one is that much shorter)
     assert sum(heights) == reader.rows
     assert len(heights) == -(-len(hubble_lines) // 1000)
+
+
+def _padded(line: bytes, size: int) -> bytes:
+    """``line`` (a flow envelope) grown to exactly ``size`` bytes by an unknown field."""
+    obj = json.loads(line)
+    obj["pad"] = ""
+    bare = len(json.dumps(obj, separators=(",", ":")).encode())
+    obj["pad"] = "x" * (size - bare)
+    out = json.dumps(obj, separators=(",", ":")).encode()
+    assert len(out) == size
+    return out
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+@pytest.mark.parametrize(
+    ("over", "where"),
+    [
+        pytest.param(0, 20, id="at-the-cap"),
+        pytest.param(1, 20, id="one-byte-over"),
+        # DuckDB reads objects up to its read buffer, far over maximum_object_size
+        pytest.param(3_000, 20, id="far-over"),
+        pytest.param(1, -1, id="last-line-without-newline"),
+    ],
+)
+def test_a_line_over_the_cap_is_reported_as_the_chunked_path_does(
+    tmp_path: Path, hubble_lines: list[bytes], over: int, where: int, compressed: bool
+) -> None:
+    cap = 4096
+    lines = list(hubble_lines[:200])
+    lines[where] = _padded(lines[where], cap + over)
+    data = b"\n".join(lines) + (b"\n" if where != -1 else b"")
+    path = tmp_path / "long.jsonl"
+    path.write_bytes(gzip.compress(data) if compressed else data)
+    with FlowReader(path, max_line_bytes=cap) as reader:
+        if over:
+            with pytest.raises(_native.Refused, match="longer than"):
+                list(reader.native_batches())
+            native = None
+        else:
+            native = pl.concat(list(reader.native_batches()))
+    with FlowReader(path, max_line_bytes=cap) as cr:
+        chunked = pl.concat(list(cr.batches()))
+    reasons = cr.report.reasons()
+    if over:
+        line = where + 1 if where >= 0 else len(lines)
+        assert [(r.reason, r.first_lines) for r in reasons if "longer" in r.reason] == [
+            (f"lines longer than {cap} bytes", (line,))
+        ]
+    else:
+        assert native is not None
+        _assert_same(native, chunked)
+        assert not any("longer" in r.reason for r in reasons)
+
+
+def test_the_long_line_scans_find_every_length_around_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every line length and position around the cap, its half-windows and the read blocks,
+    # against a direct count; both scans: the plain file's windows, the stream's blocks
+    cap = 64
+    path = tmp_path / "f"
+    for block, length in itertools.product((48, 200), range(cap - 3, 2 * cap + 4)):
+        monkeypatch.setattr(_native, "_READ_BLOCK", block)
+        for offset in (0, 1, cap // 2 - 1, cap // 2, cap // 2 + 1, cap - 1, 47, 48):
+            for tail in (b"\n" + b"c" * 5, b"\n", b"", b"\n" + b"c" * (cap + 1)):
+                data = b"a" * offset + b"\n" + b"b" * length + tail
+                path.write_bytes(data)
+                longest = max(len(x) for x in data.split(b"\n"))
+                case = (block, length, offset, tail[:3])
+                assert _native._plain_line_over(path, cap) is (longest > cap), case
+                lines, over = _native._scan_lines(path, False, cap)
+                assert over is (longest > cap), case
+                assert lines == data.count(b"\n") + (not data.endswith(b"\n")), case
+
+
+def test_a_gzip_file_that_cannot_be_read_again_takes_the_chunked_path(
+    tmp_path: Path, hubble_lines: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the line-cap scan of a gzip file re-reads it after DuckDB: a read error there is a
+    # refusal (the chunked path decides), never an error of the ingest
+    path = tmp_path / "flows.jsonl.gz"
+    path.write_bytes(gzip.compress(b"\n".join(hubble_lines[:50]) + b"\n"))
+
+    def fail(*_: object) -> tuple[int, bool]:
+        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+    monkeypatch.setattr(_native, "_scan_lines", fail)
+    with FlowReader(path) as reader, pytest.raises(_native.Refused, match="again"):
+        list(reader.native_batches())

@@ -3,14 +3,17 @@ steps and paths relative to the report, on a generated capture with the compromi
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from report_samples import hostile_capture
 
 from analyzer.analysis import analyse
 from analyzer.diff import diff_policies
+from analyzer.recommend import RecommendOptions
 from analyzer.recommend.bundle import bundle_files, write_bundle
 from analyzer.report import policy_diff
 from analyzer.report.build import PathText, build_report, report_recommendation
@@ -101,6 +104,41 @@ def test_diff_section_matches_the_semantic_diff(
     assert model.diff.newly_denied_observed_edges == c.observed_newly_denied_edges
     assert model.diff.probes_newly_denied == c.probes_newly_denied > 0
     assert 'id="diff-table"' in html
+
+
+def _without_source(policies: list[Any]) -> list[Any]:
+    return [dataclasses.replace(p, source="") for p in policies]
+
+
+@pytest.mark.parametrize("flavor", ["kubernetes", "calico"])
+def test_applied_set_reuses_the_verifications_parse(
+    capture: dict[str, Path], flavor: str
+) -> None:
+    """The report's diff applies the policies the verification parsed (``rec.parsed``), not
+    a second parse of the manifests: the same policies as parsing them again, staged Calico
+    policies left out (not in force) as the loader's default leaves them out."""
+    analysis = _analysis(capture)
+    rec = analysis.recommendation(
+        flavor, RecommendOptions(allow_breaking=True), tuple(analysis.scope.namespaces)
+    )
+    assert rec.parsed is not None and len(rec.parsed) == len(rec.manifests)
+    assert analysis.policies is not None
+    old = list(analysis.policies.policies)
+    shared, problems = policy_diff.applied_set(old, rec)
+    again, again_problems = policy_diff.applied_set(old, dataclasses.replace(rec, parsed=None))
+    assert problems == again_problems == []
+    assert _without_source(shared) == _without_source(again)
+    staged = [p for p in rec.parsed if p.kind == "StagedKubernetesNetworkPolicy"]
+    if flavor == "calico":  # staged: verified as policies, not in force once applied
+        assert len(staged) == len(rec.parsed)
+        assert not any(p.kind == "StagedKubernetesNetworkPolicy" for p in shared)
+    else:
+        assert not staged
+        assert len(shared) > len([p for p in old if p.namespace not in rec.namespaces])
+    unverified = analysis.recommendation(
+        flavor, RecommendOptions(allow_breaking=True, verify=False), ()
+    )
+    assert unverified.parsed is None and unverified.verification is None
 
 
 def test_large_reports_diff_observed_edges_only(
