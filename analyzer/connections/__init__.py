@@ -37,8 +37,11 @@ from analyzer.connections._derive_columns import (
 from analyzer.connections._state import (
     DerivationState,
     derive_state,
+    endpoint_range,
+    finish_endpoints,
     finish_state,
     hubble_edges,
+    merge_endpoints,
     merge_hubble_edges,
     merge_sessions,
     merge_states,
@@ -79,6 +82,9 @@ __all__ = [
     "merge_states",
     "merge_sessions",
     "session_range",
+    "merge_endpoints",
+    "endpoint_range",
+    "finish_endpoints",
     "hubble_edges",
     "merge_hubble_edges",
     "finish_bucketed",
@@ -261,14 +267,18 @@ def derive_bucketed(
 
 
 def finish_bucketed(
-    state: DerivationState, schedule: Buckets, hub: pl.DataFrame | None = None
+    state: DerivationState,
+    schedule: Buckets,
+    hub: pl.DataFrame | None = None,
+    endpoints: pl.DataFrame | None = None,
 ) -> tuple[Connections, BucketedConnections]:
     """``derive_bucketed`` of the rows whose derivation state is ``state`` (``derive_state``
     of them, or ``merge_states`` of the states of consecutive runs of them: the same).
     ``hub``: the Hubble edge rows of the sessions, finished range by range by the caller
     (``hubble_edges`` per ``session_range``, ``merge_hubble_edges``; ``state.sessions`` is
-    then unused)."""
-    frame, counts, proxied, buckets = _finish(state, schedule, hub)
+    then unused); ``endpoints``: the endpoint table, finished range by range by the caller
+    (``finish_endpoints`` per ``endpoint_range``; ``state.endpoints`` is then unused)."""
+    frame, counts, proxied, buckets = _finish(state, schedule, hub, endpoints)
     assert buckets is not None
     whole = counts.select(
         *(pl.col(c).sum() for c in counts.columns if c not in (BUCKET, "first", "last")),
@@ -322,9 +332,12 @@ def _derive(
 
 
 def _finish(
-    state: DerivationState, schedule: Buckets | None, hub: pl.DataFrame | None = None
+    state: DerivationState,
+    schedule: Buckets | None,
+    hub: pl.DataFrame | None = None,
+    ends: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, int, pl.DataFrame | None]:
-    edges, counts, endpoints, per_bucket = finish_state(state, schedule, hub)
+    edges, counts, endpoints, per_bucket = finish_state(state, schedule, hub, ends)
     frame, proxied = _collapse_proxy_legs(_attach(edges, endpoints))
     return frame, counts, proxied, per_bucket
 

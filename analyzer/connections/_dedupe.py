@@ -102,8 +102,11 @@ PARTITION_ROWS = 500_000
 # Partial sessions of a stored derivation state merged and finished at once (about 160 bytes
 # each, a few copies in the merge): the ranges ``store.rollup.stage_incremental`` reads.
 SESSION_PARTITION_ROWS = 100_000
-# Overrides PARTITION_ROWS and SESSION_PARTITION_ROWS (tests force partitioning on small
-# stores with it).
+# Endpoint rows of a derivation state merged and finished at once (label lists: a few hundred
+# bytes each): the ranges of their key hash ``store.rollup`` reads and writes.
+ENDPOINT_PARTITION_ROWS = 50_000
+# Overrides PARTITION_ROWS, SESSION_PARTITION_ROWS and ENDPOINT_PARTITION_ROWS (tests force
+# partitioning on small stores with it).
 PARTITION_ENV = "ANALYZER_PARTITION_ROWS"
 
 

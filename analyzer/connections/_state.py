@@ -33,7 +33,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -96,15 +96,20 @@ __all__ = [
     "DerivationState",
     "STATE_VERSION",
     "derive_state",
+    "endpoint_range",
+    "finish_endpoints",
     "finish_state",
     "hubble_edges",
+    "merge_endpoints",
     "merge_hubble_edges",
     "merge_sessions",
     "merge_states",
     "session_range",
 ]
 
-STATE_VERSION = 2  # 2: sessions stored in contiguous ranges of the 5-tuple hash
+# 2: sessions stored in contiguous ranges of the 5-tuple hash; 3: endpoints too, in ranges of
+# their key's hash (``_kh``)
+STATE_VERSION = 3
 _TS = pl.Datetime("us", "UTC")
 _MINUTE = Buckets()  # the state's grain: every schedule's buckets are unions of minutes
 _PEND = "_pending"
@@ -150,7 +155,7 @@ CALICO_SCHEMA = pl.Schema(
 _SCALARS = ("namespace", "pod", "workload", "ip", "entity")
 ENDPOINT_SCHEMA = pl.Schema(
     {
-        _PEND: pl.Boolean(), S.PROTOCOL: pl.String(), S.SRC_PORT: pl.Int32(),
+        "_kh": _U64, _PEND: pl.Boolean(), S.PROTOCOL: pl.String(), S.SRC_PORT: pl.Int32(),
         S.DST_PORT: pl.Int32(), "key": pl.String(),
         **{c: pl.String() for c in _SCALARS}, "_is_pod": pl.Boolean(),
         "labels_at": _I64, "labels": _LS, "ns_labels_at": _I64, "namespace_labels": _LS,
@@ -191,6 +196,10 @@ class DerivationState:
         return [f.name for f in fields(DerivationState)]
 
 
+# what ``derive_state`` hands its bulk to, when asked: (frame name, rows, the state so far)
+Consume = Callable[[str, pl.DataFrame, DerivationState], None]
+
+
 def _conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     return frame.select(pl.col(n).cast(t) for n, t in schema.items())
 
@@ -211,10 +220,15 @@ def derive_state(
     tcp_idle: timedelta,
     other_idle: timedelta,
     spill: Path | None = None,
+    consume: Consume | None = None,
 ) -> DerivationState:
     """Map flow rows (canonical schema, manifest order, the first at global position
     ``offset``) to their derivation state. Each query streams over the flows on its own
-    (sharing one scan would cache every request row)."""
+    (sharing one scan would cache every request row). With ``consume``, the state's bulk is
+    handed over as it is mapped instead of kept (the returned state has no sessions and no
+    endpoint rows): ``consume("endpoints", rows, early)`` once, then ``consume("sessions",
+    rows, early)`` per contiguous ``session_range`` (at least once), ``early`` being the state
+    without its bulk (rows, listening set, counts, pending: all final)."""
     lf = flows.lazy() if isinstance(flows, pl.DataFrame) else flows
     lf = lf.with_row_index(_ROW)
     pos = (pl.col(_ROW).cast(_I64) + offset).alias(_POS)
@@ -258,24 +272,40 @@ def derive_state(
     # three small aggregates, one scan each: collected together (``collect_all``) their
     # pipelines' buffers stack (a fresh 4M-flow store: 737 MB against 339 MB one after another)
     counts, pending, listening = (collect(q) for q in (counts_q, pending_q, listening_q))
-    # request rows and undecided rows (requests-to-be), with the working columns
-    req = request_columns(classified.filter(is_req | (cls == _UNDECIDED))).with_columns(
-        (cls == _UNDECIDED).alias(_PEND)
-    )
-    endpoints = _map_endpoints(lf, req, offset, collect)
-    calico = collect(_map_calico(req))
-    hub_rows = int(counts["requests"].sum() or 0) + int(pending["rows"].sum() or 0)
-    sessions = _map_sessions(req, hub_rows, tcp_idle, other_idle, spill, collect)
-    return DerivationState(
+    early = DerivationState(
         rows=offset + int(counts["rows_in"].sum() or 0) + int(pending["rows"].sum() or 0),
         tcp_idle=tcp_idle,
         other_idle=other_idle,
         listening=_conform(listening, LISTENING_SCHEMA),
         counts=_conform(counts, COUNTS_SCHEMA),
         pending=_conform(pending, PENDING_SCHEMA),
-        sessions=_conform(sessions, SESSION_SCHEMA),
+        sessions=SESSION_SCHEMA.to_frame(),
+        calico=CALICO_SCHEMA.to_frame(),
+        endpoints=ENDPOINT_SCHEMA.to_frame(),
+    )
+    # request rows and undecided rows (requests-to-be), with the working columns
+    req = request_columns(classified.filter(is_req | (cls == _UNDECIDED))).with_columns(
+        (cls == _UNDECIDED).alias(_PEND)
+    )
+    # the key's hash: the range the row is stored and finished in (``endpoint_range``)
+    endpoints = _conform(
+        _map_endpoints(lf, req, offset, collect).with_columns(pl.col("key").hash().alias("_kh")),
+        ENDPOINT_SCHEMA,
+    )
+    if consume is not None:
+        consume("endpoints", endpoints, early)
+        endpoints = ENDPOINT_SCHEMA.to_frame()
+    calico = collect(_map_calico(req))
+    hub_rows = int(counts["requests"].sum() or 0) + int(pending["rows"].sum() or 0)
+    sessions = _map_sessions(
+        req, hub_rows, tcp_idle, other_idle, spill, collect,
+        None if consume is None else (lambda rows: consume("sessions", rows, early)),
+    )
+    return replace(
+        early,
+        sessions=sessions,
         calico=_conform(calico, CALICO_SCHEMA),
-        endpoints=_conform(endpoints, ENDPOINT_SCHEMA),
+        endpoints=endpoints,
     )
 
 
@@ -472,14 +502,26 @@ def _map_sessions(
     other_idle: timedelta,
     spill: Path | None,
     collect: Callable[[pl.LazyFrame], pl.DataFrame],
+    consume: Callable[[pl.DataFrame], None] | None = None,
 ) -> pl.DataFrame:
     """Partial sessions of the rows, with bounded memory: above ``PARTITION_ROWS`` rows the
     projection is spilled (or recomputed) and sessionized per 5-tuple-hash partition (exact:
-    a session never spans 5-tuples)."""
+    a session never spans 5-tuples). With ``consume``, each partition's sessions go to it
+    instead of into the result (then empty)."""
     k = partition_count(rows)
     source = _session_rows(req)
+    kept: list[pl.DataFrame] = []
+
+    def take(sessions: pl.DataFrame) -> None:
+        sessions = _conform(sessions, SESSION_SCHEMA)
+        if consume is None:
+            kept.append(sessions)
+        else:
+            consume(sessions)
+
     if k == 1:
-        return collect(_sessionize(source, tcp_idle, other_idle))
+        take(collect(_sessionize(source, tcp_idle, other_idle)))
+        return kept[0] if kept else SESSION_SCHEMA.to_frame()
     with tempfile.TemporaryDirectory(dir=spill, prefix=".hubble-") if spill else nullcontext(
         None
     ) as tmp:
@@ -487,14 +529,10 @@ def _map_sessions(
             path = Path(tmp) / "rows.parquet"
             source.sink_parquet(path, compression="lz4", engine="streaming")
             source = pl.scan_parquet(path)
-        return pl.concat(
-            [
-                collect(_sessionize(source.filter(session_range(part, k)), tcp_idle,
-                                    other_idle))
-                for part in range(k)
-            ],
-            how="vertical_relaxed",
-        )
+        for part in range(k):
+            take(collect(_sessionize(source.filter(session_range(part, k)), tcp_idle,
+                                     other_idle)))
+    return pl.concat(kept) if kept else SESSION_SCHEMA.to_frame()
 
 
 def session_range(part: int, parts: int) -> pl.Expr:
@@ -502,7 +540,18 @@ def session_range(part: int, parts: int) -> pl.Expr:
     Sessions of different 5-tuples never interact, so each range merges and finishes on its
     own; contiguous ranges (not ``_h % parts``) let a file written range by range skip the
     others' row groups by their statistics, whatever ``parts`` it was written with."""
-    h = pl.col("_h")
+    return _hash_range("_h", part, parts)
+
+
+def endpoint_range(part: int, parts: int) -> pl.Expr:
+    """Endpoint rows of the ``part``-th of ``parts`` contiguous ranges of their key's hash
+    ``_kh``. Rows of different keys never interact (merged and finished per key), so each
+    range merges and finishes on its own, like the sessions (``session_range``)."""
+    return _hash_range("_kh", part, parts)
+
+
+def _hash_range(column: str, part: int, parts: int) -> pl.Expr:
+    h = pl.col(column)
     if parts == 1:
         return pl.lit(True)
     low = pl.lit((part << 64) // parts, _U64)
@@ -581,6 +630,7 @@ def _merge_endpoints(frame: pl.DataFrame, group: list[str]) -> pl.DataFrame:
     merged = (
         many.group_by(group)
         .agg(
+            pl.col("_kh").first(),
             *(pl.col(c).max() for c in _SCALARS),
             pl.col("_is_pod").any(),
             pl.col("labels_at").max(),
@@ -622,12 +672,19 @@ def merge_sessions(
     return _merge_sessions(pl.concat([a, b]), tcp_idle, other_idle)
 
 
+def merge_endpoints(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:
+    """The endpoint rows of two consecutive runs of rows (of the same keys, or all) merged:
+    what ``merge_states`` does to the endpoints, for one ``endpoint_range`` at a time."""
+    return _conform(_merge_endpoints(pl.concat([a, b]), [_PEND, *_PATTERN, "key"]),
+                    ENDPOINT_SCHEMA)
+
+
 def merge_states(
-    a: DerivationState, b: DerivationState, *, sessions: bool = True
+    a: DerivationState, b: DerivationState, *, sessions: bool = True, endpoints: bool = True
 ) -> DerivationState:
     """The state of a's rows followed by b's (b mapped from position ``a.rows``). Without
-    ``sessions``, the merged state has no sessions: the caller merges them range by range
-    (``merge_sessions``, bounded memory)."""
+    ``sessions`` (``endpoints``), the merged state has none: the caller merges them range by
+    range (``merge_sessions``, ``merge_endpoints``: bounded memory)."""
     if (a.tcp_idle, a.other_idle) != (b.tcp_idle, b.other_idle):
         raise ValueError("states of different idle gaps do not merge")
     listening = pl.concat([a.listening, b.listening]).unique().sort(pl.all(), nulls_last=True)
@@ -642,8 +699,9 @@ def merge_states(
     )
     calico = _merge_calico(pl.concat([a.calico, b.calico]),
                            [SRC_KEY, DST_KEY, S.PROTOCOL, S.DST_PORT, _BUCKET])
-    endpoints = _merge_endpoints(pl.concat([a.endpoints, b.endpoints]),
-                                 [_PEND, *_PATTERN, "key"])
+    merged_endpoints = (
+        merge_endpoints(a.endpoints, b.endpoints) if endpoints else ENDPOINT_SCHEMA.to_frame()
+    )
     return DerivationState(
         rows=b.rows,
         tcp_idle=a.tcp_idle,
@@ -653,7 +711,7 @@ def merge_states(
         pending=_conform(pending, PENDING_SCHEMA).sort([*_PATTERN, _BUCKET], nulls_last=True),
         sessions=merged_sessions,
         calico=_conform(calico, CALICO_SCHEMA),
-        endpoints=_conform(endpoints, ENDPOINT_SCHEMA),
+        endpoints=merged_endpoints,
     )
 
 
@@ -683,14 +741,35 @@ def _bucket_of(schedule: Buckets | None) -> Callable[[pl.Expr], pl.Expr]:
     return bucket
 
 
+def finish_endpoints(endpoints: pl.DataFrame, listening: pl.DataFrame) -> pl.DataFrame:
+    """The endpoint table (one row per key) of endpoint rows (all of them, or the rows of
+    some keys: one ``endpoint_range``) under the final listening set: decided requests and
+    undecided rows whose pattern the port rule makes requests, merged per key."""
+    ends = _fated(endpoints, listening).filter(~pl.col(_PEND) | (pl.col("_fate") == _REQUEST))
+    return (
+        _merge_endpoints(ends, ["key"])
+        .with_columns(
+            pl.when(pl.col("_is_pod")).then(pl.lit("pod")).otherwise(pl.col("entity"))
+            .alias("entity"),
+            pl.when(pl.col("names").list.len() > 0).then(pl.col("names")).alias("names"),
+        )
+        .drop("_kh", "_is_pod", "labels_at", "ns_labels_at")
+    )
+
+
 def finish_state(
-    state: DerivationState, schedule: Buckets | None, hub: pl.DataFrame | None = None
+    state: DerivationState,
+    schedule: Buckets | None,
+    hub: pl.DataFrame | None = None,
+    endpoints: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
     """The edge rows before endpoints are attached (grouped by ``_EDGE`` and, with
     ``schedule``, bucket), the row counts (per bucket, or one row), the endpoint table, and
     with ``schedule`` the per-bucket edge rows. ``hub``: the Hubble edge rows of the sessions
     when the caller finished them range by range (``hubble_edges``, ``merge_hubble_edges``);
-    else they are finished from ``state.sessions``."""
+    else they are finished from ``state.sessions``. ``endpoints``: the endpoint table when
+    the caller finished it range by range (``finish_endpoints`` per ``endpoint_range``,
+    concatenated); else it is finished from ``state.endpoints``."""
     bucket = _bucket_of(schedule)
 
     # counts: decided rows as they are; undecided rows by their pattern's fate
@@ -716,17 +795,8 @@ def finish_state(
     else:
         counts = counts.group_by(_BUCKET).agg(_count_aggs())
 
-    # endpoints: decided requests and undecided rows that are requests
-    ends = _fated(state.endpoints, state.listening).filter(~pl.col(_PEND) | (fate == _REQUEST))
-    endpoints = (
-        _merge_endpoints(ends, ["key"])
-        .with_columns(
-            pl.when(pl.col("_is_pod")).then(pl.lit("pod")).otherwise(pl.col("entity"))
-            .alias("entity"),
-            pl.when(pl.col("names").list.len() > 0).then(pl.col("names")).alias("names"),
-        )
-        .drop("_is_pod", "labels_at", "ns_labels_at")
-    )
+    if endpoints is None:
+        endpoints = finish_endpoints(state.endpoints, state.listening)
 
     keyed = [*_EDGE, _BUCKET]
     if hub is None:

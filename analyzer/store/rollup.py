@@ -34,7 +34,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
@@ -54,16 +54,23 @@ from analyzer.connections import (
     ConnectionStats,
     DerivationState,
     derive_state,
+    endpoint_range,
     finish_bucketed,
+    finish_endpoints,
     hubble_edges,
     masked_expr,
+    merge_endpoints,
     merge_hubble_edges,
     merge_sessions,
     merge_states,
     session_range,
 )
-from analyzer.connections._dedupe import SESSION_PARTITION_ROWS, partition_count
-from analyzer.connections._state import SESSION_SCHEMA, STATE_VERSION
+from analyzer.connections._dedupe import (
+    ENDPOINT_PARTITION_ROWS,
+    SESSION_PARTITION_ROWS,
+    partition_count,
+)
+from analyzer.connections._state import ENDPOINT_SCHEMA, SESSION_SCHEMA, STATE_VERSION
 from analyzer.connections.buckets import BUCKET_SCHEMA, COUNT_SCHEMA
 from analyzer.errors import StoreError
 from analyzer.store.files import atomic_write, fsync
@@ -108,6 +115,12 @@ _PREFIXES = ("buckets-", "counts-", _PREFIX)
 # the derivation state the next ingest extends (connections._state): one file per frame,
 # ``state-<state key>-<frame>.parquet``, keyed by the parts only (compaction keeps it)
 _STATE = "state-"
+# the state's bulk, written range by range of a hash (one row group each) and read, merged and
+# finished one range at a time: its range, the rows per range, its schema
+_RANGED: dict[str, tuple[Callable[[int, int], pl.Expr], int, pl.Schema]] = {
+    "sessions": (session_range, SESSION_PARTITION_ROWS, SESSION_SCHEMA),
+    "endpoints": (endpoint_range, ENDPOINT_PARTITION_ROWS, ENDPOINT_SCHEMA),
+}
 _STATE_META = b"analyzer.rollup_state"
 # Modules whose code decides what a connection is: a change to any of them makes every
 # existing rollup stale (an upgrade never serves numbers of the old derivation).
@@ -226,9 +239,12 @@ def build_rollup(
 
 
 def _content(
-    state: DerivationState, schedule: Buckets, hub: pl.DataFrame | None = None
+    state: DerivationState,
+    schedule: Buckets,
+    hub: pl.DataFrame | None = None,
+    endpoints: pl.DataFrame | None = None,
 ) -> tuple[Connections, BucketedConnections, int, int]:
-    connections, bucketed = finish_bucketed(state, schedule, hub)
+    connections, bucketed = finish_bucketed(state, schedule, hub, endpoints)
     records = int(bucketed.counts["rows_in"].sum() or 0)
     masked = int(bucketed.counts["masked"].sum() or 0)
     return connections, bucketed, records, masked
@@ -278,20 +294,100 @@ def stage_rollup(
 ) -> Path:
     """Build the rollup of ``flows`` under ``schedule`` and write it into ``directory``; with
     ``parts`` (the names of the parts ``flows`` reads), its derivation state too, so the next
-    ingest extends it instead of deriving the store again."""
-    state = derive_state(flows, tcp_idle=TCP_IDLE, other_idle=OTHER_IDLE, spill=directory)
-    k = partition_count(state.sessions.height, SESSION_PARTITION_ROWS)
-    hubs = []
-    with _sessions_sink(directory, state_key(parts) if parts is not None else None,
-                        state) as sink:
+    ingest extends it instead of deriving the store again. The state's bulk (endpoint rows,
+    sessions) is written and finished range by range as the map produces it, never held
+    whole."""
+    skey = state_key(parts) if parts is not None else None
+    hubs: list[pl.DataFrame] = []
+    ends: list[pl.DataFrame] = []
+    with ExitStack() as stack:
+        sinks: dict[str, Callable[[pl.DataFrame], None]] = {}
+
+        def consume(frame: str, rows: pl.DataFrame, early: DerivationState) -> None:
+            if frame not in sinks:
+                sinks[frame] = stack.enter_context(_ranged_sink(directory, skey, early, frame))
+            if frame == "sessions":  # already one contiguous range of the 5-tuple hash
+                sinks[frame](rows)
+                hubs[:] = [merge_hubble_edges([*hubs, hubble_edges(rows, early, schedule)])]
+                return
+            in_range, limit, _ = _RANGED[frame]
+            k = partition_count(rows.height, limit)
+            for part in range(k):
+                chunk = rows.filter(in_range(part, k))
+                sinks[frame](chunk)
+                ends.append(finish_endpoints(chunk, early.listening))
+
+        state = derive_state(flows, tcp_idle=TCP_IDLE, other_idle=OTHER_IDLE, spill=directory,
+                             consume=consume)
+    if skey is not None:
+        write_state(directory, skey, state, ranged=False)
+    hub = merge_hubble_edges(hubs)
+    hubs.clear()
+    return write_rollup(
+        directory, key, *_content(state, schedule, hub, pl.concat(ends, how="vertical_relaxed"))
+    )
+
+
+def _finish_ranges(
+    directory: Path,
+    key: str | None,
+    state: DerivationState,
+    schedule: Buckets,
+    sessions: pl.DataFrame,
+    endpoints: pl.DataFrame,
+    stored: dict[str, tuple[Path, int]] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The sessions' Hubble edge rows and the endpoint table of ``state`` (whose own
+    sessions and endpoints are left empty) from its sessions and endpoint rows, written
+    (with ``key``) and finished one hash range at a time; with ``stored`` (the files of the
+    state these rows extend and their row counts), each range's stored rows are read alone
+    and merged with the range's new rows first."""
+
+    def merge_s(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
+        return merge_sessions(old, new, state.tcp_idle, state.other_idle)
+
+    hub = _ranges(directory, key, state, "sessions", sessions, stored, merge_s,
+                  lambda rows: hubble_edges(rows, state, schedule), merge_hubble_edges)
+    del sessions
+    ends = _ranges(directory, key, state, "endpoints", endpoints, stored, merge_endpoints,
+                   lambda rows: finish_endpoints(rows, state.listening), _concat)
+    return hub, ends
+
+
+def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat(frames, how="vertical_relaxed")
+
+
+def _ranges(
+    directory: Path,
+    key: str | None,
+    state: DerivationState,
+    frame: str,
+    added: pl.DataFrame,
+    stored: dict[str, tuple[Path, int]] | None,
+    merge: Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame],
+    finish: Callable[[pl.DataFrame], pl.DataFrame],
+    combine: Callable[[list[pl.DataFrame]], pl.DataFrame],
+) -> pl.DataFrame:
+    """``finish`` of each hash range of a ranged frame (``_RANGED``) combined: the range's
+    ``added`` rows, merged with the stored rows of the range when there are ``stored`` ones,
+    written to the state's file of ``frame`` (one row group per range) when there is a
+    ``key``. Each range's result is combined into the previous ones' at once (the Hubble
+    edge rows of every 5-tuple range name mostly the same edges: kept apart, they would
+    stack up)."""
+    in_range, limit, _ = _RANGED[frame]
+    path, rows = stored[frame] if stored is not None else (None, 0)
+    k = partition_count(rows + added.height, limit)
+    out: list[pl.DataFrame] = []
+    with _ranged_sink(directory, key, state, frame) as sink:
         for part in range(k):
-            sessions = state.sessions.filter(session_range(part, k))
-            sink(sessions)
-            hubs.append(hubble_edges(sessions, state, schedule))
-    state = replace(state, sessions=SESSION_SCHEMA.to_frame())  # finished: free them
-    if parts is not None:
-        write_state(directory, state_key(parts), state, sessions=False)
-    return write_rollup(directory, key, *_content(state, schedule, merge_hubble_edges(hubs)))
+            chunk = added.filter(in_range(part, k))
+            if path is not None:
+                chunk = merge(_read_ranged(path, frame, in_range(part, k)), chunk)
+            sink(chunk)
+            out = [combine([*out, finish(chunk)])]
+            del chunk
+    return out[0]
 
 
 def stage_incremental(
@@ -308,14 +404,15 @@ def stage_incremental(
     gives (``connections._state``). None when no state of ``before`` is stored (or it is of
     other code or another polars): the caller derives the whole store.
 
-    Memory stays bounded whatever the store's size: the stored sessions (the state's bulk)
-    are read, merged with the new ones, written and finished one 5-tuple-hash range at a
-    time (``session_range``; sessions of different 5-tuples never interact); only the rest
-    of the state, small, is merged whole."""
-    stored = _stored_state(root, before)
-    if stored is None:
+    Memory stays bounded whatever the store's size: the stored sessions and endpoint rows
+    (the state's bulk) are read, merged with the new ones, written and finished one hash
+    range at a time (``session_range``, ``endpoint_range``: sessions of different 5-tuples,
+    rows of different endpoint keys never interact); only the rest of the state, small, is
+    merged whole."""
+    found = _stored_state(root, before)
+    if found is None:
         return None
-    state, sessions_file, stored_sessions = stored
+    state, stored = found
     new = derive_state(
         added,
         offset=state.rows,
@@ -323,27 +420,15 @@ def stage_incremental(
         other_idle=state.other_idle,
         spill=directory,
     )
-    merged = merge_states(state, new, sessions=False)
-    added_sessions = new.sessions
-    del state, new  # the frames merged: only the merge and the new sessions stay
+    merged = merge_states(state, new, sessions=False, endpoints=False)
+    sessions, endpoints = new.sessions, new.endpoints
+    del state, new  # the frames merged: only the merge and the new rows' bulk stay
     parts = [*before, *added_names]
     key = state_key(parts)
-    k = partition_count(stored_sessions + added_sessions.height, SESSION_PARTITION_ROWS)
-    hubs = []
-    with _sessions_sink(directory, key, merged) as sink:
-        for part in range(k):
-            rows = session_range(part, k)
-            sessions = merge_sessions(
-                _read_sessions(sessions_file, rows), added_sessions.filter(rows),
-                merged.tcp_idle, merged.other_idle,
-            )
-            sink(sessions)
-            hubs.append(hubble_edges(sessions, merged, schedule))
-            del sessions
-    write_state(directory, key, merged, sessions=False)
+    hub, ends = _finish_ranges(directory, key, merged, schedule, sessions, endpoints, stored)
+    write_state(directory, key, merged, ranged=False)
     return write_rollup(
-        directory, rollup_key(parts, schedule), *_content(merged, schedule,
-                                                          merge_hubble_edges(hubs))
+        directory, rollup_key(parts, schedule), *_content(merged, schedule, hub, ends)
     )
 
 
@@ -373,37 +458,41 @@ def _state_meta(key: str, state: DerivationState) -> dict[bytes, bytes]:
 
 
 @contextmanager
-def _sessions_sink(
-    directory: Path, key: str | None, state: DerivationState
+def _ranged_sink(
+    directory: Path, key: str | None, state: DerivationState, frame: str
 ) -> Iterator[Callable[[pl.DataFrame], None]]:
-    """A writer of the state's sessions file, fed one ``session_range`` after the other (so
-    each range is its own row groups, which a later ingest reads alone); with no ``key``
-    (no state kept), a sink that drops them."""
+    """A writer of the state's file of a ranged ``frame`` (``_RANGED``), fed one range after
+    the other (so each range is its own row groups, which a later ingest reads alone); with
+    no ``key`` (no state kept), a sink that drops them."""
     if key is None:
-        yield lambda frame: None
+        yield lambda rows: None
         return
-    schema = SESSION_SCHEMA.to_frame().to_arrow().schema.with_metadata(_state_meta(key, state))
-    path = _state_path(directory, key, "sessions")
+    schema = _RANGED[frame][2].to_frame().to_arrow().schema.with_metadata(
+        _state_meta(key, state)
+    )
+    path = _state_path(directory, key, frame)
     with pq.ParquetWriter(path, schema, compression="zstd") as writer:
-        yield lambda frame: writer.write_table(frame.to_arrow().cast(schema))
+        yield lambda rows: writer.write_table(rows.to_arrow().cast(schema))
     fsync(path)
 
 
 def write_state(
-    directory: Path, key: str, state: DerivationState, *, sessions: bool = True
+    directory: Path, key: str, state: DerivationState, *, ranged: bool = True
 ) -> None:
     """Write ``state`` into the staging ``directory``: one fsynced Parquet file per frame, the
-    sessions range by range (``_sessions_sink``). ``sessions=False``: the caller has written
-    them through its own sink (merging and finishing one range at a time)."""
-    if sessions:
-        k = partition_count(state.sessions.height, SESSION_PARTITION_ROWS)
-        with _sessions_sink(directory, key, state) as sink:
-            for part in range(k):
-                sink(state.sessions.filter(session_range(part, k)))
+    sessions and endpoint rows range by range (``_ranged_sink``). ``ranged=False``: the caller
+    has written those two through its own sinks (merging and finishing one range at a
+    time)."""
     for name in DerivationState.frames():
-        if name == "sessions":
-            continue
         frame: pl.DataFrame = getattr(state, name)
+        if name in _RANGED:
+            if ranged:
+                in_range, limit, _ = _RANGED[name]
+                k = partition_count(frame.height, limit)
+                with _ranged_sink(directory, key, state, name) as sink:
+                    for part in range(k):
+                        sink(frame.filter(in_range(part, k)))
+            continue
         table = frame.to_arrow()
         table = table.replace_schema_metadata(_state_meta(key, state))
         path = _state_path(directory, key, name)
@@ -411,32 +500,32 @@ def write_state(
         fsync(path)
 
 
-def _read_sessions(path: Path, rows: pl.Expr | None = None) -> pl.DataFrame:
-    """The stored sessions (those of one ``session_range``: the other ranges' row groups are
-    skipped by their statistics)."""
+def _read_ranged(path: Path, frame: str, rows: pl.Expr | None = None) -> pl.DataFrame:
+    """The stored rows of a ranged ``frame`` (those of one range: the other ranges' row
+    groups are skipped by their statistics)."""
     scan = pl.scan_parquet(path)
     if rows is not None:
         scan = scan.filter(rows)
-    return scan.select(pl.col(n).cast(t) for n, t in SESSION_SCHEMA.items()).collect()
+    return scan.select(pl.col(n).cast(t) for n, t in _RANGED[frame][2].items()).collect()
 
 
 def _stored_state(
     root: Path, parts: Sequence[str]
-) -> tuple[DerivationState, Path, int] | None:
-    """The stored derivation state of exactly ``parts`` with this code but its sessions (left
-    empty), the sessions file and how many sessions it holds; or None."""
+) -> tuple[DerivationState, dict[str, tuple[Path, int]]] | None:
+    """The stored derivation state of exactly ``parts`` with this code but its ranged frames
+    (left empty), and for those their files and row counts; or None."""
     key = state_key(parts)
     frames: dict[str, pl.DataFrame] = {}
+    ranged: dict[str, tuple[Path, int]] = {}
     meta: dict[str, Any] = {}
-    sessions = 0
     try:
         for name, schema in DerivationState.frames().items():
             path = _state_path(root / ROLLUP_DIR, key, name)
             meta = json.loads((pq.read_schema(path).metadata or {})[_STATE_META])
             if meta["key"] != key or int(meta["version"]) != STATE_VERSION:
                 return None
-            if name == "sessions":
-                sessions = pq.ParquetFile(path).metadata.num_rows
+            if name in _RANGED:
+                ranged[name] = (path, pq.ParquetFile(path).metadata.num_rows)
                 frames[name] = schema.to_frame()
             else:
                 frames[name] = _read(path, schema)
@@ -446,23 +535,22 @@ def _stored_state(
             other_idle=timedelta(microseconds=int(meta["other_idle_us"])),
             **frames,
         )
-        return state, _state_path(root / ROLLUP_DIR, key, "sessions"), sessions
+        return state, ranged
     except (OSError, KeyError, ValueError, TypeError, pl.exceptions.PolarsError):
         return None  # the caller derives the whole store
 
 
 def read_state(root: Path, parts: Sequence[str]) -> DerivationState | None:
     """The stored derivation state of exactly ``parts`` with this code, or None."""
-    stored = _stored_state(root, parts)
-    if stored is None:
+    found = _stored_state(root, parts)
+    if found is None:
         return None
-    state, path, _ = stored
+    state, ranged = found
     try:
-        sessions = _read_sessions(path)
+        sessions, endpoints = (_read_ranged(ranged[name][0], name) for name in _RANGED)
     except (OSError, pl.exceptions.PolarsError):
         return None
-    return DerivationState(**{**{f: getattr(state, f) for f in DerivationState.field_names()},
-                              "sessions": sessions})
+    return replace(state, sessions=sessions, endpoints=endpoints)
 
 
 def coarsen_rollup(

@@ -22,8 +22,11 @@ from analyzer.connections import (
     derive_bucketed,
     derive_connections,
     derive_state,
+    endpoint_range,
     finish_bucketed,
+    finish_endpoints,
     hubble_edges,
+    merge_endpoints,
     merge_hubble_edges,
     merge_sessions,
     merge_states,
@@ -61,21 +64,32 @@ def _split_state(rows: pl.DataFrame, cuts: list[int]) -> DerivationState:
 
 
 def _ranged_outputs(
-    runs: list[DerivationState], parts: int, schedule: Buckets = MINUTES
+    runs: list[DerivationState],
+    parts: int,
+    schedule: Buckets = MINUTES,
+    endpoint_parts: int | None = None,
 ) -> tuple[Any, ...]:
     """What an incremental ingest does (``store.rollup.stage_incremental``): the states of
-    consecutive runs merged without their sessions, the sessions merged and finished one
-    ``session_range`` of ``parts`` at a time."""
+    consecutive runs merged without their sessions and endpoint rows, those merged and
+    finished one ``session_range`` of ``parts`` (``endpoint_range`` of ``endpoint_parts``,
+    default ``parts``) at a time."""
     ranges = [session_range(p, parts) for p in range(parts)]
+    e_parts = parts if endpoint_parts is None else endpoint_parts
+    e_ranges = [endpoint_range(p, e_parts) for p in range(e_parts)]
     rest = runs[0]
     sessions = [rest.sessions.filter(r) for r in ranges]
+    ends = [rest.endpoints.filter(r) for r in e_ranges]
     assert sum(s.height for s in sessions) == rest.sessions.height  # the ranges cover all
+    assert sum(e.height for e in ends) == rest.endpoints.height
     for run in runs[1:]:
-        rest = merge_states(rest, run, sessions=False)
+        rest = merge_states(rest, run, sessions=False, endpoints=False)
         sessions = [merge_sessions(s, run.sessions.filter(r), TCP_IDLE, OTHER_IDLE)
                     for s, r in zip(sessions, ranges, strict=True)]
+        ends = [merge_endpoints(e, run.endpoints.filter(r))
+                for e, r in zip(ends, e_ranges, strict=True)]
     hub = merge_hubble_edges([hubble_edges(s, rest, schedule) for s in sessions])
-    connections, bucketed = finish_bucketed(rest, schedule, hub)
+    table = pl.concat([finish_endpoints(e, rest.listening) for e in ends])
+    connections, bucketed = finish_bucketed(rest, schedule, hub, table)
     return connections.frame, bucketed.buckets, bucketed.counts, repr(connections.stats)
 
 
@@ -158,6 +172,10 @@ def test_sessions_merged_and_finished_range_by_range_equal_the_whole(
             assert all(runs[0].sessions.filter(session_range(p, parts)).height
                        for p in range(parts))
         assert_same(_ranged_outputs(runs, parts), whole)
+    for e_parts in (3, 8):  # endpoint rows in ranges of their own, every range non-empty
+        assert all(runs[0].endpoints.filter(endpoint_range(p, e_parts)).height
+                   for p in range(e_parts))
+        assert_same(_ranged_outputs(runs, 2, endpoint_parts=e_parts), whole)
     first = generated["time"].min()
     assert first is not None
     coarse = Buckets(hours_before=first.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -255,6 +273,31 @@ def test_label_changes_across_parts_take_the_latest(
     )
     whole = _every_split_equal(rows)
     assert whole[0]["src_labels"].to_list() == [["app=web", "v=2"]]
+
+
+def test_endpoint_rows_of_one_key_from_two_runs_merge_in_their_range(
+    frame: Frame, flow: Callable[..., dict[str, Any]]
+) -> None:
+    # the source pod is seen by a decided request in the first run and relabelled by an
+    # undecided row (a request once 8080 listens) in the second: its rows of both runs lie in
+    # one range (its key's hash) and merge there; most of 8 ranges hold no row at all
+    undecided = dict(tcp_flags="ACK", is_reply=None, direction=None, src_port=40001)
+    rows = _rows(
+        frame,
+        flow(0, src_labels=["app=web", "v=1"]),
+        flow(5, src_labels=["app=web", "v=2"], **undecided),
+        flow(9, src_port=40002, src_labels=[]),
+    )
+    runs = _runs(rows, [1])
+    key = runs[0].endpoints.filter(pl.col("_pending").not_())["key"][0]
+    assert key in runs[1].endpoints["key"].to_list()
+    whole = _outputs(_map(rows))
+    assert whole[0]["src_labels"].to_list() == [["app=web", "v=2"]]
+    for parts in (1, 2, 8):
+        heights = [runs[0].endpoints.filter(endpoint_range(p, parts)).height
+                   for p in range(parts)]
+        assert parts < 8 or heights.count(0) >= 6  # ranges with no rows finish as nothing
+        assert_same(_ranged_outputs(runs, 1, endpoint_parts=parts), whole)
 
 
 def test_ties_in_time_resolve_by_position(

@@ -147,47 +147,54 @@ def test_rebuild_writes_the_state_and_compaction_keeps_it(
     _assert_fresh_and_exact(store)  # under the coarse schedule
 
 
-def test_stored_sessions_are_merged_range_by_range(
+def test_stored_sessions_and_endpoints_are_merged_range_by_range(
     tmp_path: Path, node_files: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With small ranges forced, every ingest reads the stored sessions one 5-tuple-hash
-    range at a time (the other ranges' row groups skipped), and the rollup still equals the
-    raw derivation, per-node files (sessions straddling ingests) and Calico mixed in."""
+    """With small ranges forced, every ingest reads the stored sessions (5-tuple-hash
+    ranges) and endpoint rows (key-hash ranges) one range at a time (the other ranges' row
+    groups skipped), and the rollup still equals the raw derivation, per-node files
+    (sessions straddling ingests, endpoints seen by several) and Calico mixed in."""
     import pyarrow.parquet as pq
 
     from analyzer.connections import _dedupe as D
-    from analyzer.connections import session_range
+    from analyzer.connections import endpoint_range, session_range
 
     monkeypatch.setenv(D.PARTITION_ENV, "300")
-    reads: list[int] = []
-    original = R._read_sessions
+    reads: dict[str, list[int]] = {"sessions": [], "endpoints": []}
+    original = R._read_ranged
 
-    def spy(path: Path, rows: Any = None) -> pl.DataFrame:
-        frame = original(path, rows)
-        reads.append(frame.height)
-        return frame
+    def spy(path: Path, frame: str, rows: Any = None) -> pl.DataFrame:
+        out = original(path, frame, rows)
+        reads[frame].append(out.height)
+        return out
 
-    monkeypatch.setattr(R, "_read_sessions", spy)
+    monkeypatch.setattr(R, "_read_ranged", spy)
     store = tmp_path / "store"
-    stored_before = 0
+    stored_before = {"sessions": 0, "endpoints": 0}
+    ranges = {"sessions": session_range, "endpoints": endpoint_range}
     for path in node_files:
-        reads.clear()
+        for seen in reads.values():
+            seen.clear()
         ingest(store, [str(path)])
-        if stored_before:  # the stored sessions were read range by range, never whole
-            assert len(reads) > 1 and sum(reads) == stored_before
-            assert max(reads) < stored_before
+        for frame, seen in reads.items():
+            if stored_before[frame]:  # the stored rows were read range by range, never whole
+                assert len(seen) > 1 and sum(seen) == stored_before[frame]
+                assert max(seen) < stored_before[frame]
         _assert_fresh_and_exact(store)
         names = FlowStore.open(store).part_names()
-        sessions = store / "rollup" / f"state-{R.state_key(names)}-sessions.parquet"
-        meta = pq.ParquetFile(sessions).metadata
-        # one range per row group (the ranges of the sessions before merging, at least as
-        # many as the merged ones need): a later ingest's range read skips the others
-        parts = meta.num_row_groups
-        assert parts >= D.partition_count(meta.num_rows, D.SESSION_PARTITION_ROWS) > 1
-        stored = pl.read_parquet(sessions)
-        offsets = [0, *[sum(meta.row_group(g).num_rows for g in range(n + 1))
-                        for n in range(meta.num_row_groups)]]
-        for part in range(parts):
-            group = stored.slice(offsets[part], offsets[part + 1] - offsets[part])
-            assert group.filter(session_range(part, parts)).height == group.height
-        stored_before = meta.num_rows
+        for frame, in_range in ranges.items():
+            file = store / "rollup" / f"state-{R.state_key(names)}-{frame}.parquet"
+            meta = pq.ParquetFile(file).metadata
+            # one range per row group (the ranges of the rows before merging, at least as
+            # many as the merged ones need): a later ingest's range read skips the others
+            parts = meta.num_row_groups
+            limit = (D.SESSION_PARTITION_ROWS if frame == "sessions"
+                     else D.ENDPOINT_PARTITION_ROWS)
+            assert parts >= D.partition_count(meta.num_rows, limit) > 1
+            stored = pl.read_parquet(file)
+            offsets = [0, *[sum(meta.row_group(g).num_rows for g in range(n + 1))
+                            for n in range(meta.num_row_groups)]]
+            for part in range(parts):
+                group = stored.slice(offsets[part], offsets[part + 1] - offsets[part])
+                assert group.filter(in_range(part, parts)).height == group.height
+            stored_before[frame] = meta.num_rows
