@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "forest-helper.json"
 sys.path.insert(0, str(HERE))
-from bench_rollup import _tree_rss_kb  # noqa: E402
+from bench_rollup import wait_sampling_tree  # noqa: E402
 
 _GENERATED = re.compile(rb"<p>Generated [^<]*?\xc2\xb7")
 # The CLI as its entry point runs it; at exit (after the helper was reaped) the command's own
@@ -67,16 +67,10 @@ def one(argv: list[str], out: Path, in_process: bool) -> dict[str, Any]:
     if in_process:
         env["ANALYZER_FOREST_IN_PROCESS"] = "1"
     start = time.perf_counter()
-    tree = 0
     with open(out / "stdout", "wb") as stdout, open(out / "stderr", "wb") as stderr:
         proc = subprocess.Popen([sys.executable, "-c", _CHILD, *argv], cwd=out, env=env,
                                 stdout=stdout, stderr=stderr)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            tree = max(tree, _tree_rss_kb(proc.pid))
-            time.sleep(0.01)
+        status, usage, tree = wait_sampling_tree(proc)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{argv[:3]} failed: {(out / 'stderr').read_text()[-2000:]}")

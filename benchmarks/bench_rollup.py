@@ -87,21 +87,27 @@ def _tree_rss_kb(pid: int) -> int:
     return total
 
 
+def wait_sampling_tree(proc: subprocess.Popen[bytes]) -> tuple[int, Any, int]:
+    """Wait for ``proc``: its wait status, its rusage (``wait4``) and the peak summed RSS in KB
+    of it and its children, sampled every 10 ms."""
+    tree = 0
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            return status, usage, tree
+        tree = max(tree, _tree_rss_kb(proc.pid))
+        time.sleep(0.01)
+
+
 def run(argv: list[str], out: Path, env: dict[str, str]) -> dict[str, Any]:
     """One process: wall, CPU (user + system, its reaped children included) and peak RSS via
     wait4 (the largest process), and the summed RSS of the process and its children sampled
     every 10 ms (``tree_rss_mb``: the command and its forest helper together)."""
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    tree = 0
     with open(out / "stdout", "wb") as stdout, open(out / "stderr", "wb") as stderr:
         proc = subprocess.Popen(argv, cwd=out, env=env, stdout=stdout, stderr=stderr)
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            tree = max(tree, _tree_rss_kb(proc.pid))
-            time.sleep(0.01)
+        status, usage, tree = wait_sampling_tree(proc)
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
