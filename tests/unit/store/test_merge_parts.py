@@ -13,23 +13,17 @@ from typing import Any
 import pytest
 
 from analyzer.connections import DerivationState, derive_connections
-from analyzer.generate import ScenarioConfig, build_scenario, write_flows
 from analyzer.store import FlowStore, ingest
 from analyzer.store import merge_parts as M
 from analyzer.store import rollup as R
 from analyzer.store.compact import compact_store
 from analyzer.store.flow_summary import read_endpoints, read_summary
-from benchmarks.split_nodes import split_by_node
+from tests.unit.store._helpers import node_capture
 
 
 @pytest.fixture(scope="module")
 def node_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    directory = tmp_path_factory.mktemp("merge")
-    capture = write_flows(build_scenario(ScenarioConfig(seed=3)), directory / "all.jsonl",
-                          "hubble", 10_000)
-    files = split_by_node(capture, directory / "nodes")
-    assert len(files) >= 3
-    return files
+    return node_capture(tmp_path_factory.mktemp("merge"), seed=3)[2]
 
 
 @pytest.fixture

@@ -19,24 +19,18 @@ import pytest
 from kill_script import KILL_AT_RENAME
 
 from analyzer.errors import FlowsNotKeptError, KeptRollupWarning, StoreError
-from analyzer.generate import ScenarioConfig, build_scenario, write_flows
 from analyzer.live.follow import open_store
 from analyzer.store import FlowStore, ingest
 from analyzer.store import rollup as R
 from analyzer.store.flow_summary import read_endpoints, read_summary
 from analyzer.store.pipeline import rebuild_rollup
-from benchmarks.split_nodes import split_by_node
+from tests.unit.store._helpers import node_capture
 
 
 @pytest.fixture(scope="module")
 def node_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Generated Hubble events of a 3-node cluster, one file per exporter node."""
-    directory = tmp_path_factory.mktemp("nokeep")
-    capture = write_flows(build_scenario(ScenarioConfig(seed=11)), directory / "all.jsonl",
-                          "hubble", 10_000)
-    files = split_by_node(capture, directory / "nodes")
-    assert len(files) >= 3
-    return files
+    return node_capture(tmp_path_factory.mktemp("nokeep"), seed=11)[2]
 
 
 @pytest.fixture(scope="module")

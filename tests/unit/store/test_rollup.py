@@ -39,6 +39,7 @@ from analyzer.store import FlowStore, ingest
 from analyzer.store import rollup as R
 from analyzer.store.pipeline import rebuild_rollup
 from analyzer.store.rollup import flow_record_counts
+from benchmarks.split_nodes import split_by_node
 
 EDGE = [SRC_KEY, DST_KEY, PROTOCOL, DST_PORT, OUTCOME]
 
@@ -54,23 +55,8 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def split_by_node(source: Path, out: Path) -> dict[str, Path]:
-    """One file per exporter (``node_name``): the two ends of a connection in different files."""
-    out.mkdir(parents=True, exist_ok=True)
-    lines: dict[str, list[bytes]] = {}
-    for line in source.read_bytes().splitlines(keepends=True):
-        record = json.loads(line)
-        node = str(record.get("flow", record).get("node_name") or "unknown")
-        lines.setdefault(node, []).append(line)
-    files = {}
-    for node, chunk in lines.items():
-        files[node] = out / f"{node}.jsonl"
-        files[node].write_bytes(b"".join(chunk))
-    return files
-
-
 @pytest.fixture(scope="module")
-def nodes(capture: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def nodes(capture: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     files = split_by_node(capture, tmp_path_factory.mktemp("rollup-nodes"))
     assert len(files) >= 3
     return files
@@ -90,10 +76,10 @@ def edge_counts(c: Connections) -> pl.DataFrame:
 
 
 def test_ingest_writes_a_rollup_equal_to_the_raw_derivation(
-    tmp_path: Path, nodes: dict[str, Path]
+    tmp_path: Path, nodes: list[Path]
 ) -> None:
     store = tmp_path / "store"
-    for path in sorted(nodes.values()):
+    for path in nodes:
         ingest(store, [str(path)])
         rollup = FlowStore.open(store).rollup()
         assert rollup is not None  # fresh after every ingest
@@ -105,17 +91,16 @@ def test_ingest_writes_a_rollup_equal_to_the_raw_derivation(
 
 
 def test_per_node_files_in_any_order_give_the_edges_of_one_file(
-    tmp_path: Path, capture: Path, nodes: dict[str, Path]
+    tmp_path: Path, capture: Path, nodes: list[Path]
 ) -> None:
     whole = tmp_path / "whole"
     ingest(whole, [str(capture)])
     reference = edge_counts(raw(whole))
     assert reference[CONNECTIONS].sum() > 0
-    names = sorted(nodes)
-    for order in (names, names[::-1], names[1:] + names[:1]):
-        store = tmp_path / ("store-" + "-".join(order))
-        for name in order:
-            ingest(store, [str(nodes[name])])
+    for order in (nodes, nodes[::-1], nodes[1:] + nodes[:1]):
+        store = tmp_path / ("store-" + "-".join(path.stem for path in order))
+        for path in order:
+            ingest(store, [str(path)])
         rollup = FlowStore.open(store).rollup()
         assert rollup is not None
         assert_same(rollup.connections(), raw(store))
@@ -183,8 +168,8 @@ def test_switch_corruption_and_code_changes_fall_back_to_the_flows(
     assert_same(Analysis(StoreFlows(opened), Scope()).connections, raw(store))
 
 
-def test_a_commit_without_a_rollup_leaves_it_stale(tmp_path: Path, nodes: dict[str, Path]) -> None:
-    first, second, *_ = sorted(nodes.values())
+def test_a_commit_without_a_rollup_leaves_it_stale(tmp_path: Path, nodes: list[Path]) -> None:
+    first, second, *_ = nodes
     store = tmp_path / "store"
     ingest(store, [str(first)])
     other = tmp_path / "other"
@@ -204,9 +189,9 @@ def test_a_commit_without_a_rollup_leaves_it_stale(tmp_path: Path, nodes: dict[s
 
 
 def test_live_commits_leave_the_rollup_stale_and_commands_fall_back(
-    tmp_path: Path, nodes: dict[str, Path]
+    tmp_path: Path, nodes: list[Path]
 ) -> None:
-    first, second, *_ = sorted(nodes.values())
+    first, second, *_ = nodes
     store = tmp_path / "store"
     ingest(store, [str(first)])
     assert FlowStore.open(store).rollup() is not None
@@ -237,9 +222,9 @@ def test_live_commits_leave_the_rollup_stale_and_commands_fall_back(
 
 
 def test_kill_at_every_rename_never_serves_a_wrong_rollup(
-    tmp_path: Path, nodes: dict[str, Path]
+    tmp_path: Path, nodes: list[Path]
 ) -> None:
-    first, *rest = sorted(nodes.values())
+    first, *rest = nodes
     pristine = tmp_path / "pristine"
     ingest(pristine, [str(first)])
     crashed = 0

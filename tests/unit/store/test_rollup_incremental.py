@@ -14,14 +14,14 @@ import polars as pl
 import pytest
 
 from analyzer.connections import Buckets, DerivationState, derive_bucketed, derive_connections
-from analyzer.generate import ScenarioConfig, build_scenario, write_flows
+from analyzer.generate import write_flows
 from analyzer.identity.seen import seen_endpoints
 from analyzer.store import FlowStore, flow_summary, ingest
 from analyzer.store import rollup as R
 from analyzer.store.compact import compact_store
 from analyzer.store.flow_summary import read_endpoints, read_summary, summary_table
 from analyzer.store.pipeline import rebuild_rollup
-from benchmarks.split_nodes import split_by_node
+from tests.unit.store._helpers import node_capture
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +29,8 @@ def node_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Generated Hubble events of a 3-node cluster, one file per exporter node, plus a Calico
     capture of the same cluster."""
     directory = tmp_path_factory.mktemp("incremental")
-    scenario = build_scenario(ScenarioConfig(seed=5))
-    capture = write_flows(scenario, directory / "all.jsonl", "hubble", 10_000)
-    files = split_by_node(capture, directory / "nodes")
+    scenario, _, files = node_capture(directory, seed=5)
     calico = write_flows(scenario, directory / "calico.jsonl", "calico", 10_000)
-    assert len(files) >= 3
     return [*files, calico]
 
 
