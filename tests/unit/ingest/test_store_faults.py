@@ -12,7 +12,6 @@ import errno
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ from analyzer.store import FlowStore, ingest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from faults import namespace_problem, run_in_namespace  # noqa: E402
-from kill_script import KILL_AT_RENAME
+from kill_script import KILL_AT_RENAME, killed_ingests
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "ingest"
 runner = CliRunner()
@@ -100,17 +99,7 @@ def test_kill_at_every_rename_of_a_commit_never_shows_uncommitted_rows(tmp_path:
         inputs.append(str(path))
 
     crashed: list[tuple[Path, dict[str, int]]] = []
-    for target in range(1, 20):
-        store = tmp_path / f"store-{target}"
-        shutil.copytree(pristine, store)
-        proc = subprocess.run(
-            [sys.executable, "-c", KILL_AT_RENAME, str(target), str(store), *inputs],
-            capture_output=True,
-            timeout=300,
-        )
-        if proc.returncode == 0:
-            break  # no rename left to die at
-        assert proc.returncode == -signal.SIGKILL, proc.stderr
+    for target, store in killed_ingests(pristine, inputs, tmp_path, limit=20):
         outside, committed = _outside_view(store), _store_view(store)
         # never a row that the store does not count
         assert set(outside) <= set(committed), (target, outside, committed)

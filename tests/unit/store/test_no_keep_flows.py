@@ -7,16 +7,11 @@ another version of the analyzer keeps serving its rollup and refuses ingests it 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
-from kill_script import KILL_AT_RENAME
+from kill_script import killed_ingests
 
 from analyzer.errors import FlowsNotKeptError, KeptRollupWarning, StoreError
 from analyzer.live.follow import open_store
@@ -187,22 +182,10 @@ def test_kill_at_every_rename_of_a_no_keep_ingest(
     pristine = tmp_path / "pristine"
     ingest(pristine, [str(first)], keep_flows=False)
     crashed = 0
-    for target in range(1, 30):  # every rename: manifest, state files, rollup, its index
-        store = tmp_path / f"store-{target}"
-        shutil.copytree(pristine, store)
-        proc = subprocess.run(
-            [sys.executable, "-c", KILL_AT_RENAME, str(target), str(store), *map(str, rest)],
-            capture_output=True,
-            timeout=300,
-            env={
-                **os.environ,
-                "KILL_KEEP_FLOWS": "0",
-                "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
-            },
-        )
-        if proc.returncode == 0:
-            break
-        assert proc.returncode == -signal.SIGKILL, proc.stderr
+    # every rename: manifest, state files, rollup, its index
+    for target, store in killed_ingests(
+        pristine, [str(p) for p in rest], tmp_path, limit=30, env={"KILL_KEEP_FLOWS": "0"}
+    ):
         crashed += 1
         committed = len(FlowStore(store).manifest())
         seen = FlowStore(store).rollup()  # before any recovery: none, or the committed rows'

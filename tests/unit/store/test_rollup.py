@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -18,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from kill_script import KILL_AT_RENAME
+from kill_script import killed_ingests
 
 from analyzer.analysis import Analysis, Scope
 from analyzer.analysis.connection_source import connections_for, flow_counts
@@ -228,18 +224,8 @@ def test_kill_at_every_rename_never_serves_a_wrong_rollup(
     pristine = tmp_path / "pristine"
     ingest(pristine, [str(first)])
     crashed = 0
-    for target in range(1, 30):  # every rename: manifest, parts, state files, rollup, index
-        store = tmp_path / f"store-{target}"
-        shutil.copytree(pristine, store)
-        proc = subprocess.run(
-            [sys.executable, "-c", KILL_AT_RENAME, str(target), str(store), *map(str, rest)],
-            capture_output=True,
-            timeout=300,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
-        )
-        if proc.returncode == 0:
-            break
-        assert proc.returncode == -signal.SIGKILL, proc.stderr
+    # every rename: manifest, parts, state files, rollup, index
+    for target, store in killed_ingests(pristine, [str(p) for p in rest], tmp_path, limit=30):
         crashed += 1
         # before any recovery: a rollup, when read, is that of the committed rows
         seen = FlowStore(store).rollup()
