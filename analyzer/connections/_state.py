@@ -388,18 +388,29 @@ def _map_endpoints(
         .collect()
     )
     del pairs
-    # DNS names are on few rows: those are found before anything is classified
-    named = requests(
-        lf.filter((pl.col(S.SRC_NAMES).list.len() > 0) | (pl.col(S.DST_NAMES).list.len() > 0))
+    # DNS names are on few rows: those are found before anything is classified, and read
+    # once for both ends (their distinct combinations)
+    named = collect(
+        requests(
+            lf.filter(
+                (pl.col(S.SRC_NAMES).list.len() > 0) | (pl.col(S.DST_NAMES).list.len() > 0)
+            )
+        )
+        .select(
+            _PEND, *(_pattern(c) for c in _PATTERN), pl.col(_SK).alias("src:key"),
+            pl.col(_DK).alias("dst:key"), pl.col(S.SRC_NAMES).alias("src:names"),
+            pl.col(S.DST_NAMES).alias("dst:names"),
+        )
+        .unique()
     )
-    names = collect(
+    names = (
         pl.concat(
             [
                 named.select(
-                    _PEND, *(_pattern(c) for c in _PATTERN), pl.col(key).alias("key"),
-                    pl.col(f"{name}_names").alias("names"),
+                    _PEND, *_PATTERN, pl.col(f"{name}:key").alias("key"),
+                    pl.col(f"{name}:names").alias("names"),
                 )
-                for name, key in (("src", _SK), ("dst", _DK))
+                for name in ("src", "dst")
             ]
         )
         .filter(pl.col("names").list.len() > 0)
@@ -408,6 +419,7 @@ def _map_endpoints(
         .group_by(group)
         .agg(pl.col("names").sort())
     )
+    del named
     # label lists read back for the chosen rows only (never millions of lists at once); the
     # positions are global, the rows of this map are numbered from ``offset``
     wanted = pl.concat([scalars["labels_at"], scalars["ns_labels_at"]]).drop_nulls() // 2
