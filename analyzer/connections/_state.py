@@ -643,8 +643,10 @@ def _merge_sessions(frame: pl.DataFrame, tcp_idle: timedelta, other_idle: timede
         | ((pl.col("t0") - reach) > _idle(tcp_idle, other_idle))
     ).fill_null(True)
 
-    def first_of(value: str, t: str, p: str) -> pl.Expr:
-        return pl.col(value).sort_by([t, p], nulls_last=True).first()
+    def at_first(t: str, p: str, *values: str) -> pl.Expr:
+        # one sort per group for the three columns taken at the same (time, position)
+        return pl.struct(*values).sort_by([t, p], nulls_last=True).first().alias(f"_{t}")
+
 
     merged = (
         ordered.with_columns(new.cum_sum().alias("_conn"))
@@ -658,9 +660,8 @@ def _merge_sessions(frame: pl.DataFrame, tcp_idle: timedelta, other_idle: timede
             pl.col("t0").first(),
             pl.col("p0").first(),
             pl.col("n0").first(),
-            pl.col("t1").sort_by(["t1", "p1"], nulls_last=False).last(),
-            pl.col("p1").sort_by(["t1", "p1"], nulls_last=False).last(),
-            pl.col("n1").sort_by(["t1", "p1"], nulls_last=False).last(),
+            pl.struct("t1", "p1", "n1").sort_by(["t1", "p1"], nulls_last=False).last()
+            .alias("_t1"),
             pl.col("seen").max(),
             *(pl.col(c).max() for c in (_SPK, _SK, _DPK, _DK)),
             pl.col("den_nl7").any(),
@@ -668,14 +669,11 @@ def _merge_sessions(frame: pl.DataFrame, tcp_idle: timedelta, other_idle: timede
             pl.col(EVENTS).sum(),
             pl.col(AUDIT).any(),
             pl.col(CONNECTIONS).max(),
-            first_of("sn", "sn_t", "sn_p"),
-            first_of("sn_t", "sn_t", "sn_p"),
-            first_of("sn_p", "sn_t", "sn_p"),
-            first_of("dn", "dn_t", "dn_p"),
-            first_of("dn_t", "dn_t", "dn_p"),
-            first_of("dn_p", "dn_t", "dn_p"),
+            at_first("sn_t", "sn_p", "sn", "sn_t", "sn_p"),
+            at_first("dn_t", "dn_p", "dn", "dn_t", "dn_p"),
         )
         .drop("_conn")
+        .unnest("_t1", "_sn_t", "_dn_t")
     )
     return pl.concat([_conform(alone, SESSION_SCHEMA), _conform(merged, SESSION_SCHEMA)])
 
