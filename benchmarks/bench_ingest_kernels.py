@@ -116,8 +116,11 @@ def prepare_store(flows: Path, work: Path) -> Path:
     return store
 
 
-def run(tree: Path, kernel: str, source: Path, out: str = "") -> dict[str, Any]:
+def run(tree: Path, kernel: str, source: Path, out: str = "", threads: int = 0
+        ) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
+    if threads:
+        env["POLARS_MAX_THREADS"] = str(threads)
     with tempfile.TemporaryDirectory(prefix="kern-") as scratch:
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", _CHILD, kernel, str(source), scratch, out],
@@ -177,6 +180,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--kernels", default="normalize,derive")
     ap.add_argument("--check", action="store_true", help="compare the trees' outputs too")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="POLARS_MAX_THREADS for the kernels (0: polars' default); one thread "
+                    "measures the work without the scheduling noise of a shared machine")
     ap.add_argument("--store", type=Path, help="derive this store (default: --input ingested "
                     "once into WORK/store)")
     ap.add_argument("--out", type=Path)
@@ -187,7 +193,7 @@ def main() -> None:
     trees = {"before": args.before.resolve(), "after": ROOT}
     report: dict[str, Any] = {
         "input": str(args.input), "store": str(args.store or args.work / "store"),
-        "rows_normalized": args.rows, "repeat": args.repeat,
+        "rows_normalized": args.rows, "polars_threads": args.threads, "repeat": args.repeat,
         "machine": platform.node(), "kernels": {},
     }
     for kernel in args.kernels.split(","):
@@ -197,7 +203,7 @@ def main() -> None:
             # alternate which tree goes first, so a change in load hits both alike
             order = list(trees) if i % 2 == 0 else list(reversed(trees))
             for name in order:
-                runs[name].append(run(trees[name], kernel, source))
+                runs[name].append(run(trees[name], kernel, source, threads=args.threads))
                 print(kernel, name, runs[name][-1], "load", os.getloadavg()[0], flush=True)
         entry: dict[str, Any] = {"runs": runs}
         for name, rs in runs.items():
