@@ -35,6 +35,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "ingest-memory.json"
+# Run with -P: ``-c`` would put the working directory (this checkout) on sys.path ahead of
+# the tree PYTHONPATH names (--before), so "before" would silently be this code.
 _CLI = "from analyzer.cli import app; app()"
 
 
@@ -62,7 +64,9 @@ def _ingest(tree: Path, path: Path, stores: Path, *extra: str) -> dict[str, Any]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     try:
         result = _run(
-            [sys.executable, "-c", _CLI, "ingest", str(path), "--store", str(store), *extra], env
+            [sys.executable, "-P", "-c", _CLI, "ingest", str(path), "--store", str(store),
+             *extra],
+            env,
         )
         result["store_mb"] = _size_mb(store)
         return result
@@ -74,7 +78,7 @@ def _output(store: Path, *args: str) -> bytes:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("ANALYZER_NO_ROLLUP", None)
     return subprocess.run(
-        [sys.executable, "-c", _CLI, *args, "--store", str(store)],
+        [sys.executable, "-P", "-c", _CLI, *args, "--store", str(store)],
         capture_output=True, check=True, env=env,
     ).stdout
 
@@ -89,13 +93,13 @@ def _compaction(path: Path, stores: Path) -> dict[str, Any]:
         store = work / "store"
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         ingests = [
-            _run([sys.executable, "-c", _CLI, "ingest", str(f), "--store", str(store)], env)
+            _run([sys.executable, "-P", "-c", _CLI, "ingest", str(f), "--store", str(store)], env)
             for f in files
         ]
         before = _output(store, "recommend", "-o", "json")
         parts_before = len(list((store / "flows").glob("*.parquet")))
         compact = _run(
-            [sys.executable, "-c", _CLI, "store", "compact", "--store", str(store),
+            [sys.executable, "-P", "-c", _CLI, "store", "compact", "--store", str(store),
              "--hours-after", "off", "--days-after", "off"],
             env,
         )
