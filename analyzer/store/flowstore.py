@@ -48,6 +48,7 @@ from analyzer.store.rollup import (
     ROLLUP_DIR,
     ROLLUP_ENV,
     Rollup,
+    kept_rollup_file,
     publish_rollup,
     read_kept_rollup,
     read_rollup,
@@ -431,8 +432,8 @@ class FlowStore:
 
     def _recover_rollup(self, staging: Sequence[Path]) -> None:
         """Publish a rollup a killed ingest staged for the parts now committed; drop rollups
-        of other parts (or code: but a store without all its raw flows keeps the one it
-        serves, ``read_kept_rollup``)."""
+        of other parts or versions (but a store without all its raw flows keeps the one
+        ``rollup.json`` names for its parts, whatever its version: ``kept_rollup_file``)."""
         names = self.part_names()
         current = rollup_file(self.root, names).name
         for directory in staging:
@@ -440,12 +441,9 @@ class FlowStore:
                 publish_rollup(self.root, directory / current, names)
                 return
         if (self.root / ROLLUP_DIR).is_dir():
-            keep = current.removeprefix("connections-").removesuffix(".parquet")
-            if self.dropped() and (
-                served := read_kept_rollup(self.root, names, switchable=False)
-            ) is not None:
-                keep = served.key  # another version's, and nothing could derive it again
-            remove_stale(self.root, keep)
+            if self.dropped() and (kept := kept_rollup_file(self.root, names)) is not None:
+                current = kept.name  # maybe another version's: nothing could derive it again
+            remove_stale(self.root, current.removeprefix("connections-").removesuffix(".parquet"))
 
     def commit(
         self, staged: Path, new_entries: Sequence[ManifestEntry], rollup: Path | None = None

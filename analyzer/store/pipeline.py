@@ -42,8 +42,8 @@ from analyzer.store.flowstore import (
 from analyzer.store.remote import S3Settings, expand_remote, is_remote, is_url, spool_remote
 from analyzer.store.rollup import (
     Rollup,
+    previous_rollup_file,
     read_schedule,
-    rollup_file,
     rollup_key,
     stage_incremental,
     stage_rollup,
@@ -464,7 +464,7 @@ def _stage_rollup(store: FlowStore, staged: Path, entries: Sequence[ManifestEntr
         rollup = stage_rollup(staged, rollup_key(names, schedule), flows(), schedule, names)
         attach_summary(rollup, flows())  # what `analyzer stats` counts (store/flow_summary.py)
     else:
-        previous = rollup_file(store.root, before, schedule)
+        previous = previous_rollup_file(store.root, before, schedule)
         attach_merged_summary(rollup, previous, new_rows, flows)
     return rollup
 

@@ -1,12 +1,16 @@
 """Stores without raw flows (issue 11, ``ingest --no-keep-flows``): the rollup, its derivation
 state, the ``stats`` summary and explain's endpoint table are committed as with kept flows and
 equal those of a store that kept them; no part file is published; idempotence, stickiness and
-kill-safety hold; everything that would need the raw rows refuses in one line; a store built by
-another version of the analyzer keeps serving its rollup and refuses ingests it cannot extend."""
+kill-safety hold; everything that would need the raw rows refuses in one line. Across upgrades
+(docs/rollup.md, "Versions"): a rollup version bump refuses reads in one line until the next
+ingest derives the rollup again from the state; a state version bump refuses ingests but keeps
+serving the rollup; a rollup of this version keyed otherwise is served with a note. (An upgrade
+that keeps the derivation, run for real: tests/e2e/test_no_keep_flows_cli.py.)"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -127,7 +131,32 @@ def test_a_missing_state_refuses_the_ingest_and_leaves_the_store(
     assert FlowStore.open(store).rollup() is not None  # still serves what it has
 
 
-def test_after_an_upgrade_the_old_rollup_is_served_with_a_note_and_ingests_refused(
+def test_a_rollup_version_bump_refuses_reads_until_the_state_derives_it_again(
+    tmp_path: Path, node_files: list[Path], kept: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    for path in node_files[:2]:
+        ingest(store, [str(path)], keep_flows=False)
+    monkeypatch.setattr(R, "ROLLUP_VERSION", R.ROLLUP_VERSION + 1)
+    opened = FlowStore.open(store)
+    assert opened.rollup() is None  # another version's: not served
+    with pytest.raises(FlowsNotKeptError) as refused:
+        opened.scan()
+    said = str(refused.value)
+    assert "\n" not in said
+    assert f"built in rollup format {R.ROLLUP_VERSION - 1}" in said
+    assert "did not keep the raw flows of 2 of its 2 inputs" in said
+    # the state is this version's: the next ingest extends it and writes the new rollup, with
+    # the summary and endpoint table carried over from the old rollup file
+    ingest(store, [str(node_files[2])], keep_flows=False)
+    reference = tmp_path / "kept"  # the kept store, its rollup rebuilt by this version
+    shutil.copytree(kept, reference)
+    rebuild_rollup(reference)
+    _same_rollup(store, reference)
+    assert len(list((store / "rollup").glob("connections-*"))) == 1
+
+
+def test_a_state_version_bump_refuses_ingests_and_keeps_serving(
     tmp_path: Path, node_files: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = tmp_path / "store"
@@ -135,7 +164,28 @@ def test_after_an_upgrade_the_old_rollup_is_served_with_a_note_and_ingests_refus
         ingest(store, [str(path)], keep_flows=False)
     built = FlowStore.open(store).rollup()
     assert built is not None
-    monkeypatch.setattr(R, "code_fingerprint", lambda: "another analyzer")
+    monkeypatch.setattr(R, "STATE_VERSION", R.STATE_VERSION + 1)
+    assert FlowStore.open(store).rollup() == built  # the rollup's key holds no state version
+    manifest = (store / "manifest.json").read_bytes()
+    with pytest.raises(FlowsNotKeptError, match="derivation state is missing or of another"):
+        ingest(store, [str(node_files[2])], keep_flows=False)
+    assert (store / "manifest.json").read_bytes() == manifest
+    assert FlowStore.open(store).rollup() == built
+
+
+def test_a_rollup_keyed_otherwise_is_served_with_a_note_and_ingests_refused(
+    tmp_path: Path, node_files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rollup of this version under another key (written by an analyzer that keyed rollups
+    by its source, or under other schemas) in a store without raw flows: served as built,
+    since nothing could derive it again."""
+    store = tmp_path / "store"
+    for path in node_files[:2]:
+        ingest(store, [str(path)], keep_flows=False)
+    built = FlowStore.open(store).rollup()
+    assert built is not None
+    monkeypatch.setattr(R, "rollup_fingerprint", lambda: "another analyzer")
+    monkeypatch.setattr(R, "state_fingerprint", lambda: "another analyzer")
     assert R.read_rollup(store, FlowStore.open(store).part_names()) is None  # stale by key
     with pytest.warns(KeptRollupWarning, match="built by another version"):
         served = FlowStore.open(store).rollup()
@@ -156,12 +206,18 @@ def test_after_an_upgrade_the_old_rollup_is_served_with_a_note_and_ingests_refus
     with pytest.warns(KeptRollupWarning):
         again = FlowStore.open(store).rollup()
     assert again is not None and again.connections().frame.equals(built.connections().frame)
+    # nor one of another version, which it cannot serve but whose summary a later state-based
+    # derivation carries over
+    monkeypatch.setattr(R, "ROLLUP_VERSION", R.ROLLUP_VERSION + 1)
+    with FlowStore.open(store).lock():
+        FlowStore(store).recover()
+    assert (store / "rollup" / built.path.name).is_file()
+    monkeypatch.undo()
     # a store that kept its flows is not served an old rollup: it derives again instead
     whole = tmp_path / "kept"
     ingest(whole, [str(node_files[0])])
-    monkeypatch.undo()
     ingest(whole, [str(node_files[1])])
-    monkeypatch.setattr(R, "code_fingerprint", lambda: "another analyzer")
+    monkeypatch.setattr(R, "rollup_fingerprint", lambda: "another analyzer")
     assert FlowStore(whole).rollup() is None
 
 
