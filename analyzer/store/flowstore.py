@@ -48,6 +48,7 @@ from analyzer.store.rollup import (
     ROLLUP_DIR,
     ROLLUP_ENV,
     Rollup,
+    has_state,
     kept_rollup_file,
     publish_rollup,
     read_kept_rollup,
@@ -185,6 +186,11 @@ def _why_raw(root: Path, names: Sequence[str]) -> str:
         return f"cannot derive from the raw flows as {ROLLUP_ENV}=1 asks"
     if read_rollup(root, names) is None and read_kept_rollup(root, names) is None:
         reason = stale_reason(root, names) or "the store has no rollup"
+        if has_state(root, names):
+            reason += (
+                f"; run 'analyzer store rebuild --store {root}' to derive it again from the "
+                "store's derivation state"
+            )
         return f"cannot derive the connections again ({reason})"
     return "cannot read the raw flow rows"
 

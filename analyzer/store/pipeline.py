@@ -470,11 +470,11 @@ def _stage_rollup(store: FlowStore, staged: Path, entries: Sequence[ManifestEntr
 
 
 def rebuild_rollup(store_dir: Path, *, lock_timeout: float = 600.0) -> Rollup:
-    """Derive the rollup again from the raw flows (``analyzer store rebuild``): after an
-    upgrade, or when live commits left it stale. Locked and atomic like an ingest."""
+    """Derive the rollup again (``analyzer store rebuild``): after an upgrade, or when live
+    commits left it stale; from the raw flows, or in a store that did not keep them, from its
+    derivation state (``compact.rebuild_locked``). Locked and atomic like an ingest."""
     store = FlowStore.open(Path(store_dir))
     try:
-        store.refuse_without_flows("cannot rebuild the rollup (nothing to derive it from)")
         with store.lock(lock_timeout):
             store.recover()
             return rebuild_locked(store, store.part_names(), read_schedule(store.root))

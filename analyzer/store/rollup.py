@@ -101,6 +101,7 @@ __all__ = [
     "rollup_key",
     "stage_rollup",
     "stage_incremental",
+    "has_state",
     "read_state",
     "rekey_rollup",
     "write_state",
@@ -560,6 +561,13 @@ def _stored_state(
         return state, ranged
     except (OSError, KeyError, ValueError, TypeError, pl.exceptions.PolarsError):
         return None  # the caller derives the whole store
+
+
+def has_state(root: Path, parts: Sequence[str]) -> bool:
+    """Whether the store holds a derivation state of exactly ``parts`` that this analyzer
+    reads (its version, schemas and polars): what an ingest extends, and what
+    ``store rebuild`` finishes in a store without raw flows."""
+    return _stored_state(root, parts) is not None
 
 
 def read_state(root: Path, parts: Sequence[str]) -> DerivationState | None:

@@ -87,12 +87,18 @@ def test_a_store_without_raw_flows_answers_as_one_with_them(
 
 
 def test_what_needs_raw_flows_refuses_in_one_line(
-    stores: dict[str, Path], files: list[Path]
+    stores: dict[str, Path], files: list[Path], tmp_path: Path
 ) -> None:
     store = str(stores["dropped"])
     said = _refused("graph", "-o", "json", "--store", store, raw=True)
     assert "ANALYZER_NO_ROLLUP=1" in said and "--no-keep-flows" in said
-    assert "cannot rebuild the rollup" in _refused("store", "rebuild", "--store", store)
+    stateless = tmp_path / "stateless"  # rebuild finishes the state; without one it refuses
+    shutil.copytree(stores["dropped"], stateless)
+    for path in (stateless / "rollup").glob("state-*"):
+        path.unlink()
+    assert "cannot derive the rollup again" in _refused(
+        "store", "rebuild", "--store", str(stateless)
+    )
     assert "cannot ingest live" in _refused(
         "ingest", "--follow", str(files[0]), "--store", store
     )
@@ -191,7 +197,7 @@ def test_an_upgrade_that_keeps_the_derivation_keeps_a_store_without_raw_flows(
     assert not list((store / "flows").iterdir())
 
 
-def test_a_rollup_version_bump_refuses_reads_in_one_line_until_the_next_ingest(
+def test_a_rollup_version_bump_refuses_reads_in_one_line_until_rebuilt_from_the_state(
     stores: dict[str, Path], files: list[Path], tmp_path: Path
 ) -> None:
     store = tmp_path / "store"
@@ -205,7 +211,15 @@ def test_a_rollup_version_bump_refuses_reads_in_one_line_until_the_next_ingest(
         (line,) = done.stderr.decode().strip().splitlines()
         assert line.startswith("error: ") and "built in rollup format 2" in line, line
         assert "reads format 99" in line and "--no-keep-flows" in line, line
-    # the derivation state is still this version's: the next ingest derives the rollup again
+        assert "run 'analyzer store rebuild" in line, line
+    # the derivation state is still this version's: `store rebuild` finishes it again ...
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(store, rebuilt)
+    _ok_in(site, "store", "rebuild", "--store", str(rebuilt))
+    for command in COMMANDS:
+        out, _ = _ok_in(site, *command, "--store", str(rebuilt))
+        assert _normal(command, out) == _normal(command, _ok(*command, "--store", str(store)))
+    # ... and so does the next ingest
     _ok_in(site, "ingest", str(files[-1]), "--store", str(store))
     for command in COMMANDS:
         out, err = _ok_in(site, *command, "--store", str(store))

@@ -21,6 +21,7 @@ from analyzer.errors import FlowsNotKeptError, KeptRollupWarning, StoreError
 from analyzer.live.follow import open_store
 from analyzer.store import FlowStore, ingest
 from analyzer.store import rollup as R
+from analyzer.store.compact import compact_store
 from analyzer.store.flow_summary import read_endpoints, read_summary
 from analyzer.store.pipeline import rebuild_rollup
 from tests.unit.store._helpers import node_capture
@@ -106,8 +107,8 @@ def test_a_mixed_store_answers_from_its_rollup_and_refuses_raw_reads(
     opened = FlowStore.open(store)
     with pytest.raises(FlowsNotKeptError, match="did not keep the raw flows of 1 of its 3 inputs"):
         opened.scan()
-    with pytest.raises(FlowsNotKeptError, match="cannot rebuild the rollup"):
-        rebuild_rollup(store)
+    rebuild_rollup(store)  # from the derivation state: the same rollup
+    _same_rollup(store, kept)
     with pytest.raises(FlowsNotKeptError, match="cannot ingest live"):
         open_store(store)
     monkeypatch.setenv(R.ROLLUP_ENV, "1")
@@ -126,6 +127,9 @@ def test_a_missing_state_refuses_the_ingest_and_leaves_the_store(
     before = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
     with pytest.raises(FlowsNotKeptError, match="cannot ingest: the store's derivation state"):
         ingest(store, [str(node_files[1])], keep_flows=False)
+    with pytest.raises(FlowsNotKeptError, match="cannot derive the rollup again .the store's "
+                       "derivation state is missing"):
+        rebuild_rollup(store)
     after = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
     assert after == before
     assert FlowStore.open(store).rollup() is not None  # still serves what it has
@@ -137,6 +141,8 @@ def test_a_rollup_version_bump_refuses_reads_until_the_state_derives_it_again(
     store = tmp_path / "store"
     for path in node_files[:2]:
         ingest(store, [str(path)], keep_flows=False)
+    built = FlowStore.open(store).rollup()
+    assert built is not None
     monkeypatch.setattr(R, "ROLLUP_VERSION", R.ROLLUP_VERSION + 1)
     opened = FlowStore.open(store)
     assert opened.rollup() is None  # another version's: not served
@@ -145,9 +151,25 @@ def test_a_rollup_version_bump_refuses_reads_until_the_state_derives_it_again(
     said = str(refused.value)
     assert "\n" not in said
     assert f"built in rollup format {R.ROLLUP_VERSION - 1}" in said
+    assert f"run 'analyzer store rebuild --store {store}' to derive it again" in said
     assert "did not keep the raw flows of 2 of its 2 inputs" in said
-    # the state is this version's: the next ingest extends it and writes the new rollup, with
-    # the summary and endpoint table carried over from the old rollup file
+    # the state is this version's: `store rebuild` finishes it (no raw flow needed), with the
+    # summary and endpoint table carried over from the old rollup file ...
+    rebuilt_store = tmp_path / "rebuilt"
+    shutil.copytree(store, rebuilt_store)
+    rebuilt = rebuild_rollup(rebuilt_store)
+    assert rebuilt.connections().frame.equals(built.connections().frame)
+    assert rebuilt.bucketed().buckets.equals(built.bucketed().buckets)
+    assert (rebuilt.stats, rebuilt.records) == (built.stats, built.records)
+    for read in (read_summary, read_endpoints):
+        assert read(rebuilt.path).equals(read(built.path))  # type: ignore[union-attr]
+    assert len(list((rebuilt_store / "rollup").glob("connections-*"))) == 1
+    # ... so does compaction, which needs a rollup of this version ...
+    compacted = tmp_path / "compacted"
+    shutil.copytree(store, compacted)
+    compact_store(compacted, hours_after=None, days_after=None)
+    assert FlowStore.open(compacted).rollup() is not None
+    # ... and the next ingest extends the state and writes the new rollup
     ingest(store, [str(node_files[2])], keep_flows=False)
     reference = tmp_path / "kept"  # the kept store, its rollup rebuilt by this version
     shutil.copytree(kept, reference)
