@@ -83,6 +83,7 @@ __all__ = [
     "ROLLUP_DIR",
     "SCHEDULE",
     "coarsen_rollup",
+    "dtype_token",
     "read_schedule",
     "write_schedule",
     "ROLLUP_ENV",
@@ -135,10 +136,25 @@ _RANGED: dict[str, tuple[Callable[[int, int], pl.Expr], int, pl.Schema]] = {
 _STATE_META = b"analyzer.rollup_state"
 
 
+def dtype_token(dtype: object) -> str:
+    """A column type (a polars data type, or its class) spelled the same by every polars (its
+    ``repr`` has changed between versions; a key must change only when the type does)."""
+    if isinstance(dtype, type):  # a class given for an instance (``pl.String``)
+        return dtype.__name__
+    if isinstance(dtype, pl.Datetime):
+        return f"Datetime({dtype.time_unit},{dtype.time_zone})"
+    if isinstance(dtype, pl.List):
+        return f"List({dtype_token(dtype.inner)})"
+    if isinstance(dtype, pl.Struct):
+        return "Struct(" + ",".join(f"{f.name}:{dtype_token(f.dtype)}" for f in dtype.fields) + ")"
+    return type(dtype).__name__
+
+
 def _fingerprint(head: str, schemas: dict[str, pl.Schema]) -> str:
     digest = hashlib.sha256(head.encode())
     for name, schema in schemas.items():
-        digest.update(f"\n{name} {schema!r}".encode())
+        columns = ",".join(f"{column}:{dtype_token(t)}" for column, t in schema.items())
+        digest.update(f"\n{name} {columns}".encode())
     return digest.hexdigest()
 
 

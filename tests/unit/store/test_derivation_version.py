@@ -94,7 +94,7 @@ def _rows(frame: pl.DataFrame) -> list[str]:
 
 
 def _columns(frame: pl.DataFrame) -> list[list[str]]:
-    return [[name, str(dtype)] for name, dtype in frame.schema.items()]
+    return [[name, R.dtype_token(dtype)] for name, dtype in frame.schema.items()]
 
 
 def _digest(doc: Any) -> str:
@@ -298,6 +298,23 @@ def test_a_changed_digest_without_a_bump_is_reported_with_what_to_do() -> None:
     refixtured = {**recorded, "fixture": "g"}
     (message,) = problems(recorded, refixtured)
     assert "fixture's flows changed" in message
+
+
+def test_the_keys_do_not_depend_on_how_polars_prints_types(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Keys hold the schemas' types, spelled by ``dtype_token``, not by polars' ``repr``
+    (which changes between versions: the rollup's key must not)."""
+    rollup, state = R.rollup_fingerprint(), R.state_fingerprint()
+    for dtype in (pl.List, pl.Datetime, pl.String, pl.UInt64):
+        monkeypatch.setattr(dtype, "__repr__", lambda self: "printed otherwise")
+        monkeypatch.setattr(dtype, "__str__", lambda self: "printed otherwise")
+    assert (R.rollup_fingerprint(), R.state_fingerprint()) == (rollup, state)
+    assert R.dtype_token(pl.String) == R.dtype_token(pl.String()) == "String"
+    assert R.dtype_token(pl.List(pl.Datetime("us", "UTC"))) == "List(Datetime(us,UTC))"
+    monkeypatch.undo()
+    monkeypatch.setattr(R, "ROLLUP_VERSION", R.ROLLUP_VERSION + 1)
+    assert R.rollup_fingerprint() != rollup  # a version bump does change it
 
 
 def _with(state: DerivationState, **frames: pl.DataFrame) -> DerivationState:
