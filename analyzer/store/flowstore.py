@@ -438,8 +438,9 @@ class FlowStore:
 
     def _recover_rollup(self, staging: Sequence[Path]) -> None:
         """Publish a rollup a killed ingest staged for the parts now committed; drop rollups
-        of other parts or versions (but a store without all its raw flows keeps the one
-        ``rollup.json`` names for its parts, whatever its version: ``kept_rollup_file``)."""
+        of other parts or versions (but a store without all its raw flows and without a
+        rollup of this version keeps the one ``rollup.json`` names for its parts, whatever
+        its version: ``kept_rollup_file``)."""
         names = self.part_names()
         current = rollup_file(self.root, names).name
         for directory in staging:
@@ -447,7 +448,11 @@ class FlowStore:
                 publish_rollup(self.root, directory / current, names)
                 return
         if (self.root / ROLLUP_DIR).is_dir():
-            if self.dropped() and (kept := kept_rollup_file(self.root, names)) is not None:
+            if (
+                self.dropped()
+                and read_rollup(self.root, names, switchable=False) is None
+                and (kept := kept_rollup_file(self.root, names)) is not None
+            ):
                 current = kept.name  # maybe another version's: nothing could derive it again
             remove_stale(self.root, current.removeprefix("connections-").removesuffix(".parquet"))
 

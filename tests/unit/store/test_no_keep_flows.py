@@ -178,6 +178,28 @@ def test_a_rollup_version_bump_refuses_reads_until_the_state_derives_it_again(
     assert len(list((store / "rollup").glob("connections-*"))) == 1
 
 
+def test_a_rebuild_from_the_state_killed_before_its_index_keeps_the_new_rollup(
+    tmp_path: Path, node_files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Published files first, ``rollup.json`` last: killed in between, the index still names
+    the old version's rollup. Recovery keeps this version's (what readers read), not the one
+    the index names."""
+    store = tmp_path / "store"
+    for path in node_files[:2]:
+        ingest(store, [str(path)], keep_flows=False)
+    directory = store / "rollup"
+    old = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+    monkeypatch.setattr(R, "ROLLUP_VERSION", R.ROLLUP_VERSION + 1)
+    rebuilt = rebuild_rollup(store)
+    for name, data in old.items():  # the old files and index back, the new files kept
+        if not (directory / name).exists() or name == R.INDEX:
+            (directory / name).write_bytes(data)
+    assert R.kept_rollup_file(store, FlowStore(store).part_names()) != rebuilt.path
+    with FlowStore(store).lock():
+        FlowStore(store).recover()
+    assert FlowStore.open(store).rollup() == rebuilt
+
+
 def test_a_state_version_bump_refuses_ingests_and_keeps_serving(
     tmp_path: Path, node_files: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
