@@ -77,8 +77,9 @@ def test_ctrl_c_in_the_first_second_says_interrupted_in_one_line(
         done = _interrupted_after(delay, *command, "--store", str(store))
         where = f"SIGINT after {delay} s: exit {done.returncode}, stderr {done.stderr!r}"
         assert b"Traceback" not in done.stderr and b"KeyboardInterrupt" not in done.stderr, where
-        if done.returncode == 130:
-            assert done.stderr == b"interrupted\n" and done.stdout == b"", where
+        if done.returncode == 130:  # (after what the command said already, if it ran)
+            assert done.stderr.endswith(b"interrupted\n"), where
+            assert done.stderr.count(b"interrupted") == 1, where
             said += 1
         else:  # finished before the signal: its normal output
             assert done.returncode == 0 and done.stdout, where
