@@ -68,7 +68,8 @@ shutil.rmtree(staging)
 def _run(tree: Path, mode: str, store: Path, scratch: Path) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, mode, str(store), str(scratch)],
+    # -P: ``-c`` would put the working directory (this checkout) ahead of PYTHONPATH's tree
+    proc = subprocess.Popen([sys.executable, "-P", "-c", _CHILD, mode, str(store), str(scratch)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start

@@ -153,6 +153,7 @@ CALICO_SCHEMA = pl.Schema(
     }
 )
 _SCALARS = ("namespace", "pod", "workload", "ip", "entity")
+_ENDPOINT_AGGS = ("key", *_SCALARS, "_is_pod", "labels_at", "ns_labels_at")
 ENDPOINT_SCHEMA = pl.Schema(
     {
         "_kh": _U64, _PEND: pl.Boolean(), S.PROTOCOL: pl.String(), S.SRC_PORT: pl.Int32(),
@@ -240,38 +241,52 @@ def derive_state(
         return query.collect(engine="streaming", optimizations=no_cse)
 
     minute = _MINUTE.expr(pl.col(S.TIME)).alias(_BUCKET)
-    decided = classified.filter(cls != _UNDECIDED)
-    undecided = classified.filter(cls == _UNDECIDED)
     is_req = cls == _REQUEST
-
-    counts_q = decided.group_by(minute).agg(
-        pl.len().cast(_I64).alias("rows_in"),
-        is_req.sum().alias("requests"),
-        (cls == _REPLY).sum().alias("replies"),
+    # counts, pending and listening from one scan: the rows per (minute, class, the pattern
+    # where it matters: undecided rows' and requests' destination), then re-aggregated (sums,
+    # minima and maxima re-aggregate exactly). Each of them scanning on its own classified
+    # every row three times; collected together their pipelines' buffers stacked.
+    pend, kept = cls == _UNDECIDED, (cls == _UNDECIDED) | is_req
+    per = collect(
+        classified.group_by(
+            minute,
+            cls,
+            pl.when(kept).then(pl.col(S.PROTOCOL)).alias(S.PROTOCOL),
+            pl.when(pend).then(pl.col(S.SRC_PORT)).alias(S.SRC_PORT),
+            pl.when(kept).then(pl.col(S.DST_PORT)).alias(S.DST_PORT),
+        ).agg(
+            pl.len().cast(_I64).alias("rows"),
+            masked_expr().sum().cast(_I64).alias("masked"),
+            pl.col(S.TIME).min().alias("first"),
+            pl.coalesce(S.END_TIME, S.TIME).max().alias("last"),
+            pl.col(S.SOURCE_FORMAT).is_in(CALICO_FORMATS).sum().alias("_calico"),
+        )
+    )
+    # most stores hold no Calico aggregates: then their scan (every row read and classified
+    # again to find none) is skipped
+    has_calico = bool(per.filter(kept)["_calico"].sum())
+    per = per.drop("_calico")
+    rows = pl.col("rows")
+    counts = per.filter(cls != _UNDECIDED).group_by(_BUCKET).agg(
+        rows.sum().alias("rows_in"),
+        rows.filter(is_req).sum().alias("requests"),
+        rows.filter(cls == _REPLY).sum().alias("replies"),
         pl.lit(0, _I64).alias("undecidable"),
-        (cls == _IGNORED).sum().alias("ignored"),
-        (cls == _SOCK).sum().alias("sock"),
-        (cls == _VIP).sum().alias("vip"),
+        rows.filter(cls == _IGNORED).sum().alias("ignored"),
+        rows.filter(cls == _SOCK).sum().alias("sock"),
+        rows.filter(cls == _VIP).sum().alias("vip"),
         pl.lit(0, _I64).alias("by_ports"),
-        masked_expr().sum().cast(_I64).alias("masked"),
-        pl.col(S.TIME).filter(is_req).min().alias("first"),
-        pl.coalesce(S.END_TIME, S.TIME).filter(is_req).max().alias("last"),
+        pl.col("masked").sum(),
+        pl.col("first").filter(is_req).min(),
+        pl.col("last").filter(is_req).max(),
     )
-    pending_q = undecided.group_by(*_PATTERN, minute).agg(
-        pl.len().cast(_I64).alias("rows"),
-        masked_expr().sum().cast(_I64).alias("masked"),
-        pl.col(S.TIME).min().alias("first"),
-        pl.coalesce(S.END_TIME, S.TIME).max().alias("last"),
-    )
-    listening_q = (
-        classified.filter(is_req & pl.col(S.DST_PORT).is_not_null()
-                          & pl.col(S.PROTOCOL).is_not_null())
+    pending = per.filter(pend).drop(_CLASS)
+    listening = (
+        per.filter(is_req & pl.col(S.DST_PORT).is_not_null() & pl.col(S.PROTOCOL).is_not_null())
         .select(S.PROTOCOL, S.DST_PORT)
         .unique()
     )
-    # three small aggregates, one scan each: collected together (``collect_all``) their
-    # pipelines' buffers stack (a fresh 4M-flow store: 737 MB against 339 MB one after another)
-    counts, pending, listening = (collect(q) for q in (counts_q, pending_q, listening_q))
+    del per
     early = DerivationState(
         rows=offset + int(counts["rows_in"].sum() or 0) + int(pending["rows"].sum() or 0),
         tcp_idle=tcp_idle,
@@ -283,19 +298,25 @@ def derive_state(
         calico=CALICO_SCHEMA.to_frame(),
         endpoints=ENDPOINT_SCHEMA.to_frame(),
     )
-    # request rows and undecided rows (requests-to-be), with the working columns
-    req = request_columns(classified.filter(is_req | (cls == _UNDECIDED))).with_columns(
-        (cls == _UNDECIDED).alias(_PEND)
-    )
+    def requests(rows: pl.LazyFrame) -> pl.LazyFrame:
+        """Request rows and undecided rows (requests-to-be) of ``rows``, with the working
+        columns."""
+        return request_columns(
+            rows.with_columns(classify().alias(_CLASS), pos).filter(kept)
+        ).with_columns(pend.alias(_PEND))
+
+    req = requests(lf)
     # the key's hash: the range the row is stored and finished in (``endpoint_range``)
     endpoints = _conform(
-        _map_endpoints(lf, req, offset, collect).with_columns(pl.col("key").hash().alias("_kh")),
+        _map_endpoints(lf, requests, offset, collect).with_columns(
+            pl.col("key").hash().alias("_kh")
+        ),
         ENDPOINT_SCHEMA,
     )
     if consume is not None:
         consume("endpoints", endpoints, early)
         endpoints = ENDPOINT_SCHEMA.to_frame()
-    calico = collect(_map_calico(req))
+    calico = collect(_map_calico(req)) if has_calico else CALICO_SCHEMA.to_frame()
     hub_rows = int(counts["requests"].sum() or 0) + int(pending["rows"].sum() or 0)
     sessions = _map_sessions(
         req, hub_rows, tcp_idle, other_idle, spill, collect,
@@ -316,30 +337,47 @@ def _pattern(column: str) -> pl.Expr:
 
 def _map_endpoints(
     lf: pl.LazyFrame,
-    req: pl.LazyFrame,
+    requests: Callable[[pl.LazyFrame], pl.LazyFrame],
     offset: int,
     collect: Callable[[pl.LazyFrame], pl.DataFrame],
 ) -> pl.DataFrame:
-    def side(name: str, bit: int) -> pl.LazyFrame:
-        def at(column: str) -> pl.Expr:
-            return pl.when(pl.col(column).list.len() > 0).then(pl.col(_POS) * 2 + bit)
+    def at(name: str, column: str, bit: int) -> pl.Expr:
+        return pl.when(pl.col(f"{name}_{column}").list.len() > 0).then(pl.col(_POS) * 2 + bit)
 
-        return req.select(
-            pl.col(_PEND),
-            *(_pattern(c) for c in _PATTERN),
-            pl.col(f"_{name}_k").alias("key"),
-            *(pl.col(f"{name}_{c}").alias(c) for c in _SCALARS),
-            (pl.col(f"_{name}_pk").is_not_null() | (pl.col(f"{name}_entity") == "pod")).alias(
-                "_is_pod"
-            ),
-            at(f"{name}_labels").alias("labels_at"),
-            at(f"{name}_namespace_labels").alias("ns_labels_at"),
-            pl.col(f"{name}_names").alias("names"),
+    def side(frame: pl.LazyFrame, name: str) -> pl.LazyFrame:
+        return frame.select(
+            _PEND, *_PATTERN, *(pl.col(f"{name}:{c}").alias(c) for c in _ENDPOINT_AGGS)
         )
 
     group = [_PEND, *_PATTERN, "key"]
-    scalars = collect(
-        pl.concat([side("src", 0), side("dst", 1)])
+    # one scan for both ends: grouped by (pattern, source key, destination key) first (the
+    # aggregates are maxima and any: they re-aggregate per key exactly); a scan per end read
+    # and classified every row twice, and stacking the ends row by row costs more still
+    pairs = collect(
+        requests(lf)
+        .group_by(
+            _PEND,
+            *(_pattern(c) for c in _PATTERN),
+            pl.col(_SK).alias("src:key"),
+            pl.col(_DK).alias("dst:key"),
+        )
+        .agg(
+            *(
+                agg
+                for name, bit in (("src", 0), ("dst", 1))
+                for agg in (
+                    *(pl.col(f"{name}_{c}").max().alias(f"{name}:{c}") for c in _SCALARS),
+                    (pl.col(f"_{name}_pk").is_not_null() | (pl.col(f"{name}_entity") == "pod"))
+                    .any()
+                    .alias(f"{name}:_is_pod"),
+                    at(name, "labels", bit).max().alias(f"{name}:labels_at"),
+                    at(name, "namespace_labels", bit).max().alias(f"{name}:ns_labels_at"),
+                )
+            )
+        )
+    ).lazy()
+    scalars = (
+        pl.concat([side(pairs, "src"), side(pairs, "dst")])
         .group_by(group)
         .agg(
             *(pl.col(c).max() for c in _SCALARS),
@@ -347,16 +385,41 @@ def _map_endpoints(
             pl.col("labels_at").max(),
             pl.col("ns_labels_at").max(),
         )
+        .collect()
     )
-    names = collect(
-        pl.concat([side("src", 0), side("dst", 1)])
-        .select(*group, "names")
+    del pairs
+    # DNS names are on few rows: those are found before anything is classified, and read
+    # once for both ends (their distinct combinations)
+    named = collect(
+        requests(
+            lf.filter(
+                (pl.col(S.SRC_NAMES).list.len() > 0) | (pl.col(S.DST_NAMES).list.len() > 0)
+            )
+        )
+        .select(
+            _PEND, *(_pattern(c) for c in _PATTERN), pl.col(_SK).alias("src:key"),
+            pl.col(_DK).alias("dst:key"), pl.col(S.SRC_NAMES).alias("src:names"),
+            pl.col(S.DST_NAMES).alias("dst:names"),
+        )
+        .unique()
+    )
+    names = (
+        pl.concat(
+            [
+                named.select(
+                    _PEND, *_PATTERN, pl.col(f"{name}:key").alias("key"),
+                    pl.col(f"{name}:names").alias("names"),
+                )
+                for name in ("src", "dst")
+            ]
+        )
         .filter(pl.col("names").list.len() > 0)
         .explode("names")
         .unique()
         .group_by(group)
         .agg(pl.col("names").sort())
     )
+    del named
     # label lists read back for the chosen rows only (never millions of lists at once); the
     # positions are global, the rows of this map are numbered from ``offset``
     wanted = pl.concat([scalars["labels_at"], scalars["ns_labels_at"]]).drop_nulls() // 2
@@ -580,8 +643,10 @@ def _merge_sessions(frame: pl.DataFrame, tcp_idle: timedelta, other_idle: timede
         | ((pl.col("t0") - reach) > _idle(tcp_idle, other_idle))
     ).fill_null(True)
 
-    def first_of(value: str, t: str, p: str) -> pl.Expr:
-        return pl.col(value).sort_by([t, p], nulls_last=True).first()
+    def at_first(t: str, p: str, *values: str) -> pl.Expr:
+        # one sort per group for the three columns taken at the same (time, position)
+        return pl.struct(*values).sort_by([t, p], nulls_last=True).first().alias(f"_{t}")
+
 
     merged = (
         ordered.with_columns(new.cum_sum().alias("_conn"))
@@ -595,9 +660,8 @@ def _merge_sessions(frame: pl.DataFrame, tcp_idle: timedelta, other_idle: timede
             pl.col("t0").first(),
             pl.col("p0").first(),
             pl.col("n0").first(),
-            pl.col("t1").sort_by(["t1", "p1"], nulls_last=False).last(),
-            pl.col("p1").sort_by(["t1", "p1"], nulls_last=False).last(),
-            pl.col("n1").sort_by(["t1", "p1"], nulls_last=False).last(),
+            pl.struct("t1", "p1", "n1").sort_by(["t1", "p1"], nulls_last=False).last()
+            .alias("_t1"),
             pl.col("seen").max(),
             *(pl.col(c).max() for c in (_SPK, _SK, _DPK, _DK)),
             pl.col("den_nl7").any(),
@@ -605,14 +669,11 @@ def _merge_sessions(frame: pl.DataFrame, tcp_idle: timedelta, other_idle: timede
             pl.col(EVENTS).sum(),
             pl.col(AUDIT).any(),
             pl.col(CONNECTIONS).max(),
-            first_of("sn", "sn_t", "sn_p"),
-            first_of("sn_t", "sn_t", "sn_p"),
-            first_of("sn_p", "sn_t", "sn_p"),
-            first_of("dn", "dn_t", "dn_p"),
-            first_of("dn_t", "dn_t", "dn_p"),
-            first_of("dn_p", "dn_t", "dn_p"),
+            at_first("sn_t", "sn_p", "sn", "sn_t", "sn_p"),
+            at_first("dn_t", "dn_p", "dn", "dn_t", "dn_p"),
         )
         .drop("_conn")
+        .unnest("_t1", "_sn_t", "_dn_t")
     )
     return pl.concat([_conform(alone, SESSION_SCHEMA), _conform(merged, SESSION_SCHEMA)])
 
