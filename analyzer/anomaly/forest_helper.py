@@ -45,8 +45,11 @@ def start() -> None:
     path = os.pathsep.join(p for p in sys.path if p)
     env = {**os.environ, "PYTHONPATH": path}
     try:
+        # its own process group: a terminal's Ctrl-C goes to the command alone (the helper,
+        # still starting, would print a traceback; it ends when the command's pipe closes)
         _helper = subprocess.Popen(
-            [sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+            [sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env=env, process_group=0,
         )
     except OSError:
         return
@@ -93,8 +96,8 @@ def forest_scores(matrix: np.ndarray, random_state: int) -> np.ndarray | None:
 def serve() -> None:
     """The helper's loop: import the detector, then answer each ``(matrix, seed)`` read from
     stdin with ``("ok", scores)`` or ``("error", message)`` on stdout, until end of file."""
-    # Ctrl-C goes to the whole process group: the command handles it, and the helper ends
-    # when the command's end of the pipe closes.
+    # Ctrl-C is the command's (the helper runs in its own process group; this covers a
+    # signal sent to it by pid): the helper ends when the command's end of the pipe closes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     try:

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ParamSpec, TextIO, TypeVar
 import typer
 from typer.core import TyperArgument, TyperCommand, TyperOption
 
+from analyzer._sigint import INTERRUPTED_EXIT, keyboard_interrupts
 from analyzer.errors import AnalyzerError, AnalyzerNote
 
 __all__ = [
@@ -226,14 +227,15 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            with _notes_once():
+            # Ctrl-C is a KeyboardInterrupt while the command runs (before: analyzer.entry)
+            with keyboard_interrupts(), _notes_once():
                 return func(*args, **kwargs)
         except AnalyzerError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=exc.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
-            raise typer.Exit(code=130) from None
+            raise typer.Exit(code=INTERRUPTED_EXIT) from None
         except BrokenPipeError:
             # `analyzer ... | head` closes stdout early; that is not an error.
             sys.stderr.close()

@@ -103,8 +103,8 @@ def register(app: typer.Typer) -> None:
             "every --commit-every and store each record once (docs/live.md).\n\n"
             "--no-keep-flows commits the connection rollup alone, not the raw flow parts "
             "(smaller, faster; the store then remembers it until --keep-flows): commands that "
-            "need raw flows (store rebuild, ANALYZER_NO_ROLLUP=1, live ingest) refuse "
-            "(docs/rollup.md)."
+            "need raw flows (ANALYZER_NO_ROLLUP=1, live ingest) refuse; upgrades that change "
+            "what the rollup holds are bridged by its derivation state (docs/rollup.md)."
         ),
     )
     @handle_errors

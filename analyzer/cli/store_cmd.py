@@ -37,7 +37,9 @@ def register(app: typer.Typer) -> None:
         help=(
             "Derive the connection rollup again from the raw flows: after an upgrade, or when "
             "live ingest (--follow, --relay) left it stale. Until then commands derive "
-            "connections from the raw flows, with the same results, more slowly."
+            "connections from the raw flows, with the same results, more slowly. A store "
+            "ingested with --no-keep-flows derives it from its stored derivation state "
+            "(docs/rollup.md, \"Versions\")."
         ),
     )
     @handle_errors

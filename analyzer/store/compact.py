@@ -25,16 +25,18 @@ from pathlib import Path
 from analyzer.connections import Buckets
 from analyzer.errors import StoreError
 from analyzer.store.files import os_error_text
-from analyzer.store.flow_summary import attach_summary, copy_summary
-from analyzer.store.flowstore import STAGING_PREFIX, FlowStore
+from analyzer.store.flow_summary import attach_merged_summary, attach_summary, copy_summary
+from analyzer.store.flowstore import STAGING_PREFIX, FlowStore, scan_parts
 from analyzer.store.merge_parts import PartsMerged, merge_small_parts
 from analyzer.store.rollup import (
     Rollup,
     coarsen_rollup,
+    previous_rollup_file,
     publish_rollup,
     read_rollup,
     read_schedule,
     rollup_key,
+    stage_incremental,
     stage_rollup,
     write_schedule,
 )
@@ -75,10 +77,6 @@ def compact_store(
             before = read_schedule(store.root)
             current = read_rollup(store.root, names, switchable=False)
             if current is None:
-                store.refuse_without_flows(
-                    "cannot compact: the store's rollup is stale or of another version of "
-                    "the analyzer, and cannot be derived again"
-                )
                 current = rebuild_locked(store, names, before)
             merged = merge_small_parts(store, before)
             if merged.runs:
@@ -120,13 +118,31 @@ def compact_store(
 
 
 def rebuild_locked(store: FlowStore, names: list[str], schedule: Buckets) -> Rollup:
-    """Derive the rollup of ``names`` from the raw flows, publish it and read it back (lock
-    held): ``analyzer store rebuild``, and compaction of a missing or stale rollup."""
+    """Derive the rollup of ``names`` again, publish it and read it back (lock held):
+    ``analyzer store rebuild``, and compaction of a missing or stale rollup. From the raw
+    flows; in a store that did not keep them all, by finishing its stored derivation state
+    (what a derivation of the rows does: ``rollup.stage_incremental`` with no new rows),
+    carrying the ``stats`` summary and endpoint table over; refused when that state is
+    missing or of another state version (docs/rollup.md, "Versions")."""
     staged = store.root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
     staged.mkdir()
     try:
-        built = stage_rollup(staged, rollup_key(names, schedule), store.scan(), schedule, names)
-        attach_summary(built, store.scan())
+        if store.dropped():
+            none = scan_parts([], store.root)
+            built = stage_incremental(staged, store.root, names, none, [], schedule)
+            if built is None:
+                store.refuse_without_flows(
+                    "cannot derive the rollup again (the store's derivation state is missing "
+                    "or of another version of the analyzer)"
+                )
+            assert built is not None  # refused above: some raw flows were not kept
+            previous = previous_rollup_file(store.root, names, schedule)
+            attach_merged_summary(built, previous, none, store.scan)
+        else:
+            built = stage_rollup(
+                staged, rollup_key(names, schedule), store.scan(), schedule, names
+            )
+            attach_summary(built, store.scan())
         publish_rollup(store.root, built, names)
     finally:
         shutil.rmtree(staged, ignore_errors=True)

@@ -33,6 +33,7 @@ from analyzer.store.files import fsync
 
 __all__ = [
     "SUMMARY_META",
+    "SUMMARY_VERSION",
     "attach_summary",
     "copy_summary",
     "read_endpoints",
@@ -44,6 +45,12 @@ __all__ = [
 
 SUMMARY_META = b"analyzer.flow_summary"
 ENDPOINTS_META = b"analyzer.seen_endpoints"
+# What the summary and the endpoint table hold (absent: 1, as written before it was recorded):
+# bump it when they change for the same rows, so that an ingest never merges tables of two
+# definitions (test_derivation_version.py fails until then). Versioned apart from the rollup:
+# a store without raw flows whose rollup is derived again from its state keeps them.
+SUMMARY_VERSION = 1
+_VERSION_META = b"analyzer.summary_version"
 _KEYS = (S.SOURCE_FORMAT, S.VERDICT, S.SRC_NAMESPACE, S.DST_NAMESPACE)
 _TS = pl.Datetime("us", "UTC")
 _SCHEMA = pl.Schema(
@@ -90,6 +97,7 @@ def _metadata(frame: pl.DataFrame, seen: pl.DataFrame) -> dict[bytes, bytes]:
     return {
         SUMMARY_META: json.dumps({"columns": list(_SCHEMA), "rows": rows}).encode(),
         ENDPOINTS_META: seen.write_json().encode(),
+        _VERSION_META: str(SUMMARY_VERSION).encode(),
     }
 
 
@@ -133,7 +141,9 @@ def copy_summary(source: Path, staged: Path) -> None:
         metadata = pq.read_schema(source).metadata or {}
     except (OSError, ValueError):
         return
-    carried = {k: metadata[k] for k in (SUMMARY_META, ENDPOINTS_META) if k in metadata}
+    carried = {
+        k: metadata[k] for k in (SUMMARY_META, ENDPOINTS_META, _VERSION_META) if k in metadata
+    }
     if carried:
         _add_metadata(staged, carried)
 
@@ -148,11 +158,19 @@ def _add_metadata(staged: Path, extra: dict[bytes, bytes]) -> None:
     fsync(staged)
 
 
+def _current(metadata: dict[bytes, bytes]) -> bool:
+    """Whether the tables in ``metadata`` are of this ``SUMMARY_VERSION``."""
+    return int(metadata.get(_VERSION_META, b"1")) == SUMMARY_VERSION
+
+
 def read_summary(path: Path) -> pl.DataFrame | None:
     """The summary stored in the metadata of the Parquet file at ``path`` (a rollup), or None
     when it has none or cannot be read (the caller summarises the raw flows instead)."""
     try:
-        data = json.loads((pq.read_schema(path).metadata or {})[SUMMARY_META])
+        metadata = pq.read_schema(path).metadata or {}
+        if not _current(metadata):
+            return None
+        data = json.loads(metadata[SUMMARY_META])
         if data["columns"] != list(_SCHEMA):
             return None
         rows = [
@@ -169,7 +187,10 @@ def read_endpoints(path: Path) -> pl.DataFrame | None:
     file at ``path``, or None when it has none (a rollup written before it existed) or it
     cannot be read: ``explain`` then reads the raw rows that name its peers."""
     try:
-        data = (pq.read_schema(path).metadata or {})[ENDPOINTS_META]
+        metadata = pq.read_schema(path).metadata or {}
+        if not _current(metadata):
+            return None
+        data = metadata[ENDPOINTS_META]
         return pl.read_json(io.BytesIO(data), schema=SEEN_SCHEMA)
     except (OSError, KeyError, ValueError, TypeError, pl.exceptions.PolarsError):
         return None

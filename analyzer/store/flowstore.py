@@ -48,6 +48,8 @@ from analyzer.store.rollup import (
     ROLLUP_DIR,
     ROLLUP_ENV,
     Rollup,
+    has_state,
+    kept_rollup_file,
     publish_rollup,
     read_kept_rollup,
     read_rollup,
@@ -184,6 +186,11 @@ def _why_raw(root: Path, names: Sequence[str]) -> str:
         return f"cannot derive from the raw flows as {ROLLUP_ENV}=1 asks"
     if read_rollup(root, names) is None and read_kept_rollup(root, names) is None:
         reason = stale_reason(root, names) or "the store has no rollup"
+        if has_state(root, names):
+            reason += (
+                f"; run 'analyzer store rebuild --store {root}' to derive it again from the "
+                "store's derivation state"
+            )
         return f"cannot derive the connections again ({reason})"
     return "cannot read the raw flow rows"
 
@@ -431,8 +438,9 @@ class FlowStore:
 
     def _recover_rollup(self, staging: Sequence[Path]) -> None:
         """Publish a rollup a killed ingest staged for the parts now committed; drop rollups
-        of other parts (or code: but a store without all its raw flows keeps the one it
-        serves, ``read_kept_rollup``)."""
+        of other parts or versions (but a store without all its raw flows and without a
+        rollup of this version keeps the one ``rollup.json`` names for its parts, whatever
+        its version: ``kept_rollup_file``)."""
         names = self.part_names()
         current = rollup_file(self.root, names).name
         for directory in staging:
@@ -440,12 +448,13 @@ class FlowStore:
                 publish_rollup(self.root, directory / current, names)
                 return
         if (self.root / ROLLUP_DIR).is_dir():
-            keep = current.removeprefix("connections-").removesuffix(".parquet")
-            if self.dropped() and (
-                served := read_kept_rollup(self.root, names, switchable=False)
-            ) is not None:
-                keep = served.key  # another version's, and nothing could derive it again
-            remove_stale(self.root, keep)
+            if (
+                self.dropped()
+                and read_rollup(self.root, names, switchable=False) is None
+                and (kept := kept_rollup_file(self.root, names)) is not None
+            ):
+                current = kept.name  # maybe another version's: nothing could derive it again
+            remove_stale(self.root, current.removeprefix("connections-").removesuffix(".parquet"))
 
     def commit(
         self, staged: Path, new_entries: Sequence[ManifestEntry], rollup: Path | None = None

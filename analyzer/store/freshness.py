@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from analyzer.errors import StaleRollupWarning, StoreError
-from analyzer.store.rollup import INDEX, ROLLUP_DIR, ROLLUP_ENV, read_schedule
+from analyzer.store import rollup
+from analyzer.store.rollup import INDEX, ROLLUP_DIR, ROLLUP_ENV, read_schedule, rollup_version
 
 __all__ = ["StaleRollupWarning", "stale_reason", "warn_if_stale"]
 
@@ -53,6 +54,12 @@ def stale_reason(root: Path, parts: Sequence[str]) -> str | None:
         current = None
     if current != schedule:
         return "it was built under another bucket schedule (STORE/buckets.json)"
+    version = rollup_version(root / ROLLUP_DIR / str(index.get("file", "")))
+    if version is not None and version != rollup.ROLLUP_VERSION:
+        return (
+            f"it was built in rollup format {version} and this analyzer reads format "
+            f"{rollup.ROLLUP_VERSION}"
+        )
     return "it was built by another version of the analyzer, or its files are unreadable"
 
 

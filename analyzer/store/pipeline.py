@@ -42,8 +42,8 @@ from analyzer.store.flowstore import (
 from analyzer.store.remote import S3Settings, expand_remote, is_remote, is_url, spool_remote
 from analyzer.store.rollup import (
     Rollup,
+    previous_rollup_file,
     read_schedule,
-    rollup_file,
     rollup_key,
     stage_incremental,
     stage_rollup,
@@ -464,17 +464,17 @@ def _stage_rollup(store: FlowStore, staged: Path, entries: Sequence[ManifestEntr
         rollup = stage_rollup(staged, rollup_key(names, schedule), flows(), schedule, names)
         attach_summary(rollup, flows())  # what `analyzer stats` counts (store/flow_summary.py)
     else:
-        previous = rollup_file(store.root, before, schedule)
+        previous = previous_rollup_file(store.root, before, schedule)
         attach_merged_summary(rollup, previous, new_rows, flows)
     return rollup
 
 
 def rebuild_rollup(store_dir: Path, *, lock_timeout: float = 600.0) -> Rollup:
-    """Derive the rollup again from the raw flows (``analyzer store rebuild``): after an
-    upgrade, or when live commits left it stale. Locked and atomic like an ingest."""
+    """Derive the rollup again (``analyzer store rebuild``): after an upgrade, or when live
+    commits left it stale; from the raw flows, or in a store that did not keep them, from its
+    derivation state (``compact.rebuild_locked``). Locked and atomic like an ingest."""
     store = FlowStore.open(Path(store_dir))
     try:
-        store.refuse_without_flows("cannot rebuild the rollup (nothing to derive it from)")
         with store.lock(lock_timeout):
             store.recover()
             return rebuild_locked(store, store.part_names(), read_schedule(store.root))

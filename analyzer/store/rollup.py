@@ -12,13 +12,17 @@
     STORE/buckets.json                       the bucket schedule (minutes, hours, days: which
                                              grain where); absent: minutes everywhere
 
-``key`` is the SHA-256 of the code fingerprint (rollup version, connection schema, and the
-source of the modules that derive connections), the bucket schedule and the ordered part names
-of the manifest. A reader computes the key from the manifest and schedule it sees and reads the
-rollup only when all three files of that key exist: a rollup of other parts (a live commit,
-which does not rebuild it), another schedule or older code is *stale*, never read, and the
-caller derives from the raw flows instead (same answer, slower). Nothing but the key decides
-freshness, so ``rollup.json`` is informative only.
+``key`` is the SHA-256 of the rollup's derivation fingerprint (``ROLLUP_VERSION`` and the
+schemas of its files: what the stored bytes mean, not the source text that wrote them), the
+bucket schedule and the ordered part names of the manifest. A reader computes the key from the
+manifest and schedule it sees and reads the rollup only when all three files of that key exist:
+a rollup of other parts (a live commit, which does not rebuild it), another schedule or another
+rollup version is *stale*, never read, and the caller derives from the raw flows instead (same
+answer, slower). Nothing but the key decides freshness, so ``rollup.json`` is informative only.
+An upgrade that does not change what the files hold keeps every rollup and derivation state
+fresh; one that does must bump ``ROLLUP_VERSION`` (or ``connections._state.STATE_VERSION``), and
+``tests/unit/store/test_derivation_version.py`` fails until it does (docs/rollup.md,
+"Versions").
 
 Exactness: the rollup *is* ``derive_bucketed`` over every committed flow, in manifest order
 (the order the raw scan reads), so its rows and statistics equal a raw derivation of the same
@@ -37,7 +41,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -80,29 +83,38 @@ __all__ = [
     "ROLLUP_DIR",
     "SCHEDULE",
     "coarsen_rollup",
+    "dtype_token",
     "read_schedule",
     "write_schedule",
     "ROLLUP_ENV",
     "Rollup",
     "build_rollup",
-    "code_fingerprint",
     "flow_record_counts",
     "publish_rollup",
+    "kept_rollup_file",
+    "previous_rollup_file",
     "read_kept_rollup",
+    "rollup_version",
     "read_rollup",
     "remove_stale",
     "rollup_file",
+    "rollup_fingerprint",
     "rollup_key",
     "stage_rollup",
     "stage_incremental",
+    "has_state",
     "read_state",
     "rekey_rollup",
     "write_state",
+    "state_fingerprint",
     "state_key",
 ]
 
 ROLLUP_DIR = "rollup"
 INDEX = "rollup.json"
+# What the rollup files hold (their rows' meaning, not the code that writes them): bump it with
+# every change that changes their bytes for the same flows (test_derivation_version.py fails
+# until then); 2: the per-bucket files
 ROLLUP_VERSION = 2
 SCHEDULE = "buckets.json"
 # Set to 1 to ignore the rollup and derive from the raw flows (benchmarks, checks).
@@ -122,28 +134,56 @@ _RANGED: dict[str, tuple[Callable[[int, int], pl.Expr], int, pl.Schema]] = {
     "endpoints": (endpoint_range, ENDPOINT_PARTITION_ROWS, ENDPOINT_SCHEMA),
 }
 _STATE_META = b"analyzer.rollup_state"
-# Modules whose code decides what a connection is: a change to any of them makes every
-# existing rollup stale (an upgrade never serves numbers of the old derivation).
-_DERIVING = ("connections", "identity")
 
 
-@cache
-def code_fingerprint() -> str:
-    """SHA-256 of what the rollup depends on besides the flows."""
-    package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256(f"rollup {ROLLUP_VERSION}\n{S.CONNECTION_SCHEMA!r}\n".encode())
-    files = [package / "schema.py", Path(__file__).resolve()]
-    for name in _DERIVING:
-        files.extend(sorted((package / name).glob("*.py")))
-    for path in files:
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
+def dtype_token(dtype: object) -> str:
+    """A column type (a polars data type, or its class) spelled the same by every polars (its
+    ``repr`` has changed between versions; a key must change only when the type does)."""
+    if isinstance(dtype, type):  # a class given for an instance (``pl.String``)
+        return dtype.__name__
+    if isinstance(dtype, pl.Datetime):
+        return f"Datetime({dtype.time_unit},{dtype.time_zone})"
+    if isinstance(dtype, pl.List):
+        return f"List({dtype_token(dtype.inner)})"
+    if isinstance(dtype, pl.Struct):
+        return "Struct(" + ",".join(f"{f.name}:{dtype_token(f.dtype)}" for f in dtype.fields) + ")"
+    return type(dtype).__name__
+
+
+def _fingerprint(head: str, schemas: dict[str, pl.Schema]) -> str:
+    digest = hashlib.sha256(head.encode())
+    for name, schema in schemas.items():
+        columns = ",".join(f"{column}:{dtype_token(t)}" for column, t in schema.items())
+        digest.update(f"\n{name} {columns}".encode())
     return digest.hexdigest()
 
 
+def rollup_fingerprint() -> str:
+    """What the rollup files mean besides the flows and the schedule: their format version and
+    schemas. Not the source of the deriving code: a change to it that changes what the files
+    hold must bump ``ROLLUP_VERSION`` (the guard test, test_derivation_version.py, says so)."""
+    return _fingerprint(
+        f"rollup {ROLLUP_VERSION}",
+        {"connections": S.CONNECTION_SCHEMA, "buckets": BUCKET_SCHEMA, "counts": COUNT_SCHEMA},
+    )
+
+
+def state_fingerprint() -> str:
+    """What a stored derivation state means besides the flows: its format version, its frames'
+    schemas, the idle times its sessions were cut with, and the polars version, whose 64-bit
+    ``hash()`` the state stores (5-tuples, endpoint keys, and the ranges they are written in):
+    those hashes cannot be recomputed (the addresses behind them are not kept), and polars does
+    not promise them stable across versions."""
+    return _fingerprint(
+        f"state {STATE_VERSION} polars {pl.__version__} idle {TCP_IDLE} {OTHER_IDLE}",
+        DerivationState.frames(),
+    )
+
+
 def rollup_key(parts: Sequence[str], schedule: Buckets) -> str:
-    """The key of the rollup over ``parts`` (manifest order) under ``schedule`` with this code."""
-    digest = hashlib.sha256(code_fingerprint().encode())
+    """The key of the rollup over ``parts`` (manifest order) under ``schedule`` in this
+    rollup version."""
+    digest = hashlib.sha256(rollup_fingerprint().encode())
     digest.update(b"\n" + schedule.token().encode())
     for part in parts:
         digest.update(b"\n" + part.encode())
@@ -433,10 +473,9 @@ def stage_incremental(
 
 
 def state_key(parts: Sequence[str]) -> str:
-    """The key of the derivation state of ``parts`` (manifest order) with this code and
-    polars (the state holds polars' 64-bit hashes of 5-tuples and endpoint keys)."""
-    digest = hashlib.sha256(code_fingerprint().encode())
-    digest.update(f"\nstate {STATE_VERSION} polars {pl.__version__}".encode())
+    """The key of the derivation state of ``parts`` (manifest order) in this state version
+    with this polars (``state_fingerprint``)."""
+    digest = hashlib.sha256(state_fingerprint().encode())
     for part in parts:
         digest.update(b"\n" + part.encode())
     return digest.hexdigest()[:32]
@@ -540,6 +579,13 @@ def _stored_state(
         return None  # the caller derives the whole store
 
 
+def has_state(root: Path, parts: Sequence[str]) -> bool:
+    """Whether the store holds a derivation state of exactly ``parts`` that this analyzer
+    reads (its version, schemas and polars): what an ingest extends, and what
+    ``store rebuild`` finishes in a store without raw flows."""
+    return _stored_state(root, parts) is not None
+
+
 def read_state(root: Path, parts: Sequence[str]) -> DerivationState | None:
     """The stored derivation state of exactly ``parts`` with this code, or None."""
     found = _stored_state(root, parts)
@@ -630,25 +676,58 @@ def rollup_file(root: Path, parts: Sequence[str], schedule: Buckets | None = Non
     return root / ROLLUP_DIR / f"{_PREFIX}{key}.parquet"
 
 
+def kept_rollup_file(root: Path, parts: Sequence[str]) -> Path | None:
+    """The published connections file ``rollup.json`` names as the rollup of exactly ``parts``
+    under the store's schedule, whatever analyzer wrote it (it may be of another rollup
+    version: a store without raw flows keeps it, nothing could derive it again); or None."""
+    try:
+        index = json.loads((root / ROLLUP_DIR / INDEX).read_bytes())
+        if [str(p) for p in index["parts"]] != list(parts) or index["schedule"] != (
+            read_schedule(root).to_json()
+        ):
+            return None
+        path = root / ROLLUP_DIR / str(index["file"])
+    except (OSError, KeyError, ValueError, TypeError, StoreError):
+        return None
+    return path if path.is_file() else None
+
+
+def rollup_version(path: Path) -> int | None:
+    """The rollup version the connections file ``path`` was written in, or None (unreadable)."""
+    try:
+        return int(json.loads((pq.read_schema(path).metadata or {})[_META])["version"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+def previous_rollup_file(root: Path, parts: Sequence[str], schedule: Buckets) -> Path:
+    """The rollup file whose ``stats`` summary and endpoint table an ingest extends
+    (``flow_summary.attach_merged_summary``): this version's rollup of ``parts``, or when there
+    is none the one ``rollup.json`` names for them (another rollup version: the summary and
+    the table carry their own version, ``flow_summary.SUMMARY_VERSION``), so that a store
+    without raw flows, whose rollup is rebuilt from its state, keeps them."""
+    path = rollup_file(root, parts, schedule)
+    if path.is_file():
+        return path
+    return kept_rollup_file(root, parts) or path
+
+
 def read_kept_rollup(
     root: Path, parts: Sequence[str], *, switchable: bool = True
 ) -> Rollup | None:
-    """The published rollup of exactly ``parts`` under the store's schedule whatever code
-    built it (``rollup.json`` names it), when its files are readable as this code's: for a
-    store that did not keep its raw flows, which nothing could derive again. None otherwise
-    (and, when ``switchable``, switched off with ``ANALYZER_NO_ROLLUP=1``)."""
+    """The published rollup of exactly ``parts`` under the store's schedule whatever key it
+    was written under (``kept_rollup_file``), when its files carry this rollup version and the
+    columns this code reads: for a store that did not keep its raw flows, which nothing could
+    derive again. None otherwise (and, when ``switchable``, switched off with
+    ``ANALYZER_NO_ROLLUP=1``)."""
     if switchable and os.environ.get(ROLLUP_ENV, "") not in ("", "0"):
         return None
-    directory = root / ROLLUP_DIR
+    path = kept_rollup_file(root, parts)
+    if path is None:
+        return None
+    key = path.name.removeprefix(_PREFIX).removesuffix(".parquet")
     try:
-        index = json.loads((directory / INDEX).read_bytes())
         schedule = read_schedule(root)
-        if [str(p) for p in index["parts"]] != list(parts) or index["schedule"] != (
-            schedule.to_json()
-        ):
-            return None
-        path = directory / str(index["file"])
-        key = str(index["key"])
         for prefix, schema in (
             ("buckets-", BUCKET_SCHEMA),
             ("counts-", COUNT_SCHEMA),

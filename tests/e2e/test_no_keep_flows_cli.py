@@ -7,7 +7,10 @@ extends the state."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,12 +87,18 @@ def test_a_store_without_raw_flows_answers_as_one_with_them(
 
 
 def test_what_needs_raw_flows_refuses_in_one_line(
-    stores: dict[str, Path], files: list[Path]
+    stores: dict[str, Path], files: list[Path], tmp_path: Path
 ) -> None:
     store = str(stores["dropped"])
     said = _refused("graph", "-o", "json", "--store", store, raw=True)
     assert "ANALYZER_NO_ROLLUP=1" in said and "--no-keep-flows" in said
-    assert "cannot rebuild the rollup" in _refused("store", "rebuild", "--store", store)
+    stateless = tmp_path / "stateless"  # rebuild finishes the state; without one it refuses
+    shutil.copytree(stores["dropped"], stateless)
+    for path in (stateless / "rollup").glob("state-*"):
+        path.unlink()
+    assert "cannot derive the rollup again" in _refused(
+        "store", "rebuild", "--store", str(stateless)
+    )
     assert "cannot ingest live" in _refused(
         "ingest", "--follow", str(files[0]), "--store", store
     )
@@ -125,3 +134,113 @@ def test_compaction_merges_parts_and_changes_no_answer(
     text = _ok("store", "compact", "--store", str(copy), "--hours-after", "off",
                "--days-after", "off").decode()
     assert text.startswith("flow parts merged: 2 -> 1 files")
+
+
+# --- upgrades (docs/rollup.md, "Versions") ------------------------------------------------------
+
+
+def _upgraded(base: Path, edit: dict[str, tuple[str, str]] | None = None) -> Path:
+    """A copy of the installed ``analyzer`` package with a comment added to every module the
+    connections are derived by (what changes at every release) and, with ``edit``, some
+    module's text replaced (``{relative path: (old, new)}``): "another version" of it."""
+    import analyzer
+
+    root = base / "site"
+    target = root / "analyzer"
+    shutil.copytree(Path(analyzer.__file__).parent, target,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for path in [*(target / "connections").glob("*.py"), *(target / "identity").glob("*.py"),
+                 target / "store" / "rollup.py", target / "schema.py"]:
+        path.write_text(path.read_text() + "\n# a later release\n")
+    for name, (old, new) in (edit or {}).items():
+        text = (target / name).read_text()
+        assert old in text, (name, old)
+        (target / name).write_text(text.replace(old, new))
+    return root
+
+
+def _run_in(site: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """One command of the analyzer in ``site`` (before the installed one on the path)."""
+    env = {k: v for k, v in os.environ.items() if k != "ANALYZER_NO_ROLLUP"}
+    env["PYTHONPATH"] = str(site)
+    code = "import sys, analyzer; assert analyzer.__file__.startswith(sys.argv.pop(1)); " \
+        "from analyzer.cli import app; sys.argv[0] = 'analyzer'; app()"
+    return subprocess.run([sys.executable, "-c", code, str(site), *args], cwd=site,
+                          capture_output=True, timeout=600, check=False, env=env)
+
+
+def _ok_in(site: Path, *args: str) -> tuple[bytes, bytes]:
+    done = _run_in(site, *args)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    return done.stdout, done.stderr
+
+
+def test_an_upgrade_that_keeps_the_derivation_keeps_a_store_without_raw_flows(
+    stores: dict[str, Path], files: list[Path], tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    for path in files[:-1]:
+        _ok("ingest", str(path), "--store", str(store), "--no-keep-flows")
+    site = _upgraded(tmp_path)
+    for command in COMMANDS:  # reads as its own: the same stdout and stderr (no note)
+        installed = _run(*command, "--store", str(store))
+        assert _ok_in(site, *command, "--store", str(store)) == (
+            installed.stdout, installed.stderr
+        )
+        assert b"note:" not in installed.stderr
+    _ok_in(site, "ingest", str(files[-1]), "--store", str(store))  # extends the state
+    for command in COMMANDS:
+        out, err = _ok_in(site, *command, "--store", str(store))
+        assert b"note:" not in err, err.decode()
+        kept = _ok(*command, "--store", str(stores["kept"]))
+        assert _normal(command, out) == _normal(command, kept)
+    assert not list((store / "flows").iterdir())
+
+
+def test_a_rollup_version_bump_refuses_reads_in_one_line_until_rebuilt_from_the_state(
+    stores: dict[str, Path], files: list[Path], tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    for path in files[:-1]:
+        _ok("ingest", str(path), "--store", str(store), "--no-keep-flows")
+    site = _upgraded(tmp_path, {"store/rollup.py": ("\nROLLUP_VERSION = 2\n",
+                                                     "\nROLLUP_VERSION = 99\n")})
+    for command in (*COMMANDS, ("anomalies", "-o", "json")):
+        done = _run_in(site, *command, "--store", str(store))
+        assert done.returncode == 1 and b"Traceback" not in done.stderr, done.stderr.decode()
+        (line,) = done.stderr.decode().strip().splitlines()
+        assert line.startswith("error: ") and "built in rollup format 2" in line, line
+        assert "reads format 99" in line and "--no-keep-flows" in line, line
+        assert "run 'analyzer store rebuild" in line, line
+    # the derivation state is still this version's: `store rebuild` finishes it again ...
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(store, rebuilt)
+    _ok_in(site, "store", "rebuild", "--store", str(rebuilt))
+    for command in COMMANDS:
+        out, _ = _ok_in(site, *command, "--store", str(rebuilt))
+        assert _normal(command, out) == _normal(command, _ok(*command, "--store", str(store)))
+    # ... and so does the next ingest
+    _ok_in(site, "ingest", str(files[-1]), "--store", str(store))
+    for command in COMMANDS:
+        out, err = _ok_in(site, *command, "--store", str(store))
+        kept = _ok(*command, "--store", str(stores["kept"]))
+        assert _normal(command, out) == _normal(command, kept)
+
+
+def test_a_state_version_bump_refuses_ingests_and_keeps_answering(
+    stores: dict[str, Path], files: list[Path], tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    for path in files[:-1]:
+        _ok("ingest", str(path), "--store", str(store), "--no-keep-flows")
+    site = _upgraded(tmp_path, {"connections/_state.py": ("\nSTATE_VERSION = 3\n",
+                                                          "\nSTATE_VERSION = 99\n")})
+    before = _ok("graph", "-o", "json", "--store", str(store))
+    out, err = _ok_in(site, "graph", "-o", "json", "--store", str(store))
+    assert out == before and b"note:" not in err
+    manifest = (store / "manifest.json").read_bytes()
+    done = _run_in(site, "ingest", str(files[-1]), "--store", str(store))
+    assert done.returncode == 1 and b"Traceback" not in done.stderr
+    (line,) = done.stderr.decode().strip().splitlines()
+    assert "derivation state is missing or of another version" in line
+    assert (store / "manifest.json").read_bytes() == manifest

@@ -79,10 +79,37 @@ def test_parts_committed_since_the_rollup(
     assert _notes(store) == []
 
 
-def test_an_upgrade_of_the_deriving_code(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(R, "code_fingerprint", lambda: "a later version")
+def test_an_upgrade_that_bumps_the_rollup_version(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(R, "ROLLUP_VERSION", R.ROLLUP_VERSION + 1)
+    (note,) = _notes(store)
+    assert (
+        f"built in rollup format {R.ROLLUP_VERSION - 1} and this analyzer reads format "
+        f"{R.ROLLUP_VERSION}" in note
+    )
+    rebuild_rollup(store)
+    assert _notes(store) == []
+
+
+def test_a_rollup_under_another_key_of_the_same_version(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other schemas, or a key computed as analyzers before the versioned key did."""
+    monkeypatch.setattr(R, "rollup_fingerprint", lambda: "another analyzer's")
     (note,) = _notes(store)
     assert "built by another version of the analyzer" in note
+
+
+def test_an_upgrade_that_keeps_the_derivation_says_nothing(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only versions and schemas key a rollup: new source text (here: new polars, which the
+    state's key holds but the rollup's does not) leaves it fresh."""
+    before = FlowStore.open(store).rollup()
+    monkeypatch.setattr(R.pl, "__version__", "99.0.0")
+    assert FlowStore.open(store).rollup() == before
+    assert _notes(store) == []
 
 
 def test_another_bucket_schedule(store: Path) -> None:

@@ -1,12 +1,16 @@
 """Stores without raw flows (issue 11, ``ingest --no-keep-flows``): the rollup, its derivation
 state, the ``stats`` summary and explain's endpoint table are committed as with kept flows and
 equal those of a store that kept them; no part file is published; idempotence, stickiness and
-kill-safety hold; everything that would need the raw rows refuses in one line; a store built by
-another version of the analyzer keeps serving its rollup and refuses ingests it cannot extend."""
+kill-safety hold; everything that would need the raw rows refuses in one line. Across upgrades
+(docs/rollup.md, "Versions"): a rollup version bump refuses reads in one line until the next
+ingest derives the rollup again from the state; a state version bump refuses ingests but keeps
+serving the rollup; a rollup of this version keyed otherwise is served with a note. (An upgrade
+that keeps the derivation, run for real: tests/e2e/test_no_keep_flows_cli.py.)"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from analyzer.errors import FlowsNotKeptError, KeptRollupWarning, StoreError
 from analyzer.live.follow import open_store
 from analyzer.store import FlowStore, ingest
 from analyzer.store import rollup as R
+from analyzer.store.compact import compact_store
 from analyzer.store.flow_summary import read_endpoints, read_summary
 from analyzer.store.pipeline import rebuild_rollup
 from tests.unit.store._helpers import node_capture
@@ -102,8 +107,8 @@ def test_a_mixed_store_answers_from_its_rollup_and_refuses_raw_reads(
     opened = FlowStore.open(store)
     with pytest.raises(FlowsNotKeptError, match="did not keep the raw flows of 1 of its 3 inputs"):
         opened.scan()
-    with pytest.raises(FlowsNotKeptError, match="cannot rebuild the rollup"):
-        rebuild_rollup(store)
+    rebuild_rollup(store)  # from the derivation state: the same rollup
+    _same_rollup(store, kept)
     with pytest.raises(FlowsNotKeptError, match="cannot ingest live"):
         open_store(store)
     monkeypatch.setenv(R.ROLLUP_ENV, "1")
@@ -122,12 +127,80 @@ def test_a_missing_state_refuses_the_ingest_and_leaves_the_store(
     before = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
     with pytest.raises(FlowsNotKeptError, match="cannot ingest: the store's derivation state"):
         ingest(store, [str(node_files[1])], keep_flows=False)
+    with pytest.raises(FlowsNotKeptError, match="cannot derive the rollup again .the store's "
+                       "derivation state is missing"):
+        rebuild_rollup(store)
     after = {p.relative_to(store): p.read_bytes() for p in store.rglob("*") if p.is_file()}
     assert after == before
     assert FlowStore.open(store).rollup() is not None  # still serves what it has
 
 
-def test_after_an_upgrade_the_old_rollup_is_served_with_a_note_and_ingests_refused(
+def test_a_rollup_version_bump_refuses_reads_until_the_state_derives_it_again(
+    tmp_path: Path, node_files: list[Path], kept: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    for path in node_files[:2]:
+        ingest(store, [str(path)], keep_flows=False)
+    built = FlowStore.open(store).rollup()
+    assert built is not None
+    monkeypatch.setattr(R, "ROLLUP_VERSION", R.ROLLUP_VERSION + 1)
+    opened = FlowStore.open(store)
+    assert opened.rollup() is None  # another version's: not served
+    with pytest.raises(FlowsNotKeptError) as refused:
+        opened.scan()
+    said = str(refused.value)
+    assert "\n" not in said
+    assert f"built in rollup format {R.ROLLUP_VERSION - 1}" in said
+    assert f"run 'analyzer store rebuild --store {store}' to derive it again" in said
+    assert "did not keep the raw flows of 2 of its 2 inputs" in said
+    # the state is this version's: `store rebuild` finishes it (no raw flow needed), with the
+    # summary and endpoint table carried over from the old rollup file ...
+    rebuilt_store = tmp_path / "rebuilt"
+    shutil.copytree(store, rebuilt_store)
+    rebuilt = rebuild_rollup(rebuilt_store)
+    assert rebuilt.connections().frame.equals(built.connections().frame)
+    assert rebuilt.bucketed().buckets.equals(built.bucketed().buckets)
+    assert (rebuilt.stats, rebuilt.records) == (built.stats, built.records)
+    for read in (read_summary, read_endpoints):
+        assert read(rebuilt.path).equals(read(built.path))  # type: ignore[union-attr]
+    assert len(list((rebuilt_store / "rollup").glob("connections-*"))) == 1
+    # ... so does compaction, which needs a rollup of this version ...
+    compacted = tmp_path / "compacted"
+    shutil.copytree(store, compacted)
+    compact_store(compacted, hours_after=None, days_after=None)
+    assert FlowStore.open(compacted).rollup() is not None
+    # ... and the next ingest extends the state and writes the new rollup
+    ingest(store, [str(node_files[2])], keep_flows=False)
+    reference = tmp_path / "kept"  # the kept store, its rollup rebuilt by this version
+    shutil.copytree(kept, reference)
+    rebuild_rollup(reference)
+    _same_rollup(store, reference)
+    assert len(list((store / "rollup").glob("connections-*"))) == 1
+
+
+def test_a_rebuild_from_the_state_killed_before_its_index_keeps_the_new_rollup(
+    tmp_path: Path, node_files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Published files first, ``rollup.json`` last: killed in between, the index still names
+    the old version's rollup. Recovery keeps this version's (what readers read), not the one
+    the index names."""
+    store = tmp_path / "store"
+    for path in node_files[:2]:
+        ingest(store, [str(path)], keep_flows=False)
+    directory = store / "rollup"
+    old = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+    monkeypatch.setattr(R, "ROLLUP_VERSION", R.ROLLUP_VERSION + 1)
+    rebuilt = rebuild_rollup(store)
+    for name, data in old.items():  # the old files and index back, the new files kept
+        if not (directory / name).exists() or name == R.INDEX:
+            (directory / name).write_bytes(data)
+    assert R.kept_rollup_file(store, FlowStore(store).part_names()) != rebuilt.path
+    with FlowStore(store).lock():
+        FlowStore(store).recover()
+    assert FlowStore.open(store).rollup() == rebuilt
+
+
+def test_a_state_version_bump_refuses_ingests_and_keeps_serving(
     tmp_path: Path, node_files: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = tmp_path / "store"
@@ -135,7 +208,28 @@ def test_after_an_upgrade_the_old_rollup_is_served_with_a_note_and_ingests_refus
         ingest(store, [str(path)], keep_flows=False)
     built = FlowStore.open(store).rollup()
     assert built is not None
-    monkeypatch.setattr(R, "code_fingerprint", lambda: "another analyzer")
+    monkeypatch.setattr(R, "STATE_VERSION", R.STATE_VERSION + 1)
+    assert FlowStore.open(store).rollup() == built  # the rollup's key holds no state version
+    manifest = (store / "manifest.json").read_bytes()
+    with pytest.raises(FlowsNotKeptError, match="derivation state is missing or of another"):
+        ingest(store, [str(node_files[2])], keep_flows=False)
+    assert (store / "manifest.json").read_bytes() == manifest
+    assert FlowStore.open(store).rollup() == built
+
+
+def test_a_rollup_keyed_otherwise_is_served_with_a_note_and_ingests_refused(
+    tmp_path: Path, node_files: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rollup of this version under another key (written by an analyzer that keyed rollups
+    by its source, or under other schemas) in a store without raw flows: served as built,
+    since nothing could derive it again."""
+    store = tmp_path / "store"
+    for path in node_files[:2]:
+        ingest(store, [str(path)], keep_flows=False)
+    built = FlowStore.open(store).rollup()
+    assert built is not None
+    monkeypatch.setattr(R, "rollup_fingerprint", lambda: "another analyzer")
+    monkeypatch.setattr(R, "state_fingerprint", lambda: "another analyzer")
     assert R.read_rollup(store, FlowStore.open(store).part_names()) is None  # stale by key
     with pytest.warns(KeptRollupWarning, match="built by another version"):
         served = FlowStore.open(store).rollup()
@@ -156,12 +250,18 @@ def test_after_an_upgrade_the_old_rollup_is_served_with_a_note_and_ingests_refus
     with pytest.warns(KeptRollupWarning):
         again = FlowStore.open(store).rollup()
     assert again is not None and again.connections().frame.equals(built.connections().frame)
+    # nor one of another version, which it cannot serve but whose summary a later state-based
+    # derivation carries over
+    monkeypatch.setattr(R, "ROLLUP_VERSION", R.ROLLUP_VERSION + 1)
+    with FlowStore.open(store).lock():
+        FlowStore(store).recover()
+    assert (store / "rollup" / built.path.name).is_file()
+    monkeypatch.undo()
     # a store that kept its flows is not served an old rollup: it derives again instead
     whole = tmp_path / "kept"
     ingest(whole, [str(node_files[0])])
-    monkeypatch.undo()
     ingest(whole, [str(node_files[1])])
-    monkeypatch.setattr(R, "code_fingerprint", lambda: "another analyzer")
+    monkeypatch.setattr(R, "rollup_fingerprint", lambda: "another analyzer")
     assert FlowStore(whole).rollup() is None
 
 
