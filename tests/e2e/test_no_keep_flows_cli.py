@@ -175,6 +175,15 @@ def _ok_in(site: Path, *args: str) -> tuple[bytes, bytes]:
     return done.stdout, done.stderr
 
 
+def _answers_as(site: Path, store: Path, reference: Path) -> None:
+    """Every command of the upgraded code (``site``) on ``store`` answers as the installed
+    code does on ``reference``, without a note."""
+    for command in COMMANDS:
+        out, err = _ok_in(site, *command, "--store", str(store))
+        assert b"note:" not in err, err.decode()
+        assert _normal(command, out) == _normal(command, _ok(*command, "--store", str(reference)))
+
+
 def test_an_upgrade_that_keeps_the_derivation_keeps_a_store_without_raw_flows(
     stores: dict[str, Path], files: list[Path], tmp_path: Path
 ) -> None:
@@ -189,11 +198,7 @@ def test_an_upgrade_that_keeps_the_derivation_keeps_a_store_without_raw_flows(
         )
         assert b"note:" not in installed.stderr
     _ok_in(site, "ingest", str(files[-1]), "--store", str(store))  # extends the state
-    for command in COMMANDS:
-        out, err = _ok_in(site, *command, "--store", str(store))
-        assert b"note:" not in err, err.decode()
-        kept = _ok(*command, "--store", str(stores["kept"]))
-        assert _normal(command, out) == _normal(command, kept)
+    _answers_as(site, store, stores["kept"])
     assert not list((store / "flows").iterdir())
 
 
@@ -221,10 +226,7 @@ def test_a_rollup_version_bump_refuses_reads_in_one_line_until_rebuilt_from_the_
         assert _normal(command, out) == _normal(command, _ok(*command, "--store", str(store)))
     # ... and so does the next ingest
     _ok_in(site, "ingest", str(files[-1]), "--store", str(store))
-    for command in COMMANDS:
-        out, err = _ok_in(site, *command, "--store", str(store))
-        kept = _ok(*command, "--store", str(stores["kept"]))
-        assert _normal(command, out) == _normal(command, kept)
+    _answers_as(site, store, stores["kept"])
 
 
 def test_a_state_version_bump_refuses_ingests_and_keeps_answering(

@@ -135,14 +135,21 @@ def test_a_missing_state_refuses_the_ingest_and_leaves_the_store(
     assert FlowStore.open(store).rollup() is not None  # still serves what it has
 
 
-def test_a_rollup_version_bump_refuses_reads_until_the_state_derives_it_again(
-    tmp_path: Path, node_files: list[Path], kept: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _two_nodes_without_flows(tmp_path: Path, node_files: list[Path]) -> tuple[Path, R.Rollup]:
+    """A store of the first two node files, each ingested with ``--no-keep-flows``, and its
+    rollup."""
     store = tmp_path / "store"
     for path in node_files[:2]:
         ingest(store, [str(path)], keep_flows=False)
     built = FlowStore.open(store).rollup()
     assert built is not None
+    return store, built
+
+
+def test_a_rollup_version_bump_refuses_reads_until_the_state_derives_it_again(
+    tmp_path: Path, node_files: list[Path], kept: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, built = _two_nodes_without_flows(tmp_path, node_files)
     monkeypatch.setattr(R, "ROLLUP_VERSION", R.ROLLUP_VERSION + 1)
     opened = FlowStore.open(store)
     assert opened.rollup() is None  # another version's: not served
@@ -184,9 +191,7 @@ def test_a_rebuild_from_the_state_killed_before_its_index_keeps_the_new_rollup(
     """Published files first, ``rollup.json`` last: killed in between, the index still names
     the old version's rollup. Recovery keeps this version's (what readers read), not the one
     the index names."""
-    store = tmp_path / "store"
-    for path in node_files[:2]:
-        ingest(store, [str(path)], keep_flows=False)
+    store, _ = _two_nodes_without_flows(tmp_path, node_files)
     directory = store / "rollup"
     old = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
     monkeypatch.setattr(R, "ROLLUP_VERSION", R.ROLLUP_VERSION + 1)
@@ -203,11 +208,7 @@ def test_a_rebuild_from_the_state_killed_before_its_index_keeps_the_new_rollup(
 def test_a_state_version_bump_refuses_ingests_and_keeps_serving(
     tmp_path: Path, node_files: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = tmp_path / "store"
-    for path in node_files[:2]:
-        ingest(store, [str(path)], keep_flows=False)
-    built = FlowStore.open(store).rollup()
-    assert built is not None
+    store, built = _two_nodes_without_flows(tmp_path, node_files)
     monkeypatch.setattr(R, "STATE_VERSION", R.STATE_VERSION + 1)
     assert FlowStore.open(store).rollup() == built  # the rollup's key holds no state version
     manifest = (store / "manifest.json").read_bytes()
@@ -223,11 +224,7 @@ def test_a_rollup_keyed_otherwise_is_served_with_a_note_and_ingests_refused(
     """A rollup of this version under another key (written by an analyzer that keyed rollups
     by its source, or under other schemas) in a store without raw flows: served as built,
     since nothing could derive it again."""
-    store = tmp_path / "store"
-    for path in node_files[:2]:
-        ingest(store, [str(path)], keep_flows=False)
-    built = FlowStore.open(store).rollup()
-    assert built is not None
+    store, built = _two_nodes_without_flows(tmp_path, node_files)
     monkeypatch.setattr(R, "rollup_fingerprint", lambda: "another analyzer")
     monkeypatch.setattr(R, "state_fingerprint", lambda: "another analyzer")
     assert R.read_rollup(store, FlowStore.open(store).part_names()) is None  # stale by key
