@@ -152,13 +152,13 @@ def _side_key(side: str) -> pl.Expr:
         & (pl.col(f"{side}_labels").list.len() > 0)
         & identity.is_not_null()
     )
-    ns, pod = pl.col(f"{side}_namespace"), pl.col(f"{side}_pod")
+    named, pod_key = _pod(side)
     # one when-chain, not a coalesce of alternatives: each branch is built only for the rows
     # that reach it (every branch is non-null where it applies, so the chains agree) — 2.4x
     # less CPU per row
     return (
-        pl.when((ns != "") & (pod != ""))
-        .then(pl.concat_str(ns, pl.lit("/"), pod))
+        pl.when(named)
+        .then(pod_key)
         .when((ip != "") & proxied)
         .then(pl.concat_str(ip, pl.lit("#"), identity.cast(pl.String())))
         .when(ip != "")
@@ -169,9 +169,15 @@ def _side_key(side: str) -> pl.Expr:
     )
 
 
-def _pod_key(side: str) -> pl.Expr:
+def _pod(side: str) -> tuple[pl.Expr, pl.Expr]:
+    """Whether a row names the side's pod, and its ``ns/pod`` key where it does."""
     ns, pod = pl.col(f"{side}_namespace"), pl.col(f"{side}_pod")
-    return pl.when((ns != "") & (pod != "")).then(ns + pl.lit("/") + pod)
+    return (ns != "") & (pod != ""), pl.concat_str(ns, pl.lit("/"), pod)
+
+
+def _pod_key(side: str) -> pl.Expr:
+    named, key = _pod(side)
+    return pl.when(named).then(key)
 
 
 def request_rows(decided: pl.LazyFrame) -> pl.LazyFrame:

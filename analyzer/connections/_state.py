@@ -647,7 +647,6 @@ def _merge_sessions(frame: pl.DataFrame, tcp_idle: timedelta, other_idle: timede
         # one sort per group for the three columns taken at the same (time, position)
         return pl.struct(*values).sort_by([t, p], nulls_last=True).first().alias(f"_{t}")
 
-
     merged = (
         ordered.with_columns(new.cum_sum().alias("_conn"))
         .group_by("_conn")

@@ -28,14 +28,13 @@ _FLAG_TEXT = {
 }
 
 
-# ``list.filter`` then an element-wise ``list.eval``: a ``filter`` inside ``list.eval`` is
-# evaluated list by list, element-wise expressions over all elements at once
-
-
 def _labels_clean(labels: pl.Expr) -> pl.Expr:
     """Pod labels: drop reserved/cidr/fqdn labels and Cilium bookkeeping, strip the source."""
     el = pl.element().str.replace(E.SOURCE_PREFIX, "")
     keep = ~pl.element().str.contains(E.NON_POD_SOURCE) & ~el.str.contains(E.BOOKKEEPING)
+    # ``list.filter``, then an element-wise ``list.eval`` (here and in ``_ns_labels``): a
+    # ``filter`` inside ``list.eval`` runs list by list, element-wise expressions over all
+    # elements at once
     return labels.list.filter(keep).list.eval(el).list.sort()
 
 
