@@ -442,7 +442,8 @@ def stage_incremental(
     stored state of ``before`` extended by the map of the added rows alone (``added``, the
     parts named ``added_names``), merged and finished: exactly what a derivation of every row
     gives (``connections._state``). None when no state of ``before`` is stored (or it is of
-    other code or another polars): the caller derives the whole store.
+    another state version or polars: ``state_fingerprint``): the caller derives the whole
+    store.
 
     Memory stays bounded whatever the store's size: the stored sessions and endpoint rows
     (the state's bulk) are read, merged with the new ones, written and finished one hash
