@@ -175,6 +175,14 @@ def _ok_in(site: Path, *args: str) -> tuple[bytes, bytes]:
     return done.stdout, done.stderr
 
 
+def _without_flows(tmp_path: Path, files: list[Path]) -> Path:
+    """A store of ``files``, each ingested with ``--no-keep-flows`` by the installed code."""
+    store = tmp_path / "store"
+    for path in files:
+        _ok("ingest", str(path), "--store", str(store), "--no-keep-flows")
+    return store
+
+
 def _answers_as(site: Path, store: Path, reference: Path) -> None:
     """Every command of the upgraded code (``site``) on ``store`` answers as the installed
     code does on ``reference``, without a note."""
@@ -187,9 +195,7 @@ def _answers_as(site: Path, store: Path, reference: Path) -> None:
 def test_an_upgrade_that_keeps_the_derivation_keeps_a_store_without_raw_flows(
     stores: dict[str, Path], files: list[Path], tmp_path: Path
 ) -> None:
-    store = tmp_path / "store"
-    for path in files[:-1]:
-        _ok("ingest", str(path), "--store", str(store), "--no-keep-flows")
+    store = _without_flows(tmp_path, files[:-1])
     site = _upgraded(tmp_path)
     for command in COMMANDS:  # reads as its own: the same stdout and stderr (no note)
         installed = _run(*command, "--store", str(store))
@@ -205,9 +211,7 @@ def test_an_upgrade_that_keeps_the_derivation_keeps_a_store_without_raw_flows(
 def test_a_rollup_version_bump_refuses_reads_in_one_line_until_rebuilt_from_the_state(
     stores: dict[str, Path], files: list[Path], tmp_path: Path
 ) -> None:
-    store = tmp_path / "store"
-    for path in files[:-1]:
-        _ok("ingest", str(path), "--store", str(store), "--no-keep-flows")
+    store = _without_flows(tmp_path, files[:-1])
     site = _upgraded(tmp_path, {"store/rollup.py": ("\nROLLUP_VERSION = 2\n",
                                                      "\nROLLUP_VERSION = 99\n")})
     for command in (*COMMANDS, ("anomalies", "-o", "json")):
@@ -232,9 +236,7 @@ def test_a_rollup_version_bump_refuses_reads_in_one_line_until_rebuilt_from_the_
 def test_a_state_version_bump_refuses_ingests_and_keeps_answering(
     stores: dict[str, Path], files: list[Path], tmp_path: Path
 ) -> None:
-    store = tmp_path / "store"
-    for path in files[:-1]:
-        _ok("ingest", str(path), "--store", str(store), "--no-keep-flows")
+    store = _without_flows(tmp_path, files[:-1])
     site = _upgraded(tmp_path, {"connections/_state.py": ("\nSTATE_VERSION = 3\n",
                                                           "\nSTATE_VERSION = 99\n")})
     before = _ok("graph", "-o", "json", "--store", str(store))
