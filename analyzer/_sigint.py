@@ -7,11 +7,20 @@ parses the arguments -- Python's ``KeyboardInterrupt`` would end the command lin
 traceback (during the imports) or silently (typer turns one it sees into exit 130). So the
 ``analyzer`` command makes SIGINT raise :class:`Interrupted` until a command runs, and answers
 it with the same line; a command runs with ``KeyboardInterrupt`` as usual.
+
+An exception raised where Python cannot propagate it -- a weakref callback (the import
+system's module locks have one), a ``__del__`` -- is printed as "Exception ignored in ..."
+with a traceback, and the interrupt is lost. :func:`install` also hooks those
+(``sys.unraisablehook``): an interrupt that lands there is sent again a moment later, from a
+timer thread, so it reaches the code that was running instead.
 """
 
 from __future__ import annotations
 
+import _thread
 import signal
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -19,6 +28,7 @@ from types import FrameType
 __all__ = ["INTERRUPTED_EXIT", "Interrupted", "install", "keyboard_interrupts"]
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for a job ended by Ctrl-C
+_REDELIVERY_DELAY = 0.005  # seconds: the callback that swallowed it has returned by then
 
 
 class Interrupted(BaseException):
@@ -30,8 +40,24 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise Interrupted
 
 
+def _send_again() -> None:
+    # as a signal would: to whichever handler is installed then (none after the command)
+    timer = threading.Timer(_REDELIVERY_DELAY, _thread.interrupt_main)
+    timer.daemon = True
+    timer.start()
+
+
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    if isinstance(unraisable.exc_value, (Interrupted, KeyboardInterrupt)):
+        _send_again()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def install() -> None:
-    """From now on SIGINT raises :class:`Interrupted` (the ``analyzer`` command's first act)."""
+    """From now on SIGINT raises :class:`Interrupted` (the ``analyzer`` command's first act),
+    and an interrupt swallowed by a callback is sent again."""
+    sys.unraisablehook = _unraisable
     signal.signal(signal.SIGINT, _interrupt)
 
 

@@ -16,6 +16,8 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -112,3 +114,48 @@ def test_ctrl_c_during_a_command_still_cleans_up_and_says_it(tmp_path: Path) -> 
             assert not list(store.glob(".tmp-*"))  # (none either when no store was made)
         else:
             assert done.returncode == 0, done.stderr
+
+
+SWALLOWED = textwrap.dedent("""
+    import signal, sys, time, weakref
+    from analyzer._sigint import Interrupted, install, keyboard_interrupts
+
+    install()
+
+    class Held:
+        pass
+
+    def swallowing(_):  # as the import system's module-lock callbacks: cannot propagate
+        signal.raise_signal(signal.SIGINT)
+        for _ in range(100):
+            pass
+
+    held = Held()
+    ref = weakref.ref(held, swallowing)
+    try:
+        if sys.argv[1] == "during-command":
+            with keyboard_interrupts():
+                try:
+                    del held
+                    time.sleep(10)
+                    print("lost")
+                except KeyboardInterrupt:
+                    print("KeyboardInterrupt")
+        else:
+            del held
+            time.sleep(10)
+            print("lost")
+    except Interrupted:
+        print("Interrupted")
+""")
+
+
+@pytest.mark.parametrize(("when", "raised"), [("start-up", "Interrupted"),
+                                              ("during-command", "KeyboardInterrupt")])
+def test_an_interrupt_swallowed_by_a_callback_is_sent_again(when: str, raised: str) -> None:
+    """CI once saw Ctrl-C land in a weakref callback of the import system: Python printed
+    "Exception ignored in ..." with a traceback and the command went on. The interrupt must
+    reach the code that was running instead, silently."""
+    done = subprocess.run([sys.executable, "-c", SWALLOWED, when], capture_output=True,
+                          timeout=60, check=True)
+    assert (done.stdout.decode().strip(), done.stderr) == (raised, b"")
