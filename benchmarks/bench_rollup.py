@@ -255,6 +255,7 @@ FROM connections GROUP BY ALL
 # the drop reasons DESIGN.md calls policy decisions (every other drop says nothing of policy)
 POLICY_REASONS = "'AUTH_REQUIRED', 'POLICY_DENIED', 'POLICY_DENY'"
 
+
 def duck_main() -> None:
     import duckdb
 
