@@ -34,7 +34,7 @@ RESULTS = HERE / "results" / "incremental.json"
 sys.path.insert(0, str(HERE))
 from baseline_code import baseline_source  # noqa: E402
 from bench_rollup import cli, duck, prepare  # noqa: E402
-from harness import totals  # noqa: E402
+from harness import cell, totals  # noqa: E402
 
 CHECKS: dict[str, list[str]] = {
     "graph": ["graph", "-o", "json"],
@@ -115,10 +115,6 @@ def one_size(args: argparse.Namespace, work: Path, flows: int) -> dict[str, Any]
     return result
 
 
-def _cell(run: dict[str, Any]) -> str:
-    return f"{run['wall_s']:.1f} s / {run['cpu_s']:.1f} s / {run['peak_rss_mb']:,.0f} MB"
-
-
 def markdown(result: dict[str, Any]) -> str:
     lines = [
         "| flows | ingest of the 6 node files, before (whole-store rollup): wall / CPU / max "
@@ -128,8 +124,8 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for size, entry in sorted(result["sizes"].items(), key=lambda kv: int(kv[0])):
         lines.append(
-            f"| {int(size):,} | {_cell(entry['ingest_before'])} | {_cell(entry['ingest_after'])} "
-            f"| {_cell(entry['duckdb_read_json'])} | {entry['before_vs_duckdb_cpu']}x -> "
+            f"| {int(size):,} | {cell(entry['ingest_before'])} | {cell(entry['ingest_after'])} "
+            f"| {cell(entry['duckdb_read_json'])} | {entry['before_vs_duckdb_cpu']}x -> "
             f"{entry['after_vs_duckdb_cpu']}x | "
             f"{'yes' if all(entry['identical'].values()) else 'NO'} |"
         )

@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -39,6 +38,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from harness import CAPTURE, run, tree_env  # noqa: E402
+
 PARSERS = (
     "duckdb-read-json",
     "duckdb-from-json-stream",
@@ -142,14 +144,10 @@ def _head(source: Path, lines: int, into: Path) -> Path:
 
 
 def _run(parser: str, sample: Path, block: int) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-P", "-c", _CHILD, parser, str(sample), str(block)],
-        capture_output=True, text=True, env=env, check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"{parser} failed:\n{done.stderr}")
-    return dict(json.loads(done.stdout.splitlines()[-1]))
+    # the child reports its own CPU and peak (the parse alone); the harness only runs it
+    done = run([sys.executable, "-P", "-c", _CHILD, parser, str(sample), str(block)],
+               env=tree_env(ROOT), stdout=CAPTURE).check(parser)
+    return dict(json.loads(done.last_line()))
 
 
 def main() -> None:

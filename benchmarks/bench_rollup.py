@@ -47,7 +47,7 @@ RESULTS = HERE / "results" / "rollup.json"
 sys.path.insert(0, str(HERE))
 import harness  # noqa: E402
 from baseline_code import baseline_source  # noqa: E402
-from harness import cli_argv, duckdb_group_by, totals, tree_env, without_time  # noqa: E402
+from harness import cell, cli_argv, duckdb_group_by, totals, tree_env, without_time  # noqa: E402
 from split_nodes import split_by_node  # noqa: E402
 
 _DUCK_CHILD = "import sys; sys.path.insert(0, sys.argv[1]); import bench_rollup as b; b.duck_main()"
@@ -416,12 +416,6 @@ def one_size(
     return result
 
 
-def _cell(run: dict[str, Any] | None) -> str:
-    if run is None:
-        return "not run"
-    return f"{run['wall_s']:.1f} s / {run['cpu_s']:.1f} s / {run['peak_rss_mb']:,.0f} MB"
-
-
 def markdown(result: dict[str, Any]) -> str:
     """The tables of docs/rollup.md and benchmarks/README.md from a results file."""
     sizes = sorted(result["series"], key=int)
@@ -436,8 +430,8 @@ def markdown(result: dict[str, Any]) -> str:
         for name, row in entry["commands"].items():
             vs_cpu = duck_cpu / max(row["after"]["cpu_s"], 1e-9)
             lines.append(
-                f"| {int(size):,} | `{name}` | {_cell(row.get('before'))} | "
-                f"{_cell(row['after'])} | "
+                f"| {int(size):,} | `{name}` | {cell(row.get('before'))} | "
+                f"{cell(row['after'])} | "
                 + (f"{row['cpu_ratio']:.2f}x" if row["cpu_ratio"] is not None else "-")
                 + f" | {row.get('after_vs_duckdb_wall', '-')}x, {vs_cpu:.2f}x | "
                 + {True: "yes", False: "NO", None: "not compared"}[row["outputs_identical"]]
@@ -453,7 +447,7 @@ def markdown(result: dict[str, Any]) -> str:
         entry = result["series"][size]
         ex = entry["exactness"]
         lines.append(
-            f"| {int(size):,} | {_cell(entry['duckdb_edges'])} | {ex['edges_rollup']:,} / "
+            f"| {int(size):,} | {cell(entry['duckdb_edges'])} | {ex['edges_rollup']:,} / "
             f"{ex['edges_duckdb']:,} | {ex['connections_rollup']:,} / "
             f"{ex['connections_duckdb']:,} | {ex['edges_differing']} | "
             + {True: "yes", False: "NO", None: "not run"}[ex["rollup_equals_raw_derivation"]]
@@ -474,7 +468,7 @@ def markdown(result: dict[str, Any]) -> str:
         last = ing.get("per_file", [ing.get("last_file")])[-1]
         lines.append(
             f"| {int(size):,} | {ing['files']} ({entry['input_bytes'] / 1e6:,.0f}) | "
-            f"{_cell(ing)} | {_cell(last)} | {_cell(dk)} | {entry['ingest_vs_duckdb_cpu']}x |"
+            f"{cell(ing)} | {cell(last)} | {cell(dk)} | {entry['ingest_vs_duckdb_cpu']}x |"
         )
     return "\n".join(lines)
 

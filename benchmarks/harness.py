@@ -220,6 +220,13 @@ def totals(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def cell(run: dict[str, Any] | None) -> str:
+    """A run as a Markdown table cell: wall / CPU / peak RSS."""
+    if run is None:
+        return "not run"
+    return f"{run['wall_s']:.1f} s / {run['cpu_s']:.1f} s / {run['peak_rss_mb']:,.0f} MB"
+
+
 def without_time(html: bytes) -> bytes:
     """A report's HTML without its "Generated <time>" (the only part that differs by run)."""
     return _GENERATED.sub(b"<p>Generated \xc2\xb7", html)
