@@ -121,6 +121,7 @@ def measure(proc: subprocess.Popen[bytes], started: float, *, timeout: float | N
     """Reap ``proc`` (started at ``time.perf_counter()`` ``started``) with ``wait4``; killed
     past ``timeout`` seconds. Its stdout and stderr are the caller's."""
     tree = 0
+    timed_out = False
     if timeout is None and not sample_tree:
         _, status, usage = os.wait4(proc.pid, 0)
     else:
@@ -132,9 +133,8 @@ def measure(proc: subprocess.Popen[bytes], started: float, *, timeout: float | N
             if deadline is not None and time.perf_counter() > deadline:
                 proc.kill()
                 _, status, usage = os.wait4(proc.pid, 0)
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                return Measured(time.perf_counter() - started, usage.ru_utime + usage.ru_stime,
-                                usage.ru_maxrss / 1024, usage.ru_maxrss / 1024, None, b"", b"")
+                timed_out = True
+                break
             if sample_tree:
                 tree = max(tree, _tree_rss_kb(proc.pid))
             time.sleep(0.01 if sample_tree else 0.05)
@@ -145,7 +145,7 @@ def measure(proc: subprocess.Popen[bytes], started: float, *, timeout: float | N
         cpu_s=usage.ru_utime + usage.ru_stime,
         peak_rss_mb=usage.ru_maxrss / 1024,
         tree_rss_mb=max(tree, usage.ru_maxrss) / 1024,
-        exit_code=proc.returncode,
+        exit_code=None if timed_out else proc.returncode,
         stdout=b"",
         stderr=b"",
     )
