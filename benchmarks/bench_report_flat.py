@@ -11,8 +11,11 @@ run's own directory normalised) are compared byte for byte between the codes, pe
 
 ``--phases``: also the report's phases in one process per store and code, in-process forest
 (``ANALYZER_FOREST_IN_PROCESS=1``), CPU seconds of each, median of ``--rounds`` after a warm-up
-(where a larger store costs more). The stores are only read: give copies whose rollup is fresh
-for both codes (``analyzer store rebuild``).
+(where a larger store costs more). ``--reads-only``: instead, what every reading command does
+with the rollup before its own work (freshness check, connections read, the ``stats`` summary
+and ``explain``'s endpoint table), CPU ms per call, per code and store, alternating
+(results/rollup-reads.json). The stores are only read: give copies whose rollup is fresh for
+both codes (``analyzer store rebuild``).
 
 Usage::
 
@@ -38,6 +41,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "report-flat.json"
+READS = HERE / "results" / "rollup-reads.json"
 sys.path.insert(0, str(HERE))
 from baseline_code import baseline_source  # noqa: E402
 from bench_fixed_costs import command, output_of  # noqa: E402
@@ -79,6 +83,50 @@ for r in range(int(rounds) + 1):
 print(json.dumps({k: round(statistics.median(v), 4) for k, v in times.items()}))
 """
 
+# What every reading command does with the rollup before its own work, per call (CPU ms, the
+# mean of 20 calls): the freshness check (``FlowStore.rollup``), the connections read, and the
+# metadata tables ``stats`` and ``explain`` read.
+_READS = r"""
+import json, sys, time
+from pathlib import Path
+src, store = sys.argv[1:3]
+sys.path.insert(0, src)
+import analyzer
+assert Path(analyzer.__file__).resolve().is_relative_to(Path(src).resolve())
+from analyzer.store import FlowStore
+from analyzer.store.flow_summary import read_endpoints, read_summary
+opened = FlowStore.open(Path(store))
+rollup = opened.rollup()
+def per_call(f, n=20):
+    f(); t = time.process_time()
+    for _ in range(n): f()
+    return round((time.process_time() - t) / n * 1000, 2)
+print(json.dumps({
+    "rollup check": per_call(opened.rollup),
+    "connections read": per_call(rollup.connections),
+    "stats summary": per_call(lambda: read_summary(rollup.path)),
+    "endpoint table": per_call(lambda: read_endpoints(rollup.path)),
+}))
+"""
+
+
+def reads(codes: dict[str, Path], stores: list[tuple[str, str]], rounds: int) -> dict[str, Any]:
+    """``_READS`` per code and store, alternating, the median of ``rounds``."""
+    got: dict[str, dict[str, list[dict[str, float]]]] = {side: {} for side in codes}
+    for _ in range(rounds):
+        for side, src in codes.items():
+            for label, store in stores:
+                done = subprocess.run([sys.executable, "-c", _READS, str(src), store],
+                                      check=True, capture_output=True, text=True)
+                got[side].setdefault(label, []).append(json.loads(done.stdout.splitlines()[-1]))
+    return {
+        side: {
+            label: {k: statistics.median(m[k] for m in measured) for k in measured[0]}
+            for label, measured in per.items()
+        }
+        for side, per in got.items()
+    }
+
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:
     return round(statistics.median(r[key] for r in runs), 2)
@@ -103,9 +151,17 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--phases", action="store_true")
+    parser.add_argument("--reads-only", action="store_true",
+                        help="only the rollup reads of every command (_READS), --rounds times")
     args = parser.parse_args()
     codes = {"before": baseline_source(args.baseline_ref, args.work), "after": ROOT}
     stores = [tuple(spec.split("=", 1)) for spec in args.store]
+    if args.reads_only:
+        measured = {"baseline": codes["before"].name, "rounds": args.rounds,
+                    "cpu_ms_per_call": reads(codes, stores, args.rounds)}
+        READS.write_text(json.dumps(measured, indent=2, sort_keys=True) + "\n")
+        print(json.dumps(measured["cpu_ms_per_call"], indent=1))
+        return
     argv = ["report", "--inventory", str(args.inventory), "--policies", str(args.policies),
             "--out", "{out}/report.html", "-o", "json"]
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {s: {} for s in codes}
