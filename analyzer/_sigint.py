@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["INTERRUPTED_EXIT", "Interrupted", "install", "keyboard_interrupts"]
+__all__ = ["INTERRUPTED_EXIT", "Interrupted", "deferred", "install", "keyboard_interrupts"]
 
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for a job ended by Ctrl-C
 _REDELIVERY_DELAY = 0.005  # seconds: the callback that swallowed it has returned by then
@@ -74,3 +74,23 @@ def keyboard_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, _interrupt)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Within: a Ctrl-C waits, and is raised (by the handler installed before) on leaving.
+
+    For imports of extensions that cannot be interrupted: DuckDB's (nanobind) aborts the whole
+    process with "Critical nanobind error" when an exception lands while it registers its
+    types. Only the main thread receives signals, so elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if seen:
+            signal.raise_signal(signal.SIGINT)

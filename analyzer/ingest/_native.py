@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 import polars as pl
 
+from analyzer._sigint import deferred
+
 __all__ = ["Refused", "NativeBatch", "Classifier", "duckdb_type", "read_envelopes", "skip_lines"]
 
 _READ_BLOCK = 1 << 22
@@ -207,7 +209,8 @@ def read_envelopes(
     numbers are not line numbers.
     """
     try:
-        import duckdb
+        with deferred():  # a Ctrl-C in DuckDB's import would abort the process
+            import duckdb
     except ImportError as exc:  # a trimmed install: the chunked path still works
         raise Refused("duckdb is not installed") from exc
 
@@ -224,28 +227,45 @@ def read_envelopes(
         f"compression='{'gzip' if compression == 'gzip' else 'none'}', "
         f"columns={_columns_sql(schema)}, maximum_object_size={int(max_line_bytes)})"
     )
-    con = duckdb.connect(config={"threads": _threads()})
-    # DuckDB draws a progress bar on stdout after 2 s: into the output of `ingest -o json`
-    con.execute("SET enable_progress_bar = false")
-    # DuckDB's allocator keeps up to 128 MiB (512 MiB after bulk frees) of freed memory for
-    # reuse; a streaming read reuses little of it: give it back, so the peak RSS of an ingest
-    # stays bounded
-    for setting in _MEMORY_SETTINGS:
-        con.execute(setting)
+    con = None
     try:
         try:
+            con = duckdb.connect(config={"threads": _threads()})
+            # DuckDB draws a progress bar on stdout after 2 s: into the output of `ingest -o json`
+            con.execute("SET enable_progress_bar = false")
+            # DuckDB's allocator keeps up to 128 MiB (512 MiB after bulk frees) of freed memory
+            # for reuse; a streaming read reuses little of it: give it back, so the peak RSS of
+            # an ingest stays bounded
+            for setting in _MEMORY_SETTINGS:
+                con.execute(setting)
             rel = con.sql(sql)
             # DuckDB 2 renamed fetch_record_batch (still there, deprecated) to to_arrow_reader
             stream = getattr(rel, "to_arrow_reader", None) or rel.fetch_record_batch
             result = stream(batch_rows)
             assert result is not None
-        except duckdb.Error as exc:
-            raise Refused(str(exc).splitlines()[0]) from exc
+        except (duckdb.Error, RuntimeError) as exc:
+            if _interrupted(exc, duckdb.InterruptException):
+                raise KeyboardInterrupt from exc
+            if isinstance(exc, duckdb.Error):
+                raise Refused(str(exc).splitlines()[0]) from exc
+            raise
         yield from _pipelined(
             result, classify, (duckdb.Error, OSError), path, compression == "gzip", max_line_bytes
         )
     finally:
-        con.close()
+        if con is not None:
+            con.close()
+
+
+def _interrupted(exc: BaseException, interrupt_error: type[BaseException]) -> bool:
+    """Whether DuckDB raised ``exc`` for a Ctrl-C: the query ran on this (the main) thread,
+    where DuckDB checks for signals itself and turns the ``KeyboardInterrupt`` it takes into
+    its ``InterruptException`` or ``RuntimeError("Query interrupted")`` (any call: connecting,
+    a setting, starting the streamed query). Read as a refusal, the ingest would read the
+    whole file again; let through, it would end in a traceback."""
+    return isinstance(exc, interrupt_error) or (
+        isinstance(exc, RuntimeError) and str(exc).strip() == "Query interrupted"
+    )
 
 
 _DONE = object()
@@ -309,8 +329,9 @@ def _pipelined(
             put(exc)
 
     worker = threading.Thread(target=produce, name="duckdb-read", daemon=True)
-    worker.start()
     try:
+        with deferred():  # a thread half started could not be joined
+            worker.start()
         while True:
             item = out.get()
             if item is _DONE:
@@ -320,7 +341,8 @@ def _pipelined(
             yield item
     finally:
         stop.set()
-        worker.join()
+        if worker.ident is not None:  # (interrupted before it started)
+            worker.join()  # before DuckDB's connection closes: it refuses while read
 
 
 def skip_lines(reasons: pl.Series, first_line: int) -> list[tuple[str, list[int]]]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -382,3 +384,49 @@ def test_a_gzip_file_that_cannot_be_read_again_takes_the_chunked_path(
     monkeypatch.setattr(_native, "_scan_lines", fail)
     with FlowReader(path) as reader, pytest.raises(_native.Refused, match="again"):
         list(reader.native_batches())
+
+
+_INTERRUPTED_READS = """
+import _thread, sys, threading, time
+from pathlib import Path
+from analyzer.ingest import _native, hubble
+
+def classify(env, first_line):
+    return env.head(0), [], 0
+
+for delay in [i / 200 for i in range(60)]:  # 0 to 0.3 s: the query starts in there
+    timer = threading.Timer(delay, _thread.interrupt_main)
+    try:
+        timer.start()
+        for _ in _native.read_envelopes(Path(sys.argv[1]), hubble.ENVELOPE_SCHEMA,
+                                        max_line_bytes=1 << 24, batch_rows=8192,
+                                        classify=classify):
+            pass
+        outcome = "finished"
+    except KeyboardInterrupt:
+        outcome = "KeyboardInterrupt"
+    except BaseException as exc:
+        outcome = f"{type(exc).__name__}: {exc}"
+    try:  # an interrupt that comes after the read lands here, not in the next one
+        timer.join()
+        time.sleep(0.02)
+    except KeyboardInterrupt:
+        pass
+    print(delay, outcome, flush=True)
+"""
+
+
+def test_ctrl_c_while_duckdb_starts_the_query_is_a_keyboard_interrupt(
+    tmp_path: Path, hubble_lines: list[bytes]
+) -> None:
+    """DuckDB checks for signals itself while it runs on the main thread, and turns the
+    ``KeyboardInterrupt`` it takes into ``RuntimeError("Query interrupted")`` (seen in CI: a
+    traceback instead of ``interrupted``) or its ``InterruptException`` (which read as a
+    refusal would make the ingest read the file again). Either is a ``KeyboardInterrupt``."""
+    path = _write(tmp_path / "flows.jsonl", hubble_lines * 5)
+    done = subprocess.run([sys.executable, "-c", _INTERRUPTED_READS, str(path)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    outcomes = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert len(outcomes) == 60, done.stdout
+    assert set(outcomes.values()) <= {"KeyboardInterrupt", "finished"}, outcomes
