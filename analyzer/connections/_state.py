@@ -352,21 +352,27 @@ def _map_endpoints(
     group = [_PEND, *_PATTERN, "key"]
     # one scan for both ends: grouped by (pattern, source key, destination key) first (the
     # aggregates are maxima and any: they re-aggregate per key exactly); a scan per end read
-    # and classified every row twice, and stacking the ends row by row costs more still
+    # and classified every row twice, and stacking the ends row by row costs more still.
+    # Keys and scalars are grouped as categoricals (polars compares them by their strings,
+    # so maxima are the same): a string maximum per group held a string state per group and
+    # thread, 4M flows +150 MB of peak (benchmarks/README.md, "The derivation's peak").
     pairs = collect(
         requests(lf)
         .group_by(
             _PEND,
             *(_pattern(c) for c in _PATTERN),
-            pl.col(_SK).alias("src:key"),
-            pl.col(_DK).alias("dst:key"),
+            pl.col(_SK).cast(pl.Categorical()).alias("src:key"),
+            pl.col(_DK).cast(pl.Categorical()).alias("dst:key"),
         )
         .agg(
             *(
                 agg
                 for name, bit in (("src", 0), ("dst", 1))
                 for agg in (
-                    *(pl.col(f"{name}_{c}").max().alias(f"{name}:{c}") for c in _SCALARS),
+                    *(
+                        pl.col(f"{name}_{c}").cast(pl.Categorical()).max().alias(f"{name}:{c}")
+                        for c in _SCALARS
+                    ),
                     (pl.col(f"_{name}_pk").is_not_null() | (pl.col(f"{name}_entity") == "pod"))
                     .any()
                     .alias(f"{name}:_is_pod"),
@@ -385,6 +391,7 @@ def _map_endpoints(
             pl.col("labels_at").max(),
             pl.col("ns_labels_at").max(),
         )
+        .with_columns(pl.col("key", *_SCALARS).cast(pl.String()))
         .collect()
     )
     del pairs
