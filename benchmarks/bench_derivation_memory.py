@@ -25,16 +25,16 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "derivation-memory.json"
+sys.path.insert(0, str(HERE))
+from harness import run, tree_env  # noqa: E402
 
 # argv: mode (prep | incremental | fresh), store, scratch directory
 _CHILD = """
@@ -66,21 +66,10 @@ shutil.rmtree(staging)
 
 
 def _run(tree: Path, mode: str, store: Path, scratch: Path) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    start = time.perf_counter()
     # -P: ``-c`` would put the working directory (this checkout) ahead of PYTHONPATH's tree
-    proc = subprocess.Popen([sys.executable, "-P", "-c", _CHILD, mode, str(store), str(scratch)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{mode} with {tree} failed:\n{err[-2000:]}")
-    return {
-        "wall_s": round(wall, 2),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-    }
+    measured = run([sys.executable, "-P", "-c", _CHILD, mode, str(store), str(scratch)],
+                   env=tree_env(tree))
+    return measured.check(f"{mode} with {tree}").numbers()
 
 
 def main() -> None:

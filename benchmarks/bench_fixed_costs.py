@@ -36,10 +36,9 @@ ROOT = HERE.parent
 RESULTS = HERE / "results" / "fixed-costs.json"
 sys.path.insert(0, str(HERE))
 from baseline_code import baseline_source  # noqa: E402
-from bench_rollup import _CHILD, run  # noqa: E402
 from bench_rollup import COMMANDS as ROLLUP_COMMANDS  # noqa: E402
-
-_GENERATED = re.compile(rb"<p>Generated [^<]*?\xc2\xb7")
+from bench_rollup import cli  # noqa: E402
+from harness import middle, without_time  # noqa: E402
 
 # the commands of the rollup series whose fixed costs matter (stats and simulate are small)
 COMMANDS: dict[str, list[str]] = {
@@ -49,16 +48,10 @@ COMMANDS: dict[str, list[str]] = {
 
 def output_of(out: Path, name: str) -> bytes:
     if name == "report":
-        html = _GENERATED.sub(b"<p>Generated \xc2\xb7", (out / "report.html").read_bytes())
+        html = without_time((out / "report.html").read_bytes())
         # the JSON names the report's path, which is the run's own directory
         return html + (out / "stdout").read_bytes().replace(str(out).encode(), b"{out}")
     return (out / "stdout").read_bytes()
-
-
-def command(src: Path, argv: list[str], out: Path) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    env.pop("ANALYZER_NO_ROLLUP", None)
-    return run([sys.executable, "-c", _CHILD, str(src), *argv], out, env)
 
 
 def main() -> None:
@@ -93,10 +86,10 @@ def main() -> None:
                 for side, src in (("before", before_src), ("after", ROOT)):
                     out = args.work / "runs" / label / re.sub(r"\W+", "-", name) / side
                     argv = [a.format(policies=args.policies, out=out) for a in COMMANDS[name]]
-                    runs[side].append(command(src, [*argv, "--store", store], out))
+                    runs[side].append(cli(src, [*argv, "--store", store], out))
                     outputs[side] = output_of(out, name)
             for side, measured in runs.items():
-                row[side] = sorted(measured, key=lambda r: r["cpu_s"])[len(measured) // 2]
+                row[side] = middle(measured, key=lambda r: r["cpu_s"])
                 row[side]["runs"] = len(measured)
             row["outputs_identical"] = outputs["before"] == outputs["after"]
             row["cpu_ratio"] = round(row["before"]["cpu_s"] / max(row["after"]["cpu_s"], 1e-9), 2)

@@ -27,9 +27,7 @@ import os
 import platform
 import re
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +35,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "forest-helper.json"
 sys.path.insert(0, str(HERE))
-from bench_rollup import wait_sampling_tree  # noqa: E402
+from harness import middle, run, tree_env, without_time  # noqa: E402
 
-_GENERATED = re.compile(rb"<p>Generated [^<]*?\xc2\xb7")
 # The CLI as its entry point runs it; at exit (after the helper was reaped) the command's own
 # and its children's CPU, and whether it imported scikit-learn, as the last line of stderr.
 _CHILD = (
@@ -62,40 +59,32 @@ COMMANDS: dict[str, list[str]] = {
 
 def one(argv: list[str], out: Path, in_process: bool) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("ANALYZER_FOREST_IN_PROCESS", None)
-    if in_process:
-        env["ANALYZER_FOREST_IN_PROCESS"] = "1"
-    start = time.perf_counter()
-    with open(out / "stdout", "wb") as stdout, open(out / "stderr", "wb") as stderr:
-        proc = subprocess.Popen([sys.executable, "-c", _CHILD, *argv], cwd=out, env=env,
-                                stdout=stdout, stderr=stderr)
-        status, usage, tree = wait_sampling_tree(proc)
-    wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{argv[:3]} failed: {(out / 'stderr').read_text()[-2000:]}")
-    own = json.loads((out / "stderr").read_text().strip().splitlines()[-1])
+    env = tree_env(ROOT, ANALYZER_FOREST_IN_PROCESS="1" if in_process else None)
+    measured = run([sys.executable, "-c", _CHILD, *argv], env=env, cwd=out,
+                   stdout=out / "stdout", stderr=out / "stderr", sample_tree=True)
+    measured.check(" ".join(argv[:3]))
+    own = json.loads(measured.stderr.decode().strip().splitlines()[-1])
+    numbers = measured.numbers(tree=True)
     return {
-        "wall_s": round(wall, 2),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "wall_s": numbers["wall_s"],
+        "cpu_s": numbers["cpu_s"],
         "command_cpu_s": round(own["self"], 2),
         "helper_cpu_s": round(own["children"], 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-        "tree_rss_mb": round(max(tree, usage.ru_maxrss) / 1024, 1),
+        "peak_rss_mb": numbers["peak_rss_mb"],
+        "tree_rss_mb": numbers["tree_rss_mb"],
         "imported_sklearn": own["sklearn"],
     }
 
 
 def output(out: Path, name: str) -> bytes:
     if name == "report":
-        return _GENERATED.sub(b"<p>Generated \xc2\xb7", (out / "report.html").read_bytes())
+        return without_time((out / "report.html").read_bytes())
     return (out / "stdout").read_bytes()
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The run of median wall time, with every run's numbers kept."""
-    ordered = sorted(runs, key=lambda r: r["wall_s"])
-    return {**ordered[len(ordered) // 2], "runs": len(runs),
+    return {**middle(runs, key=lambda r: r["wall_s"]), "runs": len(runs),
             "wall_s_all": [r["wall_s"] for r in runs],
             "median_command_cpu_s": round(statistics.median(r["command_cpu_s"] for r in runs), 2),
             "median_cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 2)}

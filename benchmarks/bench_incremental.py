@@ -2,7 +2,7 @@
 capture ingested one by one into a fresh store, with the code before (``--before-ref``: the
 rollup re-derived over the whole store at every ingest) and with this tree (the stored
 derivation state extended by each ingest's rows), against DuckDB ``read_json`` + GROUP BY of
-the same files (``bench_rollup.DUCK_INGEST``, each file in its own process).
+the same files (``harness.DUCK_INGEST``, each file in its own process).
 
 Every run is its own process (``bench_rollup.run``: wall, CPU user + system and peak RSS from
 ``wait4``). After the ingests, ``graph``, ``recommend`` and ``stats`` (``-o json``) of the
@@ -34,6 +34,7 @@ RESULTS = HERE / "results" / "incremental.json"
 sys.path.insert(0, str(HERE))
 from baseline_code import baseline_source  # noqa: E402
 from bench_rollup import cli, duck, prepare  # noqa: E402
+from harness import cell, totals  # noqa: E402
 
 CHECKS: dict[str, list[str]] = {
     "graph": ["graph", "-o", "json"],
@@ -48,12 +49,7 @@ def ingest_each(src: Path, files: list[Path], store: Path, out: Path) -> dict[st
         cli(src, ["ingest", "--store", str(store), str(f)], out / f"ingest-{i}")
         for i, f in enumerate(files)
     ]
-    return {
-        "cpu_s": round(sum(r["cpu_s"] for r in runs), 2),
-        "wall_s": round(sum(r["wall_s"] for r in runs), 2),
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-        "per_file": runs,
-    }
+    return {**totals(runs), "per_file": runs}
 
 
 def _output(out: Path, store: Path, name: str) -> bytes:
@@ -92,12 +88,7 @@ def one_size(args: argparse.Namespace, work: Path, flows: int) -> dict[str, Any]
     if not args.after_only:
         ducks = [duck("ingest", f, runs / f"duck-{i}" / "n", runs / f"duck-{i}")
                  for i, f in enumerate(files)]
-        result["duckdb_read_json"] = {
-            "cpu_s": round(sum(r["cpu_s"] for r in ducks), 2),
-            "wall_s": round(sum(r["wall_s"] for r in ducks), 2),
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in ducks),
-            "per_file": ducks,
-        }
+        result["duckdb_read_json"] = {**totals(ducks), "per_file": ducks}
     ducks = result["duckdb_read_json"]["per_file"]
     for label in ("before", "after"):
         result[f"{label}_vs_duckdb_cpu"] = round(
@@ -124,10 +115,6 @@ def one_size(args: argparse.Namespace, work: Path, flows: int) -> dict[str, Any]
     return result
 
 
-def _cell(run: dict[str, Any]) -> str:
-    return f"{run['wall_s']:.1f} s / {run['cpu_s']:.1f} s / {run['peak_rss_mb']:,.0f} MB"
-
-
 def markdown(result: dict[str, Any]) -> str:
     lines = [
         "| flows | ingest of the 6 node files, before (whole-store rollup): wall / CPU / max "
@@ -137,8 +124,8 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for size, entry in sorted(result["sizes"].items(), key=lambda kv: int(kv[0])):
         lines.append(
-            f"| {int(size):,} | {_cell(entry['ingest_before'])} | {_cell(entry['ingest_after'])} "
-            f"| {_cell(entry['duckdb_read_json'])} | {entry['before_vs_duckdb_cpu']}x -> "
+            f"| {int(size):,} | {cell(entry['ingest_before'])} | {cell(entry['ingest_after'])} "
+            f"| {cell(entry['duckdb_read_json'])} | {entry['before_vs_duckdb_cpu']}x -> "
             f"{entry['after_vs_duckdb_cpu']}x | "
             f"{'yes' if all(entry['identical'].values()) else 'NO'} |"
         )

@@ -28,12 +28,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "ingest.json"
+sys.path.insert(0, str(HERE))
+from harness import CAPTURE, duckdb_group_by, run  # noqa: E402
+
 DATA = Path(tempfile.gettempdir()) / "analyzer-bench-data"
 
 
@@ -150,43 +152,12 @@ def python_loop(path: str) -> int:
     return n
 
 
-# --- baseline 2: DuckDB -------------------------------------------------------------------
-
-
-def duckdb_group_by(path: str) -> int:
-    import duckdb
-
-    con = duckdb.connect()
-    rows = con.sql(
-        f"""
-        SELECT flow.source.labels AS src_labels, flow.destination.labels AS dst_labels,
-               coalesce(flow.l4.TCP.destination_port, flow.l4.UDP.destination_port) AS port,
-               count(*) AS n
-        FROM read_json('{path}', format='newline_delimited', maximum_object_size=16777216)
-        GROUP BY ALL
-        """
-    ).fetchall()
-    return sum(int(r[3]) for r in rows)
-
-
-# --- harness --------------------------------------------------------------------------------
+# --- baseline 2: DuckDB (harness.duckdb_group_by) ---------------------------------------
 
 
 def _run(cmd: list[str]) -> dict[str, Any]:
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
-    return {
-        "wall_s": round(wall, 3),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-        "stdout": out.strip().splitlines()[-1] if out.strip() else "",
-    }
+    measured = run(cmd, stdout=CAPTURE).check(" ".join(cmd))
+    return {**measured.numbers(3), "stdout": measured.last_line()}
 
 
 def _input(args: argparse.Namespace) -> Path:

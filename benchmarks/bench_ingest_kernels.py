@@ -32,13 +32,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BATCH_ROWS = 8192
+sys.path.insert(0, str(HERE))
+import harness  # noqa: E402
+from harness import CAPTURE, middle, tree_env  # noqa: E402
 
 # argv: kernel, input (envelope Parquet or store), scratch dir, output ("" = none)
 _CHILD = """
@@ -100,9 +102,8 @@ def prepare_envelopes(flows: Path, rows: int, work: Path, code: Path) -> Path:
         "maximum_object_size={16 << 20}) LIMIT {n}) TO '{dst}' (FORMAT parquet)\")\n"
     )
     tmp = target.with_suffix(".tmp")
-    env = {**os.environ, "PYTHONPATH": str(code)}
     subprocess.run([sys.executable, "-c", script, str(flows), str(rows), str(tmp)], check=True,
-                   env=env)
+                   env=tree_env(code))
     tmp.rename(target)
     return target
 
@@ -118,26 +119,17 @@ def prepare_store(flows: Path, work: Path) -> Path:
 
 def run(tree: Path, kernel: str, source: Path, out: str = "", threads: int = 0
         ) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    if threads:
-        env["POLARS_MAX_THREADS"] = str(threads)
+    env = tree_env(tree, POLARS_MAX_THREADS=str(threads) if threads else None)
     with tempfile.TemporaryDirectory(prefix="kern-") as scratch:
-        start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", _CHILD, kernel, str(source), scratch, out],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                # not the checkout: ``-c`` puts the working directory first
-                                # on sys.path, before PYTHONPATH's tree
-                                cwd=scratch)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        text = proc.stdout.read().decode() if proc.stdout else ""
-        err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{kernel} with {tree} failed:\n{err[-3000:]}")
+        # cwd not the checkout: ``-c`` puts the working directory first on sys.path, before
+        # PYTHONPATH's tree
+        measured = harness.run([sys.executable, "-c", _CHILD, kernel, str(source), scratch, out],
+                               env=env, cwd=Path(scratch), stdout=CAPTURE)
+    numbers = measured.check(f"{kernel} with {tree}").numbers()
     return {
-        **json.loads(text.strip().splitlines()[-1]),
-        "process_cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-        "wall_s": round(wall, 2),
+        **json.loads(measured.last_line()),
+        "process_cpu_s": numbers["cpu_s"],
+        "wall_s": numbers["wall_s"],
     }
 
 
@@ -207,10 +199,8 @@ def main() -> None:
                 print(kernel, name, runs[name][-1], "load", os.getloadavg()[0], flush=True)
         entry: dict[str, Any] = {"runs": runs}
         for name, rs in runs.items():
-            cpus = sorted(r["kernel_cpu_s"] for r in rs)
-            entry[f"{name}_kernel_cpu_s_median"] = cpus[len(cpus) // 2]
-            peaks = sorted(r["peak_rss_mb"] for r in rs)
-            entry[f"{name}_peak_rss_mb_median"] = peaks[len(peaks) // 2]
+            entry[f"{name}_kernel_cpu_s_median"] = middle(r["kernel_cpu_s"] for r in rs)
+            entry[f"{name}_peak_rss_mb_median"] = middle(r["peak_rss_mb"] for r in rs)
         if args.check:
             with tempfile.TemporaryDirectory(dir=args.work, prefix="check-") as tmp:
                 outs = {}

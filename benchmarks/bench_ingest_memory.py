@@ -28,31 +28,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "ingest-memory.json"
-# Run with -P: ``-c`` would put the working directory (this checkout) on sys.path ahead of
-# the tree PYTHONPATH names (--before), so "before" would silently be this code.
-_CLI = "from analyzer.cli import app; app()"
+sys.path.insert(0, str(HERE))
+from harness import cli_argv, run, tree_env  # noqa: E402
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
-    return {
-        "wall_s": round(wall, 2),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-    }
+    return run(cmd, env=env).check(" ".join(cmd)).numbers()
 
 
 def _size_mb(root: Path) -> float:
@@ -61,13 +48,9 @@ def _size_mb(root: Path) -> float:
 
 def _ingest(tree: Path, path: Path, stores: Path, *extra: str) -> dict[str, Any]:
     store = Path(tempfile.mkdtemp(prefix="bench-ingest-memory-", dir=stores)) / "store"
-    env = {**os.environ, "PYTHONPATH": str(tree)}
     try:
-        result = _run(
-            [sys.executable, "-P", "-c", _CLI, "ingest", str(path), "--store", str(store),
-             *extra],
-            env,
-        )
+        result = _run(cli_argv(tree, ["ingest", str(path), "--store", str(store), *extra]),
+                      tree_env(tree))
         result["store_mb"] = _size_mb(store)
         return result
     finally:
@@ -75,11 +58,9 @@ def _ingest(tree: Path, path: Path, stores: Path, *extra: str) -> dict[str, Any]
 
 
 def _output(store: Path, *args: str) -> bytes:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("ANALYZER_NO_ROLLUP", None)
     return subprocess.run(
-        [sys.executable, "-P", "-c", _CLI, *args, "--store", str(store)],
-        capture_output=True, check=True, env=env,
+        cli_argv(ROOT, [*args, "--store", str(store)]),
+        capture_output=True, check=True, env=tree_env(ROOT, ANALYZER_NO_ROLLUP=None),
     ).stdout
 
 
@@ -91,16 +72,14 @@ def _compaction(path: Path, stores: Path) -> dict[str, Any]:
     try:
         files = split_by_node(path, work / "nodes")
         store = work / "store"
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        ingests = [
-            _run([sys.executable, "-P", "-c", _CLI, "ingest", str(f), "--store", str(store)], env)
-            for f in files
-        ]
+        env = tree_env(ROOT)
+        ingests = [_run(cli_argv(ROOT, ["ingest", str(f), "--store", str(store)]), env)
+                   for f in files]
         before = _output(store, "recommend", "-o", "json")
         parts_before = len(list((store / "flows").glob("*.parquet")))
         compact = _run(
-            [sys.executable, "-P", "-c", _CLI, "store", "compact", "--store", str(store),
-             "--hours-after", "off", "--days-after", "off"],
+            cli_argv(ROOT, ["store", "compact", "--store", str(store), "--hours-after", "off",
+                            "--days-after", "off"]),
             env,
         )
         return {

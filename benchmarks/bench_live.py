@@ -41,6 +41,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "live.json"
 DATA = Path(tempfile.gettempdir()) / "analyzer-bench-live"
+sys.path.insert(0, str(HERE))
+from harness import CAPTURE, DEVNULL, Measured, measure, rss_kb, run  # noqa: E402
+
 ANALYZER = [sys.executable, "-c", "from analyzer.cli import app; app()"]
 
 
@@ -56,13 +59,6 @@ def _capture(flows: int) -> Path:
     return path
 
 
-def _wait(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
-    """Exit code and peak RSS (MB) of a child."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss / 1024
-
-
 def _store_mb(store: Path) -> float:
     return sum(p.stat().st_size for p in (store / "flows").glob("*.parquet")) / 1e6
 
@@ -76,14 +72,10 @@ def _committed(store: Path) -> tuple[int, int]:
     return lines, len(doc["inputs"])
 
 
-def _rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+def _rate(measured: Measured, flows: int) -> dict[str, Any]:
+    """Wall, flows per second and peak RSS (whole MB) of a run over ``flows`` flows."""
+    return {"wall_s": round(measured.wall_s, 2), "flows_per_s": round(flows / measured.wall_s),
+            "peak_rss_mb": round(measured.peak_rss_mb)}
 
 
 # --- follow at full speed, with the two baselines ------------------------------------------
@@ -93,38 +85,25 @@ def part_follow(capture: Path, flows: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     store = DATA / "follow-store"
     shutil.rmtree(store, ignore_errors=True)
-    started = time.perf_counter()
     with open(capture, "rb") as fh:
-        proc = subprocess.Popen(
+        follow = run(
             [*ANALYZER, "ingest", "--follow", "-", "--commit-every", "5s", "--store", str(store),
              "-o", "json"],
-            stdin=fh, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=fh, stdout=CAPTURE, stderr=DEVNULL,
         )
-        rc, rss = _wait(proc)
-    wall = time.perf_counter() - started
-    assert proc.stdout is not None
-    summary = json.loads(proc.stdout.read())
-    assert rc == 0 and summary["rows_committed"] == flows, summary
+    summary = json.loads(follow.stdout)
+    assert follow.exit_code == 0 and summary["rows_committed"] == flows, summary
     out["follow_stdin"] = {
-        "wall_s": round(wall, 2), "flows_per_s": round(flows / wall), "peak_rss_mb": round(rss),
-        "commits": summary["commits"], "store_mb": round(_store_mb(store), 1),
+        **_rate(follow, flows), "commits": summary["commits"],
+        "store_mb": round(_store_mb(store), 1),
     }
     batch = DATA / "batch-store"
     shutil.rmtree(batch, ignore_errors=True)
-    started = time.perf_counter()
-    proc = subprocess.Popen([*ANALYZER, "ingest", str(capture), "--store", str(batch)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    rc, rss = _wait(proc)
-    wall = time.perf_counter() - started
-    out["ingest_file"] = {"wall_s": round(wall, 2), "flows_per_s": round(flows / wall),
-                          "peak_rss_mb": round(rss), "store_mb": round(_store_mb(batch), 1)}
+    ingest = run([*ANALYZER, "ingest", str(capture), "--store", str(batch)], stderr=DEVNULL)
+    out["ingest_file"] = {**_rate(ingest, flows), "store_mb": round(_store_mb(batch), 1)}
     loop = "import json,sys\nn=0\nfor line in open(sys.argv[1],'rb'):\n json.loads(line); n+=1\n"
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", loop, str(capture)])
-    rc, rss = _wait(proc)
-    wall = time.perf_counter() - started
-    out["python_json_loop"] = {"wall_s": round(wall, 2), "flows_per_s": round(flows / wall),
-                               "peak_rss_mb": round(rss)}
+    looped = run([sys.executable, "-c", loop, str(capture)], stdout=None, stderr=None)
+    out["python_json_loop"] = _rate(looped, flows)
     return out
 
 
@@ -156,6 +135,7 @@ def _slow_writer(capture: Path, rate: float, seconds: float, sink: Any,
 def part_latency(capture: Path, rate: float, seconds: float, cadence: str) -> dict[str, Any]:
     store = DATA / f"latency-store-{cadence}"
     shutil.rmtree(store, ignore_errors=True)
+    started = time.perf_counter()
     proc = subprocess.Popen(
         [*ANALYZER, "ingest", "--follow", "-", "--commit-every", cadence, "--store", str(store)],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -178,7 +158,7 @@ def part_latency(capture: Path, rate: float, seconds: float, cadence: str) -> di
     assert proc.stdin is not None
     written = _slow_writer(capture, rate, seconds, proc.stdin, marks, every=max(1, int(rate)))
     proc.stdin.close()
-    rc, rss = _wait(proc)
+    rss = measure(proc, started).peak_rss_mb
     time.sleep(0.2)
     stop.set()
     watcher.join()
@@ -218,9 +198,9 @@ def part_soak(capture: Path, rate: float, seconds: float) -> dict[str, Any]:
 
     def sample() -> None:
         while not stop.is_set():
-            rss = _rss_mb(proc.pid)
+            rss = rss_kb(proc.pid)
             if rss is not None:
-                samples.append((round(time.perf_counter() - t0, 1), round(rss, 1),
+                samples.append((round(time.perf_counter() - t0, 1), round(rss / 1024, 1),
                                 _committed(store)[1]))
             time.sleep(5)
 
@@ -229,7 +209,7 @@ def part_soak(capture: Path, rate: float, seconds: float) -> dict[str, Any]:
     assert proc.stdin is not None
     written = _slow_writer(capture, rate, seconds, proc.stdin, {}, every=10**9)
     proc.stdin.close()
-    rc, peak = _wait(proc)
+    peak = measure(proc, t0).peak_rss_mb
     stop.set()
     sampler.join()
     lines, commits = _committed(store)
@@ -255,12 +235,8 @@ def part_growth(capture: Path, flows: int) -> dict[str, Any]:
         store = DATA / f"growth-{per_commit}"
         shutil.rmtree(store, ignore_errors=True)
         with open(capture, "rb") as fh:
-            proc = subprocess.Popen(
-                [*ANALYZER, "ingest", "--follow", "-", "--commit-every", str(per_commit),
-                 "--store", str(store)],
-                stdin=fh, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )
-            _wait(proc)
+            run([*ANALYZER, "ingest", "--follow", "-", "--commit-every", str(per_commit),
+                 "--store", str(store)], stdin=fh, stderr=DEVNULL)
         _, commits = _committed(store)
         started = time.perf_counter()
         subprocess.run([*ANALYZER, "stats", "--store", str(store)], check=True,
@@ -311,28 +287,18 @@ def part_relay(capture: Path, flows: int) -> dict[str, Any]:
         assert server.stdout is not None
         address = server.stdout.readline().decode().strip()
         out: dict[str, Any] = {}
-        started = time.perf_counter()
-        raw = subprocess.Popen([sys.executable, "-c", _RAW_CLIENT, address],
-                               stdout=subprocess.PIPE)
-        rc, rss = _wait(raw)
-        wall = time.perf_counter() - started
-        out["raw_grpc_receive"] = {"wall_s": round(wall, 2), "flows_per_s": round(flows / wall),
-                                   "peak_rss_mb": round(rss)}
+        raw = run([sys.executable, "-c", _RAW_CLIENT, address], stdout=CAPTURE, stderr=None)
+        out["raw_grpc_receive"] = _rate(raw, flows)
         store = DATA / "relay-store"
         shutil.rmtree(store, ignore_errors=True)
-        started = time.perf_counter()
-        proc = subprocess.Popen(
+        relay = run(
             [*ANALYZER, "ingest", "--relay", address, "--since", "2000-01-01T00:00:00Z",
              "--commit-every", "5s", "--store", str(store), "-o", "json"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdout=CAPTURE, stderr=DEVNULL,
         )
-        rc, rss = _wait(proc)
-        wall = time.perf_counter() - started
-        assert proc.stdout is not None
-        summary = json.loads(proc.stdout.read())
+        summary = json.loads(relay.stdout)
         assert summary["rows_committed"] == flows, summary
-        out["ingest_relay"] = {"wall_s": round(wall, 2), "flows_per_s": round(flows / wall),
-                               "peak_rss_mb": round(rss), "store_mb": round(_store_mb(store), 1)}
+        out["ingest_relay"] = {**_rate(relay, flows), "store_mb": round(_store_mb(store), 1)}
         return out
     finally:
         server.kill()

@@ -38,7 +38,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +45,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "rollup.json"
 sys.path.insert(0, str(HERE))
+import harness  # noqa: E402
 from baseline_code import baseline_source  # noqa: E402
+from harness import cell, cli_argv, duckdb_group_by, totals, tree_env, without_time  # noqa: E402
 from split_nodes import split_by_node  # noqa: E402
 
-_CHILD = (
-    "import sys, pathlib, analyzer; "
-    "src = pathlib.Path(sys.argv.pop(1)).resolve(); "
-    "assert pathlib.Path(analyzer.__file__).resolve().is_relative_to(src), analyzer.__file__; "
-    "from analyzer.cli import app; sys.argv[0] = 'analyzer'; app()"
-)
 _DUCK_CHILD = "import sys; sys.path.insert(0, sys.argv[1]); import bench_rollup as b; b.duck_main()"
 # The comparison loads the store in its own process too: a parent grown by it would raise the
 # peak RSS every later child reports (Linux carries the parent's high-water mark into a
@@ -65,67 +60,20 @@ _EXACT_CHILD = (
     "Path(sys.argv[4]).write_text(json.dumps(b.exactness(Path(sys.argv[2]), Path(sys.argv[3])), "
     "default=str))"
 )
-_GENERATED = re.compile(rb"<p>Generated [^<]*?\xc2\xb7")
-
-
-def _tree_rss_kb(pid: int) -> int:
-    """Resident KB of ``pid`` and its children (the anomaly commands' forest helper)."""
-    total = 0
-    pids = [pid]
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                pids += [int(p) for p in f.read().split()]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/status") as f:
-                total += next((int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:")), 0)
-        except OSError:
-            pass
-    return total
-
-
-def wait_sampling_tree(proc: subprocess.Popen[bytes]) -> tuple[int, Any, int]:
-    """Wait for ``proc``: its wait status, its rusage (``wait4``) and the peak summed RSS in KB
-    of it and its children, sampled every 10 ms."""
-    tree = 0
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            return status, usage, tree
-        tree = max(tree, _tree_rss_kb(proc.pid))
-        time.sleep(0.01)
 
 
 def run(argv: list[str], out: Path, env: dict[str, str]) -> dict[str, Any]:
-    """One process: wall, CPU (user + system, its reaped children included) and peak RSS via
-    wait4 (the largest process), and the summed RSS of the process and its children sampled
-    every 10 ms (``tree_rss_mb``: the command and its forest helper together)."""
+    """One process in the directory ``out`` (its stdout and stderr there): wall, CPU (user +
+    system, its reaped children included), peak RSS (the largest process) and ``tree_rss_mb``
+    (the command and its forest helper together, sampled every 10 ms)."""
     out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    with open(out / "stdout", "wb") as stdout, open(out / "stderr", "wb") as stderr:
-        proc = subprocess.Popen(argv, cwd=out, env=env, stdout=stdout, stderr=stderr)
-        status, usage, tree = wait_sampling_tree(proc)
-    wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"{argv[3:6]} failed ({code}): {(out / 'stderr').read_text()[-2000:]}")
-    return {
-        "wall_s": round(wall, 2),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-        "tree_rss_mb": round(max(tree, usage.ru_maxrss) / 1024, 1),
-    }
+    return harness.run(argv, env=env, cwd=out, stdout=out / "stdout", stderr=out / "stderr",
+                       sample_tree=True).check(" ".join(argv[4:7])).numbers(tree=True)
 
 
 def cli(src: Path, args: list[str], out: Path, *, raw: bool = False) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    env.pop("ANALYZER_NO_ROLLUP", None)
-    if raw:
-        env["ANALYZER_NO_ROLLUP"] = "1"
-    return run([sys.executable, "-c", _CHILD, str(src), *args], out, env)
+    env = tree_env(src, ANALYZER_NO_ROLLUP="1" if raw else None)
+    return run(cli_argv(src, args), out, env)
 
 
 # ~500 workload identities (502 workloads, 880 pods, 84 namespaces), 6 nodes
@@ -138,9 +86,8 @@ def prepare(work: Path, flows: int) -> tuple[Path, list[Path]]:
     if not (case / "done").is_file():
         shutil.rmtree(case, ignore_errors=True)
         subprocess.run(
-            [sys.executable, "-c", _CHILD, str(ROOT), "generate", "--out", str(case),
-             "--flows", str(flows), *GENERATE],
-            check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+            cli_argv(ROOT, ["generate", "--out", str(case), "--flows", str(flows), *GENERATE]),
+            check=True, cwd=ROOT, env=tree_env(ROOT), stdout=subprocess.DEVNULL,
         )
         split_by_node(case / "flows.jsonl", case / "nodes")
         (case / "done").write_text("ok\n")
@@ -153,13 +100,7 @@ def ingest_all(src: Path, files: list[Path], store: Path, out: Path) -> dict[str
         cli(src, ["ingest", "--store", str(store), str(f)], out / f"ingest-{i}")
         for i, f in enumerate(files)
     ]
-    return {
-        "files": len(files),
-        "cpu_s": round(sum(r["cpu_s"] for r in runs), 2),
-        "wall_s": round(sum(r["wall_s"] for r in runs), 2),
-        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-        "per_file": runs,
-    }
+    return {"files": len(files), **totals(runs), "per_file": runs}
 
 
 COMMANDS: dict[str, list[str]] = {
@@ -176,7 +117,7 @@ COMMANDS: dict[str, list[str]] = {
 
 def output_of(out: Path, name: str) -> bytes:
     if name == "report":
-        return _GENERATED.sub(b"<p>Generated \xc2\xb7", (out / "report.html").read_bytes())
+        return without_time((out / "report.html").read_bytes())
     return (out / "stdout").read_bytes()
 
 
@@ -314,26 +255,16 @@ FROM connections GROUP BY ALL
 # the drop reasons DESIGN.md calls policy decisions (every other drop says nothing of policy)
 POLICY_REASONS = "'AUTH_REQUIRED', 'POLICY_DENIED', 'POLICY_DENY'"
 
-# DuckDB reading the per-node exporter files: the ingest baseline of bench_ingest.py
-DUCK_INGEST = """
-SELECT flow.source.labels AS src_labels, flow.destination.labels AS dst_labels,
-       coalesce(flow.l4.TCP.destination_port, flow.l4.UDP.destination_port) AS port,
-       count(*) AS n
-FROM read_json('{path}', format='newline_delimited', maximum_object_size=16777216)
-GROUP BY ALL
-"""
-
 
 def duck_main() -> None:
     import duckdb
 
     mode, target, out = sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+    if mode == "ingest":
+        out.write_text(f"{duckdb_group_by(target, threads=2)}\n")
+        return
     con = duckdb.connect()
     con.execute("SET threads TO 2")
-    if mode == "ingest":
-        rows = con.sql(DUCK_INGEST.format(path=target)).fetchall()
-        out.write_text(f"{sum(int(r[3]) for r in rows)}\n")
-        return
     query = DUCK_EDGES.format(glob=f"{target}/flows/*.parquet", policy_reasons=POLICY_REASONS)
     con.execute(f"COPY ({query}) TO '{out}' (FORMAT parquet)")
 
@@ -433,11 +364,7 @@ def one_size(
         print(f"[{flows}] ingest {result['ingest']}", flush=True)
         ducks = [duck("ingest", f, runs / f"duck-ingest-{i}" / "n", runs / f"duck-ingest-{i}")
                  for i, f in enumerate(files)]
-        result["ingest_duckdb_read_json"] = {
-            "cpu_s": round(sum(r["cpu_s"] for r in ducks), 2),
-            "wall_s": round(sum(r["wall_s"] for r in ducks), 2),
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in ducks),
-        }
+        result["ingest_duckdb_read_json"] = totals(ducks)
         result["ingest_vs_duckdb_cpu"] = round(
             result["ingest_duckdb_read_json"]["cpu_s"] / max(result["ingest"]["cpu_s"], 1e-9), 2
         )
@@ -489,12 +416,6 @@ def one_size(
     return result
 
 
-def _cell(run: dict[str, Any] | None) -> str:
-    if run is None:
-        return "not run"
-    return f"{run['wall_s']:.1f} s / {run['cpu_s']:.1f} s / {run['peak_rss_mb']:,.0f} MB"
-
-
 def markdown(result: dict[str, Any]) -> str:
     """The tables of docs/rollup.md and benchmarks/README.md from a results file."""
     sizes = sorted(result["series"], key=int)
@@ -509,8 +430,8 @@ def markdown(result: dict[str, Any]) -> str:
         for name, row in entry["commands"].items():
             vs_cpu = duck_cpu / max(row["after"]["cpu_s"], 1e-9)
             lines.append(
-                f"| {int(size):,} | `{name}` | {_cell(row.get('before'))} | "
-                f"{_cell(row['after'])} | "
+                f"| {int(size):,} | `{name}` | {cell(row.get('before'))} | "
+                f"{cell(row['after'])} | "
                 + (f"{row['cpu_ratio']:.2f}x" if row["cpu_ratio"] is not None else "-")
                 + f" | {row.get('after_vs_duckdb_wall', '-')}x, {vs_cpu:.2f}x | "
                 + {True: "yes", False: "NO", None: "not compared"}[row["outputs_identical"]]
@@ -526,7 +447,7 @@ def markdown(result: dict[str, Any]) -> str:
         entry = result["series"][size]
         ex = entry["exactness"]
         lines.append(
-            f"| {int(size):,} | {_cell(entry['duckdb_edges'])} | {ex['edges_rollup']:,} / "
+            f"| {int(size):,} | {cell(entry['duckdb_edges'])} | {ex['edges_rollup']:,} / "
             f"{ex['edges_duckdb']:,} | {ex['connections_rollup']:,} / "
             f"{ex['connections_duckdb']:,} | {ex['edges_differing']} | "
             + {True: "yes", False: "NO", None: "not run"}[ex["rollup_equals_raw_derivation"]]
@@ -547,7 +468,7 @@ def markdown(result: dict[str, Any]) -> str:
         last = ing.get("per_file", [ing.get("last_file")])[-1]
         lines.append(
             f"| {int(size):,} | {ing['files']} ({entry['input_bytes'] / 1e6:,.0f}) | "
-            f"{_cell(ing)} | {_cell(last)} | {_cell(dk)} | {entry['ingest_vs_duckdb_cpu']}x |"
+            f"{cell(ing)} | {cell(last)} | {cell(dk)} | {entry['ingest_vs_duckdb_cpu']}x |"
         )
     return "\n".join(lines)
 

@@ -23,31 +23,20 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
-import re
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
+import harness
 from baseline_code import baseline_source  # sibling module: benchmarks run as scripts
+from harness import cli_argv, tree_env, without_time
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
 WORKLOADS_PER_NAMESPACE = 6
 FLOWS_PER_WORKLOAD = 200
 COMMANDS = ("recommend", "simulate", "audit", "report")
-# The CLI as its entry point runs it, from the source tree given (PYTHONPATH wins over the
-# editable install; the assertion proves which code ran).
-_CHILD = (
-    "import sys, pathlib, analyzer; "
-    "src = pathlib.Path(sys.argv.pop(1)).resolve(); "
-    "assert pathlib.Path(analyzer.__file__).resolve().is_relative_to(src), analyzer.__file__; "
-    "from analyzer.cli import app; sys.argv[0] = 'analyzer'; app()"
-)
-_GENERATED = re.compile(rb"<p>Generated [^<]*?\xc2\xb7")
 
 
 def prepare(work: Path, workloads: int) -> Path:
@@ -57,16 +46,16 @@ def prepare(work: Path, workloads: int) -> Path:
         return case
     extra = max(1, round((workloads - 10) / WORKLOADS_PER_NAMESPACE))
     flows = max(20_000, workloads * FLOWS_PER_WORKLOAD)
-    cli = [sys.executable, "-c", _CHILD, str(ROOT)]
+    env = tree_env(ROOT)
     subprocess.run(
-        [*cli, "generate", "--out", str(case), "--flows", str(flows),
-         "--namespaces-extra", str(extra),
-         "--workloads-per-namespace", str(WORKLOADS_PER_NAMESPACE)],
-        check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+        cli_argv(ROOT, ["generate", "--out", str(case), "--flows", str(flows),
+                        "--namespaces-extra", str(extra),
+                        "--workloads-per-namespace", str(WORKLOADS_PER_NAMESPACE)]),
+        check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
     )
     subprocess.run(
-        [*cli, "ingest", "--store", str(case / "store"), str(case / "flows.jsonl")],
-        check=True, cwd=ROOT, stdout=subprocess.DEVNULL,
+        cli_argv(ROOT, ["ingest", "--store", str(case / "store"), str(case / "flows.jsonl")]),
+        check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
     )
     (case / "flows.jsonl").unlink()  # the store holds them; 3 GB at 10,000 workloads
     (case / "done").write_text("ok\n")
@@ -89,32 +78,11 @@ def command_line(command: str, case: Path, out: Path) -> tuple[list[str], Path]:
 def run(src: Path, args: list[str], out: Path, timeout: float | None) -> dict[str, Any]:
     """One command in its own process: wall, CPU (user + system) and peak RSS via wait4."""
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    start = time.perf_counter()
-    with open(out / "stdout", "wb") as stdout, open(out / "stderr", "wb") as stderr:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(src), *args],
-            cwd=out, env=env, stdout=stdout, stderr=stderr,
-        )
-        deadline = None if timeout is None else start + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if deadline is not None and time.perf_counter() > deadline:
-                proc.kill()
-                os.wait4(proc.pid, 0)
-                return {"finished": False, "timeout_s": timeout}
-            time.sleep(0.05)
-    wall = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    return {
-        "finished": True,
-        "exit": code,
-        "wall_s": round(wall, 2),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-    }
+    measured = harness.run(cli_argv(src, args), env=tree_env(src), cwd=out,
+                           stdout=out / "stdout", stderr=out / "stderr", timeout=timeout)
+    if not measured.finished:
+        return {"finished": False, "timeout_s": timeout}
+    return {"finished": True, "exit": measured.exit_code, **measured.numbers()}
 
 
 def digest(path: Path) -> str:
@@ -124,7 +92,7 @@ def digest(path: Path) -> str:
     for p in files:
         data = p.read_bytes()
         if p.suffix == ".html":
-            data = _GENERATED.sub(b"<p>Generated \xc2\xb7", data)
+            data = without_time(data)
         h.update(p.name.encode() + b"\0" + data + b"\0")
     return h.hexdigest()
 

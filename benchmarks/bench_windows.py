@@ -25,54 +25,24 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 from baseline_code import baseline_source  # sibling module: benchmarks run as scripts
+from harness import CAPTURE, cli_argv, run, tree_env
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "windows.json"
 WINDOW = ("--since", "2026-11-02T09:20:00Z", "--until", "2026-11-02T09:40:00Z")
-_CHILD = (
-    "import sys, pathlib, analyzer; "
-    "src = pathlib.Path(sys.argv.pop(1)).resolve(); "
-    "assert pathlib.Path(analyzer.__file__).resolve().is_relative_to(src), analyzer.__file__; "
-    "from analyzer.cli import app; sys.argv[0] = 'analyzer'; app()"
-)
 
 
 def _measured(src: Path, args: list[str], *, raw: bool = False) -> tuple[dict[str, Any], bytes]:
     """One command in its own process: wall, CPU (user + system) and peak RSS via wait4."""
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    env.pop("ANALYZER_NO_ROLLUP", None)
-    if raw:
-        env["ANALYZER_NO_ROLLUP"] = "1"
-    out_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-windows-{os.getpid()}.out"
-    start = time.perf_counter()
-    with open(out_path, "wb") as stdout:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, str(src), *args],
-            env=env, stdout=stdout, stderr=subprocess.PIPE,
-            cwd=out_path.parent,  # not the checkout: python -c puts the cwd first on sys.path
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read() if proc.stderr else b""
-    out = out_path.read_bytes()
-    out_path.unlink()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(args)} failed: {err.decode()[-2000:]}")
-    return {
-        "wall_s": round(wall, 2),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-    }, out
+    env = tree_env(src, ANALYZER_NO_ROLLUP="1" if raw else None)
+    measured = run(cli_argv(src, args), env=env, stdout=CAPTURE).check(" ".join(args))
+    return measured.numbers(), measured.stdout
 
 
 def _rollup_size(store: Path) -> dict[str, int]:

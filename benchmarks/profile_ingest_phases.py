@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from harness import CAPTURE, cli_argv, duckdb_group_by, run, tree_env  # noqa: E402
+
 STAGES = (
     "imports",
     "duckdb-groupby",
@@ -64,9 +66,6 @@ def _stage(name: str, path: Path, batch_rows: int) -> None:
 
     rows = 0
     if name == "duckdb-groupby":
-        sys.path.insert(0, str(HERE))
-        from bench_ingest import duckdb_group_by
-
         rows = duckdb_group_by(str(path))
     elif name != "imports":
         import duckdb
@@ -110,19 +109,10 @@ def _stage(name: str, path: Path, batch_rows: int) -> None:
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
-    result = json.loads(out.strip().splitlines()[-1]) if out.strip().startswith("{") else {}
-    result.update(
-        wall_s=round(time.perf_counter() - start, 2),
-        cpu_s=round(usage.ru_utime + usage.ru_stime, 2),
-        peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
-    )
+    measured = run(cmd, env=env, stdout=CAPTURE).check(" ".join(cmd))
+    out = measured.stdout.decode()
+    result = json.loads(measured.last_line()) if out.strip().startswith("{") else {}
+    result.update(measured.numbers())
     return result
 
 
@@ -140,14 +130,13 @@ def main() -> None:
     if args.run_stage:
         _stage(args.run_stage, path, args.batch_rows)
         return
-    env = {**os.environ, "PYTHONPATH": args.tree}
+    env = tree_env(args.tree)
     results: dict[str, Any] = {}
     for stage in args.stage or STAGES:
         if stage == "ingest":
             store = Path(tempfile.mkdtemp(prefix="profile-store-", dir=args.store_dir))
             try:
-                cmd = [sys.executable, "-c", "from analyzer.cli import app; app()", "ingest",
-                       str(path), "--store", str(store / "s")]
+                cmd = cli_argv(Path(args.tree), ["ingest", str(path), "--store", str(store / "s")])
                 results[stage] = _run(cmd, env)
             finally:
                 shutil.rmtree(store, ignore_errors=True)

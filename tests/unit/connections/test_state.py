@@ -215,10 +215,6 @@ def test_samples_split_anywhere_merge_to_the_whole(shared_dir: Path) -> None:
 # --- the cases that are not decomposable naively, by hand ----------------------------------
 
 
-def _rows(frame: Frame, *rows: dict[str, Any]) -> pl.DataFrame:
-    return frame(*rows)
-
-
 def _every_split_equal(rows: pl.DataFrame) -> tuple[Any, ...]:
     """Every split in two equals the whole, merged whole and merged range by range (the
     incremental ingest's way; 5-tuple-hash ranges of 1 to 4)."""
@@ -230,49 +226,106 @@ def _every_split_equal(rows: pl.DataFrame) -> tuple[Any, ...]:
     return whole
 
 
-def test_session_straddling_the_split(frame: Frame, flow: Callable[..., dict[str, Any]]) -> None:
+# Each case: its rows (built with the ``flow`` fixture) and what the whole derivation of them
+# must say besides every split equalling it.
+Flow = Callable[..., dict[str, Any]]
+Check = Callable[[pl.DataFrame, tuple[Any, ...]], None]
+
+
+def _straddling_rows(flow: Flow) -> list[dict[str, Any]]:
     # 0, 50, 100 s: one session (gaps of 50 s < 60 s) only when the 50 s row is seen; the
     # run holding 0 and 100 alone would count two
-    rows = _rows(frame, flow(0, node="n1"), flow(100, node="n1"), flow(50, node="n2"),
-                 flow(200, node="n2"))
-    whole = _every_split_equal(rows)
+    return [flow(0, node="n1"), flow(100, node="n1"), flow(50, node="n2"), flow(200, node="n2")]
+
+
+def _straddling_check(rows: pl.DataFrame, whole: tuple[Any, ...]) -> None:
     assert whole[0][CONNECTIONS].sum() == 2
     assert _outputs(_map(rows.head(2)))[0][CONNECTIONS].sum() == 2  # 0 and 100 apart
 
 
-def test_undecided_rows_change_fate_when_a_later_part_adds_a_listening_port(
-    frame: Frame, flow: Callable[..., dict[str, Any]]
-) -> None:
+_UNDECIDED = dict(tcp_flags="ACK", is_reply=None, direction=None, src_port=40001)
+
+
+def _listening_rows(flow: Flow) -> list[dict[str, Any]]:
     # ACK-only rows 40000 -> 8080 are undecided; a later SYN to 8080 makes 8080 listening and
     # so them requests; a still later SYN to 40000 makes the source port listening too, and
     # the rule no longer decides them
-    undecided = dict(tcp_flags="ACK", is_reply=None, direction=None, src_port=40001)
-    rows = _rows(
-        frame,
-        flow(0, **undecided),
-        flow(1, **undecided),
+    return [
+        flow(0, **_UNDECIDED),
+        flow(1, **_UNDECIDED),
         flow(10, src_port=40002),  # SYN: 8080 listens
         flow(20, src_port=50000, dst_port=40001),  # SYN to 40001: it listens too
-        flow(30, **undecided),
-    )
-    whole = _every_split_equal(rows)
+        flow(30, **_UNDECIDED),
+    ]
+
+
+def _listening_check(rows: pl.DataFrame, whole: tuple[Any, ...]) -> None:
     assert "undecidable" in whole[3] and "undecidable=3" in whole[3]
     first_three = _outputs(_map(rows.head(3)))
     assert "decided_by_ports=2" in first_three[3]  # before the SYN to 40001 they were requests
 
 
-def test_label_changes_across_parts_take_the_latest(
-    frame: Frame, flow: Callable[..., dict[str, Any]]
-) -> None:
-    rows = _rows(
-        frame,
+def _relabel_rows(flow: Flow) -> list[dict[str, Any]]:
+    return [
         flow(0, src_labels=["app=web", "v=1"]),
         flow(5, src_labels=[], src_port=40010),
         flow(9, src_labels=["app=web", "v=2"], src_port=40011),
         flow(9, src_labels=[], src_port=40012),
-    )
-    whole = _every_split_equal(rows)
+    ]
+
+
+def _relabel_check(rows: pl.DataFrame, whole: tuple[Any, ...]) -> None:
     assert whole[0]["src_labels"].to_list() == [["app=web", "v=2"]]
+
+
+def _ties_rows(flow: Flow) -> list[dict[str, Any]]:
+    # equal times on two nodes: which node is "first" is decided by the row's position
+    return [
+        flow(0, node="n2", direction="ingress", observation_point="TO_ENDPOINT"),
+        flow(0, node="n1"),
+        flow(0, node="n3", direction="ingress", observation_point="TO_ENDPOINT"),
+        flow(0, node="n0"),
+    ]
+
+
+def _ties_check(rows: pl.DataFrame, whole: tuple[Any, ...]) -> None:
+    frame_ = whole[0]
+    assert frame_["src_node"].to_list() == ["n1"] and frame_["dst_node"].to_list() == ["n2"]
+    assert frame_["nodes"].to_list() == [["n0", "n1", "n2"]]
+
+
+def _mixed_rows(flow: Flow) -> list[dict[str, Any]]:
+    calico = dict(source_format="calico", tcp_flags=None, is_reply=None, flow_count=3)
+    return [
+        flow(0),
+        flow(1, reporter="src", node="n1", **calico),
+        flow(2, reporter="dst", node="n2", verdict="dropped", **calico),
+        flow(70, reporter="dst", node="n2", **calico),
+        flow(90),
+    ]
+
+
+def _nothing_more(rows: pl.DataFrame, whole: tuple[Any, ...]) -> None:
+    """Every split equalling the whole is the whole check."""
+
+
+@pytest.mark.parametrize(
+    ("rows_of", "check"),
+    [
+        pytest.param(_straddling_rows, _straddling_check, id="session-straddling-the-split"),
+        pytest.param(_listening_rows, _listening_check,
+                     id="undecided-rows-change-fate-when-a-later-part-adds-a-listening-port"),
+        pytest.param(_relabel_rows, _relabel_check,
+                     id="label-changes-across-parts-take-the-latest"),
+        pytest.param(_ties_rows, _ties_check, id="ties-in-time-resolve-by-position"),
+        pytest.param(_mixed_rows, _nothing_more, id="calico-and-hubble-mixed"),
+    ],
+)
+def test_every_split_of_a_hand_made_case_equals_the_whole(
+    frame: Frame, flow: Flow, rows_of: Callable[[Flow], list[dict[str, Any]]], check: Check
+) -> None:
+    rows = frame(*rows_of(flow))
+    check(rows, _every_split_equal(rows))
 
 
 def test_endpoint_rows_of_one_key_from_two_runs_merge_in_their_range(
@@ -281,11 +334,9 @@ def test_endpoint_rows_of_one_key_from_two_runs_merge_in_their_range(
     # the source pod is seen by a decided request in the first run and relabelled by an
     # undecided row (a request once 8080 listens) in the second: its rows of both runs lie in
     # one range (its key's hash) and merge there; most of 8 ranges hold no row at all
-    undecided = dict(tcp_flags="ACK", is_reply=None, direction=None, src_port=40001)
-    rows = _rows(
-        frame,
+    rows = frame(
         flow(0, src_labels=["app=web", "v=1"]),
-        flow(5, src_labels=["app=web", "v=2"], **undecided),
+        flow(5, src_labels=["app=web", "v=2"], **_UNDECIDED),
         flow(9, src_port=40002, src_labels=[]),
     )
     runs = _runs(rows, [1])
@@ -298,36 +349,6 @@ def test_endpoint_rows_of_one_key_from_two_runs_merge_in_their_range(
                    for p in range(parts)]
         assert parts < 8 or heights.count(0) >= 6  # ranges with no rows finish as nothing
         assert_same(_ranged_outputs(runs, 1, endpoint_parts=parts), whole)
-
-
-def test_ties_in_time_resolve_by_position(
-    frame: Frame, flow: Callable[..., dict[str, Any]]
-) -> None:
-    # equal times on two nodes: which node is "first" is decided by the row's position
-    rows = _rows(
-        frame,
-        flow(0, node="n2", direction="ingress", observation_point="TO_ENDPOINT"),
-        flow(0, node="n1"),
-        flow(0, node="n3", direction="ingress", observation_point="TO_ENDPOINT"),
-        flow(0, node="n0"),
-    )
-    whole = _every_split_equal(rows)
-    frame_ = whole[0]
-    assert frame_["src_node"].to_list() == ["n1"] and frame_["dst_node"].to_list() == ["n2"]
-    assert frame_["nodes"].to_list() == [["n0", "n1", "n2"]]
-
-
-def test_calico_and_hubble_mixed(frame: Frame, flow: Callable[..., dict[str, Any]]) -> None:
-    calico = dict(source_format="calico", tcp_flags=None, is_reply=None, flow_count=3)
-    rows = _rows(
-        frame,
-        flow(0),
-        flow(1, reporter="src", node="n1", **calico),
-        flow(2, reporter="dst", node="n2", verdict="dropped", **calico),
-        flow(70, reporter="dst", node="n2", **calico),
-        flow(90),
-    )
-    _every_split_equal(rows)
 
 
 def test_derive_connections_is_the_unbucketed_finish(generated: pl.DataFrame) -> None:
