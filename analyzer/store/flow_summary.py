@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from analyzer import schema as S
 from analyzer.identity.seen import SEEN_SCHEMA, merge_seen, seen_endpoints
 from analyzer.store.files import fsync
+from analyzer.store.parquet_meta import parquet_metadata
 
 __all__ = [
     "SUMMARY_META",
@@ -167,7 +168,7 @@ def read_summary(path: Path) -> pl.DataFrame | None:
     """The summary stored in the metadata of the Parquet file at ``path`` (a rollup), or None
     when it has none or cannot be read (the caller summarises the raw flows instead)."""
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        metadata = parquet_metadata(path, _VERSION_META, SUMMARY_META)
         if not _current(metadata):
             return None
         data = json.loads(metadata[SUMMARY_META])
@@ -187,7 +188,7 @@ def read_endpoints(path: Path) -> pl.DataFrame | None:
     file at ``path``, or None when it has none (a rollup written before it existed) or it
     cannot be read: ``explain`` then reads the raw rows that name its peers."""
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        metadata = parquet_metadata(path, _VERSION_META, ENDPOINTS_META)
         if not _current(metadata):
             return None
         data = metadata[ENDPOINTS_META]

@@ -77,6 +77,7 @@ from analyzer.connections._state import ENDPOINT_SCHEMA, SESSION_SCHEMA, STATE_V
 from analyzer.connections.buckets import BUCKET_SCHEMA, COUNT_SCHEMA
 from analyzer.errors import StoreError
 from analyzer.store.files import atomic_write, fsync
+from analyzer.store.parquet_meta import parquet_metadata
 
 __all__ = [
     "INDEX",
@@ -734,15 +735,14 @@ def read_kept_rollup(
             ("counts-", COUNT_SCHEMA),
             (_PREFIX, S.CONNECTION_SCHEMA),
         ):
-            file_schema = pq.read_schema(_sibling(path, prefix))
-            meta = json.loads((file_schema.metadata or {})[_META])
+            meta = json.loads(parquet_metadata(_sibling(path, prefix), _META)[_META])
             if meta["key"] != key or int(meta["version"]) != ROLLUP_VERSION:
                 return None
-            if not set(schema.names()) <= set(file_schema.names):
+            if not set(schema.names()) <= set(pl.read_parquet_schema(_sibling(path, prefix))):
                 return None
         stats = _stats_from(meta["stats"])
         return Rollup(key, path, stats, int(meta["records"]), int(meta["masked"]), schedule)
-    except (OSError, KeyError, ValueError, TypeError, StoreError):
+    except (OSError, KeyError, ValueError, TypeError, StoreError, pl.exceptions.PolarsError):
         return None
 
 
@@ -757,8 +757,7 @@ def read_rollup(root: Path, parts: Sequence[str], *, switchable: bool = True) ->
     path = rollup_file(root, parts, schedule)
     try:
         for prefix in _PREFIXES:
-            metadata = pq.read_schema(_sibling(path, prefix)).metadata or {}
-            meta = json.loads(metadata[_META])
+            meta = json.loads(parquet_metadata(_sibling(path, prefix), _META)[_META])
             if meta["key"] != key or int(meta["version"]) != ROLLUP_VERSION:
                 return None
         stats = _stats_from(meta["stats"])  # the connections file's (read last)
