@@ -352,21 +352,27 @@ def _map_endpoints(
     group = [_PEND, *_PATTERN, "key"]
     # one scan for both ends: grouped by (pattern, source key, destination key) first (the
     # aggregates are maxima and any: they re-aggregate per key exactly); a scan per end read
-    # and classified every row twice, and stacking the ends row by row costs more still
+    # and classified every row twice, and stacking the ends row by row costs more still.
+    # Keys and scalars are grouped as categoricals (polars compares them by their strings,
+    # so maxima are the same): a string maximum per group held a string state per group and
+    # thread, 4M flows +150 MB of peak (benchmarks/README.md, "The derivation's peak").
     pairs = collect(
         requests(lf)
         .group_by(
             _PEND,
             *(_pattern(c) for c in _PATTERN),
-            pl.col(_SK).alias("src:key"),
-            pl.col(_DK).alias("dst:key"),
+            pl.col(_SK).cast(pl.Categorical()).alias("src:key"),
+            pl.col(_DK).cast(pl.Categorical()).alias("dst:key"),
         )
         .agg(
             *(
                 agg
                 for name, bit in (("src", 0), ("dst", 1))
                 for agg in (
-                    *(pl.col(f"{name}_{c}").max().alias(f"{name}:{c}") for c in _SCALARS),
+                    *(
+                        pl.col(f"{name}_{c}").cast(pl.Categorical()).max().alias(f"{name}:{c}")
+                        for c in _SCALARS
+                    ),
                     (pl.col(f"_{name}_pk").is_not_null() | (pl.col(f"{name}_entity") == "pod"))
                     .any()
                     .alias(f"{name}:_is_pod"),
@@ -385,6 +391,7 @@ def _map_endpoints(
             pl.col("labels_at").max(),
             pl.col("ns_labels_at").max(),
         )
+        .with_columns(pl.col("key", *_SCALARS).cast(pl.String()))
         .collect()
     )
     del pairs
@@ -590,12 +597,19 @@ def _map_sessions(
     ) as tmp:
         if tmp is not None:
             path = Path(tmp) / "rows.parquet"
-            source.sink_parquet(path, compression="lz4", engine="streaming")
+            # small row groups: the writer buffers one whole (the default, 512^2 rows of the
+            # session projection, was the 1M-flow derivation's largest step: +87 MB against
+            # +33 MB); each range's scan skips nothing either way (rows are in scan order)
+            source.sink_parquet(path, compression="lz4", engine="streaming",
+                                row_group_size=_SPILL_ROW_GROUP)
             source = pl.scan_parquet(path)
         for part in range(k):
             take(collect(_sessionize(source.filter(session_range(part, k)), tcp_idle,
                                      other_idle)))
     return pl.concat(kept) if kept else SESSION_SCHEMA.to_frame()
+
+
+_SPILL_ROW_GROUP = 32_768
 
 
 def session_range(part: int, parts: int) -> pl.Expr:
@@ -861,11 +875,13 @@ def finish_state(
     keyed = [*_EDGE, _BUCKET]
     if hub is None:
         hub = hubble_edges(state.sessions, state, schedule)
-    hashes = endpoints.select(pl.col("key"), pl.col("key").hash().alias("_h"))
-    for side, column in (("src", SRC_KEY), ("dst", DST_KEY)):
-        hub = hub.join(
-            hashes.rename({"key": column, "_h": f"_{side}_h"}), on=f"_{side}_h", how="left"
-        ).drop(f"_{side}_h")
+    # the keys looked up by hash column by column (endpoint keys are unique, so as a left
+    # join does): a join gathered every column of the Hubble edge rows, twice
+    keys, hashes = endpoints["key"], endpoints["key"].hash()
+    hub = hub.with_columns(
+        pl.col(f"_{side}_h").replace_strict(hashes, keys, default=None).alias(column)
+        for side, column in (("src", SRC_KEY), ("dst", DST_KEY))
+    ).drop(_SRC_H, _DST_H)
     cal = _calico_edges(state.calico, bucket)
     edges = pl.concat([hub.select(cal.columns), cal], how="vertical_relaxed")
     edges = edges.group_by(keyed).agg(edge_aggs())

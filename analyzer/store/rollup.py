@@ -362,8 +362,8 @@ def stage_rollup(
                              consume=consume)
     if skey is not None:
         write_state(directory, skey, state, ranged=False)
-    hub = merge_hubble_edges(hubs)
-    hubs.clear()
+    # already merged range by range (``consume``): merged again only when there is none
+    hub = hubs.pop() if hubs else merge_hubble_edges([])
     return write_rollup(
         directory, key, *_content(state, schedule, hub, pl.concat(ends, how="vertical_relaxed"))
     )
