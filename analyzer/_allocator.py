@@ -9,11 +9,14 @@ Decaying dirty pages after 200 ms and returning them with ``MADV_DONTNEED`` cost
 measurable CPU; returning them at once (0 ms) costs a third more CPU in system time.
 
 Within those 200 ms the rollup's derivation still stacked its steps: every thread allocates
-from its own arena, and an arena whose thread has gone idle is purged only when that thread
-allocates again. One arena shared by all threads (``narenas:1``: what one step frees, the next
-reuses), a background thread that purges idle memory on time, and a 50 ms decay take
-40-90 MB off the 1M-flow ingest's derivation at the same CPU (issue 11;
-``benchmarks/README.md``, "The derivation's peak").
+from its own arena (jemalloc makes four per CPU), and an arena whose thread has gone idle is
+purged only when that thread allocates again. Fewer arenas shared by the threads (what one
+step frees, the next reuses), a background thread that purges idle memory on time, and a
+50 ms decay take 40-90 MB off the 1M-flow ingest's derivation at the same CPU (issue 11;
+``benchmarks/README.md``, "The derivation's peak"). That was measured on 2 CPUs with one
+arena. An arena's lock is shared by its threads, so on larger machines there is one arena per
+two CPUs (not measured there: two threads per lock is little contention, and the peak
+matters less with the memory such machines have).
 
 jemalloc reads its configuration once, when polars is loaded, so this runs before anything
 imports polars (``analyzer/__init__.py``); a setting in the environment wins.
@@ -24,8 +27,16 @@ from __future__ import annotations
 import os
 
 ENV = "_RJEM_MALLOC_CONF"  # the prefix of the jemalloc that polars links
-SETTING = "dirty_decay_ms:50,muzzy_decay_ms:0,narenas:1,background_thread:true"
+
+
+def setting(cpus: int | None = None) -> str:
+    """The jemalloc configuration for ``cpus`` CPUs (default: those this process may use)."""
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        cpus = cpus or os.cpu_count() or 1
+    arenas = max(1, cpus // 2)
+    return f"dirty_decay_ms:50,muzzy_decay_ms:0,narenas:{arenas},background_thread:true"
 
 
 def configure() -> None:
-    os.environ.setdefault(ENV, SETTING)
+    os.environ.setdefault(ENV, setting())

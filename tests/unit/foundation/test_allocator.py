@@ -34,10 +34,15 @@ def test_the_setting_is_applied_and_accepted() -> None:
         [sys.executable, "-c", f"import analyzer, os; print(os.environ['{_allocator.ENV}'])"],
         env=env, capture_output=True, text=True, check=True,
     )
-    assert seen.stdout.strip() == _allocator.SETTING
+    assert seen.stdout.strip() == _allocator.setting()
 
 
 def test_an_unknown_option_would_be_reported() -> None:
     # what the first test relies on: jemalloc names an option it ignores on stderr
-    env = {**os.environ, _allocator.ENV: f"{_allocator.SETTING},no_such_option:1"}
+    env = {**os.environ, _allocator.ENV: f"{_allocator.setting()},no_such_option:1"}
     assert "<jemalloc>" in _run(env).stderr
+
+
+def test_one_arena_per_two_cpus() -> None:
+    assert [_allocator.setting(n).split("narenas:")[1].split(",")[0] for n in (1, 2, 3, 64)] \
+        == ["1", "1", "1", "32"]
