@@ -31,10 +31,9 @@ ENV = "_RJEM_MALLOC_CONF"  # the prefix of the jemalloc that polars links
 
 def setting(cpus: int | None = None) -> str:
     """The jemalloc configuration for ``cpus`` CPUs (default: those this process may use)."""
-    if cpus is None:
+    if cpus is None:  # (the affinity: those polars' thread pool sizes itself by)
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        cpus = cpus or os.cpu_count() or 1
-    arenas = max(1, cpus // 2)
+    arenas = max(1, (cpus or os.cpu_count() or 1) // 2)
     return f"dirty_decay_ms:50,muzzy_decay_ms:0,narenas:{arenas},background_thread:true"
 
 

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Final, TypeVar
 
@@ -184,9 +184,8 @@ def run(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | N
                 return tmp.read()
             return sink.read_bytes() if file_too and isinstance(sink, Path) else b""
 
-        return Measured(result.wall_s, result.cpu_s, result.peak_rss_mb, result.tree_rss_mb,
-                        result.exit_code, read(stdout, out_tmp, False),
-                        read(stderr, err_tmp, True))
+        return replace(result, stdout=read(stdout, out_tmp, False),
+                       stderr=read(stderr, err_tmp, True))
 
 
 def tree_env(src: Path | str, **overrides: str | None) -> dict[str, str]:
